@@ -1,0 +1,116 @@
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+#include "persona/core/progress.h"
+#include "persona/pipeline/config.h"
+
+namespace persona::cli {
+
+namespace {
+// The config from --config, or one built from --preset and the files given.
+pipeline::Config config_from(const std::string& config_path, const std::string& preset,
+                             const std::vector<std::string>& files, const std::string& store) {
+  pipeline::Config config;
+  if (!config_path.empty()) {
+    config = pipeline::load_config(config_path);
+    if (!preset.empty() || !files.empty())
+      throw Error("give either --config, or --preset with files, not both");
+  } else {
+    if (preset.empty() || files.empty())
+      throw Error("nothing to read", {}, "use --config FILE, or --preset NAME FILE... (see `persona presets`)");
+    for (const auto& f : files) config.sources.push_back(pipeline::preset_source(preset, f));
+  }
+  if (!store.empty()) {
+    config.store_path = store;
+    config.base_dir.clear();
+  }
+  return config;
+}
+}  // namespace
+
+Command add_ingest(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("ingest", "Read, map and clean files into the store (idempotent, resumable)");
+  struct Args {
+    std::string config, preset, store, rejects;
+    std::vector<std::string> files;
+    size_t batch_rows = 0;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("-c,--config", args->config, "Config file (TOML) naming the sources and their mappings");
+  sub->add_option("-p,--preset", args->preset, "A built-in mapping for the files given (see `persona presets`)");
+  sub->add_option("files", args->files, "Files to read with --preset");
+  sub->add_option("-s,--store", args->store, "Store file (default: the config's [store] path, or persona.db)");
+  sub->add_option("--rejects", args->rejects, "Reject log to write (JSON Lines; default <store>.rejects.jsonl)");
+  sub->add_option("--batch-rows", args->batch_rows, "Rows per transaction");
+  return {sub, [args, &common] {
+            auto config = config_from(args->config, args->preset, args->files, args->store);
+            if (!args->rejects.empty()) config.reject_log = args->rejects;
+            if (args->batch_rows) config.batch_rows = args->batch_rows;
+            auto store = store::open_sqlite_store(config.resolve(config.store_path));
+            const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
+            if (common.json) {
+              print_json(report.to_json());
+              return 0;
+            }
+            for (const auto& s : report.sources) print_source_report(s);
+            fmt::print("store: {}\nreject log: {}\n", report.store_path, report.reject_log);
+            return 0;
+          }};
+}
+
+Command add_clean(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("clean", "Apply the cleaning rules to a file without a store; report every rule");
+  struct Args {
+    std::string config, preset, source, out, rejects;
+    std::vector<std::string> files;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("-c,--config", args->config, "Config file whose sources (and rules) to use");
+  sub->add_option("--source", args->source, "Only this source of the config");
+  sub->add_option("-p,--preset", args->preset, "A built-in mapping for the files given");
+  sub->add_option("files", args->files, "Files to clean with --preset");
+  sub->add_option("-o,--out", args->out, "Write the kept rows here (CSV with the source's columns)");
+  sub->add_option("--rejects", args->rejects, "Write the reject log here (JSON Lines)");
+  return {sub, [args, &common] {
+            auto config = config_from(args->config, args->preset, args->files, "");
+            std::unique_ptr<pipeline::RejectLogWriter> writer;
+            if (!args->rejects.empty()) writer = std::make_unique<pipeline::RejectLogWriter>(args->rejects);
+            std::vector<pipeline::SourceReport> reports;
+            bool found = args->source.empty();
+            for (const auto& source : config.sources) {
+              if (!args->source.empty() && source.mapping.name != args->source) continue;
+              found = true;
+              if (!args->out.empty() && config.sources.size() > 1 && args->source.empty())
+                throw Error("--out needs one source", {}, "add --source NAME");
+              reports.push_back(pipeline::clean_source(source, config.rules_for(source), args->out, writer.get(),
+                                                       {.progress = !common.quiet}));
+            }
+            if (!found) throw Error(fmt::format("the config has no source named \"{}\"", args->source));
+            if (common.json) {
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& r : reports) j.push_back(r.to_json());
+              print_json(reports.size() == 1 ? j[0] : j);
+              return 0;
+            }
+            for (const auto& r : reports) print_source_report(r);
+            if (writer) fmt::print("reject log: {} ({} lines)\n", args->rejects, writer->lines());
+            return 0;
+          }};
+}
+
+Command add_presets(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("presets", "List the built-in source mappings");
+  return {sub, [&common] {
+            if (common.json) {
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& p : pipeline::presets()) j.push_back({{"name", p.name}, {"description", p.description}});
+              print_json(j);
+              return 0;
+            }
+            for (const auto& p : pipeline::presets()) fmt::print("{:<20} {}\n", p.name, p.description);
+            return 0;
+          }};
+}
+
+}  // namespace persona::cli

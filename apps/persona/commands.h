@@ -1,0 +1,43 @@
+#pragma once
+// The persona CLI: one file per subcommand. Each `add_*` registers its subcommand and returns
+// the function that runs it.
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "persona/pipeline/run.h"
+#include "persona/store/store.h"
+
+namespace persona::cli {
+
+struct Common {
+  bool json = false;
+  bool quiet = false;
+};
+
+using Runner = std::function<int()>;
+struct Command {
+  CLI::App* app;
+  Runner run;
+};
+
+Command add_generate(CLI::App& app, Common& common);
+Command add_ingest(CLI::App& app, Common& common);
+Command add_clean(CLI::App& app, Common& common);
+Command add_stats(CLI::App& app, Common& common);
+Command add_demo(CLI::App& app, Common& common);
+Command add_presets(CLI::App& app, Common& common);
+Command add_rejects(CLI::App& app, Common& common);
+Command add_normalise(CLI::App& app, Common& common);
+
+// Shared printing.
+void print_json(const nlohmann::json& j);
+void print_source_report(const pipeline::SourceReport& report);
+void print_stats(const store::DatasetStats& stats, const std::string& store_path);
+nlohmann::json stats_json(const store::DatasetStats& stats);
+// "persona.db" from --store, else from --config's [store], else ./persona.db.
+std::string store_path_from(const std::string& store, const std::string& config);
+
+}  // namespace persona::cli

@@ -1,0 +1,40 @@
+// persona: turn a platform's own user data into better products.
+#include <cstdio>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+
+int main(int argc, char** argv) {
+  using namespace persona::cli;
+  CLI::App app{"Persona: ingest, clean and understand your users' data.\n"
+               "Start with `persona demo`, or `persona ingest --config shop.toml`."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "persona 0.1.0");
+  Common common;
+  const std::vector<Command> commands = {add_demo(app, common),    add_generate(app, common), add_ingest(app, common),
+                                        add_clean(app, common),   add_stats(app, common),    add_rejects(app, common),
+                                        add_normalise(app, common), add_presets(app, common)};
+  for (const auto& [sub, runner] : commands) {
+    sub->add_flag("--json", common.json, "Print machine-readable JSON on stdout");
+    sub->add_flag("-q,--quiet", common.quiet, "No progress output");
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (const auto& [sub, runner] : commands)
+      if (sub->parsed()) return runner();
+  } catch (const persona::Error& e) {
+    std::fprintf(stderr, "persona: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "persona: internal error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,98 @@
+#include "persona/core/model.h"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+namespace persona {
+
+const char* entity_name(Entity e) {
+  static const char* names[] = {"user", "item", "event", "text"};
+  return names[static_cast<int>(e)];
+}
+
+std::optional<Entity> parse_entity(std::string_view name) {
+  if (name == "user" || name == "users") return Entity::User;
+  if (name == "item" || name == "items") return Entity::Item;
+  if (name == "event" || name == "events") return Entity::Event;
+  if (name == "text" || name == "texts") return Entity::Text;
+  return std::nullopt;
+}
+
+const char* event_type_name(EventType t) {
+  static const char* names[] = {"view", "click", "cart", "purchase", "return", "rate", "review", "search", "favourite"};
+  return names[static_cast<int>(t)];
+}
+
+std::optional<EventType> parse_event_type(std::string_view raw) {
+  std::string name(raw);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  struct Alias { const char* name; EventType type; };
+  static const Alias aliases[] = {
+      {"view", EventType::View},         {"pv", EventType::View},           {"page_view", EventType::View},
+      {"click", EventType::Click},       {"cart", EventType::Cart},         {"add_to_cart", EventType::Cart},
+      {"addtocart", EventType::Cart},    {"purchase", EventType::Purchase}, {"buy", EventType::Purchase},
+      {"order", EventType::Purchase},    {"transaction", EventType::Purchase}, {"return", EventType::Return},
+      {"refund", EventType::Return},     {"rate", EventType::Rate},         {"rating", EventType::Rate},
+      {"review", EventType::Review},     {"search", EventType::Search},     {"favourite", EventType::Favourite},
+      {"favorite", EventType::Favourite}, {"fav", EventType::Favourite},    {"like", EventType::Favourite},
+  };
+  for (const auto& a : aliases)
+    if (name == a.name) return a.type;
+  return std::nullopt;
+}
+
+const char* text_kind_name(TextKind k) {
+  static const char* names[] = {"review", "query", "chat"};
+  return names[static_cast<int>(k)];
+}
+
+std::optional<TextKind> parse_text_kind(std::string_view name) {
+  if (name == "review") return TextKind::Review;
+  if (name == "query" || name == "question") return TextKind::Query;
+  if (name == "chat") return TextKind::Chat;
+  return std::nullopt;
+}
+
+const std::vector<ModelField>& model_fields() {
+  using E = Entity;
+  using T = FieldType;
+  static const std::vector<ModelField> fields = {
+      {E::User, "id", T::Text, true, "external user id"},
+      {E::User, "age", T::Integer, false, "age in years"},
+      {E::User, "gender", T::Text, false, "gender as given"},
+      {E::User, "region", T::Text, false, "region, city or country"},
+      {E::User, "signup_time", T::Timestamp, false, "when the user signed up"},
+      {E::Item, "id", T::Text, true, "external item id"},
+      {E::Item, "title", T::Text, false, "item title"},
+      {E::Item, "category", T::Text, false, "category path, levels separated by ' > '"},
+      {E::Item, "brand", T::Text, false, "brand"},
+      {E::Item, "price", T::Number, false, "list price"},
+      {E::Item, "text", T::Text, false, "free description"},
+      {E::Event, "user", T::Text, true, "external user id"},
+      {E::Event, "item", T::Text, true, "external item id"},
+      {E::Event, "type", T::EventKind, true, "view, click, cart, purchase, return, rate, review, search, favourite"},
+      {E::Event, "quantity", T::Number, false, "quantity (default 1)"},
+      {E::Event, "value", T::Number, false, "unit price paid, or the rating"},
+      {E::Event, "timestamp", T::Timestamp, true, "when it happened"},
+      {E::Event, "session", T::Text, false, "session or invoice id"},
+      {E::Text, "user", T::Text, false, "external user id of the author"},
+      {E::Text, "item", T::Text, false, "external item id the text is about"},
+      {E::Text, "kind", T::TextKindField, true, "review, query or chat"},
+      {E::Text, "language", T::Text, false, "language code (en, zh); detected later when absent"},
+      {E::Text, "body", T::Text, true, "the text itself"},
+      {E::Text, "label", T::Text, false, "a class label, e.g. an intent"},
+      {E::Text, "category", T::Text, false, "a category, e.g. a product category or domain"},
+      {E::Text, "sentiment", T::Number, false, "sentiment label or score (1 positive, 0 negative)"},
+      {E::Text, "timestamp", T::Timestamp, false, "when it was written"},
+  };
+  return fields;
+}
+
+const ModelField* find_model_field(Entity entity, std::string_view name) {
+  for (const auto& f : model_fields())
+    if (f.entity == entity && name == f.name) return &f;
+  return nullptr;
+}
+
+}  // namespace persona

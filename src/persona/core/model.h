@@ -1,0 +1,70 @@
+#pragma once
+// Persona's one data model. Every source is mapped onto these four kinds of record; the store,
+// the profiles and every later stage read only these.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace persona {
+
+enum class Entity : uint8_t { User, Item, Event, Text };
+constexpr int kEntityCount = 4;
+const char* entity_name(Entity e);            // "user", "item", "event", "text"
+std::optional<Entity> parse_entity(std::string_view name);  // also accepts plurals
+
+enum class EventType : uint8_t { View, Click, Cart, Purchase, Return, Rate, Review, Search, Favourite };
+constexpr int kEventTypeCount = 9;
+const char* event_type_name(EventType t);
+// Canonical names and common synonyms: pv, buy, order, fav, add_to_cart, rating, ...
+std::optional<EventType> parse_event_type(std::string_view name);
+
+enum class TextKind : uint8_t { Review, Query, Chat };
+const char* text_kind_name(TextKind k);
+std::optional<TextKind> parse_text_kind(std::string_view name);
+
+enum class FieldType : uint8_t { Text, Integer, Number, Timestamp, EventKind, TextKindField };
+
+// One field of the model, e.g. event.quantity.
+struct ModelField {
+  Entity entity;
+  const char* name;
+  FieldType type;
+  bool required;
+  const char* description;
+};
+const std::vector<ModelField>& model_fields();
+const ModelField* find_model_field(Entity entity, std::string_view name);
+
+struct User {
+  std::string id;
+  std::optional<int64_t> age;
+  std::string gender, region;
+  std::optional<int64_t> signup_time;
+};
+
+struct Item {
+  std::string id, title, category, brand, text;
+  std::optional<double> price;
+};
+
+struct Event {
+  std::string user, item;
+  EventType type = EventType::View;
+  double quantity = 1;
+  std::optional<double> value;  // unit price, rating, ...
+  int64_t timestamp = 0;
+  std::string session;
+};
+
+struct Text {
+  std::string user, item;
+  TextKind kind = TextKind::Review;
+  std::string language, body, label, category;
+  std::optional<double> sentiment;
+  std::optional<int64_t> timestamp;
+};
+
+}  // namespace persona

@@ -1,0 +1,25 @@
+#pragma once
+// A stream of bytes from a file, transparently gunzipped when the file is gzip (zlib's gzread),
+// or from memory (tests, fuzzing). Truncated or corrupt gzip is a persona::Error naming the file.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace persona::io {
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Reads up to n bytes; returns 0 at the end.
+  virtual size_t read(char* buffer, size_t n) = 0;
+  // Repositions to an offset of the (uncompressed) stream.
+  virtual void seek(uint64_t offset) = 0;
+  virtual uint64_t compressed_position() const = 0;
+  virtual uint64_t file_size() const = 0;
+  virtual const std::string& path() const = 0;
+
+  static std::unique_ptr<ByteSource> open_file(const std::string& path);
+  static std::unique_ptr<ByteSource> from_memory(std::string data, std::string name = "<memory>");
+};
+
+}  // namespace persona::io

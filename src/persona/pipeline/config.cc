@@ -1,0 +1,347 @@
+#include "persona/pipeline/config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+#include <xxhash.h>
+
+#include "persona/core/error.h"
+
+namespace persona::pipeline {
+
+struct PresetText {
+  const char* name;
+  const char* description;
+  const char* toml;
+};
+const std::vector<PresetText>& preset_texts();
+
+namespace {
+
+// Reads one TOML document, turning every problem into a persona::Error with file and line.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const toml::node& node, const std::string& message, const std::string& hint = {}) const {
+    throw Error(message, {file_, static_cast<int64_t>(node.source().begin.line)}, hint);
+  }
+
+  void only_keys(const toml::table& table, const std::set<std::string>& allowed, const std::string& where) const {
+    for (const auto& [key, value] : table) {
+      if (!allowed.count(std::string(key.str()))) {
+        std::string list;
+        for (const auto& a : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", a);
+        fail(value, fmt::format("unknown key \"{}\" in {}", key.str(), where), fmt::format("known keys: {}", list));
+      }
+    }
+  }
+
+  std::string string(const toml::node& node, const std::string& key) const {
+    if (auto v = node.value<std::string>()) return *v;
+    // Numbers and booleans given where text is expected are taken as their text ("1" for 1).
+    if (auto i = node.value<int64_t>(); i && node.is_integer()) return std::to_string(*i);
+    if (auto b = node.value<bool>()) return *b ? "true" : "false";
+    fail(node, fmt::format("\"{}\" must be a string", key));
+  }
+  double number(const toml::node& node, const std::string& key) const {
+    if (node.is_number()) return *node.value<double>();
+    fail(node, fmt::format("\"{}\" must be a number", key));
+  }
+  bool boolean(const toml::node& node, const std::string& key) const {
+    if (auto b = node.value<bool>()) return *b;
+    fail(node, fmt::format("\"{}\" must be true or false", key));
+  }
+  std::vector<std::string> strings(const toml::node& node, const std::string& key) const {
+    std::vector<std::string> out;
+    if (node.is_string()) return {*node.value<std::string>()};
+    const auto* arr = node.as_array();
+    if (!arr) fail(node, fmt::format("\"{}\" must be a list of strings", key));
+    for (const auto& el : *arr) out.push_back(string(el, key));
+    return out;
+  }
+  const toml::table& table(const toml::node& node, const std::string& key) const {
+    if (const auto* t = node.as_table()) return *t;
+    fail(node, fmt::format("\"{}\" must be a table", key));
+  }
+
+  prep::RuleSpec rule(const toml::node& node) const {
+    const auto& t = table(node, "clean");
+    only_keys(t, {"rule", "name", "fields", "prefixes", "regex", "keep_matching", "min", "max", "min_exclusive",
+                  "max_exclusive", "method", "threshold", "action"},
+              "a [[clean]] rule");
+    prep::RuleSpec r;
+    if (!t.contains("rule")) fail(node, "a cleaning rule needs rule = \"...\"");
+    r.kind = string(*t.get("rule"), "rule");
+    if (auto* n = t.get("name")) r.name = string(*n, "name");
+    if (auto* n = t.get("fields")) r.fields = strings(*n, "fields");
+    if (auto* n = t.get("prefixes")) r.prefixes = strings(*n, "prefixes");
+    if (auto* n = t.get("regex")) r.regex = string(*n, "regex");
+    if (auto* n = t.get("keep_matching")) r.keep_matching = boolean(*n, "keep_matching");
+    if (auto* n = t.get("min")) r.min = number(*n, "min");
+    if (auto* n = t.get("max")) r.max = number(*n, "max");
+    if (auto* n = t.get("min_exclusive")) r.min_exclusive = boolean(*n, "min_exclusive");
+    if (auto* n = t.get("max_exclusive")) r.max_exclusive = boolean(*n, "max_exclusive");
+    if (auto* n = t.get("method")) r.method = string(*n, "method");
+    if (auto* n = t.get("threshold")) r.threshold = number(*n, "threshold");
+    if (auto* n = t.get("action")) r.action = string(*n, "action");
+    try {
+      prep::validate_rule(r);
+    } catch (const Error& e) {
+      fail(node, e.reason(), e.hint());
+    }
+    return r;
+  }
+
+  std::vector<prep::RuleSpec> rules(const toml::node& node) const {
+    std::vector<prep::RuleSpec> out;
+    const auto* arr = node.as_array();
+    if (!arr) fail(node, "clean must be a list of rules: [[clean]] tables");
+    for (const auto& el : *arr) out.push_back(rule(el));
+    return out;
+  }
+
+  io::FieldSpec field(const toml::node& node, const std::string& name) const {
+    io::FieldSpec spec;
+    if (!node.is_table()) {
+      spec.column = string(node, name);
+      return spec;
+    }
+    const auto& t = *node.as_table();
+    only_keys(t, {"column", "const", "format", "map", "prefix_map", "default", "abs"}, fmt::format("field \"{}\"", name));
+    if (auto* n = t.get("column")) spec.column = string(*n, "column");
+    if (auto* n = t.get("const")) spec.constant = string(*n, "const");
+    if (auto* n = t.get("format")) spec.format = string(*n, "format");
+    if (auto* n = t.get("default")) spec.default_value = string(*n, "default");
+    if (auto* n = t.get("abs")) spec.absolute = boolean(*n, "abs");
+    if (auto* n = t.get("map"))
+      for (const auto& [k, v] : table(*n, "map")) spec.value_map.emplace_back(std::string(k.str()), string(v, "map"));
+    if (auto* n = t.get("prefix_map"))
+      for (const auto& [k, v] : table(*n, "prefix_map"))
+        spec.prefix_map.emplace_back(std::string(k.str()), string(v, "prefix_map"));
+    if (spec.column.empty() && !spec.constant)
+      fail(node, fmt::format("field \"{}\" needs column = \"...\" or const = \"...\"", name));
+    return spec;
+  }
+
+  // Applies the keys of a [[sources]] table (or a preset) on top of `source`.
+  void source(const toml::table& t, SourceConfig& source, bool is_preset) const {
+    std::set<std::string> keys = {"format", "delimiter", "quote", "header", "max_record_bytes", "na_values", "clean",
+                                  "user", "users", "item", "items", "event", "events", "text", "texts"};
+    if (!is_preset) keys.insert({"name", "path", "preset"});
+    only_keys(t, keys, is_preset ? "a preset" : "a [[sources]] table");
+    auto& m = source.mapping;
+    if (auto* n = t.get("name")) m.name = string(*n, "name");
+    if (auto* n = t.get("path")) m.path = string(*n, "path");
+    if (auto* n = t.get("format")) {
+      try {
+        m.format = io::parse_format(string(*n, "format"));
+      } catch (const Error& e) {
+        fail(*n, e.reason(), e.hint());
+      }
+      if (m.format == io::Format::Tsv) m.csv.delimiter = "\t";
+    }
+    if (auto* n = t.get("delimiter")) {
+      m.csv.delimiter = string(*n, "delimiter");
+      if (m.csv.delimiter.empty()) fail(*n, "delimiter must not be empty");
+    }
+    if (auto* n = t.get("quote")) {
+      const auto q = string(*n, "quote");
+      if (q.size() > 1) fail(*n, "quote must be one character, or \"\" for no quoting");
+      m.csv.quote = q.empty() ? 0 : q[0];
+    }
+    if (auto* n = t.get("header")) m.csv.header = boolean(*n, "header");
+    if (auto* n = t.get("max_record_bytes")) {
+      const double v = number(*n, "max_record_bytes");
+      if (v < 64) fail(*n, "max_record_bytes must be at least 64");
+      m.csv.max_record_bytes = static_cast<size_t>(v);
+    }
+    if (auto* n = t.get("na_values")) m.na_values = strings(*n, "na_values");
+    if (auto* n = t.get("clean")) {
+      source.rules = rules(*n);
+      source.has_rules = true;
+    }
+    for (const auto& [key, value] : t) {
+      auto entity = parse_entity(key.str());
+      if (!entity) continue;
+      const auto& fields = table(value, std::string(key.str()));
+      auto it = std::find_if(m.outputs.begin(), m.outputs.end(), [&](const auto& o) { return o.entity == *entity; });
+      if (it == m.outputs.end()) {
+        m.outputs.push_back({*entity, {}});
+        it = m.outputs.end() - 1;
+      }
+      for (const auto& [fname, fnode] : fields) {
+        const std::string name(fname.str());
+        if (!find_model_field(*entity, name)) {
+          std::string known;
+          for (const auto& f : model_fields())
+            if (f.entity == *entity) known += fmt::format("{}{}", known.empty() ? "" : ", ", f.name);
+          fail(fnode, fmt::format("{} has no field \"{}\"", entity_name(*entity), name),
+               fmt::format("{} fields are: {}", entity_name(*entity), known));
+        }
+        auto spec = field(fnode, name);
+        auto existing = std::find_if(it->fields.begin(), it->fields.end(), [&](const auto& p) { return p.first == name; });
+        if (existing != it->fields.end()) existing->second = std::move(spec);
+        else it->fields.emplace_back(name, std::move(spec));
+      }
+    }
+  }
+
+ private:
+  std::string file_;
+};
+
+toml::table parse_toml(const std::string& text, const std::string& name) {
+  try {
+    return toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    throw Error(fmt::format("TOML syntax error: {}", e.description()),
+                {name, static_cast<int64_t>(e.source().begin.line)}, "fix the config file");
+  }
+}
+
+void apply_preset(const std::string& preset, SourceConfig& source) {
+  for (const auto& p : preset_texts()) {
+    if (preset != p.name) continue;
+    const std::string name = fmt::format("<preset {}>", p.name);
+    Reader(name).source(parse_toml(p.toml, name), source, true);
+    source.preset = preset;
+    return;
+  }
+  std::string names;
+  for (const auto& p : preset_texts()) names += fmt::format("{}{}", names.empty() ? "" : ", ", p.name);
+  throw Error(fmt::format("unknown preset \"{}\"", preset), {}, fmt::format("presets: {}", names));
+}
+
+}  // namespace
+
+std::string Config::resolve(const std::string& path) const {
+  if (path.empty() || path.front() == '/' || base_dir.empty()) return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+std::string Config::reject_log_path() const {
+  return reject_log.empty() ? resolve(store_path) + ".rejects.jsonl" : resolve(reject_log);
+}
+
+const std::vector<prep::RuleSpec>& Config::rules_for(const SourceConfig& source) const {
+  return source.has_rules ? source.rules : default_rules;
+}
+
+Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
+  const toml::table root = parse_toml(text, name);
+  Reader r(name);
+  r.only_keys(root, {"store", "ingest", "clean", "sources", "normalise"}, "the config");
+  Config c;
+  c.file = name;
+  c.base_dir = base_dir;
+  if (auto* n = root.get("store")) {
+    const auto& t = r.table(*n, "store");
+    r.only_keys(t, {"path"}, "[store]");
+    if (auto* p = t.get("path")) c.store_path = r.string(*p, "path");
+  }
+  if (auto* n = root.get("ingest")) {
+    const auto& t = r.table(*n, "ingest");
+    r.only_keys(t, {"batch_rows", "reject_log"}, "[ingest]");
+    if (auto* p = t.get("batch_rows")) {
+      const double v = r.number(*p, "batch_rows");
+      if (v < 1 || v > 10'000'000) r.fail(*p, "batch_rows must be between 1 and 10,000,000");
+      c.batch_rows = static_cast<size_t>(v);
+    }
+    if (auto* p = t.get("reject_log")) c.reject_log = r.string(*p, "reject_log");
+  }
+  if (auto* n = root.get("clean")) c.default_rules = r.rules(*n);
+  if (auto* n = root.get("sources")) {
+    const auto* arr = n->as_array();
+    if (!arr) r.fail(*n, "sources must be [[sources]] tables");
+    for (const auto& el : *arr) {
+      const auto& t = r.table(el, "sources");
+      SourceConfig source;
+      if (auto* p = t.get("preset")) {
+        try {
+          apply_preset(r.string(*p, "preset"), source);
+        } catch (const Error& e) {
+          r.fail(*p, e.reason(), e.hint());
+        }
+      }
+      r.source(t, source, false);
+      auto& m = source.mapping;
+      if (m.path.empty()) r.fail(el, "a source needs path = \"...\"");
+      if (m.name.empty()) m.name = std::filesystem::path(m.path).filename().string();
+      if (!t.contains("format") && source.preset.empty()) {
+        try {
+          m.format = io::format_from_path(m.path);
+        } catch (const Error& e) {
+          r.fail(el, e.reason(), e.hint());
+        }
+        if (m.format == io::Format::Tsv) m.csv.delimiter = "\t";
+      }
+      m.path = c.resolve(m.path);
+      try {
+        m.validate();
+      } catch (const Error& e) {
+        r.fail(el, e.reason(), e.hint());
+      }
+      c.sources.push_back(std::move(source));
+    }
+  }
+  if (auto* n = root.get("normalise")) {
+    const auto* arr = n->as_array();
+    if (!arr) r.fail(*n, "normalise must be [[normalise]] tables");
+    for (const auto& el : *arr) {
+      const auto& t = r.table(el, "normalise");
+      r.only_keys(t, {"field", "method"}, "[[normalise]]");
+      if (!t.contains("field") || !t.contains("method")) r.fail(el, "[[normalise]] needs field and method");
+      c.normalisers.push_back({r.string(*t.get("field"), "field"), r.string(*t.get("method"), "method")});
+    }
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read the config file", {path}, "check the path, or run `persona generate` for an example");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto dir = std::filesystem::absolute(path).parent_path().string();
+  return parse_config(ss.str(), path, dir);
+}
+
+SourceConfig preset_source(const std::string& preset, const std::string& path) {
+  SourceConfig source;
+  apply_preset(preset, source);
+  source.mapping.name = std::filesystem::path(path).filename().string();
+  source.mapping.path = path;
+  source.mapping.validate();
+  return source;
+}
+
+std::string source_fingerprint(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules) {
+  nlohmann::json j;
+  const auto& m = source.mapping;
+  j["format"] = io::format_name(m.format);
+  j["csv"] = {m.csv.delimiter, std::string(1, m.csv.quote), m.csv.header, m.csv.max_record_bytes};
+  j["na"] = m.na_values;
+  for (const auto& o : m.outputs) {
+    nlohmann::json fields;
+    for (const auto& [name, f] : o.fields)
+      fields[name] = {f.column, f.constant.value_or("\x01"), f.format, f.value_map, f.prefix_map,
+                      f.default_value.value_or("\x01"), f.absolute};
+    j["outputs"][entity_name(o.entity)] = fields;
+  }
+  for (const auto& r : rules)
+    j["rules"].push_back({r.kind, r.label(), r.fields, r.prefixes, r.regex, r.keep_matching,
+                          r.min.value_or(NAN), r.max.value_or(NAN), r.min_exclusive, r.max_exclusive, r.method,
+                          r.threshold, r.action});
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const auto h = XXH3_128bits(text.data(), text.size());
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+}  // namespace persona::pipeline

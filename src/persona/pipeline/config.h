@@ -1,0 +1,56 @@
+#pragma once
+// The project config (TOML): where the store is, which files to read and how they map onto the
+// model, and how to clean them. See docs/config.md for every key.
+#include <string>
+#include <vector>
+
+#include "persona/io/mapping.h"
+#include "persona/prep/rules.h"
+
+namespace persona::pipeline {
+
+struct SourceConfig {
+  io::SourceMapping mapping;            // name, path (absolute or relative to the config), format
+  std::vector<prep::RuleSpec> rules;    // cleaning rules, in order
+  bool has_rules = false;               // false: the config's default [[clean]] rules apply
+  std::string preset;                   // the preset it started from, if any
+};
+
+struct NormaliserConfig {
+  std::string field;   // a numeric model field: event.value, event.quantity, item.price, user.age
+  std::string method;  // minmax | zscore | robust | log1p
+};
+
+struct Config {
+  std::string file;        // where it was read from ("" for built in)
+  std::string base_dir;    // relative paths are relative to this
+  std::string store_path = "persona.db";
+  std::string reject_log;  // "" = <store>.rejects.jsonl
+  size_t batch_rows = 50000;
+  std::vector<prep::RuleSpec> default_rules;
+  std::vector<SourceConfig> sources;
+  std::vector<NormaliserConfig> normalisers;
+
+  std::string resolve(const std::string& path) const;  // relative to base_dir
+  std::string reject_log_path() const;
+  // The rules that apply to a source: its own, or the defaults.
+  const std::vector<prep::RuleSpec>& rules_for(const SourceConfig& source) const;
+};
+
+// Throws persona::Error naming the file, line and key for anything wrong: a TOML syntax error,
+// an unknown key (typos are errors, not silently ignored), a bad value, an unknown preset.
+Config load_config(const std::string& path);
+Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir);
+
+// A source built from a preset for one file (persona ingest --preset NAME FILE).
+SourceConfig preset_source(const std::string& preset, const std::string& path);
+struct PresetInfo {
+  std::string name, description;
+};
+const std::vector<PresetInfo>& presets();
+
+// A fingerprint of what decides the content of an ingest: mapping and rules. The same file with
+// the same fingerprint is ingested once.
+std::string source_fingerprint(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules);
+
+}  // namespace persona::pipeline

@@ -1,0 +1,332 @@
+#include "persona/pipeline/run.h"
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "persona/core/error.h"
+#include "persona/core/progress.h"
+#include "persona/io/csv_reader.h"
+#include "persona/io/jsonl_reader.h"
+#include "persona/prep/normaliser.h"
+
+namespace persona::pipeline {
+
+nlohmann::json SourceReport::to_json() const {
+  nlohmann::json rules = nlohmann::json::array();
+  for (const auto& r : summary.rules) {
+    nlohmann::json j = {{"rule", r.rule}, {"removed", r.removed}};
+    if (r.changed) j["changed"] = r.changed;
+    if (r.flagged) j["flagged"] = r.flagged;
+    rules.push_back(j);
+  }
+  nlohmann::json j = {{"source", source},
+                      {"path", path},
+                      {"status", status},
+                      {"rows_read", summary.rows_read},
+                      {"rows_kept", summary.rows_kept},
+                      {"rows_removed", summary.rows_removed},
+                      {"rules", rules},
+                      {"seconds", seconds},
+                      {"file_bytes", file_bytes}};
+  if (ingest_id) j["ingest"] = ingest_id;
+  for (const auto& [rule, b] : outlier_bounds) j["outlier_bounds"][rule] = {b.first, b.second};
+  return j;
+}
+
+nlohmann::json IngestReport::to_json() const {
+  nlohmann::json j = {{"store", store_path}, {"reject_log", reject_log}, {"sources", nlohmann::json::array()}};
+  for (const auto& s : sources) j["sources"].push_back(s.to_json());
+  if (!normalisers.empty()) j["normalisers"] = normalisers;
+  return j;
+}
+
+std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules) {
+  const auto& m = source.mapping;
+  if (m.format != io::Format::Jsonl) return std::make_unique<io::CsvReader>(m.path, m.csv);
+  std::vector<std::string> keys = m.columns_used();
+  for (const auto& rule : rules)
+    for (const auto& f : rule.fields) {
+      const auto dot = f.find('.');
+      const bool model = dot != std::string::npos && parse_entity(f.substr(0, dot));
+      if (!model && std::find(keys.begin(), keys.end(), f) == keys.end()) keys.push_back(f);
+    }
+  return std::make_unique<io::JsonlReader>(m.path, keys, m.csv.max_record_bytes);
+}
+
+SourceReport run_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules, const RowCallback& on_row,
+                        const RunOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  SourceReport report;
+  report.source = source.mapping.name;
+  report.path = source.mapping.path;
+
+  auto reader = open_reader(source, rules);
+  if (reader->columns().empty() && source.mapping.csv.header && source.mapping.format != io::Format::Jsonl)
+    throw Error("the file is empty: no header line", {source.mapping.path},
+                "a CSV source needs a header line, or header = false");
+  io::Mapper mapper(source.mapping, reader->columns(), source.mapping.path);
+  prep::Cleaner cleaner(rules, mapper, source.mapping.path);
+  io::Record record;
+  std::vector<io::FieldValue> values;
+  report.file_bytes = reader->file_bytes();
+
+  if (cleaner.needs_first_pass()) {
+    Progress progress(fmt::format("{} (outlier bounds)", report.source), report.file_bytes, "B", options.progress);
+    while (reader->next(record)) {
+      if (record.problem.empty()) mapper.map(record, values);
+      cleaner.observe(record, values);
+      progress.update(reader->compressed_bytes_read());
+    }
+    cleaner.end_first_pass();
+    reader = open_reader(source, rules);
+  }
+
+  Progress progress(report.source, report.file_bytes, "B", options.progress);
+  uint64_t rows = 0;
+  while (reader->next(record)) {
+    if (record.problem.empty()) mapper.map(record, values);
+    else values.clear();
+    const prep::RowVerdict verdict = cleaner.apply(record, values);
+    on_row(record, values, verdict, mapper);
+    if ((++rows & 0xFFF) == 0) progress.update(reader->compressed_bytes_read(), rows);
+  }
+  progress.update(report.file_bytes, rows);
+  progress.finish();
+  report.summary = cleaner.summary();
+  report.outlier_bounds = cleaner.outlier_bounds();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+// ---- reject log -------------------------------------------------------------------------------
+
+RejectLogWriter::RejectLogWriter(const std::string& path, bool append) : path_(path) {
+  file_ = std::fopen(path.c_str(), append ? "ab" : "wb");
+  if (!file_) throw Error(fmt::format("cannot write the reject log: {}", std::strerror(errno)), {path});
+}
+
+RejectLogWriter::~RejectLogWriter() {
+  if (file_) std::fclose(file_);
+}
+
+namespace {
+// JSON string escaping for the reject log. Written by hand because this runs for every rejected
+// row (hundreds of thousands on real logs) and a JSON DOM per line costs more than the cleaning;
+// invalid UTF-8 bytes (which a rejected row may well contain) become U+FFFD.
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
+    else if (c < 0x80) out += static_cast<char>(c);
+    else {
+      // Validate one UTF-8 sequence.
+      const int n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+      bool ok = n > 0 && i + n <= s.size();
+      for (int k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+      if (ok && n == 3) {
+        const auto c1 = static_cast<unsigned char>(s[i + 1]);
+        ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+      }
+      if (ok && n == 4) {
+        const auto c1 = static_cast<unsigned char>(s[i + 1]);
+        ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+      }
+      if (ok) {
+        out.append(s.data() + i, n);
+        i += n - 1;
+      } else {
+        out += "\xEF\xBF\xBD";
+      }
+    }
+  }
+  out += '"';
+}
+}  // namespace
+
+void RejectLogWriter::write(const std::string& source, const store::RejectRow& row) {
+  if (!file_) return;
+  buffer_.clear();
+  buffer_ += "{\"source\":";
+  append_json_string(buffer_, source);
+  buffer_ += fmt::format(",\"line\":{},\"rule\":", row.line);
+  append_json_string(buffer_, row.rule);
+  if (row.flagged) buffer_ += ",\"action\":\"flagged\"";
+  if (!row.field.empty()) {
+    buffer_ += ",\"field\":";
+    append_json_string(buffer_, row.field);
+    buffer_ += ",\"value\":";
+    append_json_string(buffer_, row.value);
+  }
+  buffer_ += ",\"reason\":";
+  append_json_string(buffer_, row.reason);
+  buffer_ += ",\"row\":";
+  append_json_string(buffer_, row.raw);
+  buffer_ += "}\n";
+  if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
+    throw Error(fmt::format("cannot write the reject log: {}", std::strerror(errno)), {path_});
+  ++lines_;
+}
+
+// ---- clean ------------------------------------------------------------------------------------
+
+namespace {
+void append_csv_field(std::string& out, std::string_view field) {
+  if (field.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out.append(field);
+    return;
+  }
+  out += '"';
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+store::RejectRow reject_row(const io::Record& record, const prep::RowVerdict& verdict) {
+  return {record.line, verdict.rule, verdict.field, verdict.value, verdict.reason, std::string(record.raw), verdict.flagged};
+}
+}  // namespace
+
+SourceReport clean_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
+                          const std::string& kept_csv, RejectLogWriter* rejects, const RunOptions& options) {
+  std::FILE* out = nullptr;
+  std::string line;
+  bool header_written = false;
+  if (!kept_csv.empty()) {
+    out = std::fopen(kept_csv.c_str(), "wb");
+    if (!out) throw Error(fmt::format("cannot write: {}", std::strerror(errno)), {kept_csv});
+  }
+  auto on_row = [&](const io::Record& record, std::vector<io::FieldValue>&, const prep::RowVerdict& verdict,
+                    io::Mapper& mapper) {
+    if ((!verdict.kept || verdict.flagged) && rejects) rejects->write(source.mapping.name, reject_row(record, verdict));
+    if (!verdict.kept || !out) return;
+    line.clear();
+    if (!header_written) {
+      for (size_t i = 0; i < mapper.columns().size(); ++i) {
+        if (i) line += ',';
+        append_csv_field(line, mapper.columns()[i]);
+      }
+      line += '\n';
+      header_written = true;
+    }
+    for (size_t i = 0; i < record.fields.size(); ++i) {
+      if (i) line += ',';
+      append_csv_field(line, record.fields[i]);
+    }
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), out);
+  };
+  SourceReport report;
+  try {
+    report = run_source(source, rules, on_row, options);
+  } catch (...) {
+    if (out) std::fclose(out);
+    throw;
+  }
+  if (out && std::fclose(out) != 0) throw Error("cannot finish writing the cleaned file", {kept_csv});
+  report.status = "cleaned";
+  return report;
+}
+
+// ---- ingest -----------------------------------------------------------------------------------
+
+std::string file_content_hash(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path}, "check the path");
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_128bits_reset(state);
+  std::vector<char> buffer(1 << 20);
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) XXH3_128bits_update(state, buffer.data(), n);
+  std::fclose(f);
+  const auto h = XXH3_128bits_digest(state);
+  XXH3_freeState(state);
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+SourceReport ingest_source(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
+                           size_t batch_rows, RejectLogWriter* rejects, const RunOptions& options) {
+  const std::string hash = file_content_hash(source.mapping.path);
+  const store::IngestRecord ingest =
+      store.begin_ingest(source.mapping.name, source.mapping.path, hash, source_fingerprint(source, rules));
+  if (ingest.status == "complete") {
+    SourceReport report;
+    report.source = source.mapping.name;
+    report.path = source.mapping.path;
+    report.status = "already ingested";
+    report.ingest_id = ingest.id;
+    return report;
+  }
+  // A run that was killed left everything up to last_line in the store. Every row is read again
+  // (duplicate detection needs to see them) but only later rows are written.
+  const int64_t resume_after = ingest.last_line;
+  store::Batch batch;
+  int64_t last_line = resume_after;
+  size_t rows_in_batch = 0;
+  auto flush = [&] {
+    store.write_batch(ingest.id, batch, last_line);
+    batch = store::Batch();
+    rows_in_batch = 0;
+  };
+  auto on_row = [&](const io::Record& record, std::vector<io::FieldValue>& values, const prep::RowVerdict& verdict,
+                    io::Mapper& mapper) {
+    if (record.line <= resume_after) return;
+    if (!verdict.kept || verdict.flagged) batch.rejects.push_back(reject_row(record, verdict));
+    if (verdict.kept) {
+      io::MappedRecords r = mapper.build(values);
+      if (r.user) batch.users.push_back(std::move(*r.user));
+      if (r.item) batch.items.push_back(std::move(*r.item));
+      if (r.event) batch.events.emplace_back(record.line, std::move(*r.event));
+      if (r.text) batch.texts.emplace_back(record.line, std::move(*r.text));
+    }
+    last_line = record.line;
+    if (++rows_in_batch >= batch_rows) flush();
+  };
+  SourceReport report = run_source(source, rules, on_row, options);
+  flush();
+  report.status = resume_after > 0 ? "resumed" : "ingested";
+  report.ingest_id = ingest.id;
+  store.finish_ingest(ingest.id, report.to_json());
+  if (rejects)
+    store.for_each_reject(ingest.id, [&](const store::RejectRow& row) { rejects->write(source.mapping.name, row); });
+  return report;
+}
+
+nlohmann::json fit_normalisers(const Config& config, store::Store& store) {
+  nlohmann::json saved = store.get_meta("normalisers").value_or(nlohmann::json::object());
+  if (!saved.is_object()) saved = nlohmann::json::object();
+  for (const auto& n : config.normalisers) {
+    prep::Normaliser normaliser(prep::Normaliser::parse_method(n.method));
+    const auto values = store.numeric_values(n.field);
+    if (values.empty()) continue;
+    normaliser.fit(values);
+    saved[n.field] = normaliser.to_json();
+  }
+  store.put_meta("normalisers", saved);
+  return saved;
+}
+
+IngestReport ingest(const Config& config, store::Store& store, const RunOptions& options) {
+  IngestReport report;
+  report.store_path = config.resolve(config.store_path);
+  report.reject_log = config.reject_log_path();
+  RejectLogWriter rejects(report.reject_log, false);
+  for (const auto& source : config.sources)
+    report.sources.push_back(
+        ingest_source(store, source, config.rules_for(source), config.batch_rows, &rejects, options));
+  if (!config.normalisers.empty()) report.normalisers = fit_normalisers(config, store);
+  return report;
+}
+
+}  // namespace persona::pipeline

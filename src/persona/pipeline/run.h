@@ -1,0 +1,83 @@
+#pragma once
+// Runs sources through the stages of the foundation: read -> map -> clean -> (store | file).
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/io/mapping.h"
+#include "persona/io/record.h"
+#include "persona/pipeline/config.h"
+#include "persona/prep/cleaner.h"
+#include "persona/store/store.h"
+
+namespace persona::pipeline {
+
+struct RunOptions {
+  bool progress = true;  // a progress line on a terminal (never when stderr is not one)
+};
+
+struct SourceReport {
+  std::string source, path, status;  // status: cleaned | ingested | resumed | already ingested
+  prep::CleanSummary summary;
+  std::vector<std::pair<std::string, std::pair<double, double>>> outlier_bounds;
+  double seconds = 0;
+  uint64_t file_bytes = 0;
+  int64_t ingest_id = 0;
+  nlohmann::json to_json() const;
+};
+
+// Opens the reader a source needs (CSV/TSV or JSON Lines, gzip or not).
+std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules);
+
+using RowCallback = std::function<void(const io::Record& record, std::vector<io::FieldValue>& values,
+                                       const prep::RowVerdict& verdict, io::Mapper& mapper)>;
+
+// Streams one source through mapping and cleaning, calling `on_row` for every row with its
+// verdict. Outlier rules make it read the source twice (bounds first).
+SourceReport run_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules, const RowCallback& on_row,
+                        const RunOptions& options);
+
+// Writes reject-log lines: {"source","line","rule","field","value","reason","row"} per line.
+class RejectLogWriter {
+ public:
+  RejectLogWriter() = default;
+  explicit RejectLogWriter(const std::string& path, bool append = false);
+  ~RejectLogWriter();
+  RejectLogWriter(const RejectLogWriter&) = delete;
+  RejectLogWriter& operator=(const RejectLogWriter&) = delete;
+  void write(const std::string& source, const store::RejectRow& row);
+  bool open() const { return file_ != nullptr; }
+  uint64_t lines() const { return lines_; }
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::string path_, buffer_;
+  uint64_t lines_ = 0;
+};
+
+// persona clean: no store; kept rows optionally written to a CSV with the source's columns.
+SourceReport clean_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
+                          const std::string& kept_csv, RejectLogWriter* rejects, const RunOptions& options);
+
+// persona ingest: every source of the config into the store, resumable and idempotent.
+struct IngestReport {
+  std::string store_path, reject_log;
+  std::vector<SourceReport> sources;
+  nlohmann::json normalisers = nlohmann::json::object();
+  nlohmann::json to_json() const;
+};
+IngestReport ingest(const Config& config, store::Store& store, const RunOptions& options);
+SourceReport ingest_source(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
+                           size_t batch_rows, RejectLogWriter* rejects, const RunOptions& options);
+
+// Fits the config's [[normalise]] entries on the store's data and saves them with it.
+nlohmann::json fit_normalisers(const Config& config, store::Store& store);
+
+// XXH3-128 of a file's bytes, as 32 hex digits.
+std::string file_content_hash(const std::string& path);
+
+}  // namespace persona::pipeline

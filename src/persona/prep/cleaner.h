@@ -1,0 +1,91 @@
+#pragma once
+// Applies the cleaning rules to mapped rows, in the declared order, and accounts for every row:
+// rows read = rows kept + rows removed, per rule. After the declared rules two implicit ones
+// run, so that nothing malformed reaches the store: type_error (a value that is not of its
+// field's type) and missing_required (a required model field is empty), unless declared.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "persona/io/mapping.h"
+#include "persona/prep/rules.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace persona::prep {
+
+struct RuleCount {
+  std::string rule;
+  uint64_t removed = 0, changed = 0, flagged = 0;
+};
+
+struct CleanSummary {
+  uint64_t rows_read = 0, rows_kept = 0, rows_removed = 0;
+  std::vector<RuleCount> rules;  // "malformed" first, then the rules in order
+  uint64_t removed_by(const std::string& rule) const;
+};
+
+// Why a row was removed (or flagged).
+struct RowVerdict {
+  bool kept = true;
+  bool flagged = false;
+  std::string rule, field, value, reason;
+};
+
+class Cleaner {
+ public:
+  Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string file);
+  ~Cleaner();
+
+  // Outlier rules need the distribution first: feed every row to observe(), then call
+  // end_first_pass(), then apply() to every row again.
+  bool needs_first_pass() const;
+  void observe(const io::Record& record, std::vector<io::FieldValue>& values);
+  void end_first_pass();
+
+  // Runs the rules on one row. Values may be changed in place (text hygiene).
+  RowVerdict apply(const io::Record& record, std::vector<io::FieldValue>& values);
+  const CleanSummary& summary() const { return summary_; }
+  // The outlier bounds found by the first pass, for the summary: rule -> [low, high].
+  std::vector<std::pair<std::string, std::pair<double, double>>> outlier_bounds() const;
+
+ private:
+  struct Ref {
+    int slot = -1;    // a mapped model field
+    int column = -1;  // or a raw source column
+    std::string name;
+  };
+  struct Bound;
+  Ref resolve(const std::string& name, const RuleSpec& rule) const;
+  std::string_view text_of(const Ref& ref, const io::Record& record, const std::vector<io::FieldValue>& values) const;
+  bool missing(const Ref& ref, const io::Record& record, const std::vector<io::FieldValue>& values) const;
+  // Returns false when the row is removed; fills the verdict.
+  bool run_rule(size_t index, const io::Record& record, std::vector<io::FieldValue>& values, RowVerdict& verdict,
+                bool counting);
+  void reset_duplicates();
+
+  std::vector<RuleSpec> rules_;
+  std::vector<std::vector<Ref>> refs_;
+  std::vector<std::unique_ptr<re2::RE2>> patterns_;
+  std::vector<std::vector<double>> observed_;
+  std::vector<Bound> bounds_;
+  struct Hash128 {
+    uint64_t lo, hi;
+    bool operator==(const Hash128& o) const { return lo == o.lo && hi == o.hi; }
+  };
+  struct HashOf {
+    size_t operator()(const Hash128& h) const { return h.lo ^ (h.hi * 0x9E3779B97F4A7C15ull); }
+  };
+  std::vector<std::unordered_set<Hash128, HashOf>> seen_;
+  std::string key_buffer_;
+  std::vector<std::string> cleaned_;  // storage for text changed by hygiene, per slot
+  io::Mapper& mapper_;
+  std::string file_;
+  CleanSummary summary_;
+};
+
+}  // namespace persona::prep

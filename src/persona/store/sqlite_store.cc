@@ -1,0 +1,468 @@
+// The embedded default store: one SQLite file in WAL mode, batched transactions, a versioned
+// schema migrated forward on open.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "persona/core/error.h"
+#include "persona/core/id_map.h"
+#include "persona/store/store.h"
+
+namespace persona::store {
+namespace {
+
+// Schema migrations, applied in order; the index + 1 is the schema version. Never edit one that
+// has shipped: add a new one.
+const std::vector<const char*> kMigrations = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users(
+  id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE,
+  age INTEGER, gender TEXT, region TEXT, signup_ts INTEGER);
+CREATE TABLE items(
+  id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE,
+  title TEXT, category TEXT, brand TEXT, price REAL, text TEXT);
+CREATE TABLE event_types(code INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO event_types VALUES (0,'view'),(1,'click'),(2,'cart'),(3,'purchase'),(4,'return'),
+  (5,'rate'),(6,'review'),(7,'search'),(8,'favourite');
+CREATE TABLE ingests(
+  id INTEGER PRIMARY KEY, source TEXT NOT NULL, path TEXT NOT NULL,
+  content_hash TEXT NOT NULL, mapping_hash TEXT NOT NULL, status TEXT NOT NULL,
+  last_line INTEGER NOT NULL DEFAULT 0, started INTEGER NOT NULL, finished INTEGER,
+  summary TEXT, UNIQUE(content_hash, mapping_hash));
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY, user INTEGER NOT NULL REFERENCES users(id),
+  item INTEGER NOT NULL REFERENCES items(id), type INTEGER NOT NULL REFERENCES event_types(code),
+  quantity REAL NOT NULL, value REAL, ts INTEGER NOT NULL, session TEXT,
+  ingest INTEGER NOT NULL REFERENCES ingests(id), line INTEGER NOT NULL, UNIQUE(ingest, line));
+CREATE INDEX events_user_ts ON events(user, ts);
+CREATE INDEX events_item ON events(item);
+CREATE TABLE texts(
+  id INTEGER PRIMARY KEY, user INTEGER REFERENCES users(id), item INTEGER REFERENCES items(id),
+  kind TEXT NOT NULL, language TEXT, body TEXT NOT NULL, label TEXT, category TEXT,
+  sentiment REAL, ts INTEGER,
+  ingest INTEGER NOT NULL REFERENCES ingests(id), line INTEGER NOT NULL, UNIQUE(ingest, line));
+CREATE TABLE rejects(
+  ingest INTEGER NOT NULL REFERENCES ingests(id), line INTEGER NOT NULL, rule TEXT NOT NULL,
+  field TEXT, value TEXT, reason TEXT, raw TEXT, flagged INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(ingest, line)) WITHOUT ROWID;
+)sql",
+};
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
+      throw Error(fmt::format("store: cannot prepare statement: {}", sqlite3_errmsg(db)));
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
+  Statement& bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); return *this; }
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // Empty strings and nullopt are stored as NULL: "no value".
+  Statement& bind_text_or_null(int i, const std::string& v) {
+    if (v.empty()) sqlite3_bind_null(stmt_, i);
+    else bind(i, v);
+    return *this;
+  }
+  template <typename T>
+  Statement& bind_opt(int i, const std::optional<T>& v) {
+    if (v) bind(i, static_cast<std::conditional_t<std::is_integral_v<T>, int64_t, double>>(*v));
+    else sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw Error(fmt::format("store: {}", sqlite3_errmsg(db_)), {}, rc == SQLITE_FULL ? "the disk is full" : "");
+  }
+  void run() {
+    step();
+    reset();
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  bool null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Test hook (the fault-injection habit of LevelDB's Env): PERSONA_CRASH_AT="N:before" or
+// "N:after" ends the process abruptly, as kill -9 would, around the commit of the Nth batch.
+struct CrashPoint {
+  int64_t batch = -1;
+  bool before_commit = false;
+  CrashPoint() {
+    if (const char* s = std::getenv("PERSONA_CRASH_AT")) {
+      batch = std::atoll(s);
+      before_commit = std::strstr(s, "before") != nullptr;
+    }
+  }
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const std::string& path) : path_(path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw Error(fmt::format("cannot open the store: {}", message), {path});
+    }
+    sqlite3_busy_timeout(db_, 10000);
+    try {
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA synchronous=NORMAL");
+      exec("PRAGMA foreign_keys=OFF");  // ids come from our own maps; checked by tests instead
+      exec("PRAGMA temp_store=MEMORY");
+      migrate();
+      load_ids();
+    } catch (const Error& e) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw Error(e.reason(), {path}, e.hint().empty() ? "is this a Persona store?" : e.hint());
+    }
+  }
+  ~SqliteStore() override {
+    if (db_) sqlite3_close(db_);
+  }
+
+  IngestRecord begin_ingest(const std::string& source, const std::string& path, const std::string& content_hash,
+                            const std::string& mapping_hash) override {
+    {
+      Statement q(db_, "SELECT id FROM ingests WHERE content_hash=? AND mapping_hash=?");
+      q.bind(1, content_hash).bind(2, mapping_hash);
+      if (q.step()) return ingest_by_id(q.integer(0));
+    }
+    Statement ins(db_, "INSERT INTO ingests(source, path, content_hash, mapping_hash, status, started) "
+                       "VALUES (?,?,?,?, 'running', ?)");
+    ins.bind(1, source).bind(2, path).bind(3, content_hash).bind(4, mapping_hash).bind(5, now_seconds());
+    ins.run();
+    return ingest_by_id(sqlite3_last_insert_rowid(db_));
+  }
+
+  void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) override {
+    ++batches_;
+    exec("BEGIN IMMEDIATE");
+    try {
+      write_users(batch.users);
+      write_items(batch.items);
+      write_events(ingest, batch.events);
+      write_texts(ingest, batch.texts);
+      write_rejects(ingest, batch.rejects);
+      Statement cp(db_, "UPDATE ingests SET last_line=? WHERE id=?");
+      cp.bind(1, last_line).bind(2, ingest).run();
+      if (crash_.batch == batches_ && crash_.before_commit) std::_Exit(137);
+      exec("COMMIT");
+      if (crash_.batch == batches_) std::_Exit(137);
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      load_ids();  // forget ids handed out in the rolled-back transaction
+      throw;
+    }
+  }
+
+  void finish_ingest(int64_t ingest, const nlohmann::json& summary) override {
+    Statement q(db_, "UPDATE ingests SET status='complete', finished=?, summary=? WHERE id=?");
+    q.bind(1, now_seconds()).bind(2, summary.dump()).bind(3, ingest).run();
+  }
+
+  std::vector<IngestRecord> ingests() override {
+    std::vector<IngestRecord> out;
+    Statement q(db_, "SELECT id FROM ingests ORDER BY id");
+    std::vector<int64_t> ids;
+    while (q.step()) ids.push_back(q.integer(0));
+    for (auto id : ids) out.push_back(ingest_by_id(id));
+    return out;
+  }
+
+  void for_each_reject(int64_t ingest, const std::function<void(const RejectRow&)>& fn) override {
+    Statement q(db_, "SELECT line, rule, field, value, reason, raw, flagged FROM rejects WHERE ingest=? ORDER BY line");
+    q.bind(1, ingest);
+    while (q.step())
+      fn({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.integer(6) != 0});
+  }
+
+  DatasetStats stats(int top_n) override;
+
+  std::vector<double> numeric_values(const std::string& field) override {
+    static const std::unordered_map<std::string, const char*> columns = {
+        {"event.quantity", "SELECT quantity FROM events"}, {"event.value", "SELECT value FROM events WHERE value IS NOT NULL"},
+        {"item.price", "SELECT price FROM items WHERE price IS NOT NULL"},
+        {"user.age", "SELECT age FROM users WHERE age IS NOT NULL"},
+        {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL"}};
+    auto it = columns.find(field);
+    if (it == columns.end())
+      throw Error(fmt::format("\"{}\" is not a numeric field of the store", field), {},
+                  "numeric fields: event.quantity, event.value, item.price, user.age, text.sentiment");
+    std::vector<double> out;
+    Statement q(db_, it->second);
+    while (q.step()) out.push_back(q.real(0));
+    return out;
+  }
+
+  void put_meta(const std::string& key, const nlohmann::json& value) override {
+    Statement q(db_, "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+    q.bind(1, key).bind(2, value.dump()).run();
+  }
+
+  std::optional<nlohmann::json> get_meta(const std::string& key) override {
+    Statement q(db_, "SELECT value FROM meta WHERE key=?");
+    q.bind(1, key);
+    if (!q.step()) return std::nullopt;
+    return nlohmann::json::parse(q.text(0), nullptr, false);
+  }
+
+  int schema_version() override {
+    Statement q(db_, "PRAGMA user_version");
+    q.step();
+    return static_cast<int>(q.integer(0));
+  }
+
+ private:
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string message = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      throw Error(fmt::format("store: {}", message));
+    }
+  }
+
+  void migrate() {
+    const int have = schema_version();
+    const int want = static_cast<int>(kMigrations.size());
+    if (have > want)
+      throw Error(fmt::format("the store has schema version {}, newer than this Persona knows ({})", have, want), {},
+                  "upgrade Persona");
+    if (have == want) return;
+    exec("BEGIN IMMEDIATE");
+    try {
+      for (int v = have; v < want; ++v) exec(kMigrations[v]);
+      exec(fmt::format("PRAGMA user_version={}", want).c_str());
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  void load_ids() {
+    users_ = IdMap();
+    items_ = IdMap();
+    load_map("SELECT id, ext_id FROM users ORDER BY id", users_);
+    load_map("SELECT id, ext_id FROM items ORDER BY id", items_);
+  }
+  // Store ids are the dense ids of the in-memory maps: 0..n-1, assigned in order.
+  void load_map(const char* sql, IdMap& map) {
+    Statement q(db_, sql);
+    while (q.step()) {
+      const auto id = map.intern(q.text(1));
+      if (static_cast<int64_t>(id) != q.integer(0))
+        throw Error("store ids are not dense (was the store edited by hand?)");
+    }
+  }
+
+  int64_t user_id(const std::string& ext) {
+    const size_t before = users_.size();
+    const auto id = users_.intern(ext);
+    if (users_.size() > before) {
+      Statement q(db_, "INSERT INTO users(id, ext_id) VALUES (?, ?)");
+      q.bind(1, static_cast<int64_t>(id)).bind(2, ext).run();
+    }
+    return id;
+  }
+  int64_t item_id(const std::string& ext) {
+    const size_t before = items_.size();
+    const auto id = items_.intern(ext);
+    if (items_.size() > before) {
+      Statement q(db_, "INSERT INTO items(id, ext_id) VALUES (?, ?)");
+      q.bind(1, static_cast<int64_t>(id)).bind(2, ext).run();
+    }
+    return id;
+  }
+
+  void write_users(const std::vector<User>& users) {
+    if (users.empty()) return;
+    Statement q(db_, "UPDATE users SET age=COALESCE(?, age), gender=COALESCE(?, gender), region=COALESCE(?, region), "
+                     "signup_ts=COALESCE(?, signup_ts) WHERE id=?");
+    for (const auto& u : users) {
+      const int64_t id = user_id(u.id);
+      q.bind_opt(1, u.age).bind_text_or_null(2, u.gender).bind_text_or_null(3, u.region).bind_opt(4, u.signup_time);
+      q.bind(5, id).run();
+    }
+  }
+
+  void write_items(const std::vector<Item>& items) {
+    if (items.empty()) return;
+    // A retail log repeats each item on every invoice line: write each item once per batch,
+    // the last non-empty value of each attribute winning.
+    std::unordered_map<std::string, Item> merged;
+    std::vector<std::string> order;
+    for (const auto& it : items) {
+      auto [pos, inserted] = merged.try_emplace(it.id, it);
+      if (inserted) { order.push_back(it.id); continue; }
+      Item& m = pos->second;
+      if (!it.title.empty()) m.title = it.title;
+      if (!it.category.empty()) m.category = it.category;
+      if (!it.brand.empty()) m.brand = it.brand;
+      if (!it.text.empty()) m.text = it.text;
+      if (it.price) m.price = it.price;
+    }
+    Statement q(db_, "UPDATE items SET title=COALESCE(?, title), category=COALESCE(?, category), "
+                     "brand=COALESCE(?, brand), price=COALESCE(?, price), text=COALESCE(?, text) WHERE id=?");
+    for (const auto& ext : order) {
+      const Item& it = merged[ext];
+      const int64_t id = item_id(it.id);
+      q.bind_text_or_null(1, it.title).bind_text_or_null(2, it.category).bind_text_or_null(3, it.brand);
+      q.bind_opt(4, it.price).bind_text_or_null(5, it.text).bind(6, id).run();
+    }
+  }
+
+  void write_events(int64_t ingest, const std::vector<std::pair<int64_t, Event>>& events) {
+    if (events.empty()) return;
+    Statement q(db_, "INSERT OR IGNORE INTO events(user, item, type, quantity, value, ts, session, ingest, line) "
+                     "VALUES (?,?,?,?,?,?,?,?,?)");
+    for (const auto& [line, e] : events) {
+      q.bind(1, user_id(e.user)).bind(2, item_id(e.item)).bind(3, static_cast<int64_t>(e.type));
+      q.bind(4, e.quantity).bind_opt(5, e.value).bind(6, e.timestamp).bind_text_or_null(7, e.session);
+      q.bind(8, ingest).bind(9, line).run();
+    }
+  }
+
+  void write_texts(int64_t ingest, const std::vector<std::pair<int64_t, Text>>& texts) {
+    if (texts.empty()) return;
+    Statement q(db_, "INSERT OR IGNORE INTO texts(user, item, kind, language, body, label, category, sentiment, ts, "
+                     "ingest, line) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    for (const auto& [line, t] : texts) {
+      const std::optional<int64_t> user = t.user.empty() ? std::nullopt : std::optional<int64_t>(user_id(t.user));
+      const std::optional<int64_t> item = t.item.empty() ? std::nullopt : std::optional<int64_t>(item_id(t.item));
+      q.bind_opt(1, user).bind_opt(2, item).bind(3, std::string(text_kind_name(t.kind)));
+      q.bind_text_or_null(4, t.language).bind(5, t.body).bind_text_or_null(6, t.label).bind_text_or_null(7, t.category);
+      q.bind_opt(8, t.sentiment).bind_opt(9, t.timestamp).bind(10, ingest).bind(11, line).run();
+    }
+  }
+
+  void write_rejects(int64_t ingest, const std::vector<RejectRow>& rejects) {
+    if (rejects.empty()) return;
+    Statement q(db_, "INSERT OR IGNORE INTO rejects(ingest, line, rule, field, value, reason, raw, flagged) "
+                     "VALUES (?,?,?,?,?,?,?,?)");
+    for (const auto& r : rejects) {
+      q.bind(1, ingest).bind(2, r.line).bind(3, r.rule).bind_text_or_null(4, r.field).bind_text_or_null(5, r.value);
+      q.bind(6, r.reason).bind(7, r.raw).bind(8, static_cast<int64_t>(r.flagged)).run();
+    }
+  }
+
+  IngestRecord ingest_by_id(int64_t id) {
+    Statement q(db_, "SELECT id, source, path, content_hash, mapping_hash, status, last_line, started, finished, summary "
+                     "FROM ingests WHERE id=?");
+    q.bind(1, id);
+    if (!q.step()) throw Error(fmt::format("store: no ingest {}", id));
+    IngestRecord r{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.integer(6), q.integer(7),
+                   q.null(8) ? 0 : q.integer(8), nlohmann::json()};
+    if (!q.null(9)) r.summary = nlohmann::json::parse(q.text(9), nullptr, false);
+    return r;
+  }
+
+  int64_t scalar(const char* sql) {
+    Statement q(db_, sql);
+    return q.step() ? q.integer(0) : 0;
+  }
+  std::vector<CountRow> counts(const std::string& sql) {
+    std::vector<CountRow> out;
+    Statement q(db_, sql.c_str());
+    while (q.step()) out.push_back({q.text(0), q.integer(1), q.text(2)});
+    return out;
+  }
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  IdMap users_, items_;
+  int64_t batches_ = 0;
+  CrashPoint crash_;
+};
+
+DatasetStats SqliteStore::stats(int top_n) {
+  DatasetStats s;
+  s.users = scalar("SELECT count(*) FROM users");
+  s.items = scalar("SELECT count(*) FROM items");
+  s.events = scalar("SELECT count(*) FROM events");
+  s.texts = scalar("SELECT count(*) FROM texts");
+  s.rejects = scalar("SELECT count(*) FROM rejects WHERE flagged=0");
+  s.sessions = scalar("SELECT count(DISTINCT session) FROM events WHERE session IS NOT NULL");
+  {
+    Statement q(db_, "SELECT min(ts), max(ts) FROM events");
+    if (q.step() && !q.null(0)) {
+      s.first_event = q.integer(0);
+      s.last_event = q.integer(1);
+    }
+  }
+  {
+    Statement q(db_, "SELECT coalesce(sum(CASE type WHEN 3 THEN quantity*value WHEN 4 THEN -abs(quantity*value) END), 0) "
+                     "FROM events WHERE value IS NOT NULL");
+    if (q.step()) s.revenue = q.real(0);
+  }
+  s.event_types = counts("SELECT t.name, count(*), '' FROM events e JOIN event_types t ON t.code=e.type "
+                         "GROUP BY e.type ORDER BY count(*) DESC");
+  s.top_items = counts(fmt::format("SELECT i.ext_id, n, coalesce(i.title, '') FROM (SELECT item, count(*) n FROM events "
+                                   "GROUP BY item ORDER BY n DESC LIMIT {}) e JOIN items i ON i.id=e.item ORDER BY n DESC",
+                                   top_n));
+  s.top_categories = counts(fmt::format("SELECT coalesce(i.category, '(none)'), count(*), '' FROM events e "
+                                        "JOIN items i ON i.id=e.item GROUP BY i.category ORDER BY count(*) DESC LIMIT {}",
+                                        top_n));
+  s.text_kinds = counts("SELECT kind, count(*), '' FROM texts GROUP BY kind ORDER BY count(*) DESC");
+  s.text_languages = counts("SELECT coalesce(language, '(unknown)'), count(*), '' FROM texts GROUP BY language "
+                            "ORDER BY count(*) DESC");
+  const std::pair<const char*, const char*> missing[] = {
+      {"users.age", "SELECT count(*) FROM users WHERE age IS NULL"},
+      {"users.gender", "SELECT count(*) FROM users WHERE gender IS NULL"},
+      {"users.region", "SELECT count(*) FROM users WHERE region IS NULL"},
+      {"users.signup_time", "SELECT count(*) FROM users WHERE signup_ts IS NULL"},
+      {"items.title", "SELECT count(*) FROM items WHERE title IS NULL"},
+      {"items.category", "SELECT count(*) FROM items WHERE category IS NULL"},
+      {"items.brand", "SELECT count(*) FROM items WHERE brand IS NULL"},
+      {"items.price", "SELECT count(*) FROM items WHERE price IS NULL"},
+      {"events.value", "SELECT count(*) FROM events WHERE value IS NULL"},
+      {"events.session", "SELECT count(*) FROM events WHERE session IS NULL"},
+      {"texts.user", "SELECT count(*) FROM texts WHERE user IS NULL"},
+      {"texts.item", "SELECT count(*) FROM texts WHERE item IS NULL"},
+      {"texts.language", "SELECT count(*) FROM texts WHERE language IS NULL"},
+      {"texts.label", "SELECT count(*) FROM texts WHERE label IS NULL"},
+  };
+  for (const auto& [name, sql] : missing) s.missing.push_back({name, scalar(sql), ""});
+  s.ingests = ingests();
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& path) { return std::make_unique<SqliteStore>(path); }
+
+}  // namespace persona::store

@@ -1,0 +1,88 @@
+#pragma once
+// The Store: where ingested, cleaned data lives. One interface, so that a server database can
+// replace the embedded SQLite default later without touching the stages that read and write it.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/core/model.h"
+
+namespace persona::store {
+
+// A row the cleaning rules removed (or flagged), kept for the reject log.
+struct RejectRow {
+  int64_t line = 0;
+  std::string rule, field, value, reason, raw;
+  bool flagged = false;  // kept, but flagged (outliers with action "flag")
+};
+
+// Everything one batch of source rows produced; written in one transaction together with the
+// ingest's checkpoint, so a crash leaves either all of it or none of it.
+struct Batch {
+  std::vector<User> users;
+  std::vector<Item> items;
+  std::vector<std::pair<int64_t, Event>> events;  // (source line, event)
+  std::vector<std::pair<int64_t, Text>> texts;
+  std::vector<RejectRow> rejects;
+  size_t size() const { return users.size() + items.size() + events.size() + texts.size() + rejects.size(); }
+};
+
+// One file ingested with one mapping. Identified by the file's content hash and the mapping's
+// fingerprint: the same file with the same mapping is never ingested twice.
+struct IngestRecord {
+  int64_t id = 0;
+  std::string source, path, content_hash, mapping_hash, status;  // status: running | complete
+  int64_t last_line = 0;  // every source line up to here is in the store
+  int64_t started = 0, finished = 0;
+  nlohmann::json summary;  // the cleaning summary, when complete
+};
+
+struct CountRow {
+  std::string name;
+  int64_t count = 0;
+  std::string detail;
+};
+
+struct DatasetStats {
+  int64_t users = 0, items = 0, events = 0, texts = 0, sessions = 0, rejects = 0;
+  std::optional<int64_t> first_event, last_event;
+  double revenue = 0;  // sum of quantity * value over purchases, less returns
+  std::vector<CountRow> event_types, top_items, top_categories, text_kinds, text_languages;
+  std::vector<CountRow> missing;  // "table.column" -> rows without a value
+  std::vector<IngestRecord> ingests;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Starts (or finds) the ingest of a file. A complete one is returned as it is; a running one
+  // (an earlier run that was killed) is resumed from its last_line.
+  virtual IngestRecord begin_ingest(const std::string& source, const std::string& path, const std::string& content_hash,
+                                    const std::string& mapping_hash) = 0;
+  // Writes a batch and moves the ingest's checkpoint to `last_line`, atomically.
+  virtual void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) = 0;
+  virtual void finish_ingest(int64_t ingest, const nlohmann::json& summary) = 0;
+
+  virtual std::vector<IngestRecord> ingests() = 0;
+  virtual void for_each_reject(int64_t ingest, const std::function<void(const RejectRow&)>& fn) = 0;
+  virtual DatasetStats stats(int top_n = 10) = 0;
+
+  // All values of a numeric model field ("event.value", "item.price", "user.age", ...).
+  virtual std::vector<double> numeric_values(const std::string& field) = 0;
+  virtual void put_meta(const std::string& key, const nlohmann::json& value) = 0;
+  virtual std::optional<nlohmann::json> get_meta(const std::string& key) = 0;
+
+  virtual int schema_version() = 0;
+};
+
+// Opens (creating when absent) an embedded SQLite store. Throws persona::Error for a file that
+// is not a Persona store or was written by a newer schema.
+std::unique_ptr<Store> open_sqlite_store(const std::string& path);
+
+}  // namespace persona::store
