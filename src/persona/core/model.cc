@@ -24,9 +24,7 @@ const char* event_type_name(EventType t) {
   return names[static_cast<int>(t)];
 }
 
-std::optional<EventType> parse_event_type(std::string_view raw) {
-  std::string name(raw);
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+std::optional<EventType> parse_event_type(std::string_view name) {
   struct Alias { const char* name; EventType type; };
   static const Alias aliases[] = {
       {"view", EventType::View},         {"pv", EventType::View},           {"page_view", EventType::View},
@@ -37,8 +35,14 @@ std::optional<EventType> parse_event_type(std::string_view raw) {
       {"review", EventType::Review},     {"search", EventType::Search},     {"favourite", EventType::Favourite},
       {"favorite", EventType::Favourite}, {"fav", EventType::Favourite},    {"like", EventType::Favourite},
   };
+  auto equal_ignoring_case = [](std::string_view a, const char* b) {
+    size_t i = 0;
+    for (; i < a.size() && b[i]; ++i)
+      if ((a[i] >= 'A' && a[i] <= 'Z' ? a[i] + ('a' - 'A') : a[i]) != b[i]) return false;
+    return i == a.size() && !b[i];
+  };
   for (const auto& a : aliases)
-    if (name == a.name) return a.type;
+    if (equal_ignoring_case(name, a.name)) return a.type;
   return std::nullopt;
 }
 

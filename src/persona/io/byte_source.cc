@@ -3,8 +3,15 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -25,6 +32,7 @@ class GzFileSource final : public ByteSource {
     if (!file_) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path_});
     gzbuffer(file_, 1 << 18);
   }
+  bool compressed() { return gzdirect(file_) == 0; }
   ~GzFileSource() override {
     if (file_) gzclose(file_);
   }
@@ -62,6 +70,122 @@ class GzFileSource final : public ByteSource {
   uint64_t size_ = 0;
 };
 
+// Decompresses on a second thread while the caller parses: on a 2-core machine this hides most
+// of zlib's time (a third of a plain read-and-parse of a gzip CSV).
+class ReadAheadSource final : public ByteSource {
+ public:
+  explicit ReadAheadSource(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)), path_(inner_->path()) {
+    size_ = inner_->file_size();
+    start();
+  }
+  ~ReadAheadSource() override { stop(); }
+
+  size_t read(char* buffer, size_t n) override {
+    size_t total = 0;
+    while (total < n) {
+      if (pos_ == current_.size) {
+        std::unique_lock lock(mutex_);
+        if (total > 0 && ready_.empty()) break;  // hand back what we have rather than wait
+        changed_.wait(lock, [&] { return !ready_.empty() || done_; });
+        if (ready_.empty()) {
+          if (error_) std::rethrow_exception(error_);
+          break;
+        }
+        if (current_.data) free_.push_back(std::move(current_));
+        current_ = std::move(ready_.front());
+        ready_.pop_front();
+        pos_ = 0;
+        changed_.notify_all();
+      }
+      const size_t k = std::min(n - total, current_.size - pos_);
+      std::memcpy(buffer + total, current_.data.get() + pos_, k);
+      pos_ += k;
+      total += k;
+    }
+    return total;
+  }
+
+  void seek(uint64_t offset) override {
+    stop();
+    inner_->seek(offset);
+    start();
+  }
+  uint64_t compressed_position() const override { return compressed_.load(std::memory_order_relaxed); }
+  uint64_t file_size() const override { return size_; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  static constexpr size_t kBlock = 1 << 20, kDepth = 4;
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+
+  void start() {
+    ready_.clear();
+    current_ = Block();
+    pos_ = 0;
+    done_ = stopping_ = false;
+    error_ = nullptr;
+    worker_ = std::thread([this] { produce(); });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+  void produce() {
+    try {
+      while (true) {
+        Block block;
+        {
+          // Blocks are recycled: fresh megabyte allocations would each cost 256 page faults.
+          std::lock_guard lock(mutex_);
+          if (!free_.empty()) {
+            block = std::move(free_.back());
+            free_.pop_back();
+          }
+        }
+        if (!block.data) block.data = std::make_unique<char[]>(kBlock);
+        block.size = inner_->read(block.data.get(), kBlock);
+        compressed_.store(inner_->compressed_position(), std::memory_order_relaxed);
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stopping_ || ready_.size() < kDepth; });
+        if (stopping_) return;
+        if (block.size == 0) {
+          done_ = true;
+          changed_.notify_all();
+          return;
+        }
+        ready_.push_back(std::move(block));
+        changed_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      error_ = std::current_exception();
+      done_ = true;
+      changed_.notify_all();
+    }
+  }
+
+  std::unique_ptr<ByteSource> inner_;
+  std::string path_;
+  uint64_t size_ = 0;
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Block> ready_;
+  std::vector<Block> free_;
+  bool done_ = false, stopping_ = false;
+  std::exception_ptr error_;
+  Block current_;
+  size_t pos_ = 0;
+  std::atomic<uint64_t> compressed_{0};
+};
+
 class MemorySource final : public ByteSource {
  public:
   MemorySource(std::string data, std::string name) : data_(std::move(data)), name_(std::move(name)) {}
@@ -84,7 +208,9 @@ class MemorySource final : public ByteSource {
 }  // namespace
 
 std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path) {
-  return std::make_unique<GzFileSource>(path);
+  auto file = std::make_unique<GzFileSource>(path);
+  if (!file->compressed()) return file;
+  return std::make_unique<ReadAheadSource>(std::move(file));
 }
 
 std::unique_ptr<ByteSource> ByteSource::from_memory(std::string data, std::string name) {

@@ -120,6 +120,15 @@ namespace {
 void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (size_t i = 0; i < s.size(); ++i) {
+    size_t run = i;  // copy runs of plain ASCII in one go
+    while (run < s.size() && static_cast<unsigned char>(s[run]) >= 0x20 && static_cast<unsigned char>(s[run]) < 0x7f &&
+           s[run] != '"' && s[run] != '\\')
+      ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i >= s.size()) break;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c == '"') out += "\\\"";
     else if (c == '\\') out += "\\\\";

@@ -51,6 +51,7 @@ Cleaner::Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string fi
   summary_.rules.push_back({"malformed"});
   for (const auto& rule : rules_) {
     validate_rule(rule);
+    kinds_.push_back(kind_of(rule.kind));
     std::vector<Ref> refs;
     for (const auto& f : rule.fields) refs.push_back(resolve(f, rule));
     if (rule.kind == "text_hygiene" && refs.empty()) {
@@ -68,6 +69,7 @@ Cleaner::Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string fi
     patterns_.push_back(std::move(re));
     summary_.rules.push_back({rule.label()});
   }
+  pattern_memo_.resize(rules_.size());
   observed_.resize(rules_.size());
   bounds_.resize(rules_.size());
   seen_.resize(rules_.size());
@@ -75,6 +77,16 @@ Cleaner::Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string fi
 }
 
 Cleaner::~Cleaner() = default;
+
+Cleaner::Kind Cleaner::kind_of(const std::string& name) {
+  static const std::pair<const char*, Kind> kinds[] = {
+      {"exact_duplicate", Kind::ExactDuplicate}, {"duplicate_key", Kind::DuplicateKey}, {"missing", Kind::Missing},
+      {"type_error", Kind::TypeError},           {"prefix", Kind::Prefix},              {"range", Kind::Range},
+      {"pattern", Kind::Pattern},                {"outlier", Kind::Outlier},            {"text_hygiene", Kind::TextHygiene}};
+  for (const auto& [n, k] : kinds)
+    if (name == n) return k;
+  throw Error(fmt::format("unknown cleaning rule \"{}\"", name));
+}
 
 Cleaner::Ref Cleaner::resolve(const std::string& name, const RuleSpec& rule) const {
   Ref ref{-1, -1, name};
@@ -185,6 +197,7 @@ RowVerdict Cleaner::apply(const io::Record& record, std::vector<io::FieldValue>&
 bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::FieldValue>& values,
                        RowVerdict& verdict, bool counting) {
   const RuleSpec& rule = rules_[index];
+  const Kind kind = kinds_[index];
   const auto& refs = refs_[index];
   auto reject = [&](const Ref* ref, std::string reason) {
     verdict.field = ref ? ref->name : "";
@@ -193,31 +206,31 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
     return false;
   };
 
-  if (rule.kind == "exact_duplicate" || rule.kind == "duplicate_key") {
+  if (kind == Kind::ExactDuplicate || kind == Kind::DuplicateKey) {
     key_buffer_.clear();
     auto add = [&](std::string_view s, bool present) {
       const uint32_t n = present ? static_cast<uint32_t>(s.size()) : 0xFFFFFFFFu;
       key_buffer_.append(reinterpret_cast<const char*>(&n), sizeof n);
       key_buffer_.append(s);
     };
-    if (rule.kind == "exact_duplicate") {
+    if (kind == Kind::ExactDuplicate) {
       for (size_t c = 0; c < record.fields.size(); ++c) add(record.fields[c], record.present[c]);
     } else {
       for (const auto& ref : refs) add(text_of(ref, record, values), !missing(ref, record, values));
     }
     const XXH128_hash_t h = XXH3_128bits(key_buffer_.data(), key_buffer_.size());
-    if (!seen_[index].insert({h.low64, h.high64}).second)
-      return reject(nullptr, rule.kind == "exact_duplicate" ? "an identical row came earlier in the file"
+    if (!seen_[index].insert(Hash128{h.low64, h.high64}).second)
+      return reject(nullptr, kind == Kind::ExactDuplicate ? "an identical row came earlier in the file"
                                                             : fmt::format("a row with the same {} came earlier",
                                                                           fmt::join(rule.fields, ", ")));
     return true;
   }
-  if (rule.kind == "missing") {
+  if (kind == Kind::Missing) {
     for (const auto& ref : refs)
       if (missing(ref, record, values)) return reject(&ref, "required value is missing");
     return true;
   }
-  if (rule.kind == "type_error") {
+  if (kind == Kind::TypeError) {
     for (size_t s = 0; s < values.size(); ++s) {
       const auto& v = values[s];
       if (!v.present || !v.error) continue;
@@ -230,7 +243,7 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
     }
     return true;
   }
-  if (rule.kind == "prefix") {
+  if (kind == Kind::Prefix) {
     for (const auto& ref : refs) {
       const auto text = text_of(ref, record, values);
       for (const auto& p : rule.prefixes)
@@ -238,20 +251,27 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
     }
     return true;
   }
-  if (rule.kind == "pattern") {
+  if (kind == Kind::Pattern) {
     for (const auto& ref : refs) {
       const auto text = text_of(ref, record, values);
-      const bool match = re2::RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *patterns_[index]);
+      auto& memo = pattern_memo_[index];
+      bool match;
+      if (auto it = memo.find(absl::string_view(text.data(), text.size())); it != memo.end()) {
+        match = it->second;
+      } else {
+        match = re2::RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *patterns_[index]);
+        if (memo.size() < 65536) memo.emplace(std::string(text), match);
+      }
       if (match != rule.keep_matching)
         return reject(&ref, fmt::format("{} /{}/", rule.keep_matching ? "does not match" : "matches", rule.regex));
     }
     return true;
   }
-  if (rule.kind == "range" || rule.kind == "outlier") {
+  if (kind == Kind::Range || kind == Kind::Outlier) {
     for (const auto& ref : refs) {
       if (ref.slot < 0 || !values[ref.slot].present || values[ref.slot].error) continue;
       const double x = values[ref.slot].number;
-      if (rule.kind == "range") {
+      if (kind == Kind::Range) {
         if (rule.min && (x < *rule.min || (rule.min_exclusive && x == *rule.min)))
           return reject(&ref, fmt::format("below the minimum {}{}", rule.min_exclusive ? "(exclusive) " : "", *rule.min));
         if (rule.max && (x > *rule.max || (rule.max_exclusive && x == *rule.max)))
@@ -274,7 +294,7 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
     }
     return true;
   }
-  if (rule.kind == "text_hygiene") {
+  if (kind == Kind::TextHygiene) {
     bool changed = false;
     for (const auto& ref : refs) {
       if (ref.slot < 0) continue;

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_set>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include "persona/io/mapping.h"
 #include "persona/prep/rules.h"
@@ -71,16 +73,17 @@ class Cleaner {
   std::vector<RuleSpec> rules_;
   std::vector<std::vector<Ref>> refs_;
   std::vector<std::unique_ptr<re2::RE2>> patterns_;
+  // Pattern results per distinct value: codes, ids and categories repeat on almost every row,
+  // and a hash lookup is several times cheaper than a regex match. Bounded in size.
+  std::vector<absl::flat_hash_map<std::string, bool>> pattern_memo_;
   std::vector<std::vector<double>> observed_;
   std::vector<Bound> bounds_;
-  struct Hash128 {
-    uint64_t lo, hi;
-    bool operator==(const Hash128& o) const { return lo == o.lo && hi == o.hi; }
-  };
-  struct HashOf {
-    size_t operator()(const Hash128& h) const { return h.lo ^ (h.hi * 0x9E3779B97F4A7C15ull); }
-  };
-  std::vector<std::unordered_set<Hash128, HashOf>> seen_;
+  enum class Kind { ExactDuplicate, DuplicateKey, Missing, TypeError, Prefix, Range, Pattern, Outlier, TextHygiene };
+  static Kind kind_of(const std::string& name);
+  std::vector<Kind> kinds_;
+  // Rows already seen, by a 128-bit hash of their fields (collisions: ~1e-20 per pair).
+  using Hash128 = std::pair<uint64_t, uint64_t>;
+  std::vector<absl::flat_hash_set<Hash128>> seen_;
   std::string key_buffer_;
   std::vector<std::string> cleaned_;  // storage for text changed by hygiene, per slot
   io::Mapper& mapper_;
