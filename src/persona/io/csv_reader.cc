@@ -29,7 +29,14 @@ CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvOptions options)
 
 void CsvReader::read_header() {
   Record header;
-  if (!options_.header) return;
+  if (!options_.header) {
+    // Name the columns col1..colN after the first record, which next() then hands out.
+    if (next_raw(first_)) {
+      pending_ = true;
+      for (size_t i = 0; i < first_.fields.size(); ++i) columns_.push_back(fmt::format("col{}", i + 1));
+    }
+    return;
+  }
   if (!next_raw(header)) return;  // empty file: no columns, no records
   if (!header.problem.empty())
     throw Error(fmt::format("cannot read the header line: {}", header.problem), {path(), header.line});
@@ -262,6 +269,11 @@ bool CsvReader::next_raw(Record& record) {
     std::string problem;
     const Parse result = parse_record(end, problem);
     if (result == Parse::Complete) {
+      // The same limit whether or not the whole record happened to fit in the buffer.
+      if (end - begin_ > options_.max_record_bytes) {
+        skip_oversized(record);
+        return true;
+      }
       finish_record(record, end, std::move(problem));
       return true;
     }
@@ -278,13 +290,19 @@ bool CsvReader::next_raw(Record& record) {
 }
 
 bool CsvReader::next(Record& record) {
-  if (!next_raw(record)) return false;
+  if (pending_) {
+    pending_ = false;
+    std::swap(record, first_);
+  } else if (!next_raw(record)) {
+    return false;
+  }
   if (record.problem.empty() && options_.header && record.fields.size() != columns_.size()) {
     record.problem = fmt::format("expected {} fields as in the header, found {}", columns_.size(),
                                  record.fields.size());
   }
-  if (!options_.header) {
-    while (columns_.size() < record.fields.size()) columns_.push_back(fmt::format("col{}", columns_.size() + 1));
+  if (!options_.header && record.problem.empty() && record.fields.size() != columns_.size() && !columns_.empty() &&
+      !options_.delimiter.empty()) {
+    record.problem = fmt::format("expected {} fields as in the first line, found {}", columns_.size(), record.fields.size());
   }
   return true;
 }

@@ -32,6 +32,8 @@ class CsvReader final : public RecordReader {
   uint64_t compressed_bytes_read() const override { return source_->compressed_position(); }
   uint64_t file_bytes() const override { return source_->file_size(); }
   const std::string& path() const override { return source_->path(); }
+  // Bytes held for parsing: bounded by max_record_bytes plus a read chunk, whatever the file.
+  size_t buffer_bytes() const { return buffer_.size(); }
 
  private:
   enum class Parse { Complete, NeedMore, Unterminated };
@@ -58,6 +60,8 @@ class CsvReader final : public RecordReader {
   uint64_t buffer_offset_ = 0;  // stream offset of buffer_[0]
   int64_t line_ = 1;            // physical line at begin_
   bool eof_ = false, first_read_ = true;
+  bool pending_ = false;  // without a header the first record is read early, to name the columns
+  Record first_;
   std::vector<Span> spans_;
   std::string scratch_;
   unsigned char stop_[256] = {};

@@ -304,7 +304,7 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   };
   SourceReport report = run_source(source, rules, on_row, options);
   flush();
-  report.status = resume_after > 0 ? "resumed" : "ingested";
+  report.status = ingest.resumed ? "resumed" : "ingested";
   report.ingest_id = ingest.id;
   store.finish_ingest(ingest.id, report.to_json());
   if (rejects)

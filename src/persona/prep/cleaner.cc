@@ -52,6 +52,7 @@ Cleaner::Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string fi
   for (const auto& rule : rules_) {
     validate_rule(rule);
     kinds_.push_back(kind_of(rule.kind));
+    null_action_.push_back(rule.action == "null");
     std::vector<Ref> refs;
     for (const auto& f : rule.fields) refs.push_back(resolve(f, rule));
     if (rule.kind == "text_hygiene" && refs.empty()) {
@@ -230,13 +231,26 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
       if (missing(ref, record, values)) return reject(&ref, "required value is missing");
     return true;
   }
+  const bool null_bad_values = null_action_[index];
+  bool cleared = false;  // action "null" cleared a value of this row
+  auto clear = [&](io::FieldValue& v) {
+    v.present = false;
+    v.error = nullptr;
+    v.text = {};
+    if (!cleared && counting) ++summary_.rules[index + 1].changed;
+    cleared = true;
+  };
   if (kind == Kind::TypeError) {
     for (size_t s = 0; s < values.size(); ++s) {
-      const auto& v = values[s];
+      auto& v = values[s];
       if (!v.present || !v.error) continue;
       const auto& slot = mapper_.slots()[s];
       if (!refs.empty() && std::none_of(refs.begin(), refs.end(), [&](const Ref& r) { return r.slot == int(s); }))
         continue;
+      if (null_bad_values) {
+        clear(v);
+        continue;
+      }
       Ref ref{static_cast<int>(s), -1,
               slot.spec->constant ? fmt::format("{}.{}", entity_name(slot.entity), slot.field->name) : slot.spec->column};
       return reject(&ref, fmt::format("{}.{} {}", entity_name(slot.entity), slot.field->name, v.error));
@@ -272,9 +286,15 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
       if (ref.slot < 0 || !values[ref.slot].present || values[ref.slot].error) continue;
       const double x = values[ref.slot].number;
       if (kind == Kind::Range) {
-        if (rule.min && (x < *rule.min || (rule.min_exclusive && x == *rule.min)))
+        const bool below = rule.min && (x < *rule.min || (rule.min_exclusive && x == *rule.min));
+        const bool above = rule.max && (x > *rule.max || (rule.max_exclusive && x == *rule.max));
+        if ((below || above) && null_bad_values) {
+          clear(values[ref.slot]);
+          continue;
+        }
+        if (below)
           return reject(&ref, fmt::format("below the minimum {}{}", rule.min_exclusive ? "(exclusive) " : "", *rule.min));
-        if (rule.max && (x > *rule.max || (rule.max_exclusive && x == *rule.max)))
+        if (above)
           return reject(&ref, fmt::format("above the maximum {}{}", rule.max_exclusive ? "(exclusive) " : "", *rule.max));
       } else {
         const Bound& b = bounds_[index];

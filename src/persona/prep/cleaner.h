@@ -81,6 +81,7 @@ class Cleaner {
   enum class Kind { ExactDuplicate, DuplicateKey, Missing, TypeError, Prefix, Range, Pattern, Outlier, TextHygiene };
   static Kind kind_of(const std::string& name);
   std::vector<Kind> kinds_;
+  std::vector<bool> null_action_;
   // Rows already seen, by a 128-bit hash of their fields (collisions: ~1e-20 per pair).
   using Hash128 = std::pair<uint64_t, uint64_t>;
   std::vector<absl::flat_hash_set<Hash128>> seen_;

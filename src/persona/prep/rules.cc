@@ -27,6 +27,8 @@ void validate_rule(const RuleSpec& r) {
   if (r.kind == "prefix") need(!r.prefixes.empty(), "prefixes = [...]");
   if (r.kind == "pattern") need(!r.regex.empty(), "regex = \"...\"");
   if (r.kind == "range") need(r.min || r.max, "min and/or max");
+  if (r.kind == "type_error" || r.kind == "range")
+    need(r.action == "drop" || r.action == "null", "action = \"drop\" or \"null\"");
   if (r.kind == "outlier") {
     need(r.method == "iqr" || r.method == "zscore", "method = \"iqr\" or \"zscore\"");
     need(r.action == "drop" || r.action == "flag", "action = \"drop\" or \"flag\"");

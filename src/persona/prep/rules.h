@@ -21,7 +21,8 @@ struct RuleSpec {
   bool min_exclusive = false, max_exclusive = false;
   std::string method = "iqr";                  // outlier: iqr | zscore
   double threshold = 0;                        // outlier: IQR multiplier (1.5) or z limit (3)
-  std::string action = "drop";                 // outlier: drop | flag
+  std::string action = "drop";                 // outlier: drop | flag; type_error, range: drop | null
+                                               // (null: clear the bad value, keep the row)
 
   const std::string& label() const { return name.empty() ? kind : name; }
 };

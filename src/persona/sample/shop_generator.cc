@@ -209,12 +209,16 @@ name = "duplicate_user"
 fields = ["user.id"]
 [[sources.clean]]
 rule = "type_error"
+name = "bad_age"
+fields = ["user.age"]
+action = "null"
 [[sources.clean]]
 rule = "range"
 name = "implausible_age"
 fields = ["user.age"]
 min = 10
 max = 110
+action = "null"
 
 [[sources]]
 name = "items"

@@ -159,7 +159,11 @@ class SqliteStore final : public Store {
     {
       Statement q(db_, "SELECT id FROM ingests WHERE content_hash=? AND mapping_hash=?");
       q.bind(1, content_hash).bind(2, mapping_hash);
-      if (q.step()) return ingest_by_id(q.integer(0));
+      if (q.step()) {
+        IngestRecord found = ingest_by_id(q.integer(0));
+        found.resumed = found.status == "running";
+        return found;
+      }
     }
     Statement ins(db_, "INSERT INTO ingests(source, path, content_hash, mapping_hash, status, started) "
                        "VALUES (?,?,?,?, 'running', ?)");
@@ -385,8 +389,16 @@ class SqliteStore final : public Store {
                      "FROM ingests WHERE id=?");
     q.bind(1, id);
     if (!q.step()) throw Error(fmt::format("store: no ingest {}", id));
-    IngestRecord r{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.integer(6), q.integer(7),
-                   q.null(8) ? 0 : q.integer(8), nlohmann::json()};
+    IngestRecord r;
+    r.id = q.integer(0);
+    r.source = q.text(1);
+    r.path = q.text(2);
+    r.content_hash = q.text(3);
+    r.mapping_hash = q.text(4);
+    r.status = q.text(5);
+    r.last_line = q.integer(6);
+    r.started = q.integer(7);
+    r.finished = q.null(8) ? 0 : q.integer(8);
     if (!q.null(9)) r.summary = nlohmann::json::parse(q.text(9), nullptr, false);
     return r;
   }

@@ -38,6 +38,7 @@ struct IngestRecord {
   int64_t id = 0;
   std::string source, path, content_hash, mapping_hash, status;  // status: running | complete
   int64_t last_line = 0;  // every source line up to here is in the store
+  bool resumed = false;   // begin_ingest found it running: an earlier run was interrupted
   int64_t started = 0, finished = 0;
   nlohmann::json summary;  // the cleaning summary, when complete
 };

@@ -1,0 +1,105 @@
+#include "persona/io/mapping.h"
+
+#include <gtest/gtest.h>
+
+#include "persona/core/error.h"
+
+namespace persona::io {
+namespace {
+
+SourceMapping retail_like() {
+  SourceMapping m;
+  m.name = "retail";
+  m.path = "retail.csv";
+  OutputMapping events{Entity::Event, {}};
+  FieldSpec type{.column = "Invoice", .prefix_map = {{"C", "return"}}, .default_value = "purchase"};
+  events.fields = {{"user", {.column = "Customer"}},
+                   {"item", {.column = "Code"}},
+                   {"type", type},
+                   {"quantity", {.column = "Qty", .absolute = true}},
+                   {"value", {.column = "Price"}},
+                   {"timestamp", {.column = "Date", .format = "%m/%d/%Y %H:%M"}}};
+  m.outputs.push_back(events);
+  m.outputs.push_back({Entity::Item, {{"id", {.column = "Code"}}, {"title", {.column = "Description"}}}});
+  return m;
+}
+
+const std::vector<std::string> kColumns = {"Invoice", "Code", "Description", "Qty", "Date", "Price", "Customer"};
+
+Record record(std::vector<std::string_view> fields) {
+  Record r;
+  r.line = 2;
+  r.fields = std::move(fields);
+  r.present.assign(r.fields.size(), true);
+  return r;
+}
+
+TEST(Mapping, MapsColumnsPrefixMapsAndTypes) {
+  const auto m = retail_like();
+  m.validate();
+  Mapper mapper(m, kColumns, "retail.csv");
+  std::vector<FieldValue> v;
+  mapper.map(record({"C536379", "D", "Discount", "-1", "12/1/2010 9:41", "27.50", "14527"}), v);
+  const int type = mapper.slot(Entity::Event, "type");
+  EXPECT_EQ(v[type].text, "return");
+  EXPECT_EQ(v[type].code, static_cast<uint8_t>(EventType::Return));
+  const int qty = mapper.slot(Entity::Event, "quantity");
+  EXPECT_EQ(v[qty].number, 1.0);
+  const auto built = mapper.build(v);
+  ASSERT_TRUE(built.event && built.item);
+  EXPECT_EQ(built.event->user, "14527");
+  EXPECT_EQ(built.event->timestamp, 1291196460);
+  EXPECT_EQ(built.event->value, 27.5);
+  EXPECT_EQ(built.item->title, "Discount");
+
+  mapper.map(record({"536365", "85123A", "HEART", "6", "12/1/2010 8:26", "2.55", "17850"}), v);
+  EXPECT_EQ(v[type].text, "purchase");
+}
+
+TEST(Mapping, NaValuesAreMissingAndBadValuesAreErrors) {
+  const auto m = retail_like();
+  Mapper mapper(m, kColumns, "retail.csv");
+  std::vector<FieldValue> v;
+  mapper.map(record({"1", "A", "x", "two", "31/31/2010 0:00", "NaN", "NA"}), v);
+  EXPECT_FALSE(v[mapper.slot(Entity::Event, "user")].present);
+  EXPECT_FALSE(v[mapper.slot(Entity::Event, "value")].present);
+  EXPECT_STREQ(v[mapper.slot(Entity::Event, "quantity")].error, "is not a number");
+  EXPECT_NE(v[mapper.slot(Entity::Event, "timestamp")].error, nullptr);
+  mapper.map(record({"1", "A", "bad \xFF utf8", "1", "12/1/2010 8:26", "1", "5"}), v);
+  EXPECT_STREQ(v[mapper.slot(Entity::Item, "title")].error, "is not valid UTF-8");
+}
+
+TEST(Mapping, UnknownColumnNamesTheFileAndItsColumns) {
+  auto m = retail_like();
+  m.outputs[0].fields[0].second.column = "CustomerId";
+  try {
+    Mapper mapper(m, kColumns, "retail.csv");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("retail.csv"), std::string::npos);
+    EXPECT_NE(what.find("CustomerId"), std::string::npos);
+    EXPECT_NE(what.find("\"Customer\""), std::string::npos);
+  }
+}
+
+TEST(Mapping, ValidateRequiresTheModelsRequiredFields) {
+  auto m = retail_like();
+  m.outputs[0].fields.erase(m.outputs[0].fields.begin() + 5);  // no timestamp
+  try {
+    m.validate();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("timestamp"), std::string::npos);
+  }
+}
+
+TEST(Mapping, EventTypeSynonymsAndUnknownTypes) {
+  EXPECT_EQ(parse_event_type("pv"), EventType::View);
+  EXPECT_EQ(parse_event_type("BUY"), EventType::Purchase);
+  EXPECT_EQ(parse_event_type("fav"), EventType::Favourite);
+  EXPECT_FALSE(parse_event_type("clik").has_value());
+}
+
+}  // namespace
+}  // namespace persona::io

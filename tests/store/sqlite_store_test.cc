@@ -1,0 +1,166 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
+
+#include "persona/core/error.h"
+#include "persona/store/store.h"
+#include "support/test_support.h"
+
+namespace persona::store {
+namespace {
+
+Batch sample_batch(int first_line, int n) {
+  Batch b;
+  for (int i = 0; i < n; ++i) {
+    Event e;
+    e.user = "u" + std::to_string(i % 7);
+    e.item = "i" + std::to_string(i % 5);
+    e.type = i % 3 == 0 ? EventType::Purchase : EventType::View;
+    e.quantity = 2;
+    e.value = 1.5;
+    e.timestamp = 1700000000 + i;
+    e.session = "s" + std::to_string(i / 4);
+    b.events.emplace_back(first_line + i, e);
+    b.items.push_back({e.item, "Title " + e.item, "Home > Kitchen", "", "", 9.99});
+  }
+  b.users.push_back({"u1", 30, "F", "Shanghai", std::nullopt});
+  b.rejects.push_back({first_line + n, "missing_user", "user", "", "required value is missing", "raw,row", false});
+  return b;
+}
+
+TEST(SqliteStore, FreshStoreHasTheCurrentSchemaAndReopens) {
+  test::TempDir dir;
+  const auto path = dir.file("p.db");
+  {
+    auto store = open_sqlite_store(path);
+    EXPECT_EQ(store->schema_version(), 1);
+    const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+    store->write_batch(ingest.id, sample_batch(2, 30), 32);
+    store->finish_ingest(ingest.id, {{"rows_read", 31}});
+  }
+  auto again = open_sqlite_store(path);
+  const auto s = again->stats(3);
+  EXPECT_EQ(s.events, 30);
+  EXPECT_EQ(s.users, 7);
+  EXPECT_EQ(s.items, 5);
+  EXPECT_EQ(s.rejects, 1);
+  EXPECT_EQ(s.sessions, 8);
+  EXPECT_EQ(s.top_items.size(), 3u);
+  EXPECT_EQ(s.top_items[0].detail.substr(0, 6), "Title ");
+  EXPECT_EQ(*s.first_event, 1700000000);
+  EXPECT_DOUBLE_EQ(s.revenue, 10 * 2 * 1.5);  // 10 purchases of 2 at 1.5
+  ASSERT_EQ(s.ingests.size(), 1u);
+  EXPECT_EQ(s.ingests[0].status, "complete");
+  EXPECT_EQ(s.ingests[0].summary["rows_read"], 31);
+}
+
+TEST(SqliteStore, SameFileAndMappingIsOneIngest) {
+  test::TempDir dir;
+  auto store = open_sqlite_store(dir.file("p.db"));
+  const auto a = store->begin_ingest("events", "e.csv", "hash", "map");
+  const auto b = store->begin_ingest("events", "copy.csv", "hash", "map");
+  const auto c = store->begin_ingest("events", "e.csv", "hash", "other-map");
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_NE(a.id, c.id);
+}
+
+TEST(SqliteStore, ItemsMergeTheirAttributesAndIdsStayDense) {
+  test::TempDir dir;
+  auto store = open_sqlite_store(dir.file("p.db"));
+  const auto ingest = store->begin_ingest("items", "i.csv", "h", "m");
+  Batch b;
+  b.items.push_back({"A", "First title", "", "", "", std::nullopt});
+  b.items.push_back({"A", "", "Toys", "", "", 3.0});
+  b.items.push_back({"B", "Bee", "", "", "", std::nullopt});
+  store->write_batch(ingest.id, b, 3);
+  Batch c;
+  c.items.push_back({"A", "", "", "Lego", "", std::nullopt});
+  store->write_batch(ingest.id, c, 4);
+  const auto prices = store->numeric_values("item.price");
+  ASSERT_EQ(prices.size(), 1u);
+  EXPECT_EQ(prices[0], 3.0);
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(dir.file("p.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q;
+  sqlite3_prepare_v2(db, "SELECT id, title, category, brand FROM items ORDER BY id", -1, &q, nullptr);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 0);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), "First title");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 2)), "Toys");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 3)), "Lego");
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 1);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStore, NotAStoreAndNewerSchemaAreClearErrors) {
+  test::TempDir dir;
+  test::write_file(dir.file("junk.db"), std::string(4096, 'j'));
+  EXPECT_THROW(open_sqlite_store(dir.file("junk.db")), Error);
+  {
+    auto store = open_sqlite_store(dir.file("new.db"));
+  }
+  sqlite3* db;
+  sqlite3_open(dir.file("new.db").c_str(), &db);
+  sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  try {
+    open_sqlite_store(dir.file("new.db"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos);
+  }
+}
+
+TEST(SqliteStore, MetaAndNumericFields) {
+  test::TempDir dir;
+  auto store = open_sqlite_store(dir.file("p.db"));
+  store->put_meta("normalisers", {{"event.value", {{"method", "zscore"}}}});
+  EXPECT_EQ((*store->get_meta("normalisers"))["event.value"]["method"], "zscore");
+  EXPECT_FALSE(store->get_meta("absent").has_value());
+  EXPECT_THROW(store->numeric_values("event.colour"), Error);
+}
+
+// A crash in the middle of a batch's transaction leaves nothing of that batch; one right after
+// the commit leaves all of it. The crash is injected (PERSONA_CRASH_AT) in a forked child.
+void crash_in_child(const std::string& path, const char* when) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("PERSONA_CRASH_AT", when, 1);
+    auto store = open_sqlite_store(path);
+    const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+    store->write_batch(ingest.id, sample_batch(2, 10), 11);
+    store->write_batch(ingest.id, sample_batch(12, 10), 21);
+    store->write_batch(ingest.id, sample_batch(22, 10), 31);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 137);
+}
+
+TEST(SqliteStore, CrashBeforeCommitLosesOnlyThatBatch) {
+  test::TempDir dir;
+  crash_in_child(dir.file("p.db"), "2:before");
+  auto store = open_sqlite_store(dir.file("p.db"));
+  EXPECT_EQ(store->stats().events, 10);
+  EXPECT_EQ(store->ingests()[0].last_line, 11);
+  EXPECT_EQ(store->ingests()[0].status, "running");
+}
+
+TEST(SqliteStore, CrashAfterCommitKeepsThatBatch) {
+  test::TempDir dir;
+  crash_in_child(dir.file("p.db"), "2:after");
+  auto store = open_sqlite_store(dir.file("p.db"));
+  EXPECT_EQ(store->stats().events, 20);
+  EXPECT_EQ(store->ingests()[0].last_line, 21);
+}
+
+}  // namespace
+}  // namespace persona::store

@@ -1,0 +1,35 @@
+#pragma once
+// Helpers shared by the tests: scratch directories, writing fixtures (plain and gzip), and
+// running the persona binary as a user would.
+#include <string>
+#include <vector>
+
+namespace persona::test {
+
+// A fresh directory under the system temp dir, removed when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void write_file(const std::string& path, const std::string& content);
+void write_gzip(const std::string& path, const std::string& content);
+std::string read_file(const std::string& path);
+
+struct RunResult {
+  int exit_code = -1;   // the exit status, or 128 + signal when killed
+  bool timed_out = false;
+  std::string out, err;
+};
+// Runs the persona binary with args (no shell), stdin from /dev/null, killing it after
+// timeout_s. Extra environment entries as NAME=VALUE.
+RunResult run_persona(const std::vector<std::string>& args, int timeout_s = 120,
+                      const std::vector<std::string>& env = {});
+
+}  // namespace persona::test
