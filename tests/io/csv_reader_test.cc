@@ -222,3 +222,21 @@ TEST(CsvReader, MissingFileIsAClearError) {
 
 }  // namespace
 }  // namespace persona::io
+
+namespace persona::io {
+namespace {
+
+// Found by fuzzing: a lone CR after a closing quote ended the record, so two records shared a
+// line number. A lone CR is data everywhere; only LF or CRLF ends a line.
+TEST(CsvReader, LoneCarriageReturnIsDataNotALineEnd) {
+  const auto rows = read_all("a,b\n\"x\"\r,1\ny,\"2\"\r\n3,\"4\"\r");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_NE(rows[0].problem.find("after the closing quote"), std::string::npos);
+  EXPECT_EQ(rows[1].fields, (Fields{"y", "2"}));
+  EXPECT_EQ(rows[1].line, 3);
+  EXPECT_EQ(rows[2].fields, (Fields{"3", "4"}));
+  EXPECT_EQ(rows[2].line, 4);
+}
+
+}  // namespace
+}  // namespace persona::io

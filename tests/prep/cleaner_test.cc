@@ -163,3 +163,16 @@ TEST(Cleaner, UnknownFieldsAndBadRulesAreClearErrors) {
 
 }  // namespace
 }  // namespace persona::prep
+
+namespace persona::prep {
+namespace {
+
+TEST(Cleaner, RangeOnTimestampsUsesTheTime) {
+  const std::string csv = std::string(kHeader) + "u1,100,view,1,2.5,2024-01-01,Mug\nu1,100,view,1,2.5,2030-01-01,Mug\n";
+  const auto out = clean(csv, {{.kind = "range", .name = "future", .fields = {"event.timestamp"}, .max = 1893455999}});
+  EXPECT_EQ(out.summary.removed_by("future"), 1u);
+  EXPECT_TRUE(out.verdicts[0].kept);
+}
+
+}  // namespace
+}  // namespace persona::prep

@@ -185,6 +185,13 @@ void TimestampParser::validate(const std::string& format) {
 
 std::optional<int64_t> TimestampParser::parse(std::string_view text) const {
   text = trim(text);
+  if (!last_text_.empty() && text == last_text_) return last_value_;
+  last_text_.assign(text);
+  last_value_ = parse_uncached(text);
+  return last_value_;
+}
+
+std::optional<int64_t> TimestampParser::parse_uncached(std::string_view text) const {
   for (const auto& a : alternatives_) {
     std::optional<int64_t> t;
     switch (a.kind) {

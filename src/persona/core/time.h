@@ -41,6 +41,11 @@ class TimestampParser {
   };
   std::string format_;
   std::vector<Alternative> alternatives_;
+  // Logs repeat the same timestamp on consecutive rows (every line of an invoice): the last
+  // answer is kept. A parser is used by one thread at a time.
+  mutable std::string last_text_;
+  mutable std::optional<int64_t> last_value_;
+  std::optional<int64_t> parse_uncached(std::string_view text) const;
   static std::optional<int64_t> parse_pattern(const std::string& pattern, std::string_view text);
 };
 

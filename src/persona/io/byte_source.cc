@@ -207,9 +207,9 @@ class MemorySource final : public ByteSource {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path) {
+std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path, bool read_ahead) {
   auto file = std::make_unique<GzFileSource>(path);
-  if (!file->compressed()) return file;
+  if (!read_ahead || !file->compressed()) return file;
   return std::make_unique<ReadAheadSource>(std::move(file));
 }
 

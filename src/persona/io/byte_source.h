@@ -18,7 +18,8 @@ class ByteSource {
   virtual uint64_t file_size() const = 0;
   virtual const std::string& path() const = 0;
 
-  static std::unique_ptr<ByteSource> open_file(const std::string& path);
+  // read_ahead: decompress gzip on a second thread (pointless when the caller already reads on one).
+  static std::unique_ptr<ByteSource> open_file(const std::string& path, bool read_ahead = true);
   static std::unique_ptr<ByteSource> from_memory(std::string data, std::string name = "<memory>");
 };
 

@@ -76,6 +76,7 @@ size_t CsvReader::count_newlines(size_t from, size_t to) const {
 CsvReader::Parse CsvReader::parse_record(size_t& end, std::string& problem) {
   spans_.clear();
   scratch_.clear();
+  quoted_ = false;
   const char* buf = buffer_.data();
   const std::string& delim = options_.delimiter;
   const char quote = options_.quote;
@@ -94,6 +95,7 @@ CsvReader::Parse CsvReader::parse_record(size_t& end, std::string& problem) {
   while (true) {
     // At the start of a field.
     if (pos < end_ && quote != 0 && buf[pos] == quote) {
+      quoted_ = true;
       const size_t content = pos + 1;
       size_t q = content;
       bool doubled = false;
@@ -124,7 +126,10 @@ CsvReader::Parse CsvReader::parse_record(size_t& end, std::string& problem) {
       if (pos < end_) {
         bool need_more = false;
         const char c = buf[pos];
-        if (c != '\n' && c != '\r' && !at_delimiter(pos, need_more)) {
+        // A lone CR is data, not a line end (as inside unquoted fields): only CRLF ends a line.
+        if (c == '\r' && pos + 1 >= end_ && !eof_) return Parse::NeedMore;
+        const bool line_end = c == '\n' || (c == '\r' && (pos + 1 >= end_ || buf[pos + 1] == '\n'));
+        if (!line_end && !at_delimiter(pos, need_more)) {
           if (need_more) return Parse::NeedMore;
           if (problem.empty())
             problem = fmt::format("unexpected text after the closing quote of field {}", spans_.size());
@@ -186,6 +191,7 @@ CsvReader::Parse CsvReader::parse_record(size_t& end, std::string& problem) {
 
 void CsvReader::finish_record(Record& record, size_t end, std::string problem) {
   record.line = line_;
+  record.duplicate = -1;
   record.problem = std::move(problem);
   size_t raw_end = end;
   while (raw_end > begin_ && (buffer_[raw_end - 1] == '\n' || buffer_[raw_end - 1] == '\r')) --raw_end;
@@ -194,7 +200,8 @@ void CsvReader::finish_record(Record& record, size_t end, std::string problem) {
   for (const Span& s : spans_)
     record.fields.emplace_back((s.scratch ? scratch_.data() : buffer_.data()) + s.offset, s.length);
   record.present.assign(record.fields.size(), true);
-  line_ += static_cast<int64_t>(count_newlines(begin_, end));
+  // Only a quoted field can hold a newline; otherwise the record ends at its one line end.
+  line_ += quoted_ ? static_cast<int64_t>(count_newlines(begin_, end)) : (end > begin_ && buffer_[end - 1] == '\n');
   begin_ = end;
 }
 
@@ -202,6 +209,7 @@ void CsvReader::finish_record(Record& record, size_t end, std::string problem) {
 // then skip to its end without holding it in memory.
 void CsvReader::skip_oversized(Record& record) {
   record.line = line_;
+  record.duplicate = -1;
   record.fields.clear();
   record.present.clear();
   scratch_.assign(buffer_.data() + begin_, std::min(kRawKeep, end_ - begin_));
@@ -250,6 +258,7 @@ void CsvReader::recover_unterminated(Record& record) {
   const char* nl = static_cast<const char*>(std::memchr(buffer_.data() + begin_, '\n', end_ - begin_));
   const size_t end = nl ? static_cast<size_t>(nl - buffer_.data()) + 1 : end_;
   spans_.clear();
+  quoted_ = true;  // count the newlines
   finish_record(record, end, "a quoted field is never closed (unbalanced quote); this line is skipped and "
                              "reading goes on at the next line");
 }

@@ -63,6 +63,7 @@ class CsvReader final : public RecordReader {
   bool pending_ = false;  // without a header the first record is read early, to name the columns
   Record first_;
   std::vector<Span> spans_;
+  bool quoted_ = false;  // the record being parsed has a quoted field
   std::string scratch_;
   unsigned char stop_[256] = {};
 };

@@ -66,6 +66,7 @@ bool JsonlReader::next(Record& record) {
     const std::string_view text = line_.raw;
     if (line_.problem.empty() && only_space(text)) continue;  // blank line: not a record
     record.line = line_.line;
+    record.duplicate = -1;
     record.raw = text;
     record.problem = line_.problem;
     record.fields.assign(keys_.size(), std::string_view());

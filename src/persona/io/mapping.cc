@@ -121,7 +121,7 @@ void Mapper::parse_typed(const Slot& slot, FieldValue& v) const {
       break;
     case FieldType::Timestamp: {
       auto t = slot.timestamps.parse(v.text);
-      if (t) v.time = *t;
+      if (t) v.time = *t, v.number = static_cast<double>(*t);  // range and outlier rules read number
       else v.error = "is not a timestamp in the expected format";
       break;
     }

@@ -14,6 +14,9 @@ struct Record {
   std::vector<bool> present;             // JSON Lines: key present and not null; CSV: all true
   std::string_view raw;                  // the record's original bytes (cut for huge records)
   std::string problem;                   // non-empty: malformed, fields are not reliable
+  // Set by a reader hook that checks exact duplicates ahead of the cleaner (see ThreadedReader):
+  // 1 = an identical record came earlier, 0 = first of its kind, -1 = not checked.
+  int8_t duplicate = -1;
 };
 
 enum class Format { Csv, Tsv, Jsonl };

@@ -11,6 +11,7 @@
 #include "persona/core/progress.h"
 #include "persona/io/csv_reader.h"
 #include "persona/io/jsonl_reader.h"
+#include "persona/io/threaded_reader.h"
 #include "persona/prep/normaliser.h"
 
 namespace persona::pipeline {
@@ -46,7 +47,18 @@ nlohmann::json IngestReport::to_json() const {
 
 std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules) {
   const auto& m = source.mapping;
-  if (m.format != io::Format::Jsonl) return std::make_unique<io::CsvReader>(m.path, m.csv);
+  // Three stages on their own threads: gzip decompression (ByteSource read-ahead), parsing with
+  // the exact-duplicate check (which needs only the record, and is the costliest rule on large
+  // files), and mapping + cleaning on the caller's thread. Measured on 2 cores with the R1 task:
+  // 3 threads beat 2 (decompression and parsing in one) by about a fifth.
+  io::ThreadedReader::Hook hook;
+  if (std::any_of(rules.begin(), rules.end(), [](const prep::RuleSpec& r) { return r.kind == "exact_duplicate"; })) {
+    auto seen = std::make_shared<prep::ExactDuplicates>();
+    hook = [seen](io::Record& r) { r.duplicate = seen->seen_before(r) ? 1 : 0; };
+  }
+  if (m.format != io::Format::Jsonl)
+    return std::make_unique<io::ThreadedReader>(
+        std::make_unique<io::CsvReader>(io::ByteSource::open_file(m.path), m.csv), hook);
   std::vector<std::string> keys = m.columns_used();
   for (const auto& rule : rules)
     for (const auto& f : rule.fields) {
@@ -54,7 +66,8 @@ std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const 
       const bool model = dot != std::string::npos && parse_entity(f.substr(0, dot));
       if (!model && std::find(keys.begin(), keys.end(), f) == keys.end()) keys.push_back(f);
     }
-  return std::make_unique<io::JsonlReader>(m.path, keys, m.csv.max_record_bytes);
+  return std::make_unique<io::ThreadedReader>(
+      std::make_unique<io::JsonlReader>(io::ByteSource::open_file(m.path), keys, m.csv.max_record_bytes), hook);
 }
 
 SourceReport run_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules, const RowCallback& on_row,
@@ -107,6 +120,7 @@ SourceReport run_source(const SourceConfig& source, const std::vector<prep::Rule
 RejectLogWriter::RejectLogWriter(const std::string& path, bool append) : path_(path) {
   file_ = std::fopen(path.c_str(), append ? "ab" : "wb");
   if (!file_) throw Error(fmt::format("cannot write the reject log: {}", std::strerror(errno)), {path});
+  std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);  // one write per MiB, not per 4 KiB
 }
 
 RejectLogWriter::~RejectLogWriter() {
@@ -163,11 +177,23 @@ void append_json_string(std::string& out, std::string_view s) {
 }  // namespace
 
 void RejectLogWriter::write(const std::string& source, const store::RejectRow& row) {
+  prep::RowVerdict verdict;
+  verdict.flagged = row.flagged;
+  verdict.rule = row.rule;
+  verdict.field = row.field;
+  verdict.value = row.value;
+  verdict.reason = row.reason;
+  write(source, row.line, verdict, row.raw);
+}
+
+void RejectLogWriter::write(std::string_view source, int64_t line, const prep::RowVerdict& row, std::string_view raw) {
   if (!file_) return;
   buffer_.clear();
   buffer_ += "{\"source\":";
   append_json_string(buffer_, source);
-  buffer_ += fmt::format(",\"line\":{},\"rule\":", row.line);
+  buffer_ += ",\"line\":";
+  buffer_ += std::to_string(line);
+  buffer_ += ",\"rule\":";
   append_json_string(buffer_, row.rule);
   if (row.flagged) buffer_ += ",\"action\":\"flagged\"";
   if (!row.field.empty()) {
@@ -179,7 +205,7 @@ void RejectLogWriter::write(const std::string& source, const store::RejectRow& r
   buffer_ += ",\"reason\":";
   append_json_string(buffer_, row.reason);
   buffer_ += ",\"row\":";
-  append_json_string(buffer_, row.raw);
+  append_json_string(buffer_, raw);
   buffer_ += "}\n";
   if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
     throw Error(fmt::format("cannot write the reject log: {}", std::strerror(errno)), {path_});
@@ -218,7 +244,7 @@ SourceReport clean_source(const SourceConfig& source, const std::vector<prep::Ru
   }
   auto on_row = [&](const io::Record& record, std::vector<io::FieldValue>&, const prep::RowVerdict& verdict,
                     io::Mapper& mapper) {
-    if ((!verdict.kept || verdict.flagged) && rejects) rejects->write(source.mapping.name, reject_row(record, verdict));
+    if ((!verdict.kept || verdict.flagged) && rejects) rejects->write(source.mapping.name, record.line, verdict, record.raw);
     if (!verdict.kept || !out) return;
     line.clear();
     if (!header_written) {

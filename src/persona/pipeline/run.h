@@ -50,6 +50,8 @@ class RejectLogWriter {
   RejectLogWriter(const RejectLogWriter&) = delete;
   RejectLogWriter& operator=(const RejectLogWriter&) = delete;
   void write(const std::string& source, const store::RejectRow& row);
+  // The same line straight from a verdict and the record's bytes, without copying them first.
+  void write(std::string_view source, int64_t line, const prep::RowVerdict& verdict, std::string_view raw);
   bool open() const { return file_ != nullptr; }
   uint64_t lines() const { return lines_; }
 

@@ -16,6 +16,19 @@ struct Cleaner::Bound {
   double low = -INFINITY, high = INFINITY;
 };
 
+void append_key(std::string& key, std::string_view value, bool present) {
+  const uint32_t n = present ? static_cast<uint32_t>(value.size()) : 0xFFFFFFFFu;
+  key.append(reinterpret_cast<const char*>(&n), sizeof n);
+  key.append(value);
+}
+
+bool ExactDuplicates::seen_before(const io::Record& record) {
+  key_.clear();
+  for (size_t c = 0; c < record.fields.size(); ++c) append_key(key_, record.fields[c], record.present[c]);
+  const XXH128_hash_t h = XXH3_128bits(key_.data(), key_.size());
+  return !seen_.insert(Hash128{h.low64, h.high64}).second;
+}
+
 uint64_t CleanSummary::removed_by(const std::string& rule) const {
   for (const auto& r : rules)
     if (r.rule == rule) return r.removed;
@@ -73,7 +86,8 @@ Cleaner::Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string fi
   pattern_memo_.resize(rules_.size());
   observed_.resize(rules_.size());
   bounds_.resize(rules_.size());
-  seen_.resize(rules_.size());
+  exact_.resize(rules_.size());
+  keys_.resize(rules_.size());
   cleaned_.resize(mapper_.slots().size());
 }
 
@@ -125,7 +139,8 @@ bool Cleaner::missing(const Ref& ref, const io::Record& record, const std::vecto
 bool Cleaner::needs_first_pass() const { return declared(rules_, "outlier"); }
 
 void Cleaner::reset_duplicates() {
-  for (auto& s : seen_) s.clear();
+  for (auto& s : exact_) s.clear();
+  for (auto& s : keys_) s.clear();
 }
 
 void Cleaner::observe(const io::Record& record, std::vector<io::FieldValue>& values) {
@@ -207,23 +222,21 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
     return false;
   };
 
-  if (kind == Kind::ExactDuplicate || kind == Kind::DuplicateKey) {
+  if (kind == Kind::ExactDuplicate) {
+    // The reader may have checked this already, on its own thread, over every record in file
+    // order. That gives the same answer as checking here: an identical record meets the same
+    // verdicts from the rules before this one, so it reaches this rule exactly when the first
+    // copy did.
+    const bool duplicate = record.duplicate >= 0 ? record.duplicate == 1 : exact_[index].seen_before(record);
+    if (duplicate) return reject(nullptr, "an identical row came earlier in the file");
+    return true;
+  }
+  if (kind == Kind::DuplicateKey) {
     key_buffer_.clear();
-    auto add = [&](std::string_view s, bool present) {
-      const uint32_t n = present ? static_cast<uint32_t>(s.size()) : 0xFFFFFFFFu;
-      key_buffer_.append(reinterpret_cast<const char*>(&n), sizeof n);
-      key_buffer_.append(s);
-    };
-    if (kind == Kind::ExactDuplicate) {
-      for (size_t c = 0; c < record.fields.size(); ++c) add(record.fields[c], record.present[c]);
-    } else {
-      for (const auto& ref : refs) add(text_of(ref, record, values), !missing(ref, record, values));
-    }
+    for (const auto& ref : refs) append_key(key_buffer_, text_of(ref, record, values), !missing(ref, record, values));
     const XXH128_hash_t h = XXH3_128bits(key_buffer_.data(), key_buffer_.size());
-    if (!seen_[index].insert(Hash128{h.low64, h.high64}).second)
-      return reject(nullptr, kind == Kind::ExactDuplicate ? "an identical row came earlier in the file"
-                                                            : fmt::format("a row with the same {} came earlier",
-                                                                          fmt::join(rule.fields, ", ")));
+    if (!keys_[index].insert({h.low64, h.high64}).second)
+      return reject(nullptr, fmt::format("a row with the same {} came earlier", fmt::join(rule.fields, ", ")));
     return true;
   }
   if (kind == Kind::Missing) {

@@ -20,6 +20,23 @@ class RE2;
 
 namespace persona::prep {
 
+// Remembers every record seen (a 128-bit hash of its fields; collisions ~1e-20 per pair) and
+// says whether an identical one came before. The exact_duplicate rule's memory.
+class ExactDuplicates {
+ public:
+  bool seen_before(const io::Record& record);
+  void clear() { seen_.clear(); }
+
+ private:
+  using Hash128 = std::pair<uint64_t, uint64_t>;
+  absl::flat_hash_set<Hash128> seen_;
+  std::string key_;
+};
+
+// A row's key for duplicate detection: each value with its length (missing values marked), so
+// that ("ab","c") and ("a","bc") differ.
+void append_key(std::string& key, std::string_view value, bool present);
+
 struct RuleCount {
   std::string rule;
   uint64_t removed = 0, changed = 0, flagged = 0;
@@ -82,9 +99,8 @@ class Cleaner {
   static Kind kind_of(const std::string& name);
   std::vector<Kind> kinds_;
   std::vector<bool> null_action_;
-  // Rows already seen, by a 128-bit hash of their fields (collisions: ~1e-20 per pair).
-  using Hash128 = std::pair<uint64_t, uint64_t>;
-  std::vector<absl::flat_hash_set<Hash128>> seen_;
+  std::vector<ExactDuplicates> exact_;                   // exact_duplicate rules
+  std::vector<absl::flat_hash_set<std::pair<uint64_t, uint64_t>>> keys_;  // duplicate_key rules
   std::string key_buffer_;
   std::vector<std::string> cleaned_;  // storage for text changed by hygiene, per slot
   io::Mapper& mapper_;
