@@ -52,7 +52,7 @@ Command add_rejects(CLI::App& app, Common& common) {
             pipeline::RejectLogWriter out("/dev/stdout", true);
             for (const auto& i : store->ingests()) {
               if (args->ingest && i.id != args->ingest) continue;
-              store->for_each_reject(i.id, [&](const store::RejectRow& row) { out.write(i.source, row); });
+              store->for_each_reject(i.id, [&](const store::RejectRow& row) { out.write(i.source, i.path, row); });
             }
             return 0;
           }};

@@ -86,6 +86,7 @@ TEST(Cli, CleanWithAPresetWritesKeptRowsAndRejects) {
   EXPECT_EQ(test::read_file(dir.file("kept.csv")), "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n");
   const auto log = test::read_file(dir.file("rejects.jsonl"));
   EXPECT_NE(log.find("\"line\":3,\"rule\":\"exact_duplicate\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"file\":\"" + dir.file("ratings.csv") + "\""), std::string::npos) << log;
   EXPECT_NE(log.find("\"line\":4,\"rule\":\"type_error\",\"field\":\"rating\",\"value\":\"x\""), std::string::npos) << log;
 }
 

@@ -176,21 +176,24 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 }  // namespace
 
-void RejectLogWriter::write(const std::string& source, const store::RejectRow& row) {
+void RejectLogWriter::write(std::string_view source, std::string_view file, const store::RejectRow& row) {
   prep::RowVerdict verdict;
   verdict.flagged = row.flagged;
   verdict.rule = row.rule;
   verdict.field = row.field;
   verdict.value = row.value;
   verdict.reason = row.reason;
-  write(source, row.line, verdict, row.raw);
+  write(source, file, row.line, verdict, row.raw);
 }
 
-void RejectLogWriter::write(std::string_view source, int64_t line, const prep::RowVerdict& row, std::string_view raw) {
+void RejectLogWriter::write(std::string_view source, std::string_view file, int64_t line, const prep::RowVerdict& row,
+                            std::string_view raw) {
   if (!file_) return;
   buffer_.clear();
   buffer_ += "{\"source\":";
   append_json_string(buffer_, source);
+  buffer_ += ",\"file\":";
+  append_json_string(buffer_, file);
   buffer_ += ",\"line\":";
   buffer_ += std::to_string(line);
   buffer_ += ",\"rule\":";
@@ -244,7 +247,7 @@ SourceReport clean_source(const SourceConfig& source, const std::vector<prep::Ru
   }
   auto on_row = [&](const io::Record& record, std::vector<io::FieldValue>&, const prep::RowVerdict& verdict,
                     io::Mapper& mapper) {
-    if ((!verdict.kept || verdict.flagged) && rejects) rejects->write(source.mapping.name, record.line, verdict, record.raw);
+    if ((!verdict.kept || verdict.flagged) && rejects) rejects->write(source.mapping.name, source.mapping.path, record.line, verdict, record.raw);
     if (!verdict.kept || !out) return;
     line.clear();
     if (!header_written) {
@@ -334,7 +337,7 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   report.ingest_id = ingest.id;
   store.finish_ingest(ingest.id, report.to_json());
   if (rejects)
-    store.for_each_reject(ingest.id, [&](const store::RejectRow& row) { rejects->write(source.mapping.name, row); });
+    store.for_each_reject(ingest.id, [&](const store::RejectRow& row) { rejects->write(source.mapping.name, source.mapping.path, row); });
   return report;
 }
 

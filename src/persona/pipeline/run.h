@@ -41,7 +41,7 @@ using RowCallback = std::function<void(const io::Record& record, std::vector<io:
 SourceReport run_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules, const RowCallback& on_row,
                         const RunOptions& options);
 
-// Writes reject-log lines: {"source","line","rule","field","value","reason","row"} per line.
+// Writes reject-log lines: {"source","file","line","rule","field","value","reason","row"}.
 class RejectLogWriter {
  public:
   RejectLogWriter() = default;
@@ -49,9 +49,10 @@ class RejectLogWriter {
   ~RejectLogWriter();
   RejectLogWriter(const RejectLogWriter&) = delete;
   RejectLogWriter& operator=(const RejectLogWriter&) = delete;
-  void write(const std::string& source, const store::RejectRow& row);
+  void write(std::string_view source, std::string_view file, const store::RejectRow& row);
   // The same line straight from a verdict and the record's bytes, without copying them first.
-  void write(std::string_view source, int64_t line, const prep::RowVerdict& verdict, std::string_view raw);
+  void write(std::string_view source, std::string_view file, int64_t line, const prep::RowVerdict& verdict,
+             std::string_view raw);
   bool open() const { return file_ != nullptr; }
   uint64_t lines() const { return lines_; }
 

@@ -272,7 +272,7 @@ rule = "outlier"
 name = "price_outlier"
 fields = ["event.value"]
 method = "iqr"
-threshold = 3.0
+threshold = 8.0
 action = "flag"
 
 [[sources]]
