@@ -130,6 +130,10 @@ struct CrashPoint {
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(const std::string& path) : path_(path) {
+    // Memory statistics cost a global mutex on every allocation (5% of an ingest); we never read
+    // them. Must precede sqlite3_initialize; harmless (SQLITE_MISUSE) if something came first.
+    static const bool configured = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
+    (void)configured;
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
         SQLITE_OK) {
       std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -142,6 +146,9 @@ class SqliteStore final : public Store {
       exec("PRAGMA synchronous=NORMAL");
       exec("PRAGMA foreign_keys=OFF");  // ids come from our own maps; checked by tests instead
       exec("PRAGMA temp_store=MEMORY");
+      // Index updates of a large ingest touch pages all over the events indexes: a 64 MiB page
+      // cache keeps them out of read() calls (measured: a 1M-event ingest 1.5x faster).
+      exec("PRAGMA cache_size=-65536");
       migrate();
       load_ids();
     } catch (const Error& e) {
