@@ -5,17 +5,13 @@
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <exception>
-#include <mutex>
 #include <thread>
-#include <vector>
 
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/core/handoff.h"
 
 namespace persona::io {
 namespace {
@@ -74,8 +70,8 @@ class GzFileSource final : public ByteSource {
 // of zlib's time (a third of a plain read-and-parse of a gzip CSV).
 class ReadAheadSource final : public ByteSource {
  public:
-  explicit ReadAheadSource(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)), path_(inner_->path()) {
-    size_ = inner_->file_size();
+  explicit ReadAheadSource(std::unique_ptr<ByteSource> inner)
+      : inner_(std::move(inner)), path_(inner_->path()), size_(inner_->file_size()) {
     start();
   }
   ~ReadAheadSource() override { stop(); }
@@ -84,18 +80,12 @@ class ReadAheadSource final : public ByteSource {
     size_t total = 0;
     while (total < n) {
       if (pos_ == current_.size) {
-        std::unique_lock lock(mutex_);
-        if (total > 0 && ready_.empty()) break;  // hand back what we have rather than wait
-        changed_.wait(lock, [&] { return !ready_.empty() || done_; });
-        if (ready_.empty()) {
-          if (error_) std::rethrow_exception(error_);
-          break;
-        }
-        if (current_.data) free_.push_back(std::move(current_));
-        current_ = std::move(ready_.front());
-        ready_.pop_front();
+        if (total > 0 && !blocks_.has_ready()) break;  // hand back what we have rather than wait
+        if (current_.data) blocks_.recycle(std::move(current_));
+        auto next = blocks_.pop();
+        current_ = next ? std::move(*next) : Block();
         pos_ = 0;
-        changed_.notify_all();
+        if (!next) break;
       }
       const size_t k = std::min(n - total, current_.size - pos_);
       std::memcpy(buffer + total, current_.data.get() + pos_, k);
@@ -108,6 +98,7 @@ class ReadAheadSource final : public ByteSource {
   void seek(uint64_t offset) override {
     stop();
     inner_->seek(offset);
+    blocks_.reset();
     start();
   }
   uint64_t compressed_position() const override { return compressed_.load(std::memory_order_relaxed); }
@@ -115,72 +106,42 @@ class ReadAheadSource final : public ByteSource {
   const std::string& path() const override { return path_; }
 
  private:
-  static constexpr size_t kBlock = 1 << 20, kDepth = 4;
+  static constexpr size_t kBlock = 1 << 20;
   struct Block {
-    std::unique_ptr<char[]> data;
+    std::unique_ptr<char[]> data;  // recycled: fresh megabytes would each cost 256 page faults
     size_t size = 0;
   };
 
   void start() {
-    ready_.clear();
     current_ = Block();
     pos_ = 0;
-    done_ = stopping_ = false;
-    error_ = nullptr;
     worker_ = std::thread([this] { produce(); });
   }
   void stop() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    changed_.notify_all();
+    blocks_.stop();
     if (worker_.joinable()) worker_.join();
   }
   void produce() {
     try {
       while (true) {
-        Block block;
-        {
-          // Blocks are recycled: fresh megabyte allocations would each cost 256 page faults.
-          std::lock_guard lock(mutex_);
-          if (!free_.empty()) {
-            block = std::move(free_.back());
-            free_.pop_back();
-          }
-        }
+        Block block = blocks_.take_empty();
         if (!block.data) block.data = std::make_unique<char[]>(kBlock);
         block.size = inner_->read(block.data.get(), kBlock);
         compressed_.store(inner_->compressed_position(), std::memory_order_relaxed);
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return stopping_ || ready_.size() < kDepth; });
-        if (stopping_) return;
-        if (block.size == 0) {
-          done_ = true;
-          changed_.notify_all();
-          return;
-        }
-        ready_.push_back(std::move(block));
-        changed_.notify_all();
+        if (block.size == 0) break;
+        if (!blocks_.push(std::move(block))) return;
       }
+      blocks_.finish();
     } catch (...) {
-      std::lock_guard lock(mutex_);
-      error_ = std::current_exception();
-      done_ = true;
-      changed_.notify_all();
+      blocks_.finish(std::current_exception());
     }
   }
 
   std::unique_ptr<ByteSource> inner_;
   std::string path_;
   uint64_t size_ = 0;
+  Handoff<Block> blocks_{4};
   std::thread worker_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Block> ready_;
-  std::vector<Block> free_;
-  bool done_ = false, stopping_ = false;
-  std::exception_ptr error_;
   Block current_;
   size_t pos_ = 0;
   std::atomic<uint64_t> compressed_{0};

@@ -1,10 +1,6 @@
 #include "persona/io/threaded_reader.h"
 
 namespace persona::io {
-namespace {
-constexpr size_t kQueueDepth = 4;
-}
-
 ThreadedReader::ThreadedReader(std::unique_ptr<RecordReader> inner, Hook on_record, size_t batch_records)
     : inner_(std::move(inner)),
       on_record_(std::move(on_record)),
@@ -16,11 +12,7 @@ ThreadedReader::ThreadedReader(std::unique_ptr<RecordReader> inner, Hook on_reco
 }
 
 ThreadedReader::~ThreadedReader() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  changed_.notify_all();
+  batches_.stop();
   if (worker_.joinable()) worker_.join();
 }
 
@@ -29,14 +21,7 @@ void ThreadedReader::produce() {
     Record record;
     bool more = true;
     while (more) {
-      std::unique_ptr<Batch> batch;
-      {
-        std::lock_guard lock(mutex_);
-        if (!free_.empty()) {
-          batch = std::move(free_.back());
-          free_.pop_back();
-        }
-      }
+      std::unique_ptr<Batch> batch = batches_.take_empty();
       if (!batch) batch = std::make_unique<Batch>();
       batch->clear();
       while (batch->entries.size() < batch_records_ && (more = inner_->next(record))) {
@@ -57,35 +42,21 @@ void ThreadedReader::produce() {
         batch->entries.push_back(std::move(e));
       }
       compressed_.store(inner_->compressed_bytes_read(), std::memory_order_relaxed);
-      std::unique_lock lock(mutex_);
-      changed_.wait(lock, [&] { return stopping_ || ready_.size() < kQueueDepth; });
-      if (stopping_) return;
-      if (!batch->entries.empty()) ready_.push_back(std::move(batch));
-      if (!more) done_ = true;
-      changed_.notify_all();
+      if (!batch->entries.empty() && !batches_.push(std::move(batch))) return;
     }
+    batches_.finish();
   } catch (...) {
-    std::lock_guard lock(mutex_);
-    error_ = std::current_exception();
-    done_ = true;
-    changed_.notify_all();
+    batches_.finish(std::current_exception());  // after the rows read before the failure
   }
 }
 
 bool ThreadedReader::next(Record& record) {
   if (!current_ || position_ >= current_->entries.size()) {
-    std::unique_lock lock(mutex_);
-    if (current_) free_.push_back(std::move(current_));
-    changed_.wait(lock, [&] { return !ready_.empty() || done_; });
-    if (ready_.empty()) {
-      // Everything read; a failure of the reader surfaces here, after the rows before it.
-      if (error_) std::rethrow_exception(error_);
-      return false;
-    }
-    current_ = std::move(ready_.front());
-    ready_.pop_front();
+    if (current_) batches_.recycle(std::move(current_));
+    auto next = batches_.pop();  // rethrows a failure of the reader, after the rows before it
+    if (!next) return false;
+    current_ = std::move(*next);
     position_ = 0;
-    changed_.notify_all();
   }
   const Batch& b = *current_;
   const Batch::Entry& e = b.entries[position_++];

@@ -4,15 +4,12 @@
 // nearly halves the wall time of a gzip ingest. Records are copied into the batch, so their
 // fields stay valid until the caller's next call to next(), as with any reader.
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "persona/core/handoff.h"
 #include "persona/io/record.h"
 
 namespace persona::io {
@@ -60,13 +57,8 @@ class ThreadedReader final : public RecordReader {
   std::string path_;
   uint64_t file_bytes_;
   size_t batch_records_;
+  Handoff<std::unique_ptr<Batch>> batches_{4};
   std::thread worker_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<std::unique_ptr<Batch>> ready_;
-  std::vector<std::unique_ptr<Batch>> free_;
-  bool done_ = false, stopping_ = false;
-  std::exception_ptr error_;
   std::unique_ptr<Batch> current_;
   size_t position_ = 0;
   std::atomic<uint64_t> compressed_{0};
