@@ -15,8 +15,12 @@ namespace persona::io {
 std::vector<std::string> SourceMapping::columns_used() const {
   std::vector<std::string> out;
   for (const auto& o : outputs)
-    for (const auto& [name, spec] : o.fields)
-      if (!spec.constant && std::find(out.begin(), out.end(), spec.column) == out.end()) out.push_back(spec.column);
+    for (const auto& [name, spec] : o.fields) {
+      if (spec.constant) continue;
+      if (std::find(out.begin(), out.end(), spec.column) == out.end()) out.push_back(spec.column);
+      for (const auto& alt : spec.alternatives)
+        if (std::find(out.begin(), out.end(), alt) == out.end()) out.push_back(alt);
+    }
   return out;
 }
 
@@ -60,6 +64,7 @@ Mapper::Mapper(const SourceMapping& mapping, const std::vector<std::string>& col
       int col = -1;
       if (!spec.constant) {
         col = column(spec.column);
+        for (size_t a = 0; col < 0 && a < spec.alternatives.size(); ++a) col = column(spec.alternatives[a]);
         if (col < 0) {
           std::string have;
           for (const auto& c : columns) have += fmt::format("{}\"{}\"", have.empty() ? "" : ", ", c);

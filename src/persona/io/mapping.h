@@ -16,6 +16,7 @@ namespace persona::io {
 
 struct FieldSpec {
   std::string column;                     // source column (CSV header name or JSON key)
+  std::vector<std::string> alternatives;  // other names the column goes by; the first the file has wins
   std::optional<std::string> constant;    // a fixed value instead of a column
   std::string format;                     // timestamp format (see TimestampParser)
   std::vector<std::pair<std::string, std::string>> value_map;   // exact value -> model value

@@ -115,7 +115,13 @@ class Reader {
     }
     const auto& t = *node.as_table();
     only_keys(t, {"column", "const", "format", "map", "prefix_map", "default", "abs"}, fmt::format("field \"{}\"", name));
-    if (auto* n = t.get("column")) spec.column = string(*n, "column");
+    if (auto* n = t.get("column")) {
+      // One name, or a list of names the column goes by in different files of the same kind.
+      auto names = strings(*n, "column");
+      if (names.empty()) fail(*n, "column needs at least one name");
+      spec.column = names[0];
+      spec.alternatives.assign(names.begin() + 1, names.end());
+    }
     if (auto* n = t.get("const")) spec.constant = string(*n, "const");
     if (auto* n = t.get("format")) spec.format = string(*n, "format");
     if (auto* n = t.get("default")) spec.default_value = string(*n, "default");
@@ -331,7 +337,7 @@ std::string source_fingerprint(const SourceConfig& source, const std::vector<pre
   for (const auto& o : m.outputs) {
     nlohmann::json fields;
     for (const auto& [name, f] : o.fields)
-      fields[name] = {f.column, f.constant.value_or("\x01"), f.format, f.value_map, f.prefix_map,
+      fields[name] = {f.column, f.alternatives, f.constant.value_or("\x01"), f.format, f.value_map, f.prefix_map,
                       f.default_value.value_or("\x01"), f.absolute};
     j["outputs"][entity_name(o.entity)] = fields;
   }

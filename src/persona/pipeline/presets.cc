@@ -150,11 +150,11 @@ language = { const = "zh" }
 [[clean]]
 rule = "text_hygiene"
 )"},
-      {"sst2", "SST-2 sentences: label TAB sentence, with header", R"(
+      {"sst2", "SST-2 sentences: label TAB sentence (or content), with header", R"(
 format = "tsv"
 quote = ""
 [text]
-body = "sentence"
+body = { column = ["sentence", "content"] }
 sentiment = "label"
 kind = { const = "review" }
 language = { const = "en" }
