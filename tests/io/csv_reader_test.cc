@@ -240,3 +240,54 @@ TEST(CsvReader, LoneCarriageReturnIsDataNotALineEnd) {
 
 }  // namespace
 }  // namespace persona::io
+
+namespace persona::io {
+namespace {
+
+std::string gzip_bytes(const test::TempDir& dir, const std::string& name, const std::string& content) {
+  test::write_gzip(dir.file(name), content);
+  return test::read_file(dir.file(name));
+}
+
+int count_rows(const std::string& path) {
+  CsvReader reader(path);
+  Record r;
+  int n = 0;
+  while (reader.next(r)) ++n;
+  return n;
+}
+
+TEST(GzipInput, ConcatenatedMembersAreReadInTurnAndTrailingBytesIgnored) {
+  test::TempDir dir;
+  const auto a = gzip_bytes(dir, "a.gz", "x,y\n1,2\n3,4\n");
+  const auto b = gzip_bytes(dir, "b.gz", "5,6\n");
+  test::write_file(dir.file("both.csv.gz"), a + b + std::string(512, '\0'));
+  EXPECT_EQ(count_rows(dir.file("both.csv.gz")), 3);
+}
+
+TEST(GzipInput, CorruptDataIsAClearErrorNotGarbage) {
+  test::TempDir dir;
+  std::string data = "a,b\n";
+  for (int i = 0; i < 50000; ++i) data += std::to_string(i * 2654435761u % 1000003) + ",v" + std::to_string(i) + "\n";
+  auto bytes = gzip_bytes(dir, "ok.csv.gz", data);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = static_cast<char>(bytes[i] ^ 0x5a);
+  test::write_file(dir.file("bad.csv.gz"), bytes);
+  try {
+    count_rows(dir.file("bad.csv.gz"));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.csv.gz"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GzipInput, DetectedByContentNotByName) {
+  test::TempDir dir;
+  test::write_gzip(dir.file("looks_plain.csv"), "a,b\n1,2\n");
+  test::write_file(dir.file("looks_gzip.csv.gz"), "a,b\n1,2\n3,4\n");
+  EXPECT_EQ(count_rows(dir.file("looks_plain.csv")), 1);
+  EXPECT_EQ(count_rows(dir.file("looks_gzip.csv.gz")), 2);
+}
+
+}  // namespace
+}  // namespace persona::io

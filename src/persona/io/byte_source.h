@@ -1,6 +1,7 @@
 #pragma once
-// A stream of bytes from a file, transparently gunzipped when the file is gzip (zlib's gzread),
-// or from memory (tests, fuzzing). Truncated or corrupt gzip is a persona::Error naming the file.
+// A stream of bytes from a file, transparently gunzipped when the file is gzip (by its magic
+// bytes, not its name; ISA-L's igzip), or from memory (tests, fuzzing). Truncated or corrupt
+// gzip is a persona::Error naming the file.
 #include <cstdint>
 #include <memory>
 #include <string>
