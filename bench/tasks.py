@@ -77,7 +77,7 @@ def r1(args):
         with open(rejects) as f:
             with_log["reject_log_lines"] = sum(1 for _ in f)
         emit({"task": "R1", "system": "persona+reject_log", "metrics": with_log, "wall_s": round(lwall, 3),
-              "peak_rss_bytes": lrss, "threads": 3})
+              "peak_rss_bytes": lrss, "threads": 3, "runs": args.repeats})
 
         try:
             out, pwall, prss = measure_median(["/usr/bin/python3", os.path.join(args.root, "bench", "reference",

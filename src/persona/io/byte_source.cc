@@ -63,8 +63,8 @@ class PlainFileSource final : public ByteSource {
   uint64_t size_ = 0;
 };
 
-// gzip through ISA-L's igzip, which inflates two to three times faster than zlib (measured: the
-// Online Retail file in 0.07 s against zcat's 0.17 s), with the CRC and length checked.
+// gzip through ISA-L's igzip, which inflates several times faster than zlib (measured: the
+// Online Retail file, 47.6 MB, in 0.03 s against zcat's 0.16 s), with the CRC and length checked.
 // Concatenated gzip members are read in turn; anything after the last member that is not
 // another gzip header is ignored, as gzip does.
 class GzipFileSource final : public ByteSource {
