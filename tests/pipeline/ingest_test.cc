@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "persona/core/error.h"
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/run.h"
 #include "support/test_support.h"
@@ -137,6 +138,61 @@ void crash_then_resume(const char* crash_at) {
 TEST(Ingest, ResumesAfterACrashBetweenBatches) { crash_then_resume("3:after"); }
 TEST(Ingest, ResumesAfterACrashInsideATransaction) { crash_then_resume("5:before"); }
 TEST(Ingest, ResumesAfterACrashInTheFirstBatch) { crash_then_resume("1:before"); }
+
+}  // namespace
+}  // namespace persona::pipeline
+
+namespace persona::pipeline {
+namespace {
+
+// A store whose disk fills up at the Nth batch (the fault-injection habit: a Store that fails
+// on demand). The error must reach the caller as it is, with no hang and no later batch written.
+class DiskFullStore : public store::Store {
+ public:
+  DiskFullStore(std::unique_ptr<store::Store> inner, int fail_at) : inner_(std::move(inner)), fail_at_(fail_at) {}
+  store::IngestRecord begin_ingest(const std::string& s, const std::string& p, const std::string& c,
+                                   const std::string& m) override {
+    return inner_->begin_ingest(s, p, c, m);
+  }
+  void write_batch(int64_t ingest, const store::Batch& batch, int64_t last_line) override {
+    if (++writes_ == fail_at_) throw Error("store: database or disk is full", {}, "the disk is full");
+    inner_->write_batch(ingest, batch, last_line);
+  }
+  void finish_ingest(int64_t ingest, const nlohmann::json& summary) override { inner_->finish_ingest(ingest, summary); }
+  std::vector<store::IngestRecord> ingests() override { return inner_->ingests(); }
+  void for_each_reject(int64_t ingest, const std::function<void(const store::RejectRow&)>& fn) override {
+    inner_->for_each_reject(ingest, fn);
+  }
+  store::DatasetStats stats(int top_n) override { return inner_->stats(top_n); }
+  std::vector<double> numeric_values(const std::string& field) override { return inner_->numeric_values(field); }
+  void put_meta(const std::string& key, const nlohmann::json& value) override { inner_->put_meta(key, value); }
+  std::optional<nlohmann::json> get_meta(const std::string& key) override { return inner_->get_meta(key); }
+  int schema_version() override { return inner_->schema_version(); }
+  int writes() const { return writes_; }
+
+ private:
+  std::unique_ptr<store::Store> inner_;
+  int fail_at_, writes_ = 0;
+};
+
+TEST(Ingest, AStoreFailureStopsTheIngestWithItsError) {
+  Fixture f;
+  DiskFullStore store(store::open_sqlite_store(f.config.resolve(f.config.store_path)), 3);
+  try {
+    ingest(f.config, store, {.progress = false});
+    FAIL() << "expected the store's error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("disk is full"), std::string::npos);
+  }
+  EXPECT_EQ(store.writes(), 3);  // nothing written after the failure
+  const auto partial = f.stats();
+  EXPECT_EQ(partial.ingests[0].status, "running");
+  EXPECT_EQ(partial.ingests[0].last_line, 201);  // two batches of 100 rows, after the header line
+  // With room on the disk again, the same command finishes the job.
+  auto real = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+  EXPECT_EQ(ingest(f.config, *real, {.progress = false}).sources[0].status, "resumed");
+  EXPECT_EQ(f.stats().events + f.stats().rejects, 1000);
+}
 
 }  // namespace
 }  // namespace persona::pipeline

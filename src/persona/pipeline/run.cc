@@ -1,6 +1,7 @@
 #include "persona/pipeline/run.h"
 
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 
@@ -8,6 +9,7 @@
 #include <xxhash.h>
 
 #include "persona/core/error.h"
+#include "persona/core/handoff.h"
 #include "persona/core/progress.h"
 #include "persona/io/csv_reader.h"
 #include "persona/io/jsonl_reader.h"
@@ -293,6 +295,58 @@ std::string file_content_hash(const std::string& path) {
   return fmt::format("{:016x}{:016x}", h.high64, h.low64);
 }
 
+namespace {
+// Writes batches to the store on a thread of its own, so that SQLite's inserts overlap with
+// reading and cleaning the next batch. Batches are written in order, each in its own
+// transaction with its checkpoint, exactly as they would be on the caller's thread.
+class BatchWriter {
+ public:
+  BatchWriter(store::Store& store, int64_t ingest) : store_(store), ingest_(ingest) {
+    worker_ = std::thread([this] { run(); });
+  }
+  ~BatchWriter() {  // on an error of the caller's: stop after the batch being written
+    queue_.finish();
+    if (worker_.joinable()) worker_.join();
+  }
+  void write(store::Batch batch, int64_t last_line) {
+    if (!queue_.push({std::move(batch), last_line})) rethrow();
+  }
+  // Waits for every batch to be written; throws the writer's error, if it had one.
+  void close() {
+    queue_.finish();
+    worker_.join();
+    rethrow();
+  }
+
+ private:
+  struct Pending {
+    store::Batch batch;
+    int64_t last_line = 0;
+  };
+  void run() {
+    try {
+      while (auto pending = queue_.pop()) store_.write_batch(ingest_, pending->batch, pending->last_line);
+    } catch (...) {
+      error_ = std::current_exception();
+      queue_.stop();  // the caller's next write() sees it
+    }
+  }
+  void rethrow() {
+    if (worker_.joinable()) {
+      queue_.finish();
+      worker_.join();
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  store::Store& store_;
+  int64_t ingest_;
+  Handoff<Pending> queue_{2};
+  std::thread worker_;
+  std::exception_ptr error_;
+};
+}  // namespace
+
 SourceReport ingest_source(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
                            size_t batch_rows, RejectLogWriter* rejects, const RunOptions& options) {
   const std::string hash = file_content_hash(source.mapping.path);
@@ -309,11 +363,12 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   // A run that was killed left everything up to last_line in the store. Every row is read again
   // (duplicate detection needs to see them) but only later rows are written.
   const int64_t resume_after = ingest.last_line;
+  BatchWriter writer(store, ingest.id);
   store::Batch batch;
   int64_t last_line = resume_after;
   size_t rows_in_batch = 0;
   auto flush = [&] {
-    store.write_batch(ingest.id, batch, last_line);
+    writer.write(std::move(batch), last_line);
     batch = store::Batch();
     rows_in_batch = 0;
   };
@@ -333,6 +388,7 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   };
   SourceReport report = run_source(source, rules, on_row, options);
   flush();
+  writer.close();
   report.status = ingest.resumed ? "resumed" : "ingested";
   report.ingest_id = ingest.id;
   store.finish_ingest(ingest.id, report.to_json());
