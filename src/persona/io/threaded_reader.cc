@@ -33,10 +33,19 @@ void ThreadedReader::produce() {
                        static_cast<uint32_t>(record.fields.size()),
                        record.duplicate,
                        record.problem};
+        const size_t raw_at = batch->arena.size();
         batch->arena.append(record.raw);
+        const char* raw_begin = record.raw.data();
+        const char* raw_end = raw_begin + record.raw.size();
         for (size_t i = 0; i < record.fields.size(); ++i) {
-          batch->fields.emplace_back(batch->arena.size(), record.fields[i].size());
-          batch->arena.append(record.fields[i]);
+          const std::string_view f = record.fields[i];
+          if (f.data() >= raw_begin && f.data() + f.size() <= raw_end) {
+            // Most fields are a piece of the raw record, already copied: point into that copy.
+            batch->fields.emplace_back(raw_at + static_cast<size_t>(f.data() - raw_begin), f.size());
+          } else {  // unescaped ("" -> ") or extracted (JSON) text: copy it
+            batch->fields.emplace_back(batch->arena.size(), f.size());
+            batch->arena.append(f);
+          }
           batch->present.push_back(i < record.present.size() ? record.present[i] : true);
         }
         batch->entries.push_back(std::move(e));
