@@ -37,7 +37,7 @@ Command add_stats(CLI::App& app, Common& common) {
           }};
 }
 
-Command add_rejects(CLI::App& app, Common& common) {
+Command add_rejects(CLI::App& app, Common&) {  // always JSON Lines: --json changes nothing
   auto* sub = app.add_subcommand("rejects", "Print the reject log of the store's ingests (JSON Lines)");
   struct Args {
     std::string store, config;
@@ -47,7 +47,7 @@ Command add_rejects(CLI::App& app, Common& common) {
   sub->add_option("-s,--store", args->store, "Store file");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--ingest", args->ingest, "Only this ingest id (see `persona stats`)");
-  return {sub, [args, &common] {
+  return {sub, [args] {
             auto store = open_existing(store_path_from(args->store, args->config));
             pipeline::RejectLogWriter out("/dev/stdout", true);
             for (const auto& i : store->ingests()) {
