@@ -103,3 +103,27 @@ TEST(Mapping, EventTypeSynonymsAndUnknownTypes) {
 
 }  // namespace
 }  // namespace persona::io
+
+namespace persona::io {
+namespace {
+
+TEST(Mapping, UserAttributesAreFreeFormFields) {
+  SourceMapping m;
+  m.name = "users";
+  m.path = "users.csv";
+  m.outputs.push_back({Entity::User, {{"id", {.column = "uid"}}, {"attr.channel", {.column = "ch"}},
+                                      {"attr.level", {.column = "lvl"}}}});
+  m.validate();
+  Mapper mapper(m, {"uid", "ch", "lvl"}, "users.csv");
+  EXPECT_GE(mapper.slot(Entity::User, "attr.level"), 0);
+  std::vector<FieldValue> v;
+  mapper.map(record({"U1", "mini_program", ""}), v);
+  const auto built = mapper.build(v);
+  ASSERT_TRUE(built.user);
+  ASSERT_EQ(built.user->attributes.size(), 1u);  // a missing attribute is left out
+  EXPECT_EQ(built.user->attributes[0], (std::pair<std::string, std::string>{"channel", "mini_program"}));
+  EXPECT_EQ(find_model_field(Entity::Item, "attr.x"), nullptr);  // items have no free attributes
+}
+
+}  // namespace
+}  // namespace persona::io

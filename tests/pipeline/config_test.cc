@@ -66,6 +66,17 @@ TEST(Config, ReadsSourcesPresetsRulesAndPaths) {
   EXPECT_EQ(c.reject_log_path(), "/base/shop.db.rejects.jsonl");
 }
 
+TEST(Config, UserAttributesAsDottedKeys) {
+  const auto c = parse_config("[[sources]]\npath = \"u.csv\"\n[sources.user]\nid = \"uid\"\nattr.level = \"lvl\"\n"
+                              "attr.channel = { column = \"ch\", default = \"web\" }\n",
+                              "u.toml", "/");
+  const auto& fields = c.sources[0].mapping.outputs[0].fields;
+  ASSERT_EQ(fields.size(), 3u);
+  EXPECT_TRUE(std::any_of(fields.begin(), fields.end(), [](const auto& f) { return f.first == "attr.level"; }));
+  EXPECT_TRUE(std::any_of(fields.begin(), fields.end(),
+                          [](const auto& f) { return f.first == "attr.channel" && f.second.default_value == "web"; }));
+}
+
 TEST(Config, SyntaxErrorsNameTheLine) {
   const auto e = error_of("[store]\npath = \"x\"\n[[sources]\n");
   EXPECT_NE(e.find("bad.toml:3"), std::string::npos) << e;

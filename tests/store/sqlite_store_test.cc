@@ -98,6 +98,34 @@ TEST(SqliteStore, ItemsMergeTheirAttributesAndIdsStayDense) {
   sqlite3_close(db);
 }
 
+TEST(SqliteStore, UserAttributesMergeAsJson) {
+  test::TempDir dir;
+  {
+    auto store = open_sqlite_store(dir.file("p.db"));
+    const auto ingest = store->begin_ingest("users", "u.csv", "h", "m");
+    Batch a;
+    a.users.push_back({"U1", 30, "", "", std::nullopt, {{"level", "gold"}, {"channel", "app"}}});
+    store->write_batch(ingest.id, a, 1);
+    Batch b;
+    b.users.push_back({"U1", std::nullopt, "", "", std::nullopt, {{"level", "silver"}}});
+    b.users.push_back({"U2", std::nullopt, "", "", std::nullopt, {}});
+    store->write_batch(ingest.id, b, 3);
+    EXPECT_EQ(store->stats().missing[4].name, "users.attributes");
+    EXPECT_EQ(store->stats().missing[4].count, 1);  // U2 has none
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(dir.file("p.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q;
+  sqlite3_prepare_v2(db, "SELECT age, json_extract(attrs, '$.level'), json_extract(attrs, '$.channel') FROM users "
+                         "WHERE ext_id='U1'", -1, &q, nullptr);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 30);  // kept: the second row had no age
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), "silver");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 2)), "app");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
 TEST(SqliteStore, NotAStoreAndNewerSchemaAreClearErrors) {
   test::TempDir dir;
   test::write_file(dir.file("junk.db"), std::string(4096, 'j'));

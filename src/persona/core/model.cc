@@ -93,7 +93,14 @@ const std::vector<ModelField>& model_fields() {
   return fields;
 }
 
+const ModelField* user_attribute_field() {
+  static const ModelField field{Entity::User, "attr.*", FieldType::Text, false, "a free-form attribute (attr.NAME)"};
+  return &field;
+}
+
 const ModelField* find_model_field(Entity entity, std::string_view name) {
+  if (entity == Entity::User && name.size() > kAttributePrefix.size() && name.substr(0, kAttributePrefix.size()) == kAttributePrefix)
+    return user_attribute_field();
   for (const auto& f : model_fields())
     if (f.entity == entity && name == f.name) return &f;
   return nullptr;

@@ -36,13 +36,17 @@ struct ModelField {
   const char* description;
 };
 const std::vector<ModelField>& model_fields();
+// Also finds user attributes: "attr.NAME" for any NAME is the one attribute field.
 const ModelField* find_model_field(Entity entity, std::string_view name);
+const ModelField* user_attribute_field();
+constexpr std::string_view kAttributePrefix = "attr.";
 
 struct User {
   std::string id;
   std::optional<int64_t> age;
   std::string gender, region;
   std::optional<int64_t> signup_time;
+  std::vector<std::pair<std::string, std::string>> attributes;  // free-form: member level, channel, ...
 };
 
 struct Item {

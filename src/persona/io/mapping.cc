@@ -45,7 +45,7 @@ void SourceMapping::validate() const {
       if (mf->type == FieldType::Timestamp) TimestampParser::validate(spec.format);
     }
     for (const auto& f : model_fields()) {
-      if (f.entity != o.entity || !f.required) continue;
+      if (f.entity != o.entity || !f.required) continue;  // (attributes are never required)
       const bool mapped = std::any_of(o.fields.begin(), o.fields.end(), [&](const auto& p) { return p.first == f.name; });
       if (!mapped)
         throw Error(fmt::format("source \"{}\": {} needs the field \"{}\" ({})", name, entity_name(o.entity), f.name,
@@ -73,14 +73,14 @@ Mapper::Mapper(const SourceMapping& mapping, const std::vector<std::string>& col
                       {file, columns.empty() ? 0 : 1}, fmt::format("the file's columns are: {}", have.empty() ? "(none: the file is empty)" : have));
         }
       }
-      slots_.push_back({o.entity, mf, &spec, col, TimestampParser(spec.format)});
+      slots_.push_back({o.entity, field, mf, &spec, col, TimestampParser(spec.format)});
     }
   }
 }
 
 int Mapper::slot(Entity entity, std::string_view field) const {
   for (size_t i = 0; i < slots_.size(); ++i)
-    if (slots_[i].entity == entity && field == slots_[i].field->name) return static_cast<int>(i);
+    if (slots_[i].entity == entity && field == slots_[i].name) return static_cast<int>(i);
   return -1;
 }
 
@@ -196,7 +196,7 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
   for (size_t i = 0; i < slots_.size(); ++i) {
     const FieldValue& v = values[i];
     if (!v.present || v.error) continue;
-    const std::string_view name = slots_[i].field->name;
+    const std::string_view name = slots_[i].name;
     const std::string text(v.text);
     switch (slots_[i].entity) {
       case Entity::User: {
@@ -206,6 +206,7 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
         else if (name == "gender") u.gender = text;
         else if (name == "region") u.region = text;
         else if (name == "signup_time") u.signup_time = v.time;
+        else if (slots_[i].field == user_attribute_field()) u.attributes.emplace_back(name.substr(kAttributePrefix.size()), text);
         break;
       }
       case Entity::Item: {

@@ -67,6 +67,7 @@ class Mapper {
  public:
   struct Slot {
     Entity entity;
+    std::string name;  // the mapped field's name: "quantity", or "attr.channel" for attributes
     const ModelField* field;
     const FieldSpec* spec;
     int column;  // -1 for constants

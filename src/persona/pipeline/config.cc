@@ -182,12 +182,23 @@ class Reader {
         m.outputs.push_back({*entity, {}});
         it = m.outputs.end() - 1;
       }
+      // Attributes: attr.NAME = "column" (a TOML dotted key, so a table named attr).
+      std::vector<std::pair<std::string, const toml::node*>> entries;
       for (const auto& [fname, fnode] : fields) {
-        const std::string name(fname.str());
+        if (*entity == Entity::User && fname.str() == "attr" && fnode.is_table()) {
+          for (const auto& [aname, anode] : *fnode.as_table())
+            entries.emplace_back(std::string(kAttributePrefix) + std::string(aname.str()), &anode);
+        } else {
+          entries.emplace_back(std::string(fname.str()), &fnode);
+        }
+      }
+      for (const auto& [name, node] : entries) {
+        const toml::node& fnode = *node;
         if (!find_model_field(*entity, name)) {
           std::string known;
           for (const auto& f : model_fields())
             if (f.entity == *entity) known += fmt::format("{}{}", known.empty() ? "" : ", ", f.name);
+          if (*entity == Entity::User) known += ", attr.NAME (any attribute)";
           fail(fnode, fmt::format("{} has no field \"{}\"", entity_name(*entity), name),
                fmt::format("{} fields are: {}", entity_name(*entity), known));
         }

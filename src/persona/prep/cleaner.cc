@@ -58,7 +58,7 @@ Cleaner::Cleaner(std::vector<RuleSpec> rules, io::Mapper& mapper, std::string fi
   if (!std::any_of(rules_.begin(), rules_.end(), [](const RuleSpec& r) { return r.label() == "missing_required"; })) {
     RuleSpec required{.kind = "missing", .name = "missing_required"};
     for (const auto& slot : mapper_.slots())
-      if (slot.field->required) required.fields.push_back(fmt::format("{}.{}", entity_name(slot.entity), slot.field->name));
+      if (slot.field->required) required.fields.push_back(fmt::format("{}.{}", entity_name(slot.entity), slot.name));
     if (!required.fields.empty()) rules_.push_back(required);
   }
   summary_.rules.push_back({"malformed"});
@@ -265,8 +265,8 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
         continue;
       }
       Ref ref{static_cast<int>(s), -1,
-              slot.spec->constant ? fmt::format("{}.{}", entity_name(slot.entity), slot.field->name) : slot.spec->column};
-      return reject(&ref, fmt::format("{}.{} {}", entity_name(slot.entity), slot.field->name, v.error));
+              slot.spec->constant ? fmt::format("{}.{}", entity_name(slot.entity), slot.name) : slot.spec->column};
+      return reject(&ref, fmt::format("{}.{} {}", entity_name(slot.entity), slot.name, v.error));
     }
     return true;
   }

@@ -203,6 +203,8 @@ age = "age"
 gender = "gender"
 region = "region"
 signup_time = { column = "signup_date", format = "%Y-%m-%d" }
+attr.member_level = "member_level"
+attr.channel = "channel"
 [[sources.clean]]
 rule = "duplicate_key"
 name = "duplicate_user"
@@ -386,7 +388,7 @@ ShopReport generate_shop(const ShopOptions& o) {
   std::vector<User> users;
   {
     Writer out(path("users.csv"), false);
-    out.buffer() += "user_id,age,gender,region,signup_date\n";
+    out.buffer() += "user_id,age,gender,region,signup_date,member_level,channel\n";
     for (int i = 0; i < o.size.users; ++i) {
       User u;
       u.id = fmt::format("U{:06d}", i + 1);
@@ -406,7 +408,12 @@ ShopReport generate_shop(const ShopOptions& o) {
         age = rng.chance(0.5) ? "" : (rng.chance(0.5) ? "abc" : "-5");
         report.bad_age_users += age.empty() ? 0 : 1;
       }
-      const std::string line = fmt::format("{},{},{},{},{}\n", u.id, age, u.gender, kRegions[u.region], format_date(u.signup));
+      // Free-form attributes a shop keeps: a loyalty level that follows activity, and the
+      // channel the user signed up through (mini programs are common in China).
+      const char* level = u.activity > 2.0 ? "gold" : u.activity > 0.8 ? "silver" : "bronze";
+      const char* channel = u.chinese ? (rng.chance(0.5) ? "mini_program" : "app") : (rng.chance(0.6) ? "web" : "app");
+      const std::string line = fmt::format("{},{},{},{},{},{},{}\n", u.id, age, u.gender, kRegions[u.region],
+                                           format_date(u.signup), level, channel);
       out.buffer() += line;
       if (o.dirt && rng.chance(0.005)) {
         out.buffer() += line;

@@ -24,7 +24,8 @@ const std::vector<const char*> kMigrations = {
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE users(
   id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE,
-  age INTEGER, gender TEXT, region TEXT, signup_ts INTEGER);
+  age INTEGER, gender TEXT, region TEXT, signup_ts INTEGER,
+  attrs TEXT);  -- a JSON object of free-form attributes
 CREATE TABLE items(
   id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE,
   title TEXT, category TEXT, brand TEXT, price REAL, text TEXT);
@@ -322,12 +323,21 @@ class SqliteStore final : public Store {
 
   void write_users(const std::vector<User>& users) {
     if (users.empty()) return;
+    // Attributes merge into the JSON object already stored (json_patch: new keys win).
     Statement q(db_, "UPDATE users SET age=COALESCE(?, age), gender=COALESCE(?, gender), region=COALESCE(?, region), "
-                     "signup_ts=COALESCE(?, signup_ts) WHERE id=?");
+                     "signup_ts=COALESCE(?, signup_ts), "
+                     "attrs=CASE WHEN ?6 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?6) END WHERE id=?5");
     for (const auto& u : users) {
       const int64_t id = user_id(u.id);
       q.bind_opt(1, u.age).bind_text_or_null(2, u.gender).bind_text_or_null(3, u.region).bind_opt(4, u.signup_time);
-      q.bind(5, id).run();
+      q.bind(5, id);
+      std::string attrs;
+      if (!u.attributes.empty()) {
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& [k, v] : u.attributes) j[k] = v;
+        attrs = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      }
+      q.bind_text_or_null(6, attrs).run();
     }
   }
 
@@ -464,6 +474,7 @@ DatasetStats SqliteStore::stats(int top_n) {
       {"users.gender", "SELECT count(*) FROM users WHERE gender IS NULL"},
       {"users.region", "SELECT count(*) FROM users WHERE region IS NULL"},
       {"users.signup_time", "SELECT count(*) FROM users WHERE signup_ts IS NULL"},
+      {"users.attributes", "SELECT count(*) FROM users WHERE attrs IS NULL"},
       {"items.title", "SELECT count(*) FROM items WHERE title IS NULL"},
       {"items.category", "SELECT count(*) FROM items WHERE category IS NULL"},
       {"items.brand", "SELECT count(*) FROM items WHERE brand IS NULL"},
