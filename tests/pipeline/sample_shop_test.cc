@@ -61,8 +61,11 @@ TEST(SampleShop, CleaningFindsExactlyTheDirtThatWasAdded) {
   const auto stats = store->stats();
   EXPECT_EQ(stats.events, static_cast<int64_t>(events.rows_kept));
   EXPECT_EQ(stats.texts, shop.texts);
-  for (const auto& m : stats.missing)
-    if (m.name == "users.attributes") EXPECT_EQ(m.count, 0) << "every user has a member level and a channel";
+  for (const auto& m : stats.missing) {
+    if (m.name == "users.attributes") {
+      EXPECT_EQ(m.count, 0) << "every user has a member level and a channel";
+    }
+  }
   EXPECT_FALSE(report.normalisers.empty());
   EXPECT_TRUE(report.normalisers.contains("event.value"));
 }

@@ -192,8 +192,9 @@ class Reader {
           entries.emplace_back(std::string(fname.str()), &fnode);
         }
       }
-      for (const auto& [name, node] : entries) {
-        const toml::node& fnode = *node;
+      for (const auto& entry : entries) {
+        const std::string& name = entry.first;  // (clang 14 cannot capture structured bindings)
+        const toml::node& fnode = *entry.second;
         if (!find_model_field(*entity, name)) {
           std::string known;
           for (const auto& f : model_fields())
