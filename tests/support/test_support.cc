@@ -40,6 +40,14 @@ void write_gzip(const std::string& path, const std::string& content) {
   gzclose(f);
 }
 
+void write_truncated_gzip(const std::string& path, int rows, double keep_fraction) {
+  std::string data = "a,b\n";
+  for (int i = 0; i < rows; ++i) data += std::to_string(i * 7919 % 100003) + ",row " + std::to_string(i) + "\n";
+  write_gzip(path, data);
+  const std::string bytes = read_file(path);
+  write_file(path, bytes.substr(0, static_cast<size_t>(bytes.size() * keep_fraction)));
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

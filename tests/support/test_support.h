@@ -20,6 +20,8 @@ class TempDir {
 
 void write_file(const std::string& path, const std::string& content);
 void write_gzip(const std::string& path, const std::string& content);
+// A gzip file of `rows` CSV lines (a,b header) that ends part way through its compressed stream.
+void write_truncated_gzip(const std::string& path, int rows, double keep_fraction = 0.5);
 std::string read_file(const std::string& path);
 
 struct RunResult {

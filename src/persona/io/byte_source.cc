@@ -268,11 +268,9 @@ class MemorySource final : public ByteSource {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path, bool read_ahead) {
+std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path) {
   if (!starts_with_gzip_magic(path)) return std::make_unique<PlainFileSource>(path);
-  auto file = std::make_unique<GzipFileSource>(path);
-  if (!read_ahead) return file;
-  return std::make_unique<ReadAheadSource>(std::move(file));
+  return std::make_unique<ReadAheadSource>(std::make_unique<GzipFileSource>(path));
 }
 
 std::unique_ptr<ByteSource> ByteSource::from_memory(std::string data, std::string name) {

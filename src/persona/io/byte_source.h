@@ -19,8 +19,8 @@ class ByteSource {
   virtual uint64_t file_size() const = 0;
   virtual const std::string& path() const = 0;
 
-  // read_ahead: decompress gzip on a second thread (pointless when the caller already reads on one).
-  static std::unique_ptr<ByteSource> open_file(const std::string& path, bool read_ahead = true);
+  // gzip is decompressed on a thread of its own (read-ahead) while the caller parses.
+  static std::unique_ptr<ByteSource> open_file(const std::string& path);
   static std::unique_ptr<ByteSource> from_memory(std::string data, std::string name = "<memory>");
 };
 

@@ -51,8 +51,7 @@ std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const 
   const auto& m = source.mapping;
   // Three stages on their own threads: gzip decompression (ByteSource read-ahead), parsing with
   // the exact-duplicate check (which needs only the record, and is the costliest rule on large
-  // files), and mapping + cleaning on the caller's thread. Measured on 2 cores with the R1 task:
-  // 3 threads beat 2 (decompression and parsing in one) by about a fifth.
+  // files), and mapping + cleaning on the caller's thread.
   io::ThreadedReader::Hook hook;
   if (std::any_of(rules.begin(), rules.end(), [](const prep::RuleSpec& r) { return r.kind == "exact_duplicate"; })) {
     auto seen = std::make_shared<prep::ExactDuplicates>();

@@ -159,6 +159,8 @@ class SqliteStore final : public Store {
     }
   }
   ~SqliteStore() override {
+    insert_user_.reset();  // statements are finalized before the connection closes
+    insert_item_.reset();
     if (db_) sqlite3_close(db_);
   }
 
@@ -302,23 +304,22 @@ class SqliteStore final : public Store {
     }
   }
 
-  int64_t user_id(const std::string& ext) {
-    const size_t before = users_.size();
-    const auto id = users_.intern(ext);
-    if (users_.size() > before) {
-      Statement q(db_, "INSERT INTO users(id, ext_id) VALUES (?, ?)");
-      q.bind(1, static_cast<int64_t>(id)).bind(2, ext).run();
+  // The dense id of an external id; a new one is added to its table (inside the caller's
+  // transaction) with a statement prepared once per store, not once per new id.
+  int64_t dense_id(IdMap& map, std::unique_ptr<Statement>& insert, const char* sql, const std::string& ext) {
+    const size_t before = map.size();
+    const auto id = map.intern(ext);
+    if (map.size() > before) {
+      if (!insert) insert = std::make_unique<Statement>(db_, sql);
+      insert->bind(1, static_cast<int64_t>(id)).bind(2, ext).run();
     }
     return id;
   }
+  int64_t user_id(const std::string& ext) {
+    return dense_id(users_, insert_user_, "INSERT INTO users(id, ext_id) VALUES (?, ?)", ext);
+  }
   int64_t item_id(const std::string& ext) {
-    const size_t before = items_.size();
-    const auto id = items_.intern(ext);
-    if (items_.size() > before) {
-      Statement q(db_, "INSERT INTO items(id, ext_id) VALUES (?, ?)");
-      q.bind(1, static_cast<int64_t>(id)).bind(2, ext).run();
-    }
-    return id;
+    return dense_id(items_, insert_item_, "INSERT INTO items(id, ext_id) VALUES (?, ?)", ext);
   }
 
   void write_users(const std::vector<User>& users) {
@@ -434,6 +435,7 @@ class SqliteStore final : public Store {
   std::string path_;
   sqlite3* db_ = nullptr;
   IdMap users_, items_;
+  std::unique_ptr<Statement> insert_user_, insert_item_;
   int64_t batches_ = 0;
   CrashPoint crash_;
 };

@@ -29,7 +29,6 @@ struct Batch {
   std::vector<std::pair<int64_t, Event>> events;  // (source line, event)
   std::vector<std::pair<int64_t, Text>> texts;
   std::vector<RejectRow> rejects;
-  size_t size() const { return users.size() + items.size() + events.size() + texts.size() + rejects.size(); }
 };
 
 // One file ingested with one mapping. Identified by the file's content hash and the mapping's
