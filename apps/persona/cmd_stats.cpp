@@ -9,13 +9,11 @@
 
 namespace persona::cli {
 
-namespace {
-std::unique_ptr<store::Store> open_existing(const std::string& path) {
+std::unique_ptr<store::Store> open_existing_store(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw Error("no store here", {path}, "run `persona ingest` first, or give --store / --config");
   return store::open_sqlite_store(path);
 }
-}  // namespace
 
 Command add_stats(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("stats", "Dataset summary: counts, date range, event types, top items, missing values");
@@ -29,7 +27,7 @@ Command add_stats(CLI::App& app, Common& common) {
   sub->add_option("--top", args->top, "How many top items and categories")->check(CLI::Range(1, 1000));
   return {sub, [args, &common] {
             const auto path = store_path_from(args->store, args->config);
-            auto store = open_existing(path);
+            auto store = open_existing_store(path);
             const auto stats = store->stats(args->top);
             if (common.json) print_json(stats_json(stats));
             else print_stats(stats, path);
@@ -48,7 +46,7 @@ Command add_rejects(CLI::App& app, Common&) {  // always JSON Lines: --json chan
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--ingest", args->ingest, "Only this ingest id (see `persona stats`)");
   return {sub, [args] {
-            auto store = open_existing(store_path_from(args->store, args->config));
+            auto store = open_existing_store(store_path_from(args->store, args->config));
             pipeline::RejectLogWriter out("/dev/stdout", true);
             for (const auto& i : store->ingests()) {
               if (args->ingest && i.id != args->ingest) continue;
@@ -71,7 +69,7 @@ Command add_normalise(CLI::App& app, Common& common) {
   sub->add_option("--method", args->method, "minmax, zscore, robust or log1p");
   sub->add_option("--apply", args->apply, "Print the saved normaliser of --field applied to these values");
   return {sub, [args, &common] {
-            auto store = open_existing(store_path_from(args->store, args->config));
+            auto store = open_existing_store(store_path_from(args->store, args->config));
             nlohmann::json saved = store->get_meta("normalisers").value_or(nlohmann::json::object());
             if (!args->apply.empty()) {
               if (!saved.contains(args->field))

@@ -31,6 +31,13 @@ Command add_demo(CLI::App& app, Common& common);
 Command add_presets(CLI::App& app, Common& common);
 Command add_rejects(CLI::App& app, Common& common);
 Command add_normalise(CLI::App& app, Common& common);
+Command add_analyze(CLI::App& app, Common& common);
+Command add_keywords(CLI::App& app, Common& common);
+Command add_eval(CLI::App& app, Common& common);
+Command add_classify(CLI::App& app, Common& common);
+Command add_train(CLI::App& app, Common& common);
+Command add_predict(CLI::App& app, Common& common);
+Command add_forecast(CLI::App& app, Common& common);
 
 // Shared printing.
 void print_json(const nlohmann::json& j);
@@ -39,5 +46,7 @@ void print_stats(const store::DatasetStats& stats, const std::string& store_path
 nlohmann::json stats_json(const store::DatasetStats& stats);
 // "persona.db" from --store, else from --config's [store], else ./persona.db.
 std::string store_path_from(const std::string& store, const std::string& config);
+// Opens a store that must exist already (a clear error otherwise).
+std::unique_ptr<store::Store> open_existing_store(const std::string& path);
 
 }  // namespace persona::cli

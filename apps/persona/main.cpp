@@ -16,7 +16,10 @@ int main(int argc, char** argv) {
   Common common;
   const std::vector<Command> commands = {add_demo(app, common),    add_generate(app, common), add_ingest(app, common),
                                         add_clean(app, common),   add_stats(app, common),    add_rejects(app, common),
-                                        add_normalise(app, common), add_presets(app, common)};
+                                        add_normalise(app, common), add_presets(app, common),
+                                        add_analyze(app, common),  add_keywords(app, common),  add_classify(app, common),
+                                        add_eval(app, common),     add_train(app, common),     add_predict(app, common),
+                                        add_forecast(app, common)};
   for (const auto& [sub, runner] : commands) {
     sub->add_flag("--json", common.json, "Print machine-readable JSON on stdout");
     sub->add_flag("-q,--quiet", common.quiet, "No progress output");
@@ -30,6 +33,12 @@ int main(int argc, char** argv) {
     for (const auto& [sub, runner] : commands)
       if (sub->parsed()) return runner();
   } catch (const persona::Error& e) {
+    std::fprintf(stderr, "persona: error: %s\n", e.what());
+    return 1;
+  } catch (const std::runtime_error& e) {  // bad model files, unreadable inputs: the user's to fix
+    std::fprintf(stderr, "persona: error: %s\n", e.what());
+    return 1;
+  } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "persona: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {

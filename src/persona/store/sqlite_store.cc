@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -158,6 +159,8 @@ class SqliteStore final : public Store {
       throw Error(e.reason(), {path}, e.hint().empty() ? "is this a Persona store?" : e.hint());
     }
   }
+  EventColumns events() override;
+  void for_each_text(const std::function<void(const Text&)>& fn) override;
   ~SqliteStore() override {
     insert_user_.reset();  // statements are finalized before the connection closes
     insert_item_.reset();
@@ -439,6 +442,67 @@ class SqliteStore final : public Store {
   int64_t batches_ = 0;
   CrashPoint crash_;
 };
+
+EventColumns SqliteStore::events() {
+  EventColumns e;
+  {
+    Statement q(db_, "SELECT id, ext_id, coalesce(region, '') FROM users ORDER BY id");
+    while (q.step()) {
+      const auto id = static_cast<size_t>(q.integer(0));
+      if (e.user_ids.size() <= id) {
+        e.user_ids.resize(id + 1);
+        e.user_regions.resize(id + 1);
+      }
+      e.user_ids[id] = q.text(1);
+      e.user_regions[id] = q.text(2);
+    }
+  }
+  {
+    Statement q(db_, "SELECT id, ext_id, coalesce(category, '') FROM items ORDER BY id");
+    while (q.step()) {
+      const auto id = static_cast<size_t>(q.integer(0));
+      if (e.item_ids.size() <= id) {
+        e.item_ids.resize(id + 1);
+        e.item_categories.resize(id + 1);
+      }
+      e.item_ids[id] = q.text(1);
+      e.item_categories[id] = q.text(2);
+    }
+  }
+  IdMap sessions;
+  Statement q(db_, "SELECT user, item, type, quantity, value, ts, session FROM events ORDER BY ts, id");
+  while (q.step()) {
+    e.user.push_back(static_cast<int32_t>(q.integer(0)));
+    e.item.push_back(static_cast<int32_t>(q.integer(1)));
+    e.type.push_back(static_cast<uint8_t>(q.integer(2)));
+    e.quantity.push_back(static_cast<float>(q.real(3)));
+    e.value.push_back(q.null(4) ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(q.real(4)));
+    e.timestamp.push_back(q.integer(5));
+    e.session.push_back(q.null(6) ? -1 : static_cast<int32_t>(sessions.intern(q.text(6))));
+  }
+  e.sessions.reserve(sessions.size());
+  for (size_t i = 0; i < sessions.size(); ++i) e.sessions.emplace_back(sessions.name(static_cast<uint32_t>(i)));
+  return e;
+}
+
+void SqliteStore::for_each_text(const std::function<void(const Text&)>& fn) {
+  Statement q(db_, "SELECT coalesce(u.ext_id, ''), coalesce(i.ext_id, ''), t.kind, coalesce(t.language, ''), t.body, "
+                   "coalesce(t.label, ''), coalesce(t.category, ''), t.sentiment, t.ts FROM texts t "
+                   "LEFT JOIN users u ON u.id=t.user LEFT JOIN items i ON i.id=t.item ORDER BY t.id");
+  Text t;
+  while (q.step()) {
+    t.user = q.text(0);
+    t.item = q.text(1);
+    t.kind = parse_text_kind(q.text(2)).value_or(TextKind::Review);
+    t.language = q.text(3);
+    t.body = q.text(4);
+    t.label = q.text(5);
+    t.category = q.text(6);
+    t.sentiment = q.null(7) ? std::nullopt : std::optional<double>(q.real(7));
+    t.timestamp = q.null(8) ? std::nullopt : std::optional<int64_t>(q.integer(8));
+    fn(t);
+  }
+}
 
 DatasetStats SqliteStore::stats(int top_n) {
   DatasetStats s;

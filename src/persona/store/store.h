@@ -57,6 +57,19 @@ struct DatasetStats {
   std::vector<IngestRecord> ingests;
 };
 
+// Every event, columnar, with dense ids (the store's own 0..n-1 ids) and the string tables to
+// read them back. The hot input of profiles, propensity, forecasts and recommendations.
+struct EventColumns {
+  std::vector<int32_t> user, item, session;  // session: index into `sessions`, -1 when none
+  std::vector<uint8_t> type;                 // EventType
+  std::vector<float> quantity, value;        // value: NaN when none
+  std::vector<int64_t> timestamp;
+  std::vector<std::string> user_ids, user_regions;      // by user id
+  std::vector<std::string> item_ids, item_categories;   // by item id
+  std::vector<std::string> sessions;
+  size_t size() const { return user.size(); }
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -77,6 +90,11 @@ class Store {
   virtual std::vector<double> numeric_values(const std::string& field) = 0;
   virtual void put_meta(const std::string& key, const nlohmann::json& value) = 0;
   virtual std::optional<nlohmann::json> get_meta(const std::string& key) = 0;
+
+  // All events in time order (ties by insertion).
+  virtual EventColumns events() = 0;
+  // Every stored text (with external user and item ids), in insertion order.
+  virtual void for_each_text(const std::function<void(const Text&)>& fn) = 0;
 
   virtual int schema_version() = 0;
 };

@@ -1,0 +1,216 @@
+// persona analyze, keywords, predict text, eval text: what texts say, with the trained models.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+#include "persona/demand/text_analysis.h"
+#include "persona/pipeline/labelled_texts.h"
+#include "persona/text/keywords.h"
+
+namespace persona::cli {
+namespace {
+
+// The text argument, or stdin when it is "-".
+std::string text_argument(const std::vector<std::string>& words) {
+  if (words.size() == 1 && words[0] == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+void print_answer(const char* name, const std::optional<demand::TaskAnswer>& a, bool trained) {
+  if (!trained) {
+    fmt::print("{:<10} (no model: run `persona train {}`)\n", name, name);
+    return;
+  }
+  if (!a) {
+    fmt::print("{:<10} (no words to classify)\n", name);
+    return;
+  }
+  std::string alternatives;
+  for (size_t i = 1; i < a->top.size(); ++i)
+    alternatives += fmt::format("{}{} {:.2f}", i == 1 ? "" : ", ", a->top[i].first, a->top[i].second);
+  fmt::print("{:<10} {} ({:.2f}){}{}\n", name, a->label, a->confidence,
+             a->label != a->best ? fmt::format(", closest: {}", a->best) : "",
+             alternatives.empty() ? "" : "; then " + alternatives);
+}
+
+}  // namespace
+
+Command add_analyze(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("analyze", "What a text says: language, tokens, sentiment, demand category, intent, keywords");
+  struct Args {
+    std::vector<std::string> text;
+    std::string models;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("text", args->text, "The text (several words are joined; \"-\" reads stdin)")->required();
+  sub->add_option("--models", args->models, "Model directory (default $PERSONA_MODELS or ./models)");
+  return {sub, [args, &common] {
+            const std::string text = text_argument(args->text);
+            const auto dir = demand::models_dir_from(args->models);
+            const auto analyzer = demand::TextAnalyzer::load(dir);
+            const auto a = analyzer.analyze(text);
+            if (common.json) {
+              auto j = a.to_json();
+              j["models"] = dir;
+              j["missing_models"] = analyzer.missing_tasks();
+              print_json(j);
+              return 0;
+            }
+            auto j = a.to_json(40);
+            fmt::print("{:<10} {} ({:.2f})\n", "language", j["language"].get<std::string>(),
+                       j["language_confidence"].get<double>());
+            fmt::print("{:<10} {}{}\n", "tokens", fmt::join(j["tokens"].get<std::vector<std::string>>(), " | "),
+                       a.token_count > 40 ? fmt::format(" ... ({} in all)", a.token_count) : "");
+            print_answer("sentiment", a.sentiment, analyzer.model(demand::TextTask::Sentiment).has_value());
+            print_answer("category", a.category, analyzer.model(demand::TextTask::Category).has_value());
+            print_answer("intent", a.intent, analyzer.model(demand::TextTask::Intent).has_value());
+            std::string kws;
+            for (const auto& k : a.keywords) kws += fmt::format("{}{} {:.2f}", kws.empty() ? "" : ", ", k.word, k.score);
+            fmt::print("{:<10} {}\n", "keywords", kws.empty() ? "(none)" : kws);
+            std::string tr;
+            for (const auto& k : a.textrank) tr += fmt::format("{}{} {:.2f}", tr.empty() ? "" : ", ", k.word, k.score);
+            fmt::print("{:<10} {}\n", "textrank", tr.empty() ? "(none)" : tr);
+            return 0;
+          }};
+}
+
+Command add_keywords(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("keywords", "Keywords of a text, or of a user's, an item's or a category's texts in the store");
+  struct Args {
+    std::vector<std::string> text;
+    std::string store, config, user, item, category, method = "tfidf", models;
+    size_t top = 10;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("text", args->text, "A text (omit to read texts from the store)");
+  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-c,--config", args->config, "Config file (for its store path)");
+  sub->add_option("--user", args->user, "Texts written by this user");
+  sub->add_option("--item", args->item, "Texts about this item");
+  sub->add_option("--category", args->category, "Texts whose category is this");
+  sub->add_option("--method", args->method, "tfidf or textrank")->check(CLI::IsMember({"tfidf", "textrank"}));
+  sub->add_option("--top", args->top, "How many keywords")->check(CLI::Range(1, 1000));
+  sub->add_option("--models", args->models, "Model directory with keywords.model (IDF weights)");
+  return {sub, [args, &common] {
+            std::vector<std::string> texts;
+            if (!args->text.empty()) {
+              texts.push_back(text_argument(args->text));
+            } else {
+              auto store = open_existing_store(store_path_from(args->store, args->config));
+              store->for_each_text([&](const Text& t) {
+                if (!args->user.empty() && t.user != args->user) return;
+                if (!args->item.empty() && t.item != args->item) return;
+                if (!args->category.empty() && t.category != args->category) return;
+                texts.push_back(t.body);
+              });
+              if (texts.empty()) throw Error("no texts match", {}, "check --user / --item / --category");
+            }
+            std::vector<std::string_view> views(texts.begin(), texts.end());
+            std::optional<text::KeywordIndex> index;
+            const auto path = demand::keyword_index_path(demand::models_dir_from(args->models));
+            if (std::filesystem::exists(path)) index = demand::load_keyword_index(path);
+            const auto keywords = args->method == "textrank"
+                                      ? text::textrank_keywords(views, args->top)
+                                      : text::tfidf_keywords(views, args->top, index ? &*index : nullptr);
+            if (common.json) {
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& k : keywords) j.push_back({{"word", k.word}, {"score", k.score}});
+              print_json({{"method", args->method}, {"texts", texts.size()}, {"keywords", j}});
+              return 0;
+            }
+            for (const auto& k : keywords) fmt::print("{:<20} {:.3f}\n", k.word, k.score);
+            return 0;
+          }};
+}
+
+Command add_eval(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("eval", "Evaluate a trained text model on a labelled file (classification report)");
+  struct Args {
+    std::string task, model, preset, file, label, models;
+    bool unknown = false;
+    int threads = 2;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("task", args->task, "sentiment, category or intent (its model in --models)");
+  sub->add_option("file", args->file, "Labelled file")->required();
+  sub->add_option("--model", args->model, "A model file (instead of the task's)");
+  sub->add_option("-p,--preset", args->preset, "How to read the file (see `persona presets`)")->required();
+  sub->add_option("--label", args->label, "label, category, sentiment or category/label (default: the task's)");
+  sub->add_option("--models", args->models, "Model directory");
+  sub->add_flag("--count-unknown", args->unknown, "Answers below the unknown threshold count as wrong");
+  sub->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256));
+  return {sub, [args, &common] {
+            std::string path = args->model;
+            std::string field = args->label;
+            if (path.empty()) {
+              const auto task = demand::parse_text_task(args->task);
+              if (!task) throw Error(fmt::format("unknown task \"{}\"", args->task), {}, "use sentiment, category or intent, or --model");
+              path = demand::model_path(demand::models_dir_from(args->models), *task);
+              if (field.empty()) field = demand::default_label_field(*task);
+            }
+            if (field.empty()) field = "label";
+            const auto classifier = ml::TextClassifier::load(path);
+            const auto source = pipeline::preset_source(args->preset, args->file);
+            pipeline::LabelledTextReport read;
+            const auto data = pipeline::read_labelled_texts(source, source.rules, field, &read);
+            if (data.size() == 0) throw Error("no labelled texts in the file", {args->file}, "check --preset and --label");
+            const auto t0 = std::chrono::steady_clock::now();
+            const auto report = classifier.evaluate(data, args->threads, args->unknown);
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (common.json) {
+              auto j = report.to_json(true);
+              j["read"] = read.to_json();
+              j["pred_per_s"] = static_cast<double>(data.size()) / seconds;
+              print_json(j);
+              return 0;
+            }
+            if (read.rejected || read.without_label)
+              fmt::print(stderr, "{} rows left out ({} rejected, {} without a label){}\n", read.rejected + read.without_label,
+                         read.rejected, read.without_label, read.problems.empty() ? "" : "; first: " + read.problems[0]);
+            fmt::print("{}", report.to_text());
+            return 0;
+          }};
+}
+
+Command add_classify(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("classify", "Class probabilities of a text under one model file");
+  struct Args {
+    std::string model;
+    std::vector<std::string> text;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("--model", args->model, "Model file")->required();
+  sub->add_option("text", args->text, "The text (\"-\" reads stdin)")->required();
+  return {sub, [args, &common] {
+            std::string task;
+            const auto classifier = ml::TextClassifier::load(args->model, &task);
+            const auto p = classifier.predict(text_argument(args->text));
+            nlohmann::json probs = nlohmann::json::object();
+            for (size_t i = 0; i < p.probabilities.size(); ++i) probs[classifier.labels()[i]] = p.probabilities[i];
+            if (common.json) {
+              print_json({{"task", task}, {"label", classifier.label_name(p.label)}, {"best", classifier.label_name(p.best)},
+                          {"confidence", p.confidence}, {"unknown_threshold", classifier.unknown_threshold()},
+                          {"probabilities", probs}});
+              return 0;
+            }
+            fmt::print("{} ({:.3f}){}\n", classifier.label_name(p.label), p.confidence,
+                       p.label < 0 ? fmt::format(", below the threshold {:.3f}; closest: {}", classifier.unknown_threshold(),
+                                                 classifier.label_name(p.best))
+                                   : "");
+            return 0;
+          }};
+}
+
+}  // namespace persona::cli

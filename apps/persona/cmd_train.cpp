@@ -1,0 +1,501 @@
+// persona train / predict / forecast: the demand models — text classifiers, keyword weights,
+// purchase propensity, next category — and demand forecasts.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+#include "persona/core/time.h"
+#include "persona/demand/forecast.h"
+#include "persona/demand/next_category.h"
+#include "persona/demand/propensity.h"
+#include "persona/demand/text_analysis.h"
+#include "persona/ml/metrics.h"
+#include "persona/ml/validation.h"
+#include "persona/pipeline/labelled_texts.h"
+
+namespace persona::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+int64_t parse_date(const std::string& text, const char* option) {
+  const auto t = TimestampParser("iso8601").parse(text);
+  if (!t) throw Error(fmt::format("{} {} is not a date", option, quote_value(text)), {}, "use YYYY-MM-DD");
+  return *t;
+}
+
+// Where labelled texts come from: a file read with a preset, or the store.
+struct TextSource {
+  std::string file, preset, store, config;
+};
+
+void add_text_source(CLI::App* sub, TextSource& s) {
+  sub->add_option("file", s.file, "Labelled file (omit to train on the store's texts)");
+  sub->add_option("-p,--preset", s.preset, "How to read the file (see `persona presets`)");
+  sub->add_option("-s,--store", s.store, "Store file (when no file is given)");
+  sub->add_option("-c,--config", s.config, "Config file (for its store path)");
+}
+
+ml::LabelledTexts read_texts(const TextSource& s, const std::string& field, pipeline::LabelledTextReport& report) {
+  if (!s.file.empty()) {
+    if (s.preset.empty())
+      throw Error("a labelled file needs --preset", {s.file}, "see `persona presets` (labelled_texts reads text,label)");
+    const auto source = pipeline::preset_source(s.preset, s.file);
+    return pipeline::read_labelled_texts(source, source.rules, field, &report);
+  }
+  auto store = open_existing_store(store_path_from(s.store, s.config));
+  return pipeline::read_store_texts(*store, field, &report);
+}
+
+void warn_rejects(const pipeline::LabelledTextReport& r, bool quiet) {
+  if (quiet || (r.rejected == 0 && r.without_label == 0)) return;
+  fmt::print(stderr, "{}: {} of {} rows left out ({} rejected, {} without a label)\n", r.path.empty() ? r.source : r.path,
+             r.rejected + r.without_label, r.rows, r.rejected, r.without_label);
+  for (size_t i = 0; i < r.problems.size() && i < 5; ++i) fmt::print(stderr, "  {}\n", r.problems[i]);
+}
+
+struct TextTrainArgs {
+  TextSource source;
+  std::string task, label, test, models, out, model = "auto";
+  int budget = 120, threads = 2;
+  uint64_t seed = 1;
+  bool no_tune = false, no_unknown = false;
+};
+
+CLI::App* add_text_training(CLI::App* train, const std::string& name, const std::string& help,
+                            std::shared_ptr<TextTrainArgs> args) {
+  auto* sub = train->add_subcommand(name, help);
+  sub->fallthrough();
+  add_text_source(sub, args->source);
+  if (name == "text") {
+    sub->add_option("--task", args->task, "Task name: the model is saved as <models>/<task>.model")->required();
+    sub->add_option("--label", args->label, "label, category, sentiment or category/label")->required();
+  } else {
+    sub->add_option("--label", args->label, "Override the label field (label, category, sentiment or category/label)");
+  }
+  sub->add_option("--test", args->test, "A test file (same preset): report accuracy and macro-F1 on it");
+  sub->add_option("--models", args->models, "Model directory (default $PERSONA_MODELS or ./models)");
+  sub->add_option("-o,--out", args->out, "Model file (default <models>/<task>.model)");
+  sub->add_option("--model", args->model, "auto (pick by validation score), tfidf-linear or fasttext")
+      ->check(CLI::IsMember({"auto", "tfidf-linear", "fasttext"}));
+  sub->add_option("--budget", args->budget, "Seconds for the hyperparameter search")->check(CLI::Range(1, 86400));
+  sub->add_flag("--no-tune", args->no_tune, "Default parameters, no search");
+  sub->add_flag("--no-unknown", args->no_unknown, "Never answer unknown (no confidence threshold)");
+  sub->add_option("--seed", args->seed, "Random seed");
+  sub->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256));
+  return sub;
+}
+
+int run_text_training(const TextTrainArgs& a, const std::string& task_name, const std::string& field, Common& common) {
+  pipeline::LabelledTextReport read;
+  const auto data = read_texts(a.source, field, read);
+  warn_rejects(read, common.quiet || common.json);
+  if (data.size() < 2 || data.label_names.size() < 2)
+    throw Error(fmt::format("not enough labelled texts to train: {} texts, {} classes", data.size(), data.label_names.size()),
+                {a.source.file}, fmt::format("check the preset and the label field ({})", field));
+  ml::TextClassifierOptions options;
+  if (a.model != "auto") options.candidates = {a.model};
+  options.tune = !a.no_tune;
+  options.abstain = !a.no_unknown;
+  options.time_budget_s = a.budget;
+  options.threads = a.threads;
+  options.seed = a.seed;
+  if (!common.quiet && !common.json)
+    fmt::print(stderr, "training {} on {} texts, {} classes ...\n", task_name, data.size(), data.label_names.size());
+  ml::TextTrainingReport report;
+  const auto t0 = Clock::now();
+  const auto classifier = ml::TextClassifier::train(data, options, &report);
+  const double train_s = since(t0);
+  nlohmann::json result = {{"task", task_name}, {"label_field", field}, {"read", read.to_json()},
+                           {"training", report.to_json()}, {"train_s", train_s}};
+  nlohmann::json metrics = {{"validation_accuracy", report.validation_accuracy},
+                            {"validation_macro_f1", report.validation_macro_f1}};
+  ml::ClassificationReport test_report;
+  if (!a.test.empty()) {
+    const auto source = pipeline::preset_source(a.source.preset, a.test);
+    pipeline::LabelledTextReport test_read;
+    const auto test = pipeline::read_labelled_texts(source, source.rules, field, &test_read);
+    warn_rejects(test_read, common.quiet || common.json);
+    const auto p0 = Clock::now();
+    test_report = classifier.evaluate(test, a.threads);
+    const double pred_s = since(p0);
+    result["test"] = test_report.to_json();
+    result["test"]["read"] = test_read.to_json();
+    result["test"]["pred_per_s"] = pred_s > 0 ? static_cast<double>(test.size()) / pred_s : 0;
+    metrics["test_accuracy"] = test_report.accuracy;
+    metrics["test_macro_f1"] = test_report.macro.f1;
+  }
+  const std::string path =
+      !a.out.empty() ? a.out
+                     : (std::filesystem::path(demand::models_dir_from(a.models)) / (task_name + ".model")).string();
+  classifier.save(path, task_name, metrics);
+  result["model_file"] = path;
+  if (common.json) {
+    print_json(result);
+    return 0;
+  }
+  fmt::print("{}: {} texts, {} classes; chose {} {} (validation accuracy {:.4f}, macro-F1 {:.4f})\n", task_name,
+             data.size(), data.label_names.size(), report.chosen, report.chosen_params.dump(), report.validation_accuracy,
+             report.validation_macro_f1);
+  for (const auto& c : report.candidates)
+    fmt::print("  tried {:<13} {:<60} accuracy {:.4f} macro-F1 {:.4f} ({:.1f} s)\n", c.kind, c.params.dump(), c.accuracy,
+               c.macro_f1, c.seconds);
+  if (options.abstain)
+    fmt::print("unknown below confidence {:.3f} ({:.1f}% of validation texts)\n", report.unknown_threshold,
+               100 * report.validation_unknown_rate);
+  if (!a.test.empty()) fmt::print("\ntest set {}:\n{}", a.test, test_report.to_text());
+  fmt::print("trained in {:.1f} s; saved {}\n", train_s, path);
+  return 0;
+}
+
+struct PropensityArgs {
+  std::string store, config, snapshot, test_snapshot, learner = "auto", search = "grid", out, models, home_region;
+  int horizon = 90, folds = 5, trials = 8, threads = 2;
+  uint64_t seed = 1;
+};
+
+// The small search spaces `persona train propensity` tries per learner.
+ml::ParamSpace search_space(const std::string& learner) {
+  if (learner == "logistic") return {{"C", {0.01, 0.1, 1.0, 10.0}}};
+  if (learner == "mlp") return {{"alpha", {1e-4, 1e-2, 1e-1}}, {"hidden1", {32, 64}}, {"hidden2", {0, 32}}};
+  return {{"max_depth", {2, 3, 4}}, {"eta", {0.03, 0.1}}, {"min_child_weight", {1, 5}}};
+}
+
+int run_propensity(const PropensityArgs& a, Common& common) {
+  auto store = open_existing_store(store_path_from(a.store, a.config));
+  const auto events = store->events();
+  const int64_t snapshot = parse_date(a.snapshot, "--snapshot");
+  const auto train = demand::propensity_set(events, snapshot, a.horizon, a.home_region);
+  if (train.data.rows() < 10) throw Error(fmt::format("only {} customers with purchases before {}", train.data.rows(), a.snapshot), {}, "choose a later --snapshot");
+  const std::vector<std::string> learners =
+      a.learner == "auto" ? std::vector<std::string>{"logistic", "mlp", "xgboost"} : std::vector<std::string>{a.learner};
+  const auto t0 = Clock::now();
+  const auto folds = ml::kfold(train.data.rows(), a.folds, a.seed, &train.data.y);
+  nlohmann::json search = nlohmann::json::object();
+  std::string best_learner;
+  ml::Params best_params;
+  double best_score = -INFINITY;
+  for (const auto& learner : learners) {
+    ml::Params fixed;
+    if (learner != "logistic") fixed["seed"] = static_cast<double>(a.seed);
+    if (learner == "xgboost") fixed["threads"] = a.threads;
+    ml::SearchResult r;
+    if (a.search == "none") {
+      r.best = fixed;
+      r.best_score = ml::cross_validate(learner, fixed, train.data, folds, "auc").mean;
+    } else if (a.search == "random") {
+      r = ml::random_search(learner, search_space(learner), fixed, a.trials, a.seed, train.data, folds, "auc");
+    } else {
+      r = ml::grid_search(learner, search_space(learner), fixed, train.data, folds, "auc");
+    }
+    search[learner] = {{"cv_auc", r.best_score}, {"params", r.best}, {"trials", r.trials.size()}};
+    if (r.best_score > best_score) {
+      best_score = r.best_score;
+      best_learner = learner;
+      best_params = r.best;
+    }
+  }
+  auto model = ml::make_tabular_classifier(best_learner, best_params);
+  const auto f0 = Clock::now();
+  model->fit(train.data);
+  const double fit_s = since(f0), train_s = since(t0);
+  const auto train_p = model->predict_positive(train.data.x);
+  const double threshold = ml::best_f1_threshold(train.data.y, train_p);
+  nlohmann::json result = {{"snapshot", a.snapshot}, {"horizon_days", a.horizon}, {"home_region", train.home_region},
+                           {"train_population", train.data.rows()}, {"train_positive_rate", train.positive_rate()},
+                           {"learner", best_learner}, {"params", model->params()}, {"cv_folds", a.folds},
+                           {"search", search}, {"threshold", threshold}, {"train_s", train_s}, {"fit_s", fit_s}};
+  nlohmann::json metrics = {{"cv_auc", best_score}, {"threshold", threshold}};
+  if (!a.test_snapshot.empty()) {
+    const auto test = demand::propensity_set(events, parse_date(a.test_snapshot, "--test-snapshot"), a.horizon,
+                                             train.home_region);
+    const auto p = model->predict_positive(test.data.x);
+    const double auc = ml::roc_auc(test.data.y, p), logloss = ml::log_loss(test.data.y, p),
+                 f1 = ml::f1_at(test.data.y, p, threshold);
+    result["test_snapshot"] = a.test_snapshot;
+    result["test_population"] = test.data.rows();
+    result["test_positive_rate"] = test.positive_rate();
+    result["auc"] = auc;
+    result["logloss"] = logloss;
+    result["f1"] = f1;
+    result["calibration"] = ml::calibration(test.data.y, p).to_json();
+    metrics["test_auc"] = auc;
+    metrics["test_logloss"] = logloss;
+    metrics["test_f1"] = f1;
+  }
+  const std::string path = !a.out.empty() ? a.out
+                                          : (std::filesystem::path(demand::models_dir_from(a.models)) / "propensity.model").string();
+  nlohmann::json saved_metrics = metrics;
+  saved_metrics["home_region"] = train.home_region;
+  saved_metrics["horizon_days"] = a.horizon;
+  ml::save_tabular_model(path, "propensity", *model, demand::propensity_features(), {"no purchase", "purchase"},
+                         saved_metrics);
+  result["model_file"] = path;
+  if (common.json) {
+    print_json(result);
+    return 0;
+  }
+  fmt::print("propensity at {} (next {} days): {} customers, {:.1f}% bought again\n", a.snapshot, a.horizon,
+             train.data.rows(), 100 * train.positive_rate());
+  for (const auto& [learner, s] : search.items())
+    fmt::print("  {:<9} cross-validated AUC {:.4f}  {}\n", learner, s["cv_auc"].get<double>(), s["params"].dump());
+  fmt::print("chose {}; F1 threshold {:.2f}; trained in {:.2f} s\n", best_learner, threshold, train_s);
+  if (result.contains("auc"))
+    fmt::print("test at {}: {} customers, positive rate {:.3f}; AUC {:.4f}, log-loss {:.4f}, F1 {:.4f}\n",
+               a.test_snapshot, result["test_population"].get<size_t>(), result["test_positive_rate"].get<double>(),
+               result["auc"].get<double>(), result["logloss"].get<double>(), result["f1"].get<double>());
+  fmt::print("saved {}\n", path);
+  return 0;
+}
+
+}  // namespace
+
+Command add_train(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("train", "Train a model: sentiment, category, intent, text, keywords, propensity, next-category");
+  sub->require_subcommand(1);
+  std::vector<std::function<int()>> runners;
+  for (auto task : {demand::TextTask::Sentiment, demand::TextTask::Category, demand::TextTask::Intent}) {
+    auto args = std::make_shared<TextTrainArgs>();
+    const std::string name = demand::text_task_name(task);
+    auto* s = add_text_training(sub, name, fmt::format("Train the {} classifier", name), args);
+    runners.push_back([s, args, task, name, &common]() -> int {
+      if (!s->parsed()) return -1;
+      return run_text_training(*args, name, args->label.empty() ? demand::default_label_field(task) : args->label, common);
+    });
+  }
+  {
+    auto args = std::make_shared<TextTrainArgs>();
+    auto* s = add_text_training(sub, "text", "Train a text classifier for any labelled set (--task, --label)", args);
+    runners.push_back([s, args, &common]() -> int {
+      if (!s->parsed()) return -1;
+      pipeline::check_label_field(args->label);
+      return run_text_training(*args, args->task, args->label, common);
+    });
+  }
+  {
+    auto source = std::make_shared<TextSource>();
+    auto models = std::make_shared<std::string>();
+    auto* s = sub->add_subcommand("keywords", "Word document frequencies for TF-IDF keywords, from a corpus");
+    s->fallthrough();
+    add_text_source(s, *source);
+    s->add_option("--models", *models, "Model directory");
+    runners.push_back([s, source, models, &common]() -> int {
+      if (!s->parsed()) return -1;
+      text::KeywordIndex index;
+      if (!source->file.empty()) {
+        if (source->preset.empty()) throw Error("a text file needs --preset", {source->file});
+        const auto src = pipeline::preset_source(source->preset, source->file);
+        pipeline::RunOptions options;
+        options.progress = false;
+        pipeline::run_source(src, src.rules, [&](const io::Record&, std::vector<io::FieldValue>& values,
+                                                 const prep::RowVerdict& verdict, io::Mapper& mapper) {
+          if (!verdict.kept) return;
+          auto m = mapper.build(values);
+          if (m.text && !m.text->body.empty()) index.add_document(m.text->body);
+        }, options);
+      } else {
+        auto store = open_existing_store(store_path_from(source->store, source->config));
+        store->for_each_text([&](const Text& t) { index.add_document(t.body); });
+      }
+      if (index.documents() == 0) throw Error("no texts to learn keyword weights from");
+      const auto path = demand::keyword_index_path(demand::models_dir_from(*models));
+      demand::save_keyword_index(index, path);
+      if (common.json) print_json({{"documents", index.documents()}, {"model_file", path}});
+      else fmt::print("keyword weights from {} texts; saved {}\n", index.documents(), path);
+      return 0;
+    });
+  }
+  {
+    auto args = std::make_shared<PropensityArgs>();
+    auto* s = sub->add_subcommand("propensity", "Purchase propensity: will a customer buy within the horizon after a snapshot?");
+    s->fallthrough();
+    s->add_option("-s,--store", args->store, "Store file");
+    s->add_option("-c,--config", args->config, "Config file (for its store path)");
+    s->add_option("--snapshot", args->snapshot, "Training snapshot date (features before it, label after it)")->required();
+    s->add_option("--test-snapshot", args->test_snapshot, "A later snapshot to test on");
+    s->add_option("--horizon", args->horizon, "Days after the snapshot the label looks at")->check(CLI::Range(1, 3650));
+    s->add_option("--learner", args->learner, "auto, logistic, mlp or xgboost")
+        ->check(CLI::IsMember({"auto", "logistic", "mlp", "xgboost"}));
+    s->add_option("--search", args->search, "grid, random or none")->check(CLI::IsMember({"grid", "random", "none"}));
+    s->add_option("--folds", args->folds, "Cross-validation folds")->check(CLI::Range(2, 50));
+    s->add_option("--trials", args->trials, "Random search trials")->check(CLI::Range(1, 1000));
+    s->add_option("--home-region", args->home_region, "The region the home_region feature tests (default: the most common)");
+    s->add_option("--seed", args->seed, "Random seed");
+    s->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256));
+    s->add_option("--models", args->models, "Model directory");
+    s->add_option("-o,--out", args->out, "Model file (default <models>/propensity.model)");
+    runners.push_back([s, args, &common]() -> int {
+      if (!s->parsed()) return -1;
+      return run_propensity(*args, common);
+    });
+  }
+  {
+    struct Args {
+      std::string store, config, cutoff, models, out;
+    };
+    auto args = std::make_shared<Args>();
+    auto* s = sub->add_subcommand("next-category", "Which category each customer buys from next");
+    s->fallthrough();
+    s->add_option("-s,--store", args->store, "Store file");
+    s->add_option("-c,--config", args->config, "Config file (for its store path)");
+    s->add_option("--cutoff", args->cutoff, "Evaluate on purchases from this date on (default: the last 20% of time)");
+    s->add_option("--models", args->models, "Model directory");
+    s->add_option("-o,--out", args->out, "Model file (default <models>/next-category.model)");
+    runners.push_back([s, args, &common]() -> int {
+      if (!s->parsed()) return -1;
+      auto store = open_existing_store(store_path_from(args->store, args->config));
+      const auto events = store->events();
+      if (events.size() == 0) throw Error("the store has no events");
+      const int64_t cutoff = !args->cutoff.empty()
+                                 ? parse_date(args->cutoff, "--cutoff")
+                                 : events.timestamp.front() + (events.timestamp.back() - events.timestamp.front()) * 4 / 5;
+      const auto held = demand::NextCategoryModel::fit(events, cutoff);
+      const auto evaluation = held.evaluate(events, cutoff);
+      const auto model = demand::NextCategoryModel::fit(events, INT64_MAX);
+      const auto path = !args->out.empty() ? args->out
+                                           : (std::filesystem::path(demand::models_dir_from(args->models)) / "next-category.model").string();
+      model.save(path, evaluation.to_json());
+      nlohmann::json j = {{"categories", model.categories().size()}, {"own_weight", model.own_weight()},
+                          {"transition_weight", model.transition_weight()}, {"evaluation", evaluation.to_json()},
+                          {"model_file", path}};
+      if (common.json) print_json(j);
+      else
+        fmt::print("next category over {} categories (own {:.1f}, transition {:.1f}): {} customers after the cutoff, "
+                   "top-1 {:.3f}, top-3 {:.3f} (most frequent {:.3f}, most popular {:.3f}); saved {}\n",
+                   model.categories().size(), model.own_weight(), model.transition_weight(), evaluation.customers,
+                   evaluation.top1, evaluation.top3, evaluation.frequent_top1, evaluation.popular_top1, path);
+      return 0;
+    });
+  }
+  return {sub, [runners] {
+            for (const auto& r : runners)
+              if (int rc = r(); rc >= 0) return rc;
+            return 2;
+          }};
+}
+
+Command add_predict(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("predict", "Predict with a trained model: propensity, next-category");
+  sub->require_subcommand(1);
+  struct Args {
+    std::string store, config, snapshot, model, models, out, user;
+    size_t top = 20;
+  };
+  auto args = std::make_shared<Args>();
+  auto* prop = sub->add_subcommand("propensity", "Purchase probability of every customer at a snapshot");
+  prop->fallthrough();
+  prop->add_option("-s,--store", args->store, "Store file");
+  prop->add_option("-c,--config", args->config, "Config file (for its store path)");
+  prop->add_option("--snapshot", args->snapshot, "Date to score at (default: after the last event)");
+  prop->add_option("--model", args->model, "Model file (default <models>/propensity.model)");
+  prop->add_option("--models", args->models, "Model directory");
+  prop->add_option("-o,--out", args->out, "Write every customer's probability to this CSV");
+  prop->add_option("--top", args->top, "How many of the most likely customers to print");
+  auto* next = sub->add_subcommand("next-category", "The categories a customer is likely to buy from next");
+  next->fallthrough();
+  next->add_option("user", args->user, "User id")->required();
+  next->add_option("-s,--store", args->store, "Store file");
+  next->add_option("-c,--config", args->config, "Config file (for its store path)");
+  next->add_option("--model", args->model, "Model file (default <models>/next-category.model)");
+  next->add_option("--models", args->models, "Model directory");
+  return {sub, [args, prop, next, &common] {
+            auto store = open_existing_store(store_path_from(args->store, args->config));
+            const auto events = store->events();
+            const auto dir = demand::models_dir_from(args->models);
+            if (next->parsed()) {
+              const auto model = demand::NextCategoryModel::load(
+                  args->model.empty() ? (std::filesystem::path(dir) / "next-category.model").string() : args->model);
+              const auto it = std::find(events.user_ids.begin(), events.user_ids.end(), args->user);
+              if (it == events.user_ids.end()) throw Error(fmt::format("no user {} in the store", quote_value(args->user)));
+              std::vector<std::string> cats = model.categories();
+              const auto histories = demand::purchase_histories(events, INT64_MAX, cats);
+              std::vector<std::string> history;
+              for (int c : histories[static_cast<size_t>(it - events.user_ids.begin())]) history.push_back(cats[static_cast<size_t>(c)]);
+              const auto ranked = model.predict(history, 3);
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& [c, s] : ranked) j.push_back({{"category", c}, {"score", s}});
+              if (common.json) print_json({{"user", args->user}, {"purchases", history.size()}, {"next", j}});
+              else
+                for (const auto& [c, s] : ranked) fmt::print("{:<24} {:.3f}\n", c, s);
+              return 0;
+            }
+            (void)prop;
+            const auto loaded = ml::load_tabular_model(
+                args->model.empty() ? (std::filesystem::path(dir) / "propensity.model").string() : args->model,
+                demand::propensity_features());
+            const int64_t snapshot = args->snapshot.empty() ? (events.size() ? events.timestamp.back() + 1 : 0)
+                                                            : parse_date(args->snapshot, "--snapshot");
+            const std::string home = loaded.metrics.value("home_region", "");
+            const int horizon = loaded.metrics.value("horizon_days", 90);
+            const auto set = demand::propensity_set(events, snapshot, horizon, home);
+            const auto p = loaded.model->predict_positive(set.data.x);
+            std::vector<size_t> order(p.size());
+            for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+            std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+            if (!args->out.empty()) {
+              std::ofstream out(args->out);
+              out << "user,probability\n";
+              for (size_t i : order) out << events.user_ids[static_cast<size_t>(set.users[i])] << ',' << p[i] << '\n';
+              if (!out) throw Error("cannot write", {args->out});
+            }
+            nlohmann::json top = nlohmann::json::array();
+            for (size_t k = 0; k < order.size() && k < args->top; ++k)
+              top.push_back({{"user", events.user_ids[static_cast<size_t>(set.users[order[k]])]}, {"probability", p[order[k]]}});
+            if (common.json) {
+              print_json({{"customers", p.size()}, {"top", top}, {"out", args->out}});
+              return 0;
+            }
+            fmt::print("{} customers scored{}\n", p.size(), args->out.empty() ? "" : "; all in " + args->out);
+            for (const auto& row : top) fmt::print("{:<16} {:.3f}\n", row["user"].get<std::string>(), row["probability"].get<double>());
+            return 0;
+          }};
+}
+
+Command add_forecast(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("forecast", "Demand per category over time, with a forecast and its backtest error");
+  struct Args {
+    std::string store, config, category;
+    int horizon = 14;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-c,--config", args->config, "Config file (for its store path)");
+  sub->add_option("--category", args->category, "One category (default: all of them, and \"all\")");
+  sub->add_option("--horizon", args->horizon, "Days to forecast")->check(CLI::Range(1, 365));
+  return {sub, [args, &common] {
+            auto store = open_existing_store(store_path_from(args->store, args->config));
+            const auto series = demand::daily_demand(store->events());
+            if (series.empty()) throw Error("no purchases in the store to forecast");
+            nlohmann::json out = nlohmann::json::array();
+            std::vector<std::string> skipped;
+            for (const auto& [category, s] : series) {
+              if (!args->category.empty() && category != args->category) continue;
+              if (s.values.size() < 14) {
+                skipped.push_back(category);
+                continue;
+              }
+              const auto f = demand::forecast_category(category, s, args->horizon);
+              if (common.json) {
+                out.push_back(f.to_json());
+                continue;
+              }
+              double next_week = 0;
+              for (size_t i = 0; i < f.forecast.size() && i < 7; ++i) next_week += f.forecast[i];
+              fmt::print("{:<24} next 7 days {:>9.1f}   backtest {} days: sMAPE {:.3f} (seasonal naive {:.3f}), MAE {:.2f} ({:.2f})\n",
+                         category, next_week, f.backtest.horizon, f.backtest.smape, f.backtest.naive_smape, f.backtest.mae,
+                         f.backtest.naive_mae);
+            }
+            if (!args->category.empty() && out.empty() && !series.count(args->category))
+              throw Error(fmt::format("no purchases in category {}", quote_value(args->category)));
+            if (common.json) print_json({{"horizon_days", args->horizon}, {"categories", out}, {"too_short", skipped}});
+            else if (!skipped.empty()) fmt::print("(less than two weeks of data: {})\n", fmt::join(skipped, ", "));
+            return 0;
+          }};
+}
+
+}  // namespace persona::cli

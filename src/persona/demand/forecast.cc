@@ -1,0 +1,168 @@
+#include "persona/demand/forecast.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "persona/core/model.h"
+
+namespace persona::demand {
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+int64_t day_of(int64_t ts) { return ts >= 0 ? ts / kDay : (ts - kDay + 1) / kDay; }
+
+double smape(const std::vector<double>& truth, const std::vector<double>& pred) {
+  double s = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    const double d = std::abs(truth[i]) + std::abs(pred[i]);
+    s += d > 0 ? 2 * std::abs(truth[i] - pred[i]) / d : 0;
+  }
+  return truth.empty() ? 0 : s / static_cast<double>(truth.size());
+}
+
+double mae(const std::vector<double>& truth, const std::vector<double>& pred) {
+  double s = 0;
+  for (size_t i = 0; i < truth.size(); ++i) s += std::abs(truth[i] - pred[i]);
+  return truth.empty() ? 0 : s / static_cast<double>(truth.size());
+}
+
+HoltWinters run(const std::vector<double>& y, int period, double alpha, double beta, double gamma) {
+  HoltWinters m;
+  m.alpha = alpha;
+  m.beta = beta;
+  m.gamma = gamma;
+  m.period = period;
+  const auto p = static_cast<size_t>(period);
+  // Initial level: mean of the first period; trend: mean change between the first two periods.
+  double first = 0, second = 0;
+  for (size_t i = 0; i < p; ++i) {
+    first += y[i];
+    second += y[i + p];
+  }
+  first /= static_cast<double>(p);
+  second /= static_cast<double>(p);
+  m.level = first;
+  m.trend = (second - first) / static_cast<double>(p);
+  m.season.resize(p);
+  for (size_t i = 0; i < p; ++i) m.season[i] = y[i] - first;
+  for (size_t t = p; t < y.size(); ++t) {
+    const size_t s = t % p;
+    const double predicted = m.level + m.trend + m.season[s];
+    m.sse += (y[t] - predicted) * (y[t] - predicted);
+    const double previous = m.level;
+    m.level = alpha * (y[t] - m.season[s]) + (1 - alpha) * (m.level + m.trend);
+    m.trend = beta * (m.level - previous) + (1 - beta) * m.trend;
+    m.season[s] = gamma * (y[t] - m.level) + (1 - gamma) * m.season[s];
+  }
+  // Rotate so that season[0] is the phase of the next day.
+  std::rotate(m.season.begin(), m.season.begin() + static_cast<std::ptrdiff_t>(y.size() % p), m.season.end());
+  return m;
+}
+
+}  // namespace
+
+std::map<std::string, DailySeries> daily_demand(const store::EventColumns& e) {
+  std::map<std::string, DailySeries> out;
+  if (e.size() == 0) return out;
+  int64_t first = INT64_MAX, last = INT64_MIN;
+  const auto purchase = static_cast<uint8_t>(EventType::Purchase);
+  for (size_t i = 0; i < e.size(); ++i)
+    if (e.type[i] == purchase) {
+      first = std::min(first, day_of(e.timestamp[i]));
+      last = std::max(last, day_of(e.timestamp[i]));
+    }
+  if (first > last) return out;
+  const auto days = static_cast<size_t>(last - first + 1);
+  auto series = [&](const std::string& name) -> DailySeries& {
+    auto [it, added] = out.try_emplace(name);
+    if (added) {
+      it->second.first_day = first;
+      it->second.values.assign(days, 0.0);
+    }
+    return it->second;
+  };
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (e.type[i] != purchase) continue;
+    const auto d = static_cast<size_t>(day_of(e.timestamp[i]) - first);
+    const auto item = static_cast<size_t>(e.item[i]);
+    std::string category = item < e.item_categories.size() ? e.item_categories[item] : "";
+    if (category.empty()) category = "(none)";
+    series(category).values[d] += e.quantity[i];
+    series("all").values[d] += e.quantity[i];
+  }
+  return out;
+}
+
+std::vector<double> HoltWinters::forecast(int horizon) const {
+  std::vector<double> f;
+  for (int h = 1; h <= horizon; ++h)
+    f.push_back(std::max(0.0, level + h * trend + season[static_cast<size_t>((h - 1) % period)]));
+  return f;
+}
+
+HoltWinters fit_holt_winters(const std::vector<double>& y, int period) {
+  if (period < 1 || y.size() < static_cast<size_t>(2 * period))
+    throw std::invalid_argument("a forecast needs at least two weeks of daily data");
+  HoltWinters best;
+  best.sse = INFINITY;
+  for (double a : {0.05, 0.1, 0.2, 0.3, 0.5, 0.7})
+    for (double b : {0.0, 0.01, 0.05, 0.1})
+      for (double g : {0.0, 0.05, 0.1, 0.2, 0.4}) {
+        HoltWinters m = run(y, period, a, b, g);
+        if (m.sse < best.sse) best = std::move(m);
+      }
+  return best;
+}
+
+Backtest backtest(const std::vector<double>& y, int horizon, int period) {
+  Backtest b;
+  b.horizon = horizon;
+  if (horizon <= 0 || y.size() < static_cast<size_t>(horizon + 2 * period)) return b;
+  const std::vector<double> train(y.begin(), y.end() - horizon), truth(y.end() - horizon, y.end());
+  const auto f = fit_holt_winters(train, period).forecast(horizon);
+  std::vector<double> naive;
+  for (int h = 0; h < horizon; ++h) naive.push_back(train[train.size() - static_cast<size_t>(period) + static_cast<size_t>(h % period)]);
+  b.mae = mae(truth, f);
+  b.smape = smape(truth, f);
+  b.naive_mae = mae(truth, naive);
+  b.naive_smape = smape(truth, naive);
+  return b;
+}
+
+CategoryForecast forecast_category(const std::string& category, const DailySeries& series, int horizon) {
+  CategoryForecast c;
+  c.category = category;
+  c.history = series;
+  c.model = fit_holt_winters(series.values);
+  c.forecast = c.model.forecast(horizon);
+  c.backtest = backtest(series.values, std::min<int>(horizon, static_cast<int>(series.values.size()) / 4));
+  return c;
+}
+
+nlohmann::json CategoryForecast::to_json(int history_days) const {
+  const size_t n = history.values.size();
+  const size_t from = n > static_cast<size_t>(history_days) ? n - static_cast<size_t>(history_days) : 0;
+  auto date = [](int64_t day) {
+    const std::time_t t = day * kDay;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return std::string(buf);
+  };
+  nlohmann::json hist = nlohmann::json::array(), fc = nlohmann::json::array();
+  for (size_t i = from; i < n; ++i) hist.push_back({{"date", date(history.first_day + static_cast<int64_t>(i))}, {"value", history.values[i]}});
+  for (size_t h = 0; h < forecast.size(); ++h)
+    fc.push_back({{"date", date(history.first_day + static_cast<int64_t>(n + h))}, {"value", forecast[h]}});
+  return {{"category", category},
+          {"history", hist},
+          {"forecast", fc},
+          {"model", {{"method", "holt-winters additive"}, {"period", model.period}, {"alpha", model.alpha},
+                     {"beta", model.beta}, {"gamma", model.gamma}}},
+          {"backtest", {{"horizon_days", backtest.horizon}, {"mae", backtest.mae}, {"smape", backtest.smape},
+                        {"seasonal_naive_mae", backtest.naive_mae}, {"seasonal_naive_smape", backtest.naive_smape}}}};
+}
+
+}  // namespace persona::demand

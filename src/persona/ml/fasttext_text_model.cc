@@ -1,0 +1,197 @@
+#include "persona/ml/fasttext_text_model.h"
+
+#include <fasttext/autotune.h>
+#include <fasttext/fasttext.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "persona/core/binary_io.h"
+#include "persona/text/normalize.h"
+#include "persona/text/tokenizer.h"
+
+namespace persona::ml {
+namespace {
+
+// fastText trains from files: a private temporary directory, removed on every exit path.
+class TempDirectory {
+ public:
+  TempDirectory() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / fmt::format("persona-fasttext-{:x}", rd() ^ (uint64_t{rd()} << 32));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDirectory() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_training_file(const std::string& path, const LabelledTexts& data) {
+  std::ofstream out(path, std::ios::binary);
+  for (size_t i = 0; i < data.size(); ++i)
+    out << "__label__" << data.labels[i] << ' ' << fasttext_tokens(data.texts[i]) << '\n';
+  if (!out.flush()) throw std::runtime_error("cannot write fastText training file " + path);
+}
+
+}  // namespace
+
+std::string fasttext_tokens(std::string_view text) {
+  std::string line;
+  std::u32string cps;
+  for (const auto& t : text::tokenize(text::normalize_for_analysis(text))) {
+    if (t.kind == text::TokenKind::Ideographic) {
+      text::decode_utf8(t.text, cps);
+      for (char32_t c : cps) {
+        if (!line.empty()) line += ' ';
+        text::append_utf8(c, line);
+      }
+    } else {
+      if (!line.empty()) line += ' ';
+      line += t.text;
+    }
+  }
+  return line;
+}
+
+nlohmann::json FastTextParams::to_json() const {
+  return {{"lr", lr},       {"epoch", epoch}, {"dim", dim},   {"word_ngrams", word_ngrams},
+          {"minn", minn},   {"maxn", maxn},   {"bucket", bucket}, {"autotune_seconds", autotune_seconds}};
+}
+
+FastTextModel::~FastTextModel() = default;
+
+std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, const FastTextParams& params,
+                                                    const LabelledTexts* validation) {
+  if (data.size() == 0) throw std::invalid_argument("no training texts");
+  TempDirectory dir;
+  const std::string train_file = dir.file("train.txt");
+  write_training_file(train_file, data);
+  fasttext::Args args;
+  args.input = train_file;
+  args.model = fasttext::model_name::sup;
+  args.loss = fasttext::loss_name::softmax;
+  args.lr = params.lr;
+  args.epoch = params.epoch;
+  args.dim = params.dim;
+  args.wordNgrams = params.word_ngrams;
+  args.minn = params.minn;
+  args.maxn = params.maxn;
+  args.bucket = params.word_ngrams > 1 || params.maxn > 0 ? params.bucket : 0;
+  args.minCount = 1;
+  args.thread = std::max(1, params.threads);
+  args.seed = params.seed;
+  args.verbose = 0;
+  auto ft = std::make_shared<fasttext::FastText>();
+  auto out = std::make_unique<FastTextModel>();
+  out->params_ = params;
+  if (params.autotune_seconds > 0 && validation && validation->size() > 0) {
+    const std::string valid_file = dir.file("valid.txt");
+    write_training_file(valid_file, *validation);
+    args.autotuneValidationFile = valid_file;
+    args.autotuneDuration = params.autotune_seconds;
+    args.autotuneMetric = "f1";
+    args.autotunePredictions = 1;
+    // Autotune searches everything the caller did not fix; we fix only the loss.
+    args.setManual("loss");
+    // Autotune reports progress on std::cerr whatever the verbosity: silence it meanwhile.
+    std::ostringstream sink;
+    std::streambuf* saved = std::cerr.rdbuf(sink.rdbuf());
+    try {
+      fasttext::Autotune autotune(ft);
+      autotune.train(args);
+    } catch (...) {
+      std::cerr.rdbuf(saved);
+      throw;
+    }
+    std::cerr.rdbuf(saved);
+    const fasttext::Args best = ft->getArgs();
+    out->params_.lr = best.lr;
+    out->params_.epoch = best.epoch;
+    out->params_.dim = best.dim;
+    out->params_.word_ngrams = best.wordNgrams;
+    out->params_.minn = best.minn;
+    out->params_.maxn = best.maxn;
+    out->params_.bucket = best.bucket;
+  } else {
+    ft->train(args);
+  }
+  out->model_ = ft;
+  out->classes_ = static_cast<int>(data.label_names.size());
+  const auto dict = ft->getDictionary();
+  out->label_of_fasttext_label_.resize(static_cast<size_t>(dict->nlabels()));
+  for (int32_t i = 0; i < dict->nlabels(); ++i)
+    out->label_of_fasttext_label_[static_cast<size_t>(i)] = std::stoi(dict->getLabel(i).substr(9));
+  return out;
+}
+
+std::vector<float> FastTextModel::predict(std::string_view text) const {
+  std::vector<float> p(static_cast<size_t>(classes_), 0.0f);
+  std::istringstream in(fasttext_tokens(text) + "\n");
+  std::vector<std::pair<fasttext::real, std::string>> predictions;
+  model_->predictLine(in, predictions, -1, 0.0);
+  double sum = 0;
+  for (const auto& [prob, label] : predictions) {
+    const int c = std::stoi(label.substr(9));
+    if (c >= 0 && c < classes_) {
+      p[static_cast<size_t>(c)] = prob;
+      sum += prob;
+    }
+  }
+  if (sum <= 0) {
+    std::fill(p.begin(), p.end(), 1.0f / static_cast<float>(std::max(1, classes_)));
+  } else {
+    for (auto& x : p) x = static_cast<float>(x / sum);
+  }
+  return p;
+}
+
+std::string FastTextModel::to_bytes() const {
+  TempDirectory dir;
+  const std::string file = dir.file("model.bin");
+  model_->saveModel(file);
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ByteWriter w;
+  w.put_string(params_.to_json().dump());
+  w.put<int32_t>(classes_);
+  w.put_string(ss.str());
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<FastTextModel> FastTextModel::from_bytes(std::string_view bytes) {
+  ByteReader r(bytes);
+  auto m = std::make_unique<FastTextModel>();
+  const auto params = nlohmann::json::parse(r.get_string(), nullptr, false);
+  if (params.is_object()) {
+    m->params_.lr = params.value("lr", 0.5);
+    m->params_.epoch = params.value("epoch", 25);
+    m->params_.dim = params.value("dim", 50);
+    m->params_.word_ngrams = params.value("word_ngrams", 2);
+    m->params_.minn = params.value("minn", 0);
+    m->params_.maxn = params.value("maxn", 0);
+  }
+  m->classes_ = r.get<int32_t>();
+  std::istringstream in(r.get_string());
+  m->model_ = std::make_shared<fasttext::FastText>();
+  try {
+    m->model_->loadModel(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("the fastText part of the model is unreadable: ") + e.what());
+  }
+  return m;
+}
+
+}  // namespace persona::ml

@@ -1,0 +1,53 @@
+#pragma once
+// fastText (Debian's libfasttext-dev) as a text model. Texts are normalised and tokenised by
+// Persona's tokenisers first; Chinese words are split into characters so that fastText's word
+// n-grams become character n-grams, which segment-free Chinese classification favours.
+#include <memory>
+
+#include "persona/ml/text_model.h"
+
+namespace fasttext {
+class FastText;
+}
+
+namespace persona::ml {
+
+struct FastTextParams {
+  double lr = 0.5;
+  int epoch = 25;
+  int dim = 50;
+  int word_ngrams = 2;
+  int minn = 0, maxn = 0;  // subword character n-grams of Latin words
+  int bucket = 2000000;
+  int threads = 2;
+  int seed = 1;
+  int autotune_seconds = 0;  // > 0: fastText's autotune on the validation texts for this long
+  nlohmann::json to_json() const;
+};
+
+class FastTextModel : public TextModel {
+ public:
+  // `validation` is used only by autotune.
+  static std::unique_ptr<FastTextModel> train(const LabelledTexts& data, const FastTextParams& params,
+                                              const LabelledTexts* validation = nullptr);
+  ~FastTextModel() override;
+  std::string kind() const override { return "fasttext"; }
+  int classes() const override { return classes_; }
+  std::vector<float> predict(std::string_view text) const override;
+  nlohmann::json params() const override { return params_.to_json(); }
+  // The parameters actually used (after autotune, the best found).
+  const FastTextParams& used_params() const { return params_; }
+  std::string to_bytes() const override;
+  static std::unique_ptr<FastTextModel> from_bytes(std::string_view bytes);
+
+ private:
+  std::shared_ptr<fasttext::FastText> model_;
+  FastTextParams params_;
+  int classes_ = 0;
+  std::vector<int> label_of_fasttext_label_;  // fastText's label index -> our class index
+};
+
+// The line fastText sees for a text: normalised tokens, Chinese split into characters.
+std::string fasttext_tokens(std::string_view text);
+
+}  // namespace persona::ml

@@ -1,0 +1,41 @@
+#pragma once
+// The one model file format of Persona. A file is
+//   line 1: "PERSONA-MODEL 1"
+//   line 2: a JSON header {"kind", "task", "format_version", "created", "schema", "metrics",
+//           "payload_bytes", "payload_xxh3"}
+//   then the payload bytes (the kind's own binary layout).
+// Loading checks the magic line, the format version, the kind the caller expects, the payload
+// length and its XXH3-64 checksum, so a truncated, corrupted or foreign file is a clear error.
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace persona::ml {
+
+constexpr int kModelFormatVersion = 1;
+
+struct ModelHeader {
+  std::string kind;  // "text-classifier", "propensity", "tabular-classifier", ...
+  std::string task;  // what it was trained for: "sentiment", "intent", "R4", ...
+  nlohmann::json schema = nlohmann::json::object();   // features and labels it expects
+  nlohmann::json metrics = nlohmann::json::object();  // validation / test figures at training
+  std::string created;                                // ISO 8601 UTC
+};
+
+struct ModelFile {
+  ModelHeader header;
+  std::string payload;
+};
+
+// Writes atomically (temporary file, then rename). Throws std::runtime_error naming the path.
+void write_model_file(const std::string& path, const ModelHeader& header, std::string_view payload);
+
+// Reads and verifies. `expected_kind` empty accepts any kind. Throws std::runtime_error with a
+// message that names the path and what is wrong.
+ModelFile read_model_file(const std::string& path, std::string_view expected_kind = {});
+
+// The same from bytes in memory (tests, and files fetched from elsewhere).
+ModelFile parse_model_file(std::string_view bytes, const std::string& name, std::string_view expected_kind = {});
+
+}  // namespace persona::ml

@@ -1,0 +1,87 @@
+#pragma once
+// A trained text classifier for one task: the model chosen by validation score among the
+// candidates (TF-IDF + linear, fastText), its class names, and the confidence threshold below
+// which it answers "unknown" (for sentiment: "neutral"), chosen on the same validation data.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/ml/metrics.h"
+#include "persona/ml/text_model.h"
+
+namespace persona::ml {
+
+struct TextClassifierOptions {
+  std::vector<std::string> candidates{"tfidf-linear", "fasttext"};
+  double validation_fraction = 0.15;
+  int time_budget_s = 60;   // for the whole search (fastText autotune gets its share)
+  bool tune = true;         // false: default parameters of each candidate, no search
+  bool abstain = true;      // choose an "unknown" threshold on validation data
+  int threads = 2;
+  uint64_t seed = 1;
+};
+
+struct CandidateResult {
+  std::string kind;
+  nlohmann::json params;
+  double accuracy = 0, macro_f1 = 0, seconds = 0;
+};
+
+struct TextTrainingReport {
+  std::vector<CandidateResult> candidates;
+  std::string chosen;
+  nlohmann::json chosen_params;
+  double validation_accuracy = 0, validation_macro_f1 = 0;
+  double unknown_threshold = 0, validation_unknown_rate = 0;
+  size_t train_rows = 0, validation_rows = 0;
+  double seconds = 0;
+  nlohmann::json to_json() const;
+};
+
+struct TextPrediction {
+  int label = -1;         // -1: unknown (below the threshold)
+  int best = -1;          // the most probable class even when unknown
+  double confidence = 0;  // probability of `best`
+  std::vector<float> probabilities;
+};
+
+class TextClassifier {
+ public:
+  // Selects, tunes and trains on `data` (a validation split is carved from it).
+  static TextClassifier train(const LabelledTexts& data, const TextClassifierOptions& options,
+                              TextTrainingReport* report = nullptr);
+  // Wraps a model already trained (no threshold).
+  TextClassifier(std::shared_ptr<const TextModel> model, std::vector<std::string> labels);
+
+  TextPrediction predict(std::string_view text) const;
+  std::vector<TextPrediction> predict_all(const std::vector<std::string>& texts, int threads = 2) const;
+  // Report on labelled texts, with "unknown" answers counted wrong, plus the unknown rate.
+  ClassificationReport evaluate(const LabelledTexts& data, int threads = 2, bool allow_unknown = false) const;
+
+  const std::vector<std::string>& labels() const { return labels_; }
+  const std::string& label_name(int label) const;
+  double unknown_threshold() const { return threshold_; }
+  void set_unknown_threshold(double t) { threshold_ = t; }
+  const TextModel& model() const { return *model_; }
+
+  // Model file of kind "text-classifier"; `task` and `metrics` go into its header.
+  void save(const std::string& path, const std::string& task, const nlohmann::json& metrics = {}) const;
+  static TextClassifier load(const std::string& path);
+  static TextClassifier load(const std::string& path, std::string* task);
+
+ private:
+  std::shared_ptr<const TextModel> model_;
+  std::vector<std::string> labels_;
+  double threshold_ = 0;
+};
+
+// Stratified split of row indices: about `fraction` of each class goes to the second part.
+std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::vector<int>& labels,
+                                                                     double fraction, uint64_t seed);
+
+// The confidence threshold that maximises right answers plus wrong answers withheld.
+double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions);
+
+}  // namespace persona::ml

@@ -1,0 +1,42 @@
+#pragma once
+// One interface for supervised text models: probabilities over a fixed list of classes.
+// Implementations: LinearTextModel (TF-IDF + liblinear) and FastTextModel (fastText).
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace persona::ml {
+
+// Texts with class indices into `label_names`.
+struct LabelledTexts {
+  std::vector<std::string> texts;
+  std::vector<int> labels;
+  std::vector<std::string> label_names;
+  size_t size() const { return texts.size(); }
+  // A subset by row indices (label names kept).
+  LabelledTexts subset(const std::vector<size_t>& rows) const;
+};
+
+class TextModel {
+ public:
+  virtual ~TextModel() = default;
+  virtual std::string kind() const = 0;  // "tfidf-linear" | "fasttext"
+  virtual int classes() const = 0;
+  // Probabilities over the classes, summing to 1. Empty or unreadable text gives the prior-free
+  // uniform answer rather than an error.
+  virtual std::vector<float> predict(std::string_view text) const = 0;
+  virtual std::vector<std::vector<float>> predict_all(const std::vector<std::string>& texts, int threads) const;
+  virtual nlohmann::json params() const = 0;
+  virtual std::string to_bytes() const = 0;
+};
+
+// Loads a model payload written by to_bytes() of the given kind.
+std::unique_ptr<TextModel> text_model_from_bytes(const std::string& kind, std::string_view bytes);
+
+// Index of the largest probability.
+int argmax(const std::vector<float>& p);
+
+}  // namespace persona::ml

@@ -1,0 +1,46 @@
+#include "persona/text/language.h"
+
+#include <string>
+
+#include "persona/text/normalize.h"
+
+namespace persona::text {
+
+const char* language_code(Language l) {
+  switch (l) {
+    case Language::Chinese: return "zh";
+    case Language::English: return "en";
+    case Language::Mixed: return "mixed";
+    case Language::Unknown: break;
+  }
+  return "unknown";
+}
+
+LanguageGuess detect_language(std::string_view utf8) {
+  std::u32string cps;
+  decode_utf8(utf8.substr(0, 1 << 16), cps);  // the first 64 KiB decide
+  int han = 0, latin_words = 0, latin = 0;
+  bool in_word = false;
+  for (char32_t c : cps) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0xFF21 && c <= 0xFF5A);
+    if (is_han(c)) ++han;
+    if (letter) {
+      ++latin;
+      if (!in_word) ++latin_words;
+    }
+    in_word = letter;
+  }
+  LanguageGuess g;
+  g.letters = han + latin;
+  if (g.letters == 0) return g;
+  g.han_share = static_cast<double>(han) / g.letters;
+  // A Chinese character carries about as much as an English word: compare characters to words,
+  // so "我想买iPhone" is Chinese with a brand name, not mixed.
+  const double han_weight = static_cast<double>(han) / (han + 1.5 * latin_words);
+  if (han_weight >= 0.75) g.language = Language::Chinese;
+  else if (han_weight <= 0.25) g.language = latin > 0 ? Language::English : Language::Unknown;
+  else g.language = Language::Mixed;
+  return g;
+}
+
+}  // namespace persona::text

@@ -1,0 +1,162 @@
+#include "persona/text/tfidf.h"
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "persona/core/binary_io.h"
+#include "persona/text/normalize.h"
+
+namespace persona::text {
+namespace {
+
+// Feature prefixes keep words, bigrams and character n-grams apart in one vocabulary.
+constexpr char kWord = '\x01', kBigram = '\x02', kChar = '\x03';
+
+template <typename Fn>
+void parallel_chunks(size_t n, int threads, Fn fn) {
+  const size_t t = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, threads)), n / 256 + 1));
+  if (t == 1) {
+    fn(0, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (size_t k = 0; k < t; ++k) pool.emplace_back([&, k] { fn(n * k / t, n * (k + 1) / t); });
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+std::vector<std::string> TfidfVectorizer::features(std::string_view document) const {
+  const std::vector<Token> tokens = tokenize(normalize_for_analysis(document));
+  std::vector<std::string> out;
+  out.reserve(tokens.size() * 4);
+  for (const Token& t : tokens) out.push_back(kWord + t.text);
+  if (options_.word_ngrams >= 2)
+    for (size_t i = 1; i < tokens.size(); ++i) out.push_back(kBigram + tokens[i - 1].text + ' ' + tokens[i].text);
+  if (options_.use_chars) {
+    const size_t first = out.size();
+    char_ngrams(tokens, options_.chars, out);
+    for (size_t i = first; i < out.size(); ++i) out[i].insert(out[i].begin(), kChar);
+  }
+  return out;
+}
+
+void TfidfVectorizer::fit(const std::vector<std::string>& documents, int threads) {
+  // Document frequencies, counted per thread and merged.
+  const int t = std::max(1, threads);
+  std::vector<absl::flat_hash_map<std::string, int32_t>> partial(static_cast<size_t>(t));
+  std::vector<std::thread> pool;
+  for (int k = 0; k < t; ++k)
+    pool.emplace_back([&, k] {
+      auto& df = partial[static_cast<size_t>(k)];
+      const size_t lo = documents.size() * static_cast<size_t>(k) / static_cast<size_t>(t);
+      const size_t hi = documents.size() * static_cast<size_t>(k + 1) / static_cast<size_t>(t);
+      for (size_t d = lo; d < hi; ++d) {
+        auto f = features(documents[d]);
+        std::sort(f.begin(), f.end());
+        f.erase(std::unique(f.begin(), f.end()), f.end());
+        for (auto& s : f) ++df[std::move(s)];
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (size_t k = 1; k < partial.size(); ++k)
+    for (auto& [key, n] : partial[k]) partial[0][key] += n;
+  // Sorted feature order makes the vocabulary (and so the model) independent of thread timing.
+  std::vector<std::pair<std::string, int32_t>> kept;
+  for (auto& [key, n] : partial[0])
+    if (n >= options_.min_df) kept.emplace_back(key, n);
+  std::sort(kept.begin(), kept.end());
+  vocabulary_.clear();
+  idf_.clear();
+  const double docs = static_cast<double>(documents.size());
+  for (auto& [key, n] : kept) {
+    vocabulary_.emplace(key, static_cast<int32_t>(idf_.size()));
+    idf_.push_back(static_cast<float>(std::log((1 + docs) / (1 + n)) + 1));
+  }
+}
+
+SparseVector TfidfVectorizer::transform(std::string_view document) const {
+  std::vector<std::pair<int32_t, float>> counts;
+  for (const auto& f : features(document)) {
+    auto it = vocabulary_.find(f);
+    if (it != vocabulary_.end()) counts.emplace_back(it->second, 1.0f);
+  }
+  std::sort(counts.begin(), counts.end());
+  SparseVector v;
+  double norm = 0;
+  for (size_t i = 0; i < counts.size();) {
+    size_t j = i;
+    while (j < counts.size() && counts[j].first == counts[i].first) ++j;
+    const double tf = static_cast<double>(j - i);
+    const double w = (options_.sublinear_tf ? 1 + std::log(tf) : tf) * idf_[static_cast<size_t>(counts[i].first)];
+    v.index.push_back(counts[i].first);
+    v.value.push_back(static_cast<float>(w));
+    norm += w * w;
+    i = j;
+  }
+  if (norm > 0) {
+    const float inv = static_cast<float>(1 / std::sqrt(norm));
+    for (auto& x : v.value) x *= inv;
+  }
+  return v;
+}
+
+std::vector<SparseVector> TfidfVectorizer::transform_all(const std::vector<std::string>& documents,
+                                                         int threads) const {
+  std::vector<SparseVector> out(documents.size());
+  parallel_chunks(documents.size(), threads, [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) out[i] = transform(documents[i]);
+  });
+  return out;
+}
+
+std::vector<std::string> TfidfVectorizer::feature_names() const {
+  std::vector<std::string> names(idf_.size());
+  for (const auto& [key, index] : vocabulary_) {
+    std::string readable = key.substr(1);
+    if (key[0] == kChar) readable = "chars:" + readable;
+    names[static_cast<size_t>(index)] = readable;
+  }
+  return names;
+}
+
+std::string TfidfVectorizer::to_bytes() const {
+  ByteWriter w;
+  w.put<int32_t>(options_.word_ngrams);
+  w.put<uint8_t>(options_.use_chars);
+  w.put<int32_t>(options_.chars.han_min);
+  w.put<int32_t>(options_.chars.han_max);
+  w.put<int32_t>(options_.chars.latin_min);
+  w.put<int32_t>(options_.chars.latin_max);
+  w.put<int32_t>(options_.min_df);
+  w.put<uint8_t>(options_.sublinear_tf);
+  std::vector<std::string> names(idf_.size());
+  for (const auto& [key, index] : vocabulary_) names[static_cast<size_t>(index)] = key;
+  w.put<uint64_t>(names.size());
+  for (const auto& n : names) w.put_string(n);
+  w.put_vector(idf_);
+  return std::move(w.bytes());
+}
+
+TfidfVectorizer TfidfVectorizer::from_bytes(std::string_view bytes) {
+  ByteReader r(bytes);
+  TfidfVectorizer v;
+  v.options_.word_ngrams = r.get<int32_t>();
+  v.options_.use_chars = r.get<uint8_t>() != 0;
+  v.options_.chars.han_min = r.get<int32_t>();
+  v.options_.chars.han_max = r.get<int32_t>();
+  v.options_.chars.latin_min = r.get<int32_t>();
+  v.options_.chars.latin_max = r.get<int32_t>();
+  v.options_.min_df = r.get<int32_t>();
+  v.options_.sublinear_tf = r.get<uint8_t>() != 0;
+  const auto n = r.get<uint64_t>();
+  if (n > bytes.size()) throw std::runtime_error("model payload is truncated");
+  v.vocabulary_.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) v.vocabulary_.emplace(r.get_string(), static_cast<int32_t>(i));
+  v.idf_ = r.get_vector<float>();
+  if (v.idf_.size() != n) throw std::runtime_error("model payload is inconsistent: vocabulary and idf sizes differ");
+  return v;
+}
+
+}  // namespace persona::text
