@@ -107,6 +107,171 @@ def r1(args):
               "wall_s": round(iwall, 3), "peak_rss_bytes": irss, "threads": 3})
 
 
+# Text tasks: how Persona reads each set (preset, label field) and how the references do.
+TEXT_SETS = {
+    "T1": [
+        {"dataset": "banking77", "preset": "banking77", "field": "label", "fmt": "csv", "text": "text",
+         "label": "category", "lang": "en", "train": "intents_en/banking77_train.csv",
+         "tests": ["intents_en/banking77_test.csv"]},
+        {"dataset": "bitext", "preset": "bitext", "field": "label", "fmt": "csv", "text": "utterance",
+         "label": "intent", "lang": "en", "train": "intents_en/bitext_train.csv",
+         "tests": ["intents_en/bitext_test.csv"]},
+    ],
+    "T2": [
+        {"dataset": "online_shopping_category", "preset": "online_shopping_zh", "field": "category", "fmt": "csv",
+         "text": "review", "label": "cat", "lang": "zh", "train": "reviews_zh/online_shopping_train.csv",
+         "tests": ["reviews_zh/online_shopping_test.csv"]},
+        {"dataset": "online_shopping_sentiment", "preset": "online_shopping_zh", "field": "sentiment", "fmt": "csv",
+         "text": "review", "label": "label", "lang": "zh", "train": "reviews_zh/online_shopping_train.csv",
+         "tests": ["reviews_zh/online_shopping_test.csv"]},
+        {"dataset": "waimai_sentiment", "preset": "waimai_zh", "field": "sentiment", "fmt": "csv", "text": "review",
+         "label": "label", "lang": "zh", "train": "reviews_zh/waimai_train.csv", "tests": ["reviews_zh/waimai_test.csv"]},
+    ],
+    "T3": [
+        {"dataset": "sst2", "preset": "sst2", "field": "sentiment", "fmt": "tsv", "text": "sentence|content",
+         "label": "label", "lang": "en", "train": "reviews_en/sst2_train.tsv",
+         "tests": ["reviews_en/sst2_dev.tsv", "reviews_en/sst2_test.tsv"]},
+    ],
+    "T5": [
+        {"dataset": "smp2019", "preset": "smp2019", "field": "category/label", "fmt": "jsonl", "text": "text",
+         "label": "domain/intent", "lang": "zh", "train": "intents_zh/smp2019_train.jsonl",
+         "tests": ["intents_zh/smp2019_test.jsonl"]},
+    ],
+}
+
+
+def domain_accuracy(predictions_path):
+    with open(predictions_path) as f:
+        rows = [json.loads(line) for line in f]
+    right = sum(r["truth"].split("/")[0] == r["predicted"].split("/")[0] for r in rows)
+    return round(right / len(rows), 4) if rows else 0
+
+
+def text_task(args):
+    task = args.task
+    for spec in TEXT_SETS[task]:
+        train = os.path.join(args.data, spec["train"])
+        if not os.path.exists(train):
+            emit({"task": task, "dataset": spec["dataset"], "skipped": f"data not found: {train}"})
+            continue
+        tests = [os.path.join(args.data, t) for t in spec["tests"]]
+        results = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "model")
+            out, wall, rss = measure([args.persona, "train", "text", train, "--preset", spec["preset"], "--task",
+                                      spec["dataset"], "--label", spec["field"], "--budget", str(args.text_budget),
+                                      "--out", model, "--json", "--quiet"])
+            trained = json.loads(out)
+            for test in tests:
+                preds = os.path.join(tmp, "predictions.jsonl")
+                out, _, _ = measure([args.persona, "eval", "--model", model, "--preset", spec["preset"], "--label",
+                                     spec["field"], test, "--predictions", preds, "--json", "--quiet"])
+                report = json.loads(out)
+                metrics = {"dataset": spec["dataset"], "test": os.path.basename(test),
+                           "accuracy": round(report["accuracy"], 4), "macro_f1": round(report["macro_f1"], 4),
+                           "train_s": round(wall, 2), "pred_per_s": round(report["pred_per_s"]),
+                           "missing_text": trained["read"]["rejected"] + report["read"]["rejected"],
+                           "chosen": trained["training"]["chosen"]}
+                if "/" in spec["field"]:
+                    metrics["domain_accuracy"] = domain_accuracy(preds)
+                    metrics["slot_f1"] = None  # Persona's text classifiers do not extract slots
+                results.setdefault("persona", []).append(metrics)
+                emit({"task": task, "system": "persona", "metrics": metrics, "wall_s": round(wall, 2),
+                      "peak_rss_bytes": rss, "threads": 2})
+        refs = [("fasttext-autotune", ["text_fasttext.py", str(args.text_budget)]), ("sklearn-tfidf-lr", ["text_sklearn.py"])]
+        for name, script in refs:
+            cmd = ["/usr/bin/python3", os.path.join(args.root, "bench", "reference", script[0])] + script[1:] + [
+                spec["fmt"], spec["text"], spec["label"], spec["lang"], train] + tests
+            try:
+                out, wall, rss = measure(cmd)
+            except SystemExit as e:
+                emit({"task": task, "system": name, "dataset": spec["dataset"], "skipped": str(e)})
+                continue
+            for line in out.splitlines():
+                m = json.loads(line)
+                metrics = {"dataset": spec["dataset"], "test": os.path.basename(m["test"]), "accuracy": m["accuracy"],
+                           "macro_f1": m["macro_f1"], "train_s": m["train_s"], "pred_per_s": m["pred_per_s"],
+                           "missing_text": m["missing_text"]}
+                if "domain_accuracy" in m:
+                    metrics["domain_accuracy"] = m["domain_accuracy"]
+                results.setdefault(name, []).append(metrics)
+                emit({"task": task, "system": name, "metrics": metrics, "wall_s": round(wall, 2),
+                      "peak_rss_bytes": rss, "threads": 2 if name.startswith("fasttext") else 1})
+        for i, test in enumerate(tests):
+            p = results["persona"][i]
+            refs_here = {n: r[i] for n, r in results.items() if n != "persona" and len(r) > i}
+            if not refs_here:
+                continue
+            best_acc = max(r["accuracy"] for r in refs_here.values())
+            best_f1 = max(r["macro_f1"] for r in refs_here.values())
+            ratio = {"dataset": spec["dataset"], "test": os.path.basename(test),
+                     "accuracy_minus_best_reference": round(p["accuracy"] - best_acc, 4),
+                     "macro_f1_minus_best_reference": round(p["macro_f1"] - best_f1, 4),
+                     "at_least_best": p["accuracy"] >= best_acc and p["macro_f1"] >= best_f1}
+            if "fasttext-autotune" in refs_here:
+                ratio["train_time_vs_fasttext"] = round(p["train_s"] / refs_here["fasttext-autotune"]["train_s"], 2)
+            emit({"task": task, "ratio": ratio})
+
+
+def r4(args):
+    path = os.path.join(args.data, "retail", "online_retail.csv.gz")
+    if not os.path.exists(path):
+        emit({"task": "R4", "skipped": f"data not found: {path}"})
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "r4.toml")
+        with open(os.path.join(args.root, "bench", "r4.toml")) as f:
+            text = f.read().replace("@DATA@", path)
+        with open(config, "w") as f:
+            f.write(text)
+        store = os.path.join(tmp, "r4.db")
+        measure([args.persona, "ingest", "--config", config, "--store", store, "--quiet"])
+        persona = {}
+        for name, extra in [("persona-auto", ["--learner", "auto"]),
+                            ("persona-logistic", ["--learner", "logistic", "--search", "none"]),
+                            ("persona-mlp-64-64", ["--learner", "mlp", "--search", "none"]),
+                            ("persona-xgboost", ["--learner", "xgboost", "--search", "none"])]:
+            out, wall, rss = measure([args.persona, "train", "propensity", "--store", store, "--snapshot", "2011-06-01",
+                                      "--test-snapshot", "2011-09-01", "--out", os.path.join(tmp, "p.model"),
+                                      "--json", "--quiet"] + extra)
+            r = json.loads(out)
+            metrics = {k: r[k] for k in ["train_population", "test_population", "test_positive_rate", "auc", "logloss",
+                                         "f1"]}
+            metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+            # train_s: the search and the final fit (auto); the one fit of the fixed models, like the references.
+            metrics["train_s"] = round(r["train_s"] if name == "persona-auto" else r["fit_s"], 3)
+            metrics["learner"] = r["learner"]
+            persona[name] = metrics
+            emit({"task": "R4", "system": name, "metrics": metrics, "wall_s": round(wall, 3), "peak_rss_bytes": rss,
+                  "threads": 2})
+    try:
+        out, wall, rss = measure(["/usr/bin/python3", os.path.join(args.root, "bench", "reference", "r4_sklearn.py"),
+                                  path])
+    except SystemExit as e:
+        emit({"task": "R4", "system": "sklearn", "skipped": str(e)})
+        return
+    refs = {}
+    for line in out.splitlines():
+        r = json.loads(line)
+        if "skipped" in r:
+            emit({"task": "R4", **r})
+            continue
+        refs[r["system"]] = r["metrics"]
+        emit({"task": "R4", "system": r["system"], "metrics": r["metrics"], "wall_s": round(wall, 3),
+              "peak_rss_bytes": rss, "threads": 1})
+    best_ref = max(refs.values(), key=lambda m: m["auc"])
+    auto = persona["persona-auto"]
+    ratio = {"auc_minus_best_reference": round(auto["auc"] - best_ref["auc"], 4),
+             "at_least_best": auto["auc"] >= best_ref["auc"],
+             "same_population": all(m["test_population"] == auto["test_population"] and
+                                    m["train_population"] == auto["train_population"] for m in refs.values())}
+    if "sklearn-mlp-64-64" in refs:
+        mlp, ref = persona["persona-mlp-64-64"], refs["sklearn-mlp-64-64"]
+        ratio["mlp_train_speedup_vs_sklearn"] = round(ref["train_s"] / max(mlp["train_s"], 1e-6), 2)
+        ratio["mlp_auc_minus_sklearn_mlp"] = round(mlp["auc"] - ref["auc"], 4)
+    emit({"task": "R4", "ratio": ratio})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("task")
@@ -114,9 +279,14 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--data", default=None)
     parser.add_argument("--repeats", type=int, default=3, help="runs per system; the median wall time is reported")
+    parser.add_argument("--text-budget", type=int, default=60,
+                        help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    {"R1": r1}[args.task](args)
+    tasks = {"R1": r1, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T5": text_task}
+    if args.task not in tasks:
+        raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
+    tasks[args.task](args)
 
 
 if __name__ == "__main__":

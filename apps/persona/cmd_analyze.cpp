@@ -138,7 +138,7 @@ Command add_keywords(CLI::App& app, Common& common) {
 Command add_eval(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("eval", "Evaluate a trained text model on a labelled file (classification report)");
   struct Args {
-    std::string task, model, preset, file, label, models;
+    std::string task, model, preset, file, label, models, predictions;
     bool unknown = false;
     int threads = 2;
   };
@@ -150,6 +150,7 @@ Command add_eval(CLI::App& app, Common& common) {
   sub->add_option("--label", args->label, "label, category, sentiment or category/label (default: the task's)");
   sub->add_option("--models", args->models, "Model directory");
   sub->add_flag("--count-unknown", args->unknown, "Answers below the unknown threshold count as wrong");
+  sub->add_option("--predictions", args->predictions, "Write every text's truth and prediction here (JSON Lines)");
   sub->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256));
   return {sub, [args, &common] {
             std::string path = args->model;
@@ -169,6 +170,18 @@ Command add_eval(CLI::App& app, Common& common) {
             const auto t0 = std::chrono::steady_clock::now();
             const auto report = classifier.evaluate(data, args->threads, args->unknown);
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (!args->predictions.empty()) {
+              std::ofstream out(args->predictions);
+              const auto predictions = classifier.predict_all(data.texts, args->threads);
+              for (size_t i = 0; i < data.size(); ++i)
+                out << nlohmann::json{{"truth", data.label_names[static_cast<size_t>(data.labels[i])]},
+                                      {"predicted", classifier.label_name(predictions[i].label)},
+                                      {"best", classifier.label_name(predictions[i].best)},
+                                      {"confidence", predictions[i].confidence}}
+                           .dump()
+                    << '\n';
+              if (!out) throw Error("cannot write", {args->predictions});
+            }
             if (common.json) {
               auto j = report.to_json(true);
               j["read"] = read.to_json();

@@ -172,8 +172,10 @@ int run_propensity(const PropensityArgs& a, Common& common) {
   const int64_t snapshot = parse_date(a.snapshot, "--snapshot");
   const auto train = demand::propensity_set(events, snapshot, a.horizon, a.home_region);
   if (train.data.rows() < 10) throw Error(fmt::format("only {} customers with purchases before {}", train.data.rows(), a.snapshot), {}, "choose a later --snapshot");
-  const std::vector<std::string> learners =
-      a.learner == "auto" ? std::vector<std::string>{"logistic", "mlp", "xgboost"} : std::vector<std::string>{a.learner};
+  const std::vector<std::string> learners = a.learner == "auto" || a.learner == "ensemble"
+                                                ? std::vector<std::string>{"logistic", "mlp", "xgboost"}
+                                                : std::vector<std::string>{a.learner};
+  ml::Params tuned;  // every learner's best parameters, as learner.name (the ensemble's)
   const auto t0 = Clock::now();
   const auto folds = ml::kfold(train.data.rows(), a.folds, a.seed, &train.data.y);
   nlohmann::json search = nlohmann::json::object();
@@ -198,6 +200,17 @@ int run_propensity(const PropensityArgs& a, Common& common) {
       best_score = r.best_score;
       best_learner = learner;
       best_params = r.best;
+    }
+    for (const auto& [name, value] : r.best) tuned["" + learner + "." + name] = value;
+  }
+  if (a.learner == "auto" || a.learner == "ensemble") {
+    // The average of the tuned learners, kept only when cross-validation prefers it.
+    const double cv = ml::cross_validate("ensemble", tuned, train.data, folds, "auc").mean;
+    search["ensemble"] = {{"cv_auc", cv}, {"params", tuned}, {"trials", 1}};
+    if (cv > best_score || a.learner == "ensemble") {
+      best_score = cv;
+      best_learner = "ensemble";
+      best_params = tuned;
     }
   }
   auto model = ml::make_tabular_classifier(best_learner, best_params);
@@ -319,8 +332,8 @@ Command add_train(CLI::App& app, Common& common) {
     s->add_option("--snapshot", args->snapshot, "Training snapshot date (features before it, label after it)")->required();
     s->add_option("--test-snapshot", args->test_snapshot, "A later snapshot to test on");
     s->add_option("--horizon", args->horizon, "Days after the snapshot the label looks at")->check(CLI::Range(1, 3650));
-    s->add_option("--learner", args->learner, "auto, logistic, mlp or xgboost")
-        ->check(CLI::IsMember({"auto", "logistic", "mlp", "xgboost"}));
+    s->add_option("--learner", args->learner, "auto, logistic, mlp, xgboost or ensemble (their average)")
+        ->check(CLI::IsMember({"auto", "logistic", "mlp", "xgboost", "ensemble"}));
     s->add_option("--search", args->search, "grid, random or none")->check(CLI::IsMember({"grid", "random", "none"}));
     s->add_option("--folds", args->folds, "Cross-validation folds")->check(CLI::Range(2, 50));
     s->add_option("--trials", args->trials, "Random search trials")->check(CLI::Range(1, 1000));

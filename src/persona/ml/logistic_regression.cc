@@ -19,7 +19,7 @@ class LogisticRegression : public TabularClassifier {
   nlohmann::json params() const override { return params_; }
 
   void fit(const TabularData& data) override {
-    scaler_.fit(data.x);
+    scaler_.fit(data.x, params_.at("log_skewed") != 0);
     const Matrix x = scaler_.apply(data.x);
     classes_ = data.classes();
     const int fits = classes_ == 2 ? 1 : classes_;
@@ -58,11 +58,7 @@ class LogisticRegression : public TabularClassifier {
     w.put<int64_t>(weights_.rows());
     w.put<int64_t>(weights_.cols());
     for (Eigen::Index i = 0; i < weights_.size(); ++i) w.put<double>(weights_.data()[i]);
-    w.put<int64_t>(scaler_.mean.size());
-    for (Eigen::Index i = 0; i < scaler_.mean.size(); ++i) {
-      w.put<float>(scaler_.mean(i));
-      w.put<float>(scaler_.scale(i));
-    }
+    scaler_.write(w);
     return std::move(w.bytes());
   }
   void from_bytes(std::string_view bytes) override {
@@ -72,14 +68,7 @@ class LogisticRegression : public TabularClassifier {
     if (rows < 0 || cols < 0 || rows * cols > static_cast<int64_t>(bytes.size())) throw std::runtime_error("model payload is truncated");
     weights_.resize(rows, cols);
     for (Eigen::Index i = 0; i < weights_.size(); ++i) weights_.data()[i] = r.get<double>();
-    const auto n = r.get<int64_t>();
-    if (n != cols - 1) throw std::runtime_error("model payload is inconsistent");
-    scaler_.mean.resize(n);
-    scaler_.scale.resize(n);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      scaler_.mean(i) = r.get<float>();
-      scaler_.scale(i) = r.get<float>();
-    }
+    scaler_.read(r, cols - 1);
   }
 
  private:
@@ -115,7 +104,7 @@ class LogisticRegression : public TabularClassifier {
 }  // namespace
 
 std::unique_ptr<TabularClassifier> make_logistic(const Params& params) {
-  return std::make_unique<LogisticRegression>(merge_params("logistic", {{"C", 1.0}, {"max_iter", 100}}, params));
+  return std::make_unique<LogisticRegression>(merge_params("logistic", {{"C", 1.0}, {"max_iter", 100}, {"log_skewed", 1}}, params));
 }
 
 }  // namespace persona::ml

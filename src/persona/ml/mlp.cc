@@ -47,7 +47,7 @@ class Mlp : public TabularClassifier {
   void fit(const TabularData& data) override {
     if (data.rows() == 0) throw std::invalid_argument("no training rows");
     classes_ = data.classes();
-    scaler_.fit(data.x);
+    scaler_.fit(data.x, params_.at("log_skewed") != 0);
     const Mat x = scaler_.apply(data.x);
     const Eigen::Index outputs = classes_ == 2 ? 1 : classes_;
     Mat y = Mat::Zero(x.rows(), outputs);
@@ -137,11 +137,7 @@ class Mlp : public TabularClassifier {
       for (Eigen::Index i = 0; i < layers_.w[l].size(); ++i) w.put<float>(layers_.w[l].data()[i]);
       for (Eigen::Index i = 0; i < layers_.b[l].size(); ++i) w.put<float>(layers_.b[l].data()[i]);
     }
-    w.put<int64_t>(scaler_.mean.size());
-    for (Eigen::Index i = 0; i < scaler_.mean.size(); ++i) {
-      w.put<float>(scaler_.mean(i));
-      w.put<float>(scaler_.scale(i));
-    }
+    scaler_.write(w);
     return std::move(w.bytes());
   }
 
@@ -162,14 +158,8 @@ class Mlp : public TabularClassifier {
       layers_.b[l].resize(cols);
       for (Eigen::Index i = 0; i < cols; ++i) layers_.b[l](i) = r.get<float>();
     }
-    const auto d = r.get<int64_t>();
-    if (n == 0 || d != layers_.w[0].rows()) throw std::runtime_error("model payload is inconsistent");
-    scaler_.mean.resize(d);
-    scaler_.scale.resize(d);
-    for (Eigen::Index i = 0; i < d; ++i) {
-      scaler_.mean(i) = r.get<float>();
-      scaler_.scale(i) = r.get<float>();
-    }
+    if (n == 0) throw std::runtime_error("model payload is inconsistent");
+    scaler_.read(r, layers_.w[0].rows());
   }
 
  private:
@@ -319,7 +309,8 @@ std::unique_ptr<TabularClassifier> make_mlp(const Params& params) {
                                              {"optimizer", 0},
                                              {"momentum", 0.9},
                                              {"threads", 1},
-                                             {"seed", 1}},
+                                             {"seed", 1},
+                                             {"log_skewed", 1}},
                                             params));
 }
 

@@ -10,6 +10,8 @@
 #include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include "persona/core/binary_io.h"
+
 namespace persona::ml {
 
 using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -60,11 +62,19 @@ struct LoadedTabularModel {
 // Checks the file's features equal `expected_features` when given (a mismatch names them).
 LoadedTabularModel load_tabular_model(const std::string& path, const std::vector<std::string>& expected_features = {});
 
-// Column means and standard deviations (1 where a column is constant).
+// Column means and standard deviations (1 where a column is constant). With `log_skewed`,
+// non-negative columns with a long right tail (mean above twice the median, as counts and
+// money have) go through log1p first, which linear models and networks need to use them well.
 struct Standardizer {
   Eigen::RowVectorXf mean, scale;
-  void fit(const Matrix& x);
+  std::vector<uint8_t> log_column;
+  void fit(const Matrix& x, bool log_skewed = false);
   Matrix apply(const Matrix& x) const;
+  void write(ByteWriter& w) const;
+  void read(ByteReader& r, int64_t expected_columns);
+
+ private:
+  Matrix apply_log(const Matrix& x) const;
 };
 
 }  // namespace persona::ml
