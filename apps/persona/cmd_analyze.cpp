@@ -51,13 +51,26 @@ Command add_analyze(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("analyze", "What a text says: language, tokens, sentiment, demand category, intent, keywords");
   struct Args {
     std::vector<std::string> text;
-    std::string models;
+    std::string models, file;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("text", args->text, "The text (several words are joined; \"-\" reads stdin)")->required();
+  auto* text_opt = sub->add_option("text", args->text, "The text (several words are joined; \"-\" reads stdin)");
+  auto* file_opt = sub->add_option("-f,--file", args->file, "Read the text from this file");
+  text_opt->excludes(file_opt);
   sub->add_option("--models", args->models, "Model directory (default $PERSONA_MODELS or ./models)");
   return {sub, [args, &common] {
-            const std::string text = text_argument(args->text);
+            std::string text;
+            if (!args->file.empty()) {
+              std::ifstream in(args->file, std::ios::binary);
+              if (!in) throw Error("cannot read the text file", {args->file});
+              std::stringstream ss;
+              ss << in.rdbuf();
+              text = ss.str();
+            } else if (!args->text.empty()) {
+              text = text_argument(args->text);
+            } else {
+              throw Error("no text to analyze", {}, "give the text as an argument, \"-\" for stdin, or --file");
+            }
             const auto dir = demand::models_dir_from(args->models);
             const auto analyzer = demand::TextAnalyzer::load(dir);
             const auto a = analyzer.analyze(text);
@@ -143,7 +156,7 @@ Command add_eval(CLI::App& app, Common& common) {
     int threads = 2;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("task", args->task, "sentiment, category or intent (its model in --models)");
+  sub->add_option("--task", args->task, "sentiment, category or intent (its model in --models)");
   sub->add_option("file", args->file, "Labelled file")->required();
   sub->add_option("--model", args->model, "A model file (instead of the task's)");
   sub->add_option("-p,--preset", args->preset, "How to read the file (see `persona presets`)")->required();
@@ -157,7 +170,7 @@ Command add_eval(CLI::App& app, Common& common) {
             std::string field = args->label;
             if (path.empty()) {
               const auto task = demand::parse_text_task(args->task);
-              if (!task) throw Error(fmt::format("unknown task \"{}\"", args->task), {}, "use sentiment, category or intent, or --model");
+              if (!task) throw Error(fmt::format("unknown task \"{}\"", args->task), {}, "use --task sentiment, category or intent, or --model");
               path = demand::model_path(demand::models_dir_from(args->models), *task);
               if (field.empty()) field = demand::default_label_field(*task);
             }

@@ -3,13 +3,81 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/demand/forecast.h"
+#include "persona/demand/propensity.h"
+#include "persona/demand/text_analysis.h"
+#include "persona/ml/metrics.h"
 #include "persona/pipeline/config.h"
+#include "persona/pipeline/labelled_texts.h"
 #include "persona/sample/shop_generator.h"
 
 namespace persona::cli {
+namespace {
+
+// Step 4 of the demo: the demand models of the shop, trained on what was just ingested, saved
+// where `persona analyze --models DIR` finds them.
+nlohmann::json train_demand_models(store::Store& store, const std::string& models_dir, bool print) {
+  nlohmann::json out;
+  ml::TextClassifierOptions options;
+  options.candidates = {"tfidf-linear"};  // the sample texts are templated: no need for a long search
+  options.time_budget_s = 20;
+  for (auto task : {demand::TextTask::Sentiment, demand::TextTask::Intent}) {
+    pipeline::LabelledTextReport read;
+    const auto data = pipeline::read_store_texts(store, demand::default_label_field(task), &read);
+    if (data.size() < 20 || data.label_names.size() < 2) continue;
+    ml::TextTrainingReport report;
+    const auto classifier = ml::TextClassifier::train(data, options, &report);
+    classifier.save(demand::model_path(models_dir, task), demand::text_task_name(task),
+                    {{"validation_accuracy", report.validation_accuracy}});
+    out[demand::text_task_name(task)] = {{"texts", data.size()}, {"classes", data.label_names.size()},
+                                         {"validation_accuracy", report.validation_accuracy}};
+    if (print)
+      fmt::print("    {:<10} {} texts, {} classes, validation accuracy {:.3f}\n", demand::text_task_name(task), data.size(),
+                 data.label_names.size(), report.validation_accuracy);
+  }
+  text::KeywordIndex keywords;
+  store.for_each_text([&](const Text& t) { keywords.add_document(t.body); });
+  demand::save_keyword_index(keywords, demand::keyword_index_path(models_dir));
+
+  const auto events = store.events();
+  if (events.size() == 0) return out;
+  const int64_t first = events.timestamp.front(), span = events.timestamp.back() - first;
+  const int horizon = static_cast<int>(std::min<int64_t>(90, span * 3 / 10 / 86400));
+  if (horizon >= 7) {
+    const auto train = demand::propensity_set(events, first + span * 4 / 10, horizon);
+    const auto test = demand::propensity_set(events, first + span * 65 / 100, horizon, train.home_region);
+    if (train.data.rows() >= 20 && test.data.rows() >= 20) {
+      auto model = ml::make_tabular_classifier("logistic");
+      model->fit(train.data);
+      const double auc = ml::roc_auc(test.data.y, model->predict_positive(test.data.x));
+      ml::save_tabular_model((std::filesystem::path(models_dir) / "propensity.model").string(), "propensity", *model,
+                             demand::propensity_features(), {"no purchase", "purchase"},
+                             {{"test_auc", auc}, {"home_region", train.home_region}, {"horizon_days", horizon}});
+      out["propensity"] = {{"train_population", train.data.rows()}, {"test_population", test.data.rows()},
+                           {"horizon_days", horizon}, {"test_auc", auc}};
+      if (print)
+        fmt::print("    propensity {} customers, buys within {} days: test AUC {:.3f}\n", train.data.rows(), horizon, auc);
+    }
+  }
+  const auto series = demand::daily_demand(events);
+  if (auto it = series.find("all"); it != series.end() && it->second.values.size() >= 35) {
+    const auto f = demand::forecast_category("all", it->second, 7);
+    double week = 0;
+    for (double v : f.forecast) week += v;
+    out["forecast"] = {{"next_7_days_units", week}, {"backtest_smape", f.backtest.smape},
+                       {"seasonal_naive_smape", f.backtest.naive_smape}};
+    if (print)
+      fmt::print("    forecast   {:.0f} units in the next 7 days (backtest sMAPE {:.3f}, seasonal naive {:.3f})\n", week,
+                 f.backtest.smape, f.backtest.naive_smape);
+  }
+  return out;
+}
+
+}  // namespace
 
 Command add_demo(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("demo", "The main job end to end: generate the sample shop, ingest, clean, summarise");
+  auto* sub = app.add_subcommand(
+      "demo", "The main job end to end: generate the sample shop, ingest, clean, summarise, train the demand models");
   struct Args {
     std::string dir = "persona-demo", size = "default";
     uint64_t seed = 42;
@@ -23,7 +91,7 @@ Command add_demo(CLI::App& app, Common& common) {
             o.size = sample::ShopSize::named(args->size);
             o.seed = args->seed;
             o.out_dir = args->dir;
-            if (!common.json) fmt::print("1/3 generating the sample shop in {} ...\n", args->dir);
+            if (!common.json) fmt::print("1/4 generating the sample shop in {} ...\n", args->dir);
             const auto shop = sample::generate_shop(o);
             if (!common.json)
               fmt::print("    {} users, {} items, {} events, {} texts ({:.1f} s)\n", shop.users, shop.items, shop.events,
@@ -32,21 +100,27 @@ Command add_demo(CLI::App& app, Common& common) {
             auto config = pipeline::load_config(shop.config_path);
             const auto store_path = config.resolve(config.store_path);
             for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(store_path + suffix);
-            if (!common.json) fmt::print("2/3 ingesting and cleaning into {} ...\n", store_path);
+            if (!common.json) fmt::print("2/4 ingesting and cleaning into {} ...\n", store_path);
             auto store = store::open_sqlite_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (!common.json) {
               for (const auto& s : report.sources) print_source_report(s);
               fmt::print("    reject log: {}\n", report.reject_log);
-              fmt::print("3/3 summary\n");
+              fmt::print("3/4 summary\n");
             }
             const auto stats = store->stats(10);
+            if (!common.json) print_stats(stats, store_path);
+            const std::string models = (std::filesystem::path(args->dir) / "models").string();
+            if (!common.json) fmt::print("4/4 training the demand models into {} ...\n", models);
+            const auto demand = train_demand_models(*store, models, !common.json);
             if (common.json) {
-              print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)}});
+              print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)},
+                          {"models", models}, {"demand", demand}});
               return 0;
             }
-            print_stats(stats, store_path);
             fmt::print("\nTry: persona stats --config {}   |   persona rejects --config {} | head\n", shop.config_path,
+                       shop.config_path);
+            fmt::print("     persona analyze --models {} \"我的订单到哪里了？\"   |   persona forecast --config {}\n", models,
                        shop.config_path);
             return 0;
           }};

@@ -167,6 +167,8 @@ class DiskFullStore : public store::Store {
   std::vector<double> numeric_values(const std::string& field) override { return inner_->numeric_values(field); }
   void put_meta(const std::string& key, const nlohmann::json& value) override { inner_->put_meta(key, value); }
   std::optional<nlohmann::json> get_meta(const std::string& key) override { return inner_->get_meta(key); }
+  store::EventColumns events() override { return inner_->events(); }
+  void for_each_text(const std::function<void(const Text&)>& fn) override { inner_->for_each_text(fn); }
   int schema_version() override { return inner_->schema_version(); }
   int writes() const { return writes_; }
 

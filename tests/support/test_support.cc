@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <random>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -108,6 +109,48 @@ RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const
   waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+namespace {
+
+template <size_t N>
+const char* pick(const char* const (&options)[N], std::mt19937& rng) {
+  return options[std::uniform_int_distribution<size_t>(0, N - 1)(rng)];
+}
+
+}  // namespace
+
+std::vector<LabelledText> synthetic_intents(int per_class, unsigned seed) {
+  static const char* const track[] = {"where is my order", "when will my parcel arrive", "track my package please",
+                                      "我的订单到哪里了", "快递什么时候到", "查一下物流信息"};
+  static const char* const refund[] = {"i want my money back", "please refund this purchase", "how do i get a refund",
+                                       "我要退款", "怎么申请退货退款", "请把钱退给我"};
+  static const char* const complaint[] = {"the product arrived broken", "terrible service very angry",
+                                          "this is the worst shop", "东西坏了很生气", "服务太差了", "质量太差要投诉"};
+  static const char* const filler[] = {"hi", "hello", "thanks", "today", "您好", "谢谢", "麻烦", "急", "ok", ""};
+  std::mt19937 rng(seed);
+  std::vector<LabelledText> out;
+  for (int i = 0; i < per_class; ++i) {
+    out.push_back({"track_order", std::string(pick(filler, rng)) + " " + pick(track, rng) + " " + pick(filler, rng)});
+    out.push_back({"refund", std::string(pick(filler, rng)) + " " + pick(refund, rng) + " " + pick(filler, rng)});
+    out.push_back({"complaint", std::string(pick(filler, rng)) + " " + pick(complaint, rng) + " " + pick(filler, rng)});
+  }
+  return out;
+}
+
+std::string synthetic_reviews_csv(int per_class, unsigned seed) {
+  static const char* const good[] = {"味道很好，送餐很快", "非常好吃，下次还点", "分量足，服务好", "great food and fast delivery",
+                                     "really tasty, will order again", "excellent service"};
+  static const char* const bad[] = {"太难吃了，送得很慢", "等了两个小时，饭都凉了", "味道差，不会再点", "cold food and very slow",
+                                    "awful taste, never again", "terrible service"};
+  static const char* const filler[] = {"", "哈哈", "总之", "overall", "honestly", "外卖"};
+  std::mt19937 rng(seed);
+  std::string csv = "label,review\n";
+  for (int i = 0; i < per_class; ++i) {
+    csv += std::string("1,\"") + pick(filler, rng) + pick(good, rng) + "\"\n";
+    csv += std::string("0,\"") + pick(filler, rng) + pick(bad, rng) + "\"\n";
+  }
+  return csv;
 }
 
 }  // namespace persona::test

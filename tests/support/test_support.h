@@ -34,4 +34,13 @@ struct RunResult {
 RunResult run_persona(const std::vector<std::string>& args, int timeout_s = 120,
                       const std::vector<std::string>& env = {});
 
+// Labelled texts for the classifier tests: three customer-service intents (track_order, refund,
+// complaint) in English and Chinese, made from templates with filler words, seeded.
+struct LabelledText {
+  std::string label, text;
+};
+std::vector<LabelledText> synthetic_intents(int per_class, unsigned seed = 1);
+// Reviews with sentiment 0/1 in the waimai_zh layout (label,review), half Chinese, half English.
+std::string synthetic_reviews_csv(int per_class, unsigned seed = 1);
+
 }  // namespace persona::test

@@ -186,6 +186,13 @@ std::unique_ptr<FastTextModel> FastTextModel::from_bytes(std::string_view bytes)
   m->classes_ = r.get<int32_t>();
   std::istringstream in(r.get_string());
   m->model_ = std::make_shared<fasttext::FastText>();
+  // FastText::loadModel(istream&) expects the stream after the file signature, which only the
+  // private checkModel reads: check it here (fastText 0.9's magic number and version 12).
+  int32_t magic = 0, version = 0;
+  in.read(reinterpret_cast<char*>(&magic), sizeof magic);
+  in.read(reinterpret_cast<char*>(&version), sizeof version);
+  if (!in || magic != 793712314 || version > 12)
+    throw std::runtime_error("the fastText part of the model is not a fastText model of a known version");
   try {
     m->model_->loadModel(in);
   } catch (const std::exception& e) {

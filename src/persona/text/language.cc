@@ -34,11 +34,12 @@ LanguageGuess detect_language(std::string_view utf8) {
   g.letters = han + latin;
   if (g.letters == 0) return g;
   g.han_share = static_cast<double>(han) / g.letters;
-  // A Chinese character carries about as much as an English word: compare characters to words,
-  // so "我想买iPhone" is Chinese with a brand name, not mixed.
-  const double han_weight = static_cast<double>(han) / (han + 1.5 * latin_words);
-  if (han_weight >= 0.75) g.language = Language::Chinese;
-  else if (han_weight <= 0.25) g.language = latin > 0 ? Language::English : Language::Unknown;
+  // Compare Chinese words (about 1.5 characters each) with English words, so that
+  // "我想买iPhone" is Chinese with a brand name in it, not mixed.
+  const double han_words = han / 1.5;
+  const double han_weight = han_words / (han_words + latin_words);
+  if (han_weight >= 0.6) g.language = Language::Chinese;
+  else if (han_weight <= 0.2) g.language = latin > 0 ? Language::English : Language::Unknown;
   else g.language = Language::Mixed;
   return g;
 }

@@ -1,0 +1,147 @@
+// Text classifiers: both models learn, the chooser picks by validation, files round-trip, the
+// unknown threshold behaves, and odd inputs get well-defined answers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "persona/ml/fasttext_text_model.h"
+#include "persona/ml/linear_text_model.h"
+#include "persona/ml/text_classifier.h"
+#include "support/test_support.h"
+
+namespace persona::ml {
+namespace {
+
+LabelledTexts intents(int per_class, unsigned seed) {
+  LabelledTexts d;
+  d.label_names = {"complaint", "refund", "track_order"};
+  for (const auto& t : test::synthetic_intents(per_class, seed)) {
+    d.texts.push_back(t.text);
+    d.labels.push_back(static_cast<int>(std::find(d.label_names.begin(), d.label_names.end(), t.label) - d.label_names.begin()));
+  }
+  return d;
+}
+
+TextClassifierOptions quick(std::vector<std::string> candidates) {
+  TextClassifierOptions o;
+  o.candidates = std::move(candidates);
+  o.tune = false;
+  o.threads = 1;
+  o.time_budget_s = 30;
+  return o;
+}
+
+TEST(TextClassifier, LinearLearnsEnglishAndChineseAndRoundTrips) {
+  const auto train = intents(60, 1), test = intents(20, 2);
+  TextTrainingReport report;
+  const auto c = TextClassifier::train(train, quick({"tfidf-linear"}), &report);
+  EXPECT_EQ(report.chosen, "tfidf-linear");
+  const auto r = c.evaluate(test, 1);
+  EXPECT_GT(r.accuracy, 0.95);
+  EXPECT_EQ(c.label_name(c.predict("我要退款").best), "refund");
+  EXPECT_EQ(c.label_name(c.predict("where is my parcel, please track it").best), "track_order");
+  const auto p = c.predict("服务太差了");
+  EXPECT_NEAR(std::accumulate(p.probabilities.begin(), p.probabilities.end(), 0.0), 1.0, 1e-4);
+
+  test::TempDir dir;
+  c.save(dir.file("intent.model"), "intent", {{"test_accuracy", r.accuracy}});
+  std::string task;
+  const auto loaded = TextClassifier::load(dir.file("intent.model"), &task);
+  EXPECT_EQ(task, "intent");
+  EXPECT_EQ(loaded.labels(), c.labels());
+  EXPECT_DOUBLE_EQ(loaded.unknown_threshold(), c.unknown_threshold());
+  for (const auto& text : test.texts) EXPECT_EQ(loaded.predict(text).probabilities, c.predict(text).probabilities);
+}
+
+TEST(TextClassifier, FastTextLearnsAndRoundTrips) {
+  const auto train = intents(60, 3), test = intents(20, 4);
+  const auto c = TextClassifier::train(train, quick({"fasttext"}));
+  EXPECT_GT(c.evaluate(test, 1).accuracy, 0.9);
+  test::TempDir dir;
+  c.save(dir.file("ft.model"), "intent");
+  const auto loaded = TextClassifier::load(dir.file("ft.model"));
+  EXPECT_EQ(loaded.model().kind(), "fasttext");
+  for (size_t i = 0; i < 10; ++i)
+    EXPECT_EQ(loaded.predict(test.texts[i]).best, c.predict(test.texts[i]).best);
+}
+
+TEST(TextClassifier, ChoosesTheBetterCandidateByValidation) {
+  TextTrainingReport report;
+  TextClassifier::train(intents(40, 5), quick({"tfidf-linear", "fasttext"}), &report);
+  ASSERT_EQ(report.candidates.size(), 2u);
+  const auto& best = *std::max_element(report.candidates.begin(), report.candidates.end(),
+                                       [](const CandidateResult& a, const CandidateResult& b) {
+                                         return a.macro_f1 != b.macro_f1 ? a.macro_f1 < b.macro_f1 : a.accuracy < b.accuracy;
+                                       });
+  EXPECT_EQ(report.chosen, best.kind);
+  EXPECT_GT(report.validation_rows, 0u);
+}
+
+TEST(TextClassifier, OddInputsGetDefinedAnswers) {
+  const auto c = TextClassifier::train(intents(30, 6), quick({"tfidf-linear"}));
+  for (const std::string& text : {std::string(), std::string("😀😀😀"), std::string("!!!???"),
+                                 std::string("\xff\xfe broken \xc3"), std::string(1 << 20, 'x')}) {
+    const auto p = c.predict(text);
+    ASSERT_EQ(p.probabilities.size(), 3u);
+    EXPECT_NEAR(std::accumulate(p.probabilities.begin(), p.probabilities.end(), 0.0), 1.0, 1e-4);
+    EXPECT_TRUE(std::isfinite(p.confidence));
+  }
+}
+
+TEST(TextClassifier, BadTrainingSetsAreErrors) {
+  LabelledTexts one_class;
+  one_class.label_names = {"a"};
+  one_class.texts = {"x", "y"};
+  one_class.labels = {0, 0};
+  EXPECT_THROW(TextClassifier::train(one_class, quick({"tfidf-linear"})), std::invalid_argument);
+  LabelledTexts empty;
+  EXPECT_THROW(TextClassifier::train(empty, quick({"tfidf-linear"})), std::invalid_argument);
+  EXPECT_THROW(TextClassifier::train(intents(5, 1), quick({"bert"})), std::invalid_argument);
+}
+
+TEST(TextClassifier, UnknownThresholdWithholdsTheDoubtfulAnswers) {
+  // Right answers are confident, wrong ones are not: the threshold goes between them.
+  std::vector<int> truth;
+  std::vector<TextPrediction> p;
+  for (int i = 0; i < 10; ++i) {
+    truth.push_back(0);
+    TextPrediction right;
+    right.best = 0;
+    right.confidence = 0.9;
+    p.push_back(right);
+  }
+  for (int i = 0; i < 3; ++i) {
+    truth.push_back(1);
+    TextPrediction wrong;
+    wrong.best = 0;
+    wrong.confidence = 0.4;
+    p.push_back(wrong);
+  }
+  const double t = choose_unknown_threshold(truth, p);
+  EXPECT_GT(t, 0.4);
+  EXPECT_LE(t, 0.9);
+  // All answers right: nothing is withheld.
+  truth.assign(13, 0);
+  EXPECT_DOUBLE_EQ(choose_unknown_threshold(truth, p), 0.0);
+}
+
+TEST(TextClassifier, StratifiedSplitKeepsEveryClass) {
+  std::vector<int> labels;
+  for (int i = 0; i < 100; ++i) labels.push_back(i % 4);
+  labels.push_back(9);  // a class with one row stays in training
+  const auto [train, valid] = stratified_split(labels, 0.2, 7);
+  EXPECT_EQ(train.size() + valid.size(), labels.size());
+  std::vector<int> per(10, 0);
+  for (size_t i : valid) ++per[static_cast<size_t>(labels[i])];
+  for (int c = 0; c < 4; ++c) EXPECT_EQ(per[static_cast<size_t>(c)], 5);
+  EXPECT_EQ(per[9], 0);
+  EXPECT_EQ(stratified_split(labels, 0.2, 7), stratified_split(labels, 0.2, 7));
+}
+
+TEST(FastTextTokens, ChineseBecomesCharacters) {
+  EXPECT_EQ(fasttext_tokens("我要退款 NOW!"), "我 要 退 款 now");
+}
+
+}  // namespace
+}  // namespace persona::ml

@@ -1,0 +1,142 @@
+// Normalisation, language detection, tokenisers, TF-IDF and keywords.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "persona/text/keywords.h"
+#include "persona/text/language.h"
+#include "persona/text/normalize.h"
+#include "persona/text/stopwords.h"
+#include "persona/text/tfidf.h"
+#include "persona/text/tokenizer.h"
+
+namespace persona::text {
+namespace {
+
+bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+TEST(Normalize, FoldsWidthCaseAndSpace) {
+  EXPECT_EQ(normalize_for_analysis("  ＡＢＣ１２３\tHello\n\nWORLD  "), "abc123 hello world");
+  EXPECT_EQ(normalize_for_analysis("Straße"), "strasse");  // full case folding
+  EXPECT_EQ(normalize_for_analysis(""), "");
+}
+
+TEST(Normalize, RepairsInvalidUtf8) {
+  const std::string bad = std::string("ok\xff\xfe") + "好\xe4\xbd";  // stray bytes and a cut sequence
+  const std::string fixed = repair_utf8(bad);
+  EXPECT_EQ(fixed.find('\xff'), std::string::npos);
+  EXPECT_NE(fixed.find("好"), std::string::npos);
+  EXPECT_NE(fixed.find("\xEF\xBF\xBD"), std::string::npos);
+  EXPECT_NO_THROW(normalize_for_analysis(bad));
+}
+
+TEST(Language, ChineseEnglishMixedUnknown) {
+  EXPECT_EQ(detect_language("我想买一部手机").language, Language::Chinese);
+  EXPECT_EQ(detect_language("where is my order?").language, Language::English);
+  EXPECT_EQ(detect_language("我想买iPhone").language, Language::Chinese);  // a brand name in Chinese text
+  EXPECT_EQ(detect_language("I love 北京烤鸭 and dumplings a lot").language, Language::Mixed);
+  EXPECT_EQ(detect_language("!!! 😀😀 123").language, Language::Unknown);
+  EXPECT_EQ(detect_language("").language, Language::Unknown);
+}
+
+TEST(Tokenizer, EnglishWordsKeepContractionsAndNumbers) {
+  std::vector<std::string> words;
+  for (auto& t : tokenize(normalize_for_analysis("Don't worry, it's 3.5 kg!"))) words.push_back(t.text);
+  EXPECT_TRUE(contains(words, "don't"));
+  EXPECT_TRUE(contains(words, "3.5"));
+  EXPECT_FALSE(contains(words, ","));
+  EXPECT_FALSE(contains(words, "!"));
+}
+
+TEST(Tokenizer, ChineseByDictionary) {
+  const auto words = tokenize_words("我想买一部新手机，价格便宜吗？");
+  EXPECT_TRUE(contains(words, "手机"));
+  EXPECT_TRUE(contains(words, "价格"));
+  EXPECT_FALSE(contains(words, "，"));
+  for (const auto& w : words) EXPECT_FALSE(w.empty());
+}
+
+TEST(Tokenizer, EmojiPunctuationAndHugeTexts) {
+  EXPECT_TRUE(tokenize_words("😀😀😀 !!! ??? ……").empty());
+  EXPECT_TRUE(tokenize_words("").empty());
+  std::string big;
+  while (big.size() < (1u << 20)) big += "质量很好 quality is great. ";
+  const auto words = tokenize_words(big);
+  EXPECT_GT(words.size(), 100000u);
+}
+
+TEST(Tokenizer, CharacterNgrams) {
+  const auto tokens = tokenize(normalize_for_analysis("手机 abc"));
+  std::vector<std::string> grams;
+  char_ngrams(tokens, NgramOptions{1, 2, 2, 3}, grams);
+  EXPECT_TRUE(contains(grams, "手"));
+  EXPECT_TRUE(contains(grams, "手机"));
+  EXPECT_TRUE(contains(grams, " a"));
+  EXPECT_TRUE(contains(grams, "abc"));
+  EXPECT_TRUE(contains(grams, "bc "));
+  EXPECT_FALSE(contains(grams, "机a"));  // Han runs stop at Latin words
+}
+
+TEST(Tfidf, NormalisedVectorsAndRoundTrip) {
+  const std::vector<std::string> docs{"red shoes on sale", "blue shoes", "红色的鞋子打折", "red red dress", "新款鞋子"};
+  TfidfOptions o;
+  o.min_df = 1;
+  TfidfVectorizer v(o);
+  v.fit(docs, 2);
+  ASSERT_GT(v.dimension(), 10);
+  for (const auto& d : docs) {
+    const auto x = v.transform(d);
+    double norm = 0;
+    for (float f : x.value) norm += f * f;
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+    EXPECT_TRUE(std::is_sorted(x.index.begin(), x.index.end()));
+  }
+  EXPECT_EQ(v.transform("zzzz qqqq").size(), 0u);  // unseen features are ignored
+  const auto copy = TfidfVectorizer::from_bytes(v.to_bytes());
+  const auto a = v.transform("red shoes 鞋子"), b = copy.transform("red shoes 鞋子");
+  EXPECT_EQ(a.index, b.index);
+  EXPECT_EQ(a.value, b.value);
+  EXPECT_THROW(TfidfVectorizer::from_bytes(v.to_bytes().substr(0, 20)), std::runtime_error);
+}
+
+TEST(Tfidf, RareWordsWeighMore) {
+  TfidfOptions o;
+  o.min_df = 1;
+  o.use_chars = false;
+  o.word_ngrams = 1;
+  TfidfVectorizer v(o);
+  v.fit({"the cat", "the dog", "the bird", "the fish"}, 1);
+  const auto x = v.transform("the cat");
+  ASSERT_EQ(x.size(), 2u);
+  const auto names = v.feature_names();
+  const size_t cat = names[static_cast<size_t>(x.index[0])] == "cat" ? 0 : 1;
+  EXPECT_GT(x.value[cat], x.value[1 - cat]);
+}
+
+TEST(Keywords, TfidfSkipsStopWordsAndUsesIdf) {
+  const std::vector<std::string_view> texts{"the battery of this phone is great and the battery lasts"};
+  const auto k = tfidf_keywords(texts, 3);
+  ASSERT_FALSE(k.empty());
+  EXPECT_EQ(k[0].word, "battery");
+  for (const auto& w : k) EXPECT_FALSE(is_stop_word(w.word));
+  KeywordIndex index;
+  for (int i = 0; i < 20; ++i) index.add_document("the phone is here");
+  index.add_document("battery");
+  const auto weighted = tfidf_keywords({"phone phone battery"}, 2, &index);
+  EXPECT_EQ(weighted[0].word, "battery");  // rare in the corpus beats frequent in the text
+  const auto copy = KeywordIndex::from_bytes(index.to_bytes());
+  EXPECT_DOUBLE_EQ(copy.idf("battery"), index.idf("battery"));
+}
+
+TEST(Keywords, TextRankFindsTheHubInChinese) {
+  const std::vector<std::string_view> texts{"这款手机的屏幕很大，手机电池也耐用，手机拍照清晰，手机价格便宜"};
+  const auto k = textrank_keywords(texts, 3);
+  ASSERT_FALSE(k.empty());
+  EXPECT_EQ(k[0].word, "手机");
+  EXPECT_DOUBLE_EQ(k[0].score, 1.0);
+  EXPECT_TRUE(textrank_keywords({"的 了 是 😀"}, 3).empty());
+}
+
+}  // namespace
+}  // namespace persona::text
