@@ -33,7 +33,7 @@ TEST(DemandCli, TrainAnalyzeEvalClassify) {
                                 models, "--model", "tfidf-linear", "--no-tune", "--json"}));
   EXPECT_GT(s["training"]["validation_accuracy"].get<double>(), 0.9);
   auto i = json_of(run_persona({"train", "intent", dir.file("intents.csv"), "--preset", "labelled_texts", "--models",
-                                models, "--test", dir.file("intents_test.csv"), "--budget", "6", "--json"}));
+                                models, "--test", dir.file("intents_test.csv"), "--no-tune", "--json"}));
   EXPECT_EQ(i["training"]["candidates"].size() >= 2, true);  // both model kinds were tried
   EXPECT_GT(i["test"]["accuracy"].get<double>(), 0.85);
   EXPECT_TRUE(std::filesystem::exists(models + "/intent.model"));
