@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -16,6 +17,7 @@
 #include "persona/ml/metrics.h"
 #include "persona/ml/validation.h"
 #include "persona/pipeline/labelled_texts.h"
+#include "persona/pipeline/tabular_file.h"
 
 namespace persona::cli {
 namespace {
@@ -166,53 +168,69 @@ ml::ParamSpace search_space(const std::string& learner) {
   return {{"max_depth", {2, 3, 4}}, {"eta", {0.03, 0.1}}, {"min_child_weight", {1, 5}}};
 }
 
+struct LearnerChoice {
+  std::string learner;
+  ml::Params params;
+  double score = -INFINITY;
+  nlohmann::json search = nlohmann::json::object();
+};
+
+// Cross-validates each candidate learner (with a grid or random search over its small space),
+// then their ensemble when `learner` is auto or ensemble, and keeps the best by `metric`.
+LearnerChoice choose_learner(const ml::TabularData& data, const std::vector<ml::Fold>& folds, const std::string& learner,
+                             const std::string& search, int trials, uint64_t seed, int threads, const std::string& metric) {
+  const bool several = learner == "auto" || learner == "ensemble";
+  const std::vector<std::string> learners =
+      several ? std::vector<std::string>{"logistic", "mlp", "xgboost"} : std::vector<std::string>{learner};
+  LearnerChoice best;
+  ml::Params tuned;  // every learner's best parameters, as learner.name (the ensemble's)
+  for (const auto& l : learners) {
+    ml::Params fixed;
+    if (l != "logistic") fixed["seed"] = static_cast<double>(seed);
+    if (l == "xgboost") fixed["threads"] = threads;
+    ml::SearchResult r;
+    if (search == "none") {
+      r.best = fixed;
+      r.best_score = ml::cross_validate(l, fixed, data, folds, metric).mean;
+    } else if (search == "random") {
+      r = ml::random_search(l, search_space(l), fixed, trials, seed, data, folds, metric);
+    } else {
+      r = ml::grid_search(l, search_space(l), fixed, data, folds, metric);
+    }
+    best.search[l] = {{"cv_" + metric, r.best_score}, {"params", r.best}, {"trials", std::max<size_t>(1, r.trials.size())}};
+    if (r.best_score > best.score) {
+      best.score = r.best_score;
+      best.learner = l;
+      best.params = r.best;
+    }
+    for (const auto& [name, value] : r.best) tuned[l + "." + name] = value;
+  }
+  if (several) {
+    // The average of the tuned learners, kept only when cross-validation prefers it.
+    const double cv = ml::cross_validate("ensemble", tuned, data, folds, metric).mean;
+    best.search["ensemble"] = {{"cv_" + metric, cv}, {"params", tuned}, {"trials", 1}};
+    if (cv > best.score || learner == "ensemble") {
+      best.score = cv;
+      best.learner = "ensemble";
+      best.params = tuned;
+    }
+  }
+  return best;
+}
+
 int run_propensity(const PropensityArgs& a, Common& common) {
   auto store = open_existing_store(store_path_from(a.store, a.config));
   const auto events = store->events();
   const int64_t snapshot = parse_date(a.snapshot, "--snapshot");
   const auto train = demand::propensity_set(events, snapshot, a.horizon, a.home_region);
   if (train.data.rows() < 10) throw Error(fmt::format("only {} customers with purchases before {}", train.data.rows(), a.snapshot), {}, "choose a later --snapshot");
-  const std::vector<std::string> learners = a.learner == "auto" || a.learner == "ensemble"
-                                                ? std::vector<std::string>{"logistic", "mlp", "xgboost"}
-                                                : std::vector<std::string>{a.learner};
-  ml::Params tuned;  // every learner's best parameters, as learner.name (the ensemble's)
   const auto t0 = Clock::now();
   const auto folds = ml::kfold(train.data.rows(), a.folds, a.seed, &train.data.y);
-  nlohmann::json search = nlohmann::json::object();
-  std::string best_learner;
-  ml::Params best_params;
-  double best_score = -INFINITY;
-  for (const auto& learner : learners) {
-    ml::Params fixed;
-    if (learner != "logistic") fixed["seed"] = static_cast<double>(a.seed);
-    if (learner == "xgboost") fixed["threads"] = a.threads;
-    ml::SearchResult r;
-    if (a.search == "none") {
-      r.best = fixed;
-      r.best_score = ml::cross_validate(learner, fixed, train.data, folds, "auc").mean;
-    } else if (a.search == "random") {
-      r = ml::random_search(learner, search_space(learner), fixed, a.trials, a.seed, train.data, folds, "auc");
-    } else {
-      r = ml::grid_search(learner, search_space(learner), fixed, train.data, folds, "auc");
-    }
-    search[learner] = {{"cv_auc", r.best_score}, {"params", r.best}, {"trials", r.trials.size()}};
-    if (r.best_score > best_score) {
-      best_score = r.best_score;
-      best_learner = learner;
-      best_params = r.best;
-    }
-    for (const auto& [name, value] : r.best) tuned["" + learner + "." + name] = value;
-  }
-  if (a.learner == "auto" || a.learner == "ensemble") {
-    // The average of the tuned learners, kept only when cross-validation prefers it.
-    const double cv = ml::cross_validate("ensemble", tuned, train.data, folds, "auc").mean;
-    search["ensemble"] = {{"cv_auc", cv}, {"params", tuned}, {"trials", 1}};
-    if (cv > best_score || a.learner == "ensemble") {
-      best_score = cv;
-      best_learner = "ensemble";
-      best_params = tuned;
-    }
-  }
+  const auto choice = choose_learner(train.data, folds, a.learner, a.search, a.trials, a.seed, a.threads, "auc");
+  const std::string& best_learner = choice.learner;
+  const ml::Params& best_params = choice.params;
+  const double best_score = choice.score;
+  const nlohmann::json& search = choice.search;
   auto model = ml::make_tabular_classifier(best_learner, best_params);
   const auto f0 = Clock::now();
   model->fit(train.data);
@@ -266,10 +284,117 @@ int run_propensity(const PropensityArgs& a, Common& common) {
   return 0;
 }
 
+struct TabularArgs {
+  std::string file, label, features, learner = "auto", search = "grid", cv = "kfold", time_column, metric, test, out,
+      models;
+  int folds = 5, trials = 8, threads = 2;
+  uint64_t seed = 1;
+};
+
+std::vector<std::string> split_names(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size() && !s.empty()) {
+    const size_t comma = s.find(',', start);
+    const std::string name = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!name.empty()) out.push_back(name);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+void warn_skipped(const pipeline::TabularFile& f, bool quiet) {
+  if (quiet || f.skipped == 0) return;
+  fmt::print(stderr, "{} of {} rows left out\n", f.skipped, f.rows);
+  for (size_t i = 0; i < f.problems.size() && i < 5; ++i) fmt::print(stderr, "  {}\n", f.problems[i]);
+}
+
+int run_tabular(const TabularArgs& a, Common& common) {
+  pipeline::TabularFileOptions o;
+  o.label = a.label;
+  o.features = split_names(a.features);
+  o.time_column = a.time_column;
+  const auto file = pipeline::read_tabular_file(a.file, o);
+  warn_skipped(file, common.quiet || common.json);
+  const auto& data = file.data;
+  if (data.rows() < static_cast<size_t>(a.folds) * 2 || data.classes() < 2)
+    throw Error(fmt::format("not enough rows or classes to train: {} rows, {} classes", data.rows(), data.classes()),
+                {a.file});
+  const std::string metric = !a.metric.empty() ? a.metric : data.classes() == 2 ? "auc" : "macro_f1";
+  std::vector<ml::Fold> folds;
+  if (a.cv == "time") {
+    if (a.time_column.empty()) throw Error("--cv time needs --time-column", {a.file});
+    folds = ml::time_folds(file.times, a.folds);
+  } else {
+    folds = ml::kfold(data.rows(), a.folds, a.seed, &data.y);
+  }
+  const auto t0 = Clock::now();
+  const auto choice = choose_learner(data, folds, a.learner, a.search, a.trials, a.seed, a.threads, metric);
+  auto model = ml::make_tabular_classifier(choice.learner, choice.params);
+  model->fit(data);
+  const double train_s = since(t0);
+  nlohmann::json result = {{"file", a.file}, {"read", file.report()}, {"cv", a.cv}, {"folds", folds.size()},
+                           {"metric", metric}, {"learner", choice.learner}, {"params", model->params()},
+                           {"search", choice.search}, {"cv_score", choice.score}, {"train_s", train_s}};
+  nlohmann::json metrics = {{"cv_" + metric, choice.score}};
+  ml::ClassificationReport report;
+  if (!a.test.empty()) {
+    o.class_names = data.class_names;
+    const auto test = pipeline::read_tabular_file(a.test, o);
+    warn_skipped(test, common.quiet || common.json);
+    const ml::Matrix p = model->predict_proba(test.data.x);
+    std::vector<int> predicted, truth;
+    std::vector<std::string> names = data.class_names;
+    for (Eigen::Index i = 0; i < p.rows(); ++i) {
+      Eigen::Index c;
+      p.row(i).maxCoeff(&c);
+      predicted.push_back(static_cast<int>(c));
+      int t = test.data.y[static_cast<size_t>(i)];
+      if (t < 0) {  // a class the training file did not have: always wrong
+        names.push_back("(unseen)");
+        t = static_cast<int>(names.size()) - 1;
+      }
+      truth.push_back(t);
+    }
+    report = ml::classification_report(truth, predicted, names);
+    result["test"] = report.to_json();
+    result["test"]["read"] = test.report();
+    if (data.classes() == 2) {
+      std::vector<double> pos(static_cast<size_t>(p.rows()));
+      for (Eigen::Index i = 0; i < p.rows(); ++i) pos[static_cast<size_t>(i)] = p(i, 1);
+      result["test"]["auc"] = ml::roc_auc(test.data.y, pos);
+      result["test"]["logloss"] = ml::log_loss(test.data.y, pos);
+      metrics["test_auc"] = result["test"]["auc"];
+    }
+    metrics["test_accuracy"] = report.accuracy;
+  }
+  const std::string path = !a.out.empty() ? a.out
+                                          : (std::filesystem::path(demand::models_dir_from(a.models)) / "tabular.model").string();
+  ml::save_tabular_model(path, "tabular", *model, data.feature_names, data.class_names, metrics);
+  result["model_file"] = path;
+  if (common.json) {
+    print_json(result);
+    return 0;
+  }
+  fmt::print("{}: {} rows, {} features, {} classes; {} cross-validation, {} folds\n", a.file, data.rows(),
+             data.feature_names.size(), data.classes(), a.cv, folds.size());
+  for (const auto& [learner, s] : choice.search.items())
+    fmt::print("  {:<9} cv {} {:.4f}  {}\n", learner, metric, s["cv_" + metric].get<double>(), s["params"].dump());
+  fmt::print("chose {}; trained in {:.2f} s\n", choice.learner, train_s);
+  if (!a.test.empty()) {
+    fmt::print("\ntest set {}:\n{}", a.test, report.to_text());
+    if (result["test"].contains("auc")) fmt::print("ROC-AUC {:.4f}\n", result["test"]["auc"].get<double>());
+  }
+  fmt::print("saved {}\n", path);
+  return 0;
+}
+
 }  // namespace
 
 Command add_train(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("train", "Train a model: sentiment, category, intent, text, keywords, propensity, next-category");
+  auto* sub = app.add_subcommand(
+      "train", "Train a model: sentiment, category, intent, text, keywords, propensity, next-category, tabular");
   sub->require_subcommand(1);
   std::vector<std::function<int()>> runners;
   for (auto task : {demand::TextTask::Sentiment, demand::TextTask::Category, demand::TextTask::Intent}) {
@@ -348,6 +473,33 @@ Command add_train(CLI::App& app, Common& common) {
     });
   }
   {
+    auto args = std::make_shared<TabularArgs>();
+    auto* s = sub->add_subcommand("tabular", "Any CSV of numeric features and a label: cross-validated learner choice");
+    s->fallthrough();
+    s->add_option("file", args->file, "Training CSV (TSV, gzip or not)")->required();
+    s->add_option("--label", args->label, "The label column")->required();
+    s->add_option("--features", args->features, "Feature columns, comma-separated (default: every other column)");
+    s->add_option("--learner", args->learner, "auto, logistic, mlp, xgboost or ensemble")
+        ->check(CLI::IsMember({"auto", "logistic", "mlp", "xgboost", "ensemble"}));
+    s->add_option("--search", args->search, "grid, random or none")->check(CLI::IsMember({"grid", "random", "none"}));
+    s->add_option("--trials", args->trials, "Random search trials")->check(CLI::Range(1, 1000));
+    s->add_option("--cv", args->cv, "kfold (stratified) or time (expanding windows by --time-column)")
+        ->check(CLI::IsMember({"kfold", "time"}));
+    s->add_option("--time-column", args->time_column, "Timestamp column for --cv time (ISO 8601 or unix)");
+    s->add_option("--folds", args->folds, "Folds")->check(CLI::Range(2, 50));
+    s->add_option("--metric", args->metric, "auc, logloss, accuracy or macro_f1 (default: auc for two classes)")
+        ->check(CLI::IsMember({"auc", "logloss", "accuracy", "macro_f1"}));
+    s->add_option("--test", args->test, "A test CSV with the same columns: classification report");
+    s->add_option("--seed", args->seed, "Random seed");
+    s->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256));
+    s->add_option("--models", args->models, "Model directory");
+    s->add_option("-o,--out", args->out, "Model file (default <models>/tabular.model)");
+    runners.push_back([s, args, &common]() -> int {
+      if (!s->parsed()) return -1;
+      return run_tabular(*args, common);
+    });
+  }
+  {
     struct Args {
       std::string store, config, cutoff, models, out;
     };
@@ -393,7 +545,7 @@ Command add_train(CLI::App& app, Common& common) {
 }
 
 Command add_predict(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("predict", "Predict with a trained model: propensity, next-category");
+  auto* sub = app.add_subcommand("predict", "Predict with a trained model: propensity, next-category, tabular");
   sub->require_subcommand(1);
   struct Args {
     std::string store, config, snapshot, model, models, out, user;
@@ -409,6 +561,12 @@ Command add_predict(CLI::App& app, Common& common) {
   prop->add_option("--models", args->models, "Model directory");
   prop->add_option("-o,--out", args->out, "Write every customer's probability to this CSV");
   prop->add_option("--top", args->top, "How many of the most likely customers to print");
+  auto* tab = sub->add_subcommand("tabular", "Class probabilities for every row of a CSV, with a `train tabular` model");
+  tab->fallthrough();
+  tab->add_option("file", args->user, "CSV with the model's feature columns")->required();
+  tab->add_option("--model", args->model, "Model file")->required();
+  tab->add_option("--id-column", args->snapshot, "A column to copy into the output (default: the line number)");
+  tab->add_option("-o,--out", args->out, "Output CSV (default: stdout)");
   auto* next = sub->add_subcommand("next-category", "The categories a customer is likely to buy from next");
   next->fallthrough();
   next->add_option("user", args->user, "User id")->required();
@@ -416,7 +574,32 @@ Command add_predict(CLI::App& app, Common& common) {
   next->add_option("-c,--config", args->config, "Config file (for its store path)");
   next->add_option("--model", args->model, "Model file (default <models>/next-category.model)");
   next->add_option("--models", args->models, "Model directory");
-  return {sub, [args, prop, next, &common] {
+  return {sub, [args, prop, next, tab, &common] {
+            if (tab->parsed()) {
+              const auto loaded = ml::load_tabular_model(args->model);
+              pipeline::TabularFileOptions o;
+              o.features = loaded.feature_names;
+              o.id_column = args->snapshot;
+              o.class_names = loaded.class_names;
+              const auto file = pipeline::read_tabular_file(args->user, o);
+              warn_skipped(file, common.quiet);
+              const ml::Matrix p = loaded.model->predict_proba(file.data.x);
+              std::ofstream out_file;
+              if (!args->out.empty()) out_file.open(args->out);
+              std::ostream& out = args->out.empty() ? std::cout : out_file;
+              out << (args->snapshot.empty() ? "line" : args->snapshot) << ",predicted";
+              for (const auto& c : loaded.class_names) out << ",p_" << c;
+              out << '\n';
+              for (Eigen::Index i = 0; i < p.rows(); ++i) {
+                Eigen::Index c;
+                p.row(i).maxCoeff(&c);
+                out << file.ids[static_cast<size_t>(i)] << ',' << loaded.class_names[static_cast<size_t>(c)];
+                for (Eigen::Index k = 0; k < p.cols(); ++k) out << ',' << p(i, k);
+                out << '\n';
+              }
+              if (!out) throw Error("cannot write the predictions", {args->out});
+              return 0;
+            }
             auto store = open_existing_store(store_path_from(args->store, args->config));
             const auto events = store->events();
             const auto dir = demand::models_dir_from(args->models);

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <random>
 
 #include "support/test_support.h"
 
@@ -170,6 +172,46 @@ TEST(DemandCli, TheSampleShopEndToEnd) {
   bad = run_persona({"train", "propensity", "--config", config, "--snapshot", "1990-01-01"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("choose a later --snapshot"), std::string::npos) << bad.err;
+}
+
+std::string tabular_csv(int rows, unsigned seed, bool with_bad_row) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> n(0, 1);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::string csv = "id,day,visits,spend,noise,churned\n";
+  for (int i = 0; i < rows; ++i) {
+    const double visits = std::abs(n(rng)) * 5, spend = std::exp(n(rng)), noise = n(rng);
+    const double z = 1.5 - 0.6 * visits + 0.8 * std::log1p(spend);
+    const int churned = u(rng) < 1 / (1 + std::exp(-z)) ? 1 : 0;
+    csv += "c" + std::to_string(i) + ",2025-01-" + std::to_string(1 + i % 28) + "," + std::to_string(visits) + "," +
+           std::to_string(spend) + "," + std::to_string(noise) + "," + (churned ? "yes" : "no") + "\n";
+  }
+  if (with_bad_row) csv += "cX,2025-01-02,many,3.0,0.1,no\n";
+  return csv;
+}
+
+TEST(DemandCli, TabularTrainAndPredict) {
+  test::TempDir dir;
+  test::write_file(dir.file("train.csv"), tabular_csv(400, 1, true));
+  test::write_file(dir.file("test.csv"), tabular_csv(200, 2, false));
+  auto t = json_of(run_persona({"train", "tabular", dir.file("train.csv"), "--label", "churned", "--features",
+                                "visits,spend,noise", "--cv", "time", "--time-column", "day", "--folds", "3",
+                                "--learner", "logistic", "--test", dir.file("test.csv"), "--out", dir.file("m.model"),
+                                "--json"}));
+  EXPECT_EQ(t["read"]["skipped"], 1);
+  EXPECT_NE(t["read"]["problems"][0].get<std::string>().find("\"many\" is not a number"), std::string::npos);
+  EXPECT_EQ(t["folds"], 3);
+  EXPECT_GT(t["test"]["auc"].get<double>(), 0.75);
+  auto p = run_persona({"predict", "tabular", dir.file("test.csv"), "--model", dir.file("m.model"), "--id-column", "id"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(p.out.rfind("id,predicted,p_no,p_yes\nc0,", 0), 0u) << p.out.substr(0, 80);
+  auto missing = run_persona({"train", "tabular", dir.file("train.csv"), "--label", "colour"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("the columns are: id, day"), std::string::npos) << missing.err;
+  auto no_time = run_persona({"train", "tabular", dir.file("train.csv"), "--label", "churned", "--features", "visits",
+                              "--cv", "time"});
+  EXPECT_EQ(no_time.exit_code, 1);
+  EXPECT_NE(no_time.err.find("--time-column"), std::string::npos);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -55,10 +56,35 @@ std::vector<LinearTextParams> linear_grid(bool tune) {
 struct Candidate {
   CandidateResult result;
   std::shared_ptr<TextModel> model;  // trained on the training part
+  std::vector<std::vector<float>> valid_probabilities;
   Scored scored;
   LinearTextParams linear;
   FastTextParams fasttext;
 };
+
+// The one-standard-error rule: among the grid's settings whose validation macro-F1 is within one
+// standard error of the best, take the simplest (logistic regression before SVMs, then the
+// smallest C, the strongest regularisation). Validation rows that resemble training rows
+// closely (SST-2's phrases of the same sentences) reward the least regularised setting; on new
+// text the simpler one generalises better, and the difference on validation is noise anyway.
+Candidate pick_within_one_standard_error(std::vector<Candidate>& grid, size_t validation_rows) {
+  size_t best = 0;
+  for (size_t i = 1; i < grid.size(); ++i)
+    if (grid[i].scored.better_than(grid[best].scored)) best = i;
+  if (validation_rows == 0) return grid[best];
+  const double f = grid[best].scored.macro_f1;
+  const double band = f - std::sqrt(f * (1 - f) / static_cast<double>(validation_rows));
+  auto simpler = [](const Candidate& a, const Candidate& b) {
+    const bool la = a.linear.solver == LinearSolver::LogisticRegression;
+    const bool lb = b.linear.solver == LinearSolver::LogisticRegression;
+    if (la != lb) return la;
+    return a.linear.c < b.linear.c;
+  };
+  size_t pick = best;
+  for (size_t i = 0; i < grid.size(); ++i)
+    if (grid[i].scored.macro_f1 >= band && simpler(grid[i], grid[pick])) pick = i;
+  return grid[pick];
+}
 
 }  // namespace
 
@@ -145,6 +171,7 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
       const auto x_train = vectorizer->transform_all(train_part.texts, options.threads);
       const auto x_valid = vectorizer->transform_all(valid_part.texts, options.threads);
       Candidate best;
+      std::vector<Candidate> grid;
       bool have = false;
       for (const auto& params : linear_grid(options.tune)) {
         if (have && Clock::now() > deadline) break;
@@ -159,17 +186,17 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
         Candidate c;
         if (validate) {
           m->fit_temperature(x_valid, valid_part.labels);
-          std::vector<std::vector<float>> p;
-          for (const auto& x : x_valid) p.push_back(m->predict_features(x));
-          c.scored = score(p, valid_part);
+          for (const auto& x : x_valid) c.valid_probabilities.push_back(m->predict_features(x));
+          c.scored = score(c.valid_probabilities, valid_part);
         }
         c.result = {"tfidf-linear", params.to_json(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
         c.model = m;
         c.linear = params;
         if (report) report->candidates.push_back(c.result);
-        if (!have || c.scored.better_than(best.scored)) best = c;
+        grid.push_back(std::move(c));
         have = true;
       }
+      if (have) best = pick_within_one_standard_error(grid, valid_part.size());
       if (have) done.push_back(std::move(best));
     } else if (kind == "fasttext") {
       FastTextParams params;
@@ -180,7 +207,10 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
       const auto t0 = Clock::now();
       auto m = FastTextModel::train(train_part, params, validate ? &valid_part : nullptr);
       Candidate c;
-      if (validate) c.scored = score(m->predict_all(valid_part.texts, options.threads), valid_part);
+      if (validate) {
+        c.valid_probabilities = m->predict_all(valid_part.texts, options.threads);
+        c.scored = score(c.valid_probabilities, valid_part);
+      }
       c.fasttext = m->used_params();
       c.fasttext.autotune_seconds = 0;
       c.result = {"fasttext", m->params(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
@@ -195,47 +225,76 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   size_t best = 0;
   for (size_t i = 1; i < done.size(); ++i)
     if (done[i].scored.better_than(done[best].scored)) best = i;
-  Candidate& winner = done[best];
 
-  // The unknown threshold, from the winner's validation answers.
+  // The blend of every kind's best model, when validation prefers it to the best one alone.
+  bool blend = false;
+  std::vector<std::vector<float>> blend_probabilities;
+  Scored blend_scored;
+  if (validate && done.size() > 1) {
+    blend_probabilities = done[0].valid_probabilities;
+    for (size_t i = 1; i < done.size(); ++i)
+      for (size_t r = 0; r < blend_probabilities.size(); ++r)
+        for (size_t c = 0; c < blend_probabilities[r].size(); ++c) blend_probabilities[r][c] += done[i].valid_probabilities[r][c];
+    for (auto& row : blend_probabilities)
+      for (auto& x : row) x /= static_cast<float>(done.size());
+    blend_scored = score(blend_probabilities, valid_part);
+    nlohmann::json members = nlohmann::json::array();
+    for (const auto& d : done) members.push_back({{"kind", d.result.kind}, {"params", d.result.params}});
+    if (report)
+      report->candidates.push_back({"ensemble", {{"members", members}}, blend_scored.accuracy, blend_scored.macro_f1, 0});
+    blend = blend_scored.better_than(done[best].scored);
+  }
+
+  // The unknown threshold, from the chosen model's validation answers.
   double threshold = 0, unknown_rate = 0;
   if (validate && options.abstain) {
-    TextClassifier probe(winner.model, data.label_names);
-    const auto predictions = probe.predict_all(valid_part.texts, options.threads);
+    const auto& probabilities = blend ? blend_probabilities : done[best].valid_probabilities;
+    std::vector<TextPrediction> predictions(probabilities.size());
+    for (size_t i = 0; i < probabilities.size(); ++i) {
+      predictions[i].best = argmax(probabilities[i]);
+      predictions[i].confidence = probabilities[i][static_cast<size_t>(predictions[i].best)];
+    }
     threshold = choose_unknown_threshold(valid_part.labels, predictions);
     size_t unknown = 0;
     for (const auto& p : predictions) unknown += p.confidence < threshold;
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());
   }
 
-  // Retrain the winner's configuration on all the data.
-  std::shared_ptr<TextModel> final_model;
-  if (winner.result.kind == "tfidf-linear") {
-    const float temperature = static_cast<LinearTextModel&>(*winner.model).temperature();
+  // Retrain the chosen configuration(s) on all the data.
+  auto retrain = [&](const Candidate& c) -> std::shared_ptr<TextModel> {
+    if (c.result.kind == "fasttext") return FastTextModel::train(data, c.fasttext, nullptr);
+    const float temperature = static_cast<const LinearTextModel&>(*c.model).temperature();
+    auto vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
+    vectorizer->fit(data.texts, options.threads);
+    const auto x = vectorizer->transform_all(data.texts, options.threads);
     std::unique_ptr<LinearTextModel> m;
     {
-      auto vectorizer = std::make_shared<text::TfidfVectorizer>(winner.linear.tfidf);
-      vectorizer->fit(data.texts, options.threads);
-      const auto x = vectorizer->transform_all(data.texts, options.threads);
       std::lock_guard lock(liblinear_mutex);
       std::srand(static_cast<unsigned>(options.seed));
       m = LinearTextModel::train_on_features(x, data.labels, static_cast<int>(data.label_names.size()), vectorizer,
-                                             winner.linear);
+                                             c.linear);
     }
     // The temperature of the validated model carries over (same loss and C, a little more data).
     m->set_temperature(temperature);
-    final_model = std::move(m);
+    return m;
+  };
+  std::shared_ptr<TextModel> final_model;
+  if (blend) {
+    std::vector<std::shared_ptr<const TextModel>> members;
+    for (const auto& d : done) members.push_back(retrain(d));
+    final_model = std::make_shared<EnsembleTextModel>(std::move(members));
   } else {
-    final_model = FastTextModel::train(data, winner.fasttext, nullptr);
+    final_model = retrain(done[best]);
   }
-
+  const Scored chosen = blend ? blend_scored : done[best].scored;
+  const std::string chosen_kind = blend ? "ensemble" : done[best].result.kind;
   TextClassifier out(final_model, data.label_names);
   out.threshold_ = threshold;
   if (report) {
-    report->chosen = winner.result.kind;
-    report->chosen_params = winner.result.params;
-    report->validation_accuracy = winner.scored.accuracy;
-    report->validation_macro_f1 = winner.scored.macro_f1;
+    report->chosen = chosen_kind;
+    report->chosen_params = final_model->params();
+    report->validation_accuracy = chosen.accuracy;
+    report->validation_macro_f1 = chosen.macro_f1;
     report->unknown_threshold = threshold;
     report->validation_unknown_rate = unknown_rate;
     report->train_rows = train_part.size();

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "persona/core/binary_io.h"
 #include "persona/ml/fasttext_text_model.h"
 #include "persona/ml/linear_text_model.h"
 
@@ -33,7 +34,57 @@ std::vector<std::vector<float>> TextModel::predict_all(const std::vector<std::st
   return out;
 }
 
+EnsembleTextModel::EnsembleTextModel(std::vector<std::shared_ptr<const TextModel>> members) : members_(std::move(members)) {
+  if (members_.empty()) throw std::invalid_argument("an ensemble needs members");
+  for (const auto& m : members_)
+    if (m->classes() != members_.front()->classes()) throw std::invalid_argument("ensemble members differ in classes");
+}
+
+std::vector<float> EnsembleTextModel::predict(std::string_view text) const {
+  std::vector<float> sum = members_.front()->predict(text);
+  for (size_t i = 1; i < members_.size(); ++i) {
+    const auto p = members_[i]->predict(text);
+    for (size_t c = 0; c < sum.size(); ++c) sum[c] += p[c];
+  }
+  for (auto& x : sum) x /= static_cast<float>(members_.size());
+  return sum;
+}
+
+nlohmann::json EnsembleTextModel::params() const {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& m : members_) j.push_back({{"kind", m->kind()}, {"params", m->params()}});
+  return {{"members", j}};
+}
+
+std::string EnsembleTextModel::to_bytes() const {
+  ByteWriter w;
+  w.put<uint32_t>(static_cast<uint32_t>(members_.size()));
+  for (const auto& m : members_) {
+    w.put_string(m->kind());
+    w.put_string(m->to_bytes());
+  }
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<EnsembleTextModel> EnsembleTextModel::from_bytes(std::string_view bytes) {
+  ByteReader r(bytes);
+  const auto n = r.get<uint32_t>();
+  if (n == 0 || n > 16) throw std::runtime_error("model payload is inconsistent: ensemble size");
+  std::vector<std::shared_ptr<const TextModel>> members;
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string kind = r.get_string();
+    if (kind == "ensemble") throw std::runtime_error("model payload is inconsistent: nested ensemble");
+    members.push_back(text_model_from_bytes(kind, r.get_string()));
+  }
+  try {
+    return std::make_unique<EnsembleTextModel>(std::move(members));
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("model payload is inconsistent: ") + e.what());
+  }
+}
+
 std::unique_ptr<TextModel> text_model_from_bytes(const std::string& kind, std::string_view bytes) {
+  if (kind == "ensemble") return EnsembleTextModel::from_bytes(bytes);
   if (kind == "tfidf-linear") return LinearTextModel::from_bytes(bytes);
   if (kind == "fasttext") return FastTextModel::from_bytes(bytes);
   throw std::runtime_error("unknown text model kind '" + kind + "'");

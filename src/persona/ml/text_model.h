@@ -33,6 +33,24 @@ class TextModel {
   virtual std::string to_bytes() const = 0;
 };
 
+// The mean of several models' probabilities (the members must share the classes). Chosen when
+// validation says the blend beats each member, as it often does for a linear model and fastText,
+// whose mistakes differ.
+class EnsembleTextModel : public TextModel {
+ public:
+  explicit EnsembleTextModel(std::vector<std::shared_ptr<const TextModel>> members);
+  std::string kind() const override { return "ensemble"; }
+  int classes() const override { return members_.front()->classes(); }
+  std::vector<float> predict(std::string_view text) const override;
+  nlohmann::json params() const override;
+  std::string to_bytes() const override;
+  static std::unique_ptr<EnsembleTextModel> from_bytes(std::string_view bytes);
+  const std::vector<std::shared_ptr<const TextModel>>& members() const { return members_; }
+
+ private:
+  std::vector<std::shared_ptr<const TextModel>> members_;
+};
+
 // Loads a model payload written by to_bytes() of the given kind.
 std::unique_ptr<TextModel> text_model_from_bytes(const std::string& kind, std::string_view bytes);
 

@@ -34,6 +34,9 @@ std::vector<std::string> TfidfVectorizer::features(std::string_view document) co
   for (const Token& t : tokens) out.push_back(kWord + t.text);
   if (options_.word_ngrams >= 2)
     for (size_t i = 1; i < tokens.size(); ++i) out.push_back(kBigram + tokens[i - 1].text + ' ' + tokens[i].text);
+  if (options_.word_ngrams >= 3)
+    for (size_t i = 2; i < tokens.size(); ++i)
+      out.push_back(kBigram + tokens[i - 2].text + ' ' + tokens[i - 1].text + ' ' + tokens[i].text);
   if (options_.use_chars) {
     const size_t first = out.size();
     char_ngrams(tokens, options_.chars, out);
