@@ -69,13 +69,34 @@ TEST(TextClassifier, FastTextLearnsAndRoundTrips) {
 TEST(TextClassifier, ChoosesTheBetterCandidateByValidation) {
   TextTrainingReport report;
   TextClassifier::train(intents(40, 5), quick({"tfidf-linear", "fasttext"}), &report);
-  ASSERT_EQ(report.candidates.size(), 2u);
+  ASSERT_EQ(report.candidates.size(), 3u);  // linear, fastText, and their blend
+  EXPECT_EQ(report.candidates[2].kind, "ensemble");
   const auto& best = *std::max_element(report.candidates.begin(), report.candidates.end(),
                                        [](const CandidateResult& a, const CandidateResult& b) {
                                          return a.macro_f1 != b.macro_f1 ? a.macro_f1 < b.macro_f1 : a.accuracy < b.accuracy;
                                        });
   EXPECT_EQ(report.chosen, best.kind);
   EXPECT_GT(report.validation_rows, 0u);
+}
+
+TEST(TextClassifier, EnsembleRoundTrips) {
+  const auto train = intents(30, 8);
+  auto linear = TextClassifier::train(train, quick({"tfidf-linear"}));
+  auto fast = TextClassifier::train(train, quick({"fasttext"}));
+  std::vector<std::shared_ptr<const TextModel>> members;
+  TextClassifier blend(std::make_shared<EnsembleTextModel>(
+                           std::vector<std::shared_ptr<const TextModel>>{
+                               std::shared_ptr<const TextModel>(&linear.model(), [](const TextModel*) {}),
+                               std::shared_ptr<const TextModel>(&fast.model(), [](const TextModel*) {})}),
+                       train.label_names);
+  const auto p = blend.predict("我要退款");
+  const auto a = linear.predict("我要退款").probabilities, b = fast.predict("我要退款").probabilities;
+  for (size_t c = 0; c < 3; ++c) EXPECT_NEAR(p.probabilities[c], (a[c] + b[c]) / 2, 1e-6);
+  test::TempDir dir;
+  blend.save(dir.file("e.model"), "intent");
+  const auto loaded = TextClassifier::load(dir.file("e.model"));
+  EXPECT_EQ(loaded.model().kind(), "ensemble");
+  EXPECT_EQ(loaded.predict("我要退款").best, p.best);
 }
 
 TEST(TextClassifier, OddInputsGetDefinedAnswers) {
