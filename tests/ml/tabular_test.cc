@@ -104,6 +104,22 @@ TEST(Tabular, MlpThreadsGiveTheSameModelAsOne) {
   EXPECT_TRUE(one->predict_proba(d.x).isApprox(two->predict_proba(d.x), 1e-4f));
 }
 
+TEST(Tabular, HugeSizesInAPayloadAreErrorsNotAllocations) {
+  // Found by fuzz_model_file: sizes whose product overflowed were allocated before being checked.
+  for (const char* kind : {"logistic", "mlp"}) {
+    ByteWriter w;
+    w.put<int32_t>(2);
+    if (std::string(kind) == "mlp") {
+      w.put<int32_t>(1);
+      w.put<uint32_t>(1);
+    }
+    w.put<int64_t>(int64_t{1} << 40);
+    w.put<int64_t>(int64_t{1} << 40);
+    auto m = make_tabular_classifier(kind);
+    EXPECT_THROW(m->from_bytes(w.bytes()), std::runtime_error) << kind;
+  }
+}
+
 TEST(Tabular, UnknownLearnerOrParameterIsAnError) {
   EXPECT_THROW(make_tabular_classifier("forest"), std::invalid_argument);
   try {

@@ -65,7 +65,9 @@ class LogisticRegression : public TabularClassifier {
     ByteReader r(bytes);
     classes_ = r.get<int32_t>();
     const auto rows = r.get<int64_t>(), cols = r.get<int64_t>();
-    if (rows < 0 || cols < 0 || rows * cols > static_cast<int64_t>(bytes.size())) throw std::runtime_error("model payload is truncated");
+    const auto size = static_cast<int64_t>(bytes.size());
+    if (rows <= 0 || cols <= 0 || rows > size || cols > size || rows * cols * 8 > size)
+      throw std::runtime_error("model payload is truncated");
     weights_.resize(rows, cols);
     for (Eigen::Index i = 0; i < weights_.size(); ++i) weights_.data()[i] = r.get<double>();
     scaler_.read(r, cols - 1);

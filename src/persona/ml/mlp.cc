@@ -151,7 +151,8 @@ class Mlp : public TabularClassifier {
     layers_.b.resize(n);
     for (uint32_t l = 0; l < n; ++l) {
       const auto rows = r.get<int64_t>(), cols = r.get<int64_t>();
-      if (rows <= 0 || cols <= 0 || rows * cols > static_cast<int64_t>(bytes.size()))
+      const auto size = static_cast<int64_t>(bytes.size());
+      if (rows <= 0 || cols <= 0 || rows > size || cols > size || rows * cols * 4 > size)
         throw std::runtime_error("model payload is truncated");
       layers_.w[l].resize(rows, cols);
       for (Eigen::Index i = 0; i < layers_.w[l].size(); ++i) layers_.w[l].data()[i] = r.get<float>();
