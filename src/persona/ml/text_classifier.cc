@@ -57,7 +57,9 @@ struct Candidate {
   CandidateResult result;
   std::shared_ptr<TextModel> model;  // trained on the training part
   std::vector<std::vector<float>> valid_probabilities;
-  Scored scored;
+  Scored scored;     // on the validation split: compared across model kinds
+  Scored selection;  // what picks among the linear grid: cross-validated on small sets
+  size_t selection_rows = 0;
   LinearTextParams linear;
   FastTextParams fasttext;
 };
@@ -67,12 +69,13 @@ struct Candidate {
 // smallest C, the strongest regularisation). Validation rows that resemble training rows
 // closely (SST-2's phrases of the same sentences) reward the least regularised setting; on new
 // text the simpler one generalises better, and the difference on validation is noise anyway.
-Candidate pick_within_one_standard_error(std::vector<Candidate>& grid, size_t validation_rows) {
+Candidate pick_within_one_standard_error(std::vector<Candidate>& grid) {
   size_t best = 0;
   for (size_t i = 1; i < grid.size(); ++i)
-    if (grid[i].scored.better_than(grid[best].scored)) best = i;
+    if (grid[i].selection.better_than(grid[best].selection)) best = i;
+  const size_t validation_rows = grid[best].selection_rows;
   if (validation_rows == 0) return grid[best];
-  const double f = grid[best].scored.macro_f1;
+  const double f = grid[best].selection.macro_f1;
   const double band = f - std::sqrt(f * (1 - f) / static_cast<double>(validation_rows));
   auto simpler = [](const Candidate& a, const Candidate& b) {
     const bool la = a.linear.solver == LinearSolver::LogisticRegression;
@@ -82,8 +85,54 @@ Candidate pick_within_one_standard_error(std::vector<Candidate>& grid, size_t va
   };
   size_t pick = best;
   for (size_t i = 0; i < grid.size(); ++i)
-    if (grid[i].scored.macro_f1 >= band && simpler(grid[i], grid[pick])) pick = i;
+    if (grid[i].selection.macro_f1 >= band && simpler(grid[i], grid[pick])) pick = i;
   return grid[pick];
+}
+
+// Below this many texts one validation split is too small to tell settings apart (a few hundred
+// rows, a handful per class): the linear grid is then chosen by 3-fold cross-validation.
+constexpr size_t kCrossValidateBelow = 5000;
+
+// Mean validation scores of every grid setting over stratified folds of all the texts.
+std::vector<Scored> cross_validate_grid(const LabelledTexts& data, const std::vector<LinearTextParams>& grid,
+                                        const TextClassifierOptions& options) {
+  std::vector<Scored> mean(grid.size());
+  constexpr int kFolds = 3;
+  std::vector<int> fold(data.size());
+  {
+    std::map<int, std::vector<size_t>> by_class;
+    for (size_t i = 0; i < data.size(); ++i) by_class[data.labels[i]].push_back(i);
+    std::mt19937_64 rng(options.seed + 1);
+    int next = 0;
+    for (auto& [label, rows] : by_class) {
+      std::shuffle(rows.begin(), rows.end(), rng);
+      for (size_t r : rows) fold[r] = next++ % kFolds;
+    }
+  }
+  for (int f = 0; f < kFolds; ++f) {
+    std::vector<size_t> train_rows, test_rows;
+    for (size_t i = 0; i < data.size(); ++i) (fold[i] == f ? test_rows : train_rows).push_back(i);
+    const LabelledTexts train = data.subset(train_rows), test = data.subset(test_rows);
+    auto vectorizer = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
+    vectorizer->fit(train.texts, options.threads);
+    const auto x_train = vectorizer->transform_all(train.texts, options.threads);
+    const auto x_test = vectorizer->transform_all(test.texts, options.threads);
+    for (size_t g = 0; g < grid.size(); ++g) {
+      std::unique_ptr<LinearTextModel> m;
+      {
+        std::lock_guard lock(liblinear_mutex);
+        std::srand(static_cast<unsigned>(options.seed));
+        m = LinearTextModel::train_on_features(x_train, train.labels, static_cast<int>(data.label_names.size()),
+                                               vectorizer, grid[g]);
+      }
+      std::vector<std::vector<float>> p;
+      for (const auto& x : x_test) p.push_back(m->predict_features(x));
+      const Scored s = score(p, test);
+      mean[g].accuracy += s.accuracy / kFolds;
+      mean[g].macro_f1 += s.macro_f1 / kFolds;
+    }
+  }
+  return mean;
 }
 
 }  // namespace
@@ -173,7 +222,11 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
       Candidate best;
       std::vector<Candidate> grid;
       bool have = false;
-      for (const auto& params : linear_grid(options.tune)) {
+      const auto settings = linear_grid(options.tune);
+      const bool small = options.tune && settings.size() > 1 && data.size() < kCrossValidateBelow && validate;
+      const std::vector<Scored> cv = small ? cross_validate_grid(data, settings, options) : std::vector<Scored>{};
+      for (size_t g = 0; g < settings.size(); ++g) {
+        const auto& params = settings[g];
         if (have && Clock::now() > deadline) break;
         const auto t0 = Clock::now();
         std::shared_ptr<LinearTextModel> m;
@@ -192,11 +245,14 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
         c.result = {"tfidf-linear", params.to_json(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
         c.model = m;
         c.linear = params;
+        c.selection = small ? cv[g] : c.scored;
+        c.selection_rows = small ? data.size() : valid_part.size();
+        if (small) c.result.params["cv3_macro_f1"] = cv[g].macro_f1;
         if (report) report->candidates.push_back(c.result);
         grid.push_back(std::move(c));
         have = true;
       }
-      if (have) best = pick_within_one_standard_error(grid, valid_part.size());
+      if (have) best = pick_within_one_standard_error(grid);
       if (have) done.push_back(std::move(best));
     } else if (kind == "fasttext") {
       FastTextParams params;

@@ -31,7 +31,8 @@ std::vector<std::string> TfidfVectorizer::features(std::string_view document) co
   const std::vector<Token> tokens = tokenize(normalize_for_analysis(document));
   std::vector<std::string> out;
   out.reserve(tokens.size() * 4);
-  for (const Token& t : tokens) out.push_back(kWord + t.text);
+  if (options_.word_ngrams >= 1)
+    for (const Token& t : tokens) out.push_back(kWord + t.text);
   if (options_.word_ngrams >= 2)
     for (size_t i = 1; i < tokens.size(); ++i) out.push_back(kBigram + tokens[i - 1].text + ' ' + tokens[i].text);
   if (options_.word_ngrams >= 3)

@@ -13,7 +13,7 @@
 namespace persona::text {
 
 struct TfidfOptions {
-  int word_ngrams = 2;  // 1: words; 2: and word bigrams; 3: and trigrams
+  int word_ngrams = 2;  // 0: no word features; 1: words; 2: and word bigrams; 3: and trigrams
   NgramOptions chars;   // character n-grams (han_max = 0 and latin_max = 0: none)
   bool use_chars = true;
   int min_df = 2;       // a feature must occur in this many documents
