@@ -227,11 +227,8 @@ int run_propensity(const PropensityArgs& a, Common& common) {
   const auto t0 = Clock::now();
   const auto folds = ml::kfold(train.data.rows(), a.folds, a.seed, &train.data.y);
   const auto choice = choose_learner(train.data, folds, a.learner, a.search, a.trials, a.seed, a.threads, "auc");
-  const std::string& best_learner = choice.learner;
-  const ml::Params& best_params = choice.params;
-  const double best_score = choice.score;
   const nlohmann::json& search = choice.search;
-  auto model = ml::make_tabular_classifier(best_learner, best_params);
+  auto model = ml::make_tabular_classifier(choice.learner, choice.params);
   const auto f0 = Clock::now();
   model->fit(train.data);
   const double fit_s = since(f0), train_s = since(t0);
@@ -239,9 +236,9 @@ int run_propensity(const PropensityArgs& a, Common& common) {
   const double threshold = ml::best_f1_threshold(train.data.y, train_p);
   nlohmann::json result = {{"snapshot", a.snapshot}, {"horizon_days", a.horizon}, {"home_region", train.home_region},
                            {"train_population", train.data.rows()}, {"train_positive_rate", train.positive_rate()},
-                           {"learner", best_learner}, {"params", model->params()}, {"cv_folds", a.folds},
+                           {"learner", choice.learner}, {"params", model->params()}, {"cv_folds", a.folds},
                            {"search", search}, {"threshold", threshold}, {"train_s", train_s}, {"fit_s", fit_s}};
-  nlohmann::json metrics = {{"cv_auc", best_score}, {"threshold", threshold}};
+  nlohmann::json metrics = {{"cv_auc", choice.score}, {"threshold", threshold}};
   if (!a.test_snapshot.empty()) {
     const auto test = demand::propensity_set(events, parse_date(a.test_snapshot, "--test-snapshot"), a.horizon,
                                              train.home_region);
@@ -275,7 +272,7 @@ int run_propensity(const PropensityArgs& a, Common& common) {
              train.data.rows(), 100 * train.positive_rate());
   for (const auto& [learner, s] : search.items())
     fmt::print("  {:<9} cross-validated AUC {:.4f}  {}\n", learner, s["cv_auc"].get<double>(), s["params"].dump());
-  fmt::print("chose {}; F1 threshold {:.2f}; trained in {:.2f} s\n", best_learner, threshold, train_s);
+  fmt::print("chose {}; F1 threshold {:.2f}; trained in {:.2f} s\n", choice.learner, threshold, train_s);
   if (result.contains("auc"))
     fmt::print("test at {}: {} customers, positive rate {:.3f}; AUC {:.4f}, log-loss {:.4f}, F1 {:.4f}\n",
                a.test_snapshot, result["test_population"].get<size_t>(), result["test_positive_rate"].get<double>(),
@@ -285,24 +282,12 @@ int run_propensity(const PropensityArgs& a, Common& common) {
 }
 
 struct TabularArgs {
-  std::string file, label, features, learner = "auto", search = "grid", cv = "kfold", time_column, metric, test, out,
+  std::vector<std::string> features;
+  std::string file, label, learner = "auto", search = "grid", cv = "kfold", time_column, metric, test, out,
       models;
   int folds = 5, trials = 8, threads = 2;
   uint64_t seed = 1;
 };
-
-std::vector<std::string> split_names(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size() && !s.empty()) {
-    const size_t comma = s.find(',', start);
-    const std::string name = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!name.empty()) out.push_back(name);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
 
 void warn_skipped(const pipeline::TabularFile& f, bool quiet) {
   if (quiet || f.skipped == 0) return;
@@ -313,7 +298,7 @@ void warn_skipped(const pipeline::TabularFile& f, bool quiet) {
 int run_tabular(const TabularArgs& a, Common& common) {
   pipeline::TabularFileOptions o;
   o.label = a.label;
-  o.features = split_names(a.features);
+  o.features = a.features;
   o.time_column = a.time_column;
   const auto file = pipeline::read_tabular_file(a.file, o);
   warn_skipped(file, common.quiet || common.json);
@@ -478,7 +463,8 @@ Command add_train(CLI::App& app, Common& common) {
     s->fallthrough();
     s->add_option("file", args->file, "Training CSV (TSV, gzip or not)")->required();
     s->add_option("--label", args->label, "The label column")->required();
-    s->add_option("--features", args->features, "Feature columns, comma-separated (default: every other column)");
+    s->add_option("--features", args->features, "Feature columns, comma-separated (default: every other column)")
+        ->delimiter(',');
     s->add_option("--learner", args->learner, "auto, logistic, mlp, xgboost or ensemble")
         ->check(CLI::IsMember({"auto", "logistic", "mlp", "xgboost", "ensemble"}));
     s->add_option("--search", args->search, "grid, random or none")->check(CLI::IsMember({"grid", "random", "none"}));

@@ -135,10 +135,6 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   }
   out->model_ = ft;
   out->classes_ = static_cast<int>(data.label_names.size());
-  const auto dict = ft->getDictionary();
-  out->label_of_fasttext_label_.resize(static_cast<size_t>(dict->nlabels()));
-  for (int32_t i = 0; i < dict->nlabels(); ++i)
-    out->label_of_fasttext_label_[static_cast<size_t>(i)] = std::stoi(dict->getLabel(i).substr(9));
   return out;
 }
 

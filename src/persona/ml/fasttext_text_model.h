@@ -44,7 +44,6 @@ class FastTextModel : public TextModel {
   std::shared_ptr<fasttext::FastText> model_;
   FastTextParams params_;
   int classes_ = 0;
-  std::vector<int> label_of_fasttext_label_;  // fastText's label index -> our class index
 };
 
 // The line fastText sees for a text: normalised tokens, Chinese split into characters.

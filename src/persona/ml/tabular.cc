@@ -49,7 +49,6 @@ class Ensemble : public TabularClassifier {
       split[name.substr(0, dot)][name.substr(dot + 1)] = value;
     }
     for (const char* kind : {"logistic", "mlp", "xgboost"}) members_.push_back(make_tabular_classifier(kind, split[kind]));
-    params_ = params;
   }
   std::string kind() const override { return "ensemble"; }
   void fit(const TabularData& data) override {
@@ -77,7 +76,6 @@ class Ensemble : public TabularClassifier {
 
  private:
   std::vector<std::unique_ptr<TabularClassifier>> members_;
-  Params params_;
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "persona/ml/fasttext_text_model.h"
 #include "persona/ml/linear_text_model.h"
 #include "persona/ml/model_file.h"
+#include "persona/ml/validation.h"
 
 namespace persona::ml {
 namespace {
@@ -41,6 +42,25 @@ Scored score(const std::vector<std::vector<float>>& probabilities, const Labelle
 // liblinear's solvers draw from rand(): training one model at a time, with the C library's
 // generator seeded first, keeps results reproducible.
 std::mutex liblinear_mutex;
+
+std::unique_ptr<LinearTextModel> train_linear_seeded(const std::vector<SparseVector>& x, const std::vector<int>& labels,
+                                                     size_t classes,
+                                                     std::shared_ptr<const text::TfidfVectorizer> vectorizer,
+                                                     const LinearTextParams& params, uint64_t seed) {
+  std::lock_guard lock(liblinear_mutex);
+  std::srand(static_cast<unsigned>(seed));
+  return LinearTextModel::train_on_features(x, labels, static_cast<int>(classes), std::move(vectorizer), params);
+}
+
+// The answer for one text's probabilities: the best class, and -1 below the threshold.
+TextPrediction prediction_from(std::vector<float> probabilities, double threshold) {
+  TextPrediction p;
+  p.probabilities = std::move(probabilities);
+  p.best = argmax(p.probabilities);
+  p.confidence = p.best >= 0 ? p.probabilities[static_cast<size_t>(p.best)] : 0;
+  p.label = p.confidence >= threshold ? p.best : -1;
+  return p;
+}
 
 std::vector<LinearTextParams> linear_grid(bool tune) {
   if (!tune) return {LinearTextParams{}};
@@ -98,33 +118,15 @@ std::vector<Scored> cross_validate_grid(const LabelledTexts& data, const std::ve
                                         const TextClassifierOptions& options) {
   std::vector<Scored> mean(grid.size());
   constexpr int kFolds = 3;
-  std::vector<int> fold(data.size());
-  {
-    std::map<int, std::vector<size_t>> by_class;
-    for (size_t i = 0; i < data.size(); ++i) by_class[data.labels[i]].push_back(i);
-    std::mt19937_64 rng(options.seed + 1);
-    int next = 0;
-    for (auto& [label, rows] : by_class) {
-      std::shuffle(rows.begin(), rows.end(), rng);
-      for (size_t r : rows) fold[r] = next++ % kFolds;
-    }
-  }
-  for (int f = 0; f < kFolds; ++f) {
-    std::vector<size_t> train_rows, test_rows;
-    for (size_t i = 0; i < data.size(); ++i) (fold[i] == f ? test_rows : train_rows).push_back(i);
-    const LabelledTexts train = data.subset(train_rows), test = data.subset(test_rows);
+  for (const Fold& fold : kfold(data.size(), kFolds, options.seed + 1, &data.labels)) {
+    const LabelledTexts train = data.subset(fold.train), test = data.subset(fold.test);
     auto vectorizer = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
     vectorizer->fit(train.texts, options.threads);
     const auto x_train = vectorizer->transform_all(train.texts, options.threads);
     const auto x_test = vectorizer->transform_all(test.texts, options.threads);
     for (size_t g = 0; g < grid.size(); ++g) {
-      std::unique_ptr<LinearTextModel> m;
-      {
-        std::lock_guard lock(liblinear_mutex);
-        std::srand(static_cast<unsigned>(options.seed));
-        m = LinearTextModel::train_on_features(x_train, train.labels, static_cast<int>(data.label_names.size()),
-                                               vectorizer, grid[g]);
-      }
+      const auto m = train_linear_seeded(x_train, train.labels, data.label_names.size(), vectorizer, grid[g],
+                                         options.seed);
       std::vector<std::vector<float>> p;
       for (const auto& x : x_test) p.push_back(m->predict_features(x));
       const Scored s = score(p, test);
@@ -229,13 +231,8 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
         const auto& params = settings[g];
         if (have && Clock::now() > deadline) break;
         const auto t0 = Clock::now();
-        std::shared_ptr<LinearTextModel> m;
-        {
-          std::lock_guard lock(liblinear_mutex);
-          std::srand(static_cast<unsigned>(options.seed));
-          m = LinearTextModel::train_on_features(x_train, train_part.labels,
-                                                 static_cast<int>(data.label_names.size()), vectorizer, params);
-        }
+        std::shared_ptr<LinearTextModel> m =
+            train_linear_seeded(x_train, train_part.labels, data.label_names.size(), vectorizer, params, options.seed);
         Candidate c;
         if (validate) {
           m->fit_temperature(x_valid, valid_part.labels);
@@ -305,11 +302,8 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   double threshold = 0, unknown_rate = 0;
   if (validate && options.abstain) {
     const auto& probabilities = blend ? blend_probabilities : done[best].valid_probabilities;
-    std::vector<TextPrediction> predictions(probabilities.size());
-    for (size_t i = 0; i < probabilities.size(); ++i) {
-      predictions[i].best = argmax(probabilities[i]);
-      predictions[i].confidence = probabilities[i][static_cast<size_t>(predictions[i].best)];
-    }
+    std::vector<TextPrediction> predictions;
+    for (const auto& p : probabilities) predictions.push_back(prediction_from(p, 0));
     threshold = choose_unknown_threshold(valid_part.labels, predictions);
     size_t unknown = 0;
     for (const auto& p : predictions) unknown += p.confidence < threshold;
@@ -323,13 +317,7 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     auto vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
     vectorizer->fit(data.texts, options.threads);
     const auto x = vectorizer->transform_all(data.texts, options.threads);
-    std::unique_ptr<LinearTextModel> m;
-    {
-      std::lock_guard lock(liblinear_mutex);
-      std::srand(static_cast<unsigned>(options.seed));
-      m = LinearTextModel::train_on_features(x, data.labels, static_cast<int>(data.label_names.size()), vectorizer,
-                                             c.linear);
-    }
+    auto m = train_linear_seeded(x, data.labels, data.label_names.size(), vectorizer, c.linear, options.seed);
     // The temperature of the validated model carries over (same loss and C, a little more data).
     m->set_temperature(temperature);
     return m;
@@ -366,24 +354,12 @@ const std::string& TextClassifier::label_name(int label) const {
 }
 
 TextPrediction TextClassifier::predict(std::string_view text) const {
-  TextPrediction p;
-  p.probabilities = model_->predict(text);
-  p.best = argmax(p.probabilities);
-  p.confidence = p.best >= 0 ? p.probabilities[static_cast<size_t>(p.best)] : 0;
-  p.label = p.confidence >= threshold_ ? p.best : -1;
-  return p;
+  return prediction_from(model_->predict(text), threshold_);
 }
 
 std::vector<TextPrediction> TextClassifier::predict_all(const std::vector<std::string>& texts, int threads) const {
-  const auto probabilities = model_->predict_all(texts, threads);
-  std::vector<TextPrediction> out(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    auto& p = out[i];
-    p.probabilities = probabilities[i];
-    p.best = argmax(p.probabilities);
-    p.confidence = p.best >= 0 ? p.probabilities[static_cast<size_t>(p.best)] : 0;
-    p.label = p.confidence >= threshold_ ? p.best : -1;
-  }
+  std::vector<TextPrediction> out;
+  for (auto& p : model_->predict_all(texts, threads)) out.push_back(prediction_from(std::move(p), threshold_));
   return out;
 }
 
