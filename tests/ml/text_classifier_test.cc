@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "persona/ml/fasttext_text_model.h"
 #include "persona/ml/linear_text_model.h"
@@ -77,6 +78,28 @@ TEST(TextClassifier, ChoosesTheBetterCandidateByValidation) {
                                        });
   EXPECT_EQ(report.chosen, best.kind);
   EXPECT_GT(report.validation_rows, 0u);
+}
+
+TEST(TextClassifier, TunedLinearOffersABlendOfItsSolvers) {
+  auto options = quick({"tfidf-linear"});
+  options.tune = true;
+  TextTrainingReport report;
+  const auto c = TextClassifier::train(intents(40, 9), options, &report);
+  const auto blend = std::find_if(report.candidates.begin(), report.candidates.end(),
+                                  [](const CandidateResult& r) { return r.kind == "ensemble"; });
+  ASSERT_NE(blend, report.candidates.end());
+  std::set<std::string> solvers;
+  for (const auto& m : blend->params["members"]) {
+    EXPECT_EQ(m["kind"], "tfidf-linear");
+    solvers.insert(m["params"]["solver"].get<std::string>());
+  }
+  EXPECT_EQ(solvers.size(), 3u);  // Crammer-Singer, logistic regression and the SVM: one each
+  EXPECT_EQ(report.chosen, c.model().kind());
+  if (report.chosen == "ensemble") EXPECT_DOUBLE_EQ(report.validation_macro_f1, blend->macro_f1);
+  test::TempDir dir;
+  c.save(dir.file("tuned.model"), "intent");
+  const auto loaded = TextClassifier::load(dir.file("tuned.model"));
+  EXPECT_EQ(loaded.predict("我要退款").probabilities, c.predict("我要退款").probabilities);
 }
 
 TEST(TextClassifier, EnsembleRoundTrips) {

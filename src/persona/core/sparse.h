@@ -1,6 +1,7 @@
 #pragma once
 // A sparse feature vector: sorted feature indices and their values. The row type of the text
 // models (TF-IDF features) and the learners that take sparse input.
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

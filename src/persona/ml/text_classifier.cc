@@ -82,6 +82,7 @@ struct Candidate {
   size_t selection_rows = 0;
   LinearTextParams linear;
   FastTextParams fasttext;
+  bool blend_only = false;  // a member for the blend, never chosen alone
 };
 
 // The one-standard-error rule: among the grid's settings whose validation macro-F1 is within one
@@ -249,8 +250,20 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
         grid.push_back(std::move(c));
         have = true;
       }
-      if (have) best = pick_within_one_standard_error(grid);
-      if (have) done.push_back(std::move(best));
+      if (have) {
+        best = pick_within_one_standard_error(grid);
+        // The best setting of each other solver joins the blend: their errors differ.
+        for (LinearSolver solver : {LinearSolver::CrammerSinger, LinearSolver::LogisticRegression, LinearSolver::Svm}) {
+          if (solver == best.linear.solver || !validate) continue;
+          const Candidate* family = nullptr;
+          for (const auto& c : grid)
+            if (c.linear.solver == solver && (!family || c.selection.better_than(family->selection))) family = &c;
+          if (!family) continue;
+          done.push_back(*family);
+          done.back().blend_only = true;
+        }
+        done.push_back(std::move(best));
+      }
     } else if (kind == "fasttext") {
       FastTextParams params;
       params.threads = options.threads;
@@ -275,28 +288,41 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     }
   }
   if (done.empty()) throw std::invalid_argument("no candidate text model to train");
-  size_t best = 0;
-  for (size_t i = 1; i < done.size(); ++i)
-    if (done[i].scored.better_than(done[best].scored)) best = i;
+  size_t best = done.size();
+  for (size_t i = 0; i < done.size(); ++i)
+    if (!done[i].blend_only && (best == done.size() || done[i].scored.better_than(done[best].scored))) best = i;
 
-  // The blend of every kind's best model, when validation prefers it to the best one alone.
-  bool blend = false;
+  // Blends (averaged probabilities) of the linear solvers' best settings, and of those with
+  // fastText: chosen when validation prefers one to the best model alone.
+  std::vector<size_t> blend_members;
   std::vector<std::vector<float>> blend_probabilities;
   Scored blend_scored;
-  if (validate && done.size() > 1) {
-    blend_probabilities = done[0].valid_probabilities;
-    for (size_t i = 1; i < done.size(); ++i)
-      for (size_t r = 0; r < blend_probabilities.size(); ++r)
-        for (size_t c = 0; c < blend_probabilities[r].size(); ++c) blend_probabilities[r][c] += done[i].valid_probabilities[r][c];
-    for (auto& row : blend_probabilities)
-      for (auto& x : row) x /= static_cast<float>(done.size());
-    blend_scored = score(blend_probabilities, valid_part);
-    nlohmann::json members = nlohmann::json::array();
-    for (const auto& d : done) members.push_back({{"kind", d.result.kind}, {"params", d.result.params}});
-    if (report)
-      report->candidates.push_back({"ensemble", {{"members", members}}, blend_scored.accuracy, blend_scored.macro_f1, 0});
-    blend = blend_scored.better_than(done[best].scored);
+  auto try_blend = [&](const std::vector<size_t>& members) {
+    if (!validate || members.size() < 2) return;
+    std::vector<std::vector<float>> p = done[members[0]].valid_probabilities;
+    for (size_t m = 1; m < members.size(); ++m)
+      for (size_t r = 0; r < p.size(); ++r)
+        for (size_t c = 0; c < p[r].size(); ++c) p[r][c] += done[members[m]].valid_probabilities[r][c];
+    for (auto& row : p)
+      for (auto& x : row) x /= static_cast<float>(members.size());
+    const Scored s = score(p, valid_part);
+    nlohmann::json listed = nlohmann::json::array();
+    for (size_t m : members) listed.push_back({{"kind", done[m].result.kind}, {"params", done[m].result.params}});
+    if (report) report->candidates.push_back({"ensemble", {{"members", listed}}, s.accuracy, s.macro_f1, 0});
+    if (s.better_than(blend_members.empty() ? done[best].scored : blend_scored)) {
+      blend_members = members;
+      blend_probabilities = std::move(p);
+      blend_scored = s;
+    }
+  };
+  std::vector<size_t> linear_members, all_members;
+  for (size_t i = 0; i < done.size(); ++i) {
+    all_members.push_back(i);
+    if (done[i].result.kind == "tfidf-linear") linear_members.push_back(i);
   }
+  try_blend(linear_members);
+  if (all_members.size() > linear_members.size()) try_blend(all_members);
+  const bool blend = !blend_members.empty();
 
   // The unknown threshold, from the chosen model's validation answers.
   double threshold = 0, unknown_rate = 0;
@@ -310,14 +336,18 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());
   }
 
-  // Retrain the chosen configuration(s) on all the data.
+  // Retrain the chosen configuration(s) on all the data; linear members share one vectoriser.
+  std::shared_ptr<text::TfidfVectorizer> all_vectorizer;
+  std::vector<SparseVector> all_x;
   auto retrain = [&](const Candidate& c) -> std::shared_ptr<TextModel> {
     if (c.result.kind == "fasttext") return FastTextModel::train(data, c.fasttext, nullptr);
     const float temperature = static_cast<const LinearTextModel&>(*c.model).temperature();
-    auto vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
-    vectorizer->fit(data.texts, options.threads);
-    const auto x = vectorizer->transform_all(data.texts, options.threads);
-    auto m = train_linear_seeded(x, data.labels, data.label_names.size(), vectorizer, c.linear, options.seed);
+    if (!all_vectorizer) {
+      all_vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
+      all_vectorizer->fit(data.texts, options.threads);
+      all_x = all_vectorizer->transform_all(data.texts, options.threads);
+    }
+    auto m = train_linear_seeded(all_x, data.labels, data.label_names.size(), all_vectorizer, c.linear, options.seed);
     // The temperature of the validated model carries over (same loss and C, a little more data).
     m->set_temperature(temperature);
     return m;
@@ -325,7 +355,7 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   std::shared_ptr<TextModel> final_model;
   if (blend) {
     std::vector<std::shared_ptr<const TextModel>> members;
-    for (const auto& d : done) members.push_back(retrain(d));
+    for (size_t m : blend_members) members.push_back(retrain(done[m]));
     final_model = std::make_shared<EnsembleTextModel>(std::move(members));
   } else {
     final_model = retrain(done[best]);
