@@ -214,6 +214,78 @@ def text_task(args):
             emit({"task": task, "ratio": ratio})
 
 
+def read_rfm(path):
+    """user -> (recency, frequency, monetary to the cent, r, f, m) from an RFM CSV."""
+    rows = {}
+    with open(path) as f:
+        next(f)
+        for line in f:
+            user, recency, frequency, monetary, r, fs, m = line.rstrip("\n").split(",")[:7]
+            rows[user] = (int(recency), int(frequency), f"{float(monetary):.2f}", int(r), int(fs), int(m))
+    return rows
+
+
+def r2(args):
+    path = os.path.join(args.data, "retail", "online_retail.csv.gz")
+    if not os.path.exists(path):
+        emit({"task": "R2", "skipped": f"data not found: {path}"})
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "r1.toml")
+        with open(os.path.join(args.root, "bench", "r1.toml")) as f:
+            text = f.read().replace("@DATA@", path)
+        with open(config, "w") as f:
+            f.write(text)
+        # The same work as pandas: read the gzip CSV, apply R1's rules, compute the RFM table.
+        mine = os.path.join(tmp, "persona_rfm.csv")
+        _, wall, rss = measure_median([args.persona, "profile", "rfm", "--config", config, "--as-of", "2011-12-10",
+                                       "--out", mine, "--quiet"], args.repeats)
+        ours = read_rfm(mine)
+        try:
+            theirs_path = os.path.join(tmp, "pandas_rfm.csv")
+            out, pwall, prss = measure_median(["/usr/bin/python3", os.path.join(args.root, "bench", "reference",
+                                                                                "r2_pandas.py"), path, theirs_path],
+                                              args.repeats)
+        except SystemExit as e:
+            emit({"task": "R2", "system": "persona", "metrics": {"customers": len(ours)}, "wall_s": round(wall, 3),
+                  "peak_rss_bytes": rss, "threads": 3, "runs": args.repeats})
+            emit({"task": "R2", "system": "pandas", "skipped": str(e)})
+            return
+        theirs = read_rfm(theirs_path)
+        mismatched = sorted(u for u in set(ours) | set(theirs) if ours.get(u) != theirs.get(u))
+        emit({"task": "R2", "system": "persona", "metrics": {"customers": len(ours), "mismatched_customers": len(mismatched),
+                                                             "mismatch_examples": mismatched[:5]},
+              "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 3, "runs": args.repeats})
+        p = json.loads(out)
+        emit({"task": "R2", "system": "pandas", "metrics": {"customers": len(theirs), "rfm_seconds": p["rfm_seconds"]},
+              "wall_s": round(pwall, 3), "peak_rss_bytes": prss, "threads": 1, "runs": args.repeats})
+        emit({"task": "R2", "ratio": {"values_equal": not mismatched, "speedup_vs_pandas": round(pwall / wall, 2),
+                                      "memory_vs_pandas": round(rss / prss, 3)}})
+
+        # Profile build throughput: the whole profile (not only RFM) from the store.
+        store = os.path.join(tmp, "retail.db")
+        measure([args.persona, "ingest", "--config", config, "--store", store, "--quiet"])
+        profile_build(args, "online_retail", store, tmp)
+        shop = os.path.join(tmp, "shop")
+        measure([args.persona, "generate", "--out", shop, "--quiet"])
+        shop_store = os.path.join(shop, "shop.db")
+        measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", shop_store, "--quiet"])
+        profile_build(args, "sample_shop_default", shop_store, tmp)
+
+
+def profile_build(args, dataset, store, tmp):
+    models = os.path.join(tmp, "no-models")
+    os.makedirs(models, exist_ok=True)
+    out, wall, rss = measure([args.persona, "profile", "build", "--store", store, "--models", models, "--json",
+                              "--quiet"])
+    r = json.loads(out)
+    emit({"task": "R2", "system": "persona-profile-build",
+          "metrics": {"dataset": dataset, "users": r["users"], "events": r["events"], "texts": r["texts"],
+                      "segments": len(r["segments"]["segments"]), "build_s": round(r["seconds"], 3),
+                      "events_per_s": round(r["events"] / wall)},
+          "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 1})
+
+
 def r4(args):
     path = os.path.join(args.data, "retail", "online_retail.csv.gz")
     if not os.path.exists(path):
@@ -284,7 +356,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T5": text_task}
+    tasks = {"R1": r1, "R2": r2, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T5": text_task}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

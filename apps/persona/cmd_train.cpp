@@ -25,12 +25,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-int64_t parse_date(const std::string& text, const char* option) {
-  const auto t = TimestampParser("iso8601").parse(text);
-  if (!t) throw Error(fmt::format("{} {} is not a date", option, quote_value(text)), {}, "use YYYY-MM-DD");
-  return *t;
-}
-
 // Where labelled texts come from: a file read with a preset, or the store.
 struct TextSource {
   std::string file, preset, store, config;

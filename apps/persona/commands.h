@@ -38,12 +38,16 @@ Command add_classify(CLI::App& app, Common& common);
 Command add_train(CLI::App& app, Common& common);
 Command add_predict(CLI::App& app, Common& common);
 Command add_forecast(CLI::App& app, Common& common);
+Command add_profile(CLI::App& app, Common& common);
+Command add_segments(CLI::App& app, Common& common);
 
 // Shared printing.
 void print_json(const nlohmann::json& j);
 void print_source_report(const pipeline::SourceReport& report);
 void print_stats(const store::DatasetStats& stats, const std::string& store_path);
 nlohmann::json stats_json(const store::DatasetStats& stats);
+// A date option (YYYY-MM-DD or any ISO 8601 time) as Unix seconds; a clear error otherwise.
+int64_t parse_date(const std::string& text, const char* option);
 // "persona.db" from --store, else from --config's [store], else ./persona.db.
 std::string store_path_from(const std::string& store, const std::string& config);
 // Opens a store that must exist already (a clear error otherwise).

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/core/error.h"
 #include "persona/core/time.h"
 #include "persona/pipeline/config.h"
 
@@ -83,6 +84,12 @@ void print_stats(const store::DatasetStats& s, const std::string& store_path) {
     for (const auto& m : s.missing)
       if (m.count > 0) fmt::print("    {:<28} {:>10}\n", m.name, m.count);
   }
+}
+
+int64_t parse_date(const std::string& text, const char* option) {
+  const auto t = TimestampParser("iso8601").parse(text);
+  if (!t) throw Error(fmt::format("{} {} is not a date", option, quote_value(text)), {}, "use YYYY-MM-DD");
+  return *t;
 }
 
 std::string store_path_from(const std::string& store, const std::string& config) {

@@ -168,6 +168,16 @@ class DiskFullStore : public store::Store {
   void put_meta(const std::string& key, const nlohmann::json& value) override { inner_->put_meta(key, value); }
   std::optional<nlohmann::json> get_meta(const std::string& key) override { return inner_->get_meta(key); }
   store::EventColumns events() override { return inner_->events(); }
+  store::EventColumns events_of(const std::vector<std::string>& users) override { return inner_->events_of(users); }
+  store::ChangeMark change_mark() override { return inner_->change_mark(); }
+  std::vector<std::string> users_changed_since(const store::ChangeMark& m) override { return inner_->users_changed_since(m); }
+  void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool all) override {
+    inner_->put_profiles(rows, all);
+  }
+  std::optional<std::string> profile(const std::string& user) override { return inner_->profile(user); }
+  void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
+    inner_->for_each_profile(fn);
+  }
   void for_each_text(const std::function<void(const Text&)>& fn) override { inner_->for_each_text(fn); }
   int schema_version() override { return inner_->schema_version(); }
   int writes() const { return writes_; }

@@ -32,12 +32,45 @@ Batch sample_batch(int first_line, int n) {
   return b;
 }
 
+TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
+  test::TempDir dir;
+  const auto path = dir.file("v1.db");
+  {
+    auto store = open_sqlite_store(path);
+    const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+    store->write_batch(ingest.id, sample_batch(2, 30), 32);
+  }
+  {  // back to what a version-1 Persona wrote
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE profiles; DROP INDEX texts_user; PRAGMA user_version=1", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = open_sqlite_store(path);
+  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(store->stats(3).events, 30);
+  store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}}, true);
+  EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
+  store->put_profiles({{"u3", "{}"}}, true);  // replace_all drops the others
+  EXPECT_FALSE(store->profile("u1"));
+  EXPECT_TRUE(store->profile("u3"));
+  const auto mark = store->change_mark();
+  EXPECT_EQ(mark.event, 30);
+  EXPECT_TRUE(store->users_changed_since(mark).empty());
+  EXPECT_EQ(store->users_changed_since({}).size(), 7u);
+  const auto some = store->events_of({store->events().user_ids[0]});
+  EXPECT_GT(some.size(), 0u);
+  EXPECT_LT(some.size(), 30u);
+  for (auto u : some.user) EXPECT_EQ(u, some.user[0]);
+}
+
 TEST(SqliteStore, FreshStoreHasTheCurrentSchemaAndReopens) {
   test::TempDir dir;
   const auto path = dir.file("p.db");
   {
     auto store = open_sqlite_store(path);
-    EXPECT_EQ(store->schema_version(), 1);
+    EXPECT_EQ(store->schema_version(), 2);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});

@@ -43,6 +43,40 @@ class Reader {
     }
   }
 
+  void profile(const toml::node& node, ProfileConfig& p) const {
+    const auto& t = table(node, "profile");
+    r_only(t);
+    auto positive = [&](const char* key, double min, double max) -> std::optional<double> {
+      const auto* v = t.get(key);
+      if (!v) return std::nullopt;
+      const double x = number(*v, key);
+      if (!(x >= min && x <= max)) fail(*v, fmt::format("{} must be between {} and {}", key, min, max));
+      return x;
+    };
+    if (auto v = positive("half_life_days", 0.01, 36500)) p.options.half_life_days = *v;
+    if (auto v = positive("top_n", 1, 100)) p.options.top_n = static_cast<size_t>(*v);
+    if (auto v = positive("keywords", 0, 100)) p.options.keywords = static_cast<size_t>(*v);
+    if (auto v = positive("segments", 0, 100)) p.segments.k = static_cast<int>(*v);
+    if (auto v = positive("k_min", 2, 100)) p.segments.k_min = static_cast<int>(*v);
+    if (auto v = positive("k_max", 2, 100)) p.segments.k_max = static_cast<int>(*v);
+    if (auto v = positive("seed", 0, 9e15)) p.segments.seed = static_cast<uint64_t>(*v);
+    if (p.segments.k_min > p.segments.k_max) fail(node, "k_min must not exceed k_max");
+    if (const auto* w = t.get("weights")) {
+      const auto& wt = table(*w, "weights");
+      for (const auto& [key, value] : wt) {
+        const auto type = parse_event_type(key.str());
+        if (!type) fail(value, fmt::format("unknown event type \"{}\" in [profile.weights]", key.str()),
+                        "event types: view, click, cart, purchase, return, rate, review, search, favourite");
+        const double x = number(value, std::string(key.str()));
+        if (!(x >= 0 && x <= 1000)) fail(value, "weights must be between 0 and 1000");
+        p.options.weights[static_cast<size_t>(*type)] = x;
+      }
+    }
+  }
+  void r_only(const toml::table& t) const {
+    only_keys(t, {"half_life_days", "top_n", "keywords", "segments", "k_min", "k_max", "seed", "weights"}, "[profile]");
+  }
+
   std::string string(const toml::node& node, const std::string& key) const {
     if (auto v = node.value<std::string>()) return *v;
     // Numbers and booleans given where text is expected are taken as their text ("1" for 1).
@@ -255,7 +289,7 @@ const std::vector<prep::RuleSpec>& Config::rules_for(const SourceConfig& source)
 Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
   const toml::table root = parse_toml(text, name);
   Reader r(name);
-  r.only_keys(root, {"store", "ingest", "clean", "sources", "normalise"}, "the config");
+  r.only_keys(root, {"store", "ingest", "clean", "sources", "normalise", "profile", "tag"}, "the config");
   Config c;
   c.file = name;
   c.base_dir = base_dir;
@@ -317,6 +351,24 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       r.only_keys(t, {"field", "method"}, "[[normalise]]");
       if (!t.contains("field") || !t.contains("method")) r.fail(el, "[[normalise]] needs field and method");
       c.normalisers.push_back({r.string(*t.get("field"), "field"), r.string(*t.get("method"), "method")});
+    }
+  }
+  if (auto* n = root.get("profile")) r.profile(*n, c.profile);
+  if (auto* n = root.get("tag")) {
+    const auto* arr = n->as_array();
+    if (!arr) r.fail(*n, "tags must be [[tag]] tables");
+    c.profile.tags.clear();
+    for (const auto& el : *arr) {
+      const auto& t = r.table(el, "tag");
+      r.only_keys(t, {"name", "rule"}, "[[tag]]");
+      if (!t.contains("name") || !t.contains("rule")) r.fail(el, "[[tag]] needs name and rule");
+      profile::TagRuleSpec spec{r.string(*t.get("name"), "name"), r.string(*t.get("rule"), "rule")};
+      try {
+        profile::TagRule::compile(spec);  // an unknown feature or a syntax error is found now
+      } catch (const Error& e) {
+        r.fail(*t.get("rule"), e.reason(), e.hint());
+      }
+      c.profile.tags.push_back(std::move(spec));
     }
   }
   return c;

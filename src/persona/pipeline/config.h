@@ -6,6 +6,9 @@
 
 #include "persona/io/mapping.h"
 #include "persona/prep/rules.h"
+#include "persona/profile/builder.h"
+#include "persona/profile/segments.h"
+#include "persona/profile/tags.h"
 
 namespace persona::pipeline {
 
@@ -21,6 +24,13 @@ struct NormaliserConfig {
   std::string method;  // minmax | zscore | robust | log1p
 };
 
+// [profile] and [[tag]]: how profiles are built, segmented and tagged.
+struct ProfileConfig {
+  profile::ProfileOptions options;
+  profile::SegmentOptions segments;
+  std::vector<profile::TagRuleSpec> tags = profile::default_tag_rules();  // [[tag]] entries replace these
+};
+
 struct Config {
   std::string file;        // where it was read from ("" for built in)
   std::string base_dir;    // relative paths are relative to this
@@ -30,6 +40,7 @@ struct Config {
   std::vector<prep::RuleSpec> default_rules;
   std::vector<SourceConfig> sources;
   std::vector<NormaliserConfig> normalisers;
+  ProfileConfig profile;
 
   std::string resolve(const std::string& path) const;  // relative to base_dir
   std::string reject_log_path() const;

@@ -55,6 +55,11 @@ CREATE TABLE rejects(
   field TEXT, value TEXT, reason TEXT, raw TEXT, flagged INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(ingest, line)) WITHOUT ROWID;
 )sql",
+    // 2: user profiles (persona profile build).
+    R"sql(
+CREATE TABLE profiles(user TEXT PRIMARY KEY, profile TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX texts_user ON texts(user);
+)sql",
 };
 
 int64_t now_seconds() {
@@ -159,7 +164,57 @@ class SqliteStore final : public Store {
       throw Error(e.reason(), {path}, e.hint().empty() ? "is this a Persona store?" : e.hint());
     }
   }
-  EventColumns events() override;
+  EventColumns events() override { return read_events(nullptr); }
+  EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users); }
+  EventColumns read_events(const std::vector<std::string>* only);
+
+  ChangeMark change_mark() override {
+    ChangeMark m;
+    Statement e(db_, "SELECT coalesce(max(id), 0) FROM events");
+    if (e.step()) m.event = e.integer(0);
+    Statement t(db_, "SELECT coalesce(max(id), 0) FROM texts");
+    if (t.step()) m.text = t.integer(0);
+    return m;
+  }
+
+  std::vector<std::string> users_changed_since(const ChangeMark& since) override {
+    Statement q(db_, "SELECT ext_id FROM users WHERE id IN (SELECT user FROM events WHERE id > ? "
+                     "UNION SELECT user FROM texts WHERE id > ? AND user IS NOT NULL) ORDER BY ext_id");
+    q.bind(1, since.event).bind(2, since.text);
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      if (replace_all) exec("DELETE FROM profiles");
+      Statement q(db_, "INSERT OR REPLACE INTO profiles(user, profile) VALUES (?, ?)");
+      for (const auto& [user, json] : rows) {
+        q.bind(1, user).bind(2, json);
+        q.run();
+        q.reset();
+      }
+      exec("COMMIT");
+    } catch (...) {
+      exec("ROLLBACK");
+      throw;
+    }
+  }
+
+  std::optional<std::string> profile(const std::string& user) override {
+    Statement q(db_, "SELECT profile FROM profiles WHERE user=?");
+    q.bind(1, user);
+    if (!q.step()) return std::nullopt;
+    return q.text(0);
+  }
+
+  void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
+    Statement q(db_, "SELECT user, profile FROM profiles");
+    while (q.step()) fn(q.text(0), q.text(1));
+  }
+
   void for_each_text(const std::function<void(const Text&)>& fn) override;
   ~SqliteStore() override {
     insert_user_.reset();  // statements are finalized before the connection closes
@@ -443,40 +498,50 @@ class SqliteStore final : public Store {
   CrashPoint crash_;
 };
 
-EventColumns SqliteStore::events() {
+EventColumns SqliteStore::read_events(const std::vector<std::string>* only) {
   EventColumns e;
   {
-    Statement q(db_, "SELECT id, ext_id, coalesce(region, '') FROM users ORDER BY id");
+    Statement q(db_, "SELECT id, ext_id, coalesce(region, ''), signup_ts FROM users ORDER BY id");
     while (q.step()) {
       const auto id = static_cast<size_t>(q.integer(0));
       if (e.user_ids.size() <= id) {
         e.user_ids.resize(id + 1);
         e.user_regions.resize(id + 1);
+        e.user_signups.resize(id + 1, std::numeric_limits<int64_t>::min());
       }
       e.user_ids[id] = q.text(1);
       e.user_regions[id] = q.text(2);
+      if (!q.null(3)) e.user_signups[id] = q.integer(3);
     }
   }
   {
-    Statement q(db_, "SELECT id, ext_id, coalesce(category, '') FROM items ORDER BY id");
+    Statement q(db_, "SELECT id, ext_id, coalesce(category, ''), coalesce(brand, ''), price FROM items ORDER BY id");
     while (q.step()) {
       const auto id = static_cast<size_t>(q.integer(0));
       if (e.item_ids.size() <= id) {
         e.item_ids.resize(id + 1);
         e.item_categories.resize(id + 1);
+        e.item_brands.resize(id + 1);
+        e.item_prices.resize(id + 1, std::numeric_limits<double>::quiet_NaN());
       }
       e.item_ids[id] = q.text(1);
       e.item_categories[id] = q.text(2);
+      e.item_brands[id] = q.text(3);
+      if (!q.null(4)) e.item_prices[id] = q.real(4);
     }
   }
   IdMap sessions;
-  Statement q(db_, "SELECT user, item, type, quantity, value, ts, session FROM events ORDER BY ts, id");
+  std::string sql = "SELECT user, item, type, quantity, value, ts, session FROM events";
+  if (only) sql += " WHERE user IN (SELECT id FROM users WHERE ext_id IN (SELECT value FROM json_each(?)))";
+  sql += " ORDER BY ts, id";
+  Statement q(db_, sql.c_str());
+  if (only) q.bind(1, nlohmann::json(*only).dump());
   while (q.step()) {
     e.user.push_back(static_cast<int32_t>(q.integer(0)));
     e.item.push_back(static_cast<int32_t>(q.integer(1)));
     e.type.push_back(static_cast<uint8_t>(q.integer(2)));
-    e.quantity.push_back(static_cast<float>(q.real(3)));
-    e.value.push_back(q.null(4) ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(q.real(4)));
+    e.quantity.push_back(q.real(3));
+    e.value.push_back(q.null(4) ? std::numeric_limits<double>::quiet_NaN() : q.real(4));
     e.timestamp.push_back(q.integer(5));
     e.session.push_back(q.null(6) ? -1 : static_cast<int32_t>(sessions.intern(q.text(6))));
   }

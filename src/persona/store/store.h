@@ -62,12 +62,21 @@ struct DatasetStats {
 struct EventColumns {
   std::vector<int32_t> user, item, session;  // session: index into `sessions`, -1 when none
   std::vector<uint8_t> type;                 // EventType
-  std::vector<float> quantity, value;        // value: NaN when none
+  std::vector<double> quantity, value;       // value: NaN when none (double: spend to the cent)
   std::vector<int64_t> timestamp;
   std::vector<std::string> user_ids, user_regions;      // by user id
-  std::vector<std::string> item_ids, item_categories;   // by item id
+  std::vector<int64_t> user_signups;                    // by user id; INT64_MIN when unknown
+  std::vector<std::string> item_ids, item_categories, item_brands;  // by item id
+  std::vector<double> item_prices;                      // by item id; NaN when unknown
   std::vector<std::string> sessions;
   size_t size() const { return user.size(); }
+};
+
+// The highest event and text row ids: what a later incremental step starts after.
+struct ChangeMark {
+  int64_t event = 0, text = 0;
+  nlohmann::json to_json() const { return {{"event", event}, {"text", text}}; }
+  static ChangeMark from_json(const nlohmann::json& j) { return {j.value("event", int64_t{0}), j.value("text", int64_t{0})}; }
 };
 
 class Store {
@@ -93,6 +102,16 @@ class Store {
 
   // All events in time order (ties by insertion).
   virtual EventColumns events() = 0;
+  // The events of some users only (external ids), in time order; the id tables stay complete.
+  virtual EventColumns events_of(const std::vector<std::string>& users) = 0;
+  virtual ChangeMark change_mark() = 0;
+  // The external ids of users with events or texts added after `since`.
+  virtual std::vector<std::string> users_changed_since(const ChangeMark& since) = 0;
+
+  // Profiles: one JSON document per user. replace_all drops every profile not in `rows`.
+  virtual void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) = 0;
+  virtual std::optional<std::string> profile(const std::string& user) = 0;
+  virtual void for_each_profile(const std::function<void(const std::string& user, const std::string& json)>& fn) = 0;
   // Every stored text (with external user and item ids), in insertion order.
   virtual void for_each_text(const std::function<void(const Text&)>& fn) = 0;
 

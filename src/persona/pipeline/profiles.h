@@ -1,0 +1,58 @@
+#pragma once
+// Profiles end to end: read the store, add what the demand models know (sentiment and demand
+// category of texts, purchase propensity), build, tag, segment, and write the profiles back to
+// the store; update only the users with new events or texts; export.
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/pipeline/config.h"
+#include "persona/profile/builder.h"
+#include "persona/profile/segments.h"
+#include "persona/profile/tags.h"
+#include "persona/store/store.h"
+
+namespace persona::pipeline {
+
+struct ProfileRunReport {
+  std::string mode;  // build | update | rebuild (an update whose as_of moved)
+  int64_t as_of = 0;
+  size_t users = 0, events = 0, texts = 0, updated_users = 0, written = 0;
+  double seconds = 0;
+  std::vector<std::string> models;  // the demand models used
+  nlohmann::json segments;          // the segment model (build) or null
+  nlohmann::json to_json() const;
+};
+
+// Builds every profile. `as_of` absent: midnight after the last event.
+ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                                std::optional<int64_t> as_of = std::nullopt);
+
+// Recomputes only the users with events or texts added since the last build or update (from
+// their whole history, against the catalogue frozen at the build), re-ranks the scores among all
+// users, re-evaluates tags and gives updated users their nearest segment. Events past the
+// build's as_of move it forward, which changes every profile: that update is a full rebuild.
+ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir);
+
+std::vector<profile::UserProfile> load_profiles(store::Store& store);
+std::optional<profile::SegmentModel> load_segments(store::Store& store);
+
+// Profiles straight from the config's sources (read, map, clean, profile; no store), for RFM
+// tables of a file (task R2). Only the kept rows' events count.
+struct FileProfiles {
+  std::vector<profile::UserProfile> profiles;
+  int64_t rows_read = 0, rows_kept = 0;
+  double seconds = 0;
+};
+FileProfiles profiles_from_sources(const Config& config, std::optional<int64_t> as_of, bool progress);
+// user,recency_days,frequency,monetary,r_score,f_score,m_score,rfm_segment for users with purchases.
+void write_rfm_csv(const std::vector<profile::UserProfile>& profiles, std::ostream& out);
+
+// Writes every stored profile as JSON Lines (the full profile) or CSV (the schema's columns).
+size_t export_profiles(store::Store& store, const std::string& format, std::ostream& out);
+
+}  // namespace persona::pipeline
