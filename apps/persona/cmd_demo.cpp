@@ -9,6 +9,7 @@
 #include "persona/ml/metrics.h"
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/labelled_texts.h"
+#include "persona/pipeline/profiles.h"
 #include "persona/sample/shop_generator.h"
 
 namespace persona::cli {
@@ -91,7 +92,7 @@ Command add_demo(CLI::App& app, Common& common) {
             o.size = sample::ShopSize::named(args->size);
             o.seed = args->seed;
             o.out_dir = args->dir;
-            if (!common.json) fmt::print("1/4 generating the sample shop in {} ...\n", args->dir);
+            if (!common.json) fmt::print("1/5 generating the sample shop in {} ...\n", args->dir);
             const auto shop = sample::generate_shop(o);
             if (!common.json)
               fmt::print("    {} users, {} items, {} events, {} texts ({:.1f} s)\n", shop.users, shop.items, shop.events,
@@ -100,27 +101,33 @@ Command add_demo(CLI::App& app, Common& common) {
             auto config = pipeline::load_config(shop.config_path);
             const auto store_path = config.resolve(config.store_path);
             for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(store_path + suffix);
-            if (!common.json) fmt::print("2/4 ingesting and cleaning into {} ...\n", store_path);
+            if (!common.json) fmt::print("2/5 ingesting and cleaning into {} ...\n", store_path);
             auto store = store::open_sqlite_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (!common.json) {
               for (const auto& s : report.sources) print_source_report(s);
               fmt::print("    reject log: {}\n", report.reject_log);
-              fmt::print("3/4 summary\n");
+              fmt::print("3/5 summary\n");
             }
             const auto stats = store->stats(10);
             if (!common.json) print_stats(stats, store_path);
             const std::string models = (std::filesystem::path(args->dir) / "models").string();
-            if (!common.json) fmt::print("4/4 training the demand models into {} ...\n", models);
+            if (!common.json) fmt::print("4/5 training the demand models into {} ...\n", models);
             const auto demand = train_demand_models(*store, models, !common.json);
+            if (!common.json) fmt::print("5/5 building the user profiles, tags and segments ...\n");
+            const auto profiles = pipeline::build_profiles(*store, config.profile, models);
             if (common.json) {
               print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)},
-                          {"models", models}, {"demand", demand}});
+                          {"models", models}, {"demand", demand}, {"profiles", profiles.to_json()}});
               return 0;
             }
+            print_profile_report(profiles);
+            if (const auto seg = pipeline::load_segments(*store)) print_segments(*seg);
             fmt::print("\nTry: persona stats --config {}   |   persona rejects --config {} | head\n", shop.config_path,
                        shop.config_path);
             fmt::print("     persona analyze --models {} \"我的订单到哪里了？\"   |   persona forecast --config {}\n", models,
+                       shop.config_path);
+            fmt::print("     persona profile show U000042 --config {}   |   persona segments --config {}\n", shop.config_path,
                        shop.config_path);
             return 0;
           }};

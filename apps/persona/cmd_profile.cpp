@@ -71,11 +71,16 @@ void print_profile(const profile::UserProfile& p, const std::optional<profile::S
   fmt::print("  Segment       {}{}\n", p.segment, label);
 }
 
-void print_report(const pipeline::ProfileRunReport& r) {
+}  // namespace
+
+void print_profile_report(const pipeline::ProfileRunReport& r) {
   fmt::print("{} profiles: {} users ({} recomputed, {} written) from {} events and {} texts as of {} in {:.2f} s "
              "({:.0f} events/s)\n",
              r.mode, r.users, r.updated_users, r.written, r.events, r.texts, format_date(r.as_of), r.seconds,
              r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0.0);
+  if (r.events_after_as_of)
+    fmt::print("  {} events on or after as_of left out (they happen after the time the profiles describe)\n",
+               r.events_after_as_of);
   for (const auto& m : r.models) fmt::print("  model: {}\n", m);
   if (r.models.empty()) fmt::print("  no demand models found: sentiment, demand categories and propensity come only from stored values\n");
 }
@@ -93,8 +98,6 @@ void print_segments(const profile::SegmentModel& m) {
                num(s.centroid.value("frequency", nlohmann::json()), "{:.0f}"),
                num(s.centroid.value("monetary", nlohmann::json()), "{:.2f}"), shares(s.top_categories), shares(s.tags));
 }
-
-}  // namespace
 
 Command add_profile(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("profile", "User profiles: build, update, show, export, schema");
@@ -175,7 +178,7 @@ Command add_profile(CLI::App& app, Common& common) {
               if (common.json) {
                 print_json(report.to_json());
               } else {
-                print_report(report);
+                print_profile_report(report);
                 if (report.mode != "update")
                   if (const auto seg = pipeline::load_segments(*store)) print_segments(*seg);
               }

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "persona/pipeline/profiles.h"
 #include "persona/pipeline/run.h"
 #include "persona/store/store.h"
 
@@ -42,6 +43,8 @@ Command add_profile(CLI::App& app, Common& common);
 Command add_segments(CLI::App& app, Common& common);
 
 // Shared printing.
+void print_profile_report(const pipeline::ProfileRunReport& report);
+void print_segments(const profile::SegmentModel& segments);
 void print_json(const nlohmann::json& j);
 void print_source_report(const pipeline::SourceReport& report);
 void print_stats(const store::DatasetStats& stats, const std::string& store_path);

@@ -362,3 +362,65 @@ TEST(ProfileLive, StoreBuildShowsTagsSegmentsAndEveryUser) {
 
 }  // namespace
 }  // namespace persona::profile
+
+namespace persona::profile {
+namespace {
+
+TEST(ProfileBadInput, UnknownItemsFutureEventsAndAHeavyUser) {
+  auto e = tiny_shop();
+  // An event whose item the catalogue lacks, and one after as_of.
+  const int64_t as_of = kT0 + 20 * kDay;
+  Catalogue catalogue = Catalogue::from_events(e);
+  ProfileBuilder b(std::move(catalogue), ProfileOptions{});
+  b.apply_store(e, nullptr);
+  ProfileEvent unknown;
+  unknown.user = "c";
+  unknown.item = 999;  // not in the catalogue
+  unknown.type = EventType::Purchase;
+  unknown.value = 5;
+  unknown.timestamp = kT0 + 15 * kDay;
+  b.apply(unknown);
+  const auto c = find(b.profiles(as_of), "c");
+  EXPECT_EQ(c.purchases, 1);
+  EXPECT_EQ(c.recency_days, 5);
+  EXPECT_DOUBLE_EQ(c.monetary, 5);
+  EXPECT_EQ(c.categories.size(), 1u);  // only the shoes it viewed
+  EXPECT_FALSE(c.price_sensitivity.has_value());
+
+  e.user.push_back(0);
+  e.item.push_back(0);
+  e.type.push_back(static_cast<uint8_t>(EventType::Purchase));
+  e.quantity.push_back(100);
+  e.value.push_back(1000);
+  e.timestamp.push_back(as_of + kDay);
+  e.session.push_back(3);
+  ProfileBuilder later(Catalogue::from_events(e), ProfileOptions{});
+  EXPECT_EQ(later.apply_store(e, nullptr, as_of), 1u);
+  const auto a = find(later.profiles(as_of), "a");
+  EXPECT_DOUBLE_EQ(a.monetary, 30.5);  // the future purchase is not in the profile as of as_of
+  EXPECT_EQ(a.frequency, 2);
+
+  // One user with a million events: bounded state, exact counts.
+  ProfileBuilder heavy(Catalogue::from_events(tiny_shop()), ProfileOptions{});
+  std::vector<std::string> invoices;
+  for (int i = 0; i < 1000; ++i) invoices.push_back("inv" + std::to_string(i));
+  for (int i = 0; i < 1000000; ++i) {
+    ProfileEvent ev;
+    ev.user = "whale";
+    ev.item = i % 4;
+    ev.type = i % 10 == 0 ? EventType::Purchase : EventType::View;
+    ev.value = 2;
+    ev.timestamp = kT0 + i * 10;
+    ev.session = i % 10 == 0 ? std::string_view(invoices[static_cast<size_t>(i / 10 % 1000)]) : std::string_view();
+    heavy.apply(ev);
+  }
+  const auto whale = heavy.profiles(kT0 + 200 * kDay).front();
+  EXPECT_EQ(whale.events, 1000000);
+  EXPECT_EQ(whale.purchases, 100000);
+  EXPECT_EQ(whale.frequency, 1000);
+  EXPECT_DOUBLE_EQ(whale.monetary, 200000);
+  EXPECT_EQ(whale.active_days, 116);  // ten million seconds
+}
+
+}  // namespace
+}  // namespace persona::profile

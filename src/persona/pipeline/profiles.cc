@@ -131,7 +131,8 @@ std::string csv_field(const std::string& s) {
 
 nlohmann::json ProfileRunReport::to_json() const {
   return {{"mode", mode}, {"as_of", format_timestamp(as_of)}, {"users", users}, {"events", events}, {"texts", texts},
-          {"updated_users", updated_users}, {"written", written}, {"seconds", seconds},
+          {"updated_users", updated_users}, {"written", written}, {"events_after_as_of", events_after_as_of},
+          {"seconds", seconds},
           {"events_per_s", seconds > 0 ? static_cast<double>(events) / seconds : 0.0}, {"models", models},
           {"segments", segments}};
 }
@@ -150,7 +151,7 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   models.score_propensity(models_dir, events, report.as_of);
   models.ensure_keyword_index(store);
   profile::ProfileBuilder builder(profile::Catalogue::from_events(events), config.options, models.scorers());
-  builder.apply_store(events, texts_of(store, nullptr, &report.texts));
+  report.events_after_as_of = builder.apply_store(events, texts_of(store, nullptr, &report.texts), report.as_of);
   auto profiles = builder.profiles(report.as_of);
   profile::apply_tags(rules, profiles);
   const auto segments = profile::segment_profiles(profiles, config.segments);
@@ -195,7 +196,7 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
   const std::set<std::string> only(changed.begin(), changed.end());
   models.ensure_keyword_index(store);
   profile::ProfileBuilder builder(profile::Catalogue::from_json(meta->at("catalogue")), config.options, models.scorers());
-  builder.apply_store(events, texts_of(store, &only, &report.texts));
+  report.events_after_as_of = builder.apply_store(events, texts_of(store, &only, &report.texts), as_of);
   // The builder holds every user of the store; only the changed ones have data in it.
   std::map<std::string, profile::UserProfile> fresh;
   for (auto& p : builder.profiles(as_of))

@@ -22,6 +22,7 @@ struct ProfileRunReport {
   std::string mode;  // build | update | rebuild (an update whose as_of moved)
   int64_t as_of = 0;
   size_t users = 0, events = 0, texts = 0, updated_users = 0, written = 0;
+  size_t events_after_as_of = 0;  // left out: they happen after the time the profiles describe
   double seconds = 0;
   std::vector<std::string> models;  // the demand models used
   nlohmann::json segments;          // the segment model (build) or null

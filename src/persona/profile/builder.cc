@@ -331,8 +331,9 @@ void ProfileBuilder::apply_text(const Text& t) {
   if (s.recent_texts.size() > kKeptTexts) s.recent_texts.erase(s.recent_texts.begin());
 }
 
-void ProfileBuilder::apply_store(const store::EventColumns& e,
-                                 const std::function<void(const std::function<void(const Text&)>&)>& texts) {
+size_t ProfileBuilder::apply_store(const store::EventColumns& e,
+                                   const std::function<void(const std::function<void(const Text&)>&)>& texts, int64_t before) {
+  size_t skipped = 0;
   // Store item ids are the catalogue's indices when the catalogue came from the same columns;
   // otherwise map them by external id.
   std::vector<int32_t> item_index(e.item_ids.size());
@@ -347,6 +348,10 @@ void ProfileBuilder::apply_store(const store::EventColumns& e,
     add_user(e.user_ids[u], u < e.user_signups.size() && e.user_signups[u] != std::numeric_limits<int64_t>::min()
                                 ? std::optional<int64_t>(e.user_signups[u]) : std::nullopt);
   for (size_t k = 0; k < e.size(); ++k) {
+    if (e.timestamp[k] >= before) {
+      ++skipped;
+      continue;
+    }
     ProfileEvent pe;
     pe.user = e.user_ids[static_cast<size_t>(e.user[k])];
     pe.item = item_index[static_cast<size_t>(e.item[k])];
@@ -358,6 +363,7 @@ void ProfileBuilder::apply_store(const store::EventColumns& e,
     apply(pe);
   }
   if (texts) texts([this](const Text& t) { apply_text(t); });
+  return skipped;
 }
 
 std::vector<std::string> ProfileBuilder::take_touched() {

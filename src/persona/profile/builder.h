@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -80,8 +81,11 @@ class ProfileBuilder {
   void add_user(std::string_view user, std::optional<int64_t> signup = std::nullopt);
   void apply(const ProfileEvent& e);
   void apply_text(const Text& t);
-  // Every event and text of a store (batch build).
-  void apply_store(const store::EventColumns& events, const std::function<void(const std::function<void(const Text&)>&)>& texts);
+  // Every event and text of a store (batch build). Events at or after `before` (a profile's
+  // as_of) have not happened yet as far as that profile is concerned: they are left out, and
+  // their number returned.
+  size_t apply_store(const store::EventColumns& events, const std::function<void(const std::function<void(const Text&)>&)>& texts,
+                     int64_t before = std::numeric_limits<int64_t>::max());
 
   // The users changed since the last call (and forgets them).
   std::vector<std::string> take_touched();

@@ -276,6 +276,9 @@ SegmentModel segment_profiles(std::vector<UserProfile>& profiles, const SegmentO
     const double size = static_cast<double>(sum.size);
     sum.top_categories = top_of(cats, size, 3);
     sum.tags = top_of(tags, size, 5);
+    // Typical tags: held by at least one member in twenty.
+    sum.tags.erase(std::remove_if(sum.tags.begin(), sum.tags.end(), [](const Share& t) { return t.share < 0.05; }),
+                   sum.tags.end());
     sum.rfm_segments = top_of(rfm, size, 3);
     // The two features whose scaled centroid is farthest from the average user.
     std::vector<size_t> feats(d);
