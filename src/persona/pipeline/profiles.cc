@@ -259,21 +259,35 @@ FileProfiles profiles_from_sources(const Config& config, std::optional<int64_t> 
   run.progress = progress;
   int64_t last = std::numeric_limits<int64_t>::min();
   for (const auto& source : config.sources) {
+    // The event's fields straight from the mapped values (no Event copies): this loop is R2's
+    // hot path. Slots are looked up once per source.
+    struct Slots {
+      int user = -1, type = -1, quantity = -1, value = -1, timestamp = -1, session = -1;
+    };
+    std::optional<Slots> slots;
     auto on_row = [&](const io::Record&, std::vector<io::FieldValue>& values, const prep::RowVerdict& verdict,
                       io::Mapper& mapper) {
       if (!verdict.kept || !mapper.has(Entity::Event)) return;
-      const auto records = mapper.build(values);
-      if (!records.event) return;
-      const Event& e = *records.event;
+      if (!slots) {
+        const auto at = [&](const char* name) { return mapper.slot(Entity::Event, name); };
+        slots = Slots{at("user"), at("type"), at("quantity"), at("value"), at("timestamp"), at("session")};
+      }
+      const auto get = [&](int slot) -> const io::FieldValue* {
+        return slot >= 0 && values[static_cast<size_t>(slot)].present ? &values[static_cast<size_t>(slot)] : nullptr;
+      };
+      const auto* user = get(slots->user);
+      const auto* time = get(slots->timestamp);
+      if (!user || !time) return;  // an event needs both; the mapping's rules say so too
       profile::ProfileEvent pe;
-      pe.user = e.user;
-      pe.item = builder.catalogue().add_item(e.item, "", "", std::numeric_limits<double>::quiet_NaN());
-      pe.type = e.type;
-      pe.quantity = e.quantity;
-      pe.value = e.value.value_or(std::numeric_limits<double>::quiet_NaN());
-      pe.timestamp = e.timestamp;
-      pe.session = e.session;
-      last = std::max(last, e.timestamp);
+      pe.user = user->text;
+      pe.item = -1;  // a file has no catalogue to compare with: RFM, activity and funnel only
+      if (const auto* v = get(slots->type)) pe.type = static_cast<EventType>(v->code);
+      if (const auto* v = get(slots->quantity)) pe.quantity = v->number;
+      const auto* value = get(slots->value);
+      pe.value = value ? value->number : std::numeric_limits<double>::quiet_NaN();
+      pe.timestamp = time->time;
+      if (const auto* v = get(slots->session)) pe.session = v->text;
+      last = std::max(last, pe.timestamp);
       builder.apply(pe);
     };
     const auto report = run_source(source, config.rules_for(source), on_row, run);

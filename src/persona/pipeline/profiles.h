@@ -43,7 +43,8 @@ std::vector<profile::UserProfile> load_profiles(store::Store& store);
 std::optional<profile::SegmentModel> load_segments(store::Store& store);
 
 // Profiles straight from the config's sources (read, map, clean, profile; no store), for RFM
-// tables of a file (task R2). Only the kept rows' events count.
+// tables of a file (task R2). Only the kept rows' events count. Without a catalogue there are no
+// affinities or price features: RFM, activity and funnel.
 struct FileProfiles {
   std::vector<profile::UserProfile> profiles;
   int64_t rows_read = 0, rows_kept = 0;

@@ -232,7 +232,8 @@ struct ProfileBuilder::UserState {
   double bought_quantity = 0, returned_quantity = 0;
   std::array<int64_t, 24> hours{};
   std::array<int64_t, 7> weekdays{};
-  std::map<int64_t, int64_t> days;  // day number -> events
+  std::vector<std::pair<int64_t, int64_t>> days;  // (day number, events), sorted; events mostly come in order
+  std::string last_invoice;                        // an invoice's lines come together: one set lookup
   double price_ratio_sum = 0;
   int64_t price_ratios = 0;
   // Texts.
@@ -249,10 +250,19 @@ ProfileBuilder::~ProfileBuilder() = default;
 ProfileBuilder::ProfileBuilder(ProfileBuilder&&) noexcept = default;
 
 ProfileBuilder::UserState& ProfileBuilder::state(std::string_view user) {
-  const auto id = users_.intern(user);
-  if (id >= states_.size()) states_.resize(id + 1);
-  touched_.insert(id);
-  return states_[id];
+  if (states_.empty() || user != last_user_) {
+    last_id_ = users_.intern(user);
+    last_user_.assign(user);
+    if (last_id_ >= states_.size()) {
+      states_.resize(last_id_ + 1);
+      is_touched_.resize(last_id_ + 1, 0);
+    }
+  }
+  if (!is_touched_[last_id_]) {
+    is_touched_[last_id_] = 1;
+    touched_.push_back(last_id_);
+  }
+  return states_[last_id_];
 }
 
 void ProfileBuilder::add_user(std::string_view user, std::optional<int64_t> signup) {
@@ -267,7 +277,15 @@ void ProfileBuilder::apply(const ProfileEvent& e) {
   s.last = std::max(s.last, e.timestamp);
   ++s.counts[type];
   const int64_t day = day_of(e.timestamp);
-  ++s.days[day];
+  if (s.days.empty() || s.days.back().first < day) {
+    s.days.emplace_back(day, 1);
+  } else if (s.days.back().first == day) {
+    ++s.days.back().second;
+  } else {
+    auto it = std::lower_bound(s.days.begin(), s.days.end(), std::make_pair(day, int64_t{0}));
+    if (it != s.days.end() && it->first == day) ++it->second;
+    else s.days.insert(it, {day, 1});
+  }
   ++s.hours[static_cast<size_t>((e.timestamp - day * kDay) / 3600)];
   ++s.weekdays[static_cast<size_t>(((day % 7) + 7 + 3) % 7)];  // 1970-01-01 was a Thursday (3)
 
@@ -295,8 +313,12 @@ void ProfileBuilder::apply(const ProfileEvent& e) {
 
   if (e.type == EventType::Purchase) {
     s.last_purchase = std::max(s.last_purchase, e.timestamp);
-    if (e.session.empty()) s.invoice_times.insert(e.timestamp);
-    else s.invoices.emplace(e.session);
+    if (e.session.empty()) {
+      s.invoice_times.insert(e.timestamp);
+    } else if (e.session != s.last_invoice) {
+      s.invoices.emplace(e.session);
+      s.last_invoice.assign(e.session);
+    }
     if (std::isfinite(e.value)) s.monetary += e.quantity * e.value;
     s.bought_quantity += e.quantity;
     if (known_item && std::isfinite(e.value) && e.value > 0) {
@@ -368,7 +390,10 @@ size_t ProfileBuilder::apply_store(const store::EventColumns& e,
 
 std::vector<std::string> ProfileBuilder::take_touched() {
   std::vector<std::string> out;
-  for (auto id : touched_) out.emplace_back(users_.name(id));
+  for (auto id : touched_) {
+    out.emplace_back(users_.name(id));
+    is_touched_[id] = 0;
+  }
   touched_.clear();
   std::sort(out.begin(), out.end());
   return out;
@@ -393,7 +418,8 @@ UserProfile ProfileBuilder::finish(size_t u, int64_t as_of) const {
   p.tenure_days = start == std::numeric_limits<int64_t>::max() ? 0 : std::max<int64_t>(0, (as_of - start) / kDay);
   p.active_days = static_cast<int64_t>(s.days.size());
   // Whole days from 30 days before as_of up to as_of's day.
-  for (auto it = s.days.lower_bound(day_of(as_of - 30 * kDay)); it != s.days.end() && it->first <= day_of(as_of); ++it)
+  for (auto it = std::lower_bound(s.days.begin(), s.days.end(), std::make_pair(day_of(as_of - 30 * kDay), int64_t{0}));
+       it != s.days.end() && it->first <= day_of(as_of); ++it)
     p.events_30d += it->second;
   if (events > 0) {
     p.peak_hour = static_cast<int>(std::max_element(s.hours.begin(), s.hours.end()) - s.hours.begin());

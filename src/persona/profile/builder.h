@@ -108,7 +108,10 @@ class ProfileBuilder {
   ModelScorers scorers_;
   IdMap users_;
   std::vector<UserState> states_;
-  std::unordered_set<uint32_t> touched_;
+  std::vector<uint8_t> is_touched_;  // by user: changed since the last take_touched()
+  std::vector<uint32_t> touched_;
+  std::string last_user_;            // consecutive events of one user (an invoice's lines) skip the lookup
+  uint32_t last_id_ = 0;
 };
 
 // Sets the scores and levels that rank users among each other: R, F, M quintiles and the
