@@ -56,13 +56,8 @@ def r1(args):
     if not os.path.exists(path):
         emit({"task": "R1", "skipped": f"data not found: {path}"})
         return
-    config = os.path.join(args.root, "bench", "r1.toml")
     with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "r1.toml")
-        with open(config) as f:
-            text = f.read().replace("@DATA@", path)
-        with open(local, "w") as f:
-            f.write(text)
+        local = local_config(args, tmp, "r1.toml", path)
         # The same work as pandas: read, apply the rules, count. Then the same again writing the
         # reject log (every removed row with its file, line, rule and original text), which pandas
         # has no equivalent of; reported on its own line.
@@ -214,6 +209,16 @@ def text_task(args):
             emit({"task": task, "ratio": ratio})
 
 
+def local_config(args, tmp, name, data_path):
+    """bench/NAME with the data file's path in place of @DATA@, written into tmp."""
+    config = os.path.join(tmp, name)
+    with open(os.path.join(args.root, "bench", name)) as f:
+        text = f.read().replace("@DATA@", data_path)
+    with open(config, "w") as f:
+        f.write(text)
+    return config
+
+
 def read_rfm(path):
     """user -> (recency, frequency, monetary to the cent, r, f, m) from an RFM CSV."""
     rows = {}
@@ -231,11 +236,7 @@ def r2(args):
         emit({"task": "R2", "skipped": f"data not found: {path}"})
         return
     with tempfile.TemporaryDirectory() as tmp:
-        config = os.path.join(tmp, "r1.toml")
-        with open(os.path.join(args.root, "bench", "r1.toml")) as f:
-            text = f.read().replace("@DATA@", path)
-        with open(config, "w") as f:
-            f.write(text)
+        config = local_config(args, tmp, "r1.toml", path)
         # The same work as pandas: read the gzip CSV, apply R1's rules, compute the RFM table.
         mine = os.path.join(tmp, "persona_rfm.csv")
         _, wall, rss = measure_median([args.persona, "profile", "rfm", "--config", config, "--as-of", "2011-12-10",
@@ -292,11 +293,7 @@ def r4(args):
         emit({"task": "R4", "skipped": f"data not found: {path}"})
         return
     with tempfile.TemporaryDirectory() as tmp:
-        config = os.path.join(tmp, "r4.toml")
-        with open(os.path.join(args.root, "bench", "r4.toml")) as f:
-            text = f.read().replace("@DATA@", path)
-        with open(config, "w") as f:
-            f.write(text)
+        config = local_config(args, tmp, "r4.toml", path)
         store = os.path.join(tmp, "r4.db")
         measure([args.persona, "ingest", "--config", config, "--store", store, "--quiet"])
         persona = {}

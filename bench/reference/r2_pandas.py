@@ -7,14 +7,10 @@ import time
 
 import pandas as pd
 
+from retail_clean import clean_retail
+
 start = time.perf_counter()
-df = pd.read_csv(sys.argv[1], dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})
-df = df[~df.duplicated(keep="first")]
-df = df[df["CustomerID"].notna()]
-df = df[~df["InvoiceNo"].str.startswith("C")]
-df = df[df["Quantity"] > 0]
-df = df[df["UnitPrice"] > 0]
-df = df[df["StockCode"].str.match(r"^[0-9]")]
+df = clean_retail(sys.argv[1]).copy()
 cleaned = time.perf_counter()
 
 reference = pd.Timestamp("2011-12-10 00:00:00")

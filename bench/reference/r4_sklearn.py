@@ -13,14 +13,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-df = pd.read_csv(sys.argv[1], dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})
-# R1's rules, in order.
-df = df[~df.duplicated(keep="first")]
-df = df[df["CustomerID"].notna()]
-df = df[~df["InvoiceNo"].str.startswith("C")]
-df = df[df["Quantity"] > 0]
-df = df[df["UnitPrice"] > 0]
-df = df[df["StockCode"].str.match(r"^[0-9]")]
+from retail_clean import clean_retail
+
+df = clean_retail(sys.argv[1]).copy()
 df["ts"] = pd.to_datetime(df["InvoiceDate"])
 df["amount"] = df["Quantity"] * df["UnitPrice"]
 # The customer's country: the first row's (as the store keeps the first value it saw).

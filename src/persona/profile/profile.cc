@@ -7,18 +7,6 @@
 namespace persona::profile {
 namespace {
 
-nlohmann::json shares_json(const std::vector<Share>& v) {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& s : v) a.push_back({{"name", s.name}, {"share", s.share}});
-  return a;
-}
-
-std::vector<Share> shares_from(const nlohmann::json& a) {
-  std::vector<Share> v;
-  for (const auto& s : a) v.push_back({s.at("name").get<std::string>(), s.at("share").get<double>()});
-  return v;
-}
-
 template <typename T>
 nlohmann::json optional_json(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -47,6 +35,18 @@ FeatureValue top_name(const std::vector<Share>& v) { return v.empty() ? FeatureV
 
 }  // namespace
 
+nlohmann::json shares_to_json(const std::vector<Share>& v) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& s : v) a.push_back({{"name", s.name}, {"share", s.share}});
+  return a;
+}
+
+std::vector<Share> shares_from_json(const nlohmann::json& a) {
+  std::vector<Share> v;
+  for (const auto& s : a) v.push_back({s.at("name").get<std::string>(), s.at("share").get<double>()});
+  return v;
+}
+
 nlohmann::json UserProfile::to_json() const {
   nlohmann::json tags_json = tags;
   return {{"user", user},
@@ -57,13 +57,13 @@ nlohmann::json UserProfile::to_json() const {
           {"activity", {{"tenure_days", tenure_days}, {"events", events}, {"active_days", active_days},
                         {"events_30d", events_30d}, {"peak_hour", peak_hour}, {"peak_weekday", peak_weekday},
                         {"weekend_share", weekend_share}, {"hours", hour_shares}, {"weekdays", weekday_shares}}},
-          {"affinity", {{"categories", shares_json(categories)}, {"brands", shares_json(brands)},
-                        {"price_bands", shares_json(price_bands)}, {"price_sensitivity", optional_json(price_sensitivity)}}},
+          {"affinity", {{"categories", shares_to_json(categories)}, {"brands", shares_to_json(brands)},
+                        {"price_bands", shares_to_json(price_bands)}, {"price_sensitivity", optional_json(price_sensitivity)}}},
           {"funnel", {{"views", views}, {"carts", carts}, {"purchases", purchases}, {"returns", returns},
                       {"cart_rate", optional_json(cart_rate)}, {"purchase_rate", optional_json(purchase_rate)},
                       {"return_rate", optional_json(return_rate)}}},
-          {"texts", {{"reviews", reviews}, {"sentiment", optional_json(sentiment)}, {"keywords", shares_json(keywords)},
-                     {"demand", shares_json(demand)}}},
+          {"texts", {{"reviews", reviews}, {"sentiment", optional_json(sentiment)}, {"keywords", shares_to_json(keywords)},
+                     {"demand", shares_to_json(demand)}}},
           {"propensity", optional_json(propensity)},
           {"levels", {{"monetary", monetary_level}, {"frequency", frequency_level}, {"activity", activity_level}}},
           {"tags", tags_json},
@@ -93,9 +93,9 @@ UserProfile UserProfile::from_json(const nlohmann::json& j) {
   p.hour_shares = a.at("hours").get<std::array<double, 24>>();
   p.weekday_shares = a.at("weekdays").get<std::array<double, 7>>();
   const auto& f = j.at("affinity");
-  p.categories = shares_from(f.at("categories"));
-  p.brands = shares_from(f.at("brands"));
-  p.price_bands = shares_from(f.at("price_bands"));
+  p.categories = shares_from_json(f.at("categories"));
+  p.brands = shares_from_json(f.at("brands"));
+  p.price_bands = shares_from_json(f.at("price_bands"));
   p.price_sensitivity = optional_from<double>(f, "price_sensitivity");
   const auto& u = j.at("funnel");
   p.views = u.at("views");
@@ -108,8 +108,8 @@ UserProfile UserProfile::from_json(const nlohmann::json& j) {
   const auto& t = j.at("texts");
   p.reviews = t.at("reviews");
   p.sentiment = optional_from<double>(t, "sentiment");
-  p.keywords = shares_from(t.at("keywords"));
-  p.demand = shares_from(t.at("demand"));
+  p.keywords = shares_from_json(t.at("keywords"));
+  p.demand = shares_from_json(t.at("demand"));
   p.propensity = optional_from<double>(j, "propensity");
   const auto& l = j.at("levels");
   p.monetary_level = l.at("monetary");

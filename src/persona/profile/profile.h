@@ -67,6 +67,9 @@ struct UserProfile {
   static UserProfile from_json(const nlohmann::json& j);
 };
 
+nlohmann::json shares_to_json(const std::vector<Share>& shares);
+std::vector<Share> shares_from_json(const nlohmann::json& array);
+
 // A feature's value for rules and exports: a number, a text, or absent.
 using FeatureValue = std::variant<std::monostate, double, std::string>;
 

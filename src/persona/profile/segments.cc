@@ -100,18 +100,6 @@ std::vector<Share> top_of(const std::map<std::string, double>& totals, double de
   return v;
 }
 
-nlohmann::json shares_json(const std::vector<Share>& v) {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& s : v) a.push_back({{"name", s.name}, {"share", s.share}});
-  return a;
-}
-
-std::vector<Share> shares_from(const nlohmann::json& a) {
-  std::vector<Share> v;
-  for (const auto& s : a) v.push_back({s.at("name").get<std::string>(), s.at("share").get<double>()});
-  return v;
-}
-
 }  // namespace
 
 const std::vector<std::string>& segment_features() {
@@ -301,8 +289,8 @@ nlohmann::json SegmentModel::to_json() const {
   nlohmann::json segs = nlohmann::json::array();
   for (const auto& s : segments)
     segs.push_back({{"id", s.id}, {"label", s.label}, {"size", s.size}, {"share", s.share}, {"centroid", s.centroid},
-                    {"top_categories", shares_json(s.top_categories)}, {"tags", shares_json(s.tags)},
-                    {"rfm_segments", shares_json(s.rfm_segments)}});
+                    {"top_categories", shares_to_json(s.top_categories)}, {"tags", shares_to_json(s.tags)},
+                    {"rfm_segments", shares_to_json(s.rfm_segments)}});
   std::vector<std::vector<double>> rows;
   for (Eigen::Index i = 0; i < centroids.rows(); ++i) {
     rows.emplace_back();
@@ -331,9 +319,9 @@ SegmentModel SegmentModel::from_json(const nlohmann::json& j) {
     sum.size = s.at("size");
     sum.share = s.at("share");
     sum.centroid = s.at("centroid");
-    sum.top_categories = shares_from(s.at("top_categories"));
-    sum.tags = shares_from(s.at("tags"));
-    sum.rfm_segments = shares_from(s.at("rfm_segments"));
+    sum.top_categories = shares_from_json(s.at("top_categories"));
+    sum.tags = shares_from_json(s.at("tags"));
+    sum.rfm_segments = shares_from_json(s.at("rfm_segments"));
     m.segments.push_back(std::move(sum));
   }
   m.silhouette = j.value("silhouette", 0.0);
