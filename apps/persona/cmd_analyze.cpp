@@ -157,15 +157,19 @@ Command add_eval(CLI::App& app, Common& common) {
   };
   auto args = std::make_shared<Args>();
   sub->add_option("--task", args->task, "sentiment, category or intent (its model in --models)");
-  sub->add_option("file", args->file, "Labelled file")->required();
+  sub->add_option("file", args->file, "Labelled file");
   sub->add_option("--model", args->model, "A model file (instead of the task's)");
-  sub->add_option("-p,--preset", args->preset, "How to read the file (see `persona presets`)")->required();
+  sub->add_option("-p,--preset", args->preset, "How to read the file (see `persona presets`)");
   sub->add_option("--label", args->label, "label, category, sentiment or category/label (default: the task's)");
   sub->add_option("--models", args->models, "Model directory");
   sub->add_flag("--count-unknown", args->unknown, "Answers below the unknown threshold count as wrong");
   sub->add_option("--predictions", args->predictions, "Write every text's truth and prediction here (JSON Lines)");
   sub->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256));
-  return {sub, [args, &common] {
+  const auto recommend = add_eval_recommend(sub, common);
+  return {sub, [args, recommend, &common] {
+            if (const int rc = recommend(); rc >= 0) return rc;
+            if (args->file.empty() || args->preset.empty())
+              throw CLI::RequiredError("a labelled FILE and --preset (or the subcommand: persona eval recommend)");
             std::string path = args->model;
             std::string field = args->label;
             if (path.empty()) {

@@ -373,7 +373,7 @@ int run_tabular(const TabularArgs& a, Common& common) {
 
 Command add_train(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand(
-      "train", "Train a model: sentiment, category, intent, text, keywords, propensity, next-category, tabular");
+      "train", "Train a model: sentiment, category, intent, text, keywords, propensity, next-category, tabular, recommend");
   sub->require_subcommand(1);
   std::vector<std::function<int()>> runners;
   for (auto task : {demand::TextTask::Sentiment, demand::TextTask::Category, demand::TextTask::Intent}) {
@@ -517,6 +517,7 @@ Command add_train(CLI::App& app, Common& common) {
       return 0;
     });
   }
+  add_train_recommend(sub, runners, common);
   return {sub, [runners] {
             for (const auto& r : runners)
               if (int rc = r(); rc >= 0) return rc;

@@ -41,6 +41,11 @@ Command add_predict(CLI::App& app, Common& common);
 Command add_forecast(CLI::App& app, Common& common);
 Command add_profile(CLI::App& app, Common& common);
 Command add_segments(CLI::App& app, Common& common);
+Command add_recommend(CLI::App& app, Common& common);
+Command add_similar(CLI::App& app, Common& common);
+// `train recommend` and `eval recommend`, registered by train and eval.
+void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& runners, Common& common);
+Runner add_eval_recommend(CLI::App* eval, Common& common);
 
 // Shared printing.
 void print_profile_report(const pipeline::ProfileRunReport& report);

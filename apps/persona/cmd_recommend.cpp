@@ -1,0 +1,237 @@
+// persona train recommend, persona eval recommend, persona recommend USER, persona similar ITEM.
+#include <chrono>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+#include "persona/demand/text_analysis.h"
+#include "persona/recommend/recommend_model.h"
+
+namespace persona::cli {
+namespace {
+
+struct RecommendArgs {
+  std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user;
+  int validation_days = 30, neighbours = 100, threads = 2;
+  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0;
+  int users = 300;
+  size_t k = 10;
+  bool exclude = false;
+  std::optional<double> min_price, max_price;
+};
+
+void add_store_options(CLI::App* s, RecommendArgs& a) {
+  s->add_option("-s,--store", a.store, "Store file");
+  s->add_option("-c,--config", a.config, "Config file (for its store path)");
+}
+
+void add_method_options(CLI::App* s, RecommendArgs& a) {
+  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, repurchase, item-knn, user-knn, ease, hybrid")
+      ->check(CLI::IsMember({"auto", "popularity", "repurchase", "item-knn", "user-knn", "ease", "hybrid"}));
+  s->add_option("--validation-days", a.validation_days, "Days before the training end that --method auto validates on")
+      ->check(CLI::Range(1, 3650));
+  s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
+  s->add_option("--neighbours", a.neighbours, "item-knn: neighbours kept per item")->check(CLI::Range(1, 100000));
+  s->add_option("--base", a.base, "hybrid: the model blended with the user's own history")
+      ->check(CLI::IsMember({"popularity", "item-knn", "ease"}));
+  s->add_option("--own-weight", a.own_weight, "hybrid: weight of the user's own history")->check(CLI::Range(0.0, 1000.0));
+  s->add_option("--users", a.users, "user-knn: neighbouring users blended in")->check(CLI::Range(1, 100000));
+  s->add_option("--alpha", a.alpha, "user-knn: weight of the user's own history (0-1)")->check(CLI::Range(0.0, 1.0));
+  s->add_option("--half-life", a.half_life, "history weights halve every this many days (0: none)")->check(CLI::Range(0.0, 36500.0));
+  s->add_option("--k", a.k, "Recommendations per user that the metrics look at")->check(CLI::Range(1, 1000));
+  s->add_option("--threads", a.threads, "Threads")->check(CLI::Range(1, 256));
+}
+
+recommend::MethodSpec spec_from(const RecommendArgs& a) {
+  recommend::MethodSpec s;
+  s.method = a.method;
+  s.lambda = a.lambda;
+  s.neighbours = a.neighbours;
+  s.base = a.base;
+  s.own_weight = a.own_weight;
+  s.users = a.users;
+  s.alpha = a.alpha;
+  s.half_life_days = a.half_life;
+  return s;
+}
+
+std::string model_path_from(const RecommendArgs& a) {
+  if (!a.model.empty()) return a.model;
+  return (std::filesystem::path(demand::models_dir_from(a.models)) / "recommend.model").string();
+}
+
+// The method to train: the given one, or the best on the validation window before `split`.
+recommend::MethodSpec choose(const store::EventColumns& events, const RecommendArgs& a, int64_t split,
+                             nlohmann::json& trials_json, bool print) {
+  if (a.method != "auto") return spec_from(a);
+  const auto trials = recommend::tune(events, recommend::InteractionOptions{}, split, a.validation_days,
+                                      recommend::default_grid(), a.k, a.threads);
+  trials_json = nlohmann::json::array();
+  for (const auto& t : trials)
+    trials_json.push_back({{"method", t.spec.to_json()}, {"validation", t.validation.to_json()}, {"train_s", t.train_s}});
+  if (print) {
+    fmt::print("validation ({} days before {}, {} users): nDCG@{}\n", a.validation_days, format_date(split),
+               trials.front().validation.users, a.k);
+    for (const auto& t : trials) fmt::print("  {:<60} {:.4f}  ({:.2f} s)\n", t.spec.to_json().dump(), t.validation.ndcg, t.train_s);
+  }
+  return trials.front().spec;
+}
+
+void print_metrics(const std::string& what, const recommend::RankingMetrics& m) {
+  fmt::print("{:<44} users {:>6}  P@{} {:.4f}  R {:.4f}  nDCG {:.4f}  MAP {:.4f}  hit {:.3f}  coverage {:.3f}  {:.0f} recs/s\n",
+             what, m.users, m.k, m.precision, m.recall, m.ndcg, m.map, m.hit_rate, m.coverage, m.recs_per_s);
+}
+
+}  // namespace
+
+void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& runners, Common& common) {
+  auto a = std::make_shared<RecommendArgs>();
+  auto* s = train->add_subcommand("recommend", "A recommender from the store's events (method chosen on validation)");
+  s->fallthrough();
+  add_store_options(s, *a);
+  add_method_options(s, *a);
+  s->add_option("--before", a->before, "Train on events before this date (default: all)");
+  s->add_option("--models", a->models, "Model directory (default $PERSONA_MODELS or ./models)");
+  s->add_option("-o,--out", a->model, "Model file (default <models>/recommend.model)");
+  runners.push_back([s, a, &common]() -> int {
+    if (!s->parsed()) return -1;
+    auto store = open_existing_store(store_path_from(a->store, a->config));
+    const auto events = store->events();
+    if (events.size() == 0) throw Error("the store has no events to learn from", {}, "run `persona ingest` first");
+    const int64_t split = a->before.empty() ? events.timestamp.back() + 1 : parse_date(a->before, "--before");
+    nlohmann::json trials;
+    const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
+    recommend::InteractionOptions options;
+    options.before = split;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto model = recommend::RecommendModel::train(events, options, spec, a->threads);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto path = model_path_from(*a);
+    nlohmann::json metrics = {{"method", spec.to_json()}, {"train_s", seconds}};
+    if (!trials.is_null()) metrics["validation"] = trials.front()["validation"];
+    model.save(path, metrics);
+    if (common.json) print_json({{"model_file", path}, {"method", spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
+                                 {"trials", trials}});
+    else fmt::print("trained {} on {} items in {:.2f} s; saved {}\n", spec.to_json().dump(), model.items(), seconds, path);
+    return 0;
+  });
+}
+
+Runner add_eval_recommend(CLI::App* eval, Common& common) {
+  auto a = std::make_shared<RecommendArgs>();
+  auto* s = eval->add_subcommand("recommend", "Evaluate recommendation methods on a temporal split of the store's events");
+  s->fallthrough();
+  add_store_options(s, *a);
+  add_method_options(s, *a);
+  s->add_option("--split", a->split, "Test on events from this date on; train before it")->required();
+  s->add_option("--end", a->end, "Test on events before this date (default: all after the split)");
+  s->add_flag("--exclude-seen", a->exclude, "Never recommend what the user chose in training");
+  return [s, a, &common]() -> int {
+    if (!s->parsed()) return -1;
+    auto store = open_existing_store(store_path_from(a->store, a->config));
+    const auto events = store->events();
+    const int64_t split = parse_date(a->split, "--split");
+    const int64_t end = a->end.empty() ? std::numeric_limits<int64_t>::max() : parse_date(a->end, "--end");
+    nlohmann::json trials;
+    const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
+    auto holdout_for = [&](double half_life) {
+      recommend::InteractionOptions o;
+      o.half_life_days = half_life;
+      auto h = recommend::temporal_holdout(events, o, split, end);
+      if (h.evaluated_users() == 0)
+        throw Error("no user has events on both sides of the split", {}, "choose a --split inside the data's time range");
+      return h;
+    };
+    const auto plain = holdout_for(0);
+    nlohmann::json results = nlohmann::json::array();
+    auto run = [&](const recommend::MethodSpec& m, const std::string& role) {
+      const auto decayed = m.half_life_days > 0 ? std::optional(holdout_for(m.half_life_days)) : std::nullopt;
+      const auto& holdout = decayed ? *decayed : plain;
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto r = recommend::fit_recommender(holdout.train, m, a->threads);
+      const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto metrics = recommend::evaluate(*r, holdout, a->k, a->exclude, a->threads);
+      auto j = metrics.to_json();
+      j["train_s"] = train_s;
+      results.push_back({{"role", role}, {"method", m.to_json()}, {"test", j}});
+      if (!common.json) print_metrics(role + " " + m.to_json().dump(), metrics);
+    };
+    run(spec, "chosen");
+    for (const char* baseline : {"popularity", "repurchase"}) {
+      if (spec.method == baseline) continue;
+      recommend::MethodSpec b;
+      b.method = baseline;
+      run(b, "baseline");
+    }
+    if (common.json) print_json({{"split", format_timestamp(split)}, {"train_items", plain.train.item_count()},
+                                 {"results", results}, {"validation", trials}});
+    return 0;
+  };
+}
+
+Command add_recommend(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("recommend", "Top-k items for a user, with a reason for each (from a trained model)");
+  auto a = std::make_shared<RecommendArgs>();
+  sub->add_option("user", a->user, "User id (an unknown user gets what is popular)")->required();
+  add_store_options(sub, *a);
+  sub->add_option("--model", a->model, "Model file (default <models>/recommend.model)");
+  sub->add_option("--models", a->models, "Model directory");
+  sub->add_option("-k,--k", a->k, "How many")->check(CLI::Range(0, 10000));
+  sub->add_flag("--exclude-bought", a->exclude, "Leave out what the user chose before");
+  sub->add_option("--category", a->category, "Only this category (or its subcategories)");
+  sub->add_option("--min-price", a->min_price, "Lowest price");
+  sub->add_option("--max-price", a->max_price, "Highest price");
+  return {sub, [a, &common] {
+            const auto model = recommend::RecommendModel::load(model_path_from(*a));
+            auto store = open_existing_store(store_path_from(a->store, a->config));
+            const auto history = model.history(store->events_of({a->user}));
+            recommend::RecommendRequest q;
+            q.k = a->k;
+            q.exclude_seen = a->exclude;
+            q.category = a->category;
+            q.min_price = a->min_price;
+            q.max_price = a->max_price;
+            const auto recs = model.recommend(history, q);
+            if (common.json) {
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& r : recs)
+                j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}});
+              print_json({{"user", a->user}, {"history_items", history.size()}, {"method", model.recommender().params()},
+                          {"recommendations", j}});
+              return 0;
+            }
+            fmt::print("{} for user {} ({} items in their history, {})\n", recs.size(), a->user, history.size(),
+                       model.recommender().params().dump());
+            for (size_t i = 0; i < recs.size(); ++i)
+              fmt::print("{:>3}. {:<16} {:<28} {:.4f}  {}\n", i + 1, recs[i].item, recs[i].category, recs[i].score, recs[i].reason);
+            return 0;
+          }};
+}
+
+Command add_similar(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("similar", "Items most like an item (item-item methods)");
+  auto a = std::make_shared<RecommendArgs>();
+  sub->add_option("item", a->user, "Item id")->required();
+  sub->add_option("--model", a->model, "Model file (default <models>/recommend.model)");
+  sub->add_option("--models", a->models, "Model directory");
+  sub->add_option("-k,--k", a->k, "How many")->check(CLI::Range(0, 10000));
+  return {sub, [a, &common] {
+            const auto model = recommend::RecommendModel::load(model_path_from(*a));
+            const auto recs = model.similar(a->user, a->k);
+            if (common.json) {
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& r : recs) j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}});
+              print_json({{"item", a->user}, {"similar", j}});
+              return 0;
+            }
+            if (recs.empty()) fmt::print("no similar items: the model's method ({}) has no item-item similarities\n",
+                                         model.recommender().method());
+            for (size_t i = 0; i < recs.size(); ++i)
+              fmt::print("{:>3}. {:<16} {:<28} {:.4f}\n", i + 1, recs[i].item, recs[i].category, recs[i].score);
+            return 0;
+          }};
+}
+
+}  // namespace persona::cli

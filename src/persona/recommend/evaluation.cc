@@ -1,0 +1,218 @@
+#include "persona/recommend/evaluation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <cmath>
+#include <thread>
+#include <unordered_set>
+
+#include "persona/core/error.h"
+
+namespace persona::recommend {
+
+size_t HoldOut::evaluated_users() const {
+  size_t n = 0;
+  for (const auto& r : relevant) n += !r.empty();
+  return n;
+}
+
+HoldOut temporal_holdout(const store::EventColumns& e, const InteractionOptions& options, int64_t split, int64_t end,
+                         int64_t start) {
+  HoldOut h;
+  InteractionOptions train = options;
+  train.from = start;
+  train.before = split;
+  h.train = build_interactions(e, train);
+  h.candidate.assign(h.train.item_count(), 0);
+  for (const auto& r : h.train.rows)
+    for (auto i : r.items) h.candidate[static_cast<size_t>(i)] = 1;
+  h.relevant.assign(h.train.user_count(), {});
+  bool purchases = false;
+  for (size_t k = 0; k < e.size() && !purchases; ++k)
+    purchases = e.timestamp[k] >= split && e.timestamp[k] < end && e.type[k] == static_cast<uint8_t>(EventType::Purchase);
+  std::vector<std::unordered_set<int32_t>> seen(h.train.user_count());
+  for (size_t k = 0; k < e.size(); ++k) {
+    if (e.timestamp[k] < split || e.timestamp[k] >= end) continue;
+    const bool counts = purchases ? e.type[k] == static_cast<uint8_t>(EventType::Purchase) : options.weights[e.type[k]] > 0;
+    if (!counts) continue;
+    const auto u = h.train.users.find(e.user_ids[static_cast<size_t>(e.user[k])]);
+    if (!u) continue;  // no training history: a cold-start user, not what this measures
+    if (seen[*u].insert(e.item[k]).second) h.relevant[*u].push_back(e.item[k]);
+  }
+  return h;
+}
+
+nlohmann::json RankingMetrics::to_json() const {
+  auto r4 = [](double x) { return std::round(x * 1e4) / 1e4; };
+  return {{"eval_users", users}, {"k", k}, {"precision_at_10", r4(precision)}, {"recall_at_10", r4(recall)},
+          {"ndcg_at_10", r4(ndcg)}, {"map_at_10", r4(map)}, {"hit_rate", r4(hit_rate)}, {"coverage", r4(coverage)},
+          {"novelty", r4(novelty)}, {"recs_per_s", std::round(recs_per_s)}};
+}
+
+std::vector<Scored> top_k(const std::vector<float>& scores, const std::vector<uint8_t>& candidate, size_t k,
+                          const Row* exclude) {
+  std::vector<Scored> all;
+  all.reserve(scores.size());
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (i < candidate.size() && !candidate[i]) continue;
+    if (exclude && std::binary_search(exclude->items.begin(), exclude->items.end(), static_cast<int32_t>(i))) continue;
+    all.push_back({static_cast<int32_t>(i), scores[i]});
+  }
+  const size_t keep = std::min(k, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<long>(keep), all.end(), [](const Scored& a, const Scored& b) {
+    return a.score != b.score ? a.score > b.score : a.item < b.item;
+  });
+  all.resize(keep);
+  return all;
+}
+
+RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool exclude_seen, int threads) {
+  RankingMetrics m;
+  m.k = k;
+  std::vector<size_t> users;
+  for (size_t u = 0; u < h.relevant.size(); ++u)
+    if (!h.relevant[u].empty()) users.push_back(u);
+  m.users = users.size();
+  if (users.empty() || k == 0) return m;
+  // Popularity shares for novelty.
+  std::vector<double> pop(h.train.item_count(), 0);
+  double total = 0;
+  for (const auto& row : h.train.rows)
+    for (auto i : row.items) pop[static_cast<size_t>(i)] += 1, total += 1;
+  const auto t = static_cast<size_t>(std::max(1, threads));
+  struct Sums {
+    double p = 0, r = 0, ndcg = 0, map = 0, hit = 0, novelty = 0;
+    std::vector<uint8_t> shown;
+  };
+  std::vector<Sums> sums(t);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto work = [&](size_t part) {
+    Sums& s = sums[part];
+    s.shown.assign(h.train.item_count(), 0);
+    std::vector<float> scores;
+    for (size_t n = part; n < users.size(); n += t) {
+      const size_t u = users[n];
+      const Row& history = h.train.rows[u];
+      r.score(history, scores);
+      const auto top = top_k(scores, h.candidate, k, exclude_seen ? &history : nullptr);
+      std::unordered_set<int32_t> rel(h.relevant[u].begin(), h.relevant[u].end());
+      double hits = 0, dcg = 0, ap = 0;
+      for (size_t i = 0; i < top.size(); ++i) {
+        s.shown[static_cast<size_t>(top[i].item)] = 1;
+        if (total > 0 && pop[static_cast<size_t>(top[i].item)] > 0) s.novelty += -std::log2(pop[static_cast<size_t>(top[i].item)] / total) / static_cast<double>(top.size());
+        if (!rel.count(top[i].item)) continue;
+        hits += 1;
+        dcg += 1 / std::log2(static_cast<double>(i) + 2);
+        ap += hits / static_cast<double>(i + 1);
+      }
+      const size_t ideal = std::min(rel.size(), k);
+      double idcg = 0;
+      for (size_t i = 0; i < ideal; ++i) idcg += 1 / std::log2(static_cast<double>(i) + 2);
+      s.p += hits / static_cast<double>(k);
+      s.r += hits / static_cast<double>(rel.size());
+      s.ndcg += idcg > 0 ? dcg / idcg : 0;
+      s.map += ap / static_cast<double>(ideal);
+      s.hit += hits > 0;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t p = 1; p < t; ++p) pool.emplace_back(work, p);
+  work(0);
+  for (auto& th : pool) th.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<uint8_t> shown(h.train.item_count(), 0);
+  Sums all;
+  for (const auto& s : sums) {
+    all.p += s.p, all.r += s.r, all.ndcg += s.ndcg, all.map += s.map, all.hit += s.hit, all.novelty += s.novelty;
+    for (size_t i = 0; i < s.shown.size(); ++i) shown[i] |= s.shown[i];
+  }
+  const double n = static_cast<double>(users.size());
+  m.precision = all.p / n;
+  m.recall = all.r / n;
+  m.ndcg = all.ndcg / n;
+  m.map = all.map / n;
+  m.hit_rate = all.hit / n;
+  m.novelty = all.novelty / n;
+  size_t candidates = 0, covered = 0;
+  for (size_t i = 0; i < shown.size(); ++i) candidates += h.candidate[i], covered += shown[i] && h.candidate[i];
+  m.coverage = candidates ? static_cast<double>(covered) / static_cast<double>(candidates) : 0;
+  m.recs_per_s = seconds > 0 ? n / seconds : 0;
+  return m;
+}
+
+std::vector<MethodSpec> default_grid() {
+  std::vector<MethodSpec> grid;
+  MethodSpec s;
+  s.method = "popularity";
+  grid.push_back(s);
+  s.method = "repurchase";
+  for (double h : {0.0, 30.0, 90.0, 365.0}) {
+    s.half_life_days = h;
+    grid.push_back(s);
+  }
+  s.half_life_days = 0;
+  for (int n : {50, 200}) {
+    s.method = "item-knn";
+    s.neighbours = n;
+    grid.push_back(s);
+  }
+  for (double l : {100.0, 500.0}) {
+    s.method = "ease";
+    s.lambda = l;
+    grid.push_back(s);
+  }
+  s.method = "user-knn";
+  for (double a : {0.5, 0.7, 0.9})
+    for (int k : {100, 300})
+      for (double h : {0.0, 90.0}) {
+        s.alpha = a;
+        s.users = k;
+        s.half_life_days = h;
+        grid.push_back(s);
+      }
+  s.half_life_days = 0;
+  // Own history first (re-buying), the model's suggestions after and between.
+  s.method = "hybrid";
+  for (const char* base : {"ease", "item-knn"})
+    for (double w : {2.0, 5.0})
+      for (double h : {0.0, 90.0}) {
+        s.base = base;
+        s.lambda = 500;
+        s.neighbours = 200;
+        s.own_weight = w;
+        s.half_life_days = h;
+        grid.push_back(s);
+      }
+  return grid;
+}
+
+std::vector<Trial> tune(const store::EventColumns& events, const InteractionOptions& options, int64_t split,
+                        int validation_days, const std::vector<MethodSpec>& grid, size_t k, int threads) {
+  const int64_t valid_from = split - static_cast<int64_t>(validation_days) * 86400;
+  std::map<double, HoldOut> holdouts;  // by history half-life
+  std::vector<Trial> trials;
+  for (const auto& spec : grid) {
+    auto it = holdouts.find(spec.half_life_days);
+    if (it == holdouts.end()) {
+      InteractionOptions o = options;
+      o.half_life_days = spec.half_life_days;
+      it = holdouts.emplace(spec.half_life_days, temporal_holdout(events, o, valid_from, split)).first;
+      if (it->second.evaluated_users() == 0)
+        throw Error("the validation window has no users to evaluate", {},
+                    "give a longer --validation-days, or a later split: the window needs users with events on both sides");
+    }
+    const HoldOut& h = it->second;
+    Trial t;
+    t.spec = spec;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = fit_recommender(h.train, spec, threads);
+    t.train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t.validation = evaluate(*r, h, k, false, threads);
+    trials.push_back(std::move(t));
+  }
+  std::stable_sort(trials.begin(), trials.end(), [](const Trial& a, const Trial& b) { return a.validation.ndcg > b.validation.ndcg; });
+  return trials;
+}
+
+}  // namespace persona::recommend

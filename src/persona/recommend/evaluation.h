@@ -1,0 +1,56 @@
+#pragma once
+// Honest evaluation: a temporal hold-out (train before a date, test after), ranking metrics at k
+// over every item seen in training, and hyperparameter choice on a validation window carved
+// from the training period, never on the test period.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/recommend/interactions.h"
+#include "persona/recommend/recommender.h"
+
+namespace persona::recommend {
+
+struct HoldOut {
+  Interactions train;
+  std::vector<std::vector<int32_t>> relevant;  // by train user: distinct items chosen in the test window
+  std::vector<uint8_t> candidate;              // by item: seen in training (what may be ranked)
+  size_t evaluated_users() const;
+};
+
+// Train: events in [start, split). Test: [split, end). Relevant: the items a user with training
+// events purchased in the test window (any weighted event when the window has no purchases).
+HoldOut temporal_holdout(const store::EventColumns& events, const InteractionOptions& options, int64_t split,
+                         int64_t end = std::numeric_limits<int64_t>::max(),
+                         int64_t start = std::numeric_limits<int64_t>::min());
+
+struct RankingMetrics {
+  size_t users = 0, k = 10;
+  double precision = 0, recall = 0, ndcg = 0, map = 0, hit_rate = 0, coverage = 0, novelty = 0;
+  double recs_per_s = 0;
+  nlohmann::json to_json() const;
+};
+
+// Top k of `scores` among candidate items (minus the history when exclude_seen), best first.
+std::vector<Scored> top_k(const std::vector<float>& scores, const std::vector<uint8_t>& candidate, size_t k,
+                          const Row* exclude = nullptr);
+
+RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k = 10, bool exclude_seen = false, int threads = 2);
+
+struct Trial {
+  MethodSpec spec;
+  RankingMetrics validation;
+  double train_s = 0;
+};
+
+// Every setting of `grid` trained on the training part and scored on a validation window of
+// `validation_days` before `split`; the best by nDCG@k first.
+std::vector<Trial> tune(const store::EventColumns& events, const InteractionOptions& options, int64_t split,
+                        int validation_days, const std::vector<MethodSpec>& grid, size_t k = 10, int threads = 2);
+
+// The methods and settings `--method auto` compares.
+std::vector<MethodSpec> default_grid();
+
+}  // namespace persona::recommend

@@ -1,0 +1,136 @@
+#include "persona/recommend/recommend_model.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "persona/core/error.h"
+#include "persona/ml/model_file.h"
+
+namespace persona::recommend {
+
+RecommendModel RecommendModel::train(const store::EventColumns& events, const InteractionOptions& options,
+                                     const MethodSpec& spec, int threads) {
+  InteractionOptions o = options;
+  o.half_life_days = spec.half_life_days;
+  const auto x = build_interactions(events, o);
+  RecommendModel m;
+  m.recommender_ = fit_recommender(x, spec, threads);
+  m.options_ = o;
+  m.item_ids_.reserve(x.item_count());
+  for (size_t i = 0; i < x.item_count(); ++i) m.item_ids_.emplace_back(x.items.name(static_cast<IdMap::Id>(i)));
+  m.item_categories_ = x.item_categories;
+  m.item_prices_ = x.item_prices;
+  m.trained_.assign(x.item_count(), 0);
+  for (const auto& r : x.rows)
+    for (auto i : r.items) m.trained_[static_cast<size_t>(i)] = 1;
+  for (const auto& id : m.item_ids_) m.item_index_.intern(id);
+  return m;
+}
+
+void RecommendModel::save(const std::string& path, const nlohmann::json& metrics) const {
+  ByteWriter w;
+  write_recommender(*recommender_, w);
+  w.put_string(options_.to_json().dump());
+  w.put<uint64_t>(item_ids_.size());
+  for (size_t i = 0; i < item_ids_.size(); ++i) {
+    w.put_string(item_ids_[i]);
+    w.put_string(item_categories_[i]);
+  }
+  w.put_vector(item_prices_);
+  w.put_vector(trained_);
+  ml::ModelHeader header;
+  header.kind = "recommender";
+  header.task = "recommend";
+  header.schema = {{"method", recommender_->params()}, {"items", item_ids_.size()}, {"interactions", options_.to_json()}};
+  header.metrics = metrics;
+  ml::write_model_file(path, header, w.bytes());
+}
+
+RecommendModel RecommendModel::load(const std::string& path) {
+  const auto file = ml::read_model_file(path, "recommender");
+  try {
+    ByteReader r(file.payload);
+    RecommendModel m;
+    m.recommender_ = read_recommender(r);
+    m.options_ = InteractionOptions::from_json(nlohmann::json::parse(r.get_string()));
+    const auto n = r.get<uint64_t>();
+    for (uint64_t i = 0; i < n; ++i) {
+      m.item_ids_.push_back(r.get_string());
+      m.item_categories_.push_back(r.get_string());
+    }
+    m.item_prices_ = r.get_vector<double>();
+    m.trained_ = r.get_vector<uint8_t>();
+    if (m.item_prices_.size() != n || m.trained_.size() != n)
+      throw std::runtime_error("the item tables do not match");
+    for (const auto& id : m.item_ids_) m.item_index_.intern(id);
+    m.metrics_ = file.header.metrics;
+    return m;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: not a usable recommender model: {}", path, e.what()));
+  }
+}
+
+Row RecommendModel::history(const store::EventColumns& e) const {
+  std::vector<Choice> choices;
+  for (size_t k = 0; k < e.size(); ++k) {
+    const double w = options_.weights[e.type[k]];
+    if (w <= 0) continue;
+    const auto item = item_index_.find(e.item_ids[static_cast<size_t>(e.item[k])]);
+    if (!item) continue;  // an item the model has not seen: nothing to score it by
+    choices.push_back({static_cast<int32_t>(*item), w, e.timestamp[k]});
+  }
+  return make_row(choices, options_.half_life_days);
+}
+
+std::vector<Recommendation> RecommendModel::recommend(const Row& history, const RecommendRequest& q) const {
+  if (q.k == 0) return {};
+  std::vector<float> scores;
+  recommender_->score(history, scores);
+  std::vector<uint8_t> allowed = trained_;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (!allowed[i]) continue;
+    if (!q.category.empty() && item_categories_[i].rfind(q.category, 0) != 0) allowed[i] = 0;
+    const double price = item_prices_[i];
+    if ((q.min_price || q.max_price) && !std::isfinite(price)) allowed[i] = 0;
+    if (q.min_price && price < *q.min_price) allowed[i] = 0;
+    if (q.max_price && price > *q.max_price) allowed[i] = 0;
+  }
+  std::vector<Recommendation> out;
+  for (const auto& s : top_k(scores, allowed, std::min(q.k, allowed.size()), q.exclude_seen ? &history : nullptr)) {
+    Recommendation r;
+    r.item = item_ids_[static_cast<size_t>(s.item)];
+    r.category = item_categories_[static_cast<size_t>(s.item)];
+    r.score = s.score;
+    const auto because = recommender_->because_of(history, s.item);
+    if (because == s.item) {
+      r.reason = "you chose it before";
+    } else if (because >= 0) {
+      r.because = item_ids_[static_cast<size_t>(because)];
+      r.reason = "similar to " + r.because + ", which you chose";
+    } else {
+      r.reason = history.size() ? "popular with customers like you" : "popular now";
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<Recommendation> RecommendModel::similar(const std::string& item, size_t k) const {
+  const auto index = item_index_.find(item);
+  if (!index) throw Error(fmt::format("the model does not know item {}", quote_value(item)), {},
+                          "check the id, or retrain after the item has events");
+  std::vector<Recommendation> out;
+  for (const auto& s : recommender_->similar(static_cast<int32_t>(*index), k)) {
+    Recommendation r;
+    r.item = item_ids_[static_cast<size_t>(s.item)];
+    r.category = item_categories_[static_cast<size_t>(s.item)];
+    r.score = s.score;
+    r.reason = "chosen by the same customers";
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace persona::recommend

@@ -1,0 +1,61 @@
+#pragma once
+// A trained recommender with what serving needs: the catalogue it knows (ids, categories, prices,
+// which items it learned from), how events become interactions, and its validation figures. One
+// model file of kind "recommender". Recommendations are computed from the user's history as it
+// is now (the store's events), so a new event counts at once, without retraining.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/core/id_map.h"
+#include "persona/recommend/evaluation.h"
+#include "persona/recommend/recommender.h"
+
+namespace persona::recommend {
+
+struct RecommendRequest {
+  size_t k = 10;
+  bool exclude_seen = false;  // retail customers re-buy: off by default
+  std::string category;       // only items of this category (prefix match: "Home" takes "Home > Decor")
+  std::optional<double> min_price, max_price;
+};
+
+struct Recommendation {
+  std::string item, category;
+  double score = 0;
+  std::string reason;  // "you bought it before", "similar to X you chose", "popular"
+  std::string because;  // the history item behind it, when there is one
+};
+
+class RecommendModel {
+ public:
+  // Trains `spec` on the events in [options.from, options.before).
+  static RecommendModel train(const store::EventColumns& events, const InteractionOptions& options, const MethodSpec& spec,
+                              int threads = 2);
+  void save(const std::string& path, const nlohmann::json& metrics = {}) const;
+  static RecommendModel load(const std::string& path);
+
+  // The user's history row from their events (external item ids; unknown items are skipped).
+  Row history(const store::EventColumns& user_events) const;
+  std::vector<Recommendation> recommend(const Row& history, const RecommendRequest& request) const;
+  std::vector<Recommendation> similar(const std::string& item, size_t k) const;
+
+  const Recommender& recommender() const { return *recommender_; }
+  const InteractionOptions& interaction_options() const { return options_; }
+  size_t items() const { return item_ids_.size(); }
+  const nlohmann::json& metrics() const { return metrics_; }
+
+ private:
+  std::shared_ptr<const Recommender> recommender_;
+  InteractionOptions options_;
+  std::vector<std::string> item_ids_, item_categories_;
+  std::vector<double> item_prices_;
+  std::vector<uint8_t> trained_;  // items seen in training: the ones that may be recommended
+  IdMap item_index_;
+  nlohmann::json metrics_;
+};
+
+}  // namespace persona::recommend

@@ -1,0 +1,466 @@
+#include "persona/recommend/recommender.h"
+
+#include <fmt/format.h>
+
+#include <Eigen/Cholesky>
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "persona/core/error.h"
+
+namespace persona::recommend {
+namespace {
+
+// Distinct users per item: popularity, and the tie-breaker of the other methods.
+std::vector<float> item_popularity(const Interactions& x) {
+  std::vector<float> pop(x.item_count(), 0);
+  for (const auto& r : x.rows)
+    for (auto i : r.items) pop[static_cast<size_t>(i)] += 1;
+  const float top = pop.empty() ? 0 : *std::max_element(pop.begin(), pop.end());
+  if (top > 0)
+    for (auto& p : pop) p /= top;
+  return pop;
+}
+
+void add_popularity(const std::vector<float>& pop, float weight, std::vector<float>& scores) {
+  for (size_t i = 0; i < scores.size() && i < pop.size(); ++i) scores[i] += weight * pop[i];
+}
+
+// Scales the positive part of `scores` to a maximum of 1, so blends mix comparable numbers.
+void normalise(std::vector<float>& scores) {
+  float top = 0;
+  for (float s : scores) top = std::max(top, s);
+  if (top > 0)
+    for (auto& s : scores) s /= top;
+}
+
+class Popularity : public Recommender {
+ public:
+  explicit Popularity(std::vector<float> pop) : pop_(std::move(pop)) {}
+  std::string method() const override { return "popularity"; }
+  nlohmann::json params() const override { return {{"method", "popularity"}}; }
+  void score(const Row&, std::vector<float>& scores) const override {
+    scores.assign(pop_.size(), 0);
+    add_popularity(pop_, 1, scores);
+  }
+  void write(ByteWriter& out) const override { out.put_vector(pop_); }
+  const std::vector<float>& popularity() const { return pop_; }
+
+ private:
+  std::vector<float> pop_;
+};
+
+// The user's own past items by how often they were chosen, then popularity. Retail customers
+// re-buy: on Online Retail this beats every plain collaborative model.
+class Repurchase : public Recommender {
+ public:
+  explicit Repurchase(std::vector<float> pop) : pop_(std::move(pop)) {}
+  std::string method() const override { return "repurchase"; }
+  nlohmann::json params() const override { return {{"method", "repurchase"}}; }
+  void score(const Row& h, std::vector<float>& scores) const override {
+    scores.assign(pop_.size(), 0);
+    for (size_t k = 0; k < h.size(); ++k)
+      if (static_cast<size_t>(h.items[k]) < scores.size()) scores[static_cast<size_t>(h.items[k])] += 1 + h.weights[k];
+    add_popularity(pop_, 1e-3f, scores);
+  }
+  int32_t because_of(const Row& h, int32_t item) const override {
+    return std::binary_search(h.items.begin(), h.items.end(), item) ? item : -1;
+  }
+  void write(ByteWriter& out) const override { out.put_vector(pop_); }
+
+ private:
+  std::vector<float> pop_;
+};
+
+// Item-item cosine similarity over the users who chose each item (binary), shrunk for items
+// with few users, keeping the top neighbours of each item.
+class ItemKnn : public Recommender {
+ public:
+  ItemKnn(MethodSpec spec, std::vector<std::vector<Scored>> neighbours, std::vector<float> pop)
+      : spec_(std::move(spec)), neighbours_(std::move(neighbours)), pop_(std::move(pop)) {}
+  static std::unique_ptr<ItemKnn> fit(const Interactions& x, const MethodSpec& spec, int threads) {
+    const auto cols = x.columns();
+    const size_t n = x.item_count();
+    std::vector<float> norm(n);
+    for (size_t i = 0; i < n; ++i) norm[i] = std::sqrt(static_cast<float>(cols[i].size()));
+    std::vector<std::vector<Scored>> neighbours(n);
+    auto work = [&](size_t first, size_t step) {
+      std::vector<float> acc(n, 0);
+      std::vector<int32_t> touched;
+      for (size_t i = first; i < n; i += step) {
+        for (auto u : cols[i].items)
+          for (auto j : x.rows[static_cast<size_t>(u)].items) {
+            if (static_cast<size_t>(j) == i) continue;
+            if (acc[static_cast<size_t>(j)] == 0) touched.push_back(j);
+            acc[static_cast<size_t>(j)] += 1;
+          }
+        auto& out = neighbours[i];
+        for (auto j : touched) {
+          const float co = acc[static_cast<size_t>(j)];
+          const float sim = co / (norm[i] * norm[static_cast<size_t>(j)] + static_cast<float>(spec.shrink));
+          out.push_back({j, sim});
+          acc[static_cast<size_t>(j)] = 0;
+        }
+        touched.clear();
+        const size_t keep = std::min(out.size(), static_cast<size_t>(std::max(1, spec.neighbours)));
+        std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
+                          [](const Scored& a, const Scored& b) { return a.score != b.score ? a.score > b.score : a.item < b.item; });
+        out.resize(keep);
+        out.shrink_to_fit();
+      }
+    };
+    std::vector<std::thread> pool;
+    const size_t t = static_cast<size_t>(std::max(1, threads));
+    for (size_t k = 1; k < t; ++k) pool.emplace_back(work, k, t);
+    work(0, t);
+    for (auto& th : pool) th.join();
+    return std::make_unique<ItemKnn>(spec, std::move(neighbours), item_popularity(x));
+  }
+  std::string method() const override { return "item-knn"; }
+  nlohmann::json params() const override { return spec_.to_json(); }
+  void score(const Row& h, std::vector<float>& scores) const override {
+    scores.assign(neighbours_.size(), 0);
+    for (auto i : h.items) {
+      if (static_cast<size_t>(i) >= neighbours_.size()) continue;
+      for (const auto& nb : neighbours_[static_cast<size_t>(i)]) scores[static_cast<size_t>(nb.item)] += nb.score;
+    }
+    add_popularity(pop_, 1e-6f, scores);
+  }
+  std::vector<Scored> similar(int32_t item, size_t k) const override {
+    if (item < 0 || static_cast<size_t>(item) >= neighbours_.size()) return {};
+    const auto& nb = neighbours_[static_cast<size_t>(item)];
+    return {nb.begin(), nb.begin() + static_cast<long>(std::min(k, nb.size()))};
+  }
+  int32_t because_of(const Row& h, int32_t item) const override {
+    int32_t best = -1;
+    float best_sim = 0;
+    for (auto i : h.items) {
+      if (static_cast<size_t>(i) >= neighbours_.size()) continue;
+      for (const auto& nb : neighbours_[static_cast<size_t>(i)])
+        if (nb.item == item && nb.score > best_sim) best_sim = nb.score, best = i;
+    }
+    return best;
+  }
+  void write(ByteWriter& out) const override {
+    out.put_vector(pop_);
+    out.put<uint64_t>(neighbours_.size());
+    for (const auto& nb : neighbours_) {
+      std::vector<int32_t> items;
+      std::vector<float> sims;
+      for (const auto& s : nb) items.push_back(s.item), sims.push_back(s.score);
+      out.put_vector(items);
+      out.put_vector(sims);
+    }
+  }
+  static std::unique_ptr<ItemKnn> read(const MethodSpec& spec, ByteReader& in) {
+    auto pop = in.get_vector<float>();
+    const auto n = in.get<uint64_t>();
+    if (n != pop.size()) throw std::runtime_error("item-knn payload: sizes do not match");
+    std::vector<std::vector<Scored>> neighbours(n);
+    for (auto& nb : neighbours) {
+      const auto items = in.get_vector<int32_t>();
+      const auto sims = in.get_vector<float>();
+      if (items.size() != sims.size()) throw std::runtime_error("item-knn payload: sizes do not match");
+      for (size_t k = 0; k < items.size(); ++k) {
+        if (items[k] < 0 || static_cast<uint64_t>(items[k]) >= n) throw std::runtime_error("item-knn payload: item out of range");
+        nb.push_back({items[k], sims[k]});
+      }
+    }
+    return std::make_unique<ItemKnn>(spec, std::move(neighbours), std::move(pop));
+  }
+
+ private:
+  MethodSpec spec_;
+  std::vector<std::vector<Scored>> neighbours_;
+  std::vector<float> pop_;
+};
+
+// EASE (Steck 2019): the closed-form item-item model B = I - P diagMat(1 / diag(P)),
+// P = (X'X + lambda I)^-1, on the binary matrix of the items that have users. Items without any
+// user keep zero rows and columns.
+class Ease : public Recommender {
+ public:
+  Ease(MethodSpec spec, std::vector<int32_t> items, Eigen::MatrixXf b, std::vector<float> pop)
+      : spec_(std::move(spec)), items_(std::move(items)), b_(std::move(b)), pop_(std::move(pop)) {
+    dense_.assign(pop_.size(), -1);
+    for (size_t k = 0; k < items_.size(); ++k) dense_[static_cast<size_t>(items_[k])] = static_cast<int32_t>(k);
+  }
+  static std::unique_ptr<Ease> fit(const Interactions& x, const MethodSpec& spec) {
+    std::vector<int32_t> items;
+    std::vector<int32_t> dense(x.item_count(), -1);
+    for (const auto& r : x.rows)
+      for (auto i : r.items)
+        if (dense[static_cast<size_t>(i)] < 0) dense[static_cast<size_t>(i)] = 0;
+    for (size_t i = 0; i < dense.size(); ++i)
+      if (dense[i] == 0) {
+        dense[i] = static_cast<int32_t>(items.size());
+        items.push_back(static_cast<int32_t>(i));
+      }
+    const auto m = static_cast<Eigen::Index>(items.size());
+    if (items.size() > kEaseMaxItems)
+      throw Error(fmt::format("EASE needs a {} x {} item matrix: too large for memory", m, m), {},
+                  "use --method item-knn for catalogues of more than 30,000 items");
+    Eigen::MatrixXd g = Eigen::MatrixXd::Zero(m, m);
+    for (const auto& r : x.rows)
+      for (auto i : r.items)
+        for (auto j : r.items) g(dense[static_cast<size_t>(i)], dense[static_cast<size_t>(j)]) += 1;
+    g.diagonal().array() += spec.lambda;
+    const Eigen::MatrixXd p = g.llt().solve(Eigen::MatrixXd::Identity(m, m));
+    Eigen::MatrixXf b(m, m);
+    for (Eigen::Index j = 0; j < m; ++j) b.col(j) = (-p.col(j) / p(j, j)).cast<float>();
+    b.diagonal().setZero();
+    return std::make_unique<Ease>(spec, std::move(items), std::move(b), item_popularity(x));
+  }
+  std::string method() const override { return "ease"; }
+  nlohmann::json params() const override { return spec_.to_json(); }
+  void score(const Row& h, std::vector<float>& scores) const override {
+    scores.assign(pop_.size(), 0);
+    Eigen::VectorXf acc = Eigen::VectorXf::Zero(b_.cols());
+    for (auto i : h.items)
+      if (static_cast<size_t>(i) < dense_.size() && dense_[static_cast<size_t>(i)] >= 0) acc += b_.row(dense_[static_cast<size_t>(i)]).transpose();
+    for (Eigen::Index k = 0; k < acc.size(); ++k) scores[static_cast<size_t>(items_[static_cast<size_t>(k)])] = acc(k);
+    add_popularity(pop_, 1e-6f, scores);
+  }
+  std::vector<Scored> similar(int32_t item, size_t k) const override {
+    if (item < 0 || static_cast<size_t>(item) >= dense_.size() || dense_[static_cast<size_t>(item)] < 0) return {};
+    const auto row = b_.row(dense_[static_cast<size_t>(item)]);
+    std::vector<Scored> out;
+    for (Eigen::Index j = 0; j < row.size(); ++j)
+      if (row(j) > 0) out.push_back({items_[static_cast<size_t>(j)], row(j)});
+    const size_t keep = std::min(k, out.size());
+    std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
+                      [](const Scored& a, const Scored& b) { return a.score > b.score; });
+    out.resize(keep);
+    return out;
+  }
+  int32_t because_of(const Row& h, int32_t item) const override {
+    if (item < 0 || static_cast<size_t>(item) >= dense_.size() || dense_[static_cast<size_t>(item)] < 0) return -1;
+    int32_t best = -1;
+    float best_w = 0;
+    for (auto i : h.items) {
+      if (static_cast<size_t>(i) >= dense_.size() || dense_[static_cast<size_t>(i)] < 0) continue;
+      const float w = b_(dense_[static_cast<size_t>(i)], dense_[static_cast<size_t>(item)]);
+      if (w > best_w) best_w = w, best = i;
+    }
+    return best;
+  }
+  void write(ByteWriter& out) const override {
+    out.put_vector(pop_);
+    out.put_vector(items_);
+    out.put_vector(std::vector<float>(b_.data(), b_.data() + b_.size()));
+  }
+  static std::unique_ptr<Ease> read(const MethodSpec& spec, ByteReader& in) {
+    auto pop = in.get_vector<float>();
+    auto items = in.get_vector<int32_t>();
+    const auto data = in.get_vector<float>();
+    const auto m = static_cast<Eigen::Index>(items.size());
+    if (data.size() != static_cast<size_t>(m * m)) throw std::runtime_error("ease payload: sizes do not match");
+    for (auto i : items)
+      if (i < 0 || static_cast<size_t>(i) >= pop.size()) throw std::runtime_error("ease payload: item out of range");
+    Eigen::MatrixXf b = Eigen::Map<const Eigen::MatrixXf>(data.data(), m, m);
+    return std::make_unique<Ease>(spec, std::move(items), std::move(b), std::move(pop));
+  }
+
+ private:
+  MethodSpec spec_;
+  std::vector<int32_t> items_;  // dense index -> catalogue item
+  std::vector<int32_t> dense_;  // catalogue item -> dense index, -1 without users
+  Eigen::MatrixXf b_;
+  std::vector<float> pop_;
+};
+
+// The user's own item frequencies (decayed with the history's half-life, as a distribution)
+// blended with the mean of the most similar users' (cosine): what this customer re-buys, and
+// what customers who buy like them buy. The idea of TIFU-KNN (Hu et al., SIGIR 2020), which
+// beats plain repurchase on next-basket data.
+class UserKnn : public Recommender {
+ public:
+  UserKnn(MethodSpec spec, std::vector<Row> users, size_t items, std::vector<float> pop)
+      : spec_(std::move(spec)), users_(std::move(users)), pop_(std::move(pop)), items_(items) {
+    for (auto& r : users_) normalise_row(r);
+    by_item_.assign(items_, {});
+    for (size_t u = 0; u < users_.size(); ++u)
+      for (size_t k = 0; k < users_[u].size(); ++k)
+        by_item_[static_cast<size_t>(users_[u].items[k])].push_back({static_cast<int32_t>(u), users_[u].weights[k]});
+  }
+  static void normalise_row(Row& r) {
+    double norm = 0;
+    for (float w : r.weights) norm += static_cast<double>(w) * w;
+    norm = std::sqrt(norm);
+    if (norm > 0)
+      for (auto& w : r.weights) w = static_cast<float>(w / norm);
+  }
+  std::string method() const override { return "user-knn"; }
+  nlohmann::json params() const override { return spec_.to_json(); }
+  void score(const Row& history, std::vector<float>& scores) const override {
+    scores.assign(items_, 0);
+    Row own = history;
+    normalise_row(own);
+    // Cosine with every training user who shares an item (rows are unit length).
+    std::vector<float> sim(users_.size(), 0);
+    std::vector<int32_t> touched;
+    for (size_t k = 0; k < own.size(); ++k) {
+      if (static_cast<size_t>(own.items[k]) >= by_item_.size()) continue;
+      for (const auto& [u, w] : by_item_[static_cast<size_t>(own.items[k])]) {
+        if (sim[static_cast<size_t>(u)] == 0) touched.push_back(u);
+        sim[static_cast<size_t>(u)] += own.weights[k] * w;
+      }
+    }
+    std::vector<Scored> nearest;
+    nearest.reserve(touched.size());
+    for (auto u : touched)
+      if (sim[static_cast<size_t>(u)] < 0.9999f) nearest.push_back({u, sim[static_cast<size_t>(u)]});  // not the user themself
+    const size_t keep = std::min(nearest.size(), static_cast<size_t>(std::max(1, spec_.users)));
+    std::partial_sort(nearest.begin(), nearest.begin() + static_cast<long>(keep), nearest.end(),
+                      [](const Scored& a, const Scored& b) { return a.score != b.score ? a.score > b.score : a.item < b.item; });
+    const float other = keep ? static_cast<float>((1 - spec_.alpha) / static_cast<double>(keep)) : 0;
+    for (size_t n = 0; n < keep; ++n) {
+      const Row& r = users_[static_cast<size_t>(nearest[n].item)];
+      for (size_t k = 0; k < r.size(); ++k) scores[static_cast<size_t>(r.items[k])] += other * r.weights[k];
+    }
+    for (size_t k = 0; k < own.size(); ++k)
+      if (static_cast<size_t>(own.items[k]) < items_) scores[static_cast<size_t>(own.items[k])] += static_cast<float>(spec_.alpha) * own.weights[k];
+    add_popularity(pop_, 1e-6f, scores);
+  }
+  int32_t because_of(const Row& h, int32_t item) const override {
+    return std::binary_search(h.items.begin(), h.items.end(), item) ? item : -1;
+  }
+  void write(ByteWriter& out) const override {
+    out.put_vector(pop_);
+    out.put<uint64_t>(users_.size());
+    for (const auto& r : users_) {
+      out.put_vector(r.items);
+      out.put_vector(r.weights);
+    }
+  }
+  static std::unique_ptr<UserKnn> read(const MethodSpec& spec, ByteReader& in) {
+    auto pop = in.get_vector<float>();
+    const auto n = in.get<uint64_t>();
+    std::vector<Row> users(n);
+    for (auto& r : users) {
+      r.items = in.get_vector<int32_t>();
+      r.weights = in.get_vector<float>();
+      if (r.items.size() != r.weights.size()) throw std::runtime_error("user-knn payload: sizes do not match");
+      for (auto i : r.items)
+        if (i < 0 || static_cast<size_t>(i) >= pop.size()) throw std::runtime_error("user-knn payload: item out of range");
+    }
+    const size_t items = pop.size();
+    return std::make_unique<UserKnn>(spec, std::move(users), items, std::move(pop));
+  }
+
+ private:
+  MethodSpec spec_;
+  std::vector<Row> users_;  // unit-length histories of the training users
+  std::vector<std::vector<std::pair<int32_t, float>>> by_item_;
+  std::vector<float> pop_;
+  size_t items_;
+};
+
+// A model's scores (normalised) plus the user's own history, weighted: what a retail customer
+// re-buys and what the model suggests next, in one list.
+class Hybrid : public Recommender {
+ public:
+  Hybrid(MethodSpec spec, std::unique_ptr<Recommender> base) : spec_(std::move(spec)), base_(std::move(base)) {}
+  std::string method() const override { return "hybrid"; }
+  nlohmann::json params() const override { return spec_.to_json(); }
+  void score(const Row& h, std::vector<float>& scores) const override {
+    base_->score(h, scores);
+    normalise(scores);
+    float top = 0;
+    for (float w : h.weights) top = std::max(top, w);
+    for (size_t k = 0; k < h.size(); ++k)
+      if (static_cast<size_t>(h.items[k]) < scores.size() && top > 0)
+        scores[static_cast<size_t>(h.items[k])] += static_cast<float>(spec_.own_weight) * (0.5f + 0.5f * h.weights[k] / top);
+  }
+  std::vector<Scored> similar(int32_t item, size_t k) const override { return base_->similar(item, k); }
+  int32_t because_of(const Row& h, int32_t item) const override {
+    if (std::binary_search(h.items.begin(), h.items.end(), item)) return item;
+    return base_->because_of(h, item);
+  }
+  void write(ByteWriter& out) const override {
+    out.put_string(base_->method());
+    base_->write(out);
+  }
+  const Recommender& base() const { return *base_; }
+
+ private:
+  MethodSpec spec_;
+  std::unique_ptr<Recommender> base_;
+};
+
+std::unique_ptr<Recommender> read_method(const MethodSpec& spec, const std::string& method, ByteReader& in) {
+  if (method == "popularity") return std::make_unique<Popularity>(in.get_vector<float>());
+  if (method == "repurchase") return std::make_unique<Repurchase>(in.get_vector<float>());
+  if (method == "item-knn") return ItemKnn::read(spec, in);
+  if (method == "ease") return Ease::read(spec, in);
+  if (method == "user-knn") return UserKnn::read(spec, in);
+  if (method == "hybrid") {
+    const auto base = in.get_string();
+    if (base == "hybrid") throw std::runtime_error("recommender payload: a hybrid of a hybrid");
+    MethodSpec base_spec = spec;
+    base_spec.method = base;
+    return std::make_unique<Hybrid>(spec, read_method(base_spec, base, in));
+  }
+  throw std::runtime_error("recommender payload: unknown method \"" + method + "\"");
+}
+
+}  // namespace
+
+std::vector<Scored> Recommender::similar(int32_t, size_t) const { return {}; }
+int32_t Recommender::because_of(const Row&, int32_t) const { return -1; }
+
+nlohmann::json MethodSpec::to_json() const {
+  nlohmann::json j = {{"method", method}};
+  if (method == "item-knn" || (method == "hybrid" && base == "item-knn")) j["neighbours"] = neighbours, j["shrink"] = shrink;
+  if (method == "ease" || (method == "hybrid" && base == "ease")) j["lambda"] = lambda;
+  if (method == "hybrid") j["base"] = base, j["own_weight"] = own_weight;
+  if (method == "user-knn") j["users"] = users, j["alpha"] = alpha;
+  if (half_life_days > 0) j["half_life_days"] = half_life_days;
+  return j;
+}
+
+MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
+  MethodSpec s;
+  s.method = j.at("method");
+  s.neighbours = j.value("neighbours", s.neighbours);
+  s.shrink = j.value("shrink", s.shrink);
+  s.lambda = j.value("lambda", s.lambda);
+  s.base = j.value("base", s.base);
+  s.own_weight = j.value("own_weight", s.own_weight);
+  s.half_life_days = j.value("half_life_days", 0.0);
+  s.users = j.value("users", s.users);
+  s.alpha = j.value("alpha", s.alpha);
+  return s;
+}
+
+std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const MethodSpec& spec, int threads) {
+  if (x.nonzeros() == 0) throw Error("no interactions to learn from", {}, "ingest events first, or widen the training window");
+  if (spec.method == "popularity") return std::make_unique<Popularity>(item_popularity(x));
+  if (spec.method == "repurchase") return std::make_unique<Repurchase>(item_popularity(x));
+  if (spec.method == "item-knn") return ItemKnn::fit(x, spec, threads);
+  if (spec.method == "ease") return Ease::fit(x, spec);
+  if (spec.method == "user-knn") return std::make_unique<UserKnn>(spec, x.rows, x.item_count(), item_popularity(x));
+  if (spec.method == "hybrid") {
+    if (spec.base == "hybrid") throw Error("a hybrid needs a plain base method");
+    MethodSpec base = spec;
+    base.method = spec.base;
+    return std::make_unique<Hybrid>(spec, fit_recommender(x, base, threads));
+  }
+  throw Error(fmt::format("unknown recommendation method \"{}\"", spec.method), {},
+              "methods: popularity, repurchase, item-knn, user-knn, ease, hybrid");
+}
+
+void write_recommender(const Recommender& r, ByteWriter& out) {
+  out.put_string(r.params().dump());
+  r.write(out);
+}
+
+std::unique_ptr<Recommender> read_recommender(ByteReader& in) {
+  const auto spec = MethodSpec::from_json(nlohmann::json::parse(in.get_string()));
+  return read_method(spec, spec.method, in);
+}
+
+}  // namespace persona::recommend

@@ -1,0 +1,59 @@
+#pragma once
+// One Recommender interface, several methods. A recommender scores every item of the catalogue
+// for a user's history row, so a user's newest events change their recommendations at once,
+// without retraining (the live path: the history comes from the store at serving time).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+#include <nlohmann/json.hpp>
+
+#include "persona/core/binary_io.h"
+#include "persona/recommend/interactions.h"
+
+namespace persona::recommend {
+
+struct Scored {
+  int32_t item = -1;
+  float score = 0;
+};
+
+class Recommender {
+ public:
+  virtual ~Recommender() = default;
+  virtual std::string method() const = 0;  // popularity | repurchase | item-knn | ease | hybrid
+  virtual nlohmann::json params() const = 0;
+  // Every item's score for a user with this history (`scores` has one entry per item).
+  virtual void score(const Row& history, std::vector<float>& scores) const = 0;
+  // Items most like `item` (item-item methods; others return none).
+  virtual std::vector<Scored> similar(int32_t item, size_t k) const;
+  // Which history item explains `item` best (item-item methods; -1 when none does).
+  virtual int32_t because_of(const Row& history, int32_t item) const;
+  virtual void write(ByteWriter& out) const = 0;
+};
+
+struct MethodSpec {
+  std::string method = "ease";  // popularity | repurchase | item-knn | user-knn | ease | hybrid
+  int neighbours = 100;         // item-knn: similarities kept per item
+  double shrink = 10;           // item-knn: cosine shrinkage for items with few users
+  double lambda = 100;          // ease: L2 regularisation
+  std::string base = "ease";    // hybrid: the model blended with the user's own history
+  double own_weight = 1;        // hybrid: weight of the user's own (repurchase) scores
+  double half_life_days = 0;    // history weights halve every this many days before the user's newest event
+  int users = 300;              // user-knn: neighbours (users) whose histories are blended in
+  double alpha = 0.8;           // user-knn: weight of the user's own history against the neighbours'
+  nlohmann::json to_json() const;
+  static MethodSpec from_json(const nlohmann::json& j);
+};
+
+// Trains one method. EASE refuses catalogues whose item x item matrix would not fit in memory.
+std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const MethodSpec& spec, int threads = 2);
+void write_recommender(const Recommender& r, ByteWriter& out);  // method spec, then the method's data
+std::unique_ptr<Recommender> read_recommender(ByteReader& in);
+
+// Items above which EASE's dense item x item solve is refused.
+constexpr size_t kEaseMaxItems = 30000;
+
+}  // namespace persona::recommend
