@@ -29,7 +29,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 has a code per kind of usage error; the documented contract is 2 for all of them
+    // (0 for --help).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     for (const auto& [sub, runner] : commands)

@@ -1,0 +1,77 @@
+// The recommendation commands as a user runs them on the sample shop: train (method chosen on
+// validation), recommend with reasons and filters, similar, eval on a temporal split; bad input.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "support/test_support.h"
+
+namespace persona {
+namespace {
+
+using test::run_persona;
+
+nlohmann::json json_of(const test::RunResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return nlohmann::json::parse(r.out);
+}
+
+TEST(RecommendCli, TrainRecommendSimilarEval) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), models = dir.file("models");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  const auto trained = json_of(run_persona({"train", "recommend", "--config", config, "--models", models, "--json"}));
+  EXPECT_FALSE(trained["trials"].empty());  // --method auto compared the grid on validation
+  EXPECT_TRUE(std::filesystem::exists(models + "/recommend.model"));
+
+  const auto recs = json_of(run_persona({"recommend", "U000001", "--config", config, "--models", models, "-k", "5", "--json"}));
+  ASSERT_EQ(recs["recommendations"].size(), 5u);
+  for (const auto& r : recs["recommendations"]) EXPECT_FALSE(r["reason"].get<std::string>().empty());
+  const auto cold = json_of(run_persona({"recommend", "nobody-yet", "--config", config, "--models", models, "--json"}));
+  EXPECT_EQ(cold["history_items"], 0);
+  EXPECT_EQ(cold["recommendations"].size(), 10u);
+  const std::string item = recs["recommendations"][0]["item"];
+  const auto filtered = json_of(run_persona({"recommend", "U000001", "--config", config, "--models", models,
+                                             "--exclude-bought", "--max-price", "50", "--json"}));
+  for (const auto& r : filtered["recommendations"]) EXPECT_NE(r["reason"], "you chose it before");
+  auto human = run_persona({"recommend", "U000001", "--config", config, "--models", models});
+  EXPECT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("1."), std::string::npos);
+
+  const auto eval = json_of(run_persona({"eval", "recommend", "--config", config, "--split", "2025-11-01", "--method",
+                                         "item-knn", "--json"}));
+  ASSERT_GE(eval["results"].size(), 3u);  // the method and the popularity and repurchase baselines
+  const auto& chosen = eval["results"][0]["test"];
+  EXPECT_GT(chosen["eval_users"].get<int>(), 50);
+  EXPECT_GT(chosen["ndcg_at_10"].get<double>(), eval["results"][1]["test"]["ndcg_at_10"].get<double>());  // beats popularity
+  EXPECT_EQ(run_persona({"similar", item, "--models", models, "-k", "3"}).exit_code, 0);
+}
+
+TEST(RecommendCli, BadInputGetsClearErrors) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), models = dir.file("models");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  auto r = run_persona({"recommend", "U000001", "--config", config, "--models", models});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("recommend.model"), std::string::npos) << r.err;
+  r = run_persona({"eval", "recommend", "--config", config, "--split", "2030-01-01", "--method", "popularity"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("split"), std::string::npos) << r.err;
+  r = run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "ease", "--before", "1990-01-01"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no interactions"), std::string::npos) << r.err;
+  ASSERT_EQ(run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "popularity", "-q"}).exit_code, 0);
+  r = run_persona({"similar", "no-such-item", "--models", models});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no-such-item"), std::string::npos) << r.err;
+  r = run_persona({"recommend", "U000001", "--config", config, "--models", models, "-k", "-3"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_persona({"eval"});  // neither a file nor the subcommand
+  EXPECT_NE(r.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace persona

@@ -1,0 +1,275 @@
+// Recommendation: the interaction matrix, the metrics on a hand-worked example, every method on
+// a world with two tastes, model files, filters, the live path and bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "persona/core/error.h"
+#include "persona/recommend/evaluation.h"
+#include "persona/recommend/recommend_model.h"
+#include "support/test_support.h"
+
+namespace persona::recommend {
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+void add(store::EventColumns& e, int32_t user, int32_t item, EventType type, int64_t ts) {
+  e.user.push_back(user);
+  e.item.push_back(item);
+  e.type.push_back(static_cast<uint8_t>(type));
+  e.quantity.push_back(1);
+  e.value.push_back(std::nan(""));
+  e.timestamp.push_back(ts);
+  e.session.push_back(-1);
+}
+
+// Two tastes: users 0-19 buy among items 0-9 ("books"), users 20-39 among items 10-19
+// ("shoes"); each user buys five items of their taste in January and one more in March.
+store::EventColumns two_tastes() {
+  store::EventColumns e;
+  for (int u = 0; u < 40; ++u) e.user_ids.push_back("u" + std::to_string(u));
+  for (int i = 0; i < 20; ++i) {
+    e.item_ids.push_back("i" + std::to_string(i));
+    e.item_categories.push_back(i < 10 ? "Books > Novels" : "Shoes");
+    e.item_prices.push_back(10.0 + i);
+  }
+  for (int u = 0; u < 40; ++u) {
+    const int base = u < 20 ? 0 : 10;
+    for (int n = 0; n < 5; ++n) add(e, u, base + (u + n * 3) % 10, EventType::Purchase, (n + 1) * kDay);
+    add(e, u, base + (u + 7) % 10, EventType::Purchase, 60 * kDay);
+  }
+  return e;
+}
+
+TEST(Interactions, WeightsWindowsAndDecay) {
+  store::EventColumns e;
+  e.user_ids = {"a", "b"};
+  e.item_ids = {"x", "y", "z"};
+  e.item_categories = {"c", "c", "d"};
+  add(e, 0, 0, EventType::View, 0);
+  add(e, 0, 0, EventType::Purchase, kDay);
+  add(e, 0, 1, EventType::Return, kDay);  // weight 0: not an interaction
+  add(e, 1, 2, EventType::Cart, 2 * kDay);
+  InteractionOptions o;
+  auto x = build_interactions(e, o);
+  ASSERT_EQ(x.user_count(), 2u);
+  EXPECT_EQ(x.item_count(), 3u);
+  EXPECT_EQ(x.rows[0].items, std::vector<int32_t>{0});
+  EXPECT_FLOAT_EQ(x.rows[0].weights[0], 6);  // view 1 + purchase 5
+  EXPECT_FLOAT_EQ(x.rows[1].weights[0], 3);
+  const auto cols = x.columns();
+  EXPECT_EQ(cols[2].items, std::vector<int32_t>{1});
+  o.before = 2 * kDay;
+  EXPECT_EQ(build_interactions(e, o).user_count(), 1u);
+  o.before = std::numeric_limits<int64_t>::max();
+  o.half_life_days = 1;  // the view, a day before the user's newest event, counts half
+  EXPECT_FLOAT_EQ(build_interactions(e, o).rows[0].weights[0], 5.5f);
+}
+
+// Scores fixed in advance, to check the metrics by hand.
+class Fixed : public Recommender {
+ public:
+  explicit Fixed(std::vector<float> s) : s_(std::move(s)) {}
+  std::string method() const override { return "fixed"; }
+  nlohmann::json params() const override { return {}; }
+  void score(const Row&, std::vector<float>& scores) const override { scores = s_; }
+  void write(ByteWriter&) const override {}
+
+ private:
+  std::vector<float> s_;
+};
+
+TEST(Evaluation, MetricsOnAHandWorkedExample) {
+  HoldOut h;
+  h.train.items.intern("a");
+  for (const char* i : {"b", "c", "d", "e"}) h.train.items.intern(i);
+  h.train.item_categories.assign(5, "");
+  h.train.item_prices.assign(5, std::nan(""));
+  h.train.rows = {make_row({{0, 1, 0}, {1, 1, 0}, {2, 1, 0}, {3, 1, 0}, {4, 1, 0}}, 0)};
+  h.candidate.assign(5, 1);
+  h.relevant = {{1, 3, 4}};  // relevant: b, d, e
+  // Ranking: a, b, c, d (k = 4): hits at ranks 2 and 4.
+  const Fixed r({4, 3, 2, 1, 0});
+  const auto m = evaluate(r, h, 4, false, 1);
+  EXPECT_EQ(m.users, 1u);
+  EXPECT_DOUBLE_EQ(m.precision, 2.0 / 4);
+  EXPECT_DOUBLE_EQ(m.recall, 2.0 / 3);
+  const double dcg = 1 / std::log2(3.0) + 1 / std::log2(5.0);
+  const double idcg = 1 + 1 / std::log2(3.0) + 1 / std::log2(4.0);
+  EXPECT_NEAR(m.ndcg, dcg / idcg, 1e-12);
+  EXPECT_NEAR(m.map, (1.0 / 2 + 2.0 / 4) / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(m.hit_rate, 1);
+  EXPECT_DOUBLE_EQ(m.coverage, 4.0 / 5);
+  // Excluding what the user has seen leaves nothing to rank here.
+  EXPECT_EQ(evaluate(r, h, 4, true, 1).precision, 0);
+}
+
+TEST(Recommenders, EveryMethodFindsTheTaste) {
+  const auto e = two_tastes();
+  const auto h = temporal_holdout(e, InteractionOptions{}, 30 * kDay);
+  ASSERT_EQ(h.evaluated_users(), 40u);
+  for (const char* method : {"item-knn", "user-knn", "ease", "hybrid"}) {
+    MethodSpec s;
+    s.method = method;
+    s.lambda = 10;
+    s.users = 10;
+    const auto r = fit_recommender(h.train, s, 2);
+    std::vector<float> scores;
+    r->score(h.train.rows[0], scores);  // a books reader
+    const auto top = top_k(scores, h.candidate, 5, &h.train.rows[0]);
+    ASSERT_EQ(top.size(), 5u) << method;
+    for (const auto& t : top) EXPECT_LT(t.item, 10) << method << " recommended a shoe to a books reader";
+    const auto m = evaluate(*r, h, 10, false, 2);
+    EXPECT_GT(m.hit_rate, 0.99) << method;  // the March item is always among the ten of the taste
+  }
+  MethodSpec pop;
+  pop.method = "popularity";
+  const auto p = fit_recommender(h.train, pop);
+  EXPECT_LT(evaluate(*p, h, 3, false, 1).hit_rate, 1.0);  // one list for all: cannot serve both tastes
+  MethodSpec knn;
+  knn.method = "item-knn";
+  const auto k = fit_recommender(h.train, knn);
+  for (const auto& s : k->similar(12, 5)) EXPECT_GE(s.item, 10);
+}
+
+TEST(Recommenders, RepurchaseRanksTheUsersOwnItemsFirst) {
+  const auto e = two_tastes();
+  const auto x = build_interactions(e, InteractionOptions{});
+  MethodSpec s;
+  s.method = "repurchase";
+  const auto r = fit_recommender(x, s);
+  Row history = make_row({{15, 5, 0}, {15, 5, 1}, {3, 5, 2}}, 0);  // item 15 twice, item 3 once
+  std::vector<float> scores;
+  r->score(history, scores);
+  const auto top = top_k(scores, std::vector<uint8_t>(20, 1), 3);
+  EXPECT_EQ(top[0].item, 15);
+  EXPECT_EQ(top[1].item, 3);
+  EXPECT_EQ(r->because_of(history, 15), 15);
+}
+
+TEST(RecommendModel, RoundTripsFiltersAndLiveHistory) {
+  const auto e = two_tastes();
+  test::TempDir dir;
+  for (const char* method : {"popularity", "repurchase", "item-knn", "user-knn", "ease", "hybrid"}) {
+    MethodSpec s;
+    s.method = method;
+    const auto m = RecommendModel::train(e, InteractionOptions{}, s);
+    const auto path = dir.file(std::string(method) + ".model");
+    m.save(path, {{"ndcg", 0.5}});
+    const auto loaded = RecommendModel::load(path);
+    RecommendRequest q;
+    const auto history = m.history(e);  // everyone's events: a heavy user
+    const auto a = m.recommend(history, q), b = loaded.recommend(loaded.history(e), q);
+    ASSERT_EQ(a.size(), b.size()) << method;
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].item, b[i].item) << method;
+    EXPECT_EQ(loaded.metrics()["ndcg"], 0.5);
+  }
+  MethodSpec s;
+  s.method = "item-knn";
+  const auto m = RecommendModel::train(e, InteractionOptions{}, s);
+  // Live: a user with no history gets popular items; one view of a shoe brings shoes.
+  RecommendRequest q;
+  q.k = 3;
+  const auto cold = m.recommend(Row{}, q);
+  ASSERT_EQ(cold.size(), 3u);
+  EXPECT_EQ(cold[0].reason, "popular now");
+  store::EventColumns one = e;
+  one.user.clear(), one.item.clear(), one.type.clear(), one.quantity.clear(), one.value.clear(), one.timestamp.clear(),
+      one.session.clear();
+  add(one, 0, 14, EventType::View, kDay);
+  q.exclude_seen = true;
+  const auto warm = m.recommend(m.history(one), q);
+  ASSERT_EQ(warm.size(), 3u);
+  for (const auto& r : warm) {
+    EXPECT_EQ(r.category, "Shoes");
+    EXPECT_NE(r.item, "i14");
+    EXPECT_EQ(r.because, "i14");
+  }
+  // Filters: a category prefix and a price range.
+  q.exclude_seen = false;
+  q.k = 100;
+  q.category = "Books";
+  for (const auto& r : m.recommend(m.history(one), q)) EXPECT_EQ(r.category.rfind("Books", 0), 0u);
+  q.category.clear();
+  q.min_price = 12;
+  q.max_price = 13;
+  const auto priced = m.recommend(Row{}, q);
+  ASSERT_EQ(priced.size(), 2u);  // items 2 and 3 cost 12 and 13
+  q.k = 0;
+  EXPECT_TRUE(m.recommend(Row{}, q).empty());
+  q.k = 1000000;
+  q.min_price.reset(), q.max_price.reset();
+  EXPECT_EQ(m.recommend(Row{}, q).size(), 20u);
+  EXPECT_EQ(m.similar("i3", 4).size(), 4u);
+  EXPECT_THROW(m.similar("no-such-item", 4), Error);
+}
+
+TEST(RecommendModel, BadInputIsAClearError) {
+  store::EventColumns empty;
+  MethodSpec s;
+  EXPECT_THROW(RecommendModel::train(empty, InteractionOptions{}, s), Error);
+  s.method = "deep-magic";
+  EXPECT_THROW(RecommendModel::train(two_tastes(), InteractionOptions{}, s), Error);
+  // EASE refuses a catalogue whose item x item matrix would not fit.
+  Interactions huge;
+  std::vector<Choice> all;
+  for (int i = 0; i < static_cast<int>(kEaseMaxItems) + 1; ++i) {
+    huge.items.intern("i" + std::to_string(i));
+    all.push_back({i, 1, 0});
+  }
+  huge.item_categories.assign(kEaseMaxItems + 1, "");
+  huge.item_prices.assign(kEaseMaxItems + 1, 0);
+  huge.rows = {make_row(all, 0)};
+  MethodSpec ease;
+  ease.method = "ease";
+  EXPECT_THROW(fit_recommender(huge, ease), Error);
+  // A user with every item (of 2,000): still a full, defined answer.
+  Interactions every;
+  std::vector<Choice> items;
+  for (int i = 0; i < 2000; ++i) {
+    every.items.intern("i" + std::to_string(i));
+    items.push_back({i, 1, 0});
+  }
+  every.item_categories.assign(2000, "");
+  every.item_prices.assign(2000, 0);
+  every.rows = {make_row(items, 0)};
+  MethodSpec knn;
+  knn.method = "item-knn";
+  for (const char* method : {"item-knn", "user-knn", "ease", "repurchase"}) {
+    MethodSpec m;
+    m.method = method;
+    const auto r = fit_recommender(every, m);
+    std::vector<float> scores;
+    r->score(every.rows[0], scores);
+    EXPECT_EQ(scores.size(), 2000u) << method;
+    for (float x : scores) ASSERT_TRUE(std::isfinite(x)) << method;
+  }
+  // Corrupt and foreign model files.
+  test::TempDir dir;
+  const auto m = RecommendModel::train(two_tastes(), InteractionOptions{}, knn);
+  m.save(dir.file("ok.model"));
+  auto bytes = test::read_file(dir.file("ok.model"));
+  bytes[bytes.size() / 2] ^= 0x5a;
+  test::write_file(dir.file("bad.model"), bytes);
+  EXPECT_THROW(RecommendModel::load(dir.file("bad.model")), std::runtime_error);
+  test::write_file(dir.file("text.model"), "not a model at all");
+  EXPECT_THROW(RecommendModel::load(dir.file("text.model")), std::runtime_error);
+  EXPECT_THROW(RecommendModel::load(dir.file("missing.model")), std::runtime_error);
+}
+
+TEST(Evaluation, TuningPicksOnValidationNotTest) {
+  const auto e = two_tastes();
+  std::vector<MethodSpec> grid(2);
+  grid[0].method = "popularity";
+  grid[1].method = "item-knn";
+  const auto trials = tune(e, InteractionOptions{}, 90 * kDay, 45, grid, 10, 1);
+  ASSERT_EQ(trials.size(), 2u);
+  EXPECT_EQ(trials.front().spec.method, "item-knn");
+  EXPECT_GE(trials.front().validation.ndcg, trials.back().validation.ndcg);
+  EXPECT_THROW(tune(e, InteractionOptions{}, 500 * kDay, 10, grid), Error);  // no users in that window
+}
+
+}  // namespace
+}  // namespace persona::recommend
