@@ -287,6 +287,69 @@ def profile_build(args, dataset, store, tmp):
           "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 1})
 
 
+# implicit (ALS, BPR, item-kNN) cannot be installed here: its figures on R3, from the reference
+# results of BENCHMARKS.md (same protocol, settings chosen on a validation month).
+IMPLICIT_R3 = {"implicit-als (128 factors, 15 iterations)": 0.285, "implicit-bm25-knn": 0.299, "implicit-bpr": 0.229}
+IMPLICIT_ALS_TRAIN_S = 1.0  # "~1 s to train", 128 factors, 15 iterations, this kind of machine
+
+
+def r3_dataset(args, dataset, store, split, tmp):
+    out, wall, rss = measure([args.persona, "eval", "recommend", "--store", store, "--split", split, "--method", "auto",
+                              "--json", "--quiet"])
+    r = json.loads(out)
+    chosen = r["results"][0]
+    metrics = dict(chosen["test"], dataset=dataset, method=chosen["method"],
+                   tune_s=round(sum(t["train_s"] for t in r["validation"]), 2))
+    emit({"task": "R3", "system": "persona", "metrics": metrics, "wall_s": round(wall, 3), "peak_rss_bytes": rss,
+          "threads": 2})
+    split_unix = int(time.mktime(time.strptime(split, "%Y-%m-%d")) - time.timezone)
+    try:
+        out, rwall, rrss = measure(["/usr/bin/python3", os.path.join(args.root, "bench", "reference", "r3_reference.py"),
+                                    store, str(split_unix), "30"])
+    except SystemExit as e:
+        emit({"task": "R3", "system": "numpy-references", "skipped": str(e)})
+        return
+    best = None
+    for line in out.splitlines():
+        m = json.loads(line)
+        m["dataset"] = dataset
+        emit({"task": "R3", "system": "numpy-" + m["method"]["method"], "metrics": m, "threads": 1})
+        if best is None or m["ndcg_at_10"] > best["ndcg_at_10"]:
+            best = m
+    ratio = {"dataset": dataset, "ndcg_minus_best_reference": round(metrics["ndcg_at_10"] - best["ndcg_at_10"], 4),
+             "best_reference": best["method"]["method"], "at_least_best": metrics["ndcg_at_10"] >= best["ndcg_at_10"],
+             "same_users": metrics["eval_users"] == best["eval_users"]}
+    if dataset == "online_retail":
+        ratio["above_implicit_reported"] = all(metrics["ndcg_at_10"] > v for v in IMPLICIT_R3.values())
+        ratio["implicit_reported_ndcg"] = IMPLICIT_R3
+        # ALS at implicit's settings: training time against implicit's reported figure.
+        out, wall, rss = measure([args.persona, "eval", "recommend", "--store", store, "--split", split, "--method", "als",
+                                  "--factors", "128", "--iterations", "15", "--threads", "2", "--json", "--quiet"])
+        als = json.loads(out)["results"][0]
+        emit({"task": "R3", "system": "persona-als-128", "metrics": dict(als["test"], dataset=dataset, method=als["method"]),
+              "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 2})
+        ratio["als_train_s"] = round(als["test"]["train_s"], 3)
+        ratio["als_train_vs_implicit_reported"] = round(als["test"]["train_s"] / IMPLICIT_ALS_TRAIN_S, 2)
+    emit({"task": "R3", "ratio": ratio})
+
+
+def r3(args):
+    path = os.path.join(args.data, "retail", "online_retail.csv.gz")
+    with tempfile.TemporaryDirectory() as tmp:
+        if os.path.exists(path):
+            config = local_config(args, tmp, "r1.toml", path)
+            store = os.path.join(tmp, "retail.db")
+            measure([args.persona, "ingest", "--config", config, "--store", store, "--quiet"])
+            r3_dataset(args, "online_retail", store, "2011-11-01", tmp)
+        else:
+            emit({"task": "R3", "dataset": "online_retail", "skipped": f"data not found: {path}"})
+        shop = os.path.join(tmp, "shop")
+        measure([args.persona, "generate", "--out", shop, "--quiet"])
+        shop_store = os.path.join(shop, "shop.db")
+        measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", shop_store, "--quiet"])
+        r3_dataset(args, "sample_shop_default", shop_store, "2025-12-01", tmp)
+
+
 def r4(args):
     path = os.path.join(args.data, "retail", "online_retail.csv.gz")
     if not os.path.exists(path):
@@ -353,7 +416,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T5": text_task}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T5": text_task}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

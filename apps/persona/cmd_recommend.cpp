@@ -16,7 +16,8 @@ struct RecommendArgs {
   std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user;
   int validation_days = 30, neighbours = 100, threads = 2;
   double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0;
-  int users = 300;
+  int users = 300, factors = 64, iterations = 15;
+  double regularization = 0.05, confidence = 2;
   size_t k = 10;
   bool exclude = false;
   std::optional<double> min_price, max_price;
@@ -28,8 +29,8 @@ void add_store_options(CLI::App* s, RecommendArgs& a) {
 }
 
 void add_method_options(CLI::App* s, RecommendArgs& a) {
-  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, repurchase, item-knn, user-knn, ease, hybrid")
-      ->check(CLI::IsMember({"auto", "popularity", "repurchase", "item-knn", "user-knn", "ease", "hybrid"}));
+  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, repurchase, item-knn, user-knn, ease, als, hybrid")
+      ->check(CLI::IsMember({"auto", "popularity", "repurchase", "item-knn", "user-knn", "ease", "als", "hybrid"}));
   s->add_option("--validation-days", a.validation_days, "Days before the training end that --method auto validates on")
       ->check(CLI::Range(1, 3650));
   s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
@@ -40,6 +41,10 @@ void add_method_options(CLI::App* s, RecommendArgs& a) {
   s->add_option("--users", a.users, "user-knn: neighbouring users blended in")->check(CLI::Range(1, 100000));
   s->add_option("--alpha", a.alpha, "user-knn: weight of the user's own history (0-1)")->check(CLI::Range(0.0, 1.0));
   s->add_option("--half-life", a.half_life, "history weights halve every this many days (0: none)")->check(CLI::Range(0.0, 36500.0));
+  s->add_option("--factors", a.factors, "als: latent factors")->check(CLI::Range(1, 4096));
+  s->add_option("--iterations", a.iterations, "als: alternating passes")->check(CLI::Range(1, 1000));
+  s->add_option("--regularization", a.regularization, "als: L2 on the factors")->check(CLI::Range(0.0, 1e6));
+  s->add_option("--confidence", a.confidence, "als: confidence per unit of interaction weight")->check(CLI::Range(0.0, 1e6));
   s->add_option("--k", a.k, "Recommendations per user that the metrics look at")->check(CLI::Range(1, 1000));
   s->add_option("--threads", a.threads, "Threads")->check(CLI::Range(1, 256));
 }
@@ -54,6 +59,10 @@ recommend::MethodSpec spec_from(const RecommendArgs& a) {
   s.users = a.users;
   s.alpha = a.alpha;
   s.half_life_days = a.half_life;
+  s.factors = a.factors;
+  s.iterations = a.iterations;
+  s.regularization = a.regularization;
+  s.confidence = a.confidence;
   return s;
 }
 

@@ -110,11 +110,13 @@ TEST(Recommenders, EveryMethodFindsTheTaste) {
   const auto e = two_tastes();
   const auto h = temporal_holdout(e, InteractionOptions{}, 30 * kDay);
   ASSERT_EQ(h.evaluated_users(), 40u);
-  for (const char* method : {"item-knn", "user-knn", "ease", "hybrid"}) {
+  for (const char* method : {"item-knn", "user-knn", "ease", "als", "hybrid"}) {
     MethodSpec s;
     s.method = method;
     s.lambda = 10;
     s.users = 10;
+    s.factors = 4;
+    s.regularization = 5;  // a small world: strong regularisation keeps the factors to the two tastes
     const auto r = fit_recommender(h.train, s, 2);
     std::vector<float> scores;
     r->score(h.train.rows[0], scores);  // a books reader
@@ -152,9 +154,10 @@ TEST(Recommenders, RepurchaseRanksTheUsersOwnItemsFirst) {
 TEST(RecommendModel, RoundTripsFiltersAndLiveHistory) {
   const auto e = two_tastes();
   test::TempDir dir;
-  for (const char* method : {"popularity", "repurchase", "item-knn", "user-knn", "ease", "hybrid"}) {
+  for (const char* method : {"popularity", "repurchase", "item-knn", "user-knn", "ease", "als", "hybrid"}) {
     MethodSpec s;
     s.method = method;
+    s.factors = 8;
     const auto m = RecommendModel::train(e, InteractionOptions{}, s);
     const auto path = dir.file(std::string(method) + ".model");
     m.save(path, {{"ndcg", 0.5}});
@@ -237,9 +240,10 @@ TEST(RecommendModel, BadInputIsAClearError) {
   every.rows = {make_row(items, 0)};
   MethodSpec knn;
   knn.method = "item-knn";
-  for (const char* method : {"item-knn", "user-knn", "ease", "repurchase"}) {
+  for (const char* method : {"item-knn", "user-knn", "ease", "als", "repurchase"}) {
     MethodSpec m;
     m.method = method;
+    m.factors = 8;
     const auto r = fit_recommender(every, m);
     std::vector<float> scores;
     r->score(every.rows[0], scores);

@@ -162,6 +162,11 @@ std::vector<MethodSpec> default_grid() {
     s.lambda = l;
     grid.push_back(s);
   }
+  s.method = "als";
+  for (double c : {2.0, 10.0}) {
+    s.confidence = c;
+    grid.push_back(s);
+  }
   s.method = "user-knn";
   for (double a : {0.5, 0.7, 0.9})
     for (int k : {100, 300})

@@ -35,7 +35,7 @@ class Recommender {
 };
 
 struct MethodSpec {
-  std::string method = "ease";  // popularity | repurchase | item-knn | user-knn | ease | hybrid
+  std::string method = "ease";  // popularity | repurchase | item-knn | user-knn | ease | als | hybrid
   int neighbours = 100;         // item-knn: similarities kept per item
   double shrink = 10;           // item-knn: cosine shrinkage for items with few users
   double lambda = 100;          // ease: L2 regularisation
@@ -43,6 +43,11 @@ struct MethodSpec {
   double own_weight = 1;        // hybrid: weight of the user's own (repurchase) scores
   double half_life_days = 0;    // history weights halve every this many days before the user's newest event
   int users = 300;              // user-knn: neighbours (users) whose histories are blended in
+  int factors = 64;             // als: latent factors
+  int iterations = 15;          // als: alternating passes
+  double regularization = 0.05; // als: L2 on the factors
+  double confidence = 2;        // als: confidence = 1 + confidence x interaction weight
+  uint64_t seed = 42;           // als: initial factors
   double alpha = 0.8;           // user-knn: weight of the user's own history against the neighbours'
   nlohmann::json to_json() const;
   static MethodSpec from_json(const nlohmann::json& j);
