@@ -15,7 +15,7 @@ namespace {
 struct RecommendArgs {
   std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user;
   int validation_days = 30, neighbours = 100, threads = 2;
-  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0;
+  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0;
   int users = 300, factors = 64, iterations = 15;
   double regularization = 0.05, confidence = 2;
   size_t k = 10;
@@ -29,14 +29,14 @@ void add_store_options(CLI::App* s, RecommendArgs& a) {
 }
 
 void add_method_options(CLI::App* s, RecommendArgs& a) {
-  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, repurchase, item-knn, user-knn, ease, als, hybrid")
-      ->check(CLI::IsMember({"auto", "popularity", "repurchase", "item-knn", "user-knn", "ease", "als", "hybrid"}));
+  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, trending, repurchase, item-knn, user-knn, ease, als, content, hybrid")
+      ->check(CLI::IsMember({"auto", "popularity", "trending", "repurchase", "item-knn", "user-knn", "ease", "als", "content", "hybrid"}));
   s->add_option("--validation-days", a.validation_days, "Days before the training end that --method auto validates on")
       ->check(CLI::Range(1, 3650));
   s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
   s->add_option("--neighbours", a.neighbours, "item-knn: neighbours kept per item")->check(CLI::Range(1, 100000));
   s->add_option("--base", a.base, "hybrid: the model blended with the user's own history")
-      ->check(CLI::IsMember({"popularity", "item-knn", "ease"}));
+      ->check(CLI::IsMember({"popularity", "trending", "item-knn", "user-knn", "ease", "als", "content"}));
   s->add_option("--own-weight", a.own_weight, "hybrid: weight of the user's own history")->check(CLI::Range(0.0, 1000.0));
   s->add_option("--users", a.users, "user-knn: neighbouring users blended in")->check(CLI::Range(1, 100000));
   s->add_option("--alpha", a.alpha, "user-knn: weight of the user's own history (0-1)")->check(CLI::Range(0.0, 1.0));
@@ -192,6 +192,8 @@ Command add_recommend(CLI::App& app, Common& common) {
   sub->add_option("--category", a->category, "Only this category (or its subcategories)");
   sub->add_option("--min-price", a->min_price, "Lowest price");
   sub->add_option("--max-price", a->max_price, "Highest price");
+  sub->add_option("--diversity", a->diversity, "0 (by score) to 1 (many categories): maximal marginal relevance")
+      ->check(CLI::Range(0.0, 1.0));
   return {sub, [a, &common] {
             const auto model = recommend::RecommendModel::load(model_path_from(*a));
             auto store = open_existing_store(store_path_from(a->store, a->config));
@@ -202,6 +204,7 @@ Command add_recommend(CLI::App& app, Common& common) {
             q.category = a->category;
             q.min_price = a->min_price;
             q.max_price = a->max_price;
+            q.diversity = a->diversity;
             const auto recs = model.recommend(history, q);
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();

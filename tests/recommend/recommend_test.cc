@@ -263,6 +263,66 @@ TEST(RecommendModel, BadInputIsAClearError) {
   EXPECT_THROW(RecommendModel::load(dir.file("missing.model")), std::runtime_error);
 }
 
+TEST(Recommenders, ContentRanksNewItemsTrendingFollowsTheLatestDays) {
+  auto e = two_tastes();
+  e.item_texts.assign(20, "");
+  for (int i = 0; i < 20; ++i) e.item_texts[static_cast<size_t>(i)] = i < 10 ? "paper novel story book" : "running shoe sole";
+  // A new item nobody has chosen: a novel, described as one.
+  e.item_ids.push_back("new-novel");
+  e.item_categories.push_back("Books > Novels");
+  e.item_prices.push_back(9);
+  e.item_texts.push_back("a new novel: the story of a paper book");
+  MethodSpec content;
+  content.method = "content";
+  const auto m = RecommendModel::train(e, InteractionOptions{}, content);
+  store::EventColumns mine = e;
+  mine.user.clear(), mine.item.clear(), mine.type.clear(), mine.quantity.clear(), mine.value.clear(),
+      mine.timestamp.clear(), mine.session.clear();
+  add(mine, 0, 3, EventType::Purchase, kDay);
+  RecommendRequest q;
+  q.k = 10;  // the nine other novels and the new one
+  q.exclude_seen = true;
+  bool found = false;
+  for (const auto& r : m.recommend(m.history(mine), q)) {
+    EXPECT_EQ(r.category, "Books > Novels") << r.item;
+    found |= r.item == "new-novel";
+  }
+  EXPECT_TRUE(found) << "the new item was not recommended";
+  EXPECT_EQ(m.similar("new-novel", 3).size(), 3u);
+
+  // Trending: only shoes were bought in the last days.
+  add(e, 0, 15, EventType::Purchase, 100 * kDay);
+  add(e, 1, 15, EventType::Purchase, 100 * kDay);
+  add(e, 2, 16, EventType::Purchase, 99 * kDay);
+  MethodSpec trending;
+  trending.method = "trending";
+  const auto t = RecommendModel::train(e, InteractionOptions{}, trending);
+  q.k = 2;
+  q.exclude_seen = false;
+  const auto top = t.recommend(Row{}, q);
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].item, "i15");
+  EXPECT_EQ(top[1].item, "i16");
+}
+
+TEST(RecommendModel, DiversityBringsMoreCategories) {
+  auto e = two_tastes();
+  for (int i = 0; i < 20; ++i) e.item_categories[static_cast<size_t>(i)] = "c" + std::to_string(i % 4);
+  MethodSpec pop;
+  pop.method = "popularity";
+  const auto m = RecommendModel::train(e, InteractionOptions{}, pop);
+  RecommendRequest q;
+  q.k = 4;
+  auto categories = [&](double d) {
+    q.diversity = d;
+    std::set<std::string> c;
+    for (const auto& r : m.recommend(Row{}, q)) c.insert(r.category);
+    return c.size();
+  };
+  EXPECT_EQ(categories(0.9), 4u);
+  EXPECT_LE(categories(0), categories(0.9));
+}
+
 TEST(Evaluation, TuningPicksOnValidationNotTest) {
   const auto e = two_tastes();
   std::vector<MethodSpec> grid(2);

@@ -146,6 +146,10 @@ std::vector<MethodSpec> default_grid() {
   MethodSpec s;
   s.method = "popularity";
   grid.push_back(s);
+  s.method = "trending";
+  grid.push_back(s);
+  s.method = "content";
+  grid.push_back(s);
   s.method = "repurchase";
   for (double h : {0.0, 30.0, 90.0, 365.0}) {
     s.half_life_days = h;

@@ -2,18 +2,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_set>
 
 namespace persona::recommend {
 
 nlohmann::json InteractionOptions::to_json() const {
   nlohmann::json w;
   for (int t = 0; t < kEventTypeCount; ++t) w[event_type_name(static_cast<EventType>(t))] = weights[static_cast<size_t>(t)];
-  return {{"weights", w}, {"half_life_days", half_life_days}};
+  return {{"weights", w}, {"half_life_days", half_life_days}, {"trend_days", trend_days}};
 }
 
 InteractionOptions InteractionOptions::from_json(const nlohmann::json& j) {
   InteractionOptions o;
   o.half_life_days = j.value("half_life_days", 0.0);
+  o.trend_days = j.value("trend_days", 14.0);
   for (const auto& [name, w] : j.at("weights").items())
     if (auto t = parse_event_type(name)) o.weights[static_cast<size_t>(*t)] = w.get<double>();
   return o;
@@ -65,6 +67,21 @@ Interactions build_interactions(const store::EventColumns& e, const InteractionO
   x.item_prices = e.item_prices;
   x.item_prices.resize(e.item_ids.size(), std::nan(""));
   x.last_seen.assign(e.item_ids.size(), std::numeric_limits<int64_t>::min());
+  x.item_documents.resize(e.item_ids.size());
+  for (size_t i = 0; i < e.item_ids.size(); ++i) {
+    std::string doc = i < e.item_texts.size() ? e.item_texts[i] : std::string();
+    const std::string* parts[] = {&x.item_categories[i], i < e.item_brands.size() ? &e.item_brands[i] : nullptr};
+    for (const auto* part : parts)
+      if (part && !part->empty()) doc += (doc.empty() ? "" : " ") + *part;
+    x.item_documents[i] = std::move(doc);
+  }
+  int64_t newest = std::numeric_limits<int64_t>::min();
+  for (size_t k = 0; k < e.size(); ++k)
+    if (e.timestamp[k] >= o.from && e.timestamp[k] < o.before && o.weights[e.type[k]] > 0) newest = std::max(newest, e.timestamp[k]);
+  const int64_t trend_from = newest == std::numeric_limits<int64_t>::min()
+                                 ? newest
+                                 : newest - static_cast<int64_t>(o.trend_days * 86400);
+  std::vector<std::unordered_set<int32_t>> recent_users(e.item_ids.size());
   std::vector<std::vector<Choice>> choices;
   for (size_t k = 0; k < e.size(); ++k) {
     if (e.timestamp[k] < o.from || e.timestamp[k] >= o.before) continue;
@@ -74,8 +91,11 @@ Interactions build_interactions(const store::EventColumns& e, const InteractionO
     x.last_seen[item] = std::max(x.last_seen[item], e.timestamp[k]);
     const auto u = x.users.intern(e.user_ids[static_cast<size_t>(e.user[k])]);
     if (u >= choices.size()) choices.resize(u + 1);
+    if (e.timestamp[k] > trend_from) recent_users[item].insert(static_cast<int32_t>(u));
     choices[u].push_back({static_cast<int32_t>(item), w, e.timestamp[k]});
   }
+  x.trending.resize(e.item_ids.size());
+  for (size_t i = 0; i < recent_users.size(); ++i) x.trending[i] = static_cast<float>(recent_users[i].size());
   x.rows.reserve(choices.size());
   for (const auto& c : choices) x.rows.push_back(make_row(c, o.half_life_days));
   return x;

@@ -23,6 +23,7 @@ struct InteractionOptions {
   // user's newest event (0: no decay). Relative to the user's own newest event, so the same
   // history gives the same weights whenever it is scored.
   double half_life_days = 0;
+  double trend_days = 14;  // trending: popularity over the last this many days of the window
   int64_t from = std::numeric_limits<int64_t>::min(), before = std::numeric_limits<int64_t>::max();
   nlohmann::json to_json() const;
   static InteractionOptions from_json(const nlohmann::json& j);
@@ -40,7 +41,9 @@ struct Interactions {
   std::vector<std::string> item_categories;
   std::vector<double> item_prices;     // NaN: unknown
   std::vector<Row> rows;               // by user
-  std::vector<int64_t> last_seen;      // by item: the latest event time (trending, availability)
+  std::vector<int64_t> last_seen;      // by item: the latest event time
+  std::vector<float> trending;         // by item: distinct users in the window's last trend_days
+  std::vector<std::string> item_documents;  // by item: title, description, category and brand (content)
 
   size_t user_count() const { return rows.size(); }
   size_t item_count() const { return item_categories.size(); }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "persona/core/error.h"
@@ -25,6 +26,10 @@ RecommendModel RecommendModel::train(const store::EventColumns& events, const In
   m.trained_.assign(x.item_count(), 0);
   for (const auto& r : x.rows)
     for (auto i : r.items) m.trained_[static_cast<size_t>(i)] = 1;
+  // Content-based methods also rank items nobody has chosen yet (new items).
+  if (m.recommender_->ranks_new_items())
+    for (size_t i = 0; i < x.item_count(); ++i)
+      if (!x.item_documents[i].empty()) m.trained_[i] = 1;
   for (const auto& id : m.item_ids_) m.item_index_.intern(id);
   return m;
 }
@@ -97,8 +102,11 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     if (q.min_price && price < *q.min_price) allowed[i] = 0;
     if (q.max_price && price > *q.max_price) allowed[i] = 0;
   }
+  auto ranked = top_k(scores, allowed, std::min(q.diversity > 0 ? q.k * 5 : q.k, allowed.size()),
+                      q.exclude_seen ? &history : nullptr);
+  if (q.diversity > 0) ranked = diversify(ranked, q.k, q.diversity);
   std::vector<Recommendation> out;
-  for (const auto& s : top_k(scores, allowed, std::min(q.k, allowed.size()), q.exclude_seen ? &history : nullptr)) {
+  for (const auto& s : ranked) {
     Recommendation r;
     r.item = item_ids_[static_cast<size_t>(s.item)];
     r.category = item_categories_[static_cast<size_t>(s.item)];
@@ -115,6 +123,33 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     out.push_back(std::move(r));
   }
   return out;
+}
+
+std::vector<Scored> RecommendModel::diversify(const std::vector<Scored>& ranked, size_t k, double diversity) const {
+  // Greedy MMR over the candidates: relevance (scores scaled to 0..1) against similarity to what
+  // is already chosen (1 for the same category, else 0).
+  if (ranked.empty()) return ranked;
+  const float top = ranked.front().score, bottom = ranked.back().score;
+  const float span = top > bottom ? top - bottom : 1;
+  std::vector<Scored> chosen;
+  std::vector<uint8_t> used(ranked.size(), 0);
+  std::set<std::string> categories;
+  while (chosen.size() < k && chosen.size() < ranked.size()) {
+    size_t best = ranked.size();
+    double best_value = -1e300;
+    for (size_t c = 0; c < ranked.size(); ++c) {
+      if (used[c]) continue;
+      const double relevance = (ranked[c].score - bottom) / span;
+      const auto& category = item_categories_[static_cast<size_t>(ranked[c].item)];
+      const double overlap = !category.empty() && categories.count(category) ? 1 : 0;
+      const double value = (1 - diversity) * relevance - diversity * overlap;
+      if (value > best_value) best_value = value, best = c;
+    }
+    used[best] = 1;
+    chosen.push_back(ranked[best]);
+    categories.insert(item_categories_[static_cast<size_t>(ranked[best].item)]);
+  }
+  return chosen;
 }
 
 std::vector<Recommendation> RecommendModel::similar(const std::string& item, size_t k) const {

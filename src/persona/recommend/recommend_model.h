@@ -21,6 +21,9 @@ struct RecommendRequest {
   bool exclude_seen = false;  // retail customers re-buy: off by default
   std::string category;       // only items of this category (prefix match: "Home" takes "Home > Decor")
   std::optional<double> min_price, max_price;
+  // Maximal marginal relevance: 0 ranks by score alone; towards 1, an item of a category already
+  // in the list must score much higher to follow it (more categories in the top k).
+  double diversity = 0;
 };
 
 struct Recommendation {
@@ -49,6 +52,8 @@ class RecommendModel {
   const nlohmann::json& metrics() const { return metrics_; }
 
  private:
+  std::vector<Scored> diversify(const std::vector<Scored>& ranked, size_t k, double diversity) const;
+
   std::shared_ptr<const Recommender> recommender_;
   InteractionOptions options_;
   std::vector<std::string> item_ids_, item_categories_;

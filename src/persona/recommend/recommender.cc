@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "persona/core/error.h"
+#include "persona/text/tfidf.h"
 
 namespace persona::recommend {
 namespace {
@@ -40,9 +41,9 @@ void normalise(std::vector<float>& scores) {
 
 class Popularity : public Recommender {
  public:
-  explicit Popularity(std::vector<float> pop) : pop_(std::move(pop)) {}
-  std::string method() const override { return "popularity"; }
-  nlohmann::json params() const override { return {{"method", "popularity"}}; }
+  explicit Popularity(std::vector<float> pop, std::string name = "popularity") : pop_(std::move(pop)), name_(std::move(name)) {}
+  std::string method() const override { return name_; }
+  nlohmann::json params() const override { return {{"method", name_}}; }
   void score(const Row&, std::vector<float>& scores) const override {
     scores.assign(pop_.size(), 0);
     add_popularity(pop_, 1, scores);
@@ -51,6 +52,110 @@ class Popularity : public Recommender {
   const std::vector<float>& popularity() const { return pop_; }
 
  private:
+  std::vector<float> pop_;
+  std::string name_;
+};
+
+// Content-based: TF-IDF vectors of the items' titles, descriptions, categories and brands (the
+// text stage's vectoriser: words and character n-grams, so Chinese titles match too). A user's
+// profile is the weighted sum of their items' vectors; every item with a description is ranked,
+// also items nobody has chosen yet.
+class Content : public Recommender {
+ public:
+  Content(MethodSpec spec, std::shared_ptr<const text::TfidfVectorizer> v, std::vector<SparseVector> items, std::vector<float> pop)
+      : spec_(std::move(spec)), vectorizer_(std::move(v)), items_(std::move(items)), pop_(std::move(pop)) {}
+  static std::unique_ptr<Content> fit(const Interactions& x, const MethodSpec& spec, int threads) {
+    text::TfidfOptions o;
+    o.min_df = 1;
+    auto v = std::make_shared<text::TfidfVectorizer>(o);
+    v->fit(x.item_documents, threads);
+    return std::make_unique<Content>(spec, v, v->transform_all(x.item_documents, threads), item_popularity(x));
+  }
+  std::string method() const override { return "content"; }
+  nlohmann::json params() const override { return spec_.to_json(); }
+  bool ranks_new_items() const override { return true; }
+  void score(const Row& h, std::vector<float>& scores) const override {
+    scores.assign(items_.size(), 0);
+    std::unordered_map<int32_t, float> profile;
+    for (size_t k = 0; k < h.size(); ++k) {
+      if (static_cast<size_t>(h.items[k]) >= items_.size()) continue;
+      const auto& v = items_[static_cast<size_t>(h.items[k])];
+      for (size_t j = 0; j < v.size(); ++j) profile[v.index[j]] += h.weights[k] * v.value[j];
+    }
+    if (!profile.empty())
+      for (size_t i = 0; i < items_.size(); ++i) {
+        float s = 0;
+        for (size_t j = 0; j < items_[i].size(); ++j)
+          if (auto it = profile.find(items_[i].index[j]); it != profile.end()) s += it->second * items_[i].value[j];
+        scores[i] = s;
+      }
+    add_popularity(pop_, 1e-6f, scores);
+  }
+  std::vector<Scored> similar(int32_t item, size_t k) const override {
+    if (item < 0 || static_cast<size_t>(item) >= items_.size()) return {};
+    Row one;
+    one.items = {item};
+    one.weights = {1};
+    std::vector<float> scores;
+    score(one, scores);
+    scores[static_cast<size_t>(item)] = -1;
+    std::vector<Scored> out;
+    for (size_t i = 0; i < scores.size(); ++i)
+      if (scores[i] > 1e-5f) out.push_back({static_cast<int32_t>(i), scores[i]});
+    const size_t keep = std::min(k, out.size());
+    std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
+                      [](const Scored& a, const Scored& b) { return a.score > b.score; });
+    out.resize(keep);
+    return out;
+  }
+  int32_t because_of(const Row& h, int32_t item) const override {
+    if (static_cast<size_t>(item) >= items_.size()) return -1;
+    int32_t best = -1;
+    float best_s = 0;
+    for (auto i : h.items) {
+      if (i == item || static_cast<size_t>(i) >= items_.size()) continue;
+      const float s = dot(items_[static_cast<size_t>(i)], items_[static_cast<size_t>(item)]);
+      if (s > best_s) best_s = s, best = i;
+    }
+    return std::binary_search(h.items.begin(), h.items.end(), item) ? item : best;
+  }
+  void write(ByteWriter& out) const override {
+    out.put_vector(pop_);
+    out.put_string(vectorizer_->to_bytes());
+    out.put<uint64_t>(items_.size());
+    for (const auto& v : items_) {
+      out.put_vector(v.index);
+      out.put_vector(v.value);
+    }
+  }
+  static std::unique_ptr<Content> read(const MethodSpec& spec, ByteReader& in) {
+    auto pop = in.get_vector<float>();
+    auto v = std::make_shared<text::TfidfVectorizer>(text::TfidfVectorizer::from_bytes(in.get_string()));
+    const auto n = in.get<uint64_t>();
+    if (n != pop.size()) throw std::runtime_error("content payload: sizes do not match");
+    std::vector<SparseVector> items(n);
+    for (auto& x : items) {
+      x.index = in.get_vector<int32_t>();
+      x.value = in.get_vector<float>();
+      if (x.index.size() != x.value.size()) throw std::runtime_error("content payload: sizes do not match");
+    }
+    return std::make_unique<Content>(spec, std::move(v), std::move(items), std::move(pop));
+  }
+
+ private:
+  static float dot(const SparseVector& a, const SparseVector& b) {
+    float s = 0;
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+      if (a.index[i] == b.index[j]) s += a.value[i++] * b.value[j++];
+      else if (a.index[i] < b.index[j]) ++i;
+      else ++j;
+    }
+    return s;
+  }
+  MethodSpec spec_;
+  std::shared_ptr<const text::TfidfVectorizer> vectorizer_;
+  std::vector<SparseVector> items_;
   std::vector<float> pop_;
 };
 
@@ -505,6 +610,7 @@ class Hybrid : public Recommender {
         scores[static_cast<size_t>(h.items[k])] += static_cast<float>(spec_.own_weight) * (0.5f + 0.5f * h.weights[k] / top);
   }
   std::vector<Scored> similar(int32_t item, size_t k) const override { return base_->similar(item, k); }
+  bool ranks_new_items() const override { return base_->ranks_new_items(); }
   int32_t because_of(const Row& h, int32_t item) const override {
     if (std::binary_search(h.items.begin(), h.items.end(), item)) return item;
     return base_->because_of(h, item);
@@ -522,6 +628,8 @@ class Hybrid : public Recommender {
 
 std::unique_ptr<Recommender> read_method(const MethodSpec& spec, const std::string& method, ByteReader& in) {
   if (method == "popularity") return std::make_unique<Popularity>(in.get_vector<float>());
+  if (method == "trending") return std::make_unique<Popularity>(in.get_vector<float>(), "trending");
+  if (method == "content") return Content::read(spec, in);
   if (method == "repurchase") return std::make_unique<Repurchase>(in.get_vector<float>());
   if (method == "item-knn") return ItemKnn::read(spec, in);
   if (method == "ease") return Ease::read(spec, in);
@@ -577,6 +685,16 @@ MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
 std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const MethodSpec& spec, int threads) {
   if (x.nonzeros() == 0) throw Error("no interactions to learn from", {}, "ingest events first, or widen the training window");
   if (spec.method == "popularity") return std::make_unique<Popularity>(item_popularity(x));
+  if (spec.method == "trending") {
+    // Popularity in the window's last days; all-time popularity breaks ties (and fills in).
+    std::vector<float> trend = x.trending;
+    float top = 0;
+    for (float t : trend) top = std::max(top, t);
+    const auto pop = item_popularity(x);
+    for (size_t i = 0; i < trend.size(); ++i) trend[i] = (top > 0 ? trend[i] / top : 0) + 1e-3f * pop[i];
+    return std::make_unique<Popularity>(std::move(trend), "trending");
+  }
+  if (spec.method == "content") return Content::fit(x, spec, threads);
   if (spec.method == "repurchase") return std::make_unique<Repurchase>(item_popularity(x));
   if (spec.method == "item-knn") return ItemKnn::fit(x, spec, threads);
   if (spec.method == "ease") return Ease::fit(x, spec);
@@ -589,7 +707,7 @@ std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const Method
     return std::make_unique<Hybrid>(spec, fit_recommender(x, base, threads));
   }
   throw Error(fmt::format("unknown recommendation method \"{}\"", spec.method), {},
-              "methods: popularity, repurchase, item-knn, user-knn, ease, als, hybrid");
+              "methods: popularity, trending, repurchase, item-knn, user-knn, ease, als, content, hybrid");
 }
 
 void write_recommender(const Recommender& r, ByteWriter& out) {

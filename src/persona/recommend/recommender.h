@@ -31,11 +31,13 @@ class Recommender {
   virtual std::vector<Scored> similar(int32_t item, size_t k) const;
   // Which history item explains `item` best (item-item methods; -1 when none does).
   virtual int32_t because_of(const Row& history, int32_t item) const;
+  // Whether it can rank items nobody has chosen yet (content-based): new items.
+  virtual bool ranks_new_items() const { return false; }
   virtual void write(ByteWriter& out) const = 0;
 };
 
 struct MethodSpec {
-  std::string method = "ease";  // popularity | repurchase | item-knn | user-knn | ease | als | hybrid
+  std::string method = "ease";  // popularity | trending | repurchase | item-knn | user-knn | ease | als | content | hybrid
   int neighbours = 100;         // item-knn: similarities kept per item
   double shrink = 10;           // item-knn: cosine shrinkage for items with few users
   double lambda = 100;          // ease: L2 regularisation

@@ -515,7 +515,8 @@ EventColumns SqliteStore::read_events(const std::vector<std::string>* only) {
     }
   }
   {
-    Statement q(db_, "SELECT id, ext_id, coalesce(category, ''), coalesce(brand, ''), price FROM items ORDER BY id");
+    Statement q(db_, "SELECT id, ext_id, coalesce(category, ''), coalesce(brand, ''), price, "
+                     "trim(coalesce(title, '') || ' ' || coalesce(text, '')) FROM items ORDER BY id");
     while (q.step()) {
       const auto id = static_cast<size_t>(q.integer(0));
       if (e.item_ids.size() <= id) {
@@ -523,7 +524,9 @@ EventColumns SqliteStore::read_events(const std::vector<std::string>* only) {
         e.item_categories.resize(id + 1);
         e.item_brands.resize(id + 1);
         e.item_prices.resize(id + 1, std::numeric_limits<double>::quiet_NaN());
+        e.item_texts.resize(id + 1);
       }
+      e.item_texts[id] = q.text(5);
       e.item_ids[id] = q.text(1);
       e.item_categories[id] = q.text(2);
       e.item_brands[id] = q.text(3);

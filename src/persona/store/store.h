@@ -68,6 +68,7 @@ struct EventColumns {
   std::vector<int64_t> user_signups;                    // by user id; INT64_MIN when unknown
   std::vector<std::string> item_ids, item_categories, item_brands;  // by item id
   std::vector<double> item_prices;                      // by item id; NaN when unknown
+  std::vector<std::string> item_texts;                  // by item id: title and description
   std::vector<std::string> sessions;
   size_t size() const { return user.size(); }
 };
