@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "persona/core/error.h"
 #include "persona/recommend/evaluation.h"
@@ -321,6 +323,39 @@ TEST(RecommendModel, DiversityBringsMoreCategories) {
   };
   EXPECT_EQ(categories(0.9), 4u);
   EXPECT_LE(categories(0), categories(0.9));
+}
+
+TEST(RecommendService, RetrainSwapsInWhileReadersServe) {
+  const auto e = two_tastes();
+  MethodSpec pop;
+  pop.method = "popularity";
+  RecommendService service(std::make_shared<const RecommendModel>(RecommendModel::train(e, InteractionOptions{}, pop)));
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> served{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r)
+    readers.emplace_back([&] {
+      RecommendRequest q;
+      q.k = 3;
+      while (!stop) {
+        const auto model = service.model();
+        ASSERT_EQ(model->recommend(Row{}, q).size(), 3u);
+        ++served;
+      }
+    });
+  MethodSpec knn;
+  knn.method = "item-knn";
+  ASSERT_TRUE(service.retrain_async([&] { return RecommendModel::train(e, InteractionOptions{}, knn); }));
+  service.wait();
+  EXPECT_EQ(service.model()->recommender().method(), "item-knn");
+  // A failing retrain keeps the model that serves, and says why.
+  ASSERT_TRUE(service.retrain_async([]() -> RecommendModel { throw Error("the store is gone"); }));
+  service.wait();
+  EXPECT_EQ(service.model()->recommender().method(), "item-knn");
+  EXPECT_NE(service.last_error().find("the store is gone"), std::string::npos);
+  while (served < 10) std::this_thread::yield();
+  stop = true;
+  for (auto& t : readers) t.join();
 }
 
 TEST(Evaluation, TuningPicksOnValidationNotTest) {

@@ -23,6 +23,7 @@ RecommendModel RecommendModel::train(const store::EventColumns& events, const In
   for (size_t i = 0; i < x.item_count(); ++i) m.item_ids_.emplace_back(x.items.name(static_cast<IdMap::Id>(i)));
   m.item_categories_ = x.item_categories;
   m.item_prices_ = x.item_prices;
+  m.trending_ = x.trending;
   m.trained_.assign(x.item_count(), 0);
   for (const auto& r : x.rows)
     for (auto i : r.items) m.trained_[static_cast<size_t>(i)] = 1;
@@ -45,6 +46,7 @@ void RecommendModel::save(const std::string& path, const nlohmann::json& metrics
   }
   w.put_vector(item_prices_);
   w.put_vector(trained_);
+  w.put_vector(trending_);
   ml::ModelHeader header;
   header.kind = "recommender";
   header.task = "recommend";
@@ -67,7 +69,8 @@ RecommendModel RecommendModel::load(const std::string& path) {
     }
     m.item_prices_ = r.get_vector<double>();
     m.trained_ = r.get_vector<uint8_t>();
-    if (m.item_prices_.size() != n || m.trained_.size() != n)
+    m.trending_ = r.get_vector<float>();
+    if (m.item_prices_.size() != n || m.trained_.size() != n || m.trending_.size() != n)
       throw std::runtime_error("the item tables do not match");
     for (const auto& id : m.item_ids_) m.item_index_.intern(id);
     m.metrics_ = file.header.metrics;
@@ -93,6 +96,12 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
   if (q.k == 0) return {};
   std::vector<float> scores;
   recommender_->score(history, scores);
+  if (history.size() == 0) {
+    // A new user: what is popular now (all-time popularity, already in the scores, breaks ties).
+    float top = 0;
+    for (float t : trending_) top = std::max(top, t);
+    for (size_t i = 0; i < scores.size() && i < trending_.size() && top > 0; ++i) scores[i] += trending_[i] / top;
+  }
   std::vector<uint8_t> allowed = trained_;
   for (size_t i = 0; i < allowed.size(); ++i) {
     if (!allowed[i]) continue;
@@ -150,6 +159,40 @@ std::vector<Scored> RecommendModel::diversify(const std::vector<Scored>& ranked,
     categories.insert(item_categories_[static_cast<size_t>(ranked[best].item)]);
   }
   return chosen;
+}
+
+RecommendService::RecommendService(std::shared_ptr<const RecommendModel> model) : model_(std::move(model)) {}
+
+RecommendService::~RecommendService() { wait(); }
+
+std::shared_ptr<const RecommendModel> RecommendService::model() const { return std::atomic_load(&model_); }
+
+void RecommendService::swap(std::shared_ptr<const RecommendModel> next) { std::atomic_store(&model_, std::move(next)); }
+
+bool RecommendService::retrain_async(std::function<RecommendModel()> train) {
+  if (running_.exchange(true)) return false;
+  if (worker_.joinable()) worker_.join();
+  worker_ = std::thread([this, train = std::move(train)] {
+    try {
+      swap(std::make_shared<const RecommendModel>(train()));
+      std::lock_guard lock(error_mutex_);
+      error_.clear();
+    } catch (const std::exception& e) {  // the old model keeps serving
+      std::lock_guard lock(error_mutex_);
+      error_ = e.what();
+    }
+    running_ = false;
+  });
+  return true;
+}
+
+void RecommendService::wait() {
+  if (worker_.joinable()) worker_.join();
+}
+
+std::string RecommendService::last_error() const {
+  std::lock_guard lock(error_mutex_);
+  return error_;
 }
 
 std::vector<Recommendation> RecommendModel::similar(const std::string& item, size_t k) const {

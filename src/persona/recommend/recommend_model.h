@@ -3,7 +3,11 @@
 // which items it learned from), how events become interactions, and its validation figures. One
 // model file of kind "recommender". Recommendations are computed from the user's history as it
 // is now (the store's events), so a new event counts at once, without retraining.
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +37,30 @@ struct Recommendation {
   std::string because;  // the history item behind it, when there is one
 };
 
+class RecommendModel;
+
+// Serving with live model swaps: readers take the current model (a shared pointer, loaded
+// atomically), a full retrain runs on a background thread and swaps in when it is done; requests
+// in flight finish on the model they started with.
+class RecommendService {
+ public:
+  explicit RecommendService(std::shared_ptr<const RecommendModel> model);
+  ~RecommendService();
+  std::shared_ptr<const RecommendModel> model() const;
+  void swap(std::shared_ptr<const RecommendModel> next);
+  // Starts `train` on a background thread (unless one is running: then returns false).
+  bool retrain_async(std::function<RecommendModel()> train);
+  void wait();                       // until the background retrain (if any) has swapped in
+  std::string last_error() const;    // why the last retrain failed ("" when it did not)
+
+ private:
+  std::shared_ptr<const RecommendModel> model_;
+  std::thread worker_;
+  std::atomic<bool> running_{false};
+  mutable std::mutex error_mutex_;
+  std::string error_;
+};
+
 class RecommendModel {
  public:
   // Trains `spec` on the events in [options.from, options.before).
@@ -59,6 +87,7 @@ class RecommendModel {
   std::vector<std::string> item_ids_, item_categories_;
   std::vector<double> item_prices_;
   std::vector<uint8_t> trained_;  // items seen in training: the ones that may be recommended
+  std::vector<float> trending_;   // cold start: what users chose in the training window's last days
   IdMap item_index_;
   nlohmann::json metrics_;
 };
