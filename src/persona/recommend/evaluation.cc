@@ -47,7 +47,8 @@ nlohmann::json RankingMetrics::to_json() const {
   auto r4 = [](double x) { return std::round(x * 1e4) / 1e4; };
   return {{"eval_users", users}, {"k", k}, {"precision_at_10", r4(precision)}, {"recall_at_10", r4(recall)},
           {"ndcg_at_10", r4(ndcg)}, {"map_at_10", r4(map)}, {"hit_rate", r4(hit_rate)}, {"coverage", r4(coverage)},
-          {"novelty", r4(novelty)}, {"recs_per_s", std::round(recs_per_s)}};
+          {"novelty", r4(novelty)}, {"recs_per_s", std::round(recs_per_s)},
+          {"latency_us", {{"p50", std::round(latency_p50_us)}, {"p95", std::round(latency_p95_us)}, {"p99", std::round(latency_p99_us)}}}};
 }
 
 std::vector<Scored> top_k(const std::vector<float>& scores, const std::vector<uint8_t>& candidate, size_t k,
@@ -84,6 +85,7 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
   struct Sums {
     double p = 0, r = 0, ndcg = 0, map = 0, hit = 0, novelty = 0;
     std::vector<uint8_t> shown;
+    std::vector<double> latency_us;
   };
   std::vector<Sums> sums(t);
   const auto t0 = std::chrono::steady_clock::now();
@@ -94,8 +96,10 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
     for (size_t n = part; n < users.size(); n += t) {
       const size_t u = users[n];
       const Row& history = h.train.rows[u];
+      const auto started = std::chrono::steady_clock::now();
       r.score(history, scores);
       const auto top = top_k(scores, h.candidate, k, exclude_seen ? &history : nullptr);
+      s.latency_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count());
       std::unordered_set<int32_t> rel(h.relevant[u].begin(), h.relevant[u].end());
       double hits = 0, dcg = 0, ap = 0;
       for (size_t i = 0; i < top.size(); ++i) {
@@ -122,8 +126,10 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
   for (auto& th : pool) th.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<uint8_t> shown(h.train.item_count(), 0);
+  std::vector<double> latency;
   Sums all;
   for (const auto& s : sums) {
+    latency.insert(latency.end(), s.latency_us.begin(), s.latency_us.end());
     all.p += s.p, all.r += s.r, all.ndcg += s.ndcg, all.map += s.map, all.hit += s.hit, all.novelty += s.novelty;
     for (size_t i = 0; i < s.shown.size(); ++i) shown[i] |= s.shown[i];
   }
@@ -138,6 +144,11 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
   for (size_t i = 0; i < shown.size(); ++i) candidates += h.candidate[i], covered += shown[i] && h.candidate[i];
   m.coverage = candidates ? static_cast<double>(covered) / static_cast<double>(candidates) : 0;
   m.recs_per_s = seconds > 0 ? n / seconds : 0;
+  std::sort(latency.begin(), latency.end());
+  auto percentile = [&](double p) { return latency[std::min(latency.size() - 1, static_cast<size_t>(p * static_cast<double>(latency.size())))]; };
+  m.latency_p50_us = percentile(0.50);
+  m.latency_p95_us = percentile(0.95);
+  m.latency_p99_us = percentile(0.99);
   return m;
 }
 

@@ -30,6 +30,7 @@ struct RankingMetrics {
   size_t users = 0, k = 10;
   double precision = 0, recall = 0, ndcg = 0, map = 0, hit_rate = 0, coverage = 0, novelty = 0;
   double recs_per_s = 0;
+  double latency_p50_us = 0, latency_p95_us = 0, latency_p99_us = 0;  // one user's top k: score and rank
   nlohmann::json to_json() const;
 };
 
