@@ -348,6 +348,11 @@ def r3(args):
         shop_store = os.path.join(shop, "shop.db")
         measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", shop_store, "--quiet"])
         r3_dataset(args, "sample_shop_default", shop_store, "2025-12-01", tmp)
+    # Serving at a synthetic 1M-item catalogue: the HNSW path against exact scoring (library, no HTTP).
+    ann = os.path.join(os.path.dirname(args.persona), "..", "..", "bench", "persona_ann_bench")
+    out, wall, rss = measure([ann, "1000000", "64", "300", "2"])
+    emit({"task": "R3", "system": "persona-ann-1m-items", "metrics": json.loads(out), "wall_s": round(wall, 3),
+          "peak_rss_bytes": rss, "threads": 2})
 
 
 def r4(args):

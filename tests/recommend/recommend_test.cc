@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <atomic>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -356,6 +357,48 @@ TEST(RecommendService, RetrainSwapsInWhileReadersServe) {
   while (served < 10) std::this_thread::yield();
   stop = true;
   for (auto& t : readers) t.join();
+}
+
+TEST(RecommendModel, LargeCataloguesRankThroughTheAnnIndex) {
+  // 3,000 items in 30 tastes; 600 users each choosing within one taste.
+  store::EventColumns e;
+  for (int i = 0; i < 3000; ++i) {
+    e.item_ids.push_back("i" + std::to_string(i));
+    e.item_categories.push_back("t" + std::to_string(i % 30));
+    e.item_prices.push_back(i % 100);
+  }
+  std::mt19937 rng(3);
+  for (int u = 0; u < 600; ++u) {
+    e.user_ids.push_back("u" + std::to_string(u));
+    for (int n = 0; n < 12; ++n) add(e, u, static_cast<int32_t>((u % 30) + 30 * (rng() % 100)), EventType::Purchase, n * kDay);
+  }
+  MethodSpec als;
+  als.method = "als";
+  als.factors = 32;
+  als.ann_min_items = 1000;  // this catalogue counts as large
+  const auto x = build_interactions(e, InteractionOptions{});
+  const auto r = fit_recommender(x, als);
+  std::vector<Row> some(x.rows.begin(), x.rows.begin() + 100);
+  const double recall = ann_recall(*r, some, 10);
+  EXPECT_GT(recall, 0.9);
+  EXPECT_LE(recall, 1.0);
+  als.ann_min_items = 1000000;  // the exact path: nothing to lose
+  EXPECT_EQ(ann_recall(*fit_recommender(x, als), some, 10), 1.0);
+  // Served through the index, with filters, from a saved and loaded model.
+  als.ann_min_items = 1000;
+  test::TempDir dir;
+  RecommendModel::train(e, InteractionOptions{}, als).save(dir.file("als.model"));
+  const auto m = RecommendModel::load(dir.file("als.model"));
+  RecommendRequest q;
+  q.k = 10;
+  q.max_price = 49;
+  q.exclude_seen = true;
+  const auto recs = m.recommend(x.rows[0], q);
+  ASSERT_EQ(recs.size(), 10u);
+  for (const auto& rec : recs) {
+    EXPECT_EQ(rec.category, "t0");  // user 0's taste
+    EXPECT_LE(std::stoi(rec.item.substr(1)) % 100, 49);
+  }
 }
 
 TEST(Evaluation, TuningPicksOnValidationNotTest) {

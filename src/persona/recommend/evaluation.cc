@@ -152,6 +152,25 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
   return m;
 }
 
+double ann_recall(const Recommender& r, const std::vector<Row>& histories, size_t k) {
+  double sum = 0;
+  size_t n = 0;
+  std::vector<float> scores;
+  for (const auto& h : histories) {
+    const auto approx = r.candidates(h, k);
+    if (!approx) return 1;
+    r.score(h, scores);
+    const auto exact = top_k(scores, std::vector<uint8_t>(scores.size(), 1), k);
+    std::unordered_set<int32_t> truth;
+    for (const auto& s : exact) truth.insert(s.item);
+    size_t hits = 0;
+    for (const auto& s : *approx) hits += truth.count(s.item);
+    sum += exact.empty() ? 1 : static_cast<double>(hits) / static_cast<double>(exact.size());
+    ++n;
+  }
+  return n ? sum / static_cast<double>(n) : 1;
+}
+
 std::vector<MethodSpec> default_grid() {
   std::vector<MethodSpec> grid;
   MethodSpec s;

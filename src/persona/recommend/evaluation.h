@@ -51,6 +51,10 @@ struct Trial {
 std::vector<Trial> tune(const store::EventColumns& events, const InteractionOptions& options, int64_t split,
                         int validation_days, const std::vector<MethodSpec>& grid, size_t k = 10, int threads = 2);
 
+// Recall@k of a recommender's approximate candidates against its exact scores, over histories:
+// what the ANN path loses. 1 when the method has no approximate path.
+double ann_recall(const Recommender& r, const std::vector<Row>& histories, size_t k);
+
 // The methods and settings `--method auto` compares.
 std::vector<MethodSpec> default_grid();
 

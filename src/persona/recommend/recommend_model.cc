@@ -94,14 +94,6 @@ Row RecommendModel::history(const store::EventColumns& e) const {
 
 std::vector<Recommendation> RecommendModel::recommend(const Row& history, const RecommendRequest& q) const {
   if (q.k == 0) return {};
-  std::vector<float> scores;
-  recommender_->score(history, scores);
-  if (history.size() == 0) {
-    // A new user: what is popular now (all-time popularity, already in the scores, breaks ties).
-    float top = 0;
-    for (float t : trending_) top = std::max(top, t);
-    for (size_t i = 0; i < scores.size() && i < trending_.size() && top > 0; ++i) scores[i] += trending_[i] / top;
-  }
   std::vector<uint8_t> allowed = trained_;
   for (size_t i = 0; i < allowed.size(); ++i) {
     if (!allowed[i]) continue;
@@ -111,8 +103,27 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     if (q.min_price && price < *q.min_price) allowed[i] = 0;
     if (q.max_price && price > *q.max_price) allowed[i] = 0;
   }
-  auto ranked = top_k(scores, allowed, std::min(q.diversity > 0 ? q.k * 5 : q.k, allowed.size()),
-                      q.exclude_seen ? &history : nullptr);
+  const size_t wanted = std::min(q.diversity > 0 ? q.k * 5 : q.k, allowed.size());
+  std::vector<Scored> ranked;
+  if (auto candidates = recommender_->candidates(history, std::max<size_t>(wanted * 10, wanted + history.size() + 100))) {
+    // A large catalogue: only the index's candidates are ranked (the filters still apply).
+    for (const auto& c : *candidates) {
+      if (!allowed[static_cast<size_t>(c.item)]) continue;
+      if (q.exclude_seen && std::binary_search(history.items.begin(), history.items.end(), c.item)) continue;
+      ranked.push_back(c);
+      if (ranked.size() == wanted) break;
+    }
+  } else {
+    std::vector<float> scores;
+    recommender_->score(history, scores);
+    if (history.size() == 0) {
+      // A new user: what is popular now (all-time popularity, already in the scores, breaks ties).
+      float top = 0;
+      for (float t : trending_) top = std::max(top, t);
+      for (size_t i = 0; i < scores.size() && i < trending_.size() && top > 0; ++i) scores[i] += trending_[i] / top;
+    }
+    ranked = top_k(scores, allowed, wanted, q.exclude_seen ? &history : nullptr);
+  }
   if (q.diversity > 0) ranked = diversify(ranked, q.k, q.diversity);
   std::vector<Recommendation> out;
   for (const auto& s : ranked) {

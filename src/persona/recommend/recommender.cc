@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "persona/core/error.h"
+#include "persona/recommend/ann.h"
 #include "persona/text/tfidf.h"
 
 namespace persona::recommend {
@@ -473,8 +474,16 @@ class UserKnn : public Recommender {
 class Als : public Recommender {
  public:
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Als(MethodSpec spec, Matrix items, std::vector<float> pop) : spec_(std::move(spec)), y_(std::move(items)), pop_(std::move(pop)) {
+  Als(MethodSpec spec, Matrix items, std::vector<float> pop, int threads = 2)
+      : spec_(std::move(spec)), y_(std::move(items)), pop_(std::move(pop)) {
     gram_ = y_.transpose() * y_;
+    if (static_cast<size_t>(y_.rows()) >= spec_.ann_min_items && y_.rows() > 0)
+      index_ = std::make_unique<InnerProductIndex>(y_.data(), static_cast<size_t>(y_.rows()), static_cast<size_t>(y_.cols()), threads);
+  }
+  std::optional<std::vector<Scored>> candidates(const Row& h, size_t n) const override {
+    if (!index_ || h.size() == 0) return std::nullopt;
+    const Eigen::VectorXf u = fold_in(h);
+    return index_->search(u.data(), n, n);
   }
   static std::unique_ptr<Als> fit(const Interactions& x, const MethodSpec& spec, int threads) {
     const auto f = static_cast<Eigen::Index>(std::max(1, spec.factors));
@@ -488,7 +497,7 @@ class Als : public Recommender {
       solve_side(users, items, x.rows, spec, threads);
       solve_side(items, users, cols, spec, threads);
     }
-    return std::make_unique<Als>(spec, std::move(items), item_popularity(x));
+    return std::make_unique<Als>(spec, std::move(items), item_popularity(x), threads);
   }
   std::string method() const override { return "als"; }
   nlohmann::json params() const override { return spec_.to_json(); }
@@ -591,6 +600,7 @@ class Als : public Recommender {
   Matrix y_;               // item factors
   Eigen::MatrixXf gram_;   // Y'Y
   std::vector<float> pop_;
+  std::unique_ptr<InnerProductIndex> index_;  // over y_'s rows, for large catalogues
 };
 
 // A model's scores (normalised) plus the user's own history, weighted: what a retail customer
@@ -648,6 +658,7 @@ std::unique_ptr<Recommender> read_method(const MethodSpec& spec, const std::stri
 }  // namespace
 
 std::vector<Scored> Recommender::similar(int32_t, size_t) const { return {}; }
+std::optional<std::vector<Scored>> Recommender::candidates(const Row&, size_t) const { return std::nullopt; }
 int32_t Recommender::because_of(const Row&, int32_t) const { return -1; }
 
 nlohmann::json MethodSpec::to_json() const {
@@ -658,7 +669,7 @@ nlohmann::json MethodSpec::to_json() const {
   if (method == "user-knn") j["users"] = users, j["alpha"] = alpha;
   if (method == "als" || (method == "hybrid" && base == "als"))
     j["factors"] = factors, j["iterations"] = iterations, j["regularization"] = regularization, j["confidence"] = confidence,
-    j["seed"] = seed;
+    j["seed"] = seed, j["ann_min_items"] = ann_min_items;
   if (half_life_days > 0) j["half_life_days"] = half_life_days;
   return j;
 }
@@ -679,6 +690,7 @@ MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
   s.regularization = j.value("regularization", s.regularization);
   s.confidence = j.value("confidence", s.confidence);
   s.seed = j.value("seed", s.seed);
+  s.ann_min_items = j.value("ann_min_items", s.ann_min_items);
   return s;
 }
 

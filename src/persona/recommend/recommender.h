@@ -4,6 +4,7 @@
 // without retraining (the live path: the history comes from the store at serving time).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ class Recommender {
   virtual int32_t because_of(const Row& history, int32_t item) const;
   // Whether it can rank items nobody has chosen yet (content-based): new items.
   virtual bool ranks_new_items() const { return false; }
+  // The best `n` items without scoring every item (an approximate index on a large catalogue),
+  // with their scores; none when the method scores the whole catalogue.
+  virtual std::optional<std::vector<Scored>> candidates(const Row& history, size_t n) const;
   virtual void write(ByteWriter& out) const = 0;
 };
 
@@ -50,6 +54,7 @@ struct MethodSpec {
   double regularization = 0.05; // als: L2 on the factors
   double confidence = 2;        // als: confidence = 1 + confidence x interaction weight
   uint64_t seed = 42;           // als: initial factors
+  size_t ann_min_items = 50000; // als: from this many items on, top items come from an HNSW index
   double alpha = 0.8;           // user-knn: weight of the user's own history against the neighbours'
   nlohmann::json to_json() const;
   static MethodSpec from_json(const nlohmann::json& j);

@@ -1,0 +1,51 @@
+#include "persona/recommend/ann.h"
+
+#include <hnswlib/hnswlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+namespace persona::recommend {
+
+struct InnerProductIndex::Impl {
+  explicit Impl(size_t dim) : space(dim) {}
+  hnswlib::InnerProductSpace space;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> index;
+};
+
+InnerProductIndex::InnerProductIndex(const float* vectors, size_t n, size_t dim, int threads, size_t m,
+                                     size_t ef_construction, uint64_t seed)
+    : impl_(std::make_unique<Impl>(dim)), vectors_(vectors), n_(n), dim_(dim) {
+  impl_->index = std::make_unique<hnswlib::HierarchicalNSW<float>>(&impl_->space, std::max<size_t>(n, 1), m, ef_construction, seed);
+  // hnswlib's insertions lock per node: points go in from several threads.
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) impl_->index->addPoint(vectors + i * dim, i);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
+
+InnerProductIndex::~InnerProductIndex() = default;
+
+std::vector<Scored> InnerProductIndex::search(const float* query, size_t k, size_t ef) const {
+  std::vector<Scored> out;
+  if (n_ == 0 || k == 0) return out;
+  // searchKnn is const and thread-safe; its breadth is max(ef_, k): ask for max(k, ef) and cut.
+  auto result = impl_->index->searchKnn(query, std::max(k, ef));
+  while (!result.empty()) {
+    const auto label = static_cast<size_t>(result.top().second);
+    result.pop();
+    float dot = 0;
+    for (size_t d = 0; d < dim_; ++d) dot += query[d] * vectors_[label * dim_ + d];
+    out.push_back({static_cast<int32_t>(label), dot});
+  }
+  std::sort(out.begin(), out.end(), [](const Scored& a, const Scored& b) { return a.score != b.score ? a.score > b.score : a.item < b.item; });
+  if (out.size() > k) out.resize(k);
+  return out;
+}
+
+}  // namespace persona::recommend
