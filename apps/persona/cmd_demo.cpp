@@ -10,6 +10,7 @@
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/labelled_texts.h"
 #include "persona/pipeline/profiles.h"
+#include "persona/recommend/recommend_model.h"
 #include "persona/sample/shop_generator.h"
 
 namespace persona::cli {
@@ -74,6 +75,28 @@ nlohmann::json train_demand_models(store::Store& store, const std::string& model
   return out;
 }
 
+// Step 6 of the demo: the recommender, its method chosen on the last 30 days of events.
+nlohmann::json train_recommender(store::Store& store, const std::string& models_dir, bool print) {
+  const auto events = store.events();
+  if (events.size() == 0) return nullptr;
+  const int64_t end = *std::max_element(events.timestamp.begin(), events.timestamp.end()) + 1;
+  const auto trials = recommend::tune(events, recommend::InteractionOptions{}, end, 30, recommend::default_grid());
+  recommend::InteractionOptions options;
+  const auto model = recommend::RecommendModel::train(events, options, trials.front().spec);
+  const auto path = (std::filesystem::path(models_dir) / "recommend.model").string();
+  model.save(path, {{"method", trials.front().spec.to_json()}, {"validation", trials.front().validation.to_json()}});
+  const auto& best = trials.front();
+  if (print) {
+    fmt::print("    {} methods compared on {} users; best {} (nDCG@10 {:.3f}, popularity {:.3f})\n", trials.size(),
+               best.validation.users, best.spec.to_json().dump(), best.validation.ndcg, trials.back().validation.ndcg);
+    recommend::RecommendRequest q;
+    q.k = 3;
+    const auto recs = model.recommend(model.history(store.events_of({"U000042"})), q);
+    for (const auto& r : recs) fmt::print("    U000042: {} ({}) {}\n", r.item, r.category, r.reason);
+  }
+  return {{"model_file", path}, {"method", best.spec.to_json()}, {"validation", best.validation.to_json()}};
+}
+
 }  // namespace
 
 Command add_demo(CLI::App& app, Common& common) {
@@ -92,7 +115,7 @@ Command add_demo(CLI::App& app, Common& common) {
             o.size = sample::ShopSize::named(args->size);
             o.seed = args->seed;
             o.out_dir = args->dir;
-            if (!common.json) fmt::print("1/5 generating the sample shop in {} ...\n", args->dir);
+            if (!common.json) fmt::print("1/6 generating the sample shop in {} ...\n", args->dir);
             const auto shop = sample::generate_shop(o);
             if (!common.json)
               fmt::print("    {} users, {} items, {} events, {} texts ({:.1f} s)\n", shop.users, shop.items, shop.events,
@@ -101,34 +124,40 @@ Command add_demo(CLI::App& app, Common& common) {
             auto config = pipeline::load_config(shop.config_path);
             const auto store_path = config.resolve(config.store_path);
             for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(store_path + suffix);
-            if (!common.json) fmt::print("2/5 ingesting and cleaning into {} ...\n", store_path);
+            if (!common.json) fmt::print("2/6 ingesting and cleaning into {} ...\n", store_path);
             auto store = store::open_sqlite_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (!common.json) {
               for (const auto& s : report.sources) print_source_report(s);
               fmt::print("    reject log: {}\n", report.reject_log);
-              fmt::print("3/5 summary\n");
+              fmt::print("3/6 summary\n");
             }
             const auto stats = store->stats(10);
             if (!common.json) print_stats(stats, store_path);
             const std::string models = (std::filesystem::path(args->dir) / "models").string();
-            if (!common.json) fmt::print("4/5 training the demand models into {} ...\n", models);
+            if (!common.json) fmt::print("4/6 training the demand models into {} ...\n", models);
             const auto demand = train_demand_models(*store, models, !common.json);
-            if (!common.json) fmt::print("5/5 building the user profiles, tags and segments ...\n");
+            if (!common.json) fmt::print("5/6 building the user profiles, tags and segments ...\n");
             const auto profiles = pipeline::build_profiles(*store, config.profile, models);
+            if (!common.json) {
+              print_profile_report(profiles);
+              if (const auto seg = pipeline::load_segments(*store)) print_segments(*seg);
+              fmt::print("6/6 training the recommender (method chosen on the last 30 days) ...\n");
+            }
+            const auto recommender = train_recommender(*store, models, !common.json);
             if (common.json) {
               print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)},
-                          {"models", models}, {"demand", demand}, {"profiles", profiles.to_json()}});
+                          {"models", models}, {"demand", demand}, {"profiles", profiles.to_json()},
+                          {"recommender", recommender}});
               return 0;
             }
-            print_profile_report(profiles);
-            if (const auto seg = pipeline::load_segments(*store)) print_segments(*seg);
             fmt::print("\nTry: persona stats --config {}   |   persona rejects --config {} | head\n", shop.config_path,
                        shop.config_path);
             fmt::print("     persona analyze --models {} \"我的订单到哪里了？\"   |   persona forecast --config {}\n", models,
                        shop.config_path);
             fmt::print("     persona profile show U000042 --config {}   |   persona segments --config {}\n", shop.config_path,
                        shop.config_path);
+            fmt::print("     persona recommend U000042 --config {} --models {}\n", shop.config_path, models);
             return 0;
           }};
 }
