@@ -60,11 +60,7 @@ std::vector<Scored> top_k(const std::vector<float>& scores, const std::vector<ui
     if (exclude && std::binary_search(exclude->items.begin(), exclude->items.end(), static_cast<int32_t>(i))) continue;
     all.push_back({static_cast<int32_t>(i), scores[i]});
   }
-  const size_t keep = std::min(k, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<long>(keep), all.end(), [](const Scored& a, const Scored& b) {
-    return a.score != b.score ? a.score > b.score : a.item < b.item;
-  });
-  all.resize(keep);
+  keep_best(all, k);
   return all;
 }
 

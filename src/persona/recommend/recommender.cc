@@ -103,10 +103,7 @@ class Content : public Recommender {
     std::vector<Scored> out;
     for (size_t i = 0; i < scores.size(); ++i)
       if (scores[i] > 1e-5f) out.push_back({static_cast<int32_t>(i), scores[i]});
-    const size_t keep = std::min(k, out.size());
-    std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
-                      [](const Scored& a, const Scored& b) { return a.score > b.score; });
-    out.resize(keep);
+    keep_best(out, k);
     return out;
   }
   int32_t because_of(const Row& h, int32_t item) const override {
@@ -212,10 +209,7 @@ class ItemKnn : public Recommender {
           acc[static_cast<size_t>(j)] = 0;
         }
         touched.clear();
-        const size_t keep = std::min(out.size(), static_cast<size_t>(std::max(1, spec.neighbours)));
-        std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
-                          [](const Scored& a, const Scored& b) { return a.score != b.score ? a.score > b.score : a.item < b.item; });
-        out.resize(keep);
+        keep_best(out, static_cast<size_t>(std::max(1, spec.neighbours)));
         out.shrink_to_fit();
       }
     };
@@ -337,10 +331,7 @@ class Ease : public Recommender {
     std::vector<Scored> out;
     for (Eigen::Index j = 0; j < row.size(); ++j)
       if (row(j) > 0) out.push_back({items_[static_cast<size_t>(j)], row(j)});
-    const size_t keep = std::min(k, out.size());
-    std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
-                      [](const Scored& a, const Scored& b) { return a.score > b.score; });
-    out.resize(keep);
+    keep_best(out, k);
     return out;
   }
   int32_t because_of(const Row& h, int32_t item) const override {
@@ -420,9 +411,8 @@ class UserKnn : public Recommender {
     nearest.reserve(touched.size());
     for (auto u : touched)
       if (sim[static_cast<size_t>(u)] < 0.9999f) nearest.push_back({u, sim[static_cast<size_t>(u)]});  // not the user themself
-    const size_t keep = std::min(nearest.size(), static_cast<size_t>(std::max(1, spec_.users)));
-    std::partial_sort(nearest.begin(), nearest.begin() + static_cast<long>(keep), nearest.end(),
-                      [](const Scored& a, const Scored& b) { return a.score != b.score ? a.score > b.score : a.item < b.item; });
+    keep_best(nearest, static_cast<size_t>(std::max(1, spec_.users)));
+    const size_t keep = nearest.size();
     const float other = keep ? static_cast<float>((1 - spec_.alpha) / static_cast<double>(keep)) : 0;
     for (size_t n = 0; n < keep; ++n) {
       const Row& r = users_[static_cast<size_t>(nearest[n].item)];
@@ -517,10 +507,7 @@ class Als : public Recommender {
     std::vector<Scored> out;
     for (Eigen::Index j = 0; j < s.size(); ++j)
       if (j != item && norms(j) > 0) out.push_back({static_cast<int32_t>(j), s(j) / (norms(j) * norms(item) + 1e-12f)});
-    const size_t keep = std::min(k, out.size());
-    std::partial_sort(out.begin(), out.begin() + static_cast<long>(keep), out.end(),
-                      [](const Scored& a, const Scored& b) { return a.score > b.score; });
-    out.resize(keep);
+    keep_best(out, k);
     return out;
   }
   void write(ByteWriter& out) const override {
@@ -656,6 +643,13 @@ std::unique_ptr<Recommender> read_method(const MethodSpec& spec, const std::stri
 }
 
 }  // namespace
+
+void keep_best(std::vector<Scored>& v, size_t k) {
+  const size_t keep = std::min(k, v.size());
+  std::partial_sort(v.begin(), v.begin() + static_cast<long>(keep), v.end(),
+                    [](const Scored& a, const Scored& b) { return a.score != b.score ? a.score > b.score : a.item < b.item; });
+  v.resize(keep);
+}
 
 std::vector<Scored> Recommender::similar(int32_t, size_t) const { return {}; }
 std::optional<std::vector<Scored>> Recommender::candidates(const Row&, size_t) const { return std::nullopt; }

@@ -21,6 +21,9 @@ struct Scored {
   float score = 0;
 };
 
+// Keeps the k best of `v`, best first (ties by item, so rankings are reproducible).
+void keep_best(std::vector<Scored>& v, size_t k);
+
 class Recommender {
  public:
   virtual ~Recommender() = default;
