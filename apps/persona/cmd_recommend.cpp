@@ -17,7 +17,8 @@ struct RecommendArgs {
   int validation_days = 30, neighbours = 100, threads = 2;
   double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0;
   int users = 300, factors = 64, iterations = 15;
-  double regularization = 0.05, confidence = 2;
+  double regularization = 0.05, confidence = 2, learning_rate = 0.05;
+  int epochs = 30;
   size_t k = 10;
   bool exclude = false;
   std::optional<double> min_price, max_price;
@@ -29,14 +30,14 @@ void add_store_options(CLI::App* s, RecommendArgs& a) {
 }
 
 void add_method_options(CLI::App* s, RecommendArgs& a) {
-  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, trending, repurchase, item-knn, user-knn, ease, als, content, hybrid")
-      ->check(CLI::IsMember({"auto", "popularity", "trending", "repurchase", "item-knn", "user-knn", "ease", "als", "content", "hybrid"}));
+  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, trending, repurchase, item-knn, user-knn, ease, als, bpr, content, hybrid")
+      ->check(CLI::IsMember({"auto", "popularity", "trending", "repurchase", "item-knn", "user-knn", "ease", "als", "bpr", "content", "hybrid"}));
   s->add_option("--validation-days", a.validation_days, "Days before the training end that --method auto validates on")
       ->check(CLI::Range(1, 3650));
   s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
   s->add_option("--neighbours", a.neighbours, "item-knn: neighbours kept per item")->check(CLI::Range(1, 100000));
   s->add_option("--base", a.base, "hybrid: the model blended with the user's own history")
-      ->check(CLI::IsMember({"popularity", "trending", "item-knn", "user-knn", "ease", "als", "content"}));
+      ->check(CLI::IsMember({"popularity", "trending", "item-knn", "user-knn", "ease", "als", "bpr", "content"}));
   s->add_option("--own-weight", a.own_weight, "hybrid: weight of the user's own history")->check(CLI::Range(0.0, 1000.0));
   s->add_option("--users", a.users, "user-knn: neighbouring users blended in")->check(CLI::Range(1, 100000));
   s->add_option("--alpha", a.alpha, "user-knn: weight of the user's own history (0-1)")->check(CLI::Range(0.0, 1.0));
@@ -45,6 +46,8 @@ void add_method_options(CLI::App* s, RecommendArgs& a) {
   s->add_option("--iterations", a.iterations, "als: alternating passes")->check(CLI::Range(1, 1000));
   s->add_option("--regularization", a.regularization, "als: L2 on the factors")->check(CLI::Range(0.0, 1e6));
   s->add_option("--confidence", a.confidence, "als: confidence per unit of interaction weight")->check(CLI::Range(0.0, 1e6));
+  s->add_option("--epochs", a.epochs, "bpr: passes over the interactions")->check(CLI::Range(1, 10000));
+  s->add_option("--learning-rate", a.learning_rate, "bpr: SGD step")->check(CLI::Range(0.0, 10.0));
   s->add_option("--k", a.k, "Recommendations per user that the metrics look at")->check(CLI::Range(1, 1000));
   s->add_option("--threads", a.threads, "Threads")->check(CLI::Range(1, 256));
 }
@@ -63,6 +66,8 @@ recommend::MethodSpec spec_from(const RecommendArgs& a) {
   s.iterations = a.iterations;
   s.regularization = a.regularization;
   s.confidence = a.confidence;
+  s.epochs = a.epochs;
+  s.learning_rate = a.learning_rate;
   return s;
 }
 

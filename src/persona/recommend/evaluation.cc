@@ -197,6 +197,10 @@ std::vector<MethodSpec> default_grid() {
     s.confidence = c;
     grid.push_back(s);
   }
+  s.method = "bpr";
+  s.regularization = 0.01;
+  grid.push_back(s);
+  s.regularization = 0.05;
   s.method = "user-knn";
   for (double a : {0.5, 0.7, 0.9})
     for (int k : {100, 300})

@@ -4,6 +4,7 @@
 
 #include <Eigen/Cholesky>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <random>
@@ -590,6 +591,124 @@ class Als : public Recommender {
   std::unique_ptr<InnerProductIndex> index_;  // over y_'s rows, for large catalogues
 };
 
+// Bayesian personalised ranking (Rendle et al. 2009): factors and item biases trained by SGD so
+// that a user's chosen items score above sampled others. Threads share the item factors without
+// locks (Hogwild, Niu et al. 2011), through relaxed atomic loads and stores: updates may
+// interleave, which SGD tolerates, and the program stays free of data races. A user's factors
+// are fitted from their history at scoring time (a few seeded SGD passes, items fixed).
+class Bpr : public Recommender {
+ public:
+  using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Bpr(MethodSpec spec, Matrix items, std::vector<float> bias, std::vector<float> pop)
+      : spec_(std::move(spec)), q_(std::move(items)), bias_(std::move(bias)), pop_(std::move(pop)) {}
+  static std::unique_ptr<Bpr> fit(const Interactions& x, const MethodSpec& spec, int threads) {
+    const auto f = static_cast<Eigen::Index>(std::max(1, spec.factors));
+    const auto n_items = static_cast<Eigen::Index>(x.item_count());
+    std::mt19937_64 init_rng(spec.seed);
+    std::normal_distribution<float> init(0, 0.1f);
+    Matrix p(static_cast<Eigen::Index>(x.user_count()), f), q(n_items, f);
+    for (Eigen::Index i = 0; i < p.size(); ++i) p.data()[i] = init(init_rng);
+    for (Eigen::Index i = 0; i < q.size(); ++i) q.data()[i] = init(init_rng);
+    std::vector<float> bias(static_cast<size_t>(n_items), 0);
+    // The (user, item) pairs, sampled with replacement each epoch.
+    std::vector<std::pair<int32_t, int32_t>> pairs;
+    for (size_t u = 0; u < x.rows.size(); ++u)
+      for (auto i : x.rows[u].items) pairs.emplace_back(static_cast<int32_t>(u), i);
+    if (pairs.empty() || n_items < 2) return std::make_unique<Bpr>(spec, std::move(q), std::move(bias), item_popularity(x));
+    const auto lr = static_cast<float>(spec.learning_rate), reg = static_cast<float>(spec.regularization);
+    auto work = [&](int part) {
+      std::mt19937_64 rng(spec.seed + 1 + static_cast<uint64_t>(part));
+      std::vector<float> pu(static_cast<size_t>(f)), qi(static_cast<size_t>(f)), qj(static_cast<size_t>(f));
+      const size_t samples = pairs.size() * static_cast<size_t>(spec.epochs) / static_cast<size_t>(std::max(1, threads));
+      for (size_t s = 0; s < samples; ++s) {
+        const auto [u, i] = pairs[rng() % pairs.size()];
+        int32_t j = static_cast<int32_t>(rng() % static_cast<uint64_t>(n_items));
+        if (std::binary_search(x.rows[static_cast<size_t>(u)].items.begin(), x.rows[static_cast<size_t>(u)].items.end(), j)) continue;
+        float* P = p.data() + static_cast<Eigen::Index>(u) * f;
+        float* Qi = q.data() + static_cast<Eigen::Index>(i) * f;
+        float* Qj = q.data() + static_cast<Eigen::Index>(j) * f;
+        float score = load(bias[static_cast<size_t>(i)]) - load(bias[static_cast<size_t>(j)]);
+        for (Eigen::Index d = 0; d < f; ++d) {
+          pu[static_cast<size_t>(d)] = load(P[d]);
+          qi[static_cast<size_t>(d)] = load(Qi[d]);
+          qj[static_cast<size_t>(d)] = load(Qj[d]);
+          score += pu[static_cast<size_t>(d)] * (qi[static_cast<size_t>(d)] - qj[static_cast<size_t>(d)]);
+        }
+        const float g = 1 / (1 + std::exp(score));  // sigmoid(-score)
+        for (Eigen::Index d = 0; d < f; ++d) {
+          const auto k = static_cast<size_t>(d);
+          store(P[d], pu[k] + lr * (g * (qi[k] - qj[k]) - reg * pu[k]));
+          store(Qi[d], qi[k] + lr * (g * pu[k] - reg * qi[k]));
+          store(Qj[d], qj[k] + lr * (-g * pu[k] - reg * qj[k]));
+        }
+        store(bias[static_cast<size_t>(i)], load(bias[static_cast<size_t>(i)]) + lr * (g - reg * load(bias[static_cast<size_t>(i)])));
+        store(bias[static_cast<size_t>(j)], load(bias[static_cast<size_t>(j)]) + lr * (-g - reg * load(bias[static_cast<size_t>(j)])));
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    return std::make_unique<Bpr>(spec, std::move(q), std::move(bias), item_popularity(x));
+  }
+  std::string method() const override { return "bpr"; }
+  nlohmann::json params() const override { return spec_.to_json(); }
+  void score(const Row& h, std::vector<float>& scores) const override {
+    scores.assign(static_cast<size_t>(q_.rows()), 0);
+    if (h.size() > 0) {
+      const Eigen::VectorXf u = fold_in(h);
+      const Eigen::VectorXf s = q_ * u;
+      for (Eigen::Index i = 0; i < s.size(); ++i) scores[static_cast<size_t>(i)] = s(i) + bias_[static_cast<size_t>(i)];
+    }
+    add_popularity(pop_, 1e-6f, scores);
+  }
+  void write(ByteWriter& out) const override {
+    out.put_vector(pop_);
+    out.put_vector(bias_);
+    out.put<int64_t>(q_.cols());
+    out.put_vector(std::vector<float>(q_.data(), q_.data() + q_.size()));
+  }
+  static std::unique_ptr<Bpr> read(const MethodSpec& spec, ByteReader& in) {
+    auto pop = in.get_vector<float>();
+    auto bias = in.get_vector<float>();
+    const auto f = in.get<int64_t>();
+    const auto data = in.get_vector<float>();
+    if (f <= 0 || bias.size() != pop.size() || data.size() != pop.size() * static_cast<size_t>(f))
+      throw std::runtime_error("bpr payload: sizes do not match");
+    Matrix q = Eigen::Map<const Matrix>(data.data(), static_cast<Eigen::Index>(pop.size()), f);
+    return std::make_unique<Bpr>(spec, std::move(q), std::move(bias), std::move(pop));
+  }
+
+ private:
+  static float load(float& v) { return std::atomic_ref<float>(v).load(std::memory_order_relaxed); }
+  static void store(float& v, float x) { std::atomic_ref<float>(v).store(x, std::memory_order_relaxed); }
+  // The user's factors from their history, items fixed: seeded SGD passes over the history.
+  Eigen::VectorXf fold_in(const Row& h) const {
+    const Eigen::Index f = q_.cols();
+    Eigen::VectorXf u = Eigen::VectorXf::Zero(f);
+    for (auto i : h.items)
+      if (i >= 0 && i < q_.rows()) u += q_.row(i).transpose();
+    u /= static_cast<float>(std::max<size_t>(1, h.size()));
+    std::mt19937_64 rng(spec_.seed);
+    const auto lr = static_cast<float>(spec_.learning_rate), reg = static_cast<float>(spec_.regularization);
+    for (int pass = 0; pass < 20; ++pass)
+      for (auto i : h.items) {
+        if (i < 0 || i >= q_.rows()) continue;
+        const auto j = static_cast<Eigen::Index>(rng() % static_cast<uint64_t>(q_.rows()));
+        if (std::binary_search(h.items.begin(), h.items.end(), static_cast<int32_t>(j))) continue;
+        const Eigen::VectorXf diff = (q_.row(i) - q_.row(j)).transpose();
+        const float score = u.dot(diff) + bias_[static_cast<size_t>(i)] - bias_[static_cast<size_t>(j)];
+        const float g = 1 / (1 + std::exp(score));
+        u += lr * (g * diff - reg * u);
+      }
+    return u;
+  }
+
+  MethodSpec spec_;
+  Matrix q_;
+  std::vector<float> bias_, pop_;
+};
+
 // A model's scores (normalised) plus the user's own history, weighted: what a retail customer
 // re-buys and what the model suggests next, in one list.
 class Hybrid : public Recommender {
@@ -632,6 +751,7 @@ std::unique_ptr<Recommender> read_method(const MethodSpec& spec, const std::stri
   if (method == "ease") return Ease::read(spec, in);
   if (method == "user-knn") return UserKnn::read(spec, in);
   if (method == "als") return Als::read(spec, in);
+  if (method == "bpr") return Bpr::read(spec, in);
   if (method == "hybrid") {
     const auto base = in.get_string();
     if (base == "hybrid") throw std::runtime_error("recommender payload: a hybrid of a hybrid");
@@ -661,6 +781,9 @@ nlohmann::json MethodSpec::to_json() const {
   if (method == "ease" || (method == "hybrid" && base == "ease")) j["lambda"] = lambda;
   if (method == "hybrid") j["base"] = base, j["own_weight"] = own_weight;
   if (method == "user-knn") j["users"] = users, j["alpha"] = alpha;
+  if (method == "bpr" || (method == "hybrid" && base == "bpr"))
+    j["factors"] = factors, j["epochs"] = epochs, j["learning_rate"] = learning_rate, j["regularization"] = regularization,
+    j["seed"] = seed;
   if (method == "als" || (method == "hybrid" && base == "als"))
     j["factors"] = factors, j["iterations"] = iterations, j["regularization"] = regularization, j["confidence"] = confidence,
     j["seed"] = seed, j["ann_min_items"] = ann_min_items;
@@ -685,6 +808,8 @@ MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
   s.confidence = j.value("confidence", s.confidence);
   s.seed = j.value("seed", s.seed);
   s.ann_min_items = j.value("ann_min_items", s.ann_min_items);
+  s.learning_rate = j.value("learning_rate", s.learning_rate);
+  s.epochs = j.value("epochs", s.epochs);
   return s;
 }
 
@@ -706,6 +831,7 @@ std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const Method
   if (spec.method == "ease") return Ease::fit(x, spec);
   if (spec.method == "user-knn") return std::make_unique<UserKnn>(spec, x.rows, x.item_count(), item_popularity(x));
   if (spec.method == "als") return Als::fit(x, spec, threads);
+  if (spec.method == "bpr") return Bpr::fit(x, spec, threads);
   if (spec.method == "hybrid") {
     if (spec.base == "hybrid") throw Error("a hybrid needs a plain base method");
     MethodSpec base = spec;
@@ -713,7 +839,7 @@ std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const Method
     return std::make_unique<Hybrid>(spec, fit_recommender(x, base, threads));
   }
   throw Error(fmt::format("unknown recommendation method \"{}\"", spec.method), {},
-              "methods: popularity, trending, repurchase, item-knn, user-knn, ease, als, content, hybrid");
+              "methods: popularity, trending, repurchase, item-knn, user-knn, ease, als, bpr, content, hybrid");
 }
 
 void write_recommender(const Recommender& r, ByteWriter& out) {

@@ -44,7 +44,7 @@ class Recommender {
 };
 
 struct MethodSpec {
-  std::string method = "ease";  // popularity | trending | repurchase | item-knn | user-knn | ease | als | content | hybrid
+  std::string method = "ease";  // popularity | trending | repurchase | item-knn | user-knn | ease | als | bpr | content | hybrid
   int neighbours = 100;         // item-knn: similarities kept per item
   double shrink = 10;           // item-knn: cosine shrinkage for items with few users
   double lambda = 100;          // ease: L2 regularisation
@@ -58,6 +58,8 @@ struct MethodSpec {
   double confidence = 2;        // als: confidence = 1 + confidence x interaction weight
   uint64_t seed = 42;           // als: initial factors
   size_t ann_min_items = 50000; // als: from this many items on, top items come from an HNSW index
+  double learning_rate = 0.05;  // bpr: SGD step
+  int epochs = 30;              // bpr: passes over the interactions
   double alpha = 0.8;           // user-knn: weight of the user's own history against the neighbours'
   nlohmann::json to_json() const;
   static MethodSpec from_json(const nlohmann::json& j);
