@@ -17,7 +17,10 @@ struct RecommendArgs {
   int validation_days = 30, neighbours = 100, threads = 2;
   double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0;
   int users = 300, factors = 64, iterations = 15;
-  double regularization = 0.05, confidence = 2, learning_rate = 0.05;
+  double regularization = 0.05, confidence = 2, learning_rate = 0.05, fraction = 0.2;
+  std::string holdout = "temporal";
+  size_t last = 1;
+  uint64_t seed = 42;
   int epochs = 30;
   size_t k = 10;
   bool exclude = false;
@@ -139,23 +142,42 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
   s->fallthrough();
   add_store_options(s, *a);
   add_method_options(s, *a);
-  s->add_option("--split", a->split, "Test on events from this date on; train before it")->required();
+  s->add_option("--split", a->split, "Temporal split: test on events from this date on; train before it");
+  s->add_option("--holdout", a->holdout, "temporal (--split), last-k (each user's last --last items) or random (--fraction)")
+      ->check(CLI::IsMember({"temporal", "last-k", "random"}));
+  s->add_option("--last", a->last, "last-k: items held out per user")->check(CLI::Range(1, 1000));
+  s->add_option("--fraction", a->fraction, "random: share of each user's items held out")->check(CLI::Range(0.01, 0.99));
+  s->add_option("--seed", a->seed, "random: seed");
   s->add_option("--end", a->end, "Test on events before this date (default: all after the split)");
   s->add_flag("--exclude-seen", a->exclude, "Never recommend what the user chose in training");
   return [s, a, &common]() -> int {
     if (!s->parsed()) return -1;
     auto store = open_existing_store(store_path_from(a->store, a->config));
     const auto events = store->events();
-    const int64_t split = parse_date(a->split, "--split");
+    if (a->holdout == "temporal" && a->split.empty())
+      throw Error("a temporal hold-out needs --split DATE", {}, "or use --holdout last-k / random");
+    if (events.size() == 0) throw Error("the store has no events to evaluate on", {}, "run `persona ingest` first");
+    // Settings are chosen on a validation window before the split. The other hold-outs take
+    // items from every period, so a window of their own would overlap the test items: there,
+    // the method is given.
+    if (a->holdout != "temporal" && a->method == "auto")
+      throw Error("--method auto chooses on a window before a temporal --split", {},
+                  "give --method for a last-k or random hold-out (e.g. the one `eval recommend --split` chose)");
+    const int64_t split = !a->split.empty() ? parse_date(a->split, "--split")
+                                            : *std::max_element(events.timestamp.begin(), events.timestamp.end()) + 1;
     const int64_t end = a->end.empty() ? std::numeric_limits<int64_t>::max() : parse_date(a->end, "--end");
     nlohmann::json trials;
     const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
     auto holdout_for = [&](double half_life) {
       recommend::InteractionOptions o;
       o.half_life_days = half_life;
-      auto h = recommend::temporal_holdout(events, o, split, end);
+      auto h = a->holdout == "last-k"   ? recommend::leave_last_k_holdout(events, o, a->last)
+               : a->holdout == "random" ? recommend::random_holdout(events, o, a->fraction, a->seed)
+                                        : recommend::temporal_holdout(events, o, split, end);
       if (h.evaluated_users() == 0)
-        throw Error("no user has events on both sides of the split", {}, "choose a --split inside the data's time range");
+        throw Error(a->holdout == "temporal" ? "no user has events on both sides of the split"
+                                             : "no user has enough items to hold some out",
+                    {}, "choose a --split inside the data's time range, or a smaller --last");
       return h;
     };
     const auto plain = holdout_for(0);
@@ -179,7 +201,8 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
       b.method = baseline;
       run(b, "baseline");
     }
-    if (common.json) print_json({{"split", format_timestamp(split)}, {"train_items", plain.train.item_count()},
+    if (common.json) print_json({{"holdout", a->holdout}, {"split", a->holdout == "temporal" ? format_timestamp(split) : ""},
+                                 {"train_items", plain.train.item_count()},
                                  {"results", results}, {"validation", trials}});
     return 0;
   };

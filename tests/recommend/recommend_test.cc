@@ -416,6 +416,27 @@ TEST(RecommendModel, LargeCataloguesRankThroughTheAnnIndex) {
   }
 }
 
+TEST(Evaluation, LeaveLastKAndRandomHoldOuts) {
+  const auto e = two_tastes();
+  const auto last = leave_last_k_holdout(e, InteractionOptions{}, 1);
+  EXPECT_EQ(last.evaluated_users(), 40u);
+  for (size_t u = 0; u < last.relevant.size(); ++u) {
+    ASSERT_EQ(last.relevant[u].size(), 1u);
+    // The held-out item is the March one, and it is gone from the user's training row.
+    const auto& row = last.train.rows[u];
+    EXPECT_FALSE(std::binary_search(row.items.begin(), row.items.end(), last.relevant[u][0]));
+    EXPECT_EQ(row.size(), 5u);
+  }
+  const auto a = random_holdout(e, InteractionOptions{}, 0.5, 7), b = random_holdout(e, InteractionOptions{}, 0.5, 7);
+  EXPECT_EQ(a.relevant, b.relevant);  // seeded
+  for (size_t u = 0; u < a.relevant.size(); ++u) {
+    EXPECT_EQ(a.relevant[u].size(), 3u);  // half of six items
+    EXPECT_EQ(a.train.rows[u].size(), 3u);
+  }
+  EXPECT_NE(a.relevant, random_holdout(e, InteractionOptions{}, 0.5, 8).relevant);
+  EXPECT_EQ(leave_last_k_holdout(e, InteractionOptions{}, 10).evaluated_users(), 0u);  // nobody has eleven items
+}
+
 TEST(Evaluation, TuningPicksOnValidationNotTest) {
   const auto e = two_tastes();
   std::vector<MethodSpec> grid(2);

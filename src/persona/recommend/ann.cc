@@ -3,8 +3,6 @@
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 
 namespace persona::recommend {
 
@@ -18,15 +16,11 @@ InnerProductIndex::InnerProductIndex(const float* vectors, size_t n, size_t dim,
                                      size_t ef_construction, uint64_t seed)
     : impl_(std::make_unique<Impl>(dim)), vectors_(vectors), n_(n), dim_(dim) {
   impl_->index = std::make_unique<hnswlib::HierarchicalNSW<float>>(&impl_->space, std::max<size_t>(n, 1), m, ef_construction, seed);
-  // hnswlib's insertions lock per node: points go in from several threads.
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < n; i = next++) impl_->index->addPoint(vectors + i * dim, i);
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  // One thread inserts: Debian's hnswlib 0.6.2 races when threads insert at once (AddressSanitizer
+  // caught a read of a node's links while another thread was still allocating them; 0.7 fixed
+  // the entry-point update). Searching from many threads is safe.
+  (void)threads;
+  for (size_t i = 0; i < n; ++i) impl_->index->addPoint(vectors + i * dim, i);
 }
 
 InnerProductIndex::~InnerProductIndex() = default;

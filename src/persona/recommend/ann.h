@@ -12,7 +12,8 @@ namespace persona::recommend {
 
 class InnerProductIndex {
  public:
-  // Indexes `n` vectors of `dim` floats (row-major), built on `threads` threads.
+  // Indexes `n` vectors of `dim` floats (row-major). `threads` is accepted for when insertion
+  // can run in parallel safely (see ann.cc); today one thread builds.
   InnerProductIndex(const float* vectors, size_t n, size_t dim, int threads = 2, size_t m = 16, size_t ef_construction = 100,
                     uint64_t seed = 42);
   ~InnerProductIndex();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <random>
+#include <unordered_map>
 #include <cmath>
 #include <thread>
 #include <unordered_set>
@@ -41,6 +43,87 @@ HoldOut temporal_holdout(const store::EventColumns& e, const InteractionOptions&
     if (seen[*u].insert(e.item[k]).second) h.relevant[*u].push_back(e.item[k]);
   }
   return h;
+}
+
+namespace {
+
+// A hold-out from a per-user choice of held-out items: their events leave training and the items
+// become the user's relevant set.
+HoldOut holdout_by_items(const store::EventColumns& e, const InteractionOptions& options,
+                         const std::vector<std::unordered_set<int32_t>>& held_by_store_user) {
+  store::EventColumns train = e;
+  train.user.clear(), train.item.clear(), train.type.clear(), train.quantity.clear(), train.value.clear(),
+      train.timestamp.clear(), train.session.clear();
+  for (size_t k = 0; k < e.size(); ++k) {
+    const auto u = static_cast<size_t>(e.user[k]);
+    if (u < held_by_store_user.size() && held_by_store_user[u].count(e.item[k])) continue;
+    train.user.push_back(e.user[k]);
+    train.item.push_back(e.item[k]);
+    train.type.push_back(e.type[k]);
+    train.quantity.push_back(e.quantity[k]);
+    train.value.push_back(e.value[k]);
+    train.timestamp.push_back(e.timestamp[k]);
+    train.session.push_back(e.session[k]);
+  }
+  HoldOut h;
+  h.train = build_interactions(train, options);
+  h.candidate.assign(h.train.item_count(), 0);
+  for (const auto& r : h.train.rows)
+    for (auto i : r.items) h.candidate[static_cast<size_t>(i)] = 1;
+  h.relevant.assign(h.train.user_count(), {});
+  for (size_t u = 0; u < held_by_store_user.size(); ++u) {
+    if (held_by_store_user[u].empty()) continue;
+    const auto row = h.train.users.find(e.user_ids[u]);
+    if (!row) continue;
+    h.relevant[*row].assign(held_by_store_user[u].begin(), held_by_store_user[u].end());
+    std::sort(h.relevant[*row].begin(), h.relevant[*row].end());
+  }
+  return h;
+}
+
+// Each user's distinct weighted items with the time they were last chosen, by store user id.
+std::vector<std::vector<std::pair<int64_t, int32_t>>> items_by_user(const store::EventColumns& e,
+                                                                    const InteractionOptions& options) {
+  std::vector<std::unordered_map<int32_t, int64_t>> last(e.user_ids.size());
+  for (size_t k = 0; k < e.size(); ++k)
+    if (options.weights[e.type[k]] > 0) {
+      auto& t = last[static_cast<size_t>(e.user[k])][e.item[k]];
+      t = std::max(t, e.timestamp[k]);
+    }
+  std::vector<std::vector<std::pair<int64_t, int32_t>>> out(e.user_ids.size());
+  for (size_t u = 0; u < last.size(); ++u) {
+    for (const auto& [item, t] : last[u]) out[u].emplace_back(t, item);
+    std::sort(out[u].begin(), out[u].end());
+  }
+  return out;
+}
+
+}  // namespace
+
+HoldOut leave_last_k_holdout(const store::EventColumns& e, const InteractionOptions& options, size_t k) {
+  const auto items = items_by_user(e, options);
+  std::vector<std::unordered_set<int32_t>> held(items.size());
+  for (size_t u = 0; u < items.size(); ++u)
+    if (items[u].size() > k)
+      for (size_t n = items[u].size() - k; n < items[u].size(); ++n) held[u].insert(items[u][n].second);
+  return holdout_by_items(e, options, held);
+}
+
+HoldOut random_holdout(const store::EventColumns& e, const InteractionOptions& options, double fraction, uint64_t seed) {
+  const auto items = items_by_user(e, options);
+  std::vector<std::unordered_set<int32_t>> held(items.size());
+  std::mt19937_64 rng(seed);
+  for (size_t u = 0; u < items.size(); ++u) {
+    if (items[u].size() < 2) continue;
+    std::vector<int32_t> mine;
+    for (const auto& [t, i] : items[u]) mine.push_back(i);
+    std::sort(mine.begin(), mine.end());
+    std::shuffle(mine.begin(), mine.end(), rng);
+    const size_t n = std::clamp<size_t>(static_cast<size_t>(std::round(fraction * static_cast<double>(mine.size()))), 1,
+                                        mine.size() - 1);
+    held[u].insert(mine.begin(), mine.begin() + static_cast<long>(n));
+  }
+  return holdout_by_items(e, options, held);
 }
 
 nlohmann::json RankingMetrics::to_json() const {

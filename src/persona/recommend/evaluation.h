@@ -26,6 +26,16 @@ HoldOut temporal_holdout(const store::EventColumns& events, const InteractionOpt
                          int64_t end = std::numeric_limits<int64_t>::max(),
                          int64_t start = std::numeric_limits<int64_t>::min());
 
+// Leave-last-k-out: each user's last k distinct items (by the time they were last chosen) are
+// held out, and their events of those items removed from training; users with more than k
+// items are evaluated.
+HoldOut leave_last_k_holdout(const store::EventColumns& events, const InteractionOptions& options, size_t k);
+
+// Per-user stratified random: each user with at least two items has `fraction` of their distinct
+// items (at least one) held out at random, seeded.
+HoldOut random_holdout(const store::EventColumns& events, const InteractionOptions& options, double fraction,
+                       uint64_t seed);
+
 struct RankingMetrics {
   size_t users = 0, k = 10;
   double precision = 0, recall = 0, ndcg = 0, map = 0, hit_rate = 0, coverage = 0, novelty = 0;
