@@ -12,12 +12,8 @@
 namespace persona {
 namespace {
 
+using test::json_of;
 using test::run_persona;
-
-nlohmann::json json_of(const test::RunResult& r) {
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return nlohmann::json::parse(r.out);
-}
 
 std::string intents_csv(int per_class, unsigned seed) {
   std::string csv = "text,label\n";

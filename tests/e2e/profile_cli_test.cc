@@ -13,12 +13,8 @@
 namespace persona {
 namespace {
 
+using test::json_of;
 using test::run_persona;
-
-nlohmann::json json_of(const test::RunResult& r) {
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return nlohmann::json::parse(r.out);
-}
 
 std::map<std::string, nlohmann::json> exported(const std::string& store) {
   auto r = run_persona({"profile", "export", "--store", store, "--format", "jsonl"});

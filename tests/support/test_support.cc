@@ -1,3 +1,4 @@
+#include <gtest/gtest.h>
 #include "support/test_support.h"
 
 #include <fcntl.h>
@@ -151,6 +152,11 @@ std::string synthetic_reviews_csv(int per_class, unsigned seed) {
     csv += std::string("0,\"") + pick(filler, rng) + pick(bad, rng) + "\"\n";
   }
   return csv;
+}
+
+nlohmann::json json_of(const RunResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return nlohmann::json::parse(r.out);
 }
 
 }  // namespace persona::test

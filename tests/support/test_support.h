@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by the tests: scratch directories, writing fixtures (plain and gzip), and
 // running the persona binary as a user would.
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -33,6 +35,8 @@ struct RunResult {
 // timeout_s. Extra environment entries as NAME=VALUE.
 RunResult run_persona(const std::vector<std::string>& args, int timeout_s = 120,
                       const std::vector<std::string>& env = {});
+// The JSON a successful run printed (a test failure when it exited non-zero).
+nlohmann::json json_of(const RunResult& r);
 
 // Labelled texts for the classifier tests: three customer-service intents (track_order, refund,
 // complaint) in English and Chinese, made from templates with filler words, seeded.
