@@ -76,21 +76,29 @@ nlohmann::json train_demand_models(store::Store& store, const std::string& model
 }
 
 // Step 6 of the demo: the recommender, its method chosen on the last 30 days of events.
-nlohmann::json train_recommender(store::Store& store, const std::string& models_dir, bool print) {
+// Reranking by segments is validated with segments as of the window's start; the model learns
+// the stored profiles' segments, which serving passes in.
+nlohmann::json train_recommender(store::Store& store, const pipeline::ProfileConfig& profile_config,
+                                 const std::string& models_dir, bool print) {
   const auto events = store.events();
   if (events.size() == 0) return nullptr;
   const int64_t end = *std::max_element(events.timestamp.begin(), events.timestamp.end()) + 1;
-  const auto trials = recommend::tune(events, recommend::InteractionOptions{}, end, 30, recommend::default_grid());
+  const auto trials = recommend::tune(events, recommend::InteractionOptions{}, end, 30, recommend::default_grid(), 10, 2,
+                                      pipeline::segments_as_of(events, profile_config, end - 30 * 86400));
   recommend::InteractionOptions options;
-  const auto model = recommend::RecommendModel::train(events, options, trials.front().spec);
+  const auto model = recommend::RecommendModel::train(events, options, trials.front().spec, 2, pipeline::stored_segments(store));
   const auto path = (std::filesystem::path(models_dir) / "recommend.model").string();
   model.save(path, {{"method", trials.front().spec.to_json()}, {"validation", trials.front().validation.to_json()}});
   const auto& best = trials.front();
   if (print) {
-    fmt::print("    {} methods compared on {} users; best {} (nDCG@10 {:.3f}, popularity {:.3f})\n", trials.size(),
-               best.validation.users, best.spec.to_json().dump(), best.validation.ndcg, trials.back().validation.ndcg);
+    double popularity = 0;
+    for (const auto& t : trials)
+      if (t.spec.method == "popularity") popularity = t.validation.ndcg;
+    fmt::print("    {} settings compared on {} users; best {} (nDCG@10 {:.3f}, popularity {:.3f})\n", trials.size(),
+               best.validation.users, best.spec.to_json().dump(), best.validation.ndcg, popularity);
     recommend::RecommendRequest q;
     q.k = 3;
+    if (const auto profile = store.profile("U000042")) q.segment = nlohmann::json::parse(*profile).value("segment", -1);
     const auto recs = model.recommend(model.history(store.events_of({"U000042"})), q);
     for (const auto& r : recs) fmt::print("    U000042: {} ({}) {}\n", r.item, r.category, r.reason);
   }
@@ -144,7 +152,7 @@ Command add_demo(CLI::App& app, Common& common) {
               if (const auto seg = pipeline::load_segments(*store)) print_segments(*seg);
               fmt::print("6/6 training the recommender (method chosen on the last 30 days) ...\n");
             }
-            const auto recommender = train_recommender(*store, models, !common.json);
+            const auto recommender = train_recommender(*store, config.profile, models, !common.json);
             if (common.json) {
               print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)},
                           {"models", models}, {"demand", demand}, {"profiles", profiles.to_json()},

@@ -1,12 +1,15 @@
 // persona train recommend, persona eval recommend, persona recommend USER, persona similar ITEM.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
+#include "persona/pipeline/config.h"
+#include "persona/pipeline/profiles.h"
 #include "persona/recommend/recommend_model.h"
 
 namespace persona::cli {
@@ -18,7 +21,7 @@ struct RecommendArgs {
   double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0;
   int users = 300, factors = 64, iterations = 15;
   double regularization = 0.05, confidence = 2, learning_rate = 0.05, fraction = 0.2;
-  std::string holdout = "temporal";
+  std::string holdout = "temporal", lists;
   size_t last = 1;
   uint64_t seed = 42;
   int epochs = 30;
@@ -79,12 +82,19 @@ std::string model_path_from(const RecommendArgs& a) {
   return (std::filesystem::path(demand::models_dir_from(a.models)) / "recommend.model").string();
 }
 
-// The method to train: the given one, or the best on the validation window before `split`.
+pipeline::ProfileConfig profile_config_of(const RecommendArgs& a) {
+  return a.config.empty() ? pipeline::ProfileConfig{} : pipeline::load_config(a.config).profile;
+}
+
+// The method to train: the given one, or the best on the validation window before `split`
+// (reranking by segments as of the window's start, from the events before it).
 recommend::MethodSpec choose(const store::EventColumns& events, const RecommendArgs& a, int64_t split,
                              nlohmann::json& trials_json, bool print) {
   if (a.method != "auto") return spec_from(a);
+  const int64_t window = split - static_cast<int64_t>(a.validation_days) * 86400;
   const auto trials = recommend::tune(events, recommend::InteractionOptions{}, split, a.validation_days,
-                                      recommend::default_grid(), a.k, a.threads);
+                                      recommend::default_grid(), a.k, a.threads,
+                                      pipeline::segments_as_of(events, profile_config_of(a), window));
   trials_json = nlohmann::json::array();
   for (const auto& t : trials)
     trials_json.push_back({{"method", t.spec.to_json()}, {"validation", t.validation.to_json()}, {"train_s", t.train_s}});
@@ -123,14 +133,15 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
     recommend::InteractionOptions options;
     options.before = split;
     const auto t0 = std::chrono::steady_clock::now();
-    const auto model = recommend::RecommendModel::train(events, options, spec, a->threads);
+    // Serving passes each user's stored profile segment, so the model learns those segments.
+    const auto model = recommend::RecommendModel::train(events, options, spec, a->threads, pipeline::stored_segments(*store));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto path = model_path_from(*a);
     nlohmann::json metrics = {{"method", spec.to_json()}, {"train_s", seconds}};
     if (!trials.is_null()) metrics["validation"] = trials.front()["validation"];
     model.save(path, metrics);
     if (common.json) print_json({{"model_file", path}, {"method", spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
-                                 {"trials", trials}});
+                                 {"segments", model.segments()}, {"trials", trials}});
     else fmt::print("trained {} on {} items in {:.2f} s; saved {}\n", spec.to_json().dump(), model.items(), seconds, path);
     return 0;
   });
@@ -150,6 +161,7 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
   s->add_option("--seed", a->seed, "random: seed");
   s->add_option("--end", a->end, "Test on events before this date (default: all after the split)");
   s->add_flag("--exclude-seen", a->exclude, "Never recommend what the user chose in training");
+  s->add_option("--lists", a->lists, "Write each evaluated user's top k, per method, as JSON Lines to this file");
   return [s, a, &common]() -> int {
     if (!s->parsed()) return -1;
     auto store = open_existing_store(store_path_from(a->store, a->config));
@@ -168,12 +180,17 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
     const int64_t end = a->end.empty() ? std::numeric_limits<int64_t>::max() : parse_date(a->end, "--end");
     nlohmann::json trials;
     const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
+    const auto split_segments = a->holdout == "temporal" && spec.rerank.segment > 0
+                                    ? pipeline::segments_as_of(events, profile_config_of(*a), split)
+                                    : pipeline::SegmentsByUser{};
     auto holdout_for = [&](double half_life) {
       recommend::InteractionOptions o;
       o.half_life_days = half_life;
       auto h = a->holdout == "last-k"   ? recommend::leave_last_k_holdout(events, o, a->last)
                : a->holdout == "random" ? recommend::random_holdout(events, o, a->fraction, a->seed)
                                         : recommend::temporal_holdout(events, o, split, end);
+      // Segments only as of a temporal split: profiles of the whole period would know the test.
+      if (a->holdout == "temporal") h.assign_segments(split_segments);
       if (h.evaluated_users() == 0)
         throw Error(a->holdout == "temporal" ? "no user has events on both sides of the split"
                                              : "no user has enough items to hold some out",
@@ -181,6 +198,11 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
       return h;
     };
     const auto plain = holdout_for(0);
+    std::ofstream lists;
+    if (!a->lists.empty()) {
+      lists.open(a->lists);
+      if (!lists) throw Error("cannot write", {a->lists});
+    }
     nlohmann::json results = nlohmann::json::array();
     auto run = [&](const recommend::MethodSpec& m, const std::string& role) {
       const auto decayed = m.half_life_days > 0 ? std::optional(holdout_for(m.half_life_days)) : std::nullopt;
@@ -188,7 +210,16 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
       const auto t0 = std::chrono::steady_clock::now();
       const auto r = recommend::fit_recommender(holdout.train, m, a->threads);
       const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const auto metrics = recommend::evaluate(*r, holdout, a->k, a->exclude, a->threads);
+      std::vector<std::vector<int32_t>> top;
+      const auto metrics = recommend::evaluate(*r, holdout, {.k = a->k, .exclude_seen = a->exclude, .threads = a->threads,
+                                                             .rerank = m.rerank, .lists = lists.is_open() ? &top : nullptr});
+      for (size_t u = 0; u < top.size(); ++u) {
+        if (top[u].empty()) continue;
+        nlohmann::json items = nlohmann::json::array();
+        for (auto i : top[u]) items.push_back(holdout.train.items.name(static_cast<IdMap::Id>(i)));
+        lists << nlohmann::json{{"role", role}, {"method", m.to_json()}, {"user", holdout.train.users.name(static_cast<IdMap::Id>(u))},
+                                {"items", items}}.dump() << '\n';
+      }
       auto j = metrics.to_json();
       j["train_s"] = train_s;
       results.push_back({{"role", role}, {"method", m.to_json()}, {"test", j}});
@@ -200,6 +231,10 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
       recommend::MethodSpec b;
       b.method = baseline;
       run(b, "baseline");
+    }
+    if (lists.is_open()) {
+      lists.close();
+      if (lists.fail()) throw Error("cannot write (disk full?)", {a->lists});
     }
     if (common.json) print_json({{"holdout", a->holdout}, {"split", a->holdout == "temporal" ? format_timestamp(split) : ""},
                                  {"train_items", plain.train.item_count()},
@@ -227,6 +262,7 @@ Command add_recommend(CLI::App& app, Common& common) {
             auto store = open_existing_store(store_path_from(a->store, a->config));
             const auto history = model.history(store->events_of({a->user}));
             recommend::RecommendRequest q;
+            if (const auto profile = store->profile(a->user)) q.segment = nlohmann::json::parse(*profile).value("segment", -1);
             q.k = a->k;
             q.exclude_seen = a->exclude;
             q.category = a->category;
@@ -238,7 +274,8 @@ Command add_recommend(CLI::App& app, Common& common) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : recs)
                 j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}});
-              print_json({{"user", a->user}, {"history_items", history.size()}, {"method", model.recommender().params()},
+              print_json({{"user", a->user}, {"history_items", history.size()}, {"segment", q.segment},
+                          {"method", model.recommender().params()},
                           {"recommendations", j}});
               return 0;
             }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 
 #include "support/test_support.h"
 
@@ -43,6 +44,52 @@ TEST(RecommendCli, TrainRecommendSimilarEval) {
   EXPECT_GT(chosen["eval_users"].get<int>(), 50);
   EXPECT_GT(chosen["ndcg_at_10"].get<double>(), eval["results"][1]["test"]["ndcg_at_10"].get<double>());  // beats popularity
   EXPECT_EQ(run_persona({"similar", item, "--models", models, "-k", "3"}).exit_code, 0);
+}
+
+// The sample shop's events are drawn from hidden per-user category tastes (latent.jsonl). A
+// recommender that learned something recommends from the categories each user actually likes;
+// popularity gives everyone the same list, about as taste-blind as a random draw.
+std::map<std::string, double> taste_agreement(const std::string& shop, const std::string& lists_file) {
+  std::map<std::string, std::map<std::string, double>> tastes;
+  for (const auto& line : test::lines_of(shop + "/latent.jsonl")) {
+    const auto j = nlohmann::json::parse(line);
+    for (const auto& [category, share] : j["tastes"].items()) tastes[j["user_id"]][category] = share;
+  }
+  std::map<std::string, std::string> category;
+  for (const auto& line : test::lines_of(shop + "/items.jsonl")) {
+    const auto j = nlohmann::json::parse(line);
+    category[j["item_id"]] = j["category"];
+  }
+  std::map<std::string, std::pair<double, int>> sums;  // by method: agreement sum, users
+  for (const auto& line : test::lines_of(lists_file)) {
+    const auto j = nlohmann::json::parse(line);
+    const auto& mine = tastes.at(j["user"]);
+    double agreement = 0;
+    for (const auto& item : j["items"]) {
+      const auto it = mine.find(category.at(item));
+      agreement += it == mine.end() ? 0 : it->second / static_cast<double>(j["items"].size());
+    }
+    auto& s = sums[j["method"]["method"]];
+    s.first += agreement, s.second += 1;
+  }
+  std::map<std::string, double> out;
+  for (const auto& [method, s] : sums) out[method] = s.first / s.second;
+  return out;
+}
+
+TEST(RecommendCli, RecommendationsFollowTheSampleShopsHiddenTastes) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), lists = dir.file("lists.jsonl");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  const auto r = run_persona({"eval", "recommend", "--config", config, "--split", "2025-11-01", "--method", "user-knn",
+                              "--lists", lists, "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto agreement = taste_agreement(dir.path(), lists);
+  ASSERT_EQ(agreement.count("user-knn"), 1u);
+  ASSERT_EQ(agreement.count("popularity"), 1u);
+  EXPECT_GT(agreement.at("user-knn"), 1.5 * agreement.at("popularity"));
+  EXPECT_GT(agreement.at("user-knn"), 0.12);  // a uniform draw from the catalogue agrees about 0.08
 }
 
 TEST(RecommendCli, BadInputGetsClearErrors) {

@@ -2,6 +2,7 @@
 // a world with two tastes, model files, filters, the live path and bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <atomic>
 #include <random>
@@ -95,7 +96,7 @@ TEST(Evaluation, MetricsOnAHandWorkedExample) {
   h.relevant = {{1, 3, 4}};  // relevant: b, d, e
   // Ranking: a, b, c, d (k = 4): hits at ranks 2 and 4.
   const Fixed r({4, 3, 2, 1, 0});
-  const auto m = evaluate(r, h, 4, false, 1);
+  const auto m = evaluate(r, h, {.k = 4, .threads = 1});
   EXPECT_EQ(m.users, 1u);
   EXPECT_DOUBLE_EQ(m.precision, 2.0 / 4);
   EXPECT_DOUBLE_EQ(m.recall, 2.0 / 3);
@@ -106,7 +107,7 @@ TEST(Evaluation, MetricsOnAHandWorkedExample) {
   EXPECT_DOUBLE_EQ(m.hit_rate, 1);
   EXPECT_DOUBLE_EQ(m.coverage, 4.0 / 5);
   // Excluding what the user has seen leaves nothing to rank here.
-  EXPECT_EQ(evaluate(r, h, 4, true, 1).precision, 0);
+  EXPECT_EQ(evaluate(r, h, {.k = 4, .exclude_seen = true, .threads = 1}).precision, 0);
 }
 
 TEST(Recommenders, EveryMethodFindsTheTaste) {
@@ -128,13 +129,13 @@ TEST(Recommenders, EveryMethodFindsTheTaste) {
     const auto top = top_k(scores, h.candidate, 5, &h.train.rows[0]);
     ASSERT_EQ(top.size(), 5u) << method;
     for (const auto& t : top) EXPECT_LT(t.item, 10) << method << " recommended a shoe to a books reader";
-    const auto m = evaluate(*r, h, 10, false, 2);
+    const auto m = evaluate(*r, h, {.k = 10, .threads = 2});
     EXPECT_GT(m.hit_rate, 0.99) << method;  // the March item is always among the ten of the taste
   }
   MethodSpec pop;
   pop.method = "popularity";
   const auto p = fit_recommender(h.train, pop);
-  EXPECT_LT(evaluate(*p, h, 3, false, 1).hit_rate, 1.0);  // one list for all: cannot serve both tastes
+  EXPECT_LT(evaluate(*p, h, {.k = 3, .threads = 1}).hit_rate, 1.0);  // one list for all: cannot serve both tastes
   MethodSpec knn;
   knn.method = "item-knn";
   const auto k = fit_recommender(h.train, knn);
@@ -452,15 +453,95 @@ TEST(Evaluation, LeaveLastKAndRandomHoldOuts) {
   EXPECT_EQ(leave_last_k_holdout(e, InteractionOptions{}, 10).evaluated_users(), 0u);  // nobody has eleven items
 }
 
+TEST(Rerank, ProfileFeaturesReorderTheCandidates) {
+  // Items: 0 "A" at 100, 1 "B" at 10, 2 "A" at 10, 3 "A" at 10 (the user's history).
+  const std::vector<std::string> categories{"A", "B", "A", "A"};
+  const std::vector<double> prices{100, 10, 10, 10};
+  Interactions x;
+  for (const char* u : {"in-0", "in-1"}) x.users.intern(u);
+  for (const char* i : {"i0", "i1", "i2", "i3"}) x.items.intern(i);
+  x.item_categories = categories;
+  x.item_prices = prices;
+  x.rows = {make_row({{2, 1, 0}}, 0), make_row({{0, 1, 0}, {1, 1, 0}}, 0)};
+  const SegmentPopularity popular(x, {{"in-0", 0}, {"in-1", 1}, {"nobody", 7}});
+  ASSERT_NE(popular.of(0), nullptr);
+  EXPECT_FLOAT_EQ((*popular.of(0))[2], 1);
+  EXPECT_FLOAT_EQ((*popular.of(0))[0], 0);
+  EXPECT_EQ(popular.of(-1), nullptr);
+  EXPECT_EQ(popular.of(99), nullptr);
+  const ItemFacts facts{categories, prices, popular};
+  const Row history = make_row({{3, 1, 0}}, 0);
+  const std::vector<Scored> base{{1, 1.0f}, {0, 0.9f}, {2, 0.8f}};
+  auto order = [&](const RerankSpec& spec, int32_t segment) {
+    auto ranked = base;
+    rerank(spec, facts, history, segment, ranked);
+    std::vector<int32_t> items;
+    for (const auto& s : ranked) items.push_back(s.item);
+    return items;
+  };
+  EXPECT_EQ(order({}, 0), (std::vector<int32_t>{1, 0, 2}));  // off: the base order
+  RerankSpec affinity;
+  affinity.affinity = 0.6;  // all of the history is in "A": 0 (0.5 + 0.6) passes 1 (1.0)
+  EXPECT_EQ(order(affinity, -1), (std::vector<int32_t>{0, 1, 2}));
+  RerankSpec price;
+  price.price = 1;  // the user pays 10: the item at 100 drops to last
+  EXPECT_EQ(order(price, -1), (std::vector<int32_t>{1, 2, 0}));
+  RerankSpec segment;
+  segment.segment = 2;  // segment 0 chose item 2
+  EXPECT_EQ(order(segment, 0), (std::vector<int32_t>{2, 1, 0}));
+  EXPECT_EQ(order(segment, -1), (std::vector<int32_t>{1, 0, 2}));  // no segment: nothing to add
+}
+
+TEST(RecommendModel, SegmentsServeColdStartAndRerank) {
+  const auto e = two_tastes();
+  UserSegments segments;
+  for (int u = 0; u < 40; ++u) segments["u" + std::to_string(u)] = u < 20 ? 0 : 1;
+  MethodSpec s;
+  s.method = "item-knn";
+  s.rerank.segment = 0.5;
+  const auto m = RecommendModel::train(e, InteractionOptions{}, s, 1, segments);
+  EXPECT_EQ(m.segments(), 2u);
+  test::TempDir dir;
+  m.save(dir.file("r.model"));
+  const auto loaded = RecommendModel::load(dir.file("r.model"));
+  EXPECT_EQ(loaded.segments(), 2u);
+  EXPECT_EQ(loaded.recommender().params()["rerank"]["segment"], 0.5);
+  for (const auto* model : {&m, &loaded}) {
+    RecommendRequest q;
+    q.k = 5;
+    q.segment = 1;  // a new user in the shoe segment: shoes, and why
+    for (const auto& r : model->recommend(Row{}, q)) {
+      EXPECT_EQ(r.category, "Shoes");
+      EXPECT_EQ(r.reason, "popular in your segment");
+    }
+    q.segment = 0;
+    for (const auto& r : model->recommend(Row{}, q)) EXPECT_EQ(r.category, "Books > Novels");
+    q.segment = -1;
+    EXPECT_EQ(model->recommend(Row{}, q).front().reason, "popular now");
+    q.segment = 42;  // a segment the model has not seen: as if none
+    EXPECT_EQ(model->recommend(Row{}, q).size(), 5u);
+  }
+}
+
 TEST(Evaluation, TuningPicksOnValidationNotTest) {
   const auto e = two_tastes();
   std::vector<MethodSpec> grid(2);
   grid[0].method = "popularity";
   grid[1].method = "item-knn";
   const auto trials = tune(e, InteractionOptions{}, 90 * kDay, 45, grid, 10, 1);
-  ASSERT_EQ(trials.size(), 2u);
+  // The grid, then the best method with each reranking (no segments given: none by segment).
+  ASSERT_EQ(trials.size(), 2u + rerank_grid(false).size());
   EXPECT_EQ(trials.front().spec.method, "item-knn");
-  EXPECT_GE(trials.front().validation.ndcg, trials.back().validation.ndcg);
+  for (const auto& t : trials) {
+    EXPECT_GE(trials.front().validation.ndcg, t.validation.ndcg);
+    if (t.spec.rerank.active()) EXPECT_EQ(t.spec.method, "item-knn");
+    EXPECT_EQ(t.spec.rerank.segment, 0);
+  }
+  UserSegments segments;
+  for (int u = 0; u < 40; ++u) segments["u" + std::to_string(u)] = u < 20 ? 0 : 1;
+  const auto with_segments = tune(e, InteractionOptions{}, 90 * kDay, 45, grid, 10, 1, segments);
+  ASSERT_EQ(with_segments.size(), 2u + rerank_grid(true).size());
+  EXPECT_TRUE(std::any_of(with_segments.begin(), with_segments.end(), [](const Trial& t) { return t.spec.rerank.segment > 0; }));
   EXPECT_THROW(tune(e, InteractionOptions{}, 500 * kDay, 10, grid), Error);  // no users in that window
 }
 

@@ -25,6 +25,7 @@ void write_gzip(const std::string& path, const std::string& content);
 // A gzip file of `rows` CSV lines (a,b header) that ends part way through its compressed stream.
 void write_truncated_gzip(const std::string& path, int rows, double keep_fraction = 0.5);
 std::string read_file(const std::string& path);
+std::vector<std::string> lines_of(const std::string& path);  // without the newlines; no empty last line
 
 struct RunResult {
   int exit_code = -1;   // the exit status, or 128 + signal when killed

@@ -243,6 +243,27 @@ std::vector<profile::UserProfile> load_profiles(store::Store& store) {
   return out;
 }
 
+SegmentsByUser stored_segments(store::Store& store) {
+  SegmentsByUser out;
+  store.for_each_profile([&](const std::string& user, const std::string& json) {
+    const auto segment = nlohmann::json::parse(json).value("segment", -1);
+    if (segment >= 0) out.emplace(user, segment);
+  });
+  return out;
+}
+
+SegmentsByUser segments_as_of(const store::EventColumns& events, const ProfileConfig& config, int64_t as_of) {
+  profile::ProfileBuilder builder(profile::Catalogue::from_events(events), config.options, {});
+  builder.apply_store(events, [](const std::function<void(const Text&)>&) {}, as_of);
+  auto profiles = builder.profiles(as_of);
+  SegmentsByUser out;
+  if (profiles.empty()) return out;
+  profile::segment_profiles(profiles, config.segments);
+  for (const auto& p : profiles)
+    if (p.segment >= 0) out.emplace(p.user, p.segment);
+  return out;
+}
+
 std::optional<profile::SegmentModel> load_segments(store::Store& store) {
   const auto j = store.get_meta(kSegmentsMeta);
   if (!j) return std::nullopt;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,14 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
 ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir);
 
 std::vector<profile::UserProfile> load_profiles(store::Store& store);
+
+// Each user's learned segment, by user id: what recommendations use as "your segment".
+using SegmentsByUser = std::unordered_map<std::string, int32_t>;
+// From the stored profiles (empty before `persona profile build`): what serving knows.
+SegmentsByUser stored_segments(store::Store& store);
+// As of a time: profiles from the events before `as_of` only (no text models), segmented with
+// the config's options. What an evaluation at a split may know without seeing past it.
+SegmentsByUser segments_as_of(const store::EventColumns& events, const ProfileConfig& config, int64_t as_of);
 std::optional<profile::SegmentModel> load_segments(store::Store& store);
 
 // Profiles straight from the config's sources (read, map, clean, profile; no store), for RFM

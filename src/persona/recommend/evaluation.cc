@@ -19,6 +19,15 @@ size_t HoldOut::evaluated_users() const {
   return n;
 }
 
+void HoldOut::assign_segments(const UserSegments& segments) {
+  segment.assign(train.user_count(), -1);
+  for (size_t u = 0; u < train.user_count(); ++u) {
+    const auto it = segments.find(std::string(train.users.name(static_cast<IdMap::Id>(u))));
+    if (it != segments.end()) segment[u] = it->second;
+  }
+  segment_popularity = SegmentPopularity(train, segments);
+}
+
 HoldOut temporal_holdout(const store::EventColumns& e, const InteractionOptions& options, int64_t split, int64_t end,
                          int64_t start) {
   HoldOut h;
@@ -147,7 +156,12 @@ std::vector<Scored> top_k(const std::vector<float>& scores, const std::vector<ui
   return all;
 }
 
-RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool exclude_seen, int threads) {
+RankingMetrics evaluate(const Recommender& r, const HoldOut& h, const EvalOptions& options) {
+  const size_t k = options.k;
+  const bool exclude_seen = options.exclude_seen;
+  const int threads = options.threads;
+  const RerankSpec& rerank_spec = options.rerank;
+  if (options.lists) options.lists->assign(h.train.user_count(), {});
   RankingMetrics m;
   m.k = k;
   std::vector<size_t> users;
@@ -167,6 +181,7 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
     std::vector<double> latency_us;
   };
   std::vector<Sums> sums(t);
+  const ItemFacts facts{h.train.item_categories, h.train.item_prices, h.segment_popularity};
   const auto t0 = std::chrono::steady_clock::now();
   auto work = [&](size_t part) {
     Sums& s = sums[part];
@@ -177,8 +192,15 @@ RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k, bool e
       const Row& history = h.train.rows[u];
       const auto started = std::chrono::steady_clock::now();
       r.score(history, scores);
-      const auto top = top_k(scores, h.candidate, k, exclude_seen ? &history : nullptr);
+      auto top = top_k(scores, h.candidate, rerank_spec.active() ? std::max(k, rerank_spec.candidates) : k,
+                       exclude_seen ? &history : nullptr);
+      if (rerank_spec.active()) {
+        rerank(rerank_spec, facts, history, u < h.segment.size() ? h.segment[u] : -1, top);
+        top.resize(std::min(top.size(), k));
+      }
       s.latency_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count());
+      if (options.lists)
+        for (const auto& item : top) (*options.lists)[u].push_back(item.item);
       std::unordered_set<int32_t> rel(h.relevant[u].begin(), h.relevant[u].end());
       double hits = 0, dcg = 0, ap = 0;
       for (size_t i = 0; i < top.size(); ++i) {
@@ -310,7 +332,8 @@ std::vector<MethodSpec> default_grid() {
 }
 
 std::vector<Trial> tune(const store::EventColumns& events, const InteractionOptions& options, int64_t split,
-                        int validation_days, const std::vector<MethodSpec>& grid, size_t k, int threads) {
+                        int validation_days, const std::vector<MethodSpec>& grid, size_t k, int threads,
+                        const UserSegments& segments) {
   const int64_t valid_from = split - static_cast<int64_t>(validation_days) * 86400;
   std::map<double, HoldOut> holdouts;  // by history half-life
   std::vector<Trial> trials;
@@ -330,11 +353,40 @@ std::vector<Trial> tune(const store::EventColumns& events, const InteractionOpti
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = fit_recommender(h.train, spec, threads);
     t.train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    t.validation = evaluate(*r, h, k, false, threads);
+    t.validation = evaluate(*r, h, {.k = k, .threads = threads});
     trials.push_back(std::move(t));
   }
-  std::stable_sort(trials.begin(), trials.end(), [](const Trial& a, const Trial& b) { return a.validation.ndcg > b.validation.ndcg; });
+  auto by_ndcg = [](const Trial& a, const Trial& b) { return a.validation.ndcg > b.validation.ndcg; };
+  std::stable_sort(trials.begin(), trials.end(), by_ndcg);
+  // Reranking the best method's candidates by profile features: one fit, several weightings.
+  const MethodSpec best = trials.front().spec;
+  HoldOut& h = holdouts.at(best.half_life_days);
+  h.assign_segments(segments);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = fit_recommender(h.train, best, threads);
+  const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto& rerank : rerank_grid(!segments.empty())) {
+    Trial t;
+    t.spec = best;
+    t.spec.rerank = rerank;
+    t.train_s = train_s;
+    t.validation = evaluate(*r, h, {.k = k, .threads = threads, .rerank = rerank});
+    trials.push_back(std::move(t));
+  }
+  std::stable_sort(trials.begin(), trials.end(), by_ndcg);
   return trials;
+}
+
+std::vector<RerankSpec> rerank_grid(bool with_segments) {
+  std::vector<RerankSpec> grid;
+  for (double segment : with_segments ? std::vector<double>{0, 0.1, 0.3} : std::vector<double>{0})
+    for (double affinity : {0.0, 0.1, 0.3})
+      for (double price : {0.0, 0.1}) {
+        RerankSpec r;
+        r.segment = segment, r.affinity = affinity, r.price = price;
+        if (r.active()) grid.push_back(r);
+      }
+  return grid;
 }
 
 }  // namespace persona::recommend

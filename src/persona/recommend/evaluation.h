@@ -10,6 +10,7 @@
 
 #include "persona/recommend/interactions.h"
 #include "persona/recommend/recommender.h"
+#include "persona/recommend/rerank.h"
 
 namespace persona::recommend {
 
@@ -17,7 +18,12 @@ struct HoldOut {
   Interactions train;
   std::vector<std::vector<int32_t>> relevant;  // by train user: distinct items chosen in the test window
   std::vector<uint8_t> candidate;              // by item: seen in training (what may be ranked)
+  std::vector<int32_t> segment;                // by train user: profile segment (-1 or empty: unknown)
+  SegmentPopularity segment_popularity;        // from the training part, for reranking
   size_t evaluated_users() const;
+  // Gives the training users their segments (as of the split: a profile built from later
+  // events would leak the test period) and learns each segment's popular items.
+  void assign_segments(const UserSegments& segments);
 };
 
 // Train: events in [start, split). Test: [split, end). Relevant: the items a user with training
@@ -48,7 +54,17 @@ struct RankingMetrics {
 std::vector<Scored> top_k(const std::vector<float>& scores, const std::vector<uint8_t>& candidate, size_t k,
                           const Row* exclude = nullptr);
 
-RankingMetrics evaluate(const Recommender& r, const HoldOut& h, size_t k = 10, bool exclude_seen = false, int threads = 2);
+struct EvalOptions {
+  size_t k = 10;
+  bool exclude_seen = false;  // never recommend what the user chose in training
+  int threads = 2;
+  RerankSpec rerank;          // active: the method's best rerank.candidates are reranked by profile features
+  // When set: each evaluated user's top k (item indices), by train user, for checks of what was
+  // recommended beyond the metrics (e.g. against the sample shop's latent tastes).
+  std::vector<std::vector<int32_t>>* lists = nullptr;
+};
+
+RankingMetrics evaluate(const Recommender& r, const HoldOut& h, const EvalOptions& options = {});
 
 struct Trial {
   MethodSpec spec;
@@ -57,9 +73,15 @@ struct Trial {
 };
 
 // Every setting of `grid` trained on the training part and scored on a validation window of
-// `validation_days` before `split`; the best by nDCG@k first.
+// `validation_days` before `split`; then the best setting with its candidates reranked by profile
+// features (rerank_grid(); the segment weights only when `segments`, as of the window's start,
+// are given). The best by nDCG@k first.
 std::vector<Trial> tune(const store::EventColumns& events, const InteractionOptions& options, int64_t split,
-                        int validation_days, const std::vector<MethodSpec>& grid, size_t k = 10, int threads = 2);
+                        int validation_days, const std::vector<MethodSpec>& grid, size_t k = 10, int threads = 2,
+                        const UserSegments& segments = {});
+
+// The reranking weights tune() tries on the best method.
+std::vector<RerankSpec> rerank_grid(bool with_segments);
 
 // Recall@k of a recommender's approximate candidates against its exact scores, over histories:
 // what the ANN path loses. 1 when the method has no approximate path.

@@ -12,7 +12,7 @@
 namespace persona::recommend {
 
 RecommendModel RecommendModel::train(const store::EventColumns& events, const InteractionOptions& options,
-                                     const MethodSpec& spec, int threads) {
+                                     const MethodSpec& spec, int threads, const UserSegments& segments) {
   InteractionOptions o = options;
   o.half_life_days = spec.half_life_days;
   const auto x = build_interactions(events, o);
@@ -24,6 +24,8 @@ RecommendModel RecommendModel::train(const store::EventColumns& events, const In
   m.item_categories_ = x.item_categories;
   m.item_prices_ = x.item_prices;
   m.trending_ = x.trending;
+  m.segment_popularity_ = SegmentPopularity(x, segments);
+  m.rerank_ = spec.rerank;
   m.trained_.assign(x.item_count(), 0);
   for (const auto& r : x.rows)
     for (auto i : r.items) m.trained_[static_cast<size_t>(i)] = 1;
@@ -47,6 +49,7 @@ void RecommendModel::save(const std::string& path, const nlohmann::json& metrics
   w.put_vector(item_prices_);
   w.put_vector(trained_);
   w.put_vector(trending_);
+  segment_popularity_.write(w);
   ml::ModelHeader header;
   header.kind = "recommender";
   header.task = "recommend";
@@ -70,6 +73,9 @@ RecommendModel RecommendModel::load(const std::string& path) {
     m.item_prices_ = r.get_vector<double>();
     m.trained_ = r.get_vector<uint8_t>();
     m.trending_ = r.get_vector<float>();
+    // Files written before segments existed end here: no segment popularity, no reranking.
+    if (!r.done()) m.segment_popularity_ = SegmentPopularity::read(r);
+    m.rerank_ = MethodSpec::from_json(m.recommender_->params()).rerank;
     if (m.item_prices_.size() != n || m.trained_.size() != n || m.trending_.size() != n)
       throw std::runtime_error("the item tables do not match");
     for (const auto& id : m.item_ids_) m.item_index_.intern(id);
@@ -103,7 +109,9 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     if (q.min_price && price < *q.min_price) allowed[i] = 0;
     if (q.max_price && price > *q.max_price) allowed[i] = 0;
   }
-  const size_t wanted = std::min(q.diversity > 0 ? q.k * 5 : q.k, allowed.size());
+  const auto* segment_popular = segment_popularity_.of(q.segment);
+  size_t wanted = std::min(q.diversity > 0 ? q.k * 5 : q.k, allowed.size());
+  if (rerank_.active()) wanted = std::max(wanted, std::min(rerank_.candidates, allowed.size()));
   std::vector<Scored> ranked;
   if (auto candidates = recommender_->candidates(history, std::max<size_t>(wanted * 10, wanted + history.size() + 100))) {
     // A large catalogue: only the index's candidates are ranked (the filters still apply).
@@ -117,12 +125,18 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     std::vector<float> scores;
     recommender_->score(history, scores);
     if (history.size() == 0) {
-      // A new user: what is popular now (all-time popularity, already in the scores, breaks ties).
+      // A new user: what is popular in their segment, or popular now (all-time popularity,
+      // already in the scores, breaks ties).
+      const auto& boost = segment_popular ? *segment_popular : trending_;
       float top = 0;
-      for (float t : trending_) top = std::max(top, t);
-      for (size_t i = 0; i < scores.size() && i < trending_.size() && top > 0; ++i) scores[i] += trending_[i] / top;
+      for (float t : boost) top = std::max(top, t);
+      for (size_t i = 0; i < scores.size() && i < boost.size() && top > 0; ++i) scores[i] += boost[i] / top;
     }
     ranked = top_k(scores, allowed, wanted, q.exclude_seen ? &history : nullptr);
+  }
+  if (rerank_.active()) {
+    rerank(rerank_, {item_categories_, item_prices_, segment_popularity_}, history, q.segment, ranked);
+    if (q.diversity <= 0) ranked.resize(std::min(ranked.size(), q.k));
   }
   if (q.diversity > 0) ranked = diversify(ranked, q.k, q.diversity);
   std::vector<Recommendation> out;
@@ -137,6 +151,9 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     } else if (because >= 0) {
       r.because = item_ids_[static_cast<size_t>(because)];
       r.reason = "similar to " + r.because + ", which you chose";
+    } else if (segment_popular && (*segment_popular)[static_cast<size_t>(s.item)] >= 0.5f &&
+               (history.size() == 0 || rerank_.segment > 0)) {
+      r.reason = "popular in your segment";
     } else {
       r.reason = history.size() ? "popular with customers like you" : "popular now";
     }

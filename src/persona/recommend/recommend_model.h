@@ -17,6 +17,7 @@
 #include "persona/core/id_map.h"
 #include "persona/recommend/evaluation.h"
 #include "persona/recommend/recommender.h"
+#include "persona/recommend/rerank.h"
 
 namespace persona::recommend {
 
@@ -28,6 +29,9 @@ struct RecommendRequest {
   // Maximal marginal relevance: 0 ranks by score alone; towards 1, an item of a category already
   // in the list must score much higher to follow it (more categories in the top k).
   double diversity = 0;
+  // The user's profile segment (-1: none): "popular in your segment" for a user without history,
+  // and the segment feature of a reranking method.
+  int32_t segment = -1;
 };
 
 struct Recommendation {
@@ -63,9 +67,10 @@ class RecommendService {
 
 class RecommendModel {
  public:
-  // Trains `spec` on the events in [options.from, options.before).
+  // Trains `spec` on the events in [options.from, options.before). With `segments` (the stored
+  // profiles' segments, which serving will pass in requests) it learns each segment's popular items.
   static RecommendModel train(const store::EventColumns& events, const InteractionOptions& options, const MethodSpec& spec,
-                              int threads = 2);
+                              int threads = 2, const UserSegments& segments = {});
   void save(const std::string& path, const nlohmann::json& metrics = {}) const;
   static RecommendModel load(const std::string& path);
 
@@ -78,6 +83,7 @@ class RecommendModel {
   const InteractionOptions& interaction_options() const { return options_; }
   size_t items() const { return item_ids_.size(); }
   const nlohmann::json& metrics() const { return metrics_; }
+  size_t segments() const { return segment_popularity_.segments(); }
 
  private:
   std::vector<Scored> diversify(const std::vector<Scored>& ranked, size_t k, double diversity) const;
@@ -88,6 +94,8 @@ class RecommendModel {
   std::vector<double> item_prices_;
   std::vector<uint8_t> trained_;  // items seen in training: the ones that may be recommended
   std::vector<float> trending_;   // cold start: what users chose in the training window's last days
+  SegmentPopularity segment_popularity_;  // cold start in a known segment; the rerank's segment feature
+  RerankSpec rerank_;
   IdMap item_index_;
   nlohmann::json metrics_;
 };

@@ -788,7 +788,21 @@ nlohmann::json MethodSpec::to_json() const {
     j["factors"] = factors, j["iterations"] = iterations, j["regularization"] = regularization, j["confidence"] = confidence,
     j["seed"] = seed, j["ann_min_items"] = ann_min_items;
   if (half_life_days > 0) j["half_life_days"] = half_life_days;
+  if (rerank.active()) j["rerank"] = rerank.to_json();
   return j;
+}
+
+nlohmann::json RerankSpec::to_json() const {
+  return {{"segment", segment}, {"affinity", affinity}, {"price", price}, {"candidates", candidates}};
+}
+
+RerankSpec RerankSpec::from_json(const nlohmann::json& j) {
+  RerankSpec r;
+  r.segment = j.value("segment", 0.0);
+  r.affinity = j.value("affinity", 0.0);
+  r.price = j.value("price", 0.0);
+  r.candidates = j.value("candidates", r.candidates);
+  return r;
 }
 
 MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
@@ -810,6 +824,7 @@ MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
   s.ann_min_items = j.value("ann_min_items", s.ann_min_items);
   s.learning_rate = j.value("learning_rate", s.learning_rate);
   s.epochs = j.value("epochs", s.epochs);
+  if (j.contains("rerank")) s.rerank = RerankSpec::from_json(j.at("rerank"));
   return s;
 }
 

@@ -43,6 +43,17 @@ class Recommender {
   virtual void write(ByteWriter& out) const = 0;
 };
 
+// Reranking of a method's best candidates by profile features (rerank.h); all weights 0: off.
+struct RerankSpec {
+  double segment = 0;      // the item's popularity in the user's segment
+  double affinity = 0;     // the user's share of history in the item's category
+  double price = 0;        // closeness of the item's price to what the user pays
+  size_t candidates = 200; // how many of the base method's best are reranked
+  bool active() const { return segment > 0 || affinity > 0 || price > 0; }
+  nlohmann::json to_json() const;
+  static RerankSpec from_json(const nlohmann::json& j);
+};
+
 struct MethodSpec {
   std::string method = "ease";  // popularity | trending | repurchase | item-knn | user-knn | ease | als | bpr | content | hybrid
   int neighbours = 100;         // item-knn: similarities kept per item
@@ -61,6 +72,7 @@ struct MethodSpec {
   double learning_rate = 0.05;  // bpr: SGD step
   int epochs = 30;              // bpr: passes over the interactions
   double alpha = 0.8;           // user-knn: weight of the user's own history against the neighbours'
+  RerankSpec rerank;            // any method: rerank its best candidates by profile features
   nlohmann::json to_json() const;
   static MethodSpec from_json(const nlohmann::json& j);
 };

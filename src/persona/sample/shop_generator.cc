@@ -422,6 +422,21 @@ ShopReport generate_shop(const ShopOptions& o) {
       users.push_back(std::move(u));
     }
     report.users = static_cast<int64_t>(users.size());
+    // The hidden truth: each user's category tastes (shares) and price sensitivity, for checking
+    // what profiles and recommendations learn. No stage of Persona reads this file.
+    Writer latent(path("latent.jsonl"), false);
+    for (const auto& u : users) {
+      double sum = 0;
+      for (double t : u.taste) sum += t;
+      std::string tastes;
+      for (int c = 0; c < n_cats; ++c)
+        if (u.taste[c] / sum >= 0.005)
+          tastes += fmt::format("{}\"{}\":{:.4f}", tastes.empty() ? "" : ",", cats[c].path, u.taste[c] / sum);
+      latent.buffer() += fmt::format("{{\"user_id\":\"{}\",\"tastes\":{{{}}},\"price_sensitivity\":{:.4f}}}\n", u.id, tastes,
+                                     u.price_sensitivity);
+      latent.maybe_flush();
+    }
+    latent.close();
   }
 
   // ---- events and texts

@@ -35,7 +35,8 @@ struct ShopReport {
   nlohmann::json to_json() const;
 };
 
-// Writes users.csv, items.jsonl, events.csv.gz, texts.jsonl and shop.toml into out_dir.
+// Writes users.csv, items.jsonl, events.csv.gz, texts.jsonl and shop.toml into out_dir, and
+// latent.jsonl: the hidden tastes the events were drawn from (a ground truth no stage reads).
 ShopReport generate_shop(const ShopOptions& options);
 
 }  // namespace persona::sample
