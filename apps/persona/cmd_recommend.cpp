@@ -16,9 +16,10 @@ namespace persona::cli {
 namespace {
 
 struct RecommendArgs {
-  std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user;
+  std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user,
+              weighting = "cosine";
   int validation_days = 30, neighbours = 100, threads = 2;
-  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0;
+  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0, bm25_k1 = 100, bm25_b = 0.8;
   int users = 300, factors = 64, iterations = 15;
   double regularization = 0.05, confidence = 2, learning_rate = 0.05, fraction = 0.2;
   std::string holdout = "temporal", lists;
@@ -42,6 +43,9 @@ void add_method_options(CLI::App* s, RecommendArgs& a) {
       ->check(CLI::Range(1, 3650));
   s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
   s->add_option("--neighbours", a.neighbours, "item-knn: neighbours kept per item")->check(CLI::Range(1, 100000));
+  s->add_option("--weighting", a.weighting, "item-knn: cosine, tfidf or bm25")->check(CLI::IsMember({"cosine", "tfidf", "bm25"}));
+  s->add_option("--bm25-k1", a.bm25_k1, "item-knn bm25: weight saturation")->check(CLI::Range(0.0, 1e9));
+  s->add_option("--bm25-b", a.bm25_b, "item-knn bm25: length normalisation (0-1)")->check(CLI::Range(0.0, 1.0));
   s->add_option("--base", a.base, "hybrid: the model blended with the user's own history")
       ->check(CLI::IsMember({"popularity", "trending", "item-knn", "user-knn", "ease", "als", "bpr", "content"}));
   s->add_option("--own-weight", a.own_weight, "hybrid: weight of the user's own history")->check(CLI::Range(0.0, 1000.0));
@@ -63,6 +67,9 @@ recommend::MethodSpec spec_from(const RecommendArgs& a) {
   s.method = a.method;
   s.lambda = a.lambda;
   s.neighbours = a.neighbours;
+  s.weighting = a.weighting;
+  s.bm25_k1 = a.bm25_k1;
+  s.bm25_b = a.bm25_b;
   s.base = a.base;
   s.own_weight = a.own_weight;
   s.users = a.users;

@@ -114,23 +114,25 @@ TEST(Recommenders, EveryMethodFindsTheTaste) {
   const auto e = two_tastes();
   const auto h = temporal_holdout(e, InteractionOptions{}, 30 * kDay);
   ASSERT_EQ(h.evaluated_users(), 40u);
-  for (const char* method : {"item-knn", "user-knn", "ease", "als", "bpr", "hybrid"}) {
+  for (const char* variant : {"item-knn", "item-knn/tfidf", "item-knn/bm25", "user-knn", "ease", "als", "bpr", "hybrid"}) {
+    const std::string name = variant, method = name.substr(0, name.find('/'));
     MethodSpec s;
     s.method = method;
+    if (name.find('/') != std::string::npos) s.weighting = name.substr(name.find('/') + 1);
     s.lambda = 10;
     s.users = 10;
     s.epochs = 300;
     s.factors = 4;
     // A small world: strong regularisation keeps ALS's factors to the two tastes.
-    s.regularization = std::string(method) == "als" ? 5 : 0.01;
-    const auto r = fit_recommender(h.train, s, std::string(method) == "bpr" ? 1 : 2);
+    s.regularization = method == "als" ? 5 : 0.01;
+    const auto r = fit_recommender(h.train, s, method == "bpr" ? 1 : 2);
     std::vector<float> scores;
     r->score(h.train.rows[0], scores);  // a books reader
     const auto top = top_k(scores, h.candidate, 5, &h.train.rows[0]);
-    ASSERT_EQ(top.size(), 5u) << method;
-    for (const auto& t : top) EXPECT_LT(t.item, 10) << method << " recommended a shoe to a books reader";
+    ASSERT_EQ(top.size(), 5u) << name;
+    for (const auto& t : top) EXPECT_LT(t.item, 10) << name << " recommended a shoe to a books reader";
     const auto m = evaluate(*r, h, {.k = 10, .threads = 2});
-    EXPECT_GT(m.hit_rate, 0.99) << method;  // the March item is always among the ten of the taste
+    EXPECT_GT(m.hit_rate, 0.99) << name;  // the March item is always among the ten of the taste
   }
   MethodSpec pop;
   pop.method = "popularity";
@@ -140,6 +142,43 @@ TEST(Recommenders, EveryMethodFindsTheTaste) {
   knn.method = "item-knn";
   const auto k = fit_recommender(h.train, knn);
   for (const auto& s : k->similar(12, 5)) EXPECT_GE(s.item, 10);
+}
+
+// Item-item similarities under TF-IDF and BM25 weighting, worked by hand (implicit's formulas):
+// items x users, N = 3 items; user a chose items 0 and 1 (weights 2 and 1), user b items 0, 1, 2
+// (weights 1, 1, 4).
+TEST(Recommenders, ItemKnnWeightingsMatchTheFormulas) {
+  Interactions x;
+  x.users.intern("a"), x.users.intern("b");
+  for (const char* i : {"i0", "i1", "i2"}) x.items.intern(i);
+  x.item_categories.assign(3, "");
+  x.item_prices.assign(3, std::nan(""));
+  x.rows = {make_row({{0, 2, 0}, {1, 1, 0}}, 0), make_row({{0, 1, 0}, {1, 1, 0}, {2, 4, 0}}, 0)};
+  const double idf_a = std::log(3.0) - std::log1p(2.0), idf_b = std::log(3.0) - std::log1p(3.0);
+  auto similarity = [&](const MethodSpec& s, int32_t from, int32_t to) {
+    for (const auto& n : fit_recommender(x, s, 1)->similar(from, 10))
+      if (n.item == to) return static_cast<double>(n.score);
+    return 0.0;
+  };
+  MethodSpec s;
+  s.method = "item-knn";
+  s.weighting = "tfidf";
+  // sim(0, 1) = sum over users of (sqrt(w_0u) idf_u)(sqrt(w_1u) idf_u)
+  EXPECT_NEAR(similarity(s, 0, 1), std::sqrt(2.0) * idf_a * idf_a + idf_b * idf_b, 1e-5);
+  s.weighting = "bm25";
+  s.bm25_k1 = 1.2, s.bm25_b = 0.75;
+  const double average = (3 + 2 + 4) / 3.0;  // items' total weights 3, 2, 4
+  auto bm25 = [&](double w, double length, double idf) {
+    const double norm = (1 - 0.75) + 0.75 * length / average;
+    return w * (1.2 + 1) / (1.2 * norm + w) * idf;
+  };
+  EXPECT_NEAR(similarity(s, 0, 2), bm25(1, 3, idf_b) * bm25(4, 4, idf_b), 1e-5);
+  EXPECT_NEAR(similarity(s, 1, 0), bm25(1, 2, idf_a) * bm25(2, 3, idf_a) + bm25(1, 2, idf_b) * bm25(1, 3, idf_b), 1e-5);
+  s.weighting = "manhattan";
+  EXPECT_THROW(fit_recommender(x, s, 1), Error);
+  s.weighting = "bm25";
+  EXPECT_EQ(MethodSpec::from_json(s.to_json()).weighting, "bm25");
+  EXPECT_EQ(MethodSpec::from_json(s.to_json()).bm25_k1, 1.2);
 }
 
 TEST(Recommenders, OneThreadTrainingIsReproducible) {

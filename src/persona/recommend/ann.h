@@ -13,7 +13,7 @@ namespace persona::recommend {
 class InnerProductIndex {
  public:
   // Indexes `n` vectors of `dim` floats (row-major). `threads` is accepted for when insertion
-  // can run in parallel safely (see ann.cc); today one thread builds.
+  // can run in parallel safely; today one thread builds (ann.cc says why).
   InnerProductIndex(const float* vectors, size_t n, size_t dim, int threads = 2, size_t m = 16, size_t ef_construction = 100,
                     uint64_t seed = 42);
   ~InnerProductIndex();

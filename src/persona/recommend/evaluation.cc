@@ -287,11 +287,21 @@ std::vector<MethodSpec> default_grid() {
     grid.push_back(s);
   }
   s.half_life_days = 0;
+  s.method = "item-knn";
   for (int n : {50, 200}) {
-    s.method = "item-knn";
     s.neighbours = n;
     grid.push_back(s);
   }
+  s.weighting = "tfidf";
+  grid.push_back(s);
+  // BM25's saturation depends on the weights' scale (a purchase weighs 5): from strong to none.
+  s.weighting = "bm25";
+  for (double k1 : {5.0, 20.0, 100.0}) {
+    s.bm25_k1 = k1;
+    grid.push_back(s);
+  }
+  s.weighting = "cosine";
+  s.bm25_k1 = 100;
   for (double l : {100.0, 500.0}) {
     s.method = "ease";
     s.lambda = l;

@@ -182,13 +182,54 @@ class Repurchase : public Recommender {
 
 // Item-item cosine similarity over the users who chose each item (binary), shrunk for items
 // with few users, keeping the top neighbours of each item.
+// The value of one (item, user) entry of the item x user matrix under item-knn's weighting:
+// binary for cosine; TF-IDF (sqrt of the weight x the user's IDF) or BM25 (the weight saturated
+// by k1 and normalised by the item's total weight, x the user's IDF), the formulas of the implicit
+// library's tfidf_weight and bm25_weight, where a user who chose many items says less about each.
+class MatrixWeighting {
+ public:
+  MatrixWeighting(const Interactions& x, const std::vector<Row>& cols, const MethodSpec& spec)
+      : kind_(spec.weighting), k1_(static_cast<float>(spec.bm25_k1)) {
+    if (kind_ == "cosine") return;
+    const double items = static_cast<double>(x.item_count());
+    idf_.resize(x.user_count());
+    for (size_t u = 0; u < x.user_count(); ++u)
+      idf_[u] = static_cast<float>(std::log(items) - std::log1p(static_cast<double>(x.rows[u].size())));
+    if (kind_ != "bm25") return;
+    std::vector<double> length(cols.size(), 0);
+    double total = 0;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      for (float w : cols[i].weights) length[i] += w;
+      total += length[i];
+    }
+    const double average = cols.empty() ? 1 : std::max(total / static_cast<double>(cols.size()), 1e-9);
+    length_norm_.resize(cols.size());
+    for (size_t i = 0; i < cols.size(); ++i)
+      length_norm_[i] = static_cast<float>((1 - spec.bm25_b) + spec.bm25_b * length[i] / average);
+  }
+  float operator()(size_t item, size_t user, float weight) const {
+    if (kind_ == "cosine") return 1;
+    if (kind_ == "tfidf") return std::sqrt(weight) * idf_[user];
+    return weight * (k1_ + 1) / (k1_ * length_norm_[item] + weight) * idf_[user];
+  }
+
+ private:
+  std::string kind_;
+  float k1_;
+  std::vector<float> idf_, length_norm_;
+};
+
 class ItemKnn : public Recommender {
  public:
   ItemKnn(MethodSpec spec, std::vector<std::vector<Scored>> neighbours, std::vector<float> pop)
       : spec_(std::move(spec)), neighbours_(std::move(neighbours)), pop_(std::move(pop)) {}
   static std::unique_ptr<ItemKnn> fit(const Interactions& x, const MethodSpec& spec, int threads) {
+    if (spec.weighting != "cosine" && spec.weighting != "tfidf" && spec.weighting != "bm25")
+      throw Error(fmt::format("unknown item-knn weighting \"{}\"", spec.weighting), {}, "weightings: cosine, tfidf, bm25");
     const auto cols = x.columns();
     const size_t n = x.item_count();
+    const bool cosine = spec.weighting == "cosine";
+    const MatrixWeighting weigh(x, cols, spec);
     std::vector<float> norm(n);
     for (size_t i = 0; i < n; ++i) norm[i] = std::sqrt(static_cast<float>(cols[i].size()));
     std::vector<std::vector<Scored>> neighbours(n);
@@ -196,16 +237,23 @@ class ItemKnn : public Recommender {
       std::vector<float> acc(n, 0);
       std::vector<int32_t> touched;
       for (size_t i = first; i < n; i += step) {
-        for (auto u : cols[i].items)
-          for (auto j : x.rows[static_cast<size_t>(u)].items) {
-            if (static_cast<size_t>(j) == i) continue;
+        for (size_t a = 0; a < cols[i].size(); ++a) {
+          const auto u = static_cast<size_t>(cols[i].items[a]);
+          const float vi = weigh(i, u, cols[i].weights[a]);
+          const Row& row = x.rows[u];
+          for (size_t b = 0; b < row.size(); ++b) {
+            const auto j = row.items[b];
+            // The weighted variants keep each item's similarity with itself, as implicit does:
+            // what a user chose scores by how strongly they chose it (re-buying).
+            if (cosine && static_cast<size_t>(j) == i) continue;
             if (acc[static_cast<size_t>(j)] == 0) touched.push_back(j);
-            acc[static_cast<size_t>(j)] += 1;
+            acc[static_cast<size_t>(j)] += vi * weigh(static_cast<size_t>(j), u, row.weights[b]);
           }
+        }
         auto& out = neighbours[i];
         for (auto j : touched) {
           const float co = acc[static_cast<size_t>(j)];
-          const float sim = co / (norm[i] * norm[static_cast<size_t>(j)] + static_cast<float>(spec.shrink));
+          const float sim = cosine ? co / (norm[i] * norm[static_cast<size_t>(j)] + static_cast<float>(spec.shrink)) : co;
           out.push_back({j, sim});
           acc[static_cast<size_t>(j)] = 0;
         }
@@ -224,17 +272,26 @@ class ItemKnn : public Recommender {
   std::string method() const override { return "item-knn"; }
   nlohmann::json params() const override { return spec_.to_json(); }
   void score(const Row& h, std::vector<float>& scores) const override {
+    // Cosine sums the similarities of the items chosen; the weighted variants weigh each by how
+    // strongly it was chosen (the user's row times the similarities, as implicit scores).
+    const bool by_weight = spec_.weighting != "cosine";
     scores.assign(neighbours_.size(), 0);
-    for (auto i : h.items) {
-      if (static_cast<size_t>(i) >= neighbours_.size()) continue;
-      for (const auto& nb : neighbours_[static_cast<size_t>(i)]) scores[static_cast<size_t>(nb.item)] += nb.score;
+    for (size_t k = 0; k < h.size(); ++k) {
+      const auto i = static_cast<size_t>(h.items[k]);
+      if (i >= neighbours_.size()) continue;
+      const float w = by_weight ? h.weights[k] : 1.0f;
+      for (const auto& nb : neighbours_[i]) scores[static_cast<size_t>(nb.item)] += w * nb.score;
     }
     add_popularity(pop_, 1e-6f, scores);
   }
   std::vector<Scored> similar(int32_t item, size_t k) const override {
     if (item < 0 || static_cast<size_t>(item) >= neighbours_.size()) return {};
-    const auto& nb = neighbours_[static_cast<size_t>(item)];
-    return {nb.begin(), nb.begin() + static_cast<long>(std::min(k, nb.size()))};
+    std::vector<Scored> out;
+    for (const auto& nb : neighbours_[static_cast<size_t>(item)]) {
+      if (out.size() == k) break;
+      if (nb.item != item) out.push_back(nb);
+    }
+    return out;
   }
   int32_t because_of(const Row& h, int32_t item) const override {
     int32_t best = -1;
@@ -777,7 +834,12 @@ int32_t Recommender::because_of(const Row&, int32_t) const { return -1; }
 
 nlohmann::json MethodSpec::to_json() const {
   nlohmann::json j = {{"method", method}};
-  if (method == "item-knn" || (method == "hybrid" && base == "item-knn")) j["neighbours"] = neighbours, j["shrink"] = shrink;
+  if (method == "item-knn" || (method == "hybrid" && base == "item-knn")) {
+    j["neighbours"] = neighbours;
+    j["weighting"] = weighting;
+    if (weighting == "cosine") j["shrink"] = shrink;
+    if (weighting == "bm25") j["bm25_k1"] = bm25_k1, j["bm25_b"] = bm25_b;
+  }
   if (method == "ease" || (method == "hybrid" && base == "ease")) j["lambda"] = lambda;
   if (method == "hybrid") j["base"] = base, j["own_weight"] = own_weight;
   if (method == "user-knn") j["users"] = users, j["alpha"] = alpha;
@@ -810,6 +872,9 @@ MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
   s.method = j.at("method");
   s.neighbours = j.value("neighbours", s.neighbours);
   s.shrink = j.value("shrink", s.shrink);
+  s.weighting = j.value("weighting", s.weighting);
+  s.bm25_k1 = j.value("bm25_k1", s.bm25_k1);
+  s.bm25_b = j.value("bm25_b", s.bm25_b);
   s.lambda = j.value("lambda", s.lambda);
   s.base = j.value("base", s.base);
   s.own_weight = j.value("own_weight", s.own_weight);

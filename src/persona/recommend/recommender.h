@@ -58,6 +58,11 @@ struct MethodSpec {
   std::string method = "ease";  // popularity | trending | repurchase | item-knn | user-knn | ease | als | bpr | content | hybrid
   int neighbours = 100;         // item-knn: similarities kept per item
   double shrink = 10;           // item-knn: cosine shrinkage for items with few users
+  // item-knn: how the item x user matrix is weighted before item-item similarities: "cosine"
+  // (binary, cosine with shrinkage), "tfidf" or "bm25" (weights, then dot products, as the
+  // implicit library's TFIDF and BM25 recommenders do)
+  std::string weighting = "cosine";
+  double bm25_k1 = 100, bm25_b = 0.8;  // item-knn bm25: saturation and length normalisation
   double lambda = 100;          // ease: L2 regularisation
   std::string base = "ease";    // hybrid: the model blended with the user's own history
   double own_weight = 1;        // hybrid: weight of the user's own (repurchase) scores
