@@ -27,7 +27,7 @@ struct RecommendArgs {
   uint64_t seed = 42;
   int epochs = 30;
   size_t k = 10;
-  bool exclude = false;
+  bool exclude = false, include_unavailable = false;
   std::optional<double> min_price, max_price;
 };
 
@@ -264,6 +264,7 @@ Command add_recommend(CLI::App& app, Common& common) {
   sub->add_option("--max-price", a->max_price, "Highest price");
   sub->add_option("--diversity", a->diversity, "0 (by score) to 1 (many categories): maximal marginal relevance")
       ->check(CLI::Range(0.0, 1.0));
+  sub->add_flag("--include-unavailable", a->include_unavailable, "Also items the store marks unavailable");
   return {sub, [a, &common] {
             const auto model = recommend::RecommendModel::load(model_path_from(*a));
             auto store = open_existing_store(store_path_from(a->store, a->config));
@@ -276,6 +277,7 @@ Command add_recommend(CLI::App& app, Common& common) {
             q.min_price = a->min_price;
             q.max_price = a->max_price;
             q.diversity = a->diversity;
+            if (!a->include_unavailable) q.exclude_items = store->unavailable_items();
             const auto recs = model.recommend(history, q);
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
@@ -301,9 +303,15 @@ Command add_similar(CLI::App& app, Common& common) {
   sub->add_option("--model", a->model, "Model file (default <models>/recommend.model)");
   sub->add_option("--models", a->models, "Model directory");
   sub->add_option("-k,--k", a->k, "How many")->check(CLI::Range(0, 10000));
+  add_store_options(sub, *a);
+  sub->add_flag("--include-unavailable", a->include_unavailable, "Also items the store marks unavailable");
   return {sub, [a, &common] {
             const auto model = recommend::RecommendModel::load(model_path_from(*a));
-            const auto recs = model.similar(a->user, a->k);
+            // With a store, its unavailable items are left out.
+            std::vector<std::string> unavailable;
+            if ((!a->store.empty() || !a->config.empty()) && !a->include_unavailable)
+              unavailable = open_existing_store(store_path_from(a->store, a->config))->unavailable_items();
+            const auto recs = model.similar(a->user, a->k, unavailable);
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : recs) j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}});

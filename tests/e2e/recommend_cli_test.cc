@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "support/test_support.h"
 
@@ -44,6 +45,23 @@ TEST(RecommendCli, TrainRecommendSimilarEval) {
   EXPECT_GT(chosen["eval_users"].get<int>(), 50);
   EXPECT_GT(chosen["ndcg_at_10"].get<double>(), eval["results"][1]["test"]["ndcg_at_10"].get<double>());  // beats popularity
   EXPECT_EQ(run_persona({"similar", item, "--models", models, "-k", "3"}).exit_code, 0);
+
+  // The shop marks some items out of stock (items.jsonl in_stock): never recommended, unless asked.
+  std::set<std::string> out_of_stock;
+  for (const auto& line : test::lines_of(dir.file("items.jsonl"))) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j["in_stock"].get<bool>()) out_of_stock.insert(j["item_id"]);
+  }
+  ASSERT_FALSE(out_of_stock.empty());
+  bool shown_when_asked = false;
+  for (const char* user : {"U000001", "U000002", "U000003", "nobody-yet"}) {
+    const auto all = json_of(run_persona({"recommend", user, "--config", config, "--models", models, "-k", "200", "--json"}));
+    for (const auto& r : all["recommendations"]) EXPECT_FALSE(out_of_stock.count(r["item"])) << r["item"];
+    const auto any = json_of(run_persona({"recommend", user, "--config", config, "--models", models, "-k", "200",
+                                          "--include-unavailable", "--json"}));
+    for (const auto& r : any["recommendations"]) shown_when_asked |= out_of_stock.count(r["item"]) > 0;
+  }
+  EXPECT_TRUE(shown_when_asked);
 }
 
 // The sample shop's events are drawn from hidden per-user category tastes (latent.jsonl). A

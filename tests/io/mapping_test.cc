@@ -69,6 +69,26 @@ TEST(Mapping, NaValuesAreMissingAndBadValuesAreErrors) {
   EXPECT_STREQ(v[mapper.slot(Entity::Item, "title")].error, "is not valid UTF-8");
 }
 
+TEST(Mapping, AvailabilityIsAYesOrNo) {
+  SourceMapping m;
+  m.name = "items";
+  m.path = "items.csv";
+  m.outputs.push_back({Entity::Item, {{"id", {.column = "id"}}, {"available", {.column = "stock"}}}});
+  m.validate();
+  Mapper mapper(m, {"id", "stock"}, "items.csv");
+  std::vector<FieldValue> v;
+  const int slot = mapper.slot(Entity::Item, "available");
+  for (const auto& [text, expected] : std::vector<std::pair<const char*, bool>>{
+           {"true", true}, {"No", false}, {" 1 ", true}, {"0", false}, {"缺货", false}, {"有货", true}, {"FALSE", false}}) {
+    mapper.map(record({"i1", text}), v);
+    ASSERT_EQ(v[slot].error, nullptr) << text;
+    EXPECT_EQ(mapper.build(v).item->available, expected) << text;
+  }
+  mapper.map(record({"i1", "maybe"}), v);
+  ASSERT_NE(v[slot].error, nullptr);
+  EXPECT_NE(std::string(v[slot].error).find("true or false"), std::string::npos);
+}
+
 TEST(Mapping, UnknownColumnNamesTheFileAndItsColumns) {
   auto m = retail_like();
   m.outputs[0].fields[0].second.column = "CustomerId";

@@ -179,6 +179,7 @@ class DiskFullStore : public store::Store {
     inner_->for_each_profile(fn);
   }
   void for_each_text(const std::function<void(const Text&)>& fn) override { inner_->for_each_text(fn); }
+  std::vector<std::string> unavailable_items() override { return inner_->unavailable_items(); }
   int schema_version() override { return inner_->schema_version(); }
   int writes() const { return writes_; }
 

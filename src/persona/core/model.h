@@ -25,7 +25,7 @@ enum class TextKind : uint8_t { Review, Query, Chat };
 const char* text_kind_name(TextKind k);
 std::optional<TextKind> parse_text_kind(std::string_view name);
 
-enum class FieldType : uint8_t { Text, Integer, Number, Timestamp, EventKind, TextKindField };
+enum class FieldType : uint8_t { Text, Integer, Number, Timestamp, EventKind, TextKindField, Boolean };
 
 // One field of the model, e.g. event.quantity.
 struct ModelField {
@@ -52,6 +52,7 @@ struct User {
 struct Item {
   std::string id, title, category, brand, text;
   std::optional<double> price;
+  std::optional<bool> available;  // whether it can be bought now; unknown counts as available
 };
 
 struct Event {

@@ -111,6 +111,18 @@ static bool parse_double(std::string_view s, double& out) {
   return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
 }
 
+// Yes or no as shops write it (case-insensitive Latin; Chinese 是/否, 有货/缺货, 在售/停售).
+static std::optional<bool> parse_bool(std::string_view s) {
+  s = trim(s);
+  std::string lower(s);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* yes : {"true", "yes", "y", "1", "t", "in_stock", "是", "有货", "在售"})
+    if (lower == yes) return true;
+  for (const char* no : {"false", "no", "n", "0", "f", "out_of_stock", "否", "缺货", "停售"})
+    if (lower == no) return false;
+  return std::nullopt;
+}
+
 void Mapper::parse_typed(const Slot& slot, FieldValue& v) const {
   switch (slot.field->type) {
     case FieldType::Text:
@@ -140,6 +152,12 @@ void Mapper::parse_typed(const Slot& slot, FieldValue& v) const {
       auto k = parse_text_kind(v.text);
       if (k) v.code = static_cast<uint8_t>(*k);
       else v.error = "is not a known text kind (review, query, chat)";
+      break;
+    }
+    case FieldType::Boolean: {
+      const auto b = parse_bool(v.text);
+      if (b) v.number = *b ? 1 : 0;
+      else v.error = "is not true or false (true/false, yes/no, 1/0, 有货/缺货)";
       break;
     }
   }
@@ -217,6 +235,7 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
         else if (name == "brand") it.brand = text;
         else if (name == "price") it.price = v.number;
         else if (name == "text") it.text = text;
+        else if (name == "available") it.available = v.number != 0;
         break;
       }
       case Entity::Event: {

@@ -109,6 +109,8 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
     if (q.min_price && price < *q.min_price) allowed[i] = 0;
     if (q.max_price && price > *q.max_price) allowed[i] = 0;
   }
+  for (const auto& id : q.exclude_items)
+    if (const auto i = item_index_.find(id)) allowed[*i] = 0;
   const auto* segment_popular = segment_popularity_.of(q.segment);
   size_t wanted = std::min(q.diversity > 0 ? q.k * 5 : q.k, allowed.size());
   if (rerank_.active()) wanted = std::max(wanted, std::min(rerank_.candidates, allowed.size()));
@@ -223,12 +225,16 @@ std::string RecommendService::last_error() const {
   return error_;
 }
 
-std::vector<Recommendation> RecommendModel::similar(const std::string& item, size_t k) const {
+std::vector<Recommendation> RecommendModel::similar(const std::string& item, size_t k,
+                                                    const std::vector<std::string>& exclude) const {
   const auto index = item_index_.find(item);
   if (!index) throw Error(fmt::format("the model does not know item {}", quote_value(item)), {},
                           "check the id, or retrain after the item has events");
+  std::set<std::string> excluded(exclude.begin(), exclude.end());
   std::vector<Recommendation> out;
-  for (const auto& s : recommender_->similar(static_cast<int32_t>(*index), k)) {
+  for (const auto& s : recommender_->similar(static_cast<int32_t>(*index), k + excluded.size())) {
+    if (out.size() == k) break;
+    if (excluded.count(item_ids_[static_cast<size_t>(s.item)])) continue;
     Recommendation r;
     r.item = item_ids_[static_cast<size_t>(s.item)];
     r.category = item_categories_[static_cast<size_t>(s.item)];

@@ -32,6 +32,8 @@ struct RecommendRequest {
   // The user's profile segment (-1: none): "popular in your segment" for a user without history,
   // and the segment feature of a reranking method.
   int32_t segment = -1;
+  // Items never to recommend: the store's unavailable items (Store::unavailable_items()).
+  std::vector<std::string> exclude_items;
 };
 
 struct Recommendation {
@@ -77,7 +79,8 @@ class RecommendModel {
   // The user's history row from their events (external item ids; unknown items are skipped).
   Row history(const store::EventColumns& user_events) const;
   std::vector<Recommendation> recommend(const Row& history, const RecommendRequest& request) const;
-  std::vector<Recommendation> similar(const std::string& item, size_t k) const;
+  // The item's neighbours (item-item methods), leaving out `exclude` (e.g. unavailable items).
+  std::vector<Recommendation> similar(const std::string& item, size_t k, const std::vector<std::string>& exclude = {}) const;
 
   const Recommender& recommender() const { return *recommender_; }
   const InteractionOptions& interaction_options() const { return options_; }

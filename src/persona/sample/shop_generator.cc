@@ -231,6 +231,7 @@ title = "title"
 category = "category"
 brand = "brand"
 price = "price"
+available = "in_stock"
 text = "description"
 [[sources.clean]]
 rule = "duplicate_key"
@@ -375,11 +376,15 @@ ShopReport generate_shop(const ShopOptions& o) {
     Writer items(path("items.jsonl"), false);
     for (const auto& p : products) {
       const Category& c = cats[p.category];
+      // About one item in fifty is out of stock now (fixed by position, so the random stream,
+      // and with it every event, stays the same).
+      const size_t index = static_cast<size_t>(&p - products.data());
+      const bool in_stock = index % 50 != 7;
       fmt::format_to(std::back_inserter(items.buffer()),
                      "{{\"item_id\":\"{}\",\"title\":\"{}\",\"title_zh\":\"{}\",\"category\":\"{}\",\"category_zh\":"
-                     "\"{}\",\"brand\":\"{}\",\"price\":{:.2f},\"description\":\"{}. {}，{}品牌正品。\"}}\n",
+                     "\"{}\",\"brand\":\"{}\",\"price\":{:.2f},\"in_stock\":{},\"description\":\"{}. {}，{}品牌正品。\"}}\n",
                      p.id, json_escape(p.title), json_escape(p.title_zh), c.path, c.path_zh, json_escape(p.brand),
-                     p.price, json_escape(p.title), json_escape(p.title_zh), json_escape(p.brand));
+                     p.price, in_stock, json_escape(p.title), json_escape(p.title_zh), json_escape(p.brand));
     }
     report.items = static_cast<int64_t>(products.size());
   }

@@ -60,6 +60,10 @@ CREATE TABLE rejects(
 CREATE TABLE profiles(user TEXT PRIMARY KEY, profile TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX texts_user ON texts(user);
 )sql",
+    // 3: item availability (NULL: unknown, counted as available).
+    R"sql(
+ALTER TABLE items ADD COLUMN available INTEGER;
+)sql",
 };
 
 int64_t now_seconds() {
@@ -213,6 +217,13 @@ class SqliteStore final : public Store {
   void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
     Statement q(db_, "SELECT user, profile FROM profiles");
     while (q.step()) fn(q.text(0), q.text(1));
+  }
+
+  std::vector<std::string> unavailable_items() override {
+    Statement q(db_, "SELECT ext_id FROM items WHERE available = 0 ORDER BY id");
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
   }
 
   void for_each_text(const std::function<void(const Text&)>& fn) override;
@@ -415,14 +426,17 @@ class SqliteStore final : public Store {
       if (!it.brand.empty()) m.brand = it.brand;
       if (!it.text.empty()) m.text = it.text;
       if (it.price) m.price = it.price;
+      if (it.available) m.available = it.available;
     }
     Statement q(db_, "UPDATE items SET title=COALESCE(?, title), category=COALESCE(?, category), "
-                     "brand=COALESCE(?, brand), price=COALESCE(?, price), text=COALESCE(?, text) WHERE id=?");
+                     "brand=COALESCE(?, brand), price=COALESCE(?, price), text=COALESCE(?, text), "
+                     "available=COALESCE(?, available) WHERE id=?");
     for (const auto& ext : order) {
       const Item& it = merged[ext];
       const int64_t id = item_id(it.id);
       q.bind_text_or_null(1, it.title).bind_text_or_null(2, it.category).bind_text_or_null(3, it.brand);
-      q.bind_opt(4, it.price).bind_text_or_null(5, it.text).bind(6, id).run();
+      q.bind_opt(4, it.price).bind_text_or_null(5, it.text);
+      q.bind_opt(6, it.available ? std::optional<int64_t>(*it.available ? 1 : 0) : std::nullopt).bind(7, id).run();
     }
   }
 

@@ -115,6 +115,8 @@ class Store {
   virtual void for_each_profile(const std::function<void(const std::string& user, const std::string& json)>& fn) = 0;
   // Every stored text (with external user and item ids), in insertion order.
   virtual void for_each_text(const std::function<void(const Text&)>& fn) = 0;
+  // Items known to be unavailable now (available = false), which recommendations leave out.
+  virtual std::vector<std::string> unavailable_items() = 0;
 
   virtual int schema_version() = 0;
 };
