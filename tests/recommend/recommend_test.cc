@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "persona/core/error.h"
+#include "persona/ml/model_file.h"
 #include "persona/recommend/evaluation.h"
 #include "persona/recommend/recommend_model.h"
 #include "support/test_support.h"
@@ -298,15 +299,18 @@ TEST(RecommendModel, BadInputIsAClearError) {
   every.rows = {make_row(items, 0)};
   MethodSpec knn;
   knn.method = "item-knn";
-  for (const char* method : {"item-knn", "user-knn", "ease", "als", "repurchase"}) {
+  for (const char* variant : {"item-knn", "item-knn/bm25", "item-knn/tfidf", "user-knn", "ease", "als", "bpr", "repurchase"}) {
+    const std::string name = variant;
     MethodSpec m;
-    m.method = method;
+    m.method = name.substr(0, name.find('/'));
+    if (name.find('/') != std::string::npos) m.weighting = name.substr(name.find('/') + 1);
     m.factors = 8;
+    m.epochs = 2;
     const auto r = fit_recommender(every, m);
     std::vector<float> scores;
     r->score(every.rows[0], scores);
-    EXPECT_EQ(scores.size(), 2000u) << method;
-    for (float x : scores) ASSERT_TRUE(std::isfinite(x)) << method;
+    EXPECT_EQ(scores.size(), 2000u) << name;
+    for (float x : scores) ASSERT_TRUE(std::isfinite(x)) << name;
   }
   // Corrupt and foreign model files.
   test::TempDir dir;
@@ -319,6 +323,16 @@ TEST(RecommendModel, BadInputIsAClearError) {
   test::write_file(dir.file("text.model"), "not a model at all");
   EXPECT_THROW(RecommendModel::load(dir.file("text.model")), std::runtime_error);
   EXPECT_THROW(RecommendModel::load(dir.file("missing.model")), std::runtime_error);
+  // A file from before segment popularity (its payload ends at the trending scores) still loads,
+  // without segments.
+  auto file = ml::read_model_file(dir.file("ok.model"), "recommender");
+  file.payload.resize(file.payload.size() - sizeof(uint64_t));  // no segment table (0 segments)
+  ml::write_model_file(dir.file("older.model"), file.header, file.payload);
+  const auto older = RecommendModel::load(dir.file("older.model"));
+  EXPECT_EQ(older.segments(), 0u);
+  RecommendRequest q;
+  q.segment = 1;
+  EXPECT_EQ(older.recommend(Row{}, q).size(), 10u);
 }
 
 TEST(Recommenders, ContentRanksNewItemsTrendingFollowsTheLatestDays) {
