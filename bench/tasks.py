@@ -361,6 +361,31 @@ def r3(args):
           "peak_rss_bytes": rss, "threads": 2})
 
 
+def t4(args):
+    faq = os.path.join(args.data, "faq_en", "EcommerceFAQWithIds.json")
+    truth = os.path.join(args.data, "faq_en", "ground_truth.csv")
+    if not os.path.exists(faq) or not os.path.exists(truth):
+        emit({"task": "T4", "skipped": f"data not found: {faq}, {truth}"})
+        return
+    out, wall, rss = measure([args.persona, "faq", "eval", faq, "--questions", truth, "--json"])
+    mine = json.loads(out)
+    metrics = {k: round(mine[k], 4) for k in ("recall_at_1", "recall_at_3", "mrr_at_5")}
+    metrics.update(questions=mine["questions"], questions_per_s=round(mine["questions_per_s"]))
+    emit({"task": "T4", "system": "persona", "metrics": metrics, "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 1})
+    out, _, rrss = measure(["/usr/bin/python3", os.path.join(args.root, "bench", "reference", "t4_faq.py"), faq, truth])
+    best = {}
+    for line in out.splitlines():
+        ref = json.loads(line)
+        emit({"task": "T4", "system": ("sklearn-" if ref["method"].startswith("tfidf") else "numpy-") + ref["method"],
+              "metrics": ref, "threads": 1})
+        for k in ("recall_at_1", "mrr_at_5"):
+            best[k] = max(best.get(k, 0), ref[k])
+    emit({"task": "T4", "ratio": {"recall_at_1_minus_best": round(metrics["recall_at_1"] - best["recall_at_1"], 4),
+                                  "mrr_at_5_minus_best": round(metrics["mrr_at_5"] - best["mrr_at_5"], 4),
+                                  "at_least_best": metrics["recall_at_1"] >= best["recall_at_1"]
+                                  and metrics["mrr_at_5"] >= best["mrr_at_5"]}})
+
+
 def r4(args):
     path = os.path.join(args.data, "retail", "online_retail.csv.gz")
     if not os.path.exists(path):
@@ -427,7 +452,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T5": text_task}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)
