@@ -386,6 +386,29 @@ def t4(args):
                                   and metrics["mrr_at_5"] >= best["mrr_at_5"]}})
 
 
+def kg(args):
+    """Knowledge-graph accuracy on CrossWOZ (the assistant issue's protocol; see bench/crosswoz_cases.py)."""
+    data = os.path.join(args.data, "dialogue_zh")
+    if not os.path.exists(os.path.join(data, "crosswoz_val.json.zip")):
+        emit({"task": "KG", "skipped": f"data not found: {data}/crosswoz_val.json.zip"})
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = os.path.join(tmp, "cases.jsonl")
+        out, _, _ = measure(["/usr/bin/python3", os.path.join(args.root, "bench", "crosswoz_cases.py"), data, cases])
+        made = json.loads(out)
+        store = os.path.join(tmp, "kg.db")
+        out, build_wall, _ = measure([args.persona, "kg", "build", "--store", store, "--crosswoz", data, "--json"])
+        built = json.loads(out)
+        out, wall, rss = measure([args.persona, "kg", "eval", cases, "--store", store, "--json"])
+        r = json.loads(out)
+        metrics = {k: round(r[k], 4) for k in ("accuracy", "entity_accuracy", "relation_accuracy")}
+        metrics.update(cases=r["cases"], skipped_not_named=made["skipped_not_named"], skipped_no_value=made["skipped_no_value"],
+                       questions_per_s=round(r["questions_per_s"]), entities=built["entities"], triples=built["triples"],
+                       build_s=round(build_wall, 3))
+        emit({"task": "KG", "system": "persona", "metrics": metrics, "wall_s": round(wall, 3), "peak_rss_bytes": rss,
+              "threads": 1})
+
+
 def r4(args):
     path = os.path.join(args.data, "retail", "online_retail.csv.gz")
     if not os.path.exists(path):
@@ -452,7 +475,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

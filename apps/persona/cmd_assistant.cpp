@@ -1,12 +1,16 @@
 // persona faq build|ask|eval: the assistant's FAQ retrieval.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "commands.h"
 #include "persona/assistant/faq.h"
+#include "persona/assistant/graph_answerer.h"
+#include "persona/assistant/knowledge_graph.h"
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/io/csv_reader.h"
@@ -143,6 +147,166 @@ Command add_faq(CLI::App& app, Common& common) {
             else fmt::print("{} questions: Recall@1 {:.4f}  Recall@3 {:.4f}  MRR@5 {:.4f}  ({:.0f} questions/s){}\n",
                             j["questions"].get<size_t>(), r1 / n, r3 / n, mrr / n, j["questions_per_s"].get<double>(),
                             unknown ? fmt::format("; {} with ids not in the FAQ left out", unknown) : "");
+            return 0;
+          }};
+}
+
+namespace {
+
+struct KgArgs {
+  std::string store, config, crosswoz, question, cases, failures;
+  std::vector<std::string> triples;
+  bool catalogue = false;
+};
+
+nlohmann::json answer_json(const assistant::KnowledgeGraph& g, const assistant::GraphAnswer& a) {
+  nlohmann::json values = nlohmann::json::array();
+  for (const auto& v : a.values) values.push_back(v.text);
+  const char* kinds[] = {"none", "attribute", "lookup"};
+  nlohmann::json facts = nlohmann::json::array();
+  for (const auto& f : a.facts) {
+    nlohmann::json v = nlohmann::json::array();
+    for (const auto& x : f.values) v.push_back(x.text);
+    facts.push_back({{"relation", f.relation}, {"values", v}});
+  }
+  return {{"kind", kinds[static_cast<int>(a.kind)]}, {"entity", a.entity >= 0 ? g.entity_at(a.entity).name : ""},
+          {"relation", a.relation}, {"values", values}, {"facts", facts}, {"answer", a.text}, {"reason", a.reason}};
+}
+
+// One evaluation case: earlier turns (whose entity names become the conversation's last
+// entity), a question, and the expected entity, relation and values.
+struct Case {
+  std::vector<std::string> history;
+  std::string question, entity, relation;
+  std::vector<std::string> values;
+};
+
+std::vector<Case> read_cases(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read", {path});
+  std::vector<Case> out;
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!nlohmann::json::accept(line)) throw Error("not valid JSON", {path, line_no});
+    const auto j = nlohmann::json::parse(line);
+    try {
+      Case c;
+      c.history = j.value("history", std::vector<std::string>{});
+      c.question = j.at("question");
+      c.entity = j.at("entity");
+      c.relation = j.at("relation");
+      c.values = j.at("values").get<std::vector<std::string>>();
+      out.push_back(std::move(c));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("a case needs question, entity, relation and values: {}", e.what()), {path, line_no});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Command add_kg(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("kg", "The assistant's knowledge graph: build it into the store, ask it, evaluate it");
+  sub->require_subcommand(1);
+  auto a = std::make_shared<KgArgs>();
+  auto store_options = [&](CLI::App* s) {
+    s->fallthrough();
+    s->add_option("-s,--store", a->store, "Store file");
+    s->add_option("-c,--config", a->config, "Config file (for its store path)");
+  };
+  auto* build = sub->add_subcommand("build", "Build the graph from the catalogue, triples files and CrossWOZ databases");
+  store_options(build);
+  build->add_flag("--catalogue", a->catalogue, "The store's items: category, brand, price, availability");
+  build->add_option("--triples", a->triples, "CSV of subject,subject_type,relation,object[,object_type] (repeatable)");
+  build->add_option("--crosswoz", a->crosswoz, "Folder of the CrossWOZ databases (crosswoz_*_db.json)");
+  auto* ask = sub->add_subcommand("ask", "Answer a question from the graph");
+  store_options(ask);
+  ask->add_option("question", a->question, "The question")->required();
+  auto* eval = sub->add_subcommand("eval", "Accuracy on cases (JSON Lines: history, question, entity, relation, values)");
+  store_options(eval);
+  eval->add_option("cases", a->cases, "Cases file")->required();
+  eval->add_option("--failures", a->failures, "Write the cases answered wrongly, with the answer given, as JSON Lines");
+  return {sub, [=, &common] {
+            const auto store_path = store_path_from(a->store, a->config);
+            if (build->parsed()) {
+              if (!a->catalogue && a->triples.empty() && a->crosswoz.empty())
+                throw CLI::RequiredError("--catalogue, --triples or --crosswoz");
+              const auto t0 = std::chrono::steady_clock::now();
+              auto store = store::open_sqlite_store(store_path);
+              assistant::KnowledgeGraph g;
+              nlohmann::json sources = nlohmann::json::object();
+              if (a->catalogue) {
+                assistant::add_catalogue(g, *store);
+                sources["catalogue_items"] = store->items().size();
+              }
+              for (const auto& f : a->triples) sources["triples:" + f] = assistant::add_triples_file(g, f);
+              if (!a->crosswoz.empty()) sources["crosswoz_records"] = assistant::add_crosswoz(g, a->crosswoz);
+              store->put_graph(g.rows());
+              const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+              const nlohmann::json j = {{"store", store_path}, {"entities", g.entity_count()}, {"triples", g.triple_count()},
+                                        {"types", g.types()}, {"sources", sources}, {"seconds", s}};
+              if (common.json) print_json(j);
+              else fmt::print("knowledge graph: {} entities, {} triples ({}) in {:.2f} s; stored in {}\n", g.entity_count(),
+                              g.triple_count(), fmt::join(g.types(), ", "), s, store_path);
+              return 0;
+            }
+            auto store = open_existing_store(store_path);
+            const assistant::KnowledgeGraph g(store->graph());
+            if (g.entity_count() == 0) throw Error("the store has no knowledge graph", {store_path}, "run `persona kg build` first");
+            const assistant::GraphAnswerer answerer(g);
+            if (ask->parsed()) {
+              const auto answer = answerer.answer(a->question);
+              if (common.json) print_json(answer_json(g, answer));
+              else fmt::print("{}\n", answer.text);
+              return 0;
+            }
+            // eval: the conversation's last entity carries over from the history's names.
+            const auto cases = read_cases(a->cases);
+            size_t correct = 0, entity_right = 0, relation_right = 0;
+            std::ofstream failures;
+            if (!a->failures.empty()) {
+              failures.open(a->failures);
+              if (!failures) throw Error("cannot write", {a->failures});
+            }
+            const auto t0 = std::chrono::steady_clock::now();
+            for (const auto& c : cases) {
+              std::vector<int64_t> recent;  // most recent first
+              for (const auto& turn : c.history)
+                for (const auto& m : answerer.link(assistant::name_key(turn)))
+                  for (auto e : m.entities) {
+                    recent.erase(std::remove(recent.begin(), recent.end(), e), recent.end());
+                    recent.insert(recent.begin(), e);
+                  }
+              const auto answer = answerer.answer(c.question, recent);
+              // Right when the answer gives the attribute asked with the database's values.
+              std::vector<std::string> got;
+              bool has_relation = false;
+              for (const auto& f : answer.facts)
+                if (f.relation == c.relation) {
+                  has_relation = true;
+                  for (const auto& v : f.values) got.push_back(v.text);
+                }
+              auto expected = c.values;
+              std::sort(got.begin(), got.end());
+              std::sort(expected.begin(), expected.end());
+              entity_right += answer.entity >= 0 && g.entity_at(answer.entity).name == c.entity;
+              relation_right += has_relation;
+              const bool right = answer.kind == assistant::GraphAnswer::Kind::Attribute && has_relation && got == expected;
+              correct += right;
+              if (!right && failures.is_open())
+                failures << nlohmann::json{{"question", c.question}, {"entity", c.entity}, {"relation", c.relation},
+                                           {"answer", answer_json(g, answer)}}.dump() << '\n';
+            }
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double n = static_cast<double>(std::max<size_t>(cases.size(), 1));
+            const nlohmann::json j = {{"cases", cases.size()}, {"accuracy", correct / n}, {"entity_accuracy", entity_right / n},
+                                      {"relation_accuracy", relation_right / n}, {"questions_per_s", s > 0 ? cases.size() / s : 0.0}};
+            if (common.json) print_json(j);
+            else fmt::print("{} cases: answered with the database's value {:.4f}, entity {:.4f}, attribute {:.4f}\n",
+                            cases.size(), correct / n, entity_right / n, relation_right / n);
             return 0;
           }};
 }

@@ -180,6 +180,9 @@ class DiskFullStore : public store::Store {
   }
   void for_each_text(const std::function<void(const Text&)>& fn) override { inner_->for_each_text(fn); }
   std::vector<std::string> unavailable_items() override { return inner_->unavailable_items(); }
+  void put_graph(const store::Graph& g) override { inner_->put_graph(g); }
+  std::vector<Item> items() override { return inner_->items(); }
+  store::Graph graph() override { return inner_->graph(); }
   int schema_version() override { return inner_->schema_version(); }
   int writes() const { return writes_; }
 

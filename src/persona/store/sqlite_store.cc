@@ -64,6 +64,12 @@ CREATE INDEX texts_user ON texts(user);
     R"sql(
 ALTER TABLE items ADD COLUMN available INTEGER;
 )sql",
+    // 4: the assistant's knowledge graph.
+    R"sql(
+CREATE TABLE kg_entities(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL);
+CREATE TABLE kg_triples(subject INTEGER NOT NULL REFERENCES kg_entities(id), relation TEXT NOT NULL,
+  object INTEGER REFERENCES kg_entities(id), literal TEXT);
+)sql",
 };
 
 int64_t now_seconds() {
@@ -217,6 +223,52 @@ class SqliteStore final : public Store {
   void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
     Statement q(db_, "SELECT user, profile FROM profiles");
     while (q.step()) fn(q.text(0), q.text(1));
+  }
+
+  void put_graph(const Graph& g) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec("DELETE FROM kg_triples; DELETE FROM kg_entities;");
+      Statement e(db_, "INSERT INTO kg_entities(id, name, type) VALUES (?, ?, ?)");
+      for (size_t i = 0; i < g.entities.size(); ++i)
+        e.bind(1, static_cast<int64_t>(i)).bind(2, g.entities[i].name).bind(3, g.entities[i].type).run();
+      Statement q(db_, "INSERT INTO kg_triples(subject, relation, object, literal) VALUES (?, ?, ?, ?)");
+      for (const auto& tr : g.triples) {
+        q.bind(1, tr.subject).bind(2, tr.relation);
+        q.bind_opt(3, tr.object >= 0 ? std::optional<int64_t>(tr.object) : std::nullopt);
+        q.bind_text_or_null(4, tr.literal).run();
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::vector<Item> items() override {
+    Statement q(db_, "SELECT ext_id, title, category, brand, price, text, available FROM items ORDER BY id");
+    std::vector<Item> out;
+    while (q.step()) {
+      Item it;
+      it.id = q.text(0);
+      if (!q.null(1)) it.title = q.text(1);
+      if (!q.null(2)) it.category = q.text(2);
+      if (!q.null(3)) it.brand = q.text(3);
+      if (!q.null(4)) it.price = q.real(4);
+      if (!q.null(5)) it.text = q.text(5);
+      if (!q.null(6)) it.available = q.integer(6) != 0;
+      out.push_back(std::move(it));
+    }
+    return out;
+  }
+
+  Graph graph() override {
+    Graph g;
+    Statement e(db_, "SELECT name, type FROM kg_entities ORDER BY id");
+    while (e.step()) g.entities.push_back({e.text(0), e.text(1)});
+    Statement q(db_, "SELECT subject, relation, object, literal FROM kg_triples ORDER BY rowid");
+    while (q.step()) g.triples.push_back({q.integer(0), q.text(1), q.null(2) ? -1 : q.integer(2), q.null(3) ? "" : q.text(3)});
+    return g;
   }
 
   std::vector<std::string> unavailable_items() override {

@@ -80,6 +80,22 @@ struct ChangeMark {
   static ChangeMark from_json(const nlohmann::json& j) { return {j.value("event", int64_t{0}), j.value("text", int64_t{0})}; }
 };
 
+// A knowledge graph as stored: entities (name, type) by position, and triples whose object is an
+// entity (object >= 0) or a literal.
+struct GraphEntity {
+  std::string name, type;
+};
+struct GraphTriple {
+  int64_t subject = 0;
+  std::string relation;
+  int64_t object = -1;
+  std::string literal;
+};
+struct Graph {
+  std::vector<GraphEntity> entities;
+  std::vector<GraphTriple> triples;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -117,6 +133,11 @@ class Store {
   virtual void for_each_text(const std::function<void(const Text&)>& fn) = 0;
   // Items known to be unavailable now (available = false), which recommendations leave out.
   virtual std::vector<std::string> unavailable_items() = 0;
+  // The catalogue: every item with its attributes, in id order.
+  virtual std::vector<Item> items() = 0;
+  // The assistant's knowledge graph: replaced whole, read whole.
+  virtual void put_graph(const Graph& graph) = 0;
+  virtual Graph graph() = 0;
 
   virtual int schema_version() = 0;
 };
