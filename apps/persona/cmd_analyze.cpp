@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/assistant/entities.h"
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/pipeline/labelled_texts.h"
@@ -74,8 +75,13 @@ Command add_analyze(CLI::App& app, Common& common) {
             const auto dir = demand::models_dir_from(args->models);
             const auto analyzer = demand::TextAnalyzer::load(dir);
             const auto a = analyzer.analyze(text);
+            // The assistant's entities: ids, contacts, money, quantities, dates (relative to now).
+            nlohmann::json entities = nlohmann::json::array();
+            for (const auto& e : assistant::extract_entities(text))
+              entities.push_back({{"kind", e.kind}, {"text", e.text}, {"value", e.value}});
             if (common.json) {
               auto j = a.to_json();
+              j["entities"] = entities;
               j["models"] = dir;
               j["missing_models"] = analyzer.missing_tasks();
               print_json(j);
@@ -95,6 +101,11 @@ Command add_analyze(CLI::App& app, Common& common) {
             std::string tr;
             for (const auto& k : a.textrank) tr += fmt::format("{}{} {:.2f}", tr.empty() ? "" : ", ", k.word, k.score);
             fmt::print("{:<10} {}\n", "textrank", tr.empty() ? "(none)" : tr);
+            std::string es;
+            for (const auto& e : entities)
+              es += fmt::format("{}{} {} = {}", es.empty() ? "" : ", ", e["kind"].get<std::string>(), e["text"].get<std::string>(),
+                                e["value"].get<std::string>());
+            fmt::print("{:<10} {}\n", "entities", es.empty() ? "(none)" : es);
             return 0;
           }};
 }

@@ -57,12 +57,14 @@ class PhraseMatcher {
 class GraphAnswerer {
  public:
   explicit GraphAnswerer(const KnowledgeGraph& graph);
-  // Entity names in the text: longest first, not overlapping, on word boundaries for Latin names.
+  // Entity names in normalised text (text::normalize_for_analysis): longest first, not
+  // overlapping, on word boundaries for Latin names.
   std::vector<Mention> link(std::string_view text) const;
   // The question's answer. Without a name in the question it refers to the conversation's recent
   // entities (most recent first): the first of the type the question names ("这家餐馆"), else the
   // first that has the attribute asked about.
   GraphAnswer answer(std::string_view question, const std::vector<int64_t>& recent = {}) const;
+  const KnowledgeGraph& graph() const { return graph_; }
 
  private:
   // The attributes a question asks about, in its order: for each, the relations it may mean.

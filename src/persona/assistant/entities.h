@@ -1,0 +1,31 @@
+#pragma once
+// The entities of a customer's message: order ids (the shop's pattern), emails, phone numbers
+// (Chinese mobiles and international), money ("¥12.5", "30元", "$30"), quantities ("2 pieces",
+// "两件"), dates, absolute and relative, in English and Chinese ("yesterday", "last Friday",
+// "上周五", "3天前", "11月3日"), and, given the knowledge graph, product and brand names.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace persona::assistant {
+
+class GraphAnswerer;
+
+struct Entity {
+  std::string kind;    // order_id | email | phone | money | quantity | date | product | brand | ...
+  std::string text;    // as written (normalised: NFKC, case folded)
+  std::string value;   // canonical: a date as YYYY-MM-DD, money as "12.50", a phone's digits, a count
+  size_t begin = 0, end = 0;  // byte offsets in the normalised text
+};
+
+struct EntityOptions {
+  std::string order_id_pattern = R"(ord-\d{4}-\d{6})";  // RE2, matched against normalised (lower-case) text
+  int64_t now = 0;  // Unix seconds that relative dates count from (0: the current time)
+};
+
+// Entities in order of position; spans do not overlap (an order id's digits are not a phone).
+std::vector<Entity> extract_entities(std::string_view message, const EntityOptions& options = {},
+                                     const GraphAnswerer* graph = nullptr);
+
+}  // namespace persona::assistant
