@@ -2,18 +2,23 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "commands.h"
+#include "persona/assistant/assistant.h"
 #include "persona/assistant/faq.h"
 #include "persona/assistant/graph_answerer.h"
 #include "persona/assistant/knowledge_graph.h"
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/io/csv_reader.h"
+#include "persona/recommend/recommend_model.h"
 
 namespace persona::cli {
 namespace {
@@ -307,6 +312,63 @@ Command add_kg(CLI::App& app, Common& common) {
             if (common.json) print_json(j);
             else fmt::print("{} cases: answered with the database's value {:.4f}, entity {:.4f}, attribute {:.4f}\n",
                             cases.size(), correct / n, entity_right / n, relation_right / n);
+            return 0;
+          }};
+}
+
+Command add_chat(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("chat", "Talk to the customer-service assistant (one message per line on stdin)");
+  struct Args {
+    std::string store, config, models, user, session = "console", order_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("-s,--store", a->store, "Store file (orders, knowledge graph)");
+  sub->add_option("-c,--config", a->config, "Config file (for its store path)");
+  sub->add_option("--models", a->models, "Model directory: faq.index, recommend.model, sentiment (default $PERSONA_MODELS or ./models)");
+  sub->add_option("--user", a->user, "Act as this signed-in user (their orders and recommendations)");
+  sub->add_option("--session", a->session, "Session id");
+  sub->add_option("--order-pattern", a->order_pattern, "RE2 pattern of order ids, on lower-case text (default: ORD-2025-000123 or the sample shop's sessions, S00001234)");
+  return {sub, [a, &common] {
+            namespace fs = std::filesystem;
+            const auto dir = demand::models_dir_from(a->models);
+            std::unique_ptr<store::Store> store;
+            const auto store_path = store_path_from(a->store, a->config);
+            if (fs::exists(store_path)) store = open_existing_store(store_path);
+            std::optional<assistant::FaqIndex> faq;
+            if (fs::exists(fs::path(dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(dir) / "faq.index").string());
+            std::optional<assistant::KnowledgeGraph> graph;
+            std::optional<assistant::GraphAnswerer> answerer;
+            if (store) {
+              graph.emplace(store->graph());
+              if (graph->entity_count() > 0) answerer.emplace(*graph);
+            }
+            std::optional<recommend::RecommendModel> recommender;
+            if (fs::exists(fs::path(dir) / "recommend.model"))
+              recommender = recommend::RecommendModel::load((fs::path(dir) / "recommend.model").string());
+            const auto analyzer = demand::TextAnalyzer::load(dir);
+            assistant::Knowledge k;
+            k.store = store.get();
+            k.faq = faq ? &*faq : nullptr;
+            k.graph = answerer ? &*answerer : nullptr;
+            k.recommender = recommender ? &*recommender : nullptr;
+            k.analyzer = &analyzer;
+            assistant::AssistantOptions options;
+            options.entities.order_id_pattern = a->order_pattern;
+            assistant::Assistant bot(k, options);
+            if (!common.json && !common.quiet)
+              fmt::print(stderr, "assistant ready ({}{}{}{}); one message per line, Ctrl-D to end\n",
+                         store ? "orders" : "no store", answerer ? ", knowledge graph" : "", faq ? ", FAQ" : "",
+                         recommender ? ", recommender" : "");
+            for (std::string line; std::getline(std::cin, line);) {
+              const auto r = bot.reply(a->session, a->user, line);
+              if (common.json) {
+                fmt::print("{}\n", r.to_json().dump());
+              } else {
+                fmt::print("{}\n", r.text);
+                if (r.handoff) fmt::print("[hand-off] {}\n", r.summary);
+              }
+              std::fflush(stdout);
+            }
             return 0;
           }};
 }

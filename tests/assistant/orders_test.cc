@@ -36,7 +36,7 @@ TEST(Orders, FromEventsNewestFirstWithReturns) {
   log.add(0, 2, EventType::Purchase, 1, NAN, 40, 1);  // no price at all
   log.add(0, 0, EventType::Return, 1, NAN, 5, -1);    // the kettle went back
   log.add(0, 1, EventType::Purchase, 2, 8, 70, -1);   // no session: an order per user and day
-  const auto orders = orders_from_events(log.e);
+  const auto orders = orders_from_events(log.e, {{"P1", "Kettle Pro 3"}, {"P2", "Green Tea"}});
   ASSERT_EQ(orders.size(), 3u);
   EXPECT_EQ(orders[0].id, "alice-2025-03-12");
   EXPECT_EQ(orders[1].id, "ORD-2");

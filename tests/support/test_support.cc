@@ -64,14 +64,15 @@ std::vector<std::string> lines_of(const std::string& path) {
   return out;
 }
 
-RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env) {
+RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env,
+                      const std::string& stdin_path) {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
-    const int devnull = open("/dev/null", O_RDONLY);
+    const int devnull = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
     dup2(devnull, 0);
     close(out_pipe[0]);
     close(err_pipe[0]);

@@ -32,10 +32,10 @@ struct RunResult {
   bool timed_out = false;
   std::string out, err;
 };
-// Runs the persona binary with args (no shell), stdin from /dev/null, killing it after
-// timeout_s. Extra environment entries as NAME=VALUE.
+// Runs the persona binary with args (no shell), stdin from /dev/null (or the file stdin_path),
+// killing it after timeout_s. Extra environment entries as NAME=VALUE.
 RunResult run_persona(const std::vector<std::string>& args, int timeout_s = 120,
-                      const std::vector<std::string>& env = {});
+                      const std::vector<std::string>& env = {}, const std::string& stdin_path = "");
 // The JSON a successful run printed (a test failure when it exited non-zero).
 nlohmann::json json_of(const RunResult& r);
 

@@ -13,12 +13,9 @@
 namespace persona::assistant {
 namespace {
 
-// The item's title: the start of its text (title and description are stored together).
-std::string title_of(const store::EventColumns& e, size_t item) {
-  const auto& text = item < e.item_texts.size() ? e.item_texts[item] : std::string();
-  std::string title = text.substr(0, text.find(". "));
-  if (title.size() > 80) title = title.substr(0, 80);
-  return title.empty() ? e.item_ids[item] : title;
+std::string title_of(const std::unordered_map<std::string, std::string>& titles, const std::string& item) {
+  const auto it = titles.find(item);
+  return it == titles.end() || it->second.empty() ? item : it->second;
 }
 
 }  // namespace
@@ -30,7 +27,7 @@ double Order::total() const {
   return sum;
 }
 
-std::vector<Order> orders_from_events(const store::EventColumns& e) {
+std::vector<Order> orders_from_events(const store::EventColumns& e, const std::unordered_map<std::string, std::string>& titles) {
   std::map<std::string, Order> by_id;
   std::map<std::pair<int32_t, int32_t>, std::string> order_of_purchase;  // (user, item) -> the latest order with it
   std::vector<size_t> order(e.size());
@@ -46,7 +43,7 @@ std::vector<Order> orders_from_events(const store::EventColumns& e) {
       auto [it, fresh] = by_id.try_emplace(id);
       if (fresh) it->second.id = id, it->second.time = e.timestamp[k];
       const double price = std::isfinite(e.value[k]) ? e.value[k] : (item < e.item_prices.size() ? e.item_prices[item] : NAN);
-      it->second.lines.push_back({e.item_ids[item], title_of(e, item), e.quantity[k], price, false});
+      it->second.lines.push_back({e.item_ids[item], title_of(titles, e.item_ids[item]), e.quantity[k], price, false});
       order_of_purchase[{e.user[k], e.item[k]}] = id;
     } else if (type == EventType::Return) {
       const auto found = order_of_purchase.find({e.user[k], e.item[k]});

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "persona/store/store.h"
@@ -27,7 +28,9 @@ struct Order {
 };
 
 // The orders in `user_events` (one user's events, as Store::events_of gives them), newest first.
-std::vector<Order> orders_from_events(const store::EventColumns& user_events);
+// `titles` names items by id (the catalogue's titles; the id when missing).
+std::vector<Order> orders_from_events(const store::EventColumns& user_events,
+                                      const std::unordered_map<std::string, std::string>& titles = {});
 
 // The order with this id among the user's orders (ids compared case-insensitively); none when
 // it is not theirs, whoever else's it may be.

@@ -1,0 +1,270 @@
+#include "persona/assistant/assistant.h"
+
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+
+#include "persona/assistant/orders.h"
+#include "persona/core/time.h"
+#include "persona/demand/text_analysis.h"
+#include "persona/recommend/recommend_model.h"
+#include "persona/text/normalize.h"
+
+namespace persona::assistant {
+namespace {
+
+bool has_han(std::string_view s) {
+  std::u32string cps;
+  text::decode_utf8(s, cps);
+  return std::any_of(cps.begin(), cps.end(), text::is_han);
+}
+
+bool any_of_words(const std::string& q, std::initializer_list<const char*> words) {
+  return std::any_of(words.begin(), words.end(), [&](const char* w) { return q.find(w) != std::string::npos; });
+}
+
+// Cuts a UTF-8 string at most `bytes` long on a character boundary.
+std::string cut(const std::string& s, size_t bytes) {
+  if (s.size() <= bytes) return s;
+  size_t end = bytes;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return s.substr(0, end);
+}
+
+// The first and last day (exclusive) of the calendar month `offset` months from `now`'s.
+std::pair<int64_t, int64_t> month_range(int64_t now, int offset) {
+  int y;
+  unsigned m, d;
+  civil_from_days(now / 86400, y, m, d);
+  int month = static_cast<int>(m) - 1 + offset;
+  y += month < 0 ? (month - 11) / 12 : month / 12;
+  month = ((month % 12) + 12) % 12;
+  const int64_t from = days_from_civil(y, static_cast<unsigned>(month + 1), 1);
+  const int64_t to = month == 11 ? days_from_civil(y + 1, 1, 1) : days_from_civil(y, static_cast<unsigned>(month + 2), 1);
+  return {from * 86400, to * 86400};
+}
+
+}  // namespace
+
+nlohmann::json Reply::to_json() const {
+  nlohmann::json es = nlohmann::json::array();
+  for (const auto& e : entities) es.push_back({{"kind", e.kind}, {"text", e.text}, {"value", e.value}});
+  nlohmann::json j = {{"reply", text}, {"intent", intent}, {"confidence", confidence}, {"entities", es},
+                      {"sources", sources}, {"handoff", handoff}};
+  if (handoff) j["summary"] = summary;
+  return j;
+}
+
+Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_(knowledge), options_(std::move(options)) {
+  if (knowledge_.store)
+    for (const auto& item : knowledge_.store->items()) titles_[item.id] = item.title;
+}
+
+std::optional<Session> Assistant::session(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  const auto it = sessions_.find(id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second;
+}
+
+Reply Assistant::reply(const std::string& session_id, const std::string& user, std::string_view message, int64_t now) {
+  if (now == 0)
+    now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(mutex_);
+  // Idle sessions expire; a session belongs to the user it started with.
+  for (auto it = sessions_.begin(); it != sessions_.end();)
+    it = now - it->second.last_active > options_.session_ttl_s ? sessions_.erase(it) : std::next(it);
+  auto [it, fresh] = sessions_.try_emplace(session_id);
+  Session& s = it->second;
+  if (fresh) s.id = session_id, s.user = user;
+  if (s.user != user) {
+    Reply r;
+    r.intent = "refused";
+    r.text = "This conversation belongs to someone else; please start a new one.";
+    return r;
+  }
+  s.last_active = now;
+  const std::string text = cut(text::repair_utf8(message), options_.max_message_bytes);
+  const bool chinese = has_han(text);
+  s.history.push_back({"user", text, ""});
+  Reply r = answer(s, text, chinese, now);
+  s.history.back().intent = r.intent;
+  s.history.push_back({"assistant", r.text, r.intent});
+  return r;
+}
+
+Reply Assistant::handoff(Session& s, const std::string& why, bool chinese) const {
+  Reply r;
+  r.intent = "handoff";
+  r.confidence = 1;
+  r.handoff = true;
+  s.handed_off = true;
+  r.text = chinese ? "好的，我这就为您转接人工客服，请稍候。" : "I'm passing you to a colleague now; they will be with you shortly.";
+  // The summary: why, who, and the conversation's last user messages.
+  std::string last;
+  int shown = 0;
+  for (auto t = s.history.rbegin(); t != s.history.rend() && shown < 3; ++t)
+    if (t->role == "user") last = fmt::format("\"{}\"{}{}", cut(t->text, 200), last.empty() ? "" : " / ", last), ++shown;
+  r.summary = fmt::format("Hand-off ({}). User: {}. Last messages: {}", why, s.user.empty() ? "anonymous" : s.user, last);
+  return r;
+}
+
+Reply Assistant::answer(Session& s, const std::string& message, bool chinese, int64_t now) {
+  const auto q = text::normalize_for_analysis(message);
+  Reply r;
+  EntityOptions eo = options_.entities;
+  eo.now = now;
+  r.entities = extract_entities(message, eo, knowledge_.graph);
+  if (q.find_first_not_of(" ") == std::string::npos) {
+    r.intent = "empty";
+    r.text = chinese ? "您好，请问有什么可以帮您？" : "Hello! How can I help you?";
+    return r;
+  }
+  if (any_of_words(q, {"人工", "真人", "客服专员", "human", "real person", "an agent", "a person", "representative"}))
+    return handoff(s, "asked for a person", chinese);
+  if (knowledge_.analyzer && knowledge_.analyzer->model(demand::TextTask::Sentiment)) {
+    const auto a = demand::answer(*knowledge_.analyzer->model(demand::TextTask::Sentiment), message, demand::TextTask::Sentiment);
+    const bool negative = a.best == "negative" || a.best == "neg" || a.best == "0" || a.best == "负面";
+    if (negative && a.confidence >= 1 - options_.unhappy_below) return handoff(s, "very unhappy customer", chinese);
+  }
+  static const RE2 greeting(R"(^\s*(?:hi|hello|hey|good (?:morning|afternoon|evening)|你好|您好|在吗|嗨)[\s!！.。,，?？]*$)");
+  if (RE2::FullMatch(q, greeting)) {
+    s.failures = 0;
+    r.intent = "greet";
+    r.confidence = 1;
+    r.text = chinese ? "您好！我可以帮您查订单、解答常见问题、介绍商品。" : "Hello! I can look up your orders, answer questions and tell you about our products.";
+    return r;
+  }
+  if (any_of_words(q, {"thank", "谢谢", "多谢"})) {
+    s.failures = 0;
+    r.intent = "thanks";
+    r.text = chinese ? "不客气，还有什么可以帮您的吗？" : "You're welcome! Anything else I can help with?";
+    return r;
+  }
+  if (auto p = personal(s, q, r.entities, chinese, now)) {
+    s.failures = 0;
+    p->entities = r.entities;
+    return *p;
+  }
+  if (knowledge_.graph) {
+    const auto g = knowledge_.graph->answer(message, s.recent);
+    if (g.kind != GraphAnswer::Kind::None) {
+      s.failures = 0;
+      r.intent = g.kind == GraphAnswer::Kind::Lookup ? "graph_lookup" : "graph_attribute";
+      r.confidence = 1;
+      r.text = g.text;
+      if (g.entity >= 0) {
+        s.recent.erase(std::remove(s.recent.begin(), s.recent.end(), g.entity), s.recent.end());
+        s.recent.insert(s.recent.begin(), g.entity);
+        r.sources.push_back({{"kind", "graph"}, {"entity", knowledge_.graph->graph().entity_at(g.entity).name}, {"relation", g.relation}});
+      } else {
+        r.sources.push_back({{"kind", "graph"}, {"relation", g.relation}});
+      }
+      return r;
+    }
+    // Names mentioned without a question still become the conversation's recent entities.
+    for (const auto& m : knowledge_.graph->link(q))
+      for (auto e : m.entities) {
+        s.recent.erase(std::remove(s.recent.begin(), s.recent.end(), e), s.recent.end());
+        s.recent.insert(s.recent.begin(), e);
+      }
+  }
+  if (knowledge_.faq)
+    if (const auto m = knowledge_.faq->answer(message)) {
+      s.failures = 0;
+      const auto& e = knowledge_.faq->entry(m->entry);
+      r.intent = "faq";
+      r.confidence = m->cosine;
+      r.text = e.answer;
+      r.sources.push_back({{"kind", "faq"}, {"id", e.id}, {"question", e.question}, {"score", m->score}});
+      return r;
+    }
+  if (++s.failures > options_.max_failures) return handoff(s, "not understood repeatedly", chinese);
+  r.intent = "unknown";
+  r.text = chinese ? "抱歉，我没有完全理解。您可以换个说法，或告诉我订单号、商品名称吗？"
+                   : "Sorry, I didn't quite get that. Could you rephrase it, or give me an order number or a product name?";
+  return r;
+}
+
+std::optional<Reply> Assistant::personal(Session& s, const std::string& q, const std::vector<Entity>& entities, bool chinese,
+                                         int64_t now) {
+  const auto order_id = std::find_if(entities.begin(), entities.end(), [](const Entity& e) { return e.kind == "order_id"; });
+  const bool about_orders = order_id != entities.end() ||
+                            any_of_words(q, {"my order", "last order", "latest order", "recent order", "我的订单", "最近的订单",
+                                             "上一个订单", "上个订单", "订单到哪", "订单状态"});
+  const bool about_purchases = any_of_words(q, {"did i buy", "have i bought", "i bought", "my purchases", "买了什么", "买过什么",
+                                                "买了哪些", "购买记录"});
+  const bool wants_recommendation =
+      any_of_words(q, {"recommend me", "recommend something", "suggest something", "what should i buy", "给我推荐", "推荐点",
+                       "推荐一些", "推荐几个", "有什么推荐"}) &&
+      !any_of_words(q, {"景点", "酒店", "餐馆", "餐厅", "restaurant", "hotel", "attraction"});
+  if (!about_orders && !about_purchases && !wants_recommendation) return std::nullopt;
+  Reply r;
+  r.confidence = 1;
+  if (s.user.empty()) {
+    r.intent = "sign_in_needed";
+    r.text = chinese ? "请先登录，我才能查看您的订单和购买记录。" : "Please sign in first so that I can look at your orders.";
+    return r;
+  }
+  if (!knowledge_.store) return std::nullopt;
+  // Only this user's events are read: another user's order id is simply not found here.
+  const auto events = knowledge_.store->events_of({s.user});
+  if (wants_recommendation && knowledge_.recommender) {
+    recommend::RecommendRequest req;
+    req.k = 3;
+    req.exclude_items = knowledge_.store->unavailable_items();
+    const auto recs = knowledge_.recommender->recommend(knowledge_.recommender->history(events), req);
+    r.intent = "recommend";
+    std::string list;
+    for (const auto& x : recs) {
+      list += fmt::format("{}{} ({})", list.empty() ? "" : (chinese ? "、" : ", "), x.item, x.category);
+      r.sources.push_back({{"kind", "recommender"}, {"item", x.item}, {"reason", x.reason}});
+    }
+    r.text = recs.empty() ? (chinese ? "暂时没有合适的推荐。" : "I have nothing to recommend right now.")
+                          : (chinese ? "为您推荐：" + list + "。" : "You might like: " + list + ".");
+    return r;
+  }
+  if (wants_recommendation) return std::nullopt;
+  const auto orders = orders_from_events(events, titles_);
+  r.sources.push_back({{"kind", "orders"}, {"user", s.user}});
+  if (order_id != entities.end()) {
+    r.intent = "order_status";
+    const auto o = find_order(orders, order_id->value);
+    r.text = o ? describe_order(*o, chinese)
+               : (chinese ? fmt::format("您的账户里没有订单 {}，请核对订单号。", order_id->text)
+                          : fmt::format("I can't find order {} in your account; please check the number.", order_id->text));
+    return r;
+  }
+  if (about_purchases) {
+    r.intent = "purchases";
+    auto [from, to] = std::pair<int64_t, int64_t>{now - 30 * 86400, now + 1};
+    std::string period = chinese ? "最近30天" : "in the last 30 days";
+    if (any_of_words(q, {"last month", "上个月", "上月"})) {
+      std::tie(from, to) = month_range(now, -1);
+      period = chinese ? "上个月" : "last month";
+    } else if (any_of_words(q, {"this month", "这个月", "本月"})) {
+      std::tie(from, to) = month_range(now, 0);
+      period = chinese ? "这个月" : "this month";
+    } else if (const auto d = std::find_if(entities.begin(), entities.end(), [](const Entity& e) { return e.kind == "date"; });
+               d != entities.end()) {
+      // The entity's value is YYYY-MM-DD.
+      from = days_from_civil(std::stoi(d->value.substr(0, 4)), static_cast<unsigned>(std::stoi(d->value.substr(5, 2))),
+                             static_cast<unsigned>(std::stoi(d->value.substr(8, 2)))) * 86400;
+      to = from + 86400;
+      period = d->value;
+    }
+    const auto lines = bought_between(orders, from, to);
+    std::string list;
+    for (const auto& l : lines) list += fmt::format("{}{:g} x {}", list.empty() ? "" : (chinese ? "、" : ", "), l.quantity, l.title);
+    r.text = lines.empty() ? (chinese ? fmt::format("您{}没有购买记录。", period) : fmt::format("You bought nothing {}.", period))
+                           : (chinese ? fmt::format("您{}买了：{}。", period, list) : fmt::format("You bought {}: {}.", period, list));
+    return r;
+  }
+  r.intent = "last_order";
+  r.text = orders.empty() ? (chinese ? "您还没有订单。" : "You have no orders yet.")
+                          : (chinese ? "您最近的订单：" : "Your latest order: ") + describe_order(orders.front(), chinese);
+  return r;
+}
+
+}  // namespace persona::assistant

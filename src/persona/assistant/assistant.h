@@ -1,0 +1,98 @@
+#pragma once
+// The customer-service assistant's turn: a message in, a reply out, with what it understood (the
+// intent, its confidence, the entities) and where the answer came from. It answers, in the
+// message's language, from the user's own orders (only for the signed-in user), the knowledge
+// graph (with the conversation's recent entities for "它的价格呢"), the recommender and the FAQ;
+// it asks when it does not understand, and hands off to a person when asked, when the customer is
+// very unhappy, or after repeated misunderstandings, with a summary for the person.
+// Every answer is retrieved, never generated from the message: instructions inside a message
+// ("ignore previous instructions ...") are just words to it.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/assistant/entities.h"
+#include "persona/assistant/faq.h"
+#include "persona/assistant/graph_answerer.h"
+#include "persona/store/store.h"
+
+namespace persona::demand {
+class TextAnalyzer;
+}
+namespace persona::recommend {
+class RecommendModel;
+}
+
+namespace persona::assistant {
+
+struct Turn {
+  std::string role;  // user | assistant
+  std::string text;
+  std::string intent;
+};
+
+struct Session {
+  std::string id, user;        // user: the signed-in user ("" when anonymous)
+  std::vector<Turn> history;
+  std::vector<int64_t> recent; // knowledge-graph entities, most recent first
+  int failures = 0;            // misunderstandings in a row
+  bool handed_off = false;
+  int64_t last_active = 0;
+};
+
+struct Reply {
+  std::string text, intent;
+  double confidence = 0;
+  std::vector<Entity> entities;
+  nlohmann::json sources = nlohmann::json::array();  // [{"kind": "faq"|"graph"|"orders"|"recommender", ...}]
+  bool handoff = false;
+  std::string summary;  // for the person taking over
+  nlohmann::json to_json() const;
+};
+
+struct AssistantOptions {
+  EntityOptions entities;
+  int max_failures = 2;              // misunderstandings in a row before a hand-off
+  double unhappy_below = 0.1;        // hand off when P(positive) of a message is below this (with a sentiment model)
+  size_t max_message_bytes = 4000;   // longer messages are read up to here
+  int64_t session_ttl_s = 1800;      // idle sessions expire
+};
+
+// What the assistant answers from; any part may be missing (that kind of answer is then skipped).
+struct Knowledge {
+  store::Store* store = nullptr;                          // the user's events (orders)
+  const FaqIndex* faq = nullptr;
+  const GraphAnswerer* graph = nullptr;
+  const recommend::RecommendModel* recommender = nullptr;
+  const demand::TextAnalyzer* analyzer = nullptr;         // sentiment, for unhappy customers
+};
+
+class Assistant {
+ public:
+  Assistant(Knowledge knowledge, AssistantOptions options = {});
+  // One turn of a session (created on first use; `user` binds it). Thread-safe.
+  Reply reply(const std::string& session_id, const std::string& user, std::string_view message, int64_t now = 0);
+  // A session's state (for tests and the console); none when unknown or expired.
+  std::optional<Session> session(const std::string& id) const;
+
+ private:
+  Reply answer(Session& s, const std::string& message, bool chinese, int64_t now);
+  std::optional<Reply> personal(Session& s, const std::string& normalised, const std::vector<Entity>& entities, bool chinese,
+                                int64_t now);
+  Reply handoff(Session& s, const std::string& why, bool chinese) const;
+
+  Knowledge knowledge_;
+  AssistantOptions options_;
+  std::unordered_map<std::string, std::string> titles_;  // item id -> title, for orders
+  mutable std::mutex mutex_;
+  std::map<std::string, Session> sessions_;
+};
+
+}  // namespace persona::assistant

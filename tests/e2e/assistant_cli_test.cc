@@ -1,0 +1,52 @@
+// The assistant's commands on the sample shop: the knowledge graph from the catalogue, a FAQ,
+// and a chat session as a signed-in user, one message per line.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace persona {
+namespace {
+
+using test::json_of;
+using test::run_persona;
+
+TEST(AssistantCli, KgFaqAndAChat) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), models = dir.file("models");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  const auto built = json_of(run_persona({"kg", "build", "--config", config, "--catalogue", "--json"}));
+  EXPECT_GT(built["entities"].get<int>(), 100);
+  test::write_file(dir.file("faq.json"), R"([{"id":"ship","question":"How long does shipping take?","answer":"3 to 5 days."}])");
+  ASSERT_EQ(run_persona({"faq", "build", dir.file("faq.json"), "--models", models, "-q"}).exit_code, 0);
+  const auto asked = json_of(run_persona({"faq", "ask", "how long is shipping", "--models", models, "--json"}));
+  EXPECT_TRUE(asked["answered"].get<bool>());
+  EXPECT_EQ(asked["matches"][0]["id"], "ship");
+
+  test::write_file(dir.file("chat.txt"), "hello\nwhere is my last order?\nhow long does shipping take\nI want a human\n");
+  const auto chat = run_persona({"chat", "--config", config, "--models", models, "--user", "U000001", "--json"}, 120, {},
+                                dir.file("chat.txt"));
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  std::vector<nlohmann::json> turns;
+  std::istringstream lines(chat.out);
+  for (std::string line; std::getline(lines, line);) turns.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(turns.size(), 4u);
+  EXPECT_EQ(turns[0]["intent"], "greet");
+  EXPECT_EQ(turns[1]["intent"], "last_order");
+  EXPECT_NE(turns[1]["reply"].get<std::string>().find("Order S"), std::string::npos) << turns[1].dump();
+  EXPECT_EQ(turns[2]["intent"], "faq");
+  EXPECT_TRUE(turns[3]["handoff"].get<bool>());
+  EXPECT_NE(turns[3]["summary"].get<std::string>().find("U000001"), std::string::npos);
+
+  auto bad = run_persona({"kg", "ask", "anything", "--store", dir.file("none.db")});
+  EXPECT_EQ(bad.exit_code, 1);
+  bad = run_persona({"faq", "build", dir.file("missing.json"), "--models", models});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("missing.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace persona
