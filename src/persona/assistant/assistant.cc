@@ -14,12 +14,6 @@
 namespace persona::assistant {
 namespace {
 
-bool has_han(std::string_view s) {
-  std::u32string cps;
-  text::decode_utf8(s, cps);
-  return std::any_of(cps.begin(), cps.end(), text::is_han);
-}
-
 bool any_of_words(const std::string& q, std::initializer_list<const char*> words) {
   return std::any_of(words.begin(), words.end(), [&](const char* w) { return q.find(w) != std::string::npos; });
 }
@@ -86,7 +80,7 @@ Reply Assistant::reply(const std::string& session_id, const std::string& user, s
   }
   s.last_active = now;
   const std::string text = cut(text::repair_utf8(message), options_.max_message_bytes);
-  const bool chinese = has_han(text);
+  const bool chinese = text::contains_han(text);
   s.history.push_back({"user", text, ""});
   Reply r = answer(s, text, chinese, now);
   s.history.back().intent = r.intent;

@@ -42,12 +42,6 @@ const std::vector<std::pair<const char*, const char*>> kTypeWords = {
 // Relations that are bookkeeping, never asked about.
 bool internal_relation(const std::string& r) { return r == "alias" || r == "id" || r == "parent"; }
 
-bool has_han(std::string_view s) {
-  std::u32string cps;
-  text::decode_utf8(s, cps);
-  return std::any_of(cps.begin(), cps.end(), text::is_han);
-}
-
 bool latin_word_byte(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
 
 std::string join(const std::vector<GraphValue>& values, bool chinese, size_t most = 10) {
@@ -273,7 +267,7 @@ std::optional<GraphAnswer> GraphAnswerer::lookup(const std::string& q, bool chin
 
 GraphAnswer GraphAnswerer::answer(std::string_view question, const std::vector<int64_t>& recent) const {
   const auto full = text::normalize_for_analysis(question);
-  const bool chinese = has_han(full);
+  const bool chinese = text::contains_han(full);
   const auto mentions = link(full);
   // Words inside a name are not asked about: "地铁" in "7天优品酒店(国贸劲松地铁站店)" is not the
   // metro, nor "酒店" the type. The rest of the question, with the names blanked, is.

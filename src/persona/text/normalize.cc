@@ -92,4 +92,12 @@ bool is_han(char32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2A700 && cp <= 0x2EBEF);
 }
 
+bool contains_han(std::string_view s) {
+  std::u32string cps;
+  decode_utf8(s, cps);
+  for (char32_t c : cps)
+    if (is_han(c)) return true;
+  return false;
+}
+
 }  // namespace persona::text

@@ -17,5 +17,7 @@ void decode_utf8(std::string_view s, std::u32string& out);
 void append_utf8(char32_t cp, std::string& out);
 
 bool is_han(char32_t cp);
+// Whether the (valid UTF-8) text has a Han character: Chinese to answer in Chinese.
+bool contains_han(std::string_view s);
 
 }  // namespace persona::text

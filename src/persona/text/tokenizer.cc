@@ -25,14 +25,6 @@ UBreakIterator* thread_break_iterator() {
   return it.get();
 }
 
-bool has_han(std::string_view s) {
-  std::u32string cps;
-  decode_utf8(s, cps);
-  for (char32_t c : cps)
-    if (is_han(c)) return true;
-  return false;
-}
-
 }  // namespace
 
 std::vector<Token> tokenize(std::string_view normalized) {
@@ -60,7 +52,7 @@ std::vector<Token> tokenize(std::string_view normalized) {
     else if (rule >= UBRK_WORD_IDEO && rule < UBRK_WORD_IDEO_LIMIT) t.kind = TokenKind::Ideographic;
     else if (rule >= UBRK_WORD_LETTER && rule < UBRK_WORD_LETTER_LIMIT) t.kind = TokenKind::Word;
     else t.kind = TokenKind::Other;
-    if (t.kind == TokenKind::Word && has_han(t.text)) t.kind = TokenKind::Ideographic;
+    if (t.kind == TokenKind::Word && contains_han(t.text)) t.kind = TokenKind::Ideographic;
     tokens.push_back(std::move(t));
   }
   utext_close(ut);
