@@ -316,49 +316,75 @@ Command add_kg(CLI::App& app, Common& common) {
           }};
 }
 
+namespace {
+
+struct ChatArgs {
+  std::string store, config, models, user, session = "console", order_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
+  std::string stories;
+};
+
+void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
+  sub->add_option("-s,--store", a.store, "Store file (orders, knowledge graph)");
+  sub->add_option("-c,--config", a.config, "Config file (for its store path)");
+  sub->add_option("--models", a.models, "Model directory: faq.index, recommend.model, sentiment (default $PERSONA_MODELS or ./models)");
+  sub->add_option("--order-pattern", a.order_pattern,
+                  "RE2 pattern of order ids, on lower-case text (default: ORD-2025-000123 or the sample shop's sessions, S00001234)");
+}
+
+// Everything the assistant answers from, loaded from the store and the models folder (each part
+// only when present).
+struct LoadedKnowledge {
+  std::unique_ptr<store::Store> store;
+  std::optional<assistant::FaqIndex> faq;
+  std::optional<assistant::KnowledgeGraph> graph;
+  std::optional<assistant::GraphAnswerer> answerer;
+  std::optional<recommend::RecommendModel> recommender;
+  std::optional<demand::TextAnalyzer> analyzer;
+
+  explicit LoadedKnowledge(const ChatArgs& a) {
+    namespace fs = std::filesystem;
+    const auto dir = demand::models_dir_from(a.models);
+    const auto store_path = store_path_from(a.store, a.config);
+    if (fs::exists(store_path)) store = open_existing_store(store_path);
+    if (fs::exists(fs::path(dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(dir) / "faq.index").string());
+    if (store) {
+      graph.emplace(store->graph());
+      if (graph->entity_count() > 0) answerer.emplace(*graph);
+    }
+    if (fs::exists(fs::path(dir) / "recommend.model"))
+      recommender = recommend::RecommendModel::load((fs::path(dir) / "recommend.model").string());
+    analyzer = demand::TextAnalyzer::load(dir);
+  }
+  assistant::Knowledge knowledge() const {
+    assistant::Knowledge k;
+    k.store = store.get();
+    k.faq = faq ? &*faq : nullptr;
+    k.graph = answerer ? &*answerer : nullptr;
+    k.recommender = recommender ? &*recommender : nullptr;
+    k.analyzer = analyzer ? &*analyzer : nullptr;
+    return k;
+  }
+  std::string description() const {
+    return fmt::format("{}{}{}{}", store ? "orders" : "no store", answerer ? ", knowledge graph" : "", faq ? ", FAQ" : "",
+                       recommender ? ", recommender" : "");
+  }
+};
+
+}  // namespace
+
 Command add_chat(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("chat", "Talk to the customer-service assistant (one message per line on stdin)");
-  struct Args {
-    std::string store, config, models, user, session = "console", order_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
-  };
-  auto a = std::make_shared<Args>();
-  sub->add_option("-s,--store", a->store, "Store file (orders, knowledge graph)");
-  sub->add_option("-c,--config", a->config, "Config file (for its store path)");
-  sub->add_option("--models", a->models, "Model directory: faq.index, recommend.model, sentiment (default $PERSONA_MODELS or ./models)");
+  auto a = std::make_shared<ChatArgs>();
+  add_knowledge_options(sub, *a);
   sub->add_option("--user", a->user, "Act as this signed-in user (their orders and recommendations)");
   sub->add_option("--session", a->session, "Session id");
-  sub->add_option("--order-pattern", a->order_pattern, "RE2 pattern of order ids, on lower-case text (default: ORD-2025-000123 or the sample shop's sessions, S00001234)");
   return {sub, [a, &common] {
-            namespace fs = std::filesystem;
-            const auto dir = demand::models_dir_from(a->models);
-            std::unique_ptr<store::Store> store;
-            const auto store_path = store_path_from(a->store, a->config);
-            if (fs::exists(store_path)) store = open_existing_store(store_path);
-            std::optional<assistant::FaqIndex> faq;
-            if (fs::exists(fs::path(dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(dir) / "faq.index").string());
-            std::optional<assistant::KnowledgeGraph> graph;
-            std::optional<assistant::GraphAnswerer> answerer;
-            if (store) {
-              graph.emplace(store->graph());
-              if (graph->entity_count() > 0) answerer.emplace(*graph);
-            }
-            std::optional<recommend::RecommendModel> recommender;
-            if (fs::exists(fs::path(dir) / "recommend.model"))
-              recommender = recommend::RecommendModel::load((fs::path(dir) / "recommend.model").string());
-            const auto analyzer = demand::TextAnalyzer::load(dir);
-            assistant::Knowledge k;
-            k.store = store.get();
-            k.faq = faq ? &*faq : nullptr;
-            k.graph = answerer ? &*answerer : nullptr;
-            k.recommender = recommender ? &*recommender : nullptr;
-            k.analyzer = &analyzer;
+            const LoadedKnowledge loaded(*a);
             assistant::AssistantOptions options;
             options.entities.order_id_pattern = a->order_pattern;
-            assistant::Assistant bot(k, options);
+            assistant::Assistant bot(loaded.knowledge(), options);
             if (!common.json && !common.quiet)
-              fmt::print(stderr, "assistant ready ({}{}{}{}); one message per line, Ctrl-D to end\n",
-                         store ? "orders" : "no store", answerer ? ", knowledge graph" : "", faq ? ", FAQ" : "",
-                         recommender ? ", recommender" : "");
+              fmt::print(stderr, "assistant ready ({}); one message per line, Ctrl-D to end\n", loaded.description());
             for (std::string line; std::getline(std::cin, line);) {
               const auto r = bot.reply(a->session, a->user, line);
               if (common.json) {
@@ -370,6 +396,122 @@ Command add_chat(CLI::App& app, Common& common) {
               std::fflush(stdout);
             }
             return 0;
+          }};
+}
+
+namespace {
+
+// A story: a user (optional), a time ("now", optional) and turns, each a message with what the
+// reply must show: its intent, fragments it contains (any of a list when given as a list), ones
+// it must not contain, and whether it hands off.
+struct StoryResult {
+  std::string file, name;
+  bool passed = true;
+  std::string failure;
+};
+
+std::vector<std::string> as_strings(const nlohmann::json& j) {
+  if (j.is_string()) return {j.get<std::string>()};
+  return j.get<std::vector<std::string>>();
+}
+
+StoryResult run_story(const assistant::Knowledge& knowledge, const ChatArgs& a, const nlohmann::json& story,
+                      const std::string& file) {
+  StoryResult result{file, story.value("name", "(unnamed)")};
+  assistant::AssistantOptions options;
+  options.entities.order_id_pattern = a.order_pattern;
+  assistant::Assistant bot(knowledge, options);
+  const int64_t now = story.contains("now") ? parse_date(story["now"].get<std::string>(), "now") + 12 * 3600 : 0;
+  const std::string user = story.value("user", "");
+  size_t n = 0;
+  for (const auto& turn : story.at("turns")) {
+    ++n;
+    const auto say = turn.value("say", "");
+    const auto r = bot.reply(result.name, user, say, now);
+    auto fail = [&](const std::string& why) {
+      result.passed = false;
+      result.failure = fmt::format("turn {} \"{}\": {} (reply: \"{}\", intent {})", n, say, why, r.text, r.intent);
+    };
+    if (turn.contains("intent") && !turn["intent"].is_null()) {
+      const auto allowed = as_strings(turn["intent"]);
+      if (std::find(allowed.begin(), allowed.end(), r.intent) == allowed.end())
+        fail(fmt::format("intent {} expected", fmt::join(allowed, " or ")));
+    }
+    if (result.passed && turn.contains("contains")) {
+      // Every entry must appear; an entry that is a list needs any one of its fragments.
+      for (const auto& entry : turn["contains"]) {
+        const auto any = as_strings(entry);
+        if (std::none_of(any.begin(), any.end(), [&](const std::string& f) { return r.text.find(f) != std::string::npos; })) {
+          fail(fmt::format("\"{}\" expected in the reply", fmt::join(any, "\" or \"")));
+          break;
+        }
+      }
+    }
+    if (result.passed && turn.contains("not_contains"))
+      for (const auto& f : as_strings(turn["not_contains"]))
+        if (r.text.find(f) != std::string::npos || r.summary.find(f) != std::string::npos) {
+          fail(fmt::format("\"{}\" must not appear", f));
+          break;
+        }
+    if (result.passed && turn.contains("handoff") && turn["handoff"].get<bool>() != r.handoff)
+      fail(turn["handoff"].get<bool>() ? "a hand-off expected" : "no hand-off expected");
+    if (!result.passed) break;
+  }
+  return result;
+}
+
+}  // namespace
+
+Command add_test_dialogues(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("test-dialogues", "Run dialogue stories (JSON files) against the assistant; exit 1 if any fails");
+  auto a = std::make_shared<ChatArgs>();
+  sub->add_option("stories", a->stories, "A story file or a folder of them (*.json: an array of stories)")->required();
+  add_knowledge_options(sub, *a);
+  return {sub, [a, &common] {
+            namespace fs = std::filesystem;
+            std::vector<std::string> files;
+            if (fs::is_directory(a->stories)) {
+              for (const auto& e : fs::directory_iterator(a->stories))
+                if (e.path().extension() == ".json") files.push_back(e.path().string());
+              std::sort(files.begin(), files.end());
+            } else {
+              files.push_back(a->stories);
+            }
+            if (files.empty()) throw Error("no story files (*.json)", {a->stories});
+            const LoadedKnowledge loaded(*a);
+            const auto knowledge = loaded.knowledge();
+            std::vector<StoryResult> results;
+            for (const auto& f : files) {
+              std::ifstream in(f);
+              if (!in) throw Error("cannot read", {f});
+              nlohmann::json stories;
+              try {
+                stories = nlohmann::json::parse(in);
+              } catch (const nlohmann::json::exception& e) {
+                throw Error(fmt::format("not valid JSON: {}", e.what()), {f});
+              }
+              if (!stories.is_array()) throw Error("expected a JSON array of stories", {f});
+              for (const auto& story : stories) {
+                if (!story.is_object() || !story.contains("turns") || !story["turns"].is_array())
+                  throw Error("a story needs \"turns\": an array of {\"say\", ...}", {f});
+                try {
+                  results.push_back(run_story(knowledge, *a, story, f));
+                } catch (const nlohmann::json::exception& e) {
+                  throw Error(fmt::format("story \"{}\": {}", story.value("name", "?"), e.what()), {f});
+                }
+              }
+            }
+            const auto passed = static_cast<size_t>(std::count_if(results.begin(), results.end(), [](const auto& r) { return r.passed; }));
+            if (common.json) {
+              nlohmann::json j = nlohmann::json::array();
+              for (const auto& r : results) j.push_back({{"file", r.file}, {"story", r.name}, {"passed", r.passed}, {"failure", r.failure}});
+              print_json({{"stories", results.size()}, {"passed", passed}, {"results", j}});
+            } else {
+              for (const auto& r : results)
+                if (!r.passed) fmt::print("FAIL {}: {}\n", r.name, r.failure);
+              fmt::print("{} of {} stories passed ({})\n", passed, results.size(), loaded.description());
+            }
+            return passed == results.size() ? 0 : 1;
           }};
 }
 

@@ -48,5 +48,29 @@ TEST(AssistantCli, KgFaqAndAChat) {
   EXPECT_NE(bad.err.find("missing.json"), std::string::npos);
 }
 
+// The dialogue stories of tests/dialogues, on the small sample shop they were written for.
+TEST(AssistantCli, DialogueStoriesPass) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), models = dir.file("models");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"kg", "build", "--config", config, "--catalogue", "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"faq", "build", dir.file("faq.json"), "--models", models, "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "popularity", "-q"}).exit_code, 0);
+  const std::string stories = std::string(PERSONA_SOURCE_DIR) + "/tests/dialogues";
+  const auto r = run_persona({"test-dialogues", stories, "--config", config, "--models", models, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j["stories"].get<int>(), 25);
+  for (const auto& s : j["results"]) EXPECT_TRUE(s["passed"].get<bool>()) << s.dump();
+  // A story that cannot pass fails the run, saying which turn and why.
+  test::write_file(dir.file("bad.json"), R"([{"name": "wrong", "turns": [{"say": "hello", "intent": "faq"}]}])");
+  const auto bad = run_persona({"test-dialogues", dir.file("bad.json"), "--config", config, "--models", models});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("turn 1"), std::string::npos) << bad.out;
+  test::write_file(dir.file("broken.json"), "[{\"name\": \"x\"}]");
+  EXPECT_EQ(run_persona({"test-dialogues", dir.file("broken.json"), "--config", config}).exit_code, 1);
+}
+
 }  // namespace
 }  // namespace persona

@@ -30,6 +30,8 @@ const std::vector<std::pair<const char*, std::vector<const char*>>> kRelationWor
     {"price", {"price", "价格", "人均消费", "门票"}}, {"how much", {"price", "价格", "人均消费", "门票"}},
     {"cost", {"price", "价格", "门票"}}, {"brand", {"brand"}}, {"made by", {"brand"}}, {"who makes", {"brand"}},
     {"category", {"category"}}, {"what kind", {"category"}}, {"in stock", {"available"}}, {"available", {"available"}},
+    {"品牌", {"brand"}}, {"牌子", {"brand"}}, {"类别", {"category"}}, {"分类", {"category"}}, {"品类", {"category"}},
+    {"有货", {"available"}}, {"有没有货", {"available"}}, {"库存", {"available"}}, {"缺货", {"available"}},
     {"address", {"地址"}}, {"where is", {"地址"}}, {"phone", {"电话"}}, {"rating", {"评分"}}, {"rated", {"评分"}},
     {"opening hours", {"营业时间"}}, {"ticket", {"门票"}},
 };
@@ -41,6 +43,14 @@ const std::vector<std::pair<const char*, const char*>> kTypeWords = {
     {"product", "item"}, {"item", "item"}, {"商品", "item"}};
 // Relations that are bookkeeping, never asked about.
 bool internal_relation(const std::string& r) { return r == "alias" || r == "id" || r == "parent"; }
+
+// The catalogue's relations are named in English; a Chinese answer names them in Chinese.
+std::string chinese_label(const std::string& relation) {
+  static const std::map<std::string, std::string> labels = {
+      {"price", "价格"}, {"brand", "品牌"}, {"category", "类别"}, {"available", "库存"}, {"parent", "上级类别"}};
+  const auto it = labels.find(relation);
+  return it == labels.end() ? relation : it->second;
+}
 
 bool latin_word_byte(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
 
@@ -267,12 +277,13 @@ std::optional<GraphAnswer> GraphAnswerer::lookup(const std::string& q, bool chin
 
 GraphAnswer GraphAnswerer::answer(std::string_view question, const std::vector<int64_t>& recent) const {
   const auto full = text::normalize_for_analysis(question);
-  const bool chinese = text::contains_han(full);
   const auto mentions = link(full);
   // Words inside a name are not asked about: "地铁" in "7天优品酒店(国贸劲松地铁站店)" is not the
-  // metro, nor "酒店" the type. The rest of the question, with the names blanked, is.
+  // metro, nor "酒店" the type. The rest of the question, with the names blanked, is; it also
+  // says the language to answer in (an English question about a Chinese brand gets English).
   std::string q = full;
   for (const auto& m : mentions) std::fill(q.begin() + static_cast<long>(m.begin), q.begin() + static_cast<long>(m.end), ' ');
+  const bool chinese = text::contains_han(q) || (q.find_first_not_of(" ") == std::string::npos && text::contains_han(full));
   if (auto l = lookup(q, chinese, mentions)) return *l;
   GraphAnswer out;
   std::vector<int64_t> entities;
@@ -326,14 +337,26 @@ GraphAnswer GraphAnswerer::answer(std::string_view question, const std::vector<i
   return out;
 }
 
+namespace {
+
+std::string chinese_values(const GraphFact& f) {
+  if (f.relation != "available") return join(f.values, true);
+  std::vector<GraphValue> v = f.values;
+  for (auto& x : v) x.text = x.text == "yes" ? "有货" : x.text == "no" ? "缺货" : x.text;
+  return join(v, true);
+}
+
+}  // namespace
+
 std::string GraphAnswerer::phrase(const GraphAnswer& a, bool chinese) const {
   const std::string name = a.entity >= 0 ? graph_.entity_at(a.entity).name : "";
   switch (a.kind) {
     case GraphAnswer::Kind::Attribute: {
       std::string text;
       for (const auto& f : a.facts)
-        text += chinese ? fmt::format("{}{}的{}：{}。", text.empty() ? "" : "", name, f.relation, join(f.values, true))
-                        : fmt::format("{}The {} of {}: {}.", text.empty() ? "" : " ", f.relation, name, join(f.values, false));
+        text += chinese ? fmt::format("{}的{}：{}。", name, chinese_label(f.relation), chinese_values(f))
+                        : fmt::format("{}The {} of {}: {}.", text.empty() ? "" : " ",
+                                      f.relation == "available" ? "availability" : f.relation, name, join(f.values, false));
       return text;
     }
     case GraphAnswer::Kind::Lookup:

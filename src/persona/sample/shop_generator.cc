@@ -560,6 +560,27 @@ ShopReport generate_shop(const ShopOptions& o) {
   events.close();
   texts.close();
 
+  // The shop's FAQ, in English and Chinese, for the assistant (persona faq build faq.json).
+  {
+    Writer faq(path("faq.json"), false);
+    faq.buffer() += R"json([
+  {"id": "returns", "question": "How do I return an item?", "answer": "Open My Orders, choose the item and press Return within 30 days of delivery; refunds reach your account within 5 working days."},
+  {"id": "shipping-time", "question": "How long does delivery take?", "answer": "Standard delivery takes 3 to 5 working days; express delivery takes 1 to 2 working days."},
+  {"id": "shipping-cost", "question": "How much is shipping?", "answer": "Shipping is free on orders over 99; below that it costs 8."},
+  {"id": "payment", "question": "Which payment methods do you accept?", "answer": "We accept credit and debit cards, Alipay, WeChat Pay and PayPal."},
+  {"id": "invoice", "question": "Can I get an invoice?", "answer": "Yes: choose an electronic invoice at checkout and it is emailed to you."},
+  {"id": "password", "question": "I forgot my password, what can I do?", "answer": "Press Forgot password on the sign-in page and follow the link we email you."},
+  {"id": "退货", "question": "怎么申请退货？", "answer": "在我的订单中选择商品，点击申请退货，签收后30天内均可退货，退款5个工作日内到账。"},
+  {"id": "配送时间", "question": "多久能送到？", "answer": "普通快递3到5个工作日送达，加急快递1到2个工作日送达。"},
+  {"id": "运费", "question": "运费怎么算？", "answer": "订单满99元包邮，不满99元运费8元。"},
+  {"id": "支付方式", "question": "支持哪些支付方式？", "answer": "支持银行卡、支付宝、微信支付和PayPal。"},
+  {"id": "发票", "question": "可以开发票吗？", "answer": "可以，下单时选择电子发票，开具后发送到您的邮箱。"},
+  {"id": "忘记密码", "question": "忘记密码怎么办？", "answer": "在登录页点击忘记密码，按邮件中的链接重设即可。"}
+]
+)json";
+    faq.close();
+  }
+
   report.config_path = path("shop.toml");
   Writer config(report.config_path, false);
   config.buffer() += shop_config();

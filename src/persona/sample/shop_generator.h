@@ -36,7 +36,8 @@ struct ShopReport {
 };
 
 // Writes users.csv, items.jsonl, events.csv.gz, texts.jsonl and shop.toml into out_dir, and
-// latent.jsonl: the hidden tastes the events were drawn from (a ground truth no stage reads).
+// latent.jsonl: the hidden tastes the events were drawn from (a ground truth no stage reads),
+// and faq.json: the shop's questions and answers in English and Chinese (for the assistant).
 ShopReport generate_shop(const ShopOptions& options);
 
 }  // namespace persona::sample
