@@ -320,7 +320,7 @@ namespace {
 
 struct ChatArgs {
   std::string store, config, models, user, session = "console", order_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
-  std::string stories;
+  std::string stories, forms;
 };
 
 void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
@@ -329,6 +329,14 @@ void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
   sub->add_option("--models", a.models, "Model directory: faq.index, recommend.model, sentiment (default $PERSONA_MODELS or ./models)");
   sub->add_option("--order-pattern", a.order_pattern,
                   "RE2 pattern of order ids, on lower-case text (default: ORD-2025-000123 or the sample shop's sessions, S00001234)");
+  sub->add_option("--forms", a.forms, "JSON file of forms, replacing built-in ones of the same name and adding others");
+}
+
+assistant::AssistantOptions assistant_options(const ChatArgs& a) {
+  assistant::AssistantOptions options;
+  options.entities.order_id_pattern = a.order_pattern;
+  if (!a.forms.empty()) options.forms = assistant::load_forms(a.forms);
+  return options;
 }
 
 // Everything the assistant answers from, loaded from the store and the models folder (each part
@@ -380,9 +388,7 @@ Command add_chat(CLI::App& app, Common& common) {
   sub->add_option("--session", a->session, "Session id");
   return {sub, [a, &common] {
             const LoadedKnowledge loaded(*a);
-            assistant::AssistantOptions options;
-            options.entities.order_id_pattern = a->order_pattern;
-            assistant::Assistant bot(loaded.knowledge(), options);
+            assistant::Assistant bot(loaded.knowledge(), assistant_options(*a));
             if (!common.json && !common.quiet)
               fmt::print(stderr, "assistant ready ({}); one message per line, Ctrl-D to end\n", loaded.description());
             for (std::string line; std::getline(std::cin, line);) {
@@ -418,9 +424,7 @@ std::vector<std::string> as_strings(const nlohmann::json& j) {
 StoryResult run_story(const assistant::Knowledge& knowledge, const ChatArgs& a, const nlohmann::json& story,
                       const std::string& file) {
   StoryResult result{file, story.value("name", "(unnamed)")};
-  assistant::AssistantOptions options;
-  options.entities.order_id_pattern = a.order_pattern;
-  assistant::Assistant bot(knowledge, options);
+  assistant::Assistant bot(knowledge, assistant_options(a));
   const int64_t now = story.contains("now") ? parse_date(story["now"].get<std::string>(), "now") + 12 * 3600 : 0;
   const std::string user = story.value("user", "");
   size_t n = 0;

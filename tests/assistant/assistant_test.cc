@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "persona/assistant/assistant.h"
+#include "persona/core/error.h"
 #include "persona/core/model.h"
 #include "support/test_support.h"
 
@@ -124,6 +125,71 @@ TEST(Assistant, HandsOffWithASummary) {
   ASSERT_TRUE(bot.session("m"));
   bot.reply("other", "alice", "hello", kNow + 4000);
   EXPECT_FALSE(bot.session("m"));
+}
+
+}  // namespace
+}  // namespace persona::assistant
+
+namespace persona::assistant {
+namespace {
+
+TEST(Forms, ReturnWithValidationDigressionAndConfirmation) {
+  World w;
+  auto bot = w.assistant();
+  auto r = bot.reply("f", "alice", "I want to return an item", kNow);
+  EXPECT_EQ(r.intent, "return_item");
+  r = bot.reply("f", "alice", "order S00000003", kNow);  // bob's
+  EXPECT_NE(r.text.find("can't find order"), std::string::npos) << r.text;
+  EXPECT_TRUE(r.slots.empty());
+  r = bot.reply("f", "alice", "how do I return an item?", kNow);  // a question in the middle
+  EXPECT_EQ(r.intent, "faq");
+  EXPECT_NE(r.text.find("Which order"), std::string::npos) << r.text;
+  r = bot.reply("f", "alice", "S00000001", kNow);
+  EXPECT_EQ(r.slots["order_id"], "S00000001");
+  r = bot.reply("f", "alice", "it leaks", kNow);
+  EXPECT_EQ(r.slots["reason"], "it leaks");
+  EXPECT_TRUE(bot.session("f")->confirming);
+  r = bot.reply("f", "alice", "yes", kNow);
+  EXPECT_EQ(r.intent, "return_item_done");
+  EXPECT_EQ(r.action["name"], "return_item");
+  EXPECT_EQ(r.action["slots"]["order_id"], "S00000001");
+  EXPECT_TRUE(bot.session("f")->form.empty());
+}
+
+TEST(Forms, FilesTemplatesAndErrors) {
+  test::TempDir dir;
+  test::write_file(dir.file("forms.json"), R"([
+    {"name": "cancel_order", "triggers": ["stop my order"], "slots": [{"name": "order_id", "kind": "order_id", "prompt_en": "Number?"}],
+     "done_en": "Stopped {order_id}."},
+    {"name": "gift_wrap", "triggers": ["gift wrap"], "slots": [{"name": "note", "kind": "text", "prompt_en": "Card text?"}],
+     "confirm": false, "done_en": "Wrapped, with \"{note}\"."}])");
+  const auto forms = load_forms(dir.file("forms.json"));
+  EXPECT_EQ(forms.size(), default_forms().size() + 1);
+  const auto cancel = std::find_if(forms.begin(), forms.end(), [](const FormSpec& f) { return f.name == "cancel_order"; });
+  ASSERT_NE(cancel, forms.end());
+  EXPECT_EQ(cancel->triggers, std::vector<std::string>{"stop my order"});
+  EXPECT_TRUE(cancel->slots[0].own_order);  // order ids are the user's own by default
+  EXPECT_EQ(fill_template("Order {order_id}, {missing} {x", {{"order_id", "S1"}}), "Order S1, {missing} {x");
+  World w;
+  Knowledge k;
+  k.store = w.store.get();
+  AssistantOptions o;
+  o.forms = forms;
+  Assistant bot(k, o);
+  bot.reply("g", "alice", "can you gift wrap it", kNow);
+  const auto r = bot.reply("g", "alice", "Happy birthday!", kNow);
+  EXPECT_EQ(r.intent, "gift_wrap_done");
+  EXPECT_EQ(r.text, "Wrapped, with \"Happy birthday!\".");
+  test::write_file(dir.file("bad.json"), R"([{"name": "x", "triggers": [], "slots": [], "done_en": "d"}])");
+  EXPECT_THROW(load_forms(dir.file("bad.json")), Error);
+  test::write_file(dir.file("bad2.json"), R"([{"name": "x", "triggers": ["t"], "slots": [{"name": "s"}], "done_en": "d"}])");
+  try {
+    load_forms(dir.file("bad2.json"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("form 1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_forms(dir.file("none.json")), Error);
 }
 
 }  // namespace

@@ -47,6 +47,8 @@ nlohmann::json Reply::to_json() const {
   nlohmann::json j = {{"reply", text}, {"intent", intent}, {"confidence", confidence}, {"entities", es},
                       {"sources", sources}, {"handoff", handoff}};
   if (handoff) j["summary"] = summary;
+  if (!slots.empty()) j["slots"] = slots;
+  if (!action.is_null()) j["action"] = action;
   return j;
 }
 
@@ -110,6 +112,15 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
   EntityOptions eo = options_.entities;
   eo.now = now;
   r.entities = extract_entities(message, eo, knowledge_.graph);
+  // The reply's language: Chinese for Han text, English for Latin words; a message of only ids,
+  // numbers or emoji ("S00000004") keeps the conversation's language.
+  if (!chinese) {
+    std::string rest = q;
+    for (const auto& e : r.entities) std::fill(rest.begin() + static_cast<long>(e.begin), rest.begin() + static_cast<long>(e.end), ' ');
+    const bool latin = std::any_of(rest.begin(), rest.end(), [](char c) { return (c >= 'a' && c <= 'z'); });
+    chinese = latin ? false : s.chinese;
+  }
+  s.chinese = chinese;
   if (q.find_first_not_of(" ") == std::string::npos) {
     r.intent = "empty";
     r.text = chinese ? "您好，请问有什么可以帮您？" : "Hello! How can I help you?";
@@ -130,6 +141,29 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
     r.text = chinese ? "您好！我可以帮您查订单、解答常见问题、介绍商品。" : "Hello! I can look up your orders, answer questions and tell you about our products.";
     return r;
   }
+  if (!s.form.empty()) {
+    const auto f = std::find_if(options_.forms.begin(), options_.forms.end(), [&](const FormSpec& x) { return x.name == s.form; });
+    if (f != options_.forms.end()) {
+      auto reply = form_turn(s, *f, message, q, r.entities, chinese, false, now);
+      reply.entities = r.entities;
+      return reply;
+    }
+    s.form.clear();
+  }
+  // A task starts its form, unless it is a how-to question the FAQ answers ("how do I return an
+  // item?" wants the policy; "I want to return an item" wants the return).
+  const bool how_to = any_of_words(q, {"how do i", "how can i", "how to", "怎么", "如何", "怎样"}) && knowledge_.faq &&
+                      knowledge_.faq->answer(message).has_value();
+  for (const auto& f : options_.forms)
+    if (!how_to &&
+        std::any_of(f.triggers.begin(), f.triggers.end(), [&](const std::string& t) { return q.find(t) != std::string::npos; })) {
+      s.form = f.name;
+      s.slots = nlohmann::json::object();
+      s.confirming = false;
+      auto reply = form_turn(s, f, message, q, r.entities, chinese, true, now);
+      reply.entities = r.entities;
+      return reply;
+    }
   if (any_of_words(q, {"thank", "谢谢", "多谢"})) {
     s.failures = 0;
     r.intent = "thanks";
@@ -178,6 +212,130 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
   r.intent = "unknown";
   r.text = chinese ? "抱歉，我没有完全理解。您可以换个说法，或告诉我订单号、商品名称吗？"
                    : "Sorry, I didn't quite get that. Could you rephrase it, or give me an order number or a product name?";
+  return r;
+}
+
+std::optional<Reply> Assistant::digression(Session& s, const std::string& message) {
+  Reply r;
+  if (knowledge_.graph) {
+    const auto g = knowledge_.graph->answer(message, s.recent);
+    if (g.kind != GraphAnswer::Kind::None) {
+      r.intent = "graph_attribute";
+      r.text = g.text;
+      r.sources.push_back({{"kind", "graph"}, {"relation", g.relation}});
+      return r;
+    }
+  }
+  if (knowledge_.faq)
+    if (const auto m = knowledge_.faq->answer(message)) {
+      const auto& e = knowledge_.faq->entry(m->entry);
+      r.intent = "faq";
+      r.confidence = m->cosine;
+      r.text = e.answer;
+      r.sources.push_back({{"kind", "faq"}, {"id", e.id}, {"question", e.question}, {"score", m->score}});
+      return r;
+    }
+  return std::nullopt;
+}
+
+Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& message, const std::string& q,
+                           const std::vector<Entity>& entities, bool chinese, bool started_now, int64_t now) {
+  Reply r;
+  r.intent = form.name;
+  r.confidence = 1;
+  auto finish = [&](const std::string& text, const std::string& intent) {
+    s.form.clear();
+    s.slots = nlohmann::json::object();
+    s.confirming = false;
+    r.intent = intent;
+    r.text = text;
+    return r;
+  };
+  // Cancelling the form: "never mind", "算了"; and "no" to the confirmation.
+  const bool cancel = any_of_words(q, {"never mind", "nevermind", "forget it", "stop it", "算了", "不用了", "不办了", "先不"}) ||
+                      (form.name != "cancel_order" && !started_now && any_of_words(q, {"cancel", "取消"}));
+  if (cancel) return finish(chinese ? "好的，已取消。还有什么可以帮您？" : "OK, I've stopped that. Anything else?", "form_cancelled");
+  if (s.user.empty()) return finish(chinese ? "请先登录，我才能为您办理。" : "Please sign in first so that I can do that for you.",
+                                    "sign_in_needed");
+  const auto orders = knowledge_.store ? orders_from_events(knowledge_.store->events_of({s.user}), titles_) : std::vector<Order>{};
+  static const RE2 yes(R"(^\s*(?:yes|y|yeah|yep|ok|okay|sure|confirm|go ahead|please do|是|是的|好|好的|确认|可以|对|嗯)[\s!！.。,，]*$)");
+  static const RE2 no(R"(^\s*(?:no|n|nope|don't|do not|不|否|不要|不用|不是)[\s!！.。,，]*$)");
+  auto perform = [&]() {
+    nlohmann::json slots = s.slots;
+    if (slots.contains("order_id"))
+      if (const auto o = find_order(orders, slots["order_id"].get<std::string>())) slots["order"] = describe_order(*o, chinese);
+    r.action = {{"name", form.name}, {"slots", s.slots}};
+    r.slots = s.slots;
+    return finish(fill_template(chinese ? form.done_zh : form.done_en, slots), form.name + "_done");
+  };
+  if (s.confirming) {
+    if (RE2::FullMatch(q, yes)) return perform();
+    if (RE2::FullMatch(q, no)) return finish(chinese ? "好的，没有办理。还有什么可以帮您？" : "OK, I haven't done it. Anything else?",
+                                            "form_cancelled");
+    if (auto d = digression(s, message)) {
+      d->text += chinese ? " " + fill_template(form.confirm_zh, s.slots) : " " + fill_template(form.confirm_en, s.slots);
+      d->slots = s.slots;
+      return *d;
+    }
+    r.slots = s.slots;
+    r.text = chinese ? "请回答“是”或“否”。" + fill_template(form.confirm_zh, s.slots)
+                     : "Please answer yes or no. " + fill_template(form.confirm_en, s.slots);
+    return r;
+  }
+  // Fill what this message gives: entities of the slots' kinds, and the next free-text slot
+  // (never from the message that started the form).
+  bool filled = false;
+  std::string problem;
+  for (const auto& slot : form.slots) {
+    if (s.slots.contains(slot.name)) continue;
+    if (slot.kind == "text") {
+      const bool next = std::none_of(form.slots.begin(), form.slots.end(), [&](const FormSlot& o) {
+        return &o < &slot && !s.slots.contains(o.name);
+      });
+      if (!started_now && !filled && next && q.find_first_not_of(' ') != std::string::npos) {
+        s.slots[slot.name] = message;
+        filled = true;
+      }
+      continue;
+    }
+    const auto e = std::find_if(entities.begin(), entities.end(), [&](const Entity& x) { return x.kind == slot.kind; });
+    if (e == entities.end()) continue;
+    const auto order = slot.own_order ? find_order(orders, e->value) : std::nullopt;
+    if (slot.own_order && !order) {
+      problem = chinese ? fmt::format("您的账户里没有订单 {}。", e->text) : fmt::format("I can't find order {} in your account.", e->text);
+      continue;
+    }
+    s.slots[slot.name] = order ? order->id : e->value;
+    filled = true;
+  }
+  if (!filled && !started_now) {
+    if (problem.empty())
+      if (auto d = digression(s, message)) {
+        // A question in the middle: answered, then back to the form.
+        for (const auto& slot : form.slots)
+          if (!s.slots.contains(slot.name)) {
+            d->text += " " + (chinese ? slot.prompt_zh : slot.prompt_en);
+            break;
+          }
+        d->slots = s.slots;
+        return *d;
+      }
+    if (++s.failures > options_.max_failures) {
+      s.form.clear();
+      return handoff(s, fmt::format("could not complete {}", form.name), chinese);
+    }
+  } else if (filled) {
+    s.failures = 0;
+  }
+  r.slots = s.slots;
+  for (const auto& slot : form.slots)
+    if (!s.slots.contains(slot.name)) {
+      r.text = (problem.empty() ? "" : problem + " ") + (chinese ? slot.prompt_zh : slot.prompt_en);
+      return r;
+    }
+  if (!form.confirm) return perform();
+  s.confirming = true;
+  r.text = fill_template(chinese ? form.confirm_zh : form.confirm_en, s.slots);
   return r;
 }
 

@@ -20,6 +20,7 @@
 
 #include "persona/assistant/entities.h"
 #include "persona/assistant/faq.h"
+#include "persona/assistant/forms.h"
 #include "persona/assistant/graph_answerer.h"
 #include "persona/store/store.h"
 
@@ -45,6 +46,11 @@ struct Session {
   int failures = 0;            // misunderstandings in a row
   bool handed_off = false;
   int64_t last_active = 0;
+  // The form in progress ("" when none), its filled slots, and whether it awaits a yes or no.
+  std::string form;
+  nlohmann::json slots = nlohmann::json::object();
+  bool confirming = false;
+  bool chinese = false;  // the language of the conversation so far
 };
 
 struct Reply {
@@ -54,6 +60,8 @@ struct Reply {
   nlohmann::json sources = nlohmann::json::array();  // [{"kind": "faq"|"graph"|"orders"|"recommender", ...}]
   bool handoff = false;
   std::string summary;  // for the person taking over
+  nlohmann::json slots = nlohmann::json::object();  // the form's slots filled so far
+  nlohmann::json action;  // a form's confirmed action: {"name", "slots"} (null when none)
   nlohmann::json to_json() const;
 };
 
@@ -63,6 +71,7 @@ struct AssistantOptions {
   double unhappy_below = 0.1;        // hand off when P(positive) of a message is below this (with a sentiment model)
   size_t max_message_bytes = 4000;   // longer messages are read up to here
   int64_t session_ttl_s = 1800;      // idle sessions expire
+  std::vector<FormSpec> forms = default_forms();
 };
 
 // What the assistant answers from; any part may be missing (that kind of answer is then skipped).
@@ -87,6 +96,10 @@ class Assistant {
   std::optional<Reply> personal(Session& s, const std::string& normalised, const std::vector<Entity>& entities, bool chinese,
                                 int64_t now);
   Reply handoff(Session& s, const std::string& why, bool chinese) const;
+  Reply form_turn(Session& s, const FormSpec& form, const std::string& message, const std::string& normalised,
+                  const std::vector<Entity>& entities, bool chinese, bool started_now, int64_t now);
+  // A FAQ or graph answer to a question asked in the middle of a form (none when it is not one).
+  std::optional<Reply> digression(Session& s, const std::string& message);
 
   Knowledge knowledge_;
   AssistantOptions options_;
