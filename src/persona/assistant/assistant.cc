@@ -175,39 +175,11 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
     p->entities = r.entities;
     return *p;
   }
-  if (knowledge_.graph) {
-    const auto g = knowledge_.graph->answer(message, s.recent);
-    if (g.kind != GraphAnswer::Kind::None) {
-      s.failures = 0;
-      r.intent = g.kind == GraphAnswer::Kind::Lookup ? "graph_lookup" : "graph_attribute";
-      r.confidence = 1;
-      r.text = g.text;
-      if (g.entity >= 0) {
-        s.recent.erase(std::remove(s.recent.begin(), s.recent.end(), g.entity), s.recent.end());
-        s.recent.insert(s.recent.begin(), g.entity);
-        r.sources.push_back({{"kind", "graph"}, {"entity", knowledge_.graph->graph().entity_at(g.entity).name}, {"relation", g.relation}});
-      } else {
-        r.sources.push_back({{"kind", "graph"}, {"relation", g.relation}});
-      }
-      return r;
-    }
-    // Names mentioned without a question still become the conversation's recent entities.
-    for (const auto& m : knowledge_.graph->link(q))
-      for (auto e : m.entities) {
-        s.recent.erase(std::remove(s.recent.begin(), s.recent.end(), e), s.recent.end());
-        s.recent.insert(s.recent.begin(), e);
-      }
+  if (auto found = retrieve(s, message, q)) {
+    s.failures = 0;
+    found->entities = r.entities;
+    return *found;
   }
-  if (knowledge_.faq)
-    if (const auto m = knowledge_.faq->answer(message)) {
-      s.failures = 0;
-      const auto& e = knowledge_.faq->entry(m->entry);
-      r.intent = "faq";
-      r.confidence = m->cosine;
-      r.text = e.answer;
-      r.sources.push_back({{"kind", "faq"}, {"id", e.id}, {"question", e.question}, {"score", m->score}});
-      return r;
-    }
   if (++s.failures > options_.max_failures) return handoff(s, "not understood repeatedly", chinese);
   r.intent = "unknown";
   r.text = chinese ? "抱歉，我没有完全理解。您可以换个说法，或告诉我订单号、商品名称吗？"
@@ -215,16 +187,29 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
   return r;
 }
 
-std::optional<Reply> Assistant::digression(Session& s, const std::string& message) {
+std::optional<Reply> Assistant::retrieve(Session& s, const std::string& message, const std::string& q) {
+  auto remember = [&](int64_t e) {
+    s.recent.erase(std::remove(s.recent.begin(), s.recent.end(), e), s.recent.end());
+    s.recent.insert(s.recent.begin(), e);
+  };
   Reply r;
   if (knowledge_.graph) {
     const auto g = knowledge_.graph->answer(message, s.recent);
     if (g.kind != GraphAnswer::Kind::None) {
-      r.intent = "graph_attribute";
+      r.intent = g.kind == GraphAnswer::Kind::Lookup ? "graph_lookup" : "graph_attribute";
+      r.confidence = 1;
       r.text = g.text;
-      r.sources.push_back({{"kind", "graph"}, {"relation", g.relation}});
+      nlohmann::json source = {{"kind", "graph"}, {"relation", g.relation}};
+      if (g.entity >= 0) {
+        remember(g.entity);
+        source["entity"] = knowledge_.graph->graph().entity_at(g.entity).name;
+      }
+      r.sources.push_back(std::move(source));
       return r;
     }
+    // Names mentioned without a question still become the conversation's recent entities.
+    for (const auto& m : knowledge_.graph->link(q))
+      for (auto e : m.entities) remember(e);
   }
   if (knowledge_.faq)
     if (const auto m = knowledge_.faq->answer(message)) {
@@ -272,7 +257,7 @@ Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& 
     if (RE2::FullMatch(q, yes)) return perform();
     if (RE2::FullMatch(q, no)) return finish(chinese ? "好的，没有办理。还有什么可以帮您？" : "OK, I haven't done it. Anything else?",
                                             "form_cancelled");
-    if (auto d = digression(s, message)) {
+    if (auto d = retrieve(s, message, q)) {
       d->text += chinese ? " " + fill_template(form.confirm_zh, s.slots) : " " + fill_template(form.confirm_en, s.slots);
       d->slots = s.slots;
       return *d;
@@ -310,7 +295,7 @@ Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& 
   }
   if (!filled && !started_now) {
     if (problem.empty())
-      if (auto d = digression(s, message)) {
+      if (auto d = retrieve(s, message, q)) {
         // A question in the middle: answered, then back to the form.
         for (const auto& slot : form.slots)
           if (!s.slots.contains(slot.name)) {

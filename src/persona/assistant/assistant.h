@@ -98,8 +98,9 @@ class Assistant {
   Reply handoff(Session& s, const std::string& why, bool chinese) const;
   Reply form_turn(Session& s, const FormSpec& form, const std::string& message, const std::string& normalised,
                   const std::vector<Entity>& entities, bool chinese, bool started_now, int64_t now);
-  // A FAQ or graph answer to a question asked in the middle of a form (none when it is not one).
-  std::optional<Reply> digression(Session& s, const std::string& message);
+  // A graph or FAQ answer (none when neither answers well): the answer to a plain question, and
+  // to one asked in the middle of a form. Names it meets become the session's recent entities.
+  std::optional<Reply> retrieve(Session& s, const std::string& message, const std::string& normalised);
 
   Knowledge knowledge_;
   AssistantOptions options_;
