@@ -18,6 +18,9 @@
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/io/csv_reader.h"
+#include "persona/ml/text_classifier.h"
+#include "persona/pipeline/config.h"
+#include "persona/pipeline/labelled_texts.h"
 #include "persona/recommend/recommend_model.h"
 
 namespace persona::cli {
@@ -321,6 +324,7 @@ namespace {
 struct ChatArgs {
   std::string store, config, models, user, session = "console", order_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
   std::string stories, forms;
+  bool no_intents = false;
 };
 
 void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
@@ -330,12 +334,19 @@ void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
   sub->add_option("--order-pattern", a.order_pattern,
                   "RE2 pattern of order ids, on lower-case text (default: ORD-2025-000123 or the sample shop's sessions, S00001234)");
   sub->add_option("--forms", a.forms, "JSON file of forms, replacing built-in ones of the same name and adding others");
+  sub->add_flag("--no-intents", a.no_intents, "Leave the intent model (<models>/intent.model) out of the understanding");
 }
 
+// The config's [assistant] settings, then --forms, then the responder's environment variables.
 assistant::AssistantOptions assistant_options(const ChatArgs& a) {
   assistant::AssistantOptions options;
   options.entities.order_id_pattern = a.order_pattern;
-  if (!a.forms.empty()) options.forms = assistant::load_forms(a.forms);
+  if (!a.config.empty()) {
+    const auto config = pipeline::load_config(a.config);
+    options = assistant::apply_assistant_settings(config.assistant, std::move(options));
+  }
+  if (!a.forms.empty()) options.forms = assistant::load_forms(a.forms, std::move(options.forms));
+  options.responder = assistant::responder_from_environment(options.responder, options.responder_key_env);
   return options;
 }
 
@@ -349,7 +360,9 @@ struct LoadedKnowledge {
   std::optional<recommend::RecommendModel> recommender;
   std::optional<demand::TextAnalyzer> analyzer;
 
-  explicit LoadedKnowledge(const ChatArgs& a) {
+  bool use_intents = true;
+
+  explicit LoadedKnowledge(const ChatArgs& a) : use_intents(!a.no_intents) {
     namespace fs = std::filesystem;
     const auto dir = demand::models_dir_from(a.models);
     const auto store_path = store_path_from(a.store, a.config);
@@ -370,11 +383,12 @@ struct LoadedKnowledge {
     k.graph = answerer ? &*answerer : nullptr;
     k.recommender = recommender ? &*recommender : nullptr;
     k.analyzer = analyzer ? &*analyzer : nullptr;
+    if (use_intents && analyzer && analyzer->model(demand::TextTask::Intent)) k.intents = &*analyzer->model(demand::TextTask::Intent);
     return k;
   }
   std::string description() const {
-    return fmt::format("{}{}{}{}", store ? "orders" : "no store", answerer ? ", knowledge graph" : "", faq ? ", FAQ" : "",
-                       recommender ? ", recommender" : "");
+    return fmt::format("{}{}{}{}{}", store ? "orders" : "no store", answerer ? ", knowledge graph" : "", faq ? ", FAQ" : "",
+                       recommender ? ", recommender" : "", knowledge().intents ? ", intent model" : "");
   }
 };
 
@@ -516,6 +530,96 @@ Command add_test_dialogues(CLI::App& app, Common& common) {
               fmt::print("{} of {} stories passed ({})\n", passed, results.size(), loaded.description());
             }
             return passed == results.size() ? 0 : 1;
+          }};
+}
+
+}  // namespace persona::cli
+
+namespace persona::cli {
+
+// T1 as the assistant sees it: each labelled message goes through Assistant::reply in a session
+// of its own, and what the assistant understood (the intent model behind its out-of-scope
+// threshold) is compared with the label; texts labelled out_of_scope are right when understood as
+// "unknown". Also reports how the assistant then replied to the out-of-scope ones.
+Command add_test_intents(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("test-intents",
+                                 "Intent accuracy as the assistant sees it, out-of-scope texts included (labelled out_of_scope)");
+  auto a = std::make_shared<ChatArgs>();
+  auto preset = std::make_shared<std::string>("labelled_texts");
+  sub->add_option("file", a->stories, "Labelled messages (read with --preset)")->required();
+  sub->add_option("-p,--preset", *preset, "How to read the file (see `persona presets`)");
+  add_knowledge_options(sub, *a);
+  return {sub, [a, preset, &common] {
+            const auto source = pipeline::preset_source(*preset, a->stories);
+            pipeline::LabelledTextReport read;
+            const auto data = pipeline::read_labelled_texts(source, source.rules, "label", &read);
+            if (data.size() == 0) throw Error("no labelled messages", {a->stories});
+            const LoadedKnowledge loaded(*a);
+            const auto knowledge = loaded.knowledge();
+            if (!knowledge.intents)
+              throw Error("no intent model", {demand::model_path(demand::models_dir_from(a->models), demand::TextTask::Intent)},
+                          "train one: persona train text FILE --preset ... --task intent");
+            assistant::Assistant bot(knowledge, assistant_options(*a));
+            std::vector<std::string> names = data.label_names;
+            auto index_of = [&](const std::string& name) {
+              auto it = std::find(names.begin(), names.end(), name);
+              if (it == names.end()) it = names.insert(names.end(), name);
+              return static_cast<int>(it - names.begin());
+            };
+            const int oos = index_of(ml::kOutOfScope);
+            std::vector<int> truth, predicted;
+            size_t oos_rows = 0, oos_clarified = 0, in_rows = 0, in_unknown = 0;
+            std::map<std::string, size_t> oos_replies;
+            const auto t0 = std::chrono::steady_clock::now();
+            for (size_t i = 0; i < data.size(); ++i) {
+              const auto r = bot.reply(fmt::format("test-intents-{}", i), "", data.texts[i], 1'700'000'000);
+              const int t = data.labels[i];
+              const int p = r.understood == "unknown" ? oos : index_of(r.understood);
+              truth.push_back(t);
+              predicted.push_back(p);
+              if (t == oos) {
+                ++oos_rows;
+                ++oos_replies[r.intent];
+                oos_clarified += r.intent == "unknown" || r.intent == "handoff";
+              } else {
+                ++in_rows;
+                in_unknown += p == oos;
+              }
+            }
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const auto report = ml::classification_report(truth, predicted, names);
+            size_t in_right = 0, oos_right = 0, oos_predicted = 0;
+            for (size_t i = 0; i < truth.size(); ++i) {
+              oos_predicted += predicted[i] == oos;
+              if (truth[i] == oos) oos_right += predicted[i] == oos;
+              else in_right += predicted[i] == truth[i];
+            }
+            auto ratio = [](size_t x, size_t n) { return n ? static_cast<double>(x) / static_cast<double>(n) : 0.0; };
+            const nlohmann::json j = {{"messages", data.size()},
+                                      {"accuracy", report.accuracy},
+                                      {"macro_f1", report.macro.f1},
+                                      {"in_scope", in_rows},
+                                      {"in_scope_accuracy", ratio(in_right, in_rows)},
+                                      {"in_scope_unknown_rate", ratio(in_unknown, in_rows)},
+                                      {"out_of_scope", oos_rows},
+                                      {"out_of_scope_recall", ratio(oos_right, oos_rows)},
+                                      {"out_of_scope_precision", ratio(oos_right, oos_predicted)},
+                                      {"out_of_scope_clarified_or_handed_off", ratio(oos_clarified, oos_rows)},
+                                      {"out_of_scope_replies", oos_replies},
+                                      {"threshold", bot.options().out_of_scope_threshold.value_or(knowledge.intents->unknown_threshold())},
+                                      {"messages_per_s", s > 0 ? static_cast<double>(data.size()) / s : 0.0},
+                                      {"read", read.to_json()}};
+            if (common.json) {
+              print_json(j);
+            } else {
+              fmt::print("{} messages: understood right {:.4f} (macro-F1 {:.4f}); in scope {:.4f} ({} messages, {:.4f} unknown)\n",
+                         data.size(), report.accuracy, report.macro.f1, ratio(in_right, in_rows), in_rows,
+                         ratio(in_unknown, in_rows));
+              if (oos_rows)
+                fmt::print("out of scope: recall {:.4f}, precision {:.4f}; asked to rephrase or handed off {:.4f}\n",
+                           ratio(oos_right, oos_rows), ratio(oos_right, oos_predicted), ratio(oos_clarified, oos_rows));
+            }
+            return 0;
           }};
 }
 

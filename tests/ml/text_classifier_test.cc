@@ -170,6 +170,55 @@ TEST(TextClassifier, UnknownThresholdWithholdsTheDoubtfulAnswers) {
   EXPECT_DOUBLE_EQ(choose_unknown_threshold(truth, p), 0.0);
 }
 
+// Out-of-scope examples: an out-of-scope text withheld is a right answer, so the threshold rises
+// to withhold the low-confidence ones the model put in a real class.
+TEST(TextClassifier, OutOfScopeTextsAreRightWhenWithheld) {
+  std::vector<int> truth;
+  std::vector<TextPrediction> p;
+  auto add = [&](int t, int best, double confidence, int n) {
+    for (int i = 0; i < n; ++i) {
+      truth.push_back(t);
+      TextPrediction x;
+      x.best = best;
+      x.confidence = confidence;
+      p.push_back(x);
+    }
+  };
+  add(0, 0, 0.9, 10);  // right, confident
+  add(2, 0, 0.5, 4);   // out of scope (class 2), taken for class 0 with middling confidence
+  add(2, 2, 0.3, 6);   // out of scope, called so: right whatever the threshold
+  EXPECT_DOUBLE_EQ(choose_unknown_threshold(truth, p), 0.0) << "without the out-of-scope class they are just wrong";
+  const double t = choose_unknown_threshold(truth, p, 2);
+  EXPECT_GT(t, 0.5);
+  EXPECT_LE(t, 0.9);
+}
+
+TEST(TextClassifier, OutOfScopeClassAnswersUnknown) {
+  auto train = intents(60, 11), test = intents(20, 12);
+  const std::vector<std::string> chat = {"what a lovely film, the actors were great", "the weather is nice today",
+                                         "tell me a joke about cats", "who won the football match last night",
+                                         "i like reading novels in the evening", "what is the capital of france"};
+  train.label_names.push_back(kOutOfScope);
+  test.label_names.push_back(kOutOfScope);
+  for (int i = 0; i < 60; ++i) {
+    train.texts.push_back(chat[static_cast<size_t>(i) % chat.size()] + (i % 2 ? " please" : ""));
+    train.labels.push_back(3);
+  }
+  const auto c = TextClassifier::train(train, quick({"tfidf-linear"}));
+  const auto p = c.predict("the weather is nice today");
+  EXPECT_EQ(p.label, -1);
+  EXPECT_EQ(c.label_name(p.best), kOutOfScope);
+  EXPECT_EQ(c.label_name(c.predict("where is my parcel, please track it").label), "track_order");
+  // Evaluation with abstention counts "unknown" right for out-of-scope texts.
+  test.texts.push_back("tell me a joke about cats");
+  test.labels.push_back(3);
+  const auto r = c.evaluate(test, 1, true);
+  EXPECT_GT(r.accuracy, 0.95);
+  test::TempDir dir;
+  c.save(dir.file("intent.model"), "intent");
+  EXPECT_EQ(TextClassifier::load(dir.file("intent.model")).predict("the weather is nice today").label, -1);
+}
+
 TEST(TextClassifier, StratifiedSplitKeepsEveryClass) {
   std::vector<int> labels;
   for (int i = 0; i < 100; ++i) labels.push_back(i % 4);

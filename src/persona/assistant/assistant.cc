@@ -8,8 +8,10 @@
 #include "persona/assistant/orders.h"
 #include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
+#include "persona/ml/text_classifier.h"
 #include "persona/recommend/recommend_model.h"
 #include "persona/text/normalize.h"
+#include "persona/text/tokenizer.h"
 
 namespace persona::assistant {
 namespace {
@@ -49,10 +51,15 @@ nlohmann::json Reply::to_json() const {
   if (handoff) j["summary"] = summary;
   if (!slots.empty()) j["slots"] = slots;
   if (!action.is_null()) j["action"] = action;
+  if (!understood.empty()) j["understood"] = {{"intent", understood}, {"confidence", understood_confidence}};
+  if (phrased) j["phrased"] = true;
+  if (!responder_error.empty()) j["responder_error"] = responder_error;
   return j;
 }
 
 Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_(knowledge), options_(std::move(options)) {
+  validate_intent_actions(options_);
+  if (options_.responder.enabled()) responder_.emplace(options_.responder);
   if (knowledge_.store)
     for (const auto& item : knowledge_.store->items()) titles_[item.id] = item.title;
 }
@@ -64,9 +71,47 @@ std::optional<Session> Assistant::session(const std::string& id) const {
   return it->second;
 }
 
+Understanding Assistant::understand(std::string_view message) const {
+  Understanding u;
+  if (!knowledge_.intents) return u;
+  // Without a word (only emoji, digits or punctuation) the model would answer its prior: unknown.
+  const auto tokens = text::tokenize(text::normalize_for_analysis(message));
+  if (std::none_of(tokens.begin(), tokens.end(),
+                   [](const text::Token& t) { return t.kind == text::TokenKind::Word || t.kind == text::TokenKind::Ideographic; })) {
+    u.label = "unknown";
+    return u;
+  }
+  const auto& model = *knowledge_.intents;
+  const auto p = model.predict(message);
+  u.confidence = p.confidence;
+  const double threshold = options_.out_of_scope_threshold.value_or(model.unknown_threshold());
+  const bool out_of_scope = p.best < 0 || model.label_name(p.best) == ml::kOutOfScope;
+  u.label = out_of_scope || p.confidence < threshold ? "unknown" : model.label_name(p.best);
+  return u;
+}
+
 Reply Assistant::reply(const std::string& session_id, const std::string& user, std::string_view message, int64_t now) {
   if (now == 0)
     now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string text = cut(text::repair_utf8(message), options_.max_message_bytes);
+  const Understanding understood = understand(text);  // the model runs outside the sessions' lock
+  Reply r = converse(session_id, user, text, now, understood);
+  // The responder words answers that rest on retrieved facts; it is called outside the lock (a
+  // slow model must not hold up other conversations) and its failure keeps the assistant's text.
+  if (responder_ && !r.sources.empty() && !r.handoff) {
+    const auto p = responder_->phrase(text, r.text, r.sources, text::contains_han(r.text));
+    if (p.text) {
+      r.text = *p.text;
+      r.phrased = true;
+    } else {
+      r.responder_error = p.error;
+    }
+  }
+  return r;
+}
+
+Reply Assistant::converse(const std::string& session_id, const std::string& user, const std::string& text, int64_t now,
+                          const Understanding& understood) {
   std::lock_guard lock(mutex_);
   // Idle sessions expire; a session belongs to the user it started with.
   for (auto it = sessions_.begin(); it != sessions_.end();)
@@ -81,10 +126,11 @@ Reply Assistant::reply(const std::string& session_id, const std::string& user, s
     return r;
   }
   s.last_active = now;
-  const std::string text = cut(text::repair_utf8(message), options_.max_message_bytes);
   const bool chinese = text::contains_han(text);
   s.history.push_back({"user", text, ""});
-  Reply r = answer(s, text, chinese, now);
+  Reply r = answer(s, text, chinese, now, understood);
+  r.understood = understood.label;
+  r.understood_confidence = understood.confidence;
   s.history.back().intent = r.intent;
   s.history.push_back({"assistant", r.text, r.intent});
   return r;
@@ -106,7 +152,18 @@ Reply Assistant::handoff(Session& s, const std::string& why, bool chinese) const
   return r;
 }
 
-Reply Assistant::answer(Session& s, const std::string& message, bool chinese, int64_t now) {
+Reply Assistant::start_form(Session& s, const FormSpec& form, const std::string& message, const std::string& q,
+                            const std::vector<Entity>& entities, bool chinese) {
+  s.failures = 0;
+  s.form = form.name;
+  s.slots = nlohmann::json::object();
+  s.confirming = false;
+  auto reply = form_turn(s, form, message, q, entities, chinese, true);
+  reply.entities = entities;
+  return reply;
+}
+
+Reply Assistant::answer(Session& s, const std::string& message, bool chinese, int64_t now, const Understanding& understood) {
   const auto q = text::normalize_for_analysis(message);
   Reply r;
   EntityOptions eo = options_.entities;
@@ -144,7 +201,7 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
   if (!s.form.empty()) {
     const auto f = std::find_if(options_.forms.begin(), options_.forms.end(), [&](const FormSpec& x) { return x.name == s.form; });
     if (f != options_.forms.end()) {
-      auto reply = form_turn(s, *f, message, q, r.entities, chinese, false, now);
+      auto reply = form_turn(s, *f, message, q, r.entities, chinese, false);
       reply.entities = r.entities;
       return reply;
     }
@@ -156,26 +213,47 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
                       knowledge_.faq->answer(message).has_value();
   for (const auto& f : options_.forms)
     if (!how_to &&
-        std::any_of(f.triggers.begin(), f.triggers.end(), [&](const std::string& t) { return q.find(t) != std::string::npos; })) {
-      s.form = f.name;
-      s.slots = nlohmann::json::object();
-      s.confirming = false;
-      auto reply = form_turn(s, f, message, q, r.entities, chinese, true, now);
-      reply.entities = r.entities;
-      return reply;
-    }
+        std::any_of(f.triggers.begin(), f.triggers.end(), [&](const std::string& t) { return q.find(t) != std::string::npos; }))
+      return start_form(s, f, message, q, r.entities, chinese);
   if (any_of_words(q, {"thank", "谢谢", "多谢"})) {
     s.failures = 0;
     r.intent = "thanks";
     r.text = chinese ? "不客气，还有什么可以帮您的吗？" : "You're welcome! Anything else I can help with?";
     return r;
   }
+  // The graph answers only when it names an entity and a relation, so it goes before the intent
+  // model; the model's task goes before the FAQ, whose fuzzy matches would otherwise answer "I
+  // want my money back" with the refund policy instead of starting the return.
+  if (auto found = retrieve(s, message, q, From::Graph)) {
+    s.failures = 0;
+    found->entities = r.entities;
+    return *found;
+  }
+  // The intent model's form: one that changes something (it asks for confirmation: cancel, return,
+  // change the address) goes before the personal look-ups, whose phrases ("my order") also occur
+  // in such requests; a look-up form (tracking) comes after them, which answer it directly.
+  const FormSpec* model_form = nullptr;
+  if (understood.known() && !how_to) {
+    const auto action = options_.intent_actions.find(understood.label);
+    if (action != options_.intent_actions.end() && action->second.rfind("form:", 0) == 0) {
+      const auto f = std::find_if(options_.forms.begin(), options_.forms.end(),
+                                  [&](const FormSpec& x) { return "form:" + x.name == action->second; });
+      if (f != options_.forms.end()) model_form = &*f;
+    }
+  }
+  if (model_form && model_form->confirm) return start_form(s, *model_form, message, q, r.entities, chinese);
   if (auto p = personal(s, q, r.entities, chinese, now)) {
     s.failures = 0;
     p->entities = r.entities;
     return *p;
   }
-  if (auto found = retrieve(s, message, q)) {
+  if (model_form) return start_form(s, *model_form, message, q, r.entities, chinese);
+  if (understood.known()) {
+    const auto action = options_.intent_actions.find(understood.label);
+    if (action != options_.intent_actions.end() && action->second == "handoff")
+      return handoff(s, fmt::format("understood as {}", understood.label), chinese);
+  }
+  if (auto found = retrieve(s, message, q, From::Faq)) {
     s.failures = 0;
     found->entities = r.entities;
     return *found;
@@ -187,13 +265,13 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
   return r;
 }
 
-std::optional<Reply> Assistant::retrieve(Session& s, const std::string& message, const std::string& q) {
+std::optional<Reply> Assistant::retrieve(Session& s, const std::string& message, const std::string& q, From from) {
   auto remember = [&](int64_t e) {
     s.recent.erase(std::remove(s.recent.begin(), s.recent.end(), e), s.recent.end());
     s.recent.insert(s.recent.begin(), e);
   };
   Reply r;
-  if (knowledge_.graph) {
+  if (knowledge_.graph && (static_cast<int>(from) & static_cast<int>(From::Graph))) {
     const auto g = knowledge_.graph->answer(message, s.recent);
     if (g.kind != GraphAnswer::Kind::None) {
       r.intent = g.kind == GraphAnswer::Kind::Lookup ? "graph_lookup" : "graph_attribute";
@@ -211,7 +289,7 @@ std::optional<Reply> Assistant::retrieve(Session& s, const std::string& message,
     for (const auto& m : knowledge_.graph->link(q))
       for (auto e : m.entities) remember(e);
   }
-  if (knowledge_.faq)
+  if (knowledge_.faq && (static_cast<int>(from) & static_cast<int>(From::Faq)))
     if (const auto m = knowledge_.faq->answer(message)) {
       const auto& e = knowledge_.faq->entry(m->entry);
       r.intent = "faq";
@@ -224,7 +302,7 @@ std::optional<Reply> Assistant::retrieve(Session& s, const std::string& message,
 }
 
 Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& message, const std::string& q,
-                           const std::vector<Entity>& entities, bool chinese, bool started_now, int64_t now) {
+                           const std::vector<Entity>& entities, bool chinese, bool started_now) {
   Reply r;
   r.intent = form.name;
   r.confidence = 1;

@@ -22,6 +22,8 @@
 #include "persona/assistant/faq.h"
 #include "persona/assistant/forms.h"
 #include "persona/assistant/graph_answerer.h"
+#include "persona/assistant/responder.h"
+#include "persona/assistant/settings.h"
 #include "persona/store/store.h"
 
 namespace persona::demand {
@@ -29,6 +31,9 @@ class TextAnalyzer;
 }
 namespace persona::recommend {
 class RecommendModel;
+}
+namespace persona::ml {
+class TextClassifier;
 }
 
 namespace persona::assistant {
@@ -62,6 +67,12 @@ struct Reply {
   std::string summary;  // for the person taking over
   nlohmann::json slots = nlohmann::json::object();  // the form's slots filled so far
   nlohmann::json action;  // a form's confirmed action: {"name", "slots"} (null when none)
+  // What the intent model made of the message: its label ("unknown" below the threshold or out
+  // of scope) and confidence; empty without an intent model.
+  std::string understood;
+  double understood_confidence = 0;
+  bool phrased = false;          // the wording came from the large-model responder
+  std::string responder_error;   // why the responder's wording was not used ("" when not asked)
   nlohmann::json to_json() const;
 };
 
@@ -72,6 +83,11 @@ struct AssistantOptions {
   size_t max_message_bytes = 4000;   // longer messages are read up to here
   int64_t session_ttl_s = 1800;      // idle sessions expire
   std::vector<FormSpec> forms = default_forms();
+  // Intent-model label -> "form:NAME" | "handoff" | "answer" (settings.h); labels not listed answer.
+  std::map<std::string, std::string> intent_actions = default_intent_actions();
+  std::optional<double> out_of_scope_threshold;  // overrides the intent model's own threshold
+  ResponderConfig responder;                      // off unless responder.base_url is set
+  std::string responder_key_env = "PERSONA_LLM_API_KEY";
 };
 
 // What the assistant answers from; any part may be missing (that kind of answer is then skipped).
@@ -81,30 +97,48 @@ struct Knowledge {
   const GraphAnswerer* graph = nullptr;
   const recommend::RecommendModel* recommender = nullptr;
   const demand::TextAnalyzer* analyzer = nullptr;         // sentiment, for unhappy customers
+  const ml::TextClassifier* intents = nullptr;            // the intent model (labels -> intent_actions)
+};
+
+// The intent model's reading of a message.
+struct Understanding {
+  std::string label;        // "" without a model; "unknown" when out of scope or unsure
+  double confidence = 0;
+  bool known() const { return !label.empty() && label != "unknown"; }
 };
 
 class Assistant {
  public:
+  // Throws std::invalid_argument for an intent action naming no form, or a bad responder URL.
   Assistant(Knowledge knowledge, AssistantOptions options = {});
   // One turn of a session (created on first use; `user` binds it). Thread-safe.
   Reply reply(const std::string& session_id, const std::string& user, std::string_view message, int64_t now = 0);
   // A session's state (for tests and the console); none when unknown or expired.
   std::optional<Session> session(const std::string& id) const;
+  // The intent model's reading of a message, with the configured out-of-scope threshold.
+  Understanding understand(std::string_view message) const;
+  const AssistantOptions& options() const { return options_; }
 
  private:
-  Reply answer(Session& s, const std::string& message, bool chinese, int64_t now);
+  Reply converse(const std::string& session_id, const std::string& user, const std::string& text, int64_t now,
+                 const Understanding& understood);
+  Reply answer(Session& s, const std::string& message, bool chinese, int64_t now, const Understanding& understood);
+  Reply start_form(Session& s, const FormSpec& form, const std::string& message, const std::string& normalised,
+                   const std::vector<Entity>& entities, bool chinese);
   std::optional<Reply> personal(Session& s, const std::string& normalised, const std::vector<Entity>& entities, bool chinese,
                                 int64_t now);
   Reply handoff(Session& s, const std::string& why, bool chinese) const;
   Reply form_turn(Session& s, const FormSpec& form, const std::string& message, const std::string& normalised,
-                  const std::vector<Entity>& entities, bool chinese, bool started_now, int64_t now);
+                  const std::vector<Entity>& entities, bool chinese, bool started_now);
   // A graph or FAQ answer (none when neither answers well): the answer to a plain question, and
   // to one asked in the middle of a form. Names it meets become the session's recent entities.
-  std::optional<Reply> retrieve(Session& s, const std::string& message, const std::string& normalised);
+  enum class From { Graph = 1, Faq = 2, Both = 3 };
+  std::optional<Reply> retrieve(Session& s, const std::string& message, const std::string& normalised, From from = From::Both);
 
   Knowledge knowledge_;
   AssistantOptions options_;
   std::unordered_map<std::string, std::string> titles_;  // item id -> title, for orders
+  std::optional<Responder> responder_;
   mutable std::mutex mutex_;
   std::map<std::string, Session> sessions_;
 };

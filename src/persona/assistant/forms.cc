@@ -76,6 +76,22 @@ std::vector<FormSpec> default_forms() {
   return forms;
 }
 
+std::vector<FormSpec> merge_forms(std::vector<FormSpec> base, const nlohmann::json& forms) {
+  if (!forms.is_array()) throw std::runtime_error("expected an array of forms");
+  for (size_t i = 0; i < forms.size(); ++i) {
+    FormSpec f;
+    try {
+      f = FormSpec::from_json(forms[i]);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("form {}: {}", i + 1, e.what()));
+    }
+    const auto it = std::find_if(base.begin(), base.end(), [&](const FormSpec& b) { return b.name == f.name; });
+    if (it != base.end()) *it = std::move(f);
+    else base.push_back(std::move(f));
+  }
+  return base;
+}
+
 std::vector<FormSpec> load_forms(const std::string& path, std::vector<FormSpec> base) {
   std::ifstream in(path);
   if (!in) throw Error("cannot read the forms file", {path});
@@ -85,20 +101,11 @@ std::vector<FormSpec> load_forms(const std::string& path, std::vector<FormSpec> 
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("not valid JSON: {}", e.what()), {path});
   }
-  if (!j.is_array()) throw Error("expected a JSON array of forms", {path});
-  for (size_t i = 0; i < j.size(); ++i) {
-    FormSpec f;
-    try {
-      f = FormSpec::from_json(j[i]);
-    } catch (const std::exception& e) {
-      throw Error(fmt::format("form {}: {}", i + 1, e.what()), {path},
-                  "a form has name, triggers, slots (name, kind, prompt_en, prompt_zh) and done_en");
-    }
-    const auto it = std::find_if(base.begin(), base.end(), [&](const FormSpec& b) { return b.name == f.name; });
-    if (it != base.end()) *it = std::move(f);
-    else base.push_back(std::move(f));
+  try {
+    return merge_forms(std::move(base), j);
+  } catch (const std::exception& e) {
+    throw Error(e.what(), {path}, kFormsHint);
   }
-  return base;
 }
 
 std::string fill_template(const std::string& text, const nlohmann::json& slots) {

@@ -32,6 +32,11 @@ struct FormSpec {
 
 // The built-in forms: return_item, change_address, cancel_order, track_order.
 std::vector<FormSpec> default_forms();
+inline constexpr const char* kFormsHint =
+    "a form has name, triggers, slots (name, kind, prompt_en, prompt_zh) and done_en";
+// `forms` (a JSON array of forms) merged into `base`: one of the same name replaces it, others are
+// added. Throws std::runtime_error naming the form ("form 2: ...").
+std::vector<FormSpec> merge_forms(std::vector<FormSpec> base, const nlohmann::json& forms);
 // Forms from a JSON file (an array of forms, the shape of FormSpec::to_json), replacing the
 // built-in ones of the same name and adding the others. Errors name the file and the form.
 std::vector<FormSpec> load_forms(const std::string& path, std::vector<FormSpec> base = default_forms());

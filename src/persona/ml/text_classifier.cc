@@ -52,14 +52,20 @@ std::unique_ptr<LinearTextModel> train_linear_seeded(const std::vector<SparseVec
   return LinearTextModel::train_on_features(x, labels, static_cast<int>(classes), std::move(vectorizer), params);
 }
 
-// The answer for one text's probabilities: the best class, and -1 below the threshold.
-TextPrediction prediction_from(std::vector<float> probabilities, double threshold) {
+// The answer for one text's probabilities: the best class, and -1 below the threshold or when
+// the best class is the out-of-scope one.
+TextPrediction prediction_from(std::vector<float> probabilities, double threshold, int out_of_scope) {
   TextPrediction p;
   p.probabilities = std::move(probabilities);
   p.best = argmax(p.probabilities);
   p.confidence = p.best >= 0 ? p.probabilities[static_cast<size_t>(p.best)] : 0;
-  p.label = p.confidence >= threshold ? p.best : -1;
+  p.label = p.confidence >= threshold && p.best != out_of_scope ? p.best : -1;
   return p;
+}
+
+int out_of_scope_index(const std::vector<std::string>& labels) {
+  const auto it = std::find(labels.begin(), labels.end(), kOutOfScope);
+  return it == labels.end() ? -1 : static_cast<int>(it - labels.begin());
 }
 
 std::vector<LinearTextParams> linear_grid(bool tune) {
@@ -177,9 +183,12 @@ std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::
   return {first, second};
 }
 
-double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions) {
+double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions,
+                                int out_of_scope) {
   // Sort by confidence; withholding everything below a threshold gains the wrong answers and
   // loses the right ones among them. Pick the cut with the largest net gain (ties: lowest).
+  // An out-of-scope text is answered right by "unknown": withholding it gains unless the model
+  // already called it out of scope.
   std::vector<size_t> order(truth.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(),
@@ -187,7 +196,10 @@ double choose_unknown_threshold(const std::vector<int>& truth, const std::vector
   double best_gain = 0, best = 0, gain = 0;
   for (size_t k = 0; k < order.size(); ++k) {
     const auto& p = predictions[order[k]];
-    gain += p.best == truth[order[k]] ? -1 : 1;
+    if (truth[order[k]] == out_of_scope && out_of_scope >= 0)
+      gain += p.best == out_of_scope ? 0 : 1;
+    else
+      gain += p.best == truth[order[k]] ? -1 : 1;
     const bool boundary = k + 1 == order.size() || predictions[order[k + 1]].confidence > p.confidence;
     if (boundary && gain > best_gain) {
       best_gain = gain;
@@ -199,7 +211,7 @@ double choose_unknown_threshold(const std::vector<int>& truth, const std::vector
 }
 
 TextClassifier::TextClassifier(std::shared_ptr<const TextModel> model, std::vector<std::string> labels)
-    : model_(std::move(model)), labels_(std::move(labels)) {}
+    : model_(std::move(model)), labels_(std::move(labels)), out_of_scope_(out_of_scope_index(labels_)) {}
 
 TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassifierOptions& options,
                                      TextTrainingReport* report) {
@@ -329,10 +341,11 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   if (validate && options.abstain) {
     const auto& probabilities = blend ? blend_probabilities : done[best].valid_probabilities;
     std::vector<TextPrediction> predictions;
-    for (const auto& p : probabilities) predictions.push_back(prediction_from(p, 0));
-    threshold = choose_unknown_threshold(valid_part.labels, predictions);
+    const int oos = out_of_scope_index(data.label_names);
+    for (const auto& p : probabilities) predictions.push_back(prediction_from(p, 0, oos));
+    threshold = choose_unknown_threshold(valid_part.labels, predictions, oos);
     size_t unknown = 0;
-    for (const auto& p : predictions) unknown += p.confidence < threshold;
+    for (const auto& p : predictions) unknown += p.confidence < threshold || p.best == oos;
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());
   }
 
@@ -384,18 +397,20 @@ const std::string& TextClassifier::label_name(int label) const {
 }
 
 TextPrediction TextClassifier::predict(std::string_view text) const {
-  return prediction_from(model_->predict(text), threshold_);
+  return prediction_from(model_->predict(text), threshold_, out_of_scope_);
 }
 
 std::vector<TextPrediction> TextClassifier::predict_all(const std::vector<std::string>& texts, int threads) const {
   std::vector<TextPrediction> out;
-  for (auto& p : model_->predict_all(texts, threads)) out.push_back(prediction_from(std::move(p), threshold_));
+  for (auto& p : model_->predict_all(texts, threads)) out.push_back(prediction_from(std::move(p), threshold_, out_of_scope_));
   return out;
 }
 
 ClassificationReport TextClassifier::evaluate(const LabelledTexts& data, int threads, bool allow_unknown) const {
   std::vector<int> predicted;
-  for (const auto& p : predict_all(data.texts, threads)) predicted.push_back(allow_unknown ? p.label : p.best);
+  // With abstention, "unknown" is the right answer for an out-of-scope text.
+  for (const auto& p : predict_all(data.texts, threads))
+    predicted.push_back(!allow_unknown ? p.best : p.label < 0 && out_of_scope_ >= 0 ? out_of_scope_ : p.label);
   // Map the data's label names onto the model's.
   std::vector<int> truth;
   for (int l : data.labels) {

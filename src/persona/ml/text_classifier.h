@@ -13,6 +13,11 @@
 
 namespace persona::ml {
 
+// Training texts labelled with this class are examples of what the task does not cover (for an
+// assistant's intents: chit-chat, other domains). The classifier learns them as a class, answers
+// "unknown" (-1) for them, and its threshold is chosen counting "unknown" right for them.
+inline constexpr const char* kOutOfScope = "out_of_scope";
+
 struct TextClassifierOptions {
   std::vector<std::string> candidates{"tfidf-linear", "fasttext"};
   double validation_fraction = 0.15;
@@ -41,7 +46,7 @@ struct TextTrainingReport {
 };
 
 struct TextPrediction {
-  int label = -1;         // -1: unknown (below the threshold)
+  int label = -1;         // -1: unknown (below the threshold, or the out-of-scope class)
   int best = -1;          // the most probable class even when unknown
   double confidence = 0;  // probability of `best`
   std::vector<float> probabilities;
@@ -57,7 +62,8 @@ class TextClassifier {
 
   TextPrediction predict(std::string_view text) const;
   std::vector<TextPrediction> predict_all(const std::vector<std::string>& texts, int threads = 2) const;
-  // Report on labelled texts, with "unknown" answers counted wrong, plus the unknown rate.
+  // Report on labelled texts; with allow_unknown, "unknown" answers count wrong, except for
+  // out-of-scope texts when the model has that class (they are then reported as that class).
   ClassificationReport evaluate(const LabelledTexts& data, int threads = 2, bool allow_unknown = false) const;
 
   const std::vector<std::string>& labels() const { return labels_; }
@@ -75,13 +81,16 @@ class TextClassifier {
   std::shared_ptr<const TextModel> model_;
   std::vector<std::string> labels_;
   double threshold_ = 0;
+  int out_of_scope_ = -1;  // the index of kOutOfScope among the labels, -1 when absent
 };
 
 // Stratified split of row indices: about `fraction` of each class goes to the second part.
 std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::vector<int>& labels,
                                                                      double fraction, uint64_t seed);
 
-// The confidence threshold that maximises right answers plus wrong answers withheld.
-double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions);
+// The confidence threshold that maximises right answers plus wrong answers withheld; texts of the
+// `out_of_scope` class (-1: none) are right when withheld.
+double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions,
+                                int out_of_scope = -1);
 
 }  // namespace persona::ml

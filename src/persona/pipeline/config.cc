@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 #include <xxhash.h>
 
+#include "persona/assistant/assistant.h"
 #include "persona/core/error.h"
 
 namespace persona::pipeline {
@@ -289,7 +290,7 @@ const std::vector<prep::RuleSpec>& Config::rules_for(const SourceConfig& source)
 Config parse_config(const std::string& text, const std::string& name, const std::string& base_dir) {
   const toml::table root = parse_toml(text, name);
   Reader r(name);
-  r.only_keys(root, {"store", "ingest", "clean", "sources", "normalise", "profile", "tag"}, "the config");
+  r.only_keys(root, {"store", "ingest", "clean", "sources", "normalise", "profile", "tag", "assistant"}, "the config");
   Config c;
   c.file = name;
   c.base_dir = base_dir;
@@ -369,6 +370,18 @@ Config parse_config(const std::string& text, const std::string& name, const std:
         r.fail(*t.get("rule"), e.reason(), e.hint());
       }
       c.profile.tags.push_back(std::move(spec));
+    }
+  }
+  if (auto* n = root.get("assistant")) {
+    // The assistant reads its own settings; checked here so that a mistake names the file and line.
+    if (!n->is_table()) r.fail(*n, "assistant must be an [assistant] table");
+    std::ostringstream json;
+    json << toml::json_formatter{*n->as_table()};
+    c.assistant = nlohmann::json::parse(json.str());
+    try {
+      assistant::apply_assistant_settings(c.assistant, {});
+    } catch (const std::exception& e) {
+      r.fail(*n, e.what(), "see docs/config.md, section [assistant]");
     }
   }
   return c;

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "persona/io/mapping.h"
 #include "persona/prep/rules.h"
 #include "persona/profile/builder.h"
@@ -41,6 +43,9 @@ struct Config {
   std::vector<SourceConfig> sources;
   std::vector<NormaliserConfig> normalisers;
   ProfileConfig profile;
+  // The [assistant] table as JSON (checked when the config is read; the assistant applies it with
+  // assistant::apply_assistant_settings). Null when absent.
+  nlohmann::json assistant;
 
   std::string resolve(const std::string& path) const;  // relative to base_dir
   std::string reject_log_path() const;

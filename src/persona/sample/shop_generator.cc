@@ -110,6 +110,45 @@ const std::vector<Question> kQuestions = {
     {"complaint", "This is the third time my delivery is late, I am very unhappy.", "第三次送货迟到了，非常不满意！"},
 };
 
+// More ways customers put the same requests, for the support chat log (labelled by intent).
+const std::vector<Question> kParaphrases = {
+    {"order_status", "My parcel still hasn't arrived, can you check?", "我的快递怎么还没到？"},
+    {"order_status", "Has my package been shipped yet?", "我的包裹发货了吗？"},
+    {"order_status", "When will my delivery get here?", "我的东西什么时候能送到？"},
+    {"order_status", "I'm still waiting for my order, where is it now?", "订单到哪里了？一直没收到"},
+    {"return_request", "I'd like to send this back and get my money back.", "这个东西我不想要了，能退吗？"},
+    {"return_request", "The item I received is broken, I want a refund.", "收到的商品坏了，我要退款"},
+    {"return_request", "It doesn't fit, can I give it back?", "尺码不合适，可以退吗？"},
+    {"shipping_time", "How many days does delivery usually take?", "一般几天能到货？"},
+    {"shipping_time", "Do you offer express shipping?", "有没有加急快递？"},
+    {"payment_issue", "My payment failed but the money was taken.", "付款失败了，但是钱被扣了"},
+    {"payment_issue", "I was charged the wrong amount.", "扣款金额不对"},
+    {"product_question", "Does this come in other colours?", "这个有其他颜色吗？"},
+    {"product_question", "What is this made of?", "这个是什么材质的？"},
+    {"cancel_order", "I changed my mind, please don't send the order.", "我不想要了，订单别发了"},
+    {"cancel_order", "Can I still stop my order before it ships?", "还没发货的订单能取消吗？"},
+    {"change_address", "I moved, please deliver to my new address.", "我搬家了，请寄到新地址"},
+    {"change_address", "The delivery address on my order is wrong.", "订单上的收货地址填错了"},
+    {"complaint", "Your service is awful, I'm really angry.", "你们的服务太差了，我很生气"},
+    {"complaint", "Nobody answers my emails, this is unacceptable.", "一直没人回复，太不像话了"},
+};
+
+// Messages a shop's chat also receives that are not about shopping: an analyst labels them
+// out_of_scope, so that the intent model learns to say "not mine" (ml::kOutOfScope).
+constexpr const char* ml_out_of_scope = "out_of_scope";  // ml::kOutOfScope (the sample does not link ml)
+const std::vector<std::pair<const char*, const char*>> kOffTopic = {
+    {"What's the weather like tomorrow?", "明天天气怎么样？"},
+    {"Tell me a joke.", "给我讲个笑话吧"},
+    {"Who won the football match last night?", "昨晚的足球赛谁赢了？"},
+    {"Can you help me with my maths homework?", "你能帮我做数学作业吗？"},
+    {"What is the meaning of life?", "人生的意义是什么？"},
+    {"I'm bored, let's chat.", "好无聊，陪我聊聊天"},
+    {"Which movie should I watch tonight?", "今晚看什么电影好？"},
+    {"asdf qwerty", "啊啊啊啊"},
+    {"Are you a robot?", "你是机器人吗？"},
+    {"What time is it in New York?", "纽约现在几点？"},
+};
+
 class Rng {
  public:
   explicit Rng(uint64_t seed) : engine_(seed) {}
@@ -555,6 +594,25 @@ ShopReport generate_shop(const ShopOptions& o) {
           write_text(u, &p, "chat", body, q.intent, 0, later - 86400);
         }
       }
+    }
+  }
+  {
+    // The support chat log: more paraphrased requests and off-topic messages, from a generator of
+    // its own so that the shop's other data stay as they were.
+    Rng chat(o.seed ^ 0x6f66662d746f7069ULL);
+    auto when = [&] { return year_start + static_cast<int64_t>(chat.uniform() * static_cast<double>(year_end - year_start)); };
+    auto anyone = [&]() -> const User& { return users[static_cast<size_t>(chat.below(static_cast<int>(users.size())))]; };
+    const int requests = std::max(120, static_cast<int>(users.size()) / 2);
+    for (int i = 0; i < requests; ++i) {
+      const User& u = anyone();
+      const auto& q = kParaphrases[static_cast<size_t>(chat.below(static_cast<int>(kParaphrases.size())))];
+      write_text(u, nullptr, "chat", u.chinese ? q.zh : q.en, q.intent, 0, when());
+    }
+    const int off_topic = std::max(40, static_cast<int>(users.size()) / 8);
+    for (int i = 0; i < off_topic; ++i) {
+      const User& u = anyone();
+      const auto& m = kOffTopic[static_cast<size_t>(chat.below(static_cast<int>(kOffTopic.size())))];
+      write_text(u, nullptr, "chat", u.chinese ? m.second : m.first, ml_out_of_scope, 0, when());
     }
   }
   events.close();

@@ -1,0 +1,154 @@
+#include "persona/privacy/pii.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace persona::privacy {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string digits_of(std::string_view s) {
+  std::string d;
+  for (char c : s)
+    if (is_digit(c)) d += c;
+  return d;
+}
+
+// A finding may not sit inside a longer run of letters or digits ("ord-2025-13800138000" holds
+// a mobile-looking number that is part of an order id).
+bool bounded(std::string_view text, size_t begin, size_t end) {
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; };
+  return (begin == 0 || !word(text[begin - 1])) && (end >= text.size() || !word(text[end]));
+}
+
+bool valid_ipv4(std::string_view s) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find('.', i);
+    if (j == std::string_view::npos) j = s.size();
+    const auto part = s.substr(i, j - i);
+    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
+    if (std::stoi(std::string(part)) > 255) return false;
+    ++parts;
+    i = j + 1;
+  }
+  return parts == 4;
+}
+
+struct Pattern {
+  PiiKind kind;
+  const RE2* re;
+  bool (*valid)(std::string_view);
+};
+
+bool always(std::string_view) { return true; }
+// Card numbers: 15 to 19 digits, an issuer prefix of the card networks (2 and 5 Mastercard, 3
+// Amex / JCB / Diners, 4 Visa, 6 UnionPay / Discover) and the Luhn checksum. 13-digit numbers are
+// left out: EAN-13 barcodes (Chinese ones start with 69) pass Luhn as often as not.
+bool card(std::string_view s) {
+  const auto d = digits_of(s);
+  return d.size() >= 15 && d.size() <= 19 && d[0] >= '2' && d[0] <= '6' && luhn_valid(d);
+}
+bool phone(std::string_view s) {
+  const auto d = digits_of(s);
+  return d.size() >= 10 && d.size() <= 15;
+}
+bool ipv6(std::string_view s) { return std::count(s.begin(), s.end(), ':') >= 2; }
+
+const std::vector<Pattern>& patterns() {
+  // Most specific first: an id number is not also a phone, a card not also an id.
+  static const RE2 email(R"(([A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}))");
+  static const RE2 cn_id(R"(([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]))");
+  static const RE2 bank_card(R"((\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}))");
+  static const RE2 ip4(R"(((?:\d{1,3}\.){3}\d{1,3}))");
+  static const RE2 ip6(R"(((?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?::[0-9A-Fa-f]{1,4})*))");
+  // Chinese mobiles (optionally +86), international numbers with a plus, North-American style
+  // (555) 123-4567 and 555-123-4567.
+  static const RE2 phones(
+      R"(((?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}|\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}|\(\d{3}\)[ -]?\d{3}[ -]?\d{4}|\d{3}-\d{3}-\d{4}))");
+  static const std::vector<Pattern> all = {{PiiKind::Email, &email, always},
+                                           {PiiKind::ChineseId, &cn_id, valid_chinese_id},
+                                           {PiiKind::BankCard, &bank_card, card},
+                                           {PiiKind::Phone, &phones, phone},
+                                           {PiiKind::IpAddress, &ip4, valid_ipv4},
+                                           {PiiKind::IpAddress, &ip6, ipv6}};
+  return all;
+}
+
+}  // namespace
+
+const char* pii_kind_name(PiiKind kind) {
+  switch (kind) {
+    case PiiKind::Email: return "email";
+    case PiiKind::Phone: return "phone";
+    case PiiKind::ChineseId: return "cn_id";
+    case PiiKind::BankCard: return "bank_card";
+    case PiiKind::IpAddress: return "ip";
+  }
+  return "pii";
+}
+
+bool valid_chinese_id(std::string_view id) {
+  if (id.size() != 18) return false;
+  static const int weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  static const char check[11] = {'1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'};
+  int sum = 0;
+  for (size_t i = 0; i < 17; ++i) {
+    if (!is_digit(id[i])) return false;
+    sum += (id[i] - '0') * weights[i];
+  }
+  return std::toupper(static_cast<unsigned char>(id[17])) == check[sum % 11];
+}
+
+bool luhn_valid(std::string_view digits) {
+  if (digits.empty()) return false;
+  int sum = 0;
+  bool twice = false;
+  for (size_t i = digits.size(); i-- > 0;) {
+    if (!is_digit(digits[i])) return false;
+    int d = digits[i] - '0';
+    if (twice && (d *= 2) > 9) d -= 9;
+    sum += d;
+    twice = !twice;
+  }
+  return sum % 10 == 0;
+}
+
+std::vector<PiiFinding> find_pii(std::string_view text) {
+  std::vector<PiiFinding> found;
+  auto overlaps = [&](size_t b, size_t e) {
+    return std::any_of(found.begin(), found.end(), [&](const PiiFinding& f) { return b < f.end && f.begin < e; });
+  };
+  for (const auto& p : patterns()) {
+    re2::StringPiece input(text.data(), text.size()), match;
+    while (RE2::FindAndConsume(&input, *p.re, &match)) {
+      const size_t begin = static_cast<size_t>(match.data() - text.data()), end = begin + match.size();
+      const bool email = p.kind == PiiKind::Email;  // an email's own punctuation bounds it
+      if (!overlaps(begin, end) && (email || bounded(text, begin, end)) && p.valid({match.data(), match.size()}))
+        found.push_back({p.kind, begin, end});
+      if (match.empty()) break;
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const PiiFinding& a, const PiiFinding& b) { return a.begin < b.begin; });
+  return found;
+}
+
+std::string redact_pii(std::string_view text) {
+  std::string out;
+  size_t at = 0;
+  for (const auto& f : find_pii(text)) {
+    out.append(text.substr(at, f.begin - at));
+    std::string tag = pii_kind_name(f.kind);
+    std::transform(tag.begin(), tag.end(), tag.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    out += "[" + tag + "]";
+    at = f.end;
+  }
+  out.append(text.substr(at));
+  return out;
+}
+
+}  // namespace persona::privacy

@@ -1,0 +1,57 @@
+// PII detection: every kind in English and Chinese text, validated (checksums), and the hard
+// negatives a shop's texts are full of (order ids, prices, dates, quantities) left alone.
+#include <gtest/gtest.h>
+
+#include "persona/privacy/pii.h"
+
+namespace persona::privacy {
+namespace {
+
+std::vector<std::string> kinds(std::string_view text) {
+  std::vector<std::string> out;
+  for (const auto& f : find_pii(text)) out.push_back(pii_kind_name(f.kind));
+  return out;
+}
+
+TEST(Pii, FindsEachKind) {
+  EXPECT_EQ(kinds("write to li.wei+shop@example.com.cn please"), std::vector<std::string>{"email"});
+  EXPECT_EQ(kinds("我的手机是13812345678，请联系"), std::vector<std::string>{"phone"});
+  EXPECT_EQ(kinds("call +86 138 1234 5678"), std::vector<std::string>{"phone"});
+  EXPECT_EQ(kinds("or +44 20 7946 0958 in London"), std::vector<std::string>{"phone"});
+  EXPECT_EQ(kinds("US office (415) 555-0132"), std::vector<std::string>{"phone"});
+  EXPECT_EQ(kinds("身份证号11010519491231002X"), std::vector<std::string>{"cn_id"});
+  EXPECT_EQ(kinds("card 4111 1111 1111 1111 exp 12/27"), std::vector<std::string>{"bank_card"});
+  EXPECT_EQ(kinds("卡号6222020200112233446"), std::vector<std::string>{"bank_card"}) << "19-digit UnionPay, Luhn-valid";
+  EXPECT_EQ(kinds("from 192.168.10.254 and 2001:db8::8a2e:370:7334"), (std::vector<std::string>{"ip", "ip"}));
+}
+
+TEST(Pii, ChecksumsDecide) {
+  EXPECT_TRUE(valid_chinese_id("11010519491231002X"));
+  EXPECT_FALSE(valid_chinese_id("110105194912310021"));  // wrong check digit
+  EXPECT_TRUE(kinds("身份证号110105194912310021").empty());
+  EXPECT_TRUE(luhn_valid("4111111111111111"));
+  EXPECT_FALSE(luhn_valid("4111111111111112"));
+  EXPECT_TRUE(kinds("card 4111 1111 1111 1112").empty());
+  EXPECT_TRUE(kinds("number 9111111111111111 starts like no card").empty());
+  EXPECT_TRUE(kinds("999.1.1.1 is not an address").empty());
+}
+
+TEST(Pii, HardNegativesAreLeftAlone) {
+  for (const char* text : {"order ORD-2025-000123 and S00000004", "订单ORD-2025-13800138000已发货", "it costs ¥1299.00 or $45.50",
+                           "delivered on 2025-11-15 at 14:30", "2 pieces, 3件, version 1.2.3", "tracking 202511150001",
+                           "barcode 6901234567892", "room 1203, 12 Main Street"})
+    EXPECT_TRUE(find_pii(text).empty()) << text << ": " << kinds(text).front();
+}
+
+TEST(Pii, RedactionKeepsTheRest) {
+  EXPECT_EQ(redact_pii("Mail a@b.co or call 13812345678 about ORD-2025-000123"),
+            "Mail [EMAIL] or call [PHONE] about ORD-2025-000123");
+  EXPECT_EQ(redact_pii("我的身份证11010519491231002X"), "我的身份证[CN_ID]");
+  EXPECT_EQ(redact_pii("nothing here"), "nothing here");
+  EXPECT_EQ(redact_pii(""), "");
+  // Invalid UTF-8 and odd bytes do not trip it.
+  EXPECT_EQ(redact_pii(std::string("\xff\xfe a@b.co")), std::string("\xff\xfe [EMAIL]"));
+}
+
+}  // namespace
+}  // namespace persona::privacy
