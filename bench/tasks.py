@@ -386,6 +386,83 @@ def t4(args):
                                   and metrics["mrr_at_5"] >= best["mrr_at_5"]}})
 
 
+def write_intents(path, rows):
+    import csv
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["flags", "utterance", "category", "intent"])
+        for text, label in rows:
+            w.writerow(["", text, "", label])
+
+
+def t1a(args):
+    """T1 as the assistant sees it: Bitext's intents plus out-of-scope messages (SST-2 movie-review
+    sentences, labelled out_of_scope: 2,000 drawn from SST-2 train for training, SST-2 dev for the
+    test), through `persona test-intents`; a second test puts Banking77's test messages as the
+    out-of-scope part (a nearby domain: harder, and some overlap with shop payments and refunds)."""
+    import csv
+    import random
+    paths = {k: os.path.join(args.data, v) for k, v in {
+        "train": "intents_en/bitext_train.csv", "test": "intents_en/bitext_test.csv",
+        "oos_train": "reviews_en/sst2_train.tsv", "oos_test": "reviews_en/sst2_dev.tsv",
+        "near": "intents_en/banking77_test.csv"}.items()}
+    missing = [p for p in paths.values() if not os.path.exists(p)]
+    if missing:
+        emit({"task": "T1A", "skipped": f"data not found: {', '.join(missing)}"})
+        return
+
+    def bitext(path):
+        with open(path, encoding="utf-8") as f:
+            return [(r["utterance"], r["intent"]) for r in csv.DictReader(f)]
+
+    def sst2(path):
+        with open(path, encoding="utf-8") as f:
+            return [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+
+    rng = random.Random(1)
+    oos_train = [s for s in sst2(paths["oos_train"]) if len(s.split()) >= 4]
+    oos_train = rng.sample(oos_train, 2000)
+    with open(paths["near"], encoding="utf-8") as f:
+        near = [r["text"] for r in csv.DictReader(f)]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"train": os.path.join(tmp, "train.csv"), "sst2": os.path.join(tmp, "test_sst2_oos.csv"),
+                 "banking77": os.path.join(tmp, "test_banking77_oos.csv")}
+        write_intents(files["train"], bitext(paths["train"]) + [(s, "out_of_scope") for s in oos_train])
+        test = bitext(paths["test"])
+        write_intents(files["sst2"], test + [(s, "out_of_scope") for s in sst2(paths["oos_test"])])
+        write_intents(files["banking77"], test + [(s, "out_of_scope") for s in near])
+        models = os.path.join(tmp, "models")
+        out, train_wall, rss = measure([args.persona, "train", "text", files["train"], "--preset", "bitext", "--task", "intent",
+                                        "--label", "label", "--budget", str(args.text_budget), "--models", models,
+                                        "--json", "--quiet"])
+        trained = json.loads(out)
+        keys = ("accuracy", "macro_f1", "in_scope_accuracy", "in_scope_unknown_rate", "out_of_scope_recall",
+                "out_of_scope_precision", "out_of_scope_clarified_or_handed_off", "threshold")
+        mine = {}
+        for name in ("sst2", "banking77"):
+            out, wall, trss = measure([args.persona, "test-intents", files[name], "--preset", "bitext", "--models", models,
+                                       "--json", "--quiet"])
+            r = json.loads(out)
+            metrics = {"dataset": "bitext", "out_of_scope": name, **{k: round(r[k], 4) for k in keys},
+                       "messages": r["messages"], "messages_per_s": round(r["messages_per_s"]),
+                       "train_s": round(train_wall, 2), "chosen": trained["training"]["chosen"]}
+            mine[name] = metrics
+            emit({"task": "T1A", "system": "persona", "metrics": metrics, "wall_s": round(wall, 2),
+                  "peak_rss_bytes": max(rss, trss), "threads": 2})
+        out, wall, rss = measure(["/usr/bin/python3", os.path.join(args.root, "bench", "reference", "t1_assistant_sklearn.py"),
+                                  files["train"], files["sst2"], files["banking77"]])
+        for line, name in zip(out.splitlines(), ("sst2", "banking77")):
+            ref = json.loads(line)
+            ref.pop("test")
+            emit({"task": "T1A", "system": "sklearn-tfidf-lr-threshold", "metrics": {"dataset": "bitext", "out_of_scope": name, **ref},
+                  "threads": 1})
+            p = mine[name]
+            emit({"task": "T1A", "ratio": {"out_of_scope": name,
+                                           "accuracy_minus_reference": round(p["accuracy"] - ref["accuracy"], 4),
+                                           "macro_f1_minus_reference": round(p["macro_f1"] - ref["macro_f1"], 4),
+                                           "at_least_reference": p["accuracy"] >= ref["accuracy"]}})
+
+
 def kg(args):
     """Knowledge-graph accuracy on CrossWOZ (the assistant issue's protocol; see bench/crosswoz_cases.py)."""
     data = os.path.join(args.data, "dialogue_zh")
@@ -475,7 +552,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

@@ -117,7 +117,7 @@ TEST(KnowledgeGraph, CatalogueTriplesAndTheStore) {
   auto store = store::open_sqlite_store(dir.file("s.db"));
   const auto ingest = store->begin_ingest("items", "i.jsonl", "h", "m");
   store::Batch b;
-  b.items.push_back({"P1", "Kettle Pro 3", "Home > Kitchen", "Philips", "", 39.5, true});
+  b.items.push_back({"P1", "Kettle Pro 3", "Home > Kitchen", "Philips", "", 39.5, true, "飞利浦电水壶3| kettle 3 "});
   b.items.push_back({"P2", "iPhone 15", "Electronics > Phones", "Apple", "", 799.0, false});
   store->write_batch(ingest.id, b, 3);
   test::write_file(dir.file("policies.csv"),
@@ -141,6 +141,11 @@ TEST(KnowledgeGraph, CatalogueTriplesAndTheStore) {
   EXPECT_EQ(texts(r.values), std::vector<std::string>{"no"});
   r = a.answer("P1 price");  // the item id is an alias
   EXPECT_EQ(texts(r.values), std::vector<std::string>{"39.50"});
+  // The catalogue's other names (a Chinese title), kept through the store.
+  r = a.answer("飞利浦电水壶3多少钱");
+  ASSERT_EQ(r.kind, GraphAnswer::Kind::Attribute) << r.text;
+  EXPECT_EQ(texts(r.values), std::vector<std::string>{"39.50"});
+  EXPECT_EQ(texts(a.answer("how much is kettle 3").values), std::vector<std::string>{"39.50"});
   const auto kitchen = loaded.find("Kitchen");
   ASSERT_EQ(kitchen.size(), 1u);
   EXPECT_EQ(texts(loaded.values(kitchen[0], "parent")), std::vector<std::string>{"Home"});

@@ -123,6 +123,10 @@ void add_catalogue(KnowledgeGraph& graph, store::Store& store) {
   for (const auto& item : store.items()) {
     const auto e = graph.entity(item.title.empty() ? item.id : item.title, "item");
     if (!item.title.empty()) graph.alias(e, item.id);
+    // Other names (a Chinese title): the same entity, so "小米手机壳571多少钱" finds it.
+    std::stringstream aliases(item.aliases);
+    for (std::string name; std::getline(aliases, name, '|');)
+      if (name.find_first_not_of(' ') != std::string::npos) graph.alias(e, name);
     graph.set(e, "id", item.id);
     if (!item.category.empty()) {
       // "Home > Kitchen": the item is in Kitchen, and Kitchen's parent is Home.

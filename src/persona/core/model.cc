@@ -73,6 +73,7 @@ const std::vector<ModelField>& model_fields() {
       {E::Item, "brand", T::Text, false, "brand"},
       {E::Item, "price", T::Number, false, "list price"},
       {E::Item, "text", T::Text, false, "free description"},
+      {E::Item, "aliases", T::Text, false, "other names (a translated title, a short name), separated by '|'"},
       {E::Item, "available", T::Boolean, false, "whether it can be bought now: true/false, yes/no, 1/0, 有货/缺货 (unknown: available)"},
       {E::Event, "user", T::Text, true, "external user id"},
       {E::Event, "item", T::Text, true, "external item id"},

@@ -53,6 +53,7 @@ struct Item {
   std::string id, title, category, brand, text;
   std::optional<double> price;
   std::optional<bool> available;  // whether it can be bought now; unknown counts as available
+  std::string aliases;            // other names ("小米手机壳571|phone case 571"), '|'-separated
 };
 
 struct Event {

@@ -236,6 +236,7 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
         else if (name == "price") it.price = v.number;
         else if (name == "text") it.text = text;
         else if (name == "available") it.available = v.number != 0;
+        else if (name == "aliases") it.aliases = text;
         break;
       }
       case Entity::Event: {

@@ -267,6 +267,7 @@ path = "items.jsonl"
 [sources.item]
 id = "item_id"
 title = "title"
+aliases = "title_zh"
 category = "category"
 brand = "brand"
 price = "price"

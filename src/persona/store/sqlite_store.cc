@@ -70,6 +70,10 @@ CREATE TABLE kg_entities(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT N
 CREATE TABLE kg_triples(subject INTEGER NOT NULL REFERENCES kg_entities(id), relation TEXT NOT NULL,
   object INTEGER REFERENCES kg_entities(id), literal TEXT);
 )sql",
+    // 5: other names of items (translated titles), for the assistant's entity linking.
+    R"sql(
+ALTER TABLE items ADD COLUMN aliases TEXT;
+)sql",
 };
 
 int64_t now_seconds() {
@@ -246,7 +250,7 @@ class SqliteStore final : public Store {
   }
 
   std::vector<Item> items() override {
-    Statement q(db_, "SELECT ext_id, title, category, brand, price, text, available FROM items ORDER BY id");
+    Statement q(db_, "SELECT ext_id, title, category, brand, price, text, available, aliases FROM items ORDER BY id");
     std::vector<Item> out;
     while (q.step()) {
       Item it;
@@ -257,6 +261,7 @@ class SqliteStore final : public Store {
       if (!q.null(4)) it.price = q.real(4);
       if (!q.null(5)) it.text = q.text(5);
       if (!q.null(6)) it.available = q.integer(6) != 0;
+      if (!q.null(7)) it.aliases = q.text(7);
       out.push_back(std::move(it));
     }
     return out;
@@ -479,16 +484,18 @@ class SqliteStore final : public Store {
       if (!it.text.empty()) m.text = it.text;
       if (it.price) m.price = it.price;
       if (it.available) m.available = it.available;
+      if (!it.aliases.empty()) m.aliases = it.aliases;
     }
     Statement q(db_, "UPDATE items SET title=COALESCE(?, title), category=COALESCE(?, category), "
                      "brand=COALESCE(?, brand), price=COALESCE(?, price), text=COALESCE(?, text), "
-                     "available=COALESCE(?, available) WHERE id=?");
+                     "available=COALESCE(?, available), aliases=COALESCE(?, aliases) WHERE id=?");
     for (const auto& ext : order) {
       const Item& it = merged[ext];
       const int64_t id = item_id(it.id);
       q.bind_text_or_null(1, it.title).bind_text_or_null(2, it.category).bind_text_or_null(3, it.brand);
       q.bind_opt(4, it.price).bind_text_or_null(5, it.text);
-      q.bind_opt(6, it.available ? std::optional<int64_t>(*it.available ? 1 : 0) : std::nullopt).bind(7, id).run();
+      q.bind_opt(6, it.available ? std::optional<int64_t>(*it.available ? 1 : 0) : std::nullopt);
+      q.bind_text_or_null(7, it.aliases).bind(8, id).run();
     }
   }
 
