@@ -417,7 +417,7 @@ def t1a(args):
 
     def sst2(path):
         with open(path, encoding="utf-8") as f:
-            return [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+            return [r.get("sentence") or r.get("content") or "" for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
     rng = random.Random(1)
     oos_train = [s for s in sst2(paths["oos_train"]) if len(s.split()) >= 4]

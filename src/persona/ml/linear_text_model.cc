@@ -160,12 +160,19 @@ void LinearTextModel::fit_temperature(const std::vector<SparseVector>& x, const 
   for (size_t i = 0; i < x.size(); ++i) scores(x[i], raw[i]);
   double best_loss = INFINITY;
   float best = 1;
+  // Cross-entropy against targets smoothed by 1%: on validation texts the model separates
+  // perfectly, plain cross-entropy only falls as the temperature rises, and the probabilities
+  // would all be 1 (no confidence left to tell an unfamiliar text by).
+  constexpr double kSmoothing = 0.01;
   for (double t = 0.25; t <= 256; t *= 1.25) {
     double loss = 0;
     for (size_t i = 0; i < x.size(); ++i) {
       std::vector<float> p = raw[i];
       softmax(p, static_cast<float>(t));
-      loss -= std::log(std::max(1e-12f, p[static_cast<size_t>(labels[i])]));
+      double spread = 0;
+      for (float q : p) spread += std::log(std::max(1e-12f, q));
+      loss -= (1 - kSmoothing) * std::log(std::max(1e-12f, p[static_cast<size_t>(labels[i])])) +
+              kSmoothing * spread / static_cast<double>(p.size());
     }
     if (loss < best_loss) {
       best_loss = loss;

@@ -210,6 +210,15 @@ double choose_unknown_threshold(const std::vector<int>& truth, const std::vector
   return best;
 }
 
+double open_set_margin(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions, int out_of_scope) {
+  std::vector<double> right;
+  for (size_t i = 0; i < truth.size(); ++i)
+    if (truth[i] != out_of_scope && predictions[i].best == truth[i]) right.push_back(predictions[i].confidence);
+  if (right.empty()) return 0;
+  std::sort(right.begin(), right.end());
+  return right[static_cast<size_t>(kOpenSetWithheld * static_cast<double>(right.size()))];
+}
+
 TextClassifier::TextClassifier(std::shared_ptr<const TextModel> model, std::vector<std::string> labels)
     : model_(std::move(model)), labels_(std::move(labels)), out_of_scope_(out_of_scope_index(labels_)) {}
 
@@ -344,6 +353,7 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     const int oos = out_of_scope_index(data.label_names);
     for (const auto& p : probabilities) predictions.push_back(prediction_from(p, 0, oos));
     threshold = choose_unknown_threshold(valid_part.labels, predictions, oos);
+    if (oos >= 0) threshold = std::max(threshold, open_set_margin(valid_part.labels, predictions, oos));
     size_t unknown = 0;
     for (const auto& p : predictions) unknown += p.confidence < threshold || p.best == oos;
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());

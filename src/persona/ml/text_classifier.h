@@ -88,6 +88,13 @@ class TextClassifier {
 std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::vector<int>& labels,
                                                                      double fraction, uint64_t seed);
 
+// With out-of-scope examples, the threshold is at least the confidence below which the least
+// confident 1% of right in-scope validation answers fall: out-of-scope messages in use differ from
+// the examples, and a model that separates its validation perfectly would otherwise keep no margin
+// (the threshold that maximises right answers is then 0).
+inline constexpr double kOpenSetWithheld = 0.01;
+double open_set_margin(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions, int out_of_scope);
+
 // The confidence threshold that maximises right answers plus wrong answers withheld; texts of the
 // `out_of_scope` class (-1: none) are right when withheld.
 double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions,
