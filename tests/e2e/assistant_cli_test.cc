@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "support/test_support.h"
@@ -46,6 +48,46 @@ TEST(AssistantCli, KgFaqAndAChat) {
   bad = run_persona({"faq", "build", dir.file("missing.json"), "--models", models});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("missing.json"), std::string::npos);
+}
+
+// A form of the shop's own, declared in the config's [assistant] table; a mistake there is an
+// error naming the config file.
+TEST(AssistantCli, FormsFromTheConfig) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  std::ifstream in(config);
+  const std::string shop((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  test::write_file(config, shop + R"(
+[[assistant.forms]]
+name = "gift_wrap"
+triggers = ["gift wrap", "礼品包装"]
+confirm_en = "Wrap order {order_id}?"
+done_en = "Done: order {order_id} will be gift wrapped."
+[[assistant.forms.slots]]
+name = "order_id"
+kind = "order_id"
+prompt_en = "Which order should I wrap?"
+)");
+  test::write_file(dir.file("chat.txt"), "please gift wrap it\nS00000004\nyes\n");
+  const auto chat = run_persona({"chat", "--config", config, "--models", dir.file("models"), "--user", "U000001", "--json"}, 120,
+                                {}, dir.file("chat.txt"));
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  std::vector<nlohmann::json> turns;
+  std::istringstream lines(chat.out);
+  for (std::string line; std::getline(lines, line);) turns.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(turns.size(), 3u);
+  EXPECT_EQ(turns[0]["intent"], "gift_wrap");
+  EXPECT_EQ(turns[0]["reply"], "Which order should I wrap?");
+  EXPECT_EQ(turns[2]["intent"], "gift_wrap_done");
+  EXPECT_EQ(turns[2]["action"]["slots"]["order_id"], "S00000004");
+
+  test::write_file(config, shop + "\n[assistant.intents]\nrefund = \"form:no_such_form\"\n");
+  const auto bad = run_persona({"chat", "--config", config}, 60, {}, dir.file("chat.txt"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("shop.toml"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("no_such_form"), std::string::npos) << bad.err;
 }
 
 // The dialogue stories of tests/dialogues, on the small sample shop they were written for.
