@@ -463,6 +463,62 @@ def t1a(args):
                                            "at_least_reference": p["accuracy"] >= ref["accuracy"]}})
 
 
+ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
+                 "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country", "income"]
+P1_HIERARCHIES = {"sex": "hierarchy2_sex.txt", "race": "hierarchy_race.txt", "marital-status": "hierarchy2_marital_status.txt",
+                  "workclass": "hierarchy2_workclass.txt", "native-country": "hierarchy2_origin_country.txt"}
+P1_REPORTED_NCP = {2: 0.128, 5: 0.168, 10: 0.206, 25: 0.274, 50: 0.349}  # BENCHMARKS.md, strict Mondrian
+
+
+def p1(args):
+    """k-anonymity on UCI Adult: Persona's release and a textbook strict Mondrian's (Python, same
+    hierarchies), both checked by bench/reference/p1_verify.py, which counts the classes and
+    recomputes NCP from the release alone."""
+    d = os.path.join(args.data, "privacy")
+    adult = os.path.join(d, "adult.data")
+    if not os.path.exists(adult):
+        emit({"task": "P1", "skipped": f"data not found: {adult}"})
+        return
+    ref = os.path.join(args.root, "bench", "reference")
+    qi_specs = ["age="] + [f"{q}={os.path.join(d, f)}" for q, f in P1_HIERARCHIES.items()]
+    with tempfile.TemporaryDirectory() as tmp:
+        original = os.path.join(tmp, "adult.csv")
+        with open(adult, encoding="utf-8") as src, open(original, "w", encoding="utf-8") as dst:
+            dst.write(",".join(ADULT_COLUMNS) + "\n")
+            for line in src:
+                if line.strip():
+                    dst.write(line)
+        for k in (2, 5, 10, 25, 50):
+            release = os.path.join(tmp, f"persona_k{k}.csv")
+            cmd = [args.persona, "anonymize", adult, "--columns", ",".join(ADULT_COLUMNS), "--qi",
+                   "age," + ",".join(P1_HIERARCHIES), "--numeric", "age", "-k", str(k), "-o", release, "--json", "--quiet"]
+            for q, f in P1_HIERARCHIES.items():
+                cmd += ["--hierarchy", f"{q}={os.path.join(d, f)}"]
+            out, wall, rss = measure(cmd)
+            mine = json.loads(out)
+            check, _, _ = measure(["/usr/bin/python3", os.path.join(ref, "p1_verify.py"), release, original, str(k)] + qi_specs)
+            verified = json.loads(check)
+            emit({"task": "P1", "system": "persona", "metrics": {
+                "k": k, "min_class_size": verified["min_class_size"], "classes": verified["classes"],
+                "suppressed": mine["suppressed"], "ncp": verified["ncp"], "ncp_own": round(mine["ncp"], 4),
+                "every_class_at_least_k": verified["every_class_at_least_k"], "wall_s": round(mine["wall_s"], 3)},
+                "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 1})
+            reference = os.path.join(tmp, f"mondrian_k{k}.csv")
+            out, rwall, rrss = measure(["/usr/bin/python3", os.path.join(ref, "p1_mondrian.py"), original, str(k), reference]
+                                       + qi_specs)
+            rcheck, _, _ = measure(["/usr/bin/python3", os.path.join(ref, "p1_verify.py"), reference, original, str(k)]
+                                   + qi_specs)
+            theirs = json.loads(rcheck)
+            emit({"task": "P1", "system": "python-strict-mondrian", "metrics": {
+                "k": k, "min_class_size": theirs["min_class_size"], "classes": theirs["classes"], "suppressed": 0,
+                "ncp": theirs["ncp"], "every_class_at_least_k": theirs["every_class_at_least_k"],
+                "wall_s": json.loads(out)["wall_s"]}, "wall_s": round(rwall, 3), "peak_rss_bytes": rrss, "threads": 1})
+            emit({"task": "P1", "ratio": {"k": k, "ncp_vs_same_run_mondrian": round(verified["ncp"] / theirs["ncp"], 3),
+                                          "reported_mondrian_ncp": P1_REPORTED_NCP[k],
+                                          "at_most_reported": verified["ncp"] <= P1_REPORTED_NCP[k],
+                                          "verified_k": verified["every_class_at_least_k"]}})
+
+
 def kg(args):
     """Knowledge-graph accuracy on CrossWOZ (the assistant issue's protocol; see bench/crosswoz_cases.py)."""
     data = os.path.join(args.data, "dialogue_zh")
@@ -552,7 +608,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

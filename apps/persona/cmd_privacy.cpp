@@ -1,0 +1,186 @@
+// persona anonymize: a k-anonymous (optionally l-diverse) release of a CSV file.
+#include <chrono>
+#include <fstream>
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+#include "persona/io/csv_reader.h"
+#include "persona/privacy/kanonymity.h"
+
+namespace persona::cli {
+namespace {
+
+struct AnonymizeArgs {
+  std::string file, out, columns, qi, numeric, drop, sensitive, delimiter = ",";
+  std::vector<std::string> hierarchies;  // column=FILE
+  int k = 5, l = 1;
+  size_t suppress = 0;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= s.size() && !s.empty()) {
+    const size_t comma = s.find(',', at);
+    out.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+std::string trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+  return std::string(v);
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+Command add_anonymize(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("anonymize", "A k-anonymous release of a CSV file (Mondrian, hierarchies, l-diversity)");
+  auto a = std::make_shared<AnonymizeArgs>();
+  sub->add_option("file", a->file, "CSV file (gzip or not)")->required();
+  sub->add_option("-k,--k-anonymity", a->k, "Every released class has at least k rows")->check(CLI::Range(1, 1000000));
+  sub->add_option("--qi", a->qi, "Quasi-identifier columns, comma-separated")->required();
+  sub->add_option("--numeric", a->numeric, "Which of them are numeric (generalised to ranges)");
+  sub->add_option("--hierarchy", a->hierarchies, "COLUMN=FILE: a generalisation hierarchy (repeatable; default: flat)");
+  sub->add_option("--suppress", a->suppress, "Rows that may be withheld (the rarest values first)");
+  sub->add_option("--sensitive", a->sensitive, "A sensitive column for distinct l-diversity");
+  sub->add_option("-l,--l-diversity", a->l, "Distinct sensitive values every class keeps")->check(CLI::Range(1, 1000));
+  sub->add_option("--columns", a->columns, "Column names when the file has no header line, comma-separated");
+  sub->add_option("--delimiter", a->delimiter, "Field delimiter");
+  sub->add_option("--drop", a->drop, "Columns left out of the release (direct identifiers)");
+  sub->add_option("-o,--out", a->out, "The release (CSV); default: no file, the summary only");
+  return {sub, [a, &common] {
+            const auto t0 = std::chrono::steady_clock::now();
+            io::CsvOptions csv;
+            csv.delimiter = a->delimiter;
+            csv.header = a->columns.empty();
+            io::CsvReader reader(a->file, csv);
+            std::vector<std::string> names = a->columns.empty() ? reader.columns() : split_list(a->columns);
+            for (auto& n : names) n = trim(n);
+            auto column = [&](const std::string& name, const char* what) {
+              const auto it = std::find(names.begin(), names.end(), name);
+              if (it == names.end())
+                throw Error(fmt::format("{} column \"{}\" is not in the file", what, name), {a->file},
+                            fmt::format("columns: {}", fmt::join(names, ", ")));
+              return static_cast<size_t>(it - names.begin());
+            };
+            std::vector<std::vector<std::string>> table;
+            io::Record r;
+            int64_t bad_rows = 0;
+            while (reader.next(r)) {
+              if (!r.problem.empty()) {
+                ++bad_rows;
+                if (!common.quiet) fmt::print(stderr, "{}:{}: {} (row left out)\n", a->file, r.line, r.problem);
+                continue;
+              }
+              std::vector<std::string> row;
+              for (const auto& f : r.fields) row.push_back(trim(f));
+              if (row.size() == 1 && row[0].empty()) continue;  // a blank line
+              if (row.size() != names.size()) {
+                ++bad_rows;
+                if (!common.quiet)
+                  fmt::print(stderr, "{}:{}: {} fields, expected {} (row left out)\n", a->file, r.line, row.size(), names.size());
+                continue;
+              }
+              table.push_back(std::move(row));
+            }
+            const auto numeric = split_list(a->numeric);
+            std::map<std::string, std::string> hierarchy_files;
+            for (const auto& h : a->hierarchies) {
+              const auto eq = h.find('=');
+              if (eq == std::string::npos) throw Error(fmt::format("--hierarchy {}: expected COLUMN=FILE", h));
+              hierarchy_files[h.substr(0, eq)] = h.substr(eq + 1);
+            }
+            std::vector<privacy::QuasiIdentifier> qis;
+            std::vector<size_t> qi_columns;
+            std::vector<std::string> warnings;
+            for (const auto& name : split_list(a->qi)) {
+              privacy::QuasiIdentifier q;
+              q.column = name;
+              q.numeric = std::find(numeric.begin(), numeric.end(), name) != numeric.end();
+              qi_columns.push_back(column(name, "quasi-identifier"));
+              if (const auto it = hierarchy_files.find(name); it != hierarchy_files.end()) {
+                std::vector<std::string> w;
+                q.hierarchy = privacy::Hierarchy::load(it->second, &w);
+                warnings.insert(warnings.end(), w.begin(), w.end());
+                hierarchy_files.erase(it);
+              }
+              qis.push_back(std::move(q));
+            }
+            if (!hierarchy_files.empty())
+              throw Error(fmt::format("--hierarchy for \"{}\", which is not a quasi-identifier", hierarchy_files.begin()->first));
+            privacy::KAnonymityOptions o;
+            o.k = a->k;
+            o.l = a->l;
+            o.max_suppressed = a->suppress;
+            if (!a->sensitive.empty()) o.sensitive = column(a->sensitive, "sensitive");
+            else if (a->l > 1) throw Error("--l-diversity needs --sensitive COLUMN");
+            std::vector<int64_t> leaves_before;
+            for (const auto& q : qis) leaves_before.push_back(q.hierarchy.leaf_count());
+            privacy::KAnonymityResult result;
+            try {
+              result = privacy::k_anonymize(table, qis, qi_columns, o);
+            } catch (const std::invalid_argument& e) {
+              throw Error(e.what(), {a->file});
+            }
+            // Values a hierarchy file lacked ("?" for missing) were placed under its root: say so.
+            for (size_t i = 0; i < qis.size(); ++i)
+              if (leaves_before[i] > 1 && qis[i].hierarchy.leaf_count() > leaves_before[i])
+                warnings.push_back(fmt::format("{}: {} value(s) missing from its hierarchy were placed under \"*\"", qis[i].column,
+                                               qis[i].hierarchy.leaf_count() - leaves_before[i]));
+            if (!a->out.empty()) {
+              std::ofstream out(a->out, std::ios::binary);
+              if (!out) throw Error("cannot write the release", {a->out});
+              const auto dropped = split_list(a->drop);
+              std::vector<size_t> keep;
+              for (size_t c = 0; c < names.size(); ++c)
+                if (std::find(dropped.begin(), dropped.end(), names[c]) == dropped.end()) keep.push_back(c);
+              for (size_t i = 0; i < keep.size(); ++i) out << (i ? "," : "") << csv_field(names[keep[i]]);
+              out << '\n';
+              for (size_t row = 0; row < table.size(); ++row) {
+                if (result.suppressed[row]) continue;
+                for (size_t i = 0; i < keep.size(); ++i) {
+                  const auto q = std::find(qi_columns.begin(), qi_columns.end(), keep[i]);
+                  const std::string& v = q == qi_columns.end() ? table[row][keep[i]]
+                                                               : result.generalised[row][static_cast<size_t>(q - qi_columns.begin())];
+                  out << (i ? "," : "") << csv_field(v);
+                }
+                out << '\n';
+              }
+              if (!out) throw Error("could not write the whole release", {a->out});
+            }
+            const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            nlohmann::json ncp_by = nlohmann::json::object();
+            for (size_t i = 0; i < qis.size(); ++i) ncp_by[qis[i].column] = result.ncp_by_qi[i];
+            nlohmann::json j = {{"k", a->k}, {"rows", table.size()}, {"rows_left_out", bad_rows},
+                                {"min_class_size", result.min_class_size}, {"classes", result.classes},
+                                {"suppressed", result.suppressed_rows}, {"ncp", result.ncp}, {"ncp_by_qi", ncp_by},
+                                {"wall_s", wall}, {"warnings", warnings}};
+            if (o.sensitive) j["l"] = a->l, j["min_distinct_sensitive"] = result.min_diversity;
+            if (common.json) {
+              print_json(j);
+            } else {
+              for (const auto& w : warnings) fmt::print(stderr, "warning: {}\n", w);
+              fmt::print("k={}: {} rows in {} classes (smallest {}), {} suppressed, NCP {:.4f}{}\n", a->k, table.size(),
+                         result.classes, result.min_class_size, result.suppressed_rows, result.ncp,
+                         a->out.empty() ? "" : "; release in " + a->out);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace persona::cli
