@@ -1,5 +1,7 @@
 // persona anonymize: a k-anonymous (optionally l-diverse) release of a CSV file.
+#include <array>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 
@@ -9,6 +11,8 @@
 #include "commands.h"
 #include "persona/core/error.h"
 #include "persona/io/csv_reader.h"
+#include "persona/privacy/audit.h"
+#include "persona/privacy/crypto.h"
 #include "persona/privacy/kanonymity.h"
 
 namespace persona::cli {
@@ -180,6 +184,128 @@ Command add_anonymize(CLI::App& app, Common& common) {
                          a->out.empty() ? "" : "; release in " + a->out);
             }
             return 0;
+          }};
+}
+
+namespace {
+
+// The audit log of this key ring (when keys are at hand: the chain is keyed).
+void audit(const privacy::KeyRing& keys, const std::string& action, const nlohmann::json& details) {
+  privacy::AuditLog(privacy::default_audit_log_path(), keys).append("cli", action, details);
+}
+
+std::string key_file_or_default(const std::string& given) {
+  if (!given.empty()) return given;
+  const char* env = std::getenv("PERSONA_KEY_FILE");
+  return env && *env ? env : "persona.key";
+}
+
+}  // namespace
+
+Command add_keys(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("keys", "Encryption keys: init, rotate, list (never shows key material)");
+  sub->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto action = std::make_shared<std::string>();
+  for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
+           {"init", "Make a key file (mode 0600): key 1 and a pseudonym key"},
+           {"rotate", "Add a key and make it the active one (old keys stay, so sealed data stays readable)"},
+           {"list", "Key ids and the active one"}}) {
+    auto* s = sub->add_subcommand(name, help);
+    s->add_option("--key-file", *file, "Key file (default $PERSONA_KEY_FILE or ./persona.key)");
+    s->callback([action, name = name] { *action = name; });
+  }
+  return {sub, [file, action, &common] {
+            const std::string path = key_file_or_default(*file);
+            privacy::KeyRing keys = *action == "init" ? privacy::KeyRing::create(path) : privacy::KeyRing::load(path);
+            if (*action == "rotate") keys.rotate();
+            if (*action != "list") audit(keys, "keys." + *action, {{"key_file", path}, {"active", keys.active_id()}});
+            const nlohmann::json j = {{"key_file", path}, {"keys", keys.ids()}, {"active", keys.active_id()}};
+            if (common.json) print_json(j);
+            else if (!common.quiet)
+              fmt::print("{}: keys {}, active {}{}\n", path, fmt::join(keys.ids(), ", "), keys.active_id(),
+                         *action == "init" ? " (keep this file secret and backed up: data sealed with it is lost without it)" : "");
+            return 0;
+          }};
+}
+
+Command add_pseudonym(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("pseudonym", "Pseudonyms of external ids (keyed BLAKE2b), one per line");
+  auto ids = std::make_shared<std::vector<std::string>>();
+  auto file = std::make_shared<std::string>();
+  sub->add_option("ids", *ids, "External ids")->required();
+  sub->add_option("--key-file", *file, "Key file");
+  return {sub, [ids, file, &common] {
+            const auto keys = privacy::KeyRing::resolve(*file);
+            nlohmann::json j = nlohmann::json::object();
+            for (const auto& id : *ids) j[id] = privacy::pseudonym(keys, id);
+            if (common.json) print_json(j);
+            else
+              for (const auto& id : *ids) fmt::print("{}\t{}\n", id, j[id].get<std::string>());
+            return 0;
+          }};
+}
+
+Command add_seal(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("seal", "Encrypt a file (an export) with the active key: secretstream, tamper- and truncation-evident");
+  auto args = std::make_shared<std::array<std::string, 4>>();  // in, out, key file, mode
+  sub->add_option("file", (*args)[0], "File to seal")->required();
+  sub->add_option("-o,--out", (*args)[1], "Sealed file (default FILE.sealed)");
+  sub->add_option("--key-file", (*args)[2], "Key file");
+  sub->add_flag("--open", [args](int64_t) { (*args)[3] = "open"; }, "Open a sealed file instead (default out: FILE without .sealed)");
+  return {sub, [args, &common] {
+            const auto& [in, given_out, key_file, mode] = *args;
+            const auto keys = privacy::KeyRing::resolve(key_file);
+            const bool opening = mode == "open";
+            std::string out = given_out;
+            if (out.empty())
+              out = opening ? (in.size() > 7 && in.substr(in.size() - 7) == ".sealed" ? in.substr(0, in.size() - 7) : in + ".opened")
+                            : in + ".sealed";
+            size_t bytes = 0;
+            try {
+              bytes = opening ? privacy::open_file(keys, in, out) : privacy::seal_file(keys, in, out);
+            } catch (const privacy::CryptoError& e) {
+              throw Error(e.what(), {in});
+            }
+            audit(keys, opening ? "file.open" : "file.seal", {{"file", in}, {"out", out}, {"bytes", bytes}});
+            if (common.json) print_json({{"in", in}, {"out", out}, {"bytes", bytes}});
+            else if (!common.quiet) fmt::print("{} {} -> {} ({} bytes)\n", opening ? "opened" : "sealed", in, out, bytes);
+            return 0;
+          }};
+}
+
+Command add_audit(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("audit", "The audit log: verify its hash chain, or show it");
+  sub->require_subcommand(1);
+  auto log = std::make_shared<std::string>();
+  auto file = std::make_shared<std::string>();
+  auto action = std::make_shared<std::string>();
+  for (const char* name : {"verify", "show"}) {
+    auto* s = sub->add_subcommand(name, std::string(name) == "verify" ? "Check every entry and the chain; exit 1 when broken"
+                                                                       : "Print the entries");
+    s->add_option("--log", *log, "Audit log (default $PERSONA_AUDIT_LOG or ./persona-audit.jsonl)");
+    s->add_option("--key-file", *file, "Key file");
+    s->callback([action, name] { *action = name; });
+  }
+  return {sub, [log, file, action, &common] {
+            const auto keys = privacy::KeyRing::resolve(*file);
+            const std::string path = log->empty() ? privacy::default_audit_log_path() : *log;
+            if (*action == "show") {
+              std::ifstream in(path);
+              if (!in) throw Error("cannot read the audit log", {path});
+              for (std::string line; std::getline(in, line);) fmt::print("{}\n", line);
+              return 0;
+            }
+            const auto v = privacy::AuditLog(path, keys).verify();
+            if (common.json) {
+              print_json({{"log", path}, {"intact", v.intact}, {"entries", v.entries}, {"first_bad_line", v.first_bad_line},
+                          {"problem", v.problem}});
+            } else if (v.intact) {
+              fmt::print("{}: intact, {} entries\n", path, v.entries);
+            } else {
+              fmt::print(stderr, "{}:{}: {}\n", path, v.first_bad_line, v.problem);
+            }
+            return v.intact ? 0 : 1;
           }};
 }
 

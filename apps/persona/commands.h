@@ -49,6 +49,10 @@ Command add_chat(CLI::App& app, Common& common);
 Command add_test_dialogues(CLI::App& app, Common& common);
 Command add_test_intents(CLI::App& app, Common& common);
 Command add_anonymize(CLI::App& app, Common& common);
+Command add_keys(CLI::App& app, Common& common);
+Command add_pseudonym(CLI::App& app, Common& common);
+Command add_seal(CLI::App& app, Common& common);
+Command add_audit(CLI::App& app, Common& common);
 // `train recommend` and `eval recommend`, registered by train and eval.
 void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& runners, Common& common);
 Runner add_eval_recommend(CLI::App* eval, Common& common);
