@@ -3,7 +3,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <cmath>
+#include <filesystem>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -13,6 +16,8 @@
 #include "persona/io/csv_reader.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
+#include "persona/privacy/dp.h"
+#include "persona/core/model.h"
 #include "persona/privacy/kanonymity.h"
 
 namespace persona::cli {
@@ -213,6 +218,7 @@ Command add_keys(CLI::App& app, Common& common) {
            {"list", "Key ids and the active one"}}) {
     auto* s = sub->add_subcommand(name, help);
     s->add_option("--key-file", *file, "Key file (default $PERSONA_KEY_FILE or ./persona.key)");
+    s->fallthrough();  // --json and --quiet belong to `keys`
     s->callback([action, name = name] { *action = name; });
   }
   return {sub, [file, action, &common] {
@@ -285,6 +291,7 @@ Command add_audit(CLI::App& app, Common& common) {
                                                                        : "Print the entries");
     s->add_option("--log", *log, "Audit log (default $PERSONA_AUDIT_LOG or ./persona-audit.jsonl)");
     s->add_option("--key-file", *file, "Key file");
+    s->fallthrough();
     s->callback([action, name] { *action = name; });
   }
   return {sub, [log, file, action, &common] {
@@ -306,6 +313,148 @@ Command add_audit(CLI::App& app, Common& common) {
               fmt::print(stderr, "{}:{}: {}\n", path, v.first_bad_line, v.problem);
             }
             return v.intact ? 0 : 1;
+          }};
+}
+
+namespace {
+
+struct DpArgs {
+  std::string store, config, analyst, ledger, event, by = "region";
+  double epsilon = 0.1, upper = 0, resolution = 0.01, q = 0.5, set = -1;
+  int bins = 100, max_per_user = 1;
+};
+
+// Audited when keys are at hand; statistics do not need keys otherwise.
+void audit_if_keys(const std::string& action, const nlohmann::json& details) {
+  try {
+    audit(privacy::KeyRing::resolve(), action, details);
+  } catch (const Error&) {
+  }
+}
+
+}  // namespace
+
+Command add_dp(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("dp", "Differentially private statistics over the store's users, charged to a privacy budget");
+  sub->require_subcommand(1);
+  auto a = std::make_shared<DpArgs>();
+  auto which = std::make_shared<std::string>();
+  const std::vector<std::pair<std::string, std::string>> kinds = {
+      {"count", "Users with an event (of --event type)"},
+      {"sum", "Total purchase spend, each user's clamped to [0, --upper]"},
+      {"mean", "Mean purchase spend per buying user, clamped to [0, --upper]"},
+      {"quantile", "A quantile (--q) of purchase spend per buying user, in [0, --upper]"},
+      {"histogram", "Users per region (--by region) or per purchased category (--by category)"},
+      {"budget", "Show, or --set, an analyst's budget on this store"}};
+  for (const auto& [name, help] : kinds) {
+    auto* s = sub->add_subcommand(name, help);
+    s->add_option("-s,--store", a->store, "Store file");
+    s->add_option("-c,--config", a->config, "Config file (for its store path)");
+    s->add_option("--analyst", a->analyst, "Who is asking (budgets are per analyst)")->required();
+    s->add_option("--ledger", a->ledger, "Budget ledger (default <store>.dp-ledger.jsonl)");
+    if (name == "budget") {
+      s->add_option("--set", a->set, "Set the analyst's total epsilon on this store");
+    } else {
+      s->add_option("-e,--epsilon", a->epsilon, "Epsilon this query spends")->check(CLI::Range(1e-6, 100.0));
+    }
+    if (name == "count") s->add_option("--event", a->event, "Event type (default: any)");
+    if (name == "sum" || name == "mean" || name == "quantile") {
+      s->add_option("--upper", a->upper, "Clamp of a user's spend (chosen without looking at the data)")->required();
+      s->add_option("--resolution", a->resolution, "Units the spend is counted in (default 0.01)");
+    }
+    if (name == "quantile") {
+      s->add_option("--q", a->q, "The quantile")->check(CLI::Range(0.0, 1.0));
+      s->add_option("--bins", a->bins, "Histogram bins over [0, upper]")->check(CLI::Range(2, 100000));
+    }
+    if (name == "histogram") {
+      s->add_option("--by", a->by, "region or category")->check(CLI::IsMember({"region", "category"}));
+      s->add_option("--max-per-user", a->max_per_user, "Categories a user counts in at most")->check(CLI::Range(1, 1000));
+    }
+    s->fallthrough();
+    s->callback([which, name = name] { *which = name; });
+  }
+  return {sub, [a, which, &common] {
+            const std::string store_path = store_path_from(a->store, a->config);
+            const std::string dataset = std::filesystem::absolute(store_path).lexically_normal().string();
+            privacy::BudgetLedger ledger(a->ledger.empty() ? store_path + ".dp-ledger.jsonl" : a->ledger);
+            if (*which == "budget") {
+              if (a->set >= 0) {
+                ledger.set_budget(dataset, a->analyst, a->set);
+                audit_if_keys("dp.budget", {{"dataset", dataset}, {"analyst", a->analyst}, {"budget", a->set}});
+              }
+              const nlohmann::json j = {{"dataset", dataset}, {"analyst", a->analyst}, {"budget", ledger.budget(dataset, a->analyst)},
+                                        {"spent", ledger.spent(dataset, a->analyst)}};
+              if (common.json) print_json(j);
+              else fmt::print("{} on {}: budget {:.4g}, spent {:.4g}\n", a->analyst, dataset, j["budget"].get<double>(), j["spent"].get<double>());
+              return 0;
+            }
+            auto store = open_existing_store(store_path);
+            const auto events = store->events();
+            // Per user: spend on purchases, the event types seen, the purchased categories.
+            const size_t users = events.user_ids.size();
+            std::vector<double> spend(users, 0);
+            std::vector<bool> bought(users, false), counted(users, false);
+            std::vector<std::vector<int>> categories(users);
+            std::map<std::string, int> category_index;
+            std::optional<EventType> type;
+            if (!a->event.empty()) {
+              type = parse_event_type(a->event);
+              if (!type) throw Error(fmt::format("unknown event type \"{}\"", a->event));
+            }
+            for (size_t i = 0; i < events.size(); ++i) {
+              const auto u = static_cast<size_t>(events.user[i]);
+              if (!type || events.type[i] == static_cast<uint8_t>(*type)) counted[u] = true;
+              if (events.type[i] != static_cast<uint8_t>(EventType::Purchase)) continue;
+              bought[u] = true;
+              if (std::isfinite(events.value[i])) spend[u] += events.value[i] * events.quantity[i];
+              const auto& cat = events.item_categories[static_cast<size_t>(events.item[i])];
+              if (!cat.empty()) categories[u].push_back(category_index.try_emplace(cat, static_cast<int>(category_index.size())).first->second);
+            }
+            std::vector<double> buyers;
+            for (size_t u = 0; u < users; ++u)
+              if (bought[u]) buyers.push_back(spend[u]);
+            // Charged before anything is computed: a refused query reveals nothing.
+            try {
+              ledger.spend(dataset, a->analyst, a->epsilon, *which);
+            } catch (const privacy::BudgetExhausted& e) {
+              throw Error(e.what(), {}, "ask for a larger budget (persona dp budget --set) or use less epsilon");
+            }
+            audit_if_keys("dp." + *which, {{"dataset", dataset}, {"analyst", a->analyst}, {"epsilon", a->epsilon}});
+            auto rng = privacy::secure_random();
+            nlohmann::json j = {{"statistic", *which}, {"dataset", dataset}, {"analyst", a->analyst}};
+            if (*which == "count") {
+              j["result"] = privacy::dp_count(std::count(counted.begin(), counted.end(), true), a->epsilon, *rng).to_json();
+            } else if (*which == "sum") {
+              j["result"] = privacy::dp_sum(buyers, a->upper, a->resolution, a->epsilon, *rng).to_json();
+            } else if (*which == "mean") {
+              j["result"] = privacy::dp_mean(buyers, a->upper, a->resolution, a->epsilon, *rng).to_json();
+            } else if (*which == "quantile") {
+              j["result"] = privacy::dp_quantile(buyers, a->upper, a->bins, a->q, a->epsilon, *rng).to_json();
+            } else {
+              std::vector<std::string> names;
+              std::vector<std::vector<int>> per_user(users);
+              if (a->by == "region") {
+                std::map<std::string, int> regions;
+                for (size_t u = 0; u < users; ++u) {
+                  const auto& r = events.user_regions[u];
+                  if (!r.empty()) per_user[u].push_back(regions.try_emplace(r, static_cast<int>(regions.size())).first->second);
+                }
+                names.resize(regions.size());
+                for (const auto& [n, i] : regions) names[static_cast<size_t>(i)] = n;
+              } else {
+                per_user = categories;
+                names.resize(category_index.size());
+                for (const auto& [n, i] : category_index) names[static_cast<size_t>(i)] = n;
+              }
+              const auto h = privacy::dp_histogram(per_user, names.size(), a->max_per_user, a->epsilon, *rng);
+              nlohmann::json buckets = nlohmann::json::object();
+              for (size_t i = 0; i < names.size(); ++i) buckets[names[i]] = h[i].value;
+              j["result"] = {{"buckets", buckets}, {"epsilon", a->epsilon}, {"noise_scale", h.empty() ? 0.0 : h[0].noise_scale}};
+            }
+            j["budget_left"] = ledger.budget(dataset, a->analyst) - ledger.spent(dataset, a->analyst);
+            if (common.json) print_json(j);
+            else fmt::print("{}\n", j.dump(2));
+            return 0;
           }};
 }
 

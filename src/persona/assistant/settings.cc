@@ -45,7 +45,9 @@ std::map<std::string, std::string> default_intent_actions() {
 }
 
 void validate_intent_actions(const AssistantOptions& options) {
-  for (const auto& [label, action] : options.intent_actions) {
+  for (const auto& entry : options.intent_actions) {
+    const std::string& label = entry.first;
+    const std::string& action = entry.second;  // a plain reference: clang 14 cannot capture bindings
     if (action == "handoff" || action == "answer") continue;
     const bool form = action.rfind("form:", 0) == 0 &&
                       std::any_of(options.forms.begin(), options.forms.end(),
