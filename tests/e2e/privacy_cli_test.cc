@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 
@@ -54,6 +55,56 @@ TEST(PrivacyCli, AnonymizeReleasesKAnonymousClasses) {
   bad = run_persona({"anonymize", dir.file("people.csv"), "--qi", "city", "--hierarchy", "city=" + dir.file("none.txt")});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("none.txt"), std::string::npos) << bad.err;
+}
+
+
+// Keys, sealing, pseudonyms, the audit log and DP statistics from the command line; no key
+// material ever printed or logged.
+TEST(PrivacyCli, KeysSealAuditAndDp) {
+  test::TempDir dir;
+  const std::string key = dir.file("k.key"), log = dir.file("audit.jsonl");
+  const std::vector<std::string> env = {"PERSONA_AUDIT_LOG=" + log};
+  auto r = run_persona({"keys", "init", "--key-file", key, "--json"}, 60, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream kf(key);
+  const auto keys = nlohmann::json::parse(kf);
+  const std::string secret = keys["keys"][0]["key"], pseudonym_secret = keys["pseudonym_key"];
+  std::string everything = r.out + r.err;
+  ASSERT_EQ(run_persona({"keys", "rotate", "--key-file", key}, 60, env).exit_code, 0);
+  test::write_file(dir.file("export.csv"), "user,spend\nU1,10\n");
+  r = run_persona({"seal", dir.file("export.csv"), "--key-file", key}, 60, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  everything += r.out + r.err;
+  r = run_persona({"seal", "--open", dir.file("export.csv.sealed"), "-o", dir.file("back.csv"), "--key-file", key}, 60, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream back(dir.file("back.csv"));
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(back)), std::istreambuf_iterator<char>()), "user,spend\nU1,10\n");
+  const auto p = json_of(run_persona({"pseudonym", "U1", "U2", "--key-file", key, "--json"}, 60, env));
+  EXPECT_EQ(p["U1"].get<std::string>().rfind("p_", 0), 0u);
+  EXPECT_NE(p["U1"], p["U2"]);
+  r = run_persona({"audit", "verify", "--log", log, "--key-file", key, "--json"}, 60, env);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["entries"], 4);  // init, rotate, seal, open
+  std::ifstream audit_in(log);
+  everything += std::string((std::istreambuf_iterator<char>(audit_in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(everything.find(secret), std::string::npos);
+  EXPECT_EQ(everything.find(pseudonym_secret), std::string::npos);
+  // A wrong key file cannot open the export.
+  ASSERT_EQ(run_persona({"keys", "init", "--key-file", dir.file("other.key")}, 60, env).exit_code, 0);
+  r = run_persona({"seal", "--open", dir.file("export.csv.sealed"), "-o", dir.file("x.csv"), "--key-file", dir.file("other.key")}, 60, env);
+  EXPECT_EQ(r.exit_code, 1);
+
+  // DP statistics on the small shop, charged to a budget that runs out.
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.file("shop"), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop") + "/shop.toml";
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"dp", "budget", "--config", config, "--analyst", "ana", "--set", "0.5"}, 60, env).exit_code, 0);
+  const auto c = json_of(run_persona({"dp", "count", "--config", config, "--analyst", "ana", "-e", "0.3", "--json"}, 60, env));
+  EXPECT_NEAR(c["result"]["value"].get<double>(), 300, 60) << "300 users, Laplace scale 3.3";
+  EXPECT_NEAR(c["budget_left"].get<double>(), 0.2, 1e-9);
+  r = run_persona({"dp", "mean", "--config", config, "--analyst", "ana", "-e", "0.3", "--upper", "5000"}, 60, env);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("budget"), std::string::npos) << r.err;
 }
 
 }  // namespace
