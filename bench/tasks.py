@@ -519,6 +519,15 @@ def p1(args):
                                           "verified_k": verified["every_class_at_least_k"]}})
 
 
+def pii(args):
+    """PII detection on the labelled set bench/pii_cases.py builds (tests/data/pii_cases.jsonl):
+    precision and recall per kind. No reference system: none is packaged for Debian here."""
+    cases = os.path.join(args.root, "tests", "data", "pii_cases.jsonl")
+    out, wall, rss = measure([args.persona, "redact", "--eval", cases, "--json"])
+    emit({"task": "PII", "system": "persona", "metrics": json.loads(out), "wall_s": round(wall, 3), "peak_rss_bytes": rss,
+          "threads": 1})
+
+
 def kg(args):
     """Knowledge-graph accuracy on CrossWOZ (the assistant issue's protocol; see bench/crosswoz_cases.py)."""
     data = os.path.join(args.data, "dialogue_zh")
@@ -608,7 +617,7 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -19,6 +20,7 @@
 #include "persona/privacy/dp.h"
 #include "persona/core/model.h"
 #include "persona/privacy/kanonymity.h"
+#include "persona/privacy/pii.h"
 
 namespace persona::cli {
 namespace {
@@ -454,6 +456,74 @@ Command add_dp(CLI::App& app, Common& common) {
             j["budget_left"] = ledger.budget(dataset, a->analyst) - ledger.spent(dataset, a->analyst);
             if (common.json) print_json(j);
             else fmt::print("{}\n", j.dump(2));
+            return 0;
+          }};
+}
+
+Command add_redact(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("redact", "Personal data in text (emails, phones, CN ids, cards, IPs): redact lines, or --eval a labelled set");
+  auto texts = std::make_shared<std::vector<std::string>>();
+  auto eval = std::make_shared<std::string>();
+  sub->add_option("text", *texts, "Texts (default: one per line on stdin)");
+  sub->add_option("--eval", *eval, "A labelled JSON Lines set ({\"text\", \"pii\": [{\"kind\", \"value\"}]}): precision and recall");
+  return {sub, [texts, eval, &common] {
+            if (!eval->empty()) {
+              std::ifstream in(*eval);
+              if (!in) throw Error("cannot read the labelled set", {*eval});
+              std::map<std::string, std::array<int64_t, 3>> by_kind;  // true positives, false positives, false negatives
+              int64_t line_no = 0, cases = 0;
+              for (std::string line; std::getline(in, line);) {
+                ++line_no;
+                if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+                nlohmann::json c;
+                try {
+                  c = nlohmann::json::parse(line);
+                } catch (const nlohmann::json::exception&) {
+                  throw Error("not a JSON case", {*eval, line_no});
+                }
+                ++cases;
+                const std::string text = c.value("text", "");
+                std::vector<std::pair<std::string, std::string>> truth;
+                for (const auto& p : c.value("pii", nlohmann::json::array())) truth.emplace_back(p.at("kind"), p.at("value"));
+                for (const auto& f : privacy::find_pii(text)) {
+                  const std::pair<std::string, std::string> got{privacy::pii_kind_name(f.kind), text.substr(f.begin, f.end - f.begin)};
+                  const auto it = std::find(truth.begin(), truth.end(), got);
+                  if (it != truth.end()) ++by_kind[got.first][0], truth.erase(it);
+                  else ++by_kind[got.first][1];
+                }
+                for (const auto& t : truth) ++by_kind[t.first][2];
+              }
+              nlohmann::json kinds = nlohmann::json::object();
+              std::array<int64_t, 3> all{};
+              auto ratio = [](int64_t a, int64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 1.0; };
+              for (const auto& [kind, n] : by_kind) {
+                kinds[kind] = {{"precision", ratio(n[0], n[0] + n[1])}, {"recall", ratio(n[0], n[0] + n[2])}, {"found", n[0]},
+                               {"false_positives", n[1]}, {"missed", n[2]}};
+                for (int i = 0; i < 3; ++i) all[static_cast<size_t>(i)] += n[static_cast<size_t>(i)];
+              }
+              const nlohmann::json j = {{"cases", cases}, {"precision", ratio(all[0], all[0] + all[1])},
+                                        {"recall", ratio(all[0], all[0] + all[2])}, {"false_positives", all[1]},
+                                        {"missed", all[2]}, {"by_kind", kinds}};
+              if (common.json) print_json(j);
+              else fmt::print("{} cases: precision {:.4f}, recall {:.4f} ({} false positives, {} missed)\n", cases,
+                              j["precision"].get<double>(), j["recall"].get<double>(), all[1], all[2]);
+              return 0;
+            }
+            auto one = [&](const std::string& text) {
+              if (common.json) {
+                nlohmann::json found = nlohmann::json::array();
+                for (const auto& f : privacy::find_pii(text))
+                  found.push_back({{"kind", privacy::pii_kind_name(f.kind)}, {"begin", f.begin}, {"end", f.end}});
+                fmt::print("{}\n", nlohmann::json{{"redacted", privacy::redact_pii(text)}, {"found", found}}.dump());
+              } else {
+                fmt::print("{}\n", privacy::redact_pii(text));
+              }
+            };
+            if (!texts->empty()) {
+              for (const auto& t : *texts) one(t);
+            } else {
+              for (std::string line; std::getline(std::cin, line);) one(line);
+            }
             return 0;
           }};
 }

@@ -2,6 +2,11 @@
 // negatives a shop's texts are full of (order ids, prices, dates, quantities) left alone.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+
 #include "persona/privacy/pii.h"
 
 namespace persona::privacy {
@@ -34,6 +39,9 @@ TEST(Pii, ChecksumsDecide) {
   EXPECT_TRUE(kinds("card 4111 1111 1111 1112").empty());
   EXPECT_TRUE(kinds("number 9111111111111111 starts like no card").empty());
   EXPECT_TRUE(kinds("999.1.1.1 is not an address").empty());
+  EXPECT_TRUE(kinds("at 12:30:45 sharp").empty()) << "a time is not an IPv6 address";
+  EXPECT_EQ(kinds("from fe80::1 and 2001:db8::b880:80b6"), (std::vector<std::string>{"ip", "ip"}));
+  EXPECT_TRUE(kinds("身份证号440305195602222219").empty()) << "a mistyped id is not a card either";
 }
 
 TEST(Pii, HardNegativesAreLeftAlone) {
@@ -51,6 +59,29 @@ TEST(Pii, RedactionKeepsTheRest) {
   EXPECT_EQ(redact_pii(""), "");
   // Invalid UTF-8 and odd bytes do not trip it.
   EXPECT_EQ(redact_pii(std::string("\xff\xfe a@b.co")), std::string("\xff\xfe [EMAIL]"));
+}
+
+// The labelled set (bench/pii_cases.py): every kind in English and Chinese, and hard negatives.
+TEST(Pii, TheLabelledSet) {
+  std::ifstream in(std::string(PERSONA_SOURCE_DIR) + "/tests/data/pii_cases.jsonl");
+  ASSERT_TRUE(in.good());
+  int found = 0, wrong = 0, missed = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto c = nlohmann::json::parse(line);
+    const std::string text = c["text"];
+    std::vector<std::pair<std::string, std::string>> truth;
+    for (const auto& p : c["pii"]) truth.emplace_back(p["kind"], p["value"]);
+    for (const auto& f : find_pii(text)) {
+      const auto it = std::find(truth.begin(), truth.end(), std::pair<std::string, std::string>{pii_kind_name(f.kind), text.substr(f.begin, f.end - f.begin)});
+      if (it == truth.end()) ++wrong, ADD_FAILURE() << "false positive in: " << text;
+      else ++found, truth.erase(it);
+    }
+    missed += static_cast<int>(truth.size());
+    for (const auto& t : truth) ADD_FAILURE() << "missed " << t.first << " " << t.second << " in: " << text;
+  }
+  EXPECT_GT(found, 200);
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(missed, 0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "persona/privacy/pii.h"
 
+#include <arpa/inet.h>
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -49,15 +50,24 @@ bool always(std::string_view) { return true; }
 // Card numbers: 15 to 19 digits, an issuer prefix of the card networks (2 and 5 Mastercard, 3
 // Amex / JCB / Diners, 4 Visa, 6 UnionPay / Discover) and the Luhn checksum. 13-digit numbers are
 // left out: EAN-13 barcodes (Chinese ones start with 69) pass Luhn as often as not.
+// An 18-digit number shaped like a resident id (area, a birth date) whose check digit fails is a
+// mistyped id, not a card.
+bool id_shaped(const std::string& d) {
+  static const RE2 shape(R"([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{4})");
+  return d.size() == 18 && RE2::FullMatch(d, shape);
+}
 bool card(std::string_view s) {
   const auto d = digits_of(s);
-  return d.size() >= 15 && d.size() <= 19 && d[0] >= '2' && d[0] <= '6' && luhn_valid(d);
+  return d.size() >= 15 && d.size() <= 19 && d[0] >= '2' && d[0] <= '6' && luhn_valid(d) && !id_shaped(d);
 }
 bool phone(std::string_view s) {
   const auto d = digits_of(s);
   return d.size() >= 10 && d.size() <= 15;
 }
-bool ipv6(std::string_view s) { return std::count(s.begin(), s.end(), ':') >= 2; }
+bool ipv6(std::string_view s) {
+  in6_addr address{};
+  return std::count(s.begin(), s.end(), ':') >= 2 && inet_pton(AF_INET6, std::string(s).c_str(), &address) == 1;
+}
 
 const std::vector<Pattern>& patterns() {
   // Most specific first: an id number is not also a phone, a card not also an id.
@@ -65,7 +75,8 @@ const std::vector<Pattern>& patterns() {
   static const RE2 cn_id(R"(([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]))");
   static const RE2 bank_card(R"((\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}))");
   static const RE2 ip4(R"(((?:\d{1,3}\.){3}\d{1,3}))");
-  static const RE2 ip6(R"(((?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?::[0-9A-Fa-f]{1,4})*))");
+  // IPv6 candidates (with :: compression), checked by inet_pton: "12:30:45" is a time.
+  static const RE2 ip6(R"(((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}))");
   // Chinese mobiles (optionally +86), international numbers with a plus, North-American style
   // (555) 123-4567 and 555-123-4567.
   static const RE2 phones(
