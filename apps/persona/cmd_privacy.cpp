@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "persona/core/error.h"
 #include "persona/io/csv_reader.h"
+#include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
 #include "persona/privacy/dp.h"
@@ -210,29 +211,74 @@ std::string key_file_or_default(const std::string& given) {
 }  // namespace
 
 Command add_keys(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("keys", "Encryption keys: init, rotate, list (never shows key material)");
+  auto* sub = app.add_subcommand("keys", "Encryption keys (init, rotate) and API keys (create, revoke); list shows both, never secrets");
   sub->require_subcommand(1);
-  auto file = std::make_shared<std::string>();
-  auto action = std::make_shared<std::string>();
+  struct Args {
+    std::string file, api_keys, action, name, role = "service", user, id;
+  };
+  auto a = std::make_shared<Args>();
   for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
            {"init", "Make a key file (mode 0600): key 1 and a pseudonym key"},
            {"rotate", "Add a key and make it the active one (old keys stay, so sealed data stays readable)"},
-           {"list", "Key ids and the active one"}}) {
+           {"list", "Encryption key ids and the active one; API keys (id, name, role, user, revoked)"},
+           {"create", "Make an API key: shown once, kept only as an Argon2id hash"},
+           {"revoke", "Revoke an API key by its id"}}) {
     auto* s = sub->add_subcommand(name, help);
-    s->add_option("--key-file", *file, "Key file (default $PERSONA_KEY_FILE or ./persona.key)");
+    s->add_option("--key-file", a->file, "Key file (default $PERSONA_KEY_FILE or ./persona.key)");
+    s->add_option("--api-keys", a->api_keys, "API key file (default $PERSONA_API_KEYS or ./persona-api-keys.json)");
+    if (name == "create") {
+      s->add_option("--name", a->name, "What the key is for")->required();
+      s->add_option("--role", a->role, "admin, analyst, service or user")->check(CLI::IsMember({"admin", "analyst", "service", "user"}));
+      s->add_option("--user", a->user, "The user a user-role key belongs to");
+    }
+    if (name == "revoke") s->add_option("id", a->id, "The API key's id")->required();
     s->fallthrough();  // --json and --quiet belong to `keys`
-    s->callback([action, name = name] { *action = name; });
+    s->callback([a, name = name] { a->action = name; });
   }
-  return {sub, [file, action, &common] {
-            const std::string path = key_file_or_default(*file);
-            privacy::KeyRing keys = *action == "init" ? privacy::KeyRing::create(path) : privacy::KeyRing::load(path);
-            if (*action == "rotate") keys.rotate();
-            if (*action != "list") audit(keys, "keys." + *action, {{"key_file", path}, {"active", keys.active_id()}});
-            const nlohmann::json j = {{"key_file", path}, {"keys", keys.ids()}, {"active", keys.active_id()}};
+  return {sub, [a, &common] {
+            const std::string path = key_file_or_default(a->file);
+            privacy::ApiKeyStore api(a->api_keys.empty() ? privacy::default_api_keys_path() : a->api_keys);
+            auto audited = [&](const std::string& action, const nlohmann::json& details) {
+              try {
+                audit(privacy::KeyRing::resolve(a->file), action, details);
+              } catch (const Error&) {
+              }
+            };
+            if (a->action == "create") {
+              const auto c = api.create(a->name, *privacy::parse_role(a->role), a->user);
+              audited("apikey.create", {{"id", c.key.id}, {"name", c.key.name}, {"role", a->role}, {"user", c.key.user}});
+              if (common.json) print_json({{"id", c.key.id}, {"role", a->role}, {"secret", c.secret}});
+              else fmt::print("{}\n(API key {} for {}: shown once, keep it secret)\n", c.secret, c.key.id, a->role);
+              return 0;
+            }
+            if (a->action == "revoke") {
+              if (!api.revoke(a->id)) throw Error(fmt::format("no API key {}", a->id), {api.path()});
+              audited("apikey.revoke", {{"id", a->id}});
+              if (!common.quiet && !common.json) fmt::print("revoked {}\n", a->id);
+              return 0;
+            }
+            nlohmann::json j = nlohmann::json::object();
+            if (a->action != "list" || std::filesystem::exists(path)) {
+              privacy::KeyRing keys = a->action == "init" ? privacy::KeyRing::create(path) : privacy::KeyRing::load(path);
+              if (a->action == "rotate") keys.rotate();
+              if (a->action != "list") audit(keys, "keys." + a->action, {{"key_file", path}, {"active", keys.active_id()}});
+              j = {{"key_file", path}, {"keys", keys.ids()}, {"active", keys.active_id()}};
+              if (!common.json && !common.quiet)
+                fmt::print("{}: keys {}, active {}{}\n", path, fmt::join(keys.ids(), ", "), keys.active_id(),
+                           a->action == "init" ? " (keep this file secret and backed up: data sealed with it is lost without it)" : "");
+            }
+            if (a->action == "list") {
+              nlohmann::json list = nlohmann::json::array();
+              for (const auto& k : api.list()) {
+                list.push_back({{"id", k.id}, {"name", k.name}, {"role", privacy::role_name(k.role)}, {"user", k.user},
+                                {"created", k.created}, {"revoked", k.revoked}});
+                if (!common.json)
+                  fmt::print("api key {}  {:<8} {}{}{}\n", k.id, privacy::role_name(k.role), k.name, k.user.empty() ? "" : " user " + k.user,
+                             k.revoked ? "  (revoked)" : "");
+              }
+              j["api_keys"] = list;
+            }
             if (common.json) print_json(j);
-            else if (!common.quiet)
-              fmt::print("{}: keys {}, active {}{}\n", path, fmt::join(keys.ids(), ", "), keys.active_id(),
-                         *action == "init" ? " (keep this file secret and backed up: data sealed with it is lost without it)" : "");
             return 0;
           }};
 }

@@ -1,0 +1,195 @@
+#include "persona/privacy/access.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "persona/core/error.h"
+#include "persona/privacy/keys.h"
+
+namespace persona::privacy {
+
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::Admin: return "admin";
+    case Role::Analyst: return "analyst";
+    case Role::Service: return "service";
+    case Role::User: return "user";
+  }
+  return "?";
+}
+
+std::optional<Role> parse_role(std::string_view name) {
+  for (Role r : {Role::Admin, Role::Analyst, Role::Service, Role::User})
+    if (name == role_name(r)) return r;
+  return std::nullopt;
+}
+
+const std::vector<std::string>& role_scopes(Role r) {
+  static const std::vector<std::string> admin = {"*"};
+  static const std::vector<std::string> analyst = {"stats:read", "dp:query", "segments:read", "models:read",
+                                                   "profiles:pseudonymous"};
+  static const std::vector<std::string> service = {"events:write", "items:write", "users:write", "texts:write",
+                                                   "recommend:read", "chat", "profiles:read", "analyze"};
+  static const std::vector<std::string> user = {"profile:self", "recommend:self", "chat:self"};
+  switch (r) {
+    case Role::Admin: return admin;
+    case Role::Analyst: return analyst;
+    case Role::Service: return service;
+    case Role::User: return user;
+  }
+  return user;
+}
+
+bool allows(const ApiKey& key, std::string_view scope, std::string_view subject_user) {
+  if (key.revoked) return false;
+  if (key.role == Role::Admin) return true;
+  const auto& scopes = role_scopes(key.role);
+  if (key.role == Role::User) {
+    // "profile", "recommend", "chat" on the key's own user only.
+    const std::string self = std::string(scope) + ":self";
+    const bool held = std::find(scopes.begin(), scopes.end(), self) != scopes.end() ||
+                      std::find(scopes.begin(), scopes.end(), std::string(scope)) != scopes.end();
+    return held && !key.user.empty() && subject_user == key.user;
+  }
+  return std::find(scopes.begin(), scopes.end(), std::string(scope)) != scopes.end();
+}
+
+Argon2Cost Argon2Cost::interactive() { return {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE}; }
+Argon2Cost Argon2Cost::minimal() { return {crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN}; }
+
+std::string default_api_keys_path() {
+  const char* p = std::getenv("PERSONA_API_KEYS");
+  return p && *p ? p : "persona-api-keys.json";
+}
+
+ApiKeyStore::ApiKeyStore(std::string path, Argon2Cost cost) : path_(std::move(path)), cost_(cost) {
+  sodium_ready();
+  crypto_generichash_keygen(cache_key_);
+}
+
+std::vector<ApiKey> ApiKeyStore::load() const {
+  std::vector<ApiKey> out;
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return out;
+  // Read again only when the file changed (another process may have made or revoked a key). Every
+  // save renames a new file over the old one, so the inode tells; mtimes alone are too coarse.
+  const std::array<int64_t, 4> version = {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_mtim.tv_sec),
+                                           static_cast<int64_t>(st.st_mtim.tv_nsec), static_cast<int64_t>(st.st_size)};
+  if (version == cached_version_) return cached_;
+  std::ifstream in(path_);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    throw Error("the API key file is not valid JSON", {path_});
+  }
+  for (const auto& k : j.at("keys")) {
+    ApiKey a;
+    a.id = k.at("id");
+    a.name = k.value("name", "");
+    const auto role = parse_role(k.at("role").get<std::string>());
+    if (!role) throw Error(fmt::format("API key {} has an unknown role", a.id), {path_});
+    a.role = *role;
+    a.user = k.value("user", "");
+    a.created = k.value("created", int64_t{0});
+    a.revoked = k.value("revoked", false);
+    a.hash = k.at("hash");
+    out.push_back(std::move(a));
+  }
+  cached_ = out;
+  cached_version_ = version;
+  return out;
+}
+
+void ApiKeyStore::save(const std::vector<ApiKey>& keys) const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& k : keys)
+    list.push_back({{"id", k.id}, {"name", k.name}, {"role", role_name(k.role)}, {"user", k.user}, {"created", k.created},
+                    {"revoked", k.revoked}, {"hash", k.hash}});
+  const std::string tmp = path_ + ".tmp";
+  const mode_t old = umask(077);
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << nlohmann::json{{"format", "persona-api-keys-1"}, {"keys", list}}.dump(2) << '\n';
+    if (!out) {
+      umask(old);
+      throw Error("cannot write the API key file", {tmp});
+    }
+  }
+  umask(old);
+  std::filesystem::rename(tmp, path_);
+  cached_version_ = {};  // read again after our own write
+}
+
+ApiKeyStore::Created ApiKeyStore::create(const std::string& name, Role role, const std::string& user) {
+  if (role == Role::User && user.empty()) throw Error("a user key needs the user it belongs to (--user)");
+  std::lock_guard lock(mutex_);
+  auto keys = load();
+  unsigned char id_bytes[6], secret_bytes[32];
+  randombytes_buf(id_bytes, sizeof id_bytes);
+  randombytes_buf(secret_bytes, sizeof secret_bytes);
+  Created c;
+  c.key.id = to_base64(id_bytes, sizeof id_bytes);
+  std::replace(c.key.id.begin(), c.key.id.end(), '_', 'x');  // the id sits between underscores
+  c.key.name = name;
+  c.key.role = role;
+  c.key.user = user;
+  c.key.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  c.secret = "pk_" + c.key.id + "_" + to_base64(secret_bytes, sizeof secret_bytes);
+  sodium_memzero(secret_bytes, sizeof secret_bytes);
+  char hash[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str(hash, c.secret.data(), c.secret.size(), cost_.ops, cost_.memory) != 0)
+    throw Error("not enough memory to hash the API key");
+  c.key.hash = hash;
+  keys.push_back(c.key);
+  save(keys);
+  return c;
+}
+
+std::vector<ApiKey> ApiKeyStore::list() const {
+  std::lock_guard lock(mutex_);
+  return load();
+}
+
+bool ApiKeyStore::revoke(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto keys = load();
+  const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });
+  if (it == keys.end()) return false;
+  it->revoked = true;
+  save(keys);
+  for (auto v = verified_.begin(); v != verified_.end();) v = v->second == id ? verified_.erase(v) : std::next(v);
+  return true;
+}
+
+std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) const {
+  // pk_<id>_<secret>: the id finds the record; the whole string is checked against its hash.
+  if (presented.size() < 10 || presented.size() > 200 || presented.substr(0, 3) != "pk_") return std::nullopt;
+  const auto sep = presented.find('_', 3);
+  if (sep == std::string_view::npos) return std::nullopt;
+  const std::string id(presented.substr(3, sep - 3));
+  unsigned char tag[32];
+  crypto_generichash(tag, sizeof tag, reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), cache_key_,
+                     sizeof cache_key_);
+  const std::string cache_tag(reinterpret_cast<const char*>(tag), sizeof tag);
+  std::lock_guard lock(mutex_);
+  const auto keys = load();
+  const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });
+  if (it == keys.end() || it->revoked) return std::nullopt;
+  if (const auto v = verified_.find(cache_tag); v != verified_.end() && v->second == id) return *it;
+  if (crypto_pwhash_str_verify(it->hash.c_str(), presented.data(), presented.size()) != 0) return std::nullopt;
+  verified_[cache_tag] = id;
+  return *it;
+}
+
+}  // namespace persona::privacy

@@ -1,0 +1,76 @@
+#pragma once
+// API keys with roles and scopes, for the HTTP server (and any caller of the library). A key is
+// shown once, when made ("pk_<id>_<secret>", 256 random bits); only its Argon2id hash is kept
+// (libsodium's crypto_pwhash_str), in a key file of mode 0600. Roles:
+//   admin    everything;
+//   analyst  aggregates and pseudonymous data only (stats, dp, segments, models, pseudonymous profiles);
+//   service  the shop's systems: ingest events, recommendations, chat, profiles;
+//   user     one end user's own data: their profile, recommendations and chat, nobody else's.
+// Verified keys are remembered in memory by a keyed hash of the presented secret, so a busy
+// server pays for Argon2id once per key, not once per request; a revoked key stops at once.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace persona::privacy {
+
+enum class Role { Admin, Analyst, Service, User };
+const char* role_name(Role r);
+std::optional<Role> parse_role(std::string_view name);
+// The scopes a role holds ("*" for admin).
+const std::vector<std::string>& role_scopes(Role r);
+
+struct ApiKey {
+  std::string id, name;
+  Role role = Role::Service;
+  std::string user;   // the user role's own user
+  int64_t created = 0;
+  bool revoked = false;
+  std::string hash;   // Argon2id string (algorithm, parameters, salt, hash)
+};
+
+// May `key` use `scope` on data of `subject_user` ("" when the data is not one user's)?
+bool allows(const ApiKey& key, std::string_view scope, std::string_view subject_user = "");
+
+struct Argon2Cost {
+  unsigned long long ops;
+  size_t memory;
+  static Argon2Cost interactive();  // libsodium's interactive limits (64 MiB)
+  static Argon2Cost minimal();      // for tests only
+};
+
+class ApiKeyStore {
+ public:
+  explicit ApiKeyStore(std::string path, Argon2Cost cost = Argon2Cost::interactive());
+  struct Created {
+    ApiKey key;
+    std::string secret;  // shown once; not kept anywhere
+  };
+  Created create(const std::string& name, Role role, const std::string& user = "");
+  std::vector<ApiKey> list() const;
+  bool revoke(const std::string& id);  // false when unknown
+  // The key a presented secret belongs to, if it is valid and not revoked.
+  std::optional<ApiKey> authenticate(std::string_view presented) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::vector<ApiKey> load() const;
+  void save(const std::vector<ApiKey>& keys) const;
+  std::string path_;
+  Argon2Cost cost_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, std::string> verified_;  // keyed hash of a secret -> key id
+  mutable std::vector<ApiKey> cached_;                    // the file as last read, and its version (inode, time, size)
+  mutable std::array<int64_t, 4> cached_version_{};
+  unsigned char cache_key_[32];
+};
+
+// $PERSONA_API_KEYS, else persona-api-keys.json in the current directory.
+std::string default_api_keys_path();
+
+}  // namespace persona::privacy
