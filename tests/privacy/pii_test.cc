@@ -56,6 +56,7 @@ TEST(Pii, RedactionKeepsTheRest) {
             "Mail [EMAIL] or call [PHONE] about ORD-2025-000123");
   EXPECT_EQ(redact_pii("我的身份证11010519491231002X"), "我的身份证[CN_ID]");
   EXPECT_EQ(redact_pii("nothing here"), "nothing here");
+  EXPECT_EQ(redact_pii("x@y.co13812345678"), "[EMAIL][PHONE]") << "a number glued to an email";
   EXPECT_EQ(redact_pii(""), "");
   // Invalid UTF-8 and odd bytes do not trip it.
   EXPECT_EQ(redact_pii(std::string("\xff\xfe a@b.co")), std::string("\xff\xfe [EMAIL]"));

@@ -148,7 +148,8 @@ std::vector<PiiFinding> find_pii(std::string_view text) {
   return found;
 }
 
-std::string redact_pii(std::string_view text) {
+namespace {
+std::string redact_once(std::string_view text) {
   std::string out;
   size_t at = 0;
   for (const auto& f : find_pii(text)) {
@@ -159,6 +160,15 @@ std::string redact_pii(std::string_view text) {
     at = f.end;
   }
   out.append(text.substr(at));
+  return out;
+}
+}  // namespace
+
+std::string redact_pii(std::string_view text) {
+  // Again until nothing is found: a number glued to an email ("a@b.co13812345678") stands alone
+  // once the email is a placeholder.
+  std::string out = redact_once(text);
+  for (int pass = 0; pass < 4 && !find_pii(out).empty(); ++pass) out = redact_once(out);
   return out;
 }
 
