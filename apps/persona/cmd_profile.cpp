@@ -1,10 +1,13 @@
 // persona profile build | update | show | export | schema, and persona segments.
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/privacy/crypto.h"
 #include "persona/core/error.h"
 #include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
@@ -14,7 +17,8 @@ namespace persona::cli {
 namespace {
 
 struct ProfileArgs {
-  std::string store, config, models, as_of, user, out, format = "jsonl", preset, file;
+  std::string store, config, models, as_of, user, out, format = "jsonl", preset, file, key_file;
+  bool pseudonyms = false;
   int k = -1;
 };
 
@@ -126,6 +130,8 @@ Command add_profile(CLI::App& app, Common& common) {
   store_options(exp);
   exp->add_option("-o,--out", args->out, "Output file (default: stdout)");
   exp->add_option("--format", args->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}));
+  exp->add_flag("--pseudonyms", args->pseudonyms, "User ids as keyed pseudonyms (needs the key: --key-file or PERSONA_KEY_FILE)");
+  exp->add_option("--key-file", args->key_file, "Key file for --pseudonyms");
   auto* schema = sub->add_subcommand("schema", "The profile's features: name, type, unit, description");
   schema->fallthrough();
   auto* rfm = sub->add_subcommand("rfm", "RFM table straight from files (read, clean, score; no store): task R2");
@@ -199,7 +205,13 @@ Command add_profile(CLI::App& app, Common& common) {
               file.open(args->out, std::ios::binary);
               if (!file) throw Error("cannot write the export", {args->out});
             }
-            const size_t n = pipeline::export_profiles(*store, args->format, args->out.empty() ? std::cout : file);
+            std::function<std::string(const std::string&)> rename;
+            std::optional<privacy::KeyRing> keys;
+            if (args->pseudonyms) {
+              keys = privacy::KeyRing::resolve(args->key_file);
+              rename = [&keys](const std::string& id) { return privacy::pseudonym(*keys, id); };
+            }
+            const size_t n = pipeline::export_profiles(*store, args->format, args->out.empty() ? std::cout : file, rename);
             if (!args->out.empty() && !common.quiet) fmt::print(stderr, "wrote {} profiles to {}\n", n, args->out);
             return 0;
           }};

@@ -98,6 +98,14 @@ TEST(PrivacyCli, KeysSealAuditAndDp) {
   ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.file("shop"), "-q"}).exit_code, 0);
   const std::string config = dir.file("shop") + "/shop.toml";
   ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  // Profiles exported for analysts carry pseudonyms, not ids.
+  ASSERT_EQ(run_persona({"profile", "build", "--config", config, "-q"}).exit_code, 0);
+  r = run_persona({"profile", "export", "--config", config, "--format", "csv", "--pseudonyms", "--key-file", key});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("U000001"), std::string::npos);
+  EXPECT_NE(r.out.find(p["U1"].get<std::string>().substr(0, 2)), std::string::npos);
+  const auto pseudonym_of_first = json_of(run_persona({"pseudonym", "U000001", "--key-file", key, "--json"}, 60, env));
+  EXPECT_NE(r.out.find(pseudonym_of_first["U000001"].get<std::string>()), std::string::npos);
   ASSERT_EQ(run_persona({"dp", "budget", "--config", config, "--analyst", "ana", "--set", "0.5"}, 60, env).exit_code, 0);
   const auto c = json_of(run_persona({"dp", "count", "--config", config, "--analyst", "ana", "-e", "0.3", "--json"}, 60, env));
   EXPECT_NEAR(c["result"]["value"].get<double>(), 300, 60) << "300 users, Laplace scale 3.3";

@@ -330,7 +330,8 @@ void write_rfm_csv(const std::vector<profile::UserProfile>& profiles, std::ostre
   if (!out) throw Error("cannot write the RFM table");
 }
 
-size_t export_profiles(store::Store& store, const std::string& format, std::ostream& out) {
+size_t export_profiles(store::Store& store, const std::string& format, std::ostream& out,
+                       const std::function<std::string(const std::string&)>& user_id) {
   if (format != "jsonl" && format != "csv") throw Error(fmt::format("unknown export format \"{}\"", format), {}, "use csv or jsonl");
   size_t n = 0;
   const auto& schema = profile::feature_schema();
@@ -338,8 +339,9 @@ size_t export_profiles(store::Store& store, const std::string& format, std::ostr
     for (size_t i = 0; i < schema.size(); ++i) out << (i ? "," : "") << schema[i].name;
     out << '\n';
   }
-  for (const auto& p : load_profiles(store)) {
+  for (auto p : load_profiles(store)) {
     ++n;
+    if (user_id) p.user = user_id(p.user);
     if (format == "jsonl") {
       out << p.to_json().dump() << '\n';
       continue;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <ostream>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -64,6 +65,8 @@ FileProfiles profiles_from_sources(const Config& config, std::optional<int64_t> 
 void write_rfm_csv(const std::vector<profile::UserProfile>& profiles, std::ostream& out);
 
 // Writes every stored profile as JSON Lines (the full profile) or CSV (the schema's columns).
-size_t export_profiles(store::Store& store, const std::string& format, std::ostream& out);
+// `user_id`, when given, replaces each user's id (pseudonyms for analysts' exports).
+size_t export_profiles(store::Store& store, const std::string& format, std::ostream& out,
+                       const std::function<std::string(const std::string&)>& user_id = {});
 
 }  // namespace persona::pipeline
