@@ -22,6 +22,7 @@
 #include "persona/core/model.h"
 #include "persona/privacy/kanonymity.h"
 #include "persona/privacy/pii.h"
+#include "persona/text/normalize.h"
 
 namespace persona::cli {
 namespace {
@@ -555,7 +556,8 @@ Command add_redact(CLI::App& app, Common& common) {
                               j["precision"].get<double>(), j["recall"].get<double>(), all[1], all[2]);
               return 0;
             }
-            auto one = [&](const std::string& text) {
+            auto one = [&](const std::string& raw) {
+              const std::string text = text::repair_utf8(raw);  // invalid UTF-8 is repaired, not fatal
               if (common.json) {
                 nlohmann::json found = nlohmann::json::array();
                 for (const auto& f : privacy::find_pii(text))
