@@ -28,35 +28,17 @@ namespace persona::cli {
 namespace {
 
 struct AnonymizeArgs {
-  std::string file, out, columns, qi, numeric, drop, sensitive, delimiter = ",";
-  std::vector<std::string> hierarchies;  // column=FILE
+  std::string file, out, sensitive, delimiter = ",";
+  std::vector<std::string> columns, qi, numeric, drop;  // comma-separated on the command line
+  std::vector<std::string> hierarchies;                 // column=FILE
   int k = 5, l = 1;
   size_t suppress = 0;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at <= s.size() && !s.empty()) {
-    const size_t comma = s.find(',', at);
-    out.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  return out;
-}
 
 std::string trim(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
   return std::string(v);
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 }  // namespace
@@ -66,15 +48,15 @@ Command add_anonymize(CLI::App& app, Common& common) {
   auto a = std::make_shared<AnonymizeArgs>();
   sub->add_option("file", a->file, "CSV file (gzip or not)")->required();
   sub->add_option("-k,--k-anonymity", a->k, "Every released class has at least k rows")->check(CLI::Range(1, 1000000));
-  sub->add_option("--qi", a->qi, "Quasi-identifier columns, comma-separated")->required();
-  sub->add_option("--numeric", a->numeric, "Which of them are numeric (generalised to ranges)");
+  sub->add_option("--qi", a->qi, "Quasi-identifier columns, comma-separated")->required()->delimiter(',');
+  sub->add_option("--numeric", a->numeric, "Which of them are numeric (generalised to ranges)")->delimiter(',');
   sub->add_option("--hierarchy", a->hierarchies, "COLUMN=FILE: a generalisation hierarchy (repeatable; default: flat)");
   sub->add_option("--suppress", a->suppress, "Rows that may be withheld (the rarest values first)");
   sub->add_option("--sensitive", a->sensitive, "A sensitive column for distinct l-diversity");
   sub->add_option("-l,--l-diversity", a->l, "Distinct sensitive values every class keeps")->check(CLI::Range(1, 1000));
-  sub->add_option("--columns", a->columns, "Column names when the file has no header line, comma-separated");
+  sub->add_option("--columns", a->columns, "Column names when the file has no header line, comma-separated")->delimiter(',');
   sub->add_option("--delimiter", a->delimiter, "Field delimiter");
-  sub->add_option("--drop", a->drop, "Columns left out of the release (direct identifiers)");
+  sub->add_option("--drop", a->drop, "Columns left out of the release (direct identifiers)")->delimiter(',');
   sub->add_option("-o,--out", a->out, "The release (CSV); default: no file, the summary only");
   return {sub, [a, &common] {
             const auto t0 = std::chrono::steady_clock::now();
@@ -82,7 +64,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
             csv.delimiter = a->delimiter;
             csv.header = a->columns.empty();
             io::CsvReader reader(a->file, csv);
-            std::vector<std::string> names = a->columns.empty() ? reader.columns() : split_list(a->columns);
+            std::vector<std::string> names = a->columns.empty() ? reader.columns() : a->columns;
             for (auto& n : names) n = trim(n);
             auto column = [&](const std::string& name, const char* what) {
               const auto it = std::find(names.begin(), names.end(), name);
@@ -111,7 +93,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
               }
               table.push_back(std::move(row));
             }
-            const auto numeric = split_list(a->numeric);
+            const auto& numeric = a->numeric;
             std::map<std::string, std::string> hierarchy_files;
             for (const auto& h : a->hierarchies) {
               const auto eq = h.find('=');
@@ -121,7 +103,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
             std::vector<privacy::QuasiIdentifier> qis;
             std::vector<size_t> qi_columns;
             std::vector<std::string> warnings;
-            for (const auto& name : split_list(a->qi)) {
+            for (const auto& name : a->qi) {
               privacy::QuasiIdentifier q;
               q.column = name;
               q.numeric = std::find(numeric.begin(), numeric.end(), name) != numeric.end();
@@ -158,11 +140,11 @@ Command add_anonymize(CLI::App& app, Common& common) {
             if (!a->out.empty()) {
               std::ofstream out(a->out, std::ios::binary);
               if (!out) throw Error("cannot write the release", {a->out});
-              const auto dropped = split_list(a->drop);
+              const auto& dropped = a->drop;
               std::vector<size_t> keep;
               for (size_t c = 0; c < names.size(); ++c)
                 if (std::find(dropped.begin(), dropped.end(), names[c]) == dropped.end()) keep.push_back(c);
-              for (size_t i = 0; i < keep.size(); ++i) out << (i ? "," : "") << csv_field(names[keep[i]]);
+              for (size_t i = 0; i < keep.size(); ++i) out << (i ? "," : "") << io::csv_field(names[keep[i]]);
               out << '\n';
               for (size_t row = 0; row < table.size(); ++row) {
                 if (result.suppressed[row]) continue;
@@ -170,7 +152,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
                   const auto q = std::find(qi_columns.begin(), qi_columns.end(), keep[i]);
                   const std::string& v = q == qi_columns.end() ? table[row][keep[i]]
                                                                : result.generalised[row][static_cast<size_t>(q - qi_columns.begin())];
-                  out << (i ? "," : "") << csv_field(v);
+                  out << (i ? "," : "") << io::csv_field(v);
                 }
                 out << '\n';
               }
@@ -203,10 +185,16 @@ void audit(const privacy::KeyRing& keys, const std::string& action, const nlohma
   privacy::AuditLog(privacy::default_audit_log_path(), keys).append("cli", action, details);
 }
 
-std::string key_file_or_default(const std::string& given) {
-  if (!given.empty()) return given;
-  const char* env = std::getenv("PERSONA_KEY_FILE");
-  return env && *env ? env : "persona.key";
+// Audited when keys are at hand (statistics and API keys do not need them otherwise); a failure
+// to write the entry is still an error.
+void audit_if_keys(const std::string& action, const nlohmann::json& details, const std::string& key_file = "") {
+  std::optional<privacy::KeyRing> keys;
+  try {
+    keys = privacy::KeyRing::resolve(key_file);
+  } catch (const Error&) {
+    return;
+  }
+  audit(*keys, action, details);
 }
 
 }  // namespace
@@ -237,24 +225,18 @@ Command add_keys(CLI::App& app, Common& common) {
     s->callback([a, name = name] { a->action = name; });
   }
   return {sub, [a, &common] {
-            const std::string path = key_file_or_default(a->file);
+            const std::string path = privacy::key_file_path(a->file);
             privacy::ApiKeyStore api(a->api_keys.empty() ? privacy::default_api_keys_path() : a->api_keys);
-            auto audited = [&](const std::string& action, const nlohmann::json& details) {
-              try {
-                audit(privacy::KeyRing::resolve(a->file), action, details);
-              } catch (const Error&) {
-              }
-            };
             if (a->action == "create") {
               const auto c = api.create(a->name, *privacy::parse_role(a->role), a->user);
-              audited("apikey.create", {{"id", c.key.id}, {"name", c.key.name}, {"role", a->role}, {"user", c.key.user}});
+              audit_if_keys("apikey.create", {{"id", c.key.id}, {"name", c.key.name}, {"role", a->role}, {"user", c.key.user}}, a->file);
               if (common.json) print_json({{"id", c.key.id}, {"role", a->role}, {"secret", c.secret}});
               else fmt::print("{}\n(API key {} for {}: shown once, keep it secret)\n", c.secret, c.key.id, a->role);
               return 0;
             }
             if (a->action == "revoke") {
               if (!api.revoke(a->id)) throw Error(fmt::format("no API key {}", a->id), {api.path()});
-              audited("apikey.revoke", {{"id", a->id}});
+              audit_if_keys("apikey.revoke", {{"id", a->id}}, a->file);
               if (!common.quiet && !common.json) fmt::print("revoked {}\n", a->id);
               return 0;
             }
@@ -372,14 +354,6 @@ struct DpArgs {
   double epsilon = 0.1, upper = 0, resolution = 0.01, q = 0.5, set = -1;
   int bins = 100, max_per_user = 1;
 };
-
-// Audited when keys are at hand; statistics do not need keys otherwise.
-void audit_if_keys(const std::string& action, const nlohmann::json& details) {
-  try {
-    audit(privacy::KeyRing::resolve(), action, details);
-  } catch (const Error&) {
-  }
-}
 
 }  // namespace
 
@@ -515,45 +489,10 @@ Command add_redact(CLI::App& app, Common& common) {
   sub->add_option("--eval", *eval, "A labelled JSON Lines set ({\"text\", \"pii\": [{\"kind\", \"value\"}]}): precision and recall");
   return {sub, [texts, eval, &common] {
             if (!eval->empty()) {
-              std::ifstream in(*eval);
-              if (!in) throw Error("cannot read the labelled set", {*eval});
-              std::map<std::string, std::array<int64_t, 3>> by_kind;  // true positives, false positives, false negatives
-              int64_t line_no = 0, cases = 0;
-              for (std::string line; std::getline(in, line);) {
-                ++line_no;
-                if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-                nlohmann::json c;
-                try {
-                  c = nlohmann::json::parse(line);
-                } catch (const nlohmann::json::exception&) {
-                  throw Error("not a JSON case", {*eval, line_no});
-                }
-                ++cases;
-                const std::string text = c.value("text", "");
-                std::vector<std::pair<std::string, std::string>> truth;
-                for (const auto& p : c.value("pii", nlohmann::json::array())) truth.emplace_back(p.at("kind"), p.at("value"));
-                for (const auto& f : privacy::find_pii(text)) {
-                  const std::pair<std::string, std::string> got{privacy::pii_kind_name(f.kind), text.substr(f.begin, f.end - f.begin)};
-                  const auto it = std::find(truth.begin(), truth.end(), got);
-                  if (it != truth.end()) ++by_kind[got.first][0], truth.erase(it);
-                  else ++by_kind[got.first][1];
-                }
-                for (const auto& t : truth) ++by_kind[t.first][2];
-              }
-              nlohmann::json kinds = nlohmann::json::object();
-              std::array<int64_t, 3> all{};
-              auto ratio = [](int64_t a, int64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 1.0; };
-              for (const auto& [kind, n] : by_kind) {
-                kinds[kind] = {{"precision", ratio(n[0], n[0] + n[1])}, {"recall", ratio(n[0], n[0] + n[2])}, {"found", n[0]},
-                               {"false_positives", n[1]}, {"missed", n[2]}};
-                for (int i = 0; i < 3; ++i) all[static_cast<size_t>(i)] += n[static_cast<size_t>(i)];
-              }
-              const nlohmann::json j = {{"cases", cases}, {"precision", ratio(all[0], all[0] + all[1])},
-                                        {"recall", ratio(all[0], all[0] + all[2])}, {"false_positives", all[1]},
-                                        {"missed", all[2]}, {"by_kind", kinds}};
-              if (common.json) print_json(j);
-              else fmt::print("{} cases: precision {:.4f}, recall {:.4f} ({} false positives, {} missed)\n", cases,
-                              j["precision"].get<double>(), j["recall"].get<double>(), all[1], all[2]);
+              const auto e = privacy::evaluate_pii(*eval);
+              if (common.json) print_json(e.to_json());
+              else fmt::print("{} cases: precision {:.4f}, recall {:.4f} ({} false positives, {} missed)\n", e.cases,
+                              e.precision(), e.recall(), e.false_positives(), e.missed());
               return 0;
             }
             auto one = [&](const std::string& raw) {

@@ -95,7 +95,9 @@ TEST(TextClassifier, TunedLinearOffersABlendOfItsSolvers) {
   }
   EXPECT_EQ(solvers.size(), 3u);  // Crammer-Singer, logistic regression and the SVM: one each
   EXPECT_EQ(report.chosen, c.model().kind());
-  if (report.chosen == "ensemble") EXPECT_DOUBLE_EQ(report.validation_macro_f1, blend->macro_f1);
+  if (report.chosen == "ensemble") {
+    EXPECT_DOUBLE_EQ(report.validation_macro_f1, blend->macro_f1);
+  }
   test::TempDir dir;
   c.save(dir.file("tuned.model"), "intent");
   const auto loaded = TextClassifier::load(dir.file("tuned.model"));
@@ -191,6 +193,29 @@ TEST(TextClassifier, OutOfScopeTextsAreRightWhenWithheld) {
   const double t = choose_unknown_threshold(truth, p, 2);
   EXPECT_GT(t, 0.5);
   EXPECT_LE(t, 0.9);
+}
+
+// With out-of-scope examples the threshold keeps a margin: the least confident 1% of right
+// in-scope answers fall below it, whatever the out-of-scope rows and the wrong answers say.
+TEST(TextClassifier, OpenSetMarginWithholdsTheLeastConfidentRightAnswers) {
+  std::vector<int> truth;
+  std::vector<TextPrediction> p;
+  for (int i = 0; i < 200; ++i) {
+    truth.push_back(0);
+    TextPrediction x;
+    x.best = 0;
+    x.confidence = 0.5 + i * 0.0025;  // 0.5 .. 0.9975
+    p.push_back(x);
+  }
+  TextPrediction wrong;
+  wrong.best = 1;
+  wrong.confidence = 0.01;
+  truth.push_back(0), p.push_back(wrong);            // a wrong answer does not count
+  TextPrediction oos = wrong;
+  oos.best = 2;
+  truth.push_back(2), p.push_back(oos);              // nor does an out-of-scope text
+  EXPECT_DOUBLE_EQ(open_set_margin(truth, p, 2), 0.5 + 2 * 0.0025);  // the 3rd lowest of 200 right ones
+  EXPECT_DOUBLE_EQ(open_set_margin({2}, {oos}, 2), 0.0) << "no right in-scope answer: no margin";
 }
 
 TEST(TextClassifier, OutOfScopeClassAnswersUnknown) {

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <fstream>
 
+#include "persona/core/error.h"
 #include "persona/privacy/pii.h"
+#include "support/test_support.h"
 
 namespace persona::privacy {
 namespace {
@@ -67,25 +69,29 @@ TEST(Pii, RedactionKeepsTheRest) {
 
 // The labelled set (bench/pii_cases.py): every kind in English and Chinese, and hard negatives.
 TEST(Pii, TheLabelledSet) {
-  std::ifstream in(std::string(PERSONA_SOURCE_DIR) + "/tests/data/pii_cases.jsonl");
-  ASSERT_TRUE(in.good());
-  int found = 0, wrong = 0, missed = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto c = nlohmann::json::parse(line);
-    const std::string text = c["text"];
-    std::vector<std::pair<std::string, std::string>> truth;
-    for (const auto& p : c["pii"]) truth.emplace_back(p["kind"], p["value"]);
-    for (const auto& f : find_pii(text)) {
-      const auto it = std::find(truth.begin(), truth.end(), std::pair<std::string, std::string>{pii_kind_name(f.kind), text.substr(f.begin, f.end - f.begin)});
-      if (it == truth.end()) ++wrong, ADD_FAILURE() << "false positive in: " << text;
-      else ++found, truth.erase(it);
-    }
-    missed += static_cast<int>(truth.size());
-    for (const auto& t : truth) ADD_FAILURE() << "missed " << t.first << " " << t.second << " in: " << text;
-  }
-  EXPECT_GT(found, 200);
-  EXPECT_EQ(wrong, 0);
-  EXPECT_EQ(missed, 0);
+  const auto e = evaluate_pii(std::string(PERSONA_SOURCE_DIR) + "/tests/data/pii_cases.jsonl");
+  for (const auto& m : e.mistakes) ADD_FAILURE() << m;
+  EXPECT_GT(e.right(), 200);
+  EXPECT_EQ(e.false_positives(), 0);
+  EXPECT_EQ(e.missed(), 0);
+  EXPECT_EQ(e.cases, 380);
+}
+
+// Evaluation counts what it should: a wrong kind is a false positive and a miss.
+TEST(Pii, EvaluationCountsRightWrongAndMissed) {
+  test::TempDir dir;
+  test::write_file(dir.file("cases.jsonl"),
+                   "{\"text\": \"mail a@b.co\", \"pii\": [{\"kind\": \"email\", \"value\": \"a@b.co\"}]}\n"
+                   "{\"text\": \"call 13812345678\", \"pii\": [{\"kind\": \"email\", \"value\": \"13812345678\"}]}\n\n");
+  const auto e = evaluate_pii(dir.file("cases.jsonl"));
+  EXPECT_EQ(e.cases, 2);
+  EXPECT_EQ(e.right(), 1);
+  EXPECT_EQ(e.false_positives(), 1);
+  EXPECT_EQ(e.missed(), 1);
+  EXPECT_DOUBLE_EQ(e.precision(), 0.5);
+  EXPECT_EQ(e.mistakes.size(), 2u);
+  test::write_file(dir.file("bad.jsonl"), "not json\n");
+  EXPECT_THROW(evaluate_pii(dir.file("bad.jsonl")), Error);
 }
 
 }  // namespace

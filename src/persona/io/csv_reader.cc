@@ -316,4 +316,11 @@ bool CsvReader::next(Record& record) {
   return true;
 }
 
+std::string csv_field(std::string_view value) {
+  if (value.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(value);
+  std::string q = "\"";
+  for (char c : value) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 }  // namespace persona::io

@@ -22,6 +22,9 @@ struct CsvOptions {
   size_t max_record_bytes = 1 << 20;  // a longer record is rejected (and skipped), not loaded
 };
 
+// A value as one CSV field: quoted (quotes doubled) when it holds a comma, quote or line break.
+std::string csv_field(std::string_view value);
+
 class CsvReader final : public RecordReader {
  public:
   CsvReader(std::unique_ptr<ByteSource> source, CsvOptions options = {});

@@ -12,6 +12,7 @@
 #include "persona/core/error.h"
 #include "persona/demand/propensity.h"
 #include "persona/demand/text_analysis.h"
+#include "persona/io/csv_reader.h"
 #include "persona/ml/tabular.h"
 #include "persona/ml/text_classifier.h"
 #include "persona/pipeline/run.h"
@@ -118,13 +119,6 @@ std::function<void(const std::function<void(const Text&)>&)> texts_of(store::Sto
       fn(t);
     });
   };
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 }  // namespace
@@ -325,7 +319,7 @@ void write_rfm_csv(const std::vector<profile::UserProfile>& profiles, std::ostre
   out << "user,recency_days,frequency,monetary,r_score,f_score,m_score,rfm_segment\n";
   for (const auto& p : profiles)
     if (p.recency_days)
-      out << fmt::format("{},{},{},{:.2f},{},{},{},{}\n", csv_field(p.user), *p.recency_days, p.frequency, p.monetary, p.r_score,
+      out << fmt::format("{},{},{},{:.2f},{},{},{},{}\n", io::csv_field(p.user), *p.recency_days, p.frequency, p.monetary, p.r_score,
                          p.f_score, p.m_score, p.rfm_segment);
   if (!out) throw Error("cannot write the RFM table");
 }
@@ -350,7 +344,7 @@ size_t export_profiles(store::Store& store, const std::string& format, std::ostr
       const auto v = schema[i].get(p);
       if (i) out << ',';
       if (const auto* d = std::get_if<double>(&v)) out << fmt::format("{}", *d);
-      else if (const auto* s = std::get_if<std::string>(&v)) out << csv_field(*s);
+      else if (const auto* s = std::get_if<std::string>(&v)) out << io::csv_field(*s);
     }
     out << '\n';
   }

@@ -40,7 +40,7 @@ const std::vector<std::string>& role_scopes(Role r) {
                                                    "profiles:pseudonymous"};
   static const std::vector<std::string> service = {"events:write", "items:write", "users:write", "texts:write",
                                                    "recommend:read", "chat", "profiles:read", "analyze"};
-  static const std::vector<std::string> user = {"profile:self", "recommend:self", "chat:self"};
+  static const std::vector<std::string> user = {"profile", "recommend", "chat"};  // on the key's own user
   switch (r) {
     case Role::Admin: return admin;
     case Role::Analyst: return analyst;
@@ -54,14 +54,8 @@ bool allows(const ApiKey& key, std::string_view scope, std::string_view subject_
   if (key.revoked) return false;
   if (key.role == Role::Admin) return true;
   const auto& scopes = role_scopes(key.role);
-  if (key.role == Role::User) {
-    // "profile", "recommend", "chat" on the key's own user only.
-    const std::string self = std::string(scope) + ":self";
-    const bool held = std::find(scopes.begin(), scopes.end(), self) != scopes.end() ||
-                      std::find(scopes.begin(), scopes.end(), std::string(scope)) != scopes.end();
-    return held && !key.user.empty() && subject_user == key.user;
-  }
-  return std::find(scopes.begin(), scopes.end(), std::string(scope)) != scopes.end();
+  const bool held = std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
+  return key.role == Role::User ? held && !key.user.empty() && subject_user == key.user : held;
 }
 
 Argon2Cost Argon2Cost::interactive() { return {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE}; }

@@ -42,23 +42,33 @@ int common_ancestor(const Data& d, size_t q, const Rows& rows) {
   return a;
 }
 
-// How much of its domain a quasi-identifier spans in these rows (0: one value).
-double width(const Data& d, size_t q, const Rows& rows) {
+// A quasi-identifier generalised as far as these rows need: the range of a numeric one (the whole
+// domain when a value is missing), the lowest common ancestor of a categorical one, and what that
+// costs in NCP (0..1). The cost is also how much of its domain the quasi-identifier spans here,
+// which decides where Mondrian splits.
+struct Generalisation {
+  double lo = INFINITY, hi = -INFINITY;
+  bool missing = false;
+  int ancestor = -1;
+  double cost = 0;
+};
+
+Generalisation generalise(const Data& d, size_t q, const Rows& rows) {
+  Generalisation g;
   if (d.qis[q].numeric) {
-    double lo = INFINITY, hi = -INFINITY;
-    bool missing = false;
     for (auto r : rows) {
       const double v = d.number[q][r];
-      if (std::isnan(v)) missing = true;
-      else lo = std::min(lo, v), hi = std::max(hi, v);
+      if (std::isnan(v)) g.missing = true;
+      else g.lo = std::min(g.lo, v), g.hi = std::max(g.hi, v);
     }
-    if (missing) return lo <= hi || rows.size() > 1 ? 1.0 + 1e-9 : 0.0;
     const double range = d.high[q] - d.low[q];
-    return range > 0 ? (hi - lo) / range : 0.0;
+    g.cost = g.missing ? 1.0 : range > 0 ? (g.hi - g.lo) / range : 0.0;
+    return g;
   }
   const auto& h = d.qis[q].hierarchy;
-  const int a = common_ancestor(d, q, rows);
-  return h.is_leaf(a) ? 0.0 : static_cast<double>(h.leaves_under(a)) / static_cast<double>(h.leaf_count());
+  g.ancestor = common_ancestor(d, q, rows);
+  g.cost = h.is_leaf(g.ancestor) ? 0.0 : static_cast<double>(h.leaves_under(g.ancestor)) / static_cast<double>(h.leaf_count());
+  return g;
 }
 
 // The cut nearest the median that leaves both sides acceptable (missing values go right).
@@ -193,7 +203,7 @@ KAnonymityResult k_anonymize(const std::vector<std::vector<std::string>>& table,
     stack.pop_back();
     std::vector<std::pair<double, size_t>> dims;
     for (size_t q = 0; q < qis.size(); ++q)
-      if (const double w = width(d, q, rows); w > 0) dims.emplace_back(w, q);
+      if (const double w = generalise(d, q, rows).cost; w > 0) dims.emplace_back(w, q);
     std::sort(dims.begin(), dims.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
     std::vector<Rows> parts;
     for (const auto& [w, q] : dims) {
@@ -213,30 +223,11 @@ KAnonymityResult k_anonymize(const std::vector<std::vector<std::string>>& table,
   for (const auto& rows : classes) {
     std::vector<std::string> values(qis.size());
     for (size_t q = 0; q < qis.size(); ++q) {
-      double cost = 0;
-      if (qis[q].numeric) {
-        double lo = INFINITY, hi = -INFINITY;
-        bool missing = false;
-        for (auto r : rows) {
-          const double v = d.number[q][r];
-          if (std::isnan(v)) missing = true;
-          else lo = std::min(lo, v), hi = std::max(hi, v);
-        }
-        if (missing) {
-          values[q] = "*";
-          cost = 1;
-        } else {
-          values[q] = lo == hi ? format_number(lo) : format_number(lo) + "-" + format_number(hi);
-          const double range = d.high[q] - d.low[q];
-          cost = range > 0 ? (hi - lo) / range : 0;
-        }
-      } else {
-        const auto& h = qis[q].hierarchy;
-        const int a = common_ancestor(d, q, rows);
-        values[q] = h.name(a);
-        cost = h.is_leaf(a) ? 0 : static_cast<double>(h.leaves_under(a)) / static_cast<double>(h.leaf_count());
-      }
-      result.ncp_by_qi[q] += cost * static_cast<double>(rows.size());
+      const auto g = generalise(d, q, rows);
+      if (!qis[q].numeric) values[q] = qis[q].hierarchy.name(g.ancestor);
+      else if (g.missing) values[q] = "*";
+      else values[q] = g.lo == g.hi ? format_number(g.lo) : format_number(g.lo) + "-" + format_number(g.hi);
+      result.ncp_by_qi[q] += g.cost * static_cast<double>(rows.size());
     }
     for (auto r : rows) result.generalised[r] = values;
     released[values] += rows.size();

@@ -145,9 +145,14 @@ std::optional<KeyRing> KeyRing::from_environment() {
   return ring;
 }
 
+std::string key_file_path(const std::string& given) {
+  if (!given.empty()) return given;
+  const char* env = std::getenv("PERSONA_KEY_FILE");
+  return env && *env ? env : "persona.key";
+}
+
 KeyRing KeyRing::resolve(const std::string& key_file) {
-  if (!key_file.empty()) return load(key_file);
-  if (const char* f = std::getenv("PERSONA_KEY_FILE"); f && *f) return load(f);
+  if (const char* f = std::getenv("PERSONA_KEY_FILE"); !key_file.empty() || (f && *f)) return load(key_file_path(key_file));
   if (auto env = from_environment()) return *env;
   if (std::filesystem::exists("persona.key")) return load("persona.key");
   throw Error("no key: give --key-file, set PERSONA_KEY_FILE or PERSONA_MASTER_KEY, or make ./persona.key", {},

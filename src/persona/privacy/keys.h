@@ -60,6 +60,9 @@ class KeyRing {
   std::string path_;  // "" when from the environment
 };
 
+// The key file a command means: --key-file when given, else $PERSONA_KEY_FILE, else ./persona.key.
+std::string key_file_path(const std::string& given = "");
+
 // libsodium's initialisation (idempotent; throws if the library cannot start).
 void sodium_ready();
 std::string to_base64(const unsigned char* data, size_t size);

@@ -5,6 +5,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "persona/core/error.h"
 
 namespace persona::privacy {
 namespace {
@@ -172,6 +177,70 @@ std::string redact_pii(std::string_view text) {
   std::string out = redact_once(text);
   while (!find_pii(out).empty()) out = redact_once(out);
   return out;
+}
+
+namespace {
+int64_t column_sum(const PiiEvaluation& e, size_t column) {
+  int64_t n = 0;
+  for (const auto& [kind, counts] : e.by_kind) n += counts[column];
+  return n;
+}
+double ratio(int64_t a, int64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 1.0; }
+}  // namespace
+
+int64_t PiiEvaluation::right() const { return column_sum(*this, 0); }
+int64_t PiiEvaluation::false_positives() const { return column_sum(*this, 1); }
+int64_t PiiEvaluation::missed() const { return column_sum(*this, 2); }
+double PiiEvaluation::precision() const { return ratio(right(), right() + false_positives()); }
+double PiiEvaluation::recall() const { return ratio(right(), right() + missed()); }
+
+nlohmann::json PiiEvaluation::to_json() const {
+  nlohmann::json kinds = nlohmann::json::object();
+  for (const auto& [kind, n] : by_kind)
+    kinds[kind] = {{"precision", ratio(n[0], n[0] + n[1])}, {"recall", ratio(n[0], n[0] + n[2])}, {"found", n[0]},
+                   {"false_positives", n[1]}, {"missed", n[2]}};
+  return {{"cases", cases}, {"precision", precision()}, {"recall", recall()}, {"false_positives", false_positives()},
+          {"missed", missed()}, {"by_kind", kinds}};
+}
+
+PiiEvaluation evaluate_pii(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read the labelled set", {path});
+  PiiEvaluation e;
+  auto mistake = [&](std::string what) {
+    if (e.mistakes.size() < 100) e.mistakes.push_back(std::move(what));
+  };
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json c;
+    try {
+      c = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      throw Error("not a JSON case", {path, line_no});
+    }
+    ++e.cases;
+    const std::string text = c.value("text", "");
+    std::vector<std::pair<std::string, std::string>> truth;
+    for (const auto& p : c.value("pii", nlohmann::json::array())) truth.emplace_back(p.at("kind"), p.at("value"));
+    for (const auto& f : find_pii(text)) {
+      const std::pair<std::string, std::string> got{pii_kind_name(f.kind), text.substr(f.begin, f.end - f.begin)};
+      const auto it = std::find(truth.begin(), truth.end(), got);
+      if (it != truth.end()) {
+        ++e.by_kind[got.first][0];
+        truth.erase(it);
+      } else {
+        ++e.by_kind[got.first][1];
+        mistake(fmt::format("line {}: false positive {} \"{}\" in: {}", line_no, got.first, got.second, text));
+      }
+    }
+    for (const auto& t : truth) {
+      ++e.by_kind[t.first][2];
+      mistake(fmt::format("line {}: missed {} \"{}\" in: {}", line_no, t.first, t.second, text));
+    }
+  }
+  return e;
 }
 
 }  // namespace persona::privacy

@@ -5,9 +5,14 @@
 // Numbers that only look alike (order ids, prices, dates, quantities) are not personal data:
 // each finding is validated, not just pattern-matched. Redaction replaces each finding with a
 // placeholder naming its kind ("[EMAIL]"), so a redacted text still reads naturally.
+#include <array>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace persona::privacy {
 
@@ -23,6 +28,19 @@ struct PiiFinding {
 std::vector<PiiFinding> find_pii(std::string_view text);
 // The text with each finding replaced by "[EMAIL]", "[PHONE]", "[CN_ID]", "[BANK_CARD]", "[IP]".
 std::string redact_pii(std::string_view text);
+
+// Precision and recall on labelled cases, JSON Lines of {"text", "pii": [{"kind", "value"}]}: a
+// finding is right when its kind and exact text match a label.
+struct PiiEvaluation {
+  int64_t cases = 0;
+  std::map<std::string, std::array<int64_t, 3>> by_kind;  // per kind: right, false positives, missed
+  std::vector<std::string> mistakes;                      // the first 100, with their text
+  int64_t right() const, false_positives() const, missed() const;
+  double precision() const, recall() const;
+  nlohmann::json to_json() const;
+};
+// Throws persona::Error naming the file (and line) when it cannot be read or a case is not JSON.
+PiiEvaluation evaluate_pii(const std::string& path);
 
 // The validators, exposed for tests: the GB 11643 check digit of an 18-character resident id,
 // and the Luhn checksum of a digit string.
