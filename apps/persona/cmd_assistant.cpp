@@ -243,7 +243,7 @@ Command add_kg(CLI::App& app, Common& common) {
               if (!a->catalogue && a->triples.empty() && a->crosswoz.empty())
                 throw CLI::RequiredError("--catalogue, --triples or --crosswoz");
               const auto t0 = std::chrono::steady_clock::now();
-              auto store = store::open_sqlite_store(store_path);
+              auto store = open_store(store_path);
               assistant::KnowledgeGraph g;
               nlohmann::json sources = nlohmann::json::object();
               if (a->catalogue) {

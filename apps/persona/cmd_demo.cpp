@@ -133,7 +133,7 @@ Command add_demo(CLI::App& app, Common& common) {
             const auto store_path = config.resolve(config.store_path);
             for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(store_path + suffix);
             if (!common.json) fmt::print("2/6 ingesting and cleaning into {} ...\n", store_path);
-            auto store = store::open_sqlite_store(store_path);
+            auto store = open_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (!common.json) {
               for (const auto& s : report.sources) print_source_report(s);

@@ -47,7 +47,7 @@ Command add_ingest(CLI::App& app, Common& common) {
             auto config = config_from(args->config, args->preset, args->files, args->store);
             if (!args->rejects.empty()) config.reject_log = args->rejects;
             if (args->batch_rows) config.batch_rows = args->batch_rows;
-            auto store = store::open_sqlite_store(config.resolve(config.store_path));
+            auto store = open_store(config.resolve(config.store_path));
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (common.json) {
               print_json(report.to_json());

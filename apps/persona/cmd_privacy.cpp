@@ -14,7 +14,10 @@
 
 #include "commands.h"
 #include "persona/core/error.h"
+#include "persona/demand/text_analysis.h"
 #include "persona/io/csv_reader.h"
+#include "persona/pipeline/config.h"
+#include "persona/pipeline/erasure.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
@@ -203,12 +206,13 @@ Command add_keys(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("keys", "Encryption keys (init, rotate) and API keys (create, revoke); list shows both, never secrets");
   sub->require_subcommand(1);
   struct Args {
-    std::string file, api_keys, action, name, role = "service", user, id;
+    std::string file, api_keys, action, name, role = "service", user, id, store;
   };
   auto a = std::make_shared<Args>();
   for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
            {"init", "Make a key file (mode 0600): key 1 and a pseudonym key"},
-           {"rotate", "Add a key and make it the active one (old keys stay, so sealed data stays readable)"},
+           {"rotate", "Add a key and make it the active one (old keys stay, so sealed data stays readable); --store re-seals a store"},
+           {"reseal", "Seal a store's sensitive values with the active key (old keys' values, and plain ones)"},
            {"list", "Encryption key ids and the active one; API keys (id, name, role, user, revoked)"},
            {"create", "Make an API key: shown once, kept only as an Argon2id hash"},
            {"revoke", "Revoke an API key by its id"}}) {
@@ -221,6 +225,8 @@ Command add_keys(CLI::App& app, Common& common) {
       s->add_option("--user", a->user, "The user a user-role key belongs to");
     }
     if (name == "revoke") s->add_option("id", a->id, "The API key's id")->required();
+    if (name == "rotate") s->add_option("--store", a->store, "Store to re-seal with the new key");
+    if (name == "reseal") s->add_option("-s,--store", a->store, "Store file")->required();
     s->fallthrough();  // --json and --quiet belong to `keys`
     s->callback([a, name = name] { a->action = name; });
   }
@@ -229,7 +235,11 @@ Command add_keys(CLI::App& app, Common& common) {
             privacy::ApiKeyStore api(a->api_keys.empty() ? privacy::default_api_keys_path() : a->api_keys);
             if (a->action == "create") {
               const auto c = api.create(a->name, *privacy::parse_role(a->role), a->user);
-              audit_if_keys("apikey.create", {{"id", c.key.id}, {"name", c.key.name}, {"role", a->role}, {"user", c.key.user}}, a->file);
+              // The audit log outlives erasures: a user-role key's owner is recorded as a keyed receipt id.
+              if (auto keys = privacy::KeyRing::discover(a->file))
+                audit(*keys, "apikey.create",
+                      {{"id", c.key.id}, {"name", c.key.name}, {"role", a->role},
+                       {"user", c.key.user.empty() ? "" : privacy::erasure_receipt(*keys, c.key.user)}});
               if (common.json) print_json({{"id", c.key.id}, {"role", a->role}, {"secret", c.secret}});
               else fmt::print("{}\n(API key {} for {}: shown once, keep it secret)\n", c.secret, c.key.id, a->role);
               return 0;
@@ -244,8 +254,16 @@ Command add_keys(CLI::App& app, Common& common) {
             if (a->action != "list" || std::filesystem::exists(path)) {
               privacy::KeyRing keys = a->action == "init" ? privacy::KeyRing::create(path) : privacy::KeyRing::load(path);
               if (a->action == "rotate") keys.rotate();
-              if (a->action != "list") audit(keys, "keys." + a->action, {{"key_file", path}, {"active", keys.active_id()}});
               j = {{"key_file", path}, {"keys", keys.ids()}, {"active", keys.active_id()}};
+              if (!a->store.empty()) {
+                // Reads go on meanwhile: old keys stay in the ring until every value is re-sealed.
+                auto store = open_existing_store(a->store, path);
+                j["store"] = a->store;
+                j["resealed"] = store->reseal();
+                if (!common.json && !common.quiet)
+                  fmt::print("{}: {} values sealed with key {}\n", a->store, j["resealed"].get<int64_t>(), keys.active_id());
+              }
+              if (a->action != "list") audit(keys, "keys." + a->action, j);
               if (!common.json && !common.quiet)
                 fmt::print("{}: keys {}, active {}{}\n", path, fmt::join(keys.ids(), ", "), keys.active_id(),
                            a->action == "init" ? " (keep this file secret and backed up: data sealed with it is lost without it)" : "");
@@ -510,6 +528,52 @@ Command add_redact(CLI::App& app, Common& common) {
               for (const auto& t : *texts) one(t);
             } else {
               for (std::string line; std::getline(std::cin, line);) one(line);
+            }
+            return 0;
+          }};
+}
+
+Command add_erase(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand(
+      "erase", "The right to be forgotten: a user's data out of the store, reject log, exports, API keys and models");
+  struct Args {
+    std::string user, store, config, models, key_file, api_keys, reject_log;
+    bool no_retrain = false;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("user", a->user, "External user id")->required();
+  sub->add_option("-s,--store", a->store, "Store file");
+  sub->add_option("-c,--config", a->config, "Config file (its store and reject log)");
+  sub->add_option("--models", a->models, "Model directory (default $PERSONA_MODELS or ./models)");
+  sub->add_option("--reject-log", a->reject_log, "Reject log file (default the config's, or <store>.rejects.jsonl)");
+  sub->add_option("--key-file", a->key_file, "Key file (default $PERSONA_KEY_FILE, PERSONA_MASTER_KEY or ./persona.key)");
+  sub->add_option("--api-keys", a->api_keys, "API key file (default $PERSONA_API_KEYS or ./persona-api-keys.json)");
+  sub->add_flag("--no-retrain", a->no_retrain, "Remove a recommender that knows the user instead of retraining it");
+  return {sub, [a, &common] {
+            const std::string store_path = store_path_from(a->store, a->config);
+            std::string reject_log = a->reject_log;
+            if (reject_log.empty())
+              reject_log = a->config.empty() ? store_path + ".rejects.jsonl" : pipeline::load_config(a->config).reject_log_path();
+            const auto keys = privacy::KeyRing::discover(a->key_file);
+            auto store = open_existing_store(store_path, a->key_file);
+            pipeline::ErasureOptions options;
+            options.reject_log = reject_log;
+            options.models_dir = demand::models_dir_from(a->models);
+            options.keys = keys ? &*keys : nullptr;
+            options.api_keys = a->api_keys.empty() ? privacy::default_api_keys_path() : a->api_keys;
+            options.retrain = !a->no_retrain;
+            const auto report = pipeline::erase_user(*store, a->user, options);
+            if (common.json) {
+              print_json(report.to_json());
+            } else if (!common.quiet) {
+              if (!report.found) fmt::print("the store does not know this user; files were still searched\n");
+              fmt::print("erased: {} events, {} texts, {} profiles, {} reject rows, {} API keys\n", report.events, report.texts,
+                         report.profiles, report.rejects, report.api_keys);
+              for (const auto& f : report.files_rewritten) fmt::print("rewritten without them: {}\n", f);
+              for (const auto& f : report.models_retrained) fmt::print("retrained without them: {}\n", f);
+              for (const auto& f : report.models_removed) fmt::print("removed (it knew them; train it again): {}\n", f);
+              if (report.receipt.empty()) fmt::print("no key at hand: no receipt in the audit log\n");
+              else fmt::print("receipt {} in the audit log\n", report.receipt);
             }
             return 0;
           }};

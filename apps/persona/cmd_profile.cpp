@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
 #include "persona/core/error.h"
 #include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
+#include "persona/pipeline/erasure.h"
 #include "persona/pipeline/profiles.h"
 
 namespace persona::cli {
@@ -18,7 +20,7 @@ namespace {
 
 struct ProfileArgs {
   std::string store, config, models, as_of, user, out, format = "jsonl", preset, file, key_file;
-  bool pseudonyms = false;
+  bool pseudonyms = false, real_ids = false;
   int k = -1;
 };
 
@@ -130,8 +132,10 @@ Command add_profile(CLI::App& app, Common& common) {
   store_options(exp);
   exp->add_option("-o,--out", args->out, "Output file (default: stdout)");
   exp->add_option("--format", args->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}));
-  exp->add_flag("--pseudonyms", args->pseudonyms, "User ids as keyed pseudonyms (needs the key: --key-file or PERSONA_KEY_FILE)");
-  exp->add_option("--key-file", args->key_file, "Key file for --pseudonyms");
+  exp->add_flag("--pseudonyms", args->pseudonyms,
+                "User ids as keyed pseudonyms (the default whenever a key is at hand; with this flag, an error without one)");
+  exp->add_flag("--real-ids", args->real_ids, "Real user ids (recorded in the audit log)")->excludes("--pseudonyms");
+  exp->add_option("--key-file", args->key_file, "Key file (default $PERSONA_KEY_FILE, PERSONA_MASTER_KEY or ./persona.key)");
   auto* schema = sub->add_subcommand("schema", "The profile's features: name, type, unit, description");
   schema->fallthrough();
   auto* rfm = sub->add_subcommand("rfm", "RFM table straight from files (read, clean, score; no store): task R2");
@@ -172,7 +176,7 @@ Command add_profile(CLI::App& app, Common& common) {
                            result.rows_read, result.seconds);
               return 0;
             }
-            auto store = open_existing_store(store_path_from(args->store, args->config));
+            auto store = open_existing_store(store_path_from(args->store, args->config), args->key_file);
             const auto config = profile_config(*args);
             if (build->parsed() || update->parsed()) {
               const auto models = demand::models_dir_from(args->models);
@@ -205,13 +209,21 @@ Command add_profile(CLI::App& app, Common& common) {
               file.open(args->out, std::ios::binary);
               if (!file) throw Error("cannot write the export", {args->out});
             }
+            // Exports carry pseudonyms; real ids only when asked for, and then on the record.
             std::function<std::string(const std::string&)> rename;
-            std::optional<privacy::KeyRing> keys;
-            if (args->pseudonyms) {
-              keys = privacy::KeyRing::resolve(args->key_file);
+            std::optional<privacy::KeyRing> keys =
+                args->pseudonyms ? privacy::KeyRing::resolve(args->key_file) : privacy::KeyRing::discover(args->key_file);
+            if (!args->real_ids) {
+              if (!keys)
+                throw Error("exports carry pseudonymous user ids, and no key is at hand to make them", {},
+                            "make one with `persona keys init`, or give --real-ids to export real ids");
               rename = [&keys](const std::string& id) { return privacy::pseudonym(*keys, id); };
             }
             const size_t n = pipeline::export_profiles(*store, args->format, args->out.empty() ? std::cout : file, rename);
+            const nlohmann::json details = {{"what", "profiles"}, {"path", args->out.empty() ? "-" : args->out},
+                                            {"users", n}, {"ids", args->real_ids ? "real" : "pseudonyms"}};
+            if (keys) privacy::AuditLog(privacy::default_audit_log_path(), *keys).append("cli", "export", details);
+            if (!args->out.empty()) pipeline::register_export(*store, args->out, details);
             if (!args->out.empty() && !common.quiet) fmt::print(stderr, "wrote {} profiles to {}\n", n, args->out);
             return 0;
           }};

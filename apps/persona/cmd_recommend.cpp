@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/pipeline/erasure.h"
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/pipeline/config.h"
@@ -209,6 +210,7 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
     if (!a->lists.empty()) {
       lists.open(a->lists);
       if (!lists) throw Error("cannot write", {a->lists});
+      pipeline::register_export(*store, a->lists, {{"what", "evaluation lists"}, {"ids", "real"}});
     }
     nlohmann::json results = nlohmann::json::array();
     auto run = [&](const recommend::MethodSpec& m, const std::string& role) {
@@ -268,9 +270,12 @@ Command add_recommend(CLI::App& app, Common& common) {
   return {sub, [a, &common] {
             const auto model = recommend::RecommendModel::load(model_path_from(*a));
             auto store = open_existing_store(store_path_from(a->store, a->config));
-            const auto history = model.history(store->events_of({a->user}));
+            // Without consent to personalisation the user is served as a stranger: what is popular.
+            const bool personal = store->consent(a->user).personalisation;
+            const auto history = personal ? model.history(store->events_of({a->user})) : recommend::Row{};
             recommend::RecommendRequest q;
-            if (const auto profile = store->profile(a->user)) q.segment = nlohmann::json::parse(*profile).value("segment", -1);
+            if (const auto profile = personal ? store->profile(a->user) : std::nullopt)
+              q.segment = nlohmann::json::parse(*profile).value("segment", -1);
             q.k = a->k;
             q.exclude_seen = a->exclude;
             q.category = a->category;
@@ -283,7 +288,7 @@ Command add_recommend(CLI::App& app, Common& common) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : recs)
                 j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}});
-              print_json({{"user", a->user}, {"history_items", history.size()}, {"segment", q.segment},
+              print_json({{"user", a->user}, {"personalised", personal}, {"history_items", history.size()}, {"segment", q.segment},
                           {"method", model.recommender().params()},
                           {"recommendations", j}});
               return 0;

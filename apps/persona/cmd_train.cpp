@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/pipeline/erasure.h"
 #include "persona/core/error.h"
 #include "persona/core/time.h"
 #include "persona/demand/forecast.h"
@@ -619,6 +620,8 @@ Command add_predict(CLI::App& app, Common& common) {
               out << "user,probability\n";
               for (size_t i : order) out << events.user_ids[static_cast<size_t>(set.users[i])] << ',' << p[i] << '\n';
               if (!out) throw Error("cannot write", {args->out});
+              // Scores go to the people who act on them, by id; erasure finds the file again.
+              pipeline::register_export(*store, args->out, {{"what", "propensity scores"}, {"users", p.size()}, {"ids", "real"}});
             }
             nlohmann::json top = nlohmann::json::array();
             for (size_t k = 0; k < order.size() && k < args->top; ++k)

@@ -55,6 +55,7 @@ Command add_seal(CLI::App& app, Common& common);
 Command add_audit(CLI::App& app, Common& common);
 Command add_dp(CLI::App& app, Common& common);
 Command add_redact(CLI::App& app, Common& common);
+Command add_erase(CLI::App& app, Common& common);
 // `train recommend` and `eval recommend`, registered by train and eval.
 void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& runners, Common& common);
 Runner add_eval_recommend(CLI::App* eval, Common& common);
@@ -70,7 +71,11 @@ nlohmann::json stats_json(const store::DatasetStats& stats);
 int64_t parse_date(const std::string& text, const char* option);
 // "persona.db" from --store, else from --config's [store], else ./persona.db.
 std::string store_path_from(const std::string& store, const std::string& config);
-// Opens a store that must exist already (a clear error otherwise).
-std::unique_ptr<store::Store> open_existing_store(const std::string& path);
+// Opens (creating when absent) a store with the key ring at hand, if any: --key-file when given,
+// else $PERSONA_KEY_FILE, PERSONA_MASTER_KEY or ./persona.key. With a key, sensitive columns are
+// sealed; a sealed store without one can be counted but not read or written.
+std::unique_ptr<store::Store> open_store(const std::string& path, const std::string& key_file = "");
+// The same for a store that must exist already (a clear error otherwise).
+std::unique_ptr<store::Store> open_existing_store(const std::string& path, const std::string& key_file = "");
 
 }  // namespace persona::cli

@@ -17,7 +17,7 @@ using test::json_of;
 using test::run_persona;
 
 std::map<std::string, nlohmann::json> exported(const std::string& store) {
-  auto r = run_persona({"profile", "export", "--store", store, "--format", "jsonl"});
+  auto r = run_persona({"profile", "export", "--store", store, "--format", "jsonl", "--real-ids"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, nlohmann::json> out;
   std::istringstream in(r.out);
@@ -88,7 +88,11 @@ TEST(ProfileCli, UpdateAfterNewEventsEqualsARebuild) {
   EXPECT_EQ(seg["users"], updated.size());
   auto schema = json_of(run_persona({"profile", "schema", "--json"}));
   EXPECT_EQ(schema[0]["name"], "user");
-  auto csv = run_persona({"profile", "export", "--store", a, "--format", "csv", "-o", dir.file("p.csv")});
+  // Exports carry pseudonyms: without a key, real ids only when asked for.
+  auto refused = run_persona({"profile", "export", "--store", a, "--format", "csv", "-o", dir.file("p.csv")});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("--real-ids"), std::string::npos) << refused.err;
+  auto csv = run_persona({"profile", "export", "--store", a, "--format", "csv", "--real-ids", "-o", dir.file("p.csv")});
   EXPECT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(test::read_file(dir.file("p.csv")).rfind("user,recency_days", 0), 0u);
 }

@@ -167,7 +167,7 @@ class DiskFullStore : public store::Store {
   std::vector<double> numeric_values(const std::string& field) override { return inner_->numeric_values(field); }
   void put_meta(const std::string& key, const nlohmann::json& value) override { inner_->put_meta(key, value); }
   std::optional<nlohmann::json> get_meta(const std::string& key) override { return inner_->get_meta(key); }
-  store::EventColumns events() override { return inner_->events(); }
+  store::EventColumns events(store::Use use) override { return inner_->events(use); }
   store::EventColumns events_of(const std::vector<std::string>& users) override { return inner_->events_of(users); }
   store::ChangeMark change_mark() override { return inner_->change_mark(); }
   std::vector<std::string> users_changed_since(const store::ChangeMark& m) override { return inner_->users_changed_since(m); }
@@ -178,7 +178,14 @@ class DiskFullStore : public store::Store {
   void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
     inner_->for_each_profile(fn);
   }
-  void for_each_text(const std::function<void(const Text&)>& fn) override { inner_->for_each_text(fn); }
+  void for_each_text(store::Use use, const std::function<void(const Text&)>& fn) override {
+    inner_->for_each_text(use, fn);
+  }
+  store::Consent consent(const std::string& user) override { return inner_->consent(user); }
+  std::vector<std::string> users_refusing(store::Use use) override { return inner_->users_refusing(use); }
+  store::Erasure erase_user(const std::string& user) override { return inner_->erase_user(user); }
+  int64_t reseal() override { return inner_->reseal(); }
+  bool sealed() override { return inner_->sealed(); }
   std::vector<std::string> unavailable_items() override { return inner_->unavailable_items(); }
   void put_graph(const store::Graph& g) override { inner_->put_graph(g); }
   std::vector<Item> items() override { return inner_->items(); }

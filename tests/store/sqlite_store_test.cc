@@ -35,7 +35,7 @@ Batch sample_batch(int first_line, int n) {
 TEST(SqliteStore, ItemAvailabilityIsKeptUntilTold) {
   test::TempDir dir;
   auto store = open_sqlite_store(dir.file("a.db"));
-  EXPECT_EQ(store->schema_version(), 5);
+  EXPECT_EQ(store->schema_version(), 6);
   const auto ingest = store->begin_ingest("items", "i.jsonl", "hash", "map");
   Batch b;
   for (const char* id : {"in", "out", "unknown"}) b.items.push_back({id, "t", "c", "", "", 1.0});
@@ -67,12 +67,13 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
     ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE items DROP COLUMN aliases; DROP TABLE kg_triples; DROP TABLE kg_entities; "
                                  "ALTER TABLE items DROP COLUMN available; "
                                  "DROP TABLE profiles; DROP INDEX texts_user; "
-                                 "PRAGMA user_version=1", nullptr, nullptr, nullptr),
+                                 "ALTER TABLE users DROP COLUMN consent_personalisation; "
+                                 "ALTER TABLE users DROP COLUMN consent_analytics; PRAGMA user_version=1", nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
   auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), 5);
+  EXPECT_EQ(store->schema_version(), 6);
   EXPECT_EQ(store->stats(3).events, 30);
   store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}}, true);
   EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
@@ -94,7 +95,7 @@ TEST(SqliteStore, FreshStoreHasTheCurrentSchemaAndReopens) {
   const auto path = dir.file("p.db");
   {
     auto store = open_sqlite_store(path);
-    EXPECT_EQ(store->schema_version(), 5);
+    EXPECT_EQ(store->schema_version(), 6);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});

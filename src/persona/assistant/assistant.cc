@@ -429,7 +429,10 @@ std::optional<Reply> Assistant::personal(Session& s, const std::string& q, const
     recommend::RecommendRequest req;
     req.k = 3;
     req.exclude_items = knowledge_.store->unavailable_items();
-    const auto recs = knowledge_.recommender->recommend(knowledge_.recommender->history(events), req);
+    // Without consent to personalisation: what is popular, not what their history suggests.
+    const bool personal = knowledge_.store->consent(s.user).personalisation;
+    const auto recs = knowledge_.recommender->recommend(
+        personal ? knowledge_.recommender->history(events) : recommend::Row{}, req);
     r.intent = "recommend";
     std::string list;
     for (const auto& x : recs) {

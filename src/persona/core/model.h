@@ -47,6 +47,8 @@ struct User {
   std::string gender, region;
   std::optional<int64_t> signup_time;
   std::vector<std::pair<std::string, std::string>> attributes;  // free-form: member level, channel, ...
+  // Consent to the two uses of a person's data (unknown: given; see docs/privacy.md).
+  std::optional<bool> consent_personalisation, consent_analytics;
 };
 
 struct Item {

@@ -116,9 +116,9 @@ static std::optional<bool> parse_bool(std::string_view s) {
   s = trim(s);
   std::string lower(s);
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* yes : {"true", "yes", "y", "1", "t", "in_stock", "是", "有货", "在售"})
+  for (const char* yes : {"true", "yes", "y", "1", "t", "in_stock", "是", "有货", "在售", "同意"})
     if (lower == yes) return true;
-  for (const char* no : {"false", "no", "n", "0", "f", "out_of_stock", "否", "缺货", "停售"})
+  for (const char* no : {"false", "no", "n", "0", "f", "out_of_stock", "否", "缺货", "停售", "不同意", "拒绝"})
     if (lower == no) return false;
   return std::nullopt;
 }
@@ -224,6 +224,8 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
         else if (name == "gender") u.gender = text;
         else if (name == "region") u.region = text;
         else if (name == "signup_time") u.signup_time = v.time;
+        else if (name == "consent_personalisation") u.consent_personalisation = v.number != 0;
+        else if (name == "consent_analytics") u.consent_analytics = v.number != 0;
         else if (slots_[i].field == user_attribute_field()) u.attributes.emplace_back(name.substr(kAttributePrefix.size()), text);
         break;
       }

@@ -113,12 +113,42 @@ void write_profiles(store::Store& store, const std::vector<profile::UserProfile>
 std::function<void(const std::function<void(const Text&)>&)> texts_of(store::Store& store, const std::set<std::string>* only,
                                                                        size_t* count) {
   return [&store, only, count](const std::function<void(const Text&)>& fn) {
-    store.for_each_text([&](const Text& t) {
+    store.for_each_text(store::Use::Personalisation, [&](const Text& t) {
       if (only && !only->count(t.user)) return;
       ++*count;
       fn(t);
     });
   };
+}
+
+std::set<std::string> refusing(store::Store& store, store::Use use) {
+  const auto users = store.users_refusing(use);
+  return {users.begin(), users.end()};
+}
+
+// Profiles exist only for users who consent to personalisation; segments are fitted only on
+// those who also consent to analytics (the others are assigned to the nearest one).
+std::vector<profile::UserProfile> consenting_profiles(std::vector<profile::UserProfile> profiles,
+                                                      const std::set<std::string>& refusing_personalisation) {
+  profiles.erase(std::remove_if(profiles.begin(), profiles.end(),
+                                [&](const profile::UserProfile& p) { return refusing_personalisation.count(p.user) > 0; }),
+                 profiles.end());
+  return profiles;
+}
+
+profile::SegmentModel fit_segments(store::Store& store, std::vector<profile::UserProfile>& profiles,
+                                   const profile::SegmentOptions& options) {
+  const auto out = refusing(store, store::Use::Analytics);
+  const auto mid = std::stable_partition(profiles.begin(), profiles.end(),
+                                         [&](const profile::UserProfile& p) { return out.count(p.user) == 0; });
+  std::vector<profile::UserProfile> outside(std::make_move_iterator(mid), std::make_move_iterator(profiles.end()));
+  profiles.erase(mid, profiles.end());
+  auto segments = profile::segment_profiles(profiles, options);
+  for (auto& p : outside) {
+    p.segment = segments.assign(p);
+    profiles.push_back(std::move(p));
+  }
+  return segments;
 }
 
 }  // namespace
@@ -136,7 +166,7 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   const auto t0 = std::chrono::steady_clock::now();
   const auto rules = profile::compile_tag_rules(config.tags);
   const auto mark = store.change_mark();
-  const auto events = store.events();
+  const auto events = store.events(store::Use::Personalisation);
   ProfileRunReport report;
   report.mode = "build";
   report.as_of = as_of.value_or(profile::default_as_of(events));
@@ -146,9 +176,9 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   models.ensure_keyword_index(store);
   profile::ProfileBuilder builder(profile::Catalogue::from_events(events), config.options, models.scorers());
   report.events_after_as_of = builder.apply_store(events, texts_of(store, nullptr, &report.texts), report.as_of);
-  auto profiles = builder.profiles(report.as_of);
+  auto profiles = consenting_profiles(builder.profiles(report.as_of), refusing(store, store::Use::Personalisation));
   profile::apply_tags(rules, profiles);
-  const auto segments = profile::segment_profiles(profiles, config.segments);
+  const auto segments = fit_segments(store, profiles, config.segments);
   write_profiles(store, profiles, true);
   store.put_meta(kBuildMeta, {{"as_of", report.as_of}, {"as_of_given", as_of.has_value()}, {"mark", mark.to_json()},
                               {"options", config.options.to_json()}, {"catalogue", builder.catalogue().to_json()}});
@@ -170,7 +200,21 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
   if (!meta || !seg_meta) throw Error("no profiles in the store yet", {}, "run `persona profile build` first");
   const auto since = store::ChangeMark::from_json(meta->at("mark"));
   const auto mark = store.change_mark();
-  const auto changed = store.users_changed_since(since);
+  const auto no_personalisation = refusing(store, store::Use::Personalisation);
+  auto changed = store.users_changed_since(since);
+  changed.erase(std::remove_if(changed.begin(), changed.end(),
+                               [&](const std::string& u) { return no_personalisation.count(u) > 0; }),
+                changed.end());
+  // Someone withdrew consent since: their profile goes, which only a rebuild does.
+  bool withdrawn = false;
+  store.for_each_profile([&](const std::string& user, const std::string&) {
+    withdrawn = withdrawn || no_personalisation.count(user) > 0;
+  });
+  if (withdrawn) {
+    auto r = build_profiles(store, config, models_dir);
+    r.mode = "rebuild";
+    return r;
+  }
   const int64_t as_of = meta->at("as_of").get<int64_t>();
   const auto events = store.events_of(changed);
   // A new event on or after as_of moves it: every time-relative feature changes.
@@ -333,7 +377,10 @@ size_t export_profiles(store::Store& store, const std::string& format, std::ostr
     for (size_t i = 0; i < schema.size(); ++i) out << (i ? "," : "") << schema[i].name;
     out << '\n';
   }
+  // An export is analytics: users who refuse it are left out.
+  const auto no_analytics = refusing(store, store::Use::Analytics);
   for (auto p : load_profiles(store)) {
+    if (no_analytics.count(p.user)) continue;
     ++n;
     if (user_id) p.user = user_id(p.user);
     if (format == "jsonl") {

@@ -15,6 +15,7 @@
 #include "persona/io/jsonl_reader.h"
 #include "persona/io/threaded_reader.h"
 #include "persona/prep/normaliser.h"
+#include "persona/privacy/pii.h"
 
 namespace persona::pipeline {
 
@@ -204,12 +205,12 @@ void RejectLogWriter::write(std::string_view source, std::string_view file, int6
     buffer_ += ",\"field\":";
     append_json_string(buffer_, row.field);
     buffer_ += ",\"value\":";
-    append_json_string(buffer_, row.value);
+    append_json_string(buffer_, privacy::redact_pii(row.value));
   }
   buffer_ += ",\"reason\":";
   append_json_string(buffer_, row.reason);
   buffer_ += ",\"row\":";
-  append_json_string(buffer_, raw);
+  append_json_string(buffer_, privacy::redact_pii(raw));
   buffer_ += "}\n";
   if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
     throw Error(fmt::format("cannot write the reject log: {}", std::strerror(errno)), {path_});
@@ -232,8 +233,10 @@ void append_csv_field(std::string& out, std::string_view field) {
   out += '"';
 }
 
+// The reject log keeps the row for whoever fixes the data, but never a person's PII in clear.
 store::RejectRow reject_row(const io::Record& record, const prep::RowVerdict& verdict) {
-  return {record.line, verdict.rule, verdict.field, verdict.value, verdict.reason, std::string(record.raw), verdict.flagged};
+  return {record.line,    verdict.rule, verdict.field, privacy::redact_pii(verdict.value), verdict.reason,
+          privacy::redact_pii(record.raw), verdict.flagged};
 }
 }  // namespace
 
@@ -380,7 +383,10 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
       if (r.user) batch.users.push_back(std::move(*r.user));
       if (r.item) batch.items.push_back(std::move(*r.item));
       if (r.event) batch.events.emplace_back(record.line, std::move(*r.event));
-      if (r.text) batch.texts.emplace_back(record.line, std::move(*r.text));
+      if (r.text) {
+        r.text->body = privacy::redact_pii(r.text->body);  // texts are stored for analytics: no PII
+        batch.texts.emplace_back(record.line, std::move(*r.text));
+      }
     }
     last_line = record.line;
     if (++rows_in_batch >= batch_rows) flush();

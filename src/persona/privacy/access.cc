@@ -166,6 +166,21 @@ bool ApiKeyStore::revoke(const std::string& id) {
   return true;
 }
 
+size_t ApiKeyStore::forget_user(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  auto keys = load();
+  const auto before = keys.size();
+  std::vector<std::string> gone;
+  for (const auto& k : keys)
+    if (!user.empty() && k.user == user) gone.push_back(k.id);
+  if (gone.empty()) return 0;
+  keys.erase(std::remove_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.user == user; }), keys.end());
+  save(keys);
+  for (auto v = verified_.begin(); v != verified_.end();)
+    v = std::find(gone.begin(), gone.end(), v->second) != gone.end() ? verified_.erase(v) : std::next(v);
+  return before - keys.size();
+}
+
 std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) const {
   // pk_<id>_<secret>: the id finds the record; the whole string is checked against its hash.
   if (presented.size() < 10 || presented.size() > 200 || presented.substr(0, 3) != "pk_") return std::nullopt;

@@ -54,6 +54,9 @@ class ApiKeyStore {
   Created create(const std::string& name, Role role, const std::string& user = "");
   std::vector<ApiKey> list() const;
   bool revoke(const std::string& id);  // false when unknown
+  // Erasure: the keys bound to a user are deleted outright (revoked records would keep the id).
+  // Returns how many.
+  size_t forget_user(const std::string& user);
   // The key a presented secret belongs to, if it is valid and not revoked.
   std::optional<ApiKey> authenticate(std::string_view presented) const;
   const std::string& path() const { return path_; }

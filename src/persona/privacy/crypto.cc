@@ -189,4 +189,23 @@ std::string pseudonym(const KeyRing& keys, std::string_view external_id) {
   return out;
 }
 
+std::string erasure_receipt(const KeyRing& keys, std::string_view external_id, uint32_t key_id) {
+  sodium_ready();
+  if (key_id == 0) key_id = keys.active_id();
+  const SecretKey key = keys.derive(key_id, "erasercp");
+  unsigned char hash[16];
+  crypto_generichash(hash, sizeof hash, reinterpret_cast<const unsigned char*>(external_id.data()), external_id.size(),
+                     key.data(), key.size());
+  char hex[sizeof hash * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+  return fmt::format("e{}_{}", key_id, hex);
+}
+
+bool is_sealed_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string magic(kFileMagic.size(), '\0');
+  in.read(magic.data(), static_cast<std::streamsize>(magic.size()));
+  return in.gcount() == static_cast<std::streamsize>(magic.size()) && magic == kFileMagic;
+}
+
 }  // namespace persona::privacy

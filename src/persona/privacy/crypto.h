@@ -36,4 +36,12 @@ size_t open_file(const KeyRing& keys, const std::string& in_path, const std::str
 // "p_" and 26 base32 characters (128 bits of keyed BLAKE2b).
 std::string pseudonym(const KeyRing& keys, std::string_view external_id);
 
+// The id an erasure receipt carries: "e<key id>_" and 32 hex digits of BLAKE2b keyed with its own
+// subkey of the active master key. Neither the id nor its pseudonym, so the audit log does not
+// keep the person; a key holder asked "was X erased?" recomputes it.
+std::string erasure_receipt(const KeyRing& keys, std::string_view external_id, uint32_t key_id = 0);
+
+// Whether a file starts like a sealed file (seal_file's output).
+bool is_sealed_file(const std::string& path);
+
 }  // namespace persona::privacy

@@ -159,6 +159,13 @@ KeyRing KeyRing::resolve(const std::string& key_file) {
               "persona keys init --key-file persona.key");
 }
 
+std::optional<KeyRing> KeyRing::discover(const std::string& key_file) {
+  const char* f = std::getenv("PERSONA_KEY_FILE");
+  if (!key_file.empty() || (f && *f) || std::getenv("PERSONA_MASTER_KEY") || std::filesystem::exists("persona.key"))
+    return resolve(key_file);
+  return std::nullopt;
+}
+
 uint32_t KeyRing::rotate() {
   sodium_ready();
   const uint32_t id = keys_.empty() ? 1 : keys_.rbegin()->first + 1;

@@ -40,6 +40,9 @@ class KeyRing {
   // --key-file when given, else $PERSONA_KEY_FILE, else the environment's keys, else
   // ./persona.key when it exists; a clear error (saying how to make one) otherwise.
   static KeyRing resolve(const std::string& key_file = "");
+  // The same search, but none found is not an error: the ring that commands on a store use when
+  // one is at hand (a store sealed with a key then needs it; a plain one works without).
+  static std::optional<KeyRing> discover(const std::string& key_file = "");
 
   // Adds a key and makes it the active one (saved at once when the ring came from a file).
   uint32_t rotate();

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,9 @@
 
 #include "persona/core/error.h"
 #include "persona/core/id_map.h"
+#include "persona/privacy/crypto.h"
+#include "persona/privacy/keys.h"
+#include "persona/privacy/pii.h"
 #include "persona/store/store.h"
 
 namespace persona::store {
@@ -74,7 +78,53 @@ CREATE TABLE kg_triples(subject INTEGER NOT NULL REFERENCES kg_entities(id), rel
     R"sql(
 ALTER TABLE items ADD COLUMN aliases TEXT;
 )sql",
+    // 6: consent (NULL: not stated, counted as given).
+    R"sql(
+ALTER TABLE users ADD COLUMN consent_personalisation INTEGER;
+ALTER TABLE users ADD COLUMN consent_analytics INTEGER;
+)sql",
 };
+
+// The associated data of a sealed value: the column and the row it belongs to, so a ciphertext
+// copied to another row or column does not open.
+std::string row_identity(const char* column, int64_t a, int64_t b = -1) {
+  return b < 0 ? fmt::format("{}:{}", column, a) : fmt::format("{}:{}:{}", column, a, b);
+}
+
+// The users column that holds a use's consent ("" for Use::Any).
+const char* consent_column(Use use) {
+  switch (use) {
+    case Use::Personalisation: return "consent_personalisation";
+    case Use::Analytics: return "consent_analytics";
+    case Use::Any: break;
+  }
+  return "";
+}
+
+// The words of a name, lower case (ASCII), of at least 4 bytes: shorter ones are too common to
+// mean the person ("Li", "Ann"); a Chinese name, without spaces, is one word.
+std::vector<std::string> name_words(const std::string& name) {
+  std::vector<std::string> out;
+  std::string word;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    const char c = i < name.size() ? name[i] : ' ';
+    if (c == ' ' || c == '\t' || c == ',' || c == '.' || c == '-') {
+      if (word.size() >= 4) out.push_back(word);
+      word.clear();
+    } else {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return out;
+}
+
+// Attribute names whose values identify a person (their values are traces to erase).
+bool identifying_attribute(std::string_view name) {
+  for (const char* word : {"name", "email", "mail", "phone", "mobile", "tel", "address", "addr", "姓名", "名字", "电话",
+                           "手机", "地址", "邮箱", "身份证"})
+    if (name.find(word) != std::string_view::npos) return true;
+  return false;
+}
 
 int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -150,7 +200,7 @@ struct CrashPoint {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(const std::string& path) : path_(path) {
+  SqliteStore(const std::string& path, const StoreOptions& options) : path_(path), keys_(options.keys) {
     // Memory statistics cost a global mutex on every allocation (5% of an ingest); we never read
     // them. Must precede sqlite3_initialize; harmless (SQLITE_MISUSE) if something came first.
     static const bool configured = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
@@ -172,15 +222,43 @@ class SqliteStore final : public Store {
       exec("PRAGMA cache_size=-65536");
       migrate();
       load_ids();
+      sealed_ = get_meta("sealed").value_or(false) == true;
+      if (keys_ && !sealed_) {
+        put_meta("sealed", true);
+        sealed_ = true;
+      }
     } catch (const Error& e) {
       sqlite3_close(db_);
       db_ = nullptr;
       throw Error(e.reason(), {path}, e.hint().empty() ? "is this a Persona store?" : e.hint());
     }
   }
-  EventColumns events() override { return read_events(nullptr); }
-  EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users); }
-  EventColumns read_events(const std::vector<std::string>* only);
+  EventColumns events(Use use) override { return read_events(nullptr, use); }
+  EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users, Use::Any); }
+  EventColumns read_events(const std::vector<std::string>* only, Use use);
+
+  Consent consent(const std::string& user) override {
+    Statement q(db_, "SELECT consent_personalisation, consent_analytics FROM users WHERE ext_id=?");
+    q.bind(1, user);
+    Consent c;
+    if (q.step()) {
+      c.personalisation = q.null(0) || q.integer(0) != 0;
+      c.analytics = q.null(1) || q.integer(1) != 0;
+    }
+    return c;
+  }
+
+  std::vector<std::string> users_refusing(Use use) override {
+    std::vector<std::string> out;
+    if (use == Use::Any) return out;
+    Statement q(db_, fmt::format("SELECT ext_id FROM users WHERE {}=0 ORDER BY id", consent_column(use)).c_str());
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  Erasure erase_user(const std::string& user) override;
+  int64_t reseal() override;
+  bool sealed() override { return sealed_; }
 
   ChangeMark change_mark() override {
     ChangeMark m;
@@ -283,10 +361,12 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  void for_each_text(const std::function<void(const Text&)>& fn) override;
+  void for_each_text(Use use, const std::function<void(const Text&)>& fn) override;
   ~SqliteStore() override {
     insert_user_.reset();  // statements are finalized before the connection closes
     insert_item_.reset();
+    read_attrs_.reset();
+    write_attrs_.reset();
     if (db_) sqlite3_close(db_);
   }
 
@@ -309,6 +389,9 @@ class SqliteStore final : public Store {
   }
 
   void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) override {
+    if (sealed_ && !keys_)
+      throw Error("this store seals its sensitive values and no key was given", {path_},
+                  "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
     ++batches_;
     exec("BEGIN IMMEDIATE");
     try {
@@ -346,8 +429,11 @@ class SqliteStore final : public Store {
   void for_each_reject(int64_t ingest, const std::function<void(const RejectRow&)>& fn) override {
     Statement q(db_, "SELECT line, rule, field, value, reason, raw, flagged FROM rejects WHERE ingest=? ORDER BY line");
     q.bind(1, ingest);
-    while (q.step())
-      fn({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.integer(6) != 0});
+    while (q.step()) {
+      const int64_t line = q.integer(0);
+      fn({line, q.text(1), q.text(2), open(q.text(3), row_identity("rejects.value", ingest, line)), q.text(4),
+          open(q.text(5), row_identity("rejects.raw", ingest, line)), q.integer(6) != 0});
+    }
   }
 
   DatasetStats stats(int top_n) override;
@@ -387,6 +473,25 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // A sensitive value as stored: sealed when the store has a key ("" stays "": no value).
+  std::string seal(const std::string& value, const std::string& identity) const {
+    if (!keys_ || value.empty()) return value;
+    return privacy::seal_field(*keys_, value, identity);
+  }
+  // A stored value as read: sealed ones opened (a clear error without the key or when tampered).
+  std::string open(std::string value, const std::string& identity) const {
+    if (!privacy::is_sealed(value)) return value;
+    if (!keys_)
+      throw Error("the store's sensitive values are sealed and no key was given", {path_},
+                  "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
+    try {
+      return privacy::open_field(*keys_, value, identity);
+    } catch (const privacy::CryptoError& e) {
+      throw Error(fmt::format("a sealed value ({}) does not open: {}", identity, e.what()), {path_},
+                  "is this the store's key ring? a value that was edited or moved is refused");
+    }
+  }
+
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -450,22 +555,32 @@ class SqliteStore final : public Store {
 
   void write_users(const std::vector<User>& users) {
     if (users.empty()) return;
-    // Attributes merge into the JSON object already stored (json_patch: new keys win).
     Statement q(db_, "UPDATE users SET age=COALESCE(?, age), gender=COALESCE(?, gender), region=COALESCE(?, region), "
-                     "signup_ts=COALESCE(?, signup_ts), "
-                     "attrs=CASE WHEN ?6 IS NULL THEN attrs ELSE json_patch(COALESCE(attrs, '{}'), ?6) END WHERE id=?5");
+                     "signup_ts=COALESCE(?, signup_ts), consent_personalisation=COALESCE(?, consent_personalisation), "
+                     "consent_analytics=COALESCE(?, consent_analytics) WHERE id=?");
     for (const auto& u : users) {
       const int64_t id = user_id(u.id);
       q.bind_opt(1, u.age).bind_text_or_null(2, u.gender).bind_text_or_null(3, u.region).bind_opt(4, u.signup_time);
-      q.bind(5, id);
-      std::string attrs;
-      if (!u.attributes.empty()) {
-        nlohmann::json j = nlohmann::json::object();
-        for (const auto& [k, v] : u.attributes) j[k] = v;
-        attrs = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      }
-      q.bind_text_or_null(6, attrs).run();
+      q.bind_opt(5, u.consent_personalisation).bind_opt(6, u.consent_analytics).bind(7, id).run();
+      if (!u.attributes.empty()) merge_attributes(id, u.attributes);
     }
+  }
+
+  // Attributes merge into the JSON object already stored (new keys win). Done here, not with
+  // SQLite's json_patch, because a sealed object has to be opened first.
+  void merge_attributes(int64_t id, const std::vector<std::pair<std::string, std::string>>& attributes) {
+    if (!read_attrs_) read_attrs_ = std::make_unique<Statement>(db_, "SELECT attrs FROM users WHERE id=?");
+    if (!write_attrs_) write_attrs_ = std::make_unique<Statement>(db_, "UPDATE users SET attrs=? WHERE id=?");
+    const std::string identity = row_identity("users.attrs", id);
+    nlohmann::json j = nlohmann::json::object();
+    read_attrs_->bind(1, id);
+    if (read_attrs_->step() && !read_attrs_->null(0)) {
+      j = nlohmann::json::parse(open(read_attrs_->text(0), identity), nullptr, false);
+      if (!j.is_object()) j = nlohmann::json::object();
+    }
+    read_attrs_->reset();
+    for (const auto& [k, v] : attributes) j[k] = v;
+    write_attrs_->bind(1, seal(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), identity)).bind(2, id).run();
   }
 
   void write_items(const std::vector<Item>& items) {
@@ -518,7 +633,8 @@ class SqliteStore final : public Store {
       const std::optional<int64_t> user = t.user.empty() ? std::nullopt : std::optional<int64_t>(user_id(t.user));
       const std::optional<int64_t> item = t.item.empty() ? std::nullopt : std::optional<int64_t>(item_id(t.item));
       q.bind_opt(1, user).bind_opt(2, item).bind(3, std::string(text_kind_name(t.kind)));
-      q.bind_text_or_null(4, t.language).bind(5, t.body).bind_text_or_null(6, t.label).bind_text_or_null(7, t.category);
+      q.bind_text_or_null(4, t.language).bind(5, seal(t.body, row_identity("texts.body", ingest, line)));
+      q.bind_text_or_null(6, t.label).bind_text_or_null(7, t.category);
       q.bind_opt(8, t.sentiment).bind_opt(9, t.timestamp).bind(10, ingest).bind(11, line).run();
     }
   }
@@ -528,8 +644,9 @@ class SqliteStore final : public Store {
     Statement q(db_, "INSERT OR IGNORE INTO rejects(ingest, line, rule, field, value, reason, raw, flagged) "
                      "VALUES (?,?,?,?,?,?,?,?)");
     for (const auto& r : rejects) {
-      q.bind(1, ingest).bind(2, r.line).bind(3, r.rule).bind_text_or_null(4, r.field).bind_text_or_null(5, r.value);
-      q.bind(6, r.reason).bind(7, r.raw).bind(8, static_cast<int64_t>(r.flagged)).run();
+      q.bind(1, ingest).bind(2, r.line).bind(3, r.rule).bind_text_or_null(4, r.field);
+      q.bind_text_or_null(5, seal(r.value, row_identity("rejects.value", ingest, r.line))).bind(6, r.reason);
+      q.bind(7, seal(r.raw, row_identity("rejects.raw", ingest, r.line))).bind(8, static_cast<int64_t>(r.flagged)).run();
     }
   }
 
@@ -564,14 +681,16 @@ class SqliteStore final : public Store {
   }
 
   std::string path_;
+  std::shared_ptr<const privacy::KeyRing> keys_;
+  bool sealed_ = false;
   sqlite3* db_ = nullptr;
   IdMap users_, items_;
-  std::unique_ptr<Statement> insert_user_, insert_item_;
+  std::unique_ptr<Statement> insert_user_, insert_item_, read_attrs_, write_attrs_;
   int64_t batches_ = 0;
   CrashPoint crash_;
 };
 
-EventColumns SqliteStore::read_events(const std::vector<std::string>* only) {
+EventColumns SqliteStore::read_events(const std::vector<std::string>* only, Use use) {
   EventColumns e;
   {
     Statement q(db_, "SELECT id, ext_id, coalesce(region, ''), signup_ts FROM users ORDER BY id");
@@ -609,6 +728,8 @@ EventColumns SqliteStore::read_events(const std::vector<std::string>* only) {
   IdMap sessions;
   std::string sql = "SELECT user, item, type, quantity, value, ts, session FROM events";
   if (only) sql += " WHERE user IN (SELECT id FROM users WHERE ext_id IN (SELECT value FROM json_each(?)))";
+  else if (use != Use::Any)
+    sql += fmt::format(" WHERE user NOT IN (SELECT id FROM users WHERE {}=0)", consent_column(use));
   sql += " ORDER BY ts, id";
   Statement q(db_, sql.c_str());
   if (only) q.bind(1, nlohmann::json(*only).dump());
@@ -626,23 +747,163 @@ EventColumns SqliteStore::read_events(const std::vector<std::string>* only) {
   return e;
 }
 
-void SqliteStore::for_each_text(const std::function<void(const Text&)>& fn) {
-  Statement q(db_, "SELECT coalesce(u.ext_id, ''), coalesce(i.ext_id, ''), t.kind, coalesce(t.language, ''), t.body, "
-                   "coalesce(t.label, ''), coalesce(t.category, ''), t.sentiment, t.ts FROM texts t "
-                   "LEFT JOIN users u ON u.id=t.user LEFT JOIN items i ON i.id=t.item ORDER BY t.id");
+void SqliteStore::for_each_text(Use use, const std::function<void(const Text&)>& fn) {
+  std::string sql =
+      "SELECT coalesce(u.ext_id, ''), coalesce(i.ext_id, ''), t.kind, coalesce(t.language, ''), t.body, "
+      "coalesce(t.label, ''), coalesce(t.category, ''), t.sentiment, t.ts, t.ingest, t.line FROM texts t "
+      "LEFT JOIN users u ON u.id=t.user LEFT JOIN items i ON i.id=t.item";
+  if (use != Use::Any) sql += fmt::format(" WHERE coalesce(u.{}, 1) != 0", consent_column(use));
+  sql += " ORDER BY t.id";
+  Statement q(db_, sql.c_str());
   Text t;
   while (q.step()) {
     t.user = q.text(0);
     t.item = q.text(1);
     t.kind = parse_text_kind(q.text(2)).value_or(TextKind::Review);
     t.language = q.text(3);
-    t.body = q.text(4);
+    t.body = open(q.text(4), row_identity("texts.body", q.integer(9), q.integer(10)));
     t.label = q.text(5);
     t.category = q.text(6);
     t.sentiment = q.null(7) ? std::nullopt : std::optional<double>(q.real(7));
     t.timestamp = q.null(8) ? std::nullopt : std::optional<int64_t>(q.integer(8));
     fn(t);
   }
+}
+
+Erasure SqliteStore::erase_user(const std::string& user) {
+  Erasure out;
+  const auto found = users_.find(user);
+  if (!found) return out;
+  out.found = true;
+  const auto id = static_cast<int64_t>(*found);
+  // The strings that identify the person: their id, identifying attributes, PII in their texts.
+  out.traces.push_back(user);
+  auto add_pii = [&out](const std::string& text) {
+    for (const auto& f : privacy::find_pii(text)) out.traces.push_back(text.substr(f.begin, f.end - f.begin));
+  };
+  {
+    Statement q(db_, "SELECT attrs FROM users WHERE id=? AND attrs IS NOT NULL");
+    q.bind(1, id);
+    if (q.step()) {
+      const auto attrs = nlohmann::json::parse(open(q.text(0), row_identity("users.attrs", id)), nullptr, false);
+      if (attrs.is_object())
+        for (const auto& [k, v] : attrs.items()) {
+          if (!v.is_string()) continue;
+          if (identifying_attribute(k)) out.traces.push_back(v.get<std::string>());
+          if (k.find("name") != std::string::npos || k.find("姓名") != std::string::npos || k.find("名字") != std::string::npos)
+            for (auto& word : name_words(v.get<std::string>())) out.name_words.push_back(std::move(word));
+          add_pii(v.get<std::string>());
+        }
+    }
+    Statement t(db_, "SELECT body, ingest, line FROM texts WHERE user=?");
+    t.bind(1, id);
+    while (t.step()) add_pii(open(t.text(0), row_identity("texts.body", t.integer(1), t.integer(2))));
+  }
+  std::sort(out.traces.begin(), out.traces.end());
+  out.traces.erase(std::unique(out.traces.begin(), out.traces.end()), out.traces.end());
+  auto names_the_user = [&out](const std::string& text) {
+    return std::any_of(out.traces.begin(), out.traces.end(),
+                       [&text](const std::string& t) { return text.find(t) != std::string::npos; });
+  };
+
+  // Freed pages are overwritten with zeros, and VACUUM then rebuilds the file without them.
+  exec("PRAGMA secure_delete=ON");
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement e(db_, "DELETE FROM events WHERE user=?");
+    e.bind(1, id).run();
+    out.events = sqlite3_changes(db_);
+    Statement t(db_, "DELETE FROM texts WHERE user=?");
+    t.bind(1, id).run();
+    out.texts = sqlite3_changes(db_);
+    Statement p(db_, "DELETE FROM profiles WHERE user=?");
+    p.bind(1, user).run();
+    out.profiles = sqlite3_changes(db_);
+    std::vector<std::pair<int64_t, int64_t>> doomed;
+    {
+      Statement r(db_, "SELECT ingest, line, coalesce(value, ''), raw FROM rejects");
+      while (r.step()) {
+        const int64_t ingest = r.integer(0), line = r.integer(1);
+        if (names_the_user(open(r.text(2), row_identity("rejects.value", ingest, line))) ||
+            names_the_user(open(r.text(3), row_identity("rejects.raw", ingest, line))))
+          doomed.emplace_back(ingest, line);
+      }
+    }
+    Statement d(db_, "DELETE FROM rejects WHERE ingest=? AND line=?");
+    for (const auto& [ingest, line] : doomed) d.bind(1, ingest).bind(2, line).run();
+    out.rejects = static_cast<int64_t>(doomed.size());
+    // A tombstone keeps the dense id; nothing in it points back at the person.
+    Statement u(db_, "UPDATE users SET ext_id=?, age=NULL, gender=NULL, region=NULL, signup_ts=NULL, attrs=NULL, "
+                     "consent_personalisation=0, consent_analytics=0 WHERE id=?");
+    u.bind(1, fmt::format("(erased)#{}", id)).bind(2, id).run();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    exec("PRAGMA secure_delete=OFF");
+    throw;
+  }
+  exec("PRAGMA secure_delete=OFF");
+  load_ids();
+  exec("VACUUM");
+  exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return out;
+}
+
+int64_t SqliteStore::reseal() {
+  if (!keys_) throw Error("resealing the store needs its key ring", {path_}, "give --key-file or PERSONA_KEY_FILE");
+  // Each column: its rows' keys, the sealed column and how its identity is made. Small
+  // transactions, so readers (and the server) go on meanwhile.
+  struct Column {
+    const char* select;
+    const char* update;
+    const char* name;
+    bool two_keys;
+  };
+  const Column columns[] = {
+      {"SELECT ingest, line, body FROM texts", "UPDATE texts SET body=? WHERE ingest=? AND line=?", "texts.body", true},
+      {"SELECT id, -1, attrs FROM users WHERE attrs IS NOT NULL", "UPDATE users SET attrs=? WHERE id=?", "users.attrs", false},
+      {"SELECT ingest, line, value FROM rejects WHERE value IS NOT NULL",
+       "UPDATE rejects SET value=? WHERE ingest=? AND line=?", "rejects.value", true},
+      {"SELECT ingest, line, raw FROM rejects", "UPDATE rejects SET raw=? WHERE ingest=? AND line=?", "rejects.raw", true},
+  };
+  int64_t rewritten = 0;
+  for (const auto& c : columns) {
+    struct Change {
+      int64_t a, b;
+      std::string value;
+    };
+    std::vector<Change> changes;
+    {
+      Statement q(db_, c.select);
+      while (q.step()) {
+        const int64_t a = q.integer(0), b = q.integer(1);
+        const std::string stored = q.text(2);
+        const std::string identity = row_identity(c.name, a, c.two_keys ? b : -1);
+        std::string next;
+        if (!privacy::is_sealed(stored)) next = seal(stored, identity);
+        else if (privacy::sealed_key_id(stored) != keys_->active_id())
+          next = privacy::reseal_field(*keys_, stored, identity);
+        if (!next.empty() && next != stored) changes.push_back({a, b, std::move(next)});
+      }
+    }
+    Statement u(db_, c.update);
+    for (size_t i = 0; i < changes.size(); i += 1000) {
+      exec("BEGIN IMMEDIATE");
+      try {
+        for (size_t j = i; j < std::min(changes.size(), i + 1000); ++j) {
+          u.bind(1, changes[j].value).bind(2, changes[j].a);
+          if (c.two_keys) u.bind(3, changes[j].b);
+          u.run();
+        }
+        exec("COMMIT");
+      } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+    }
+    rewritten += static_cast<int64_t>(changes.size());
+  }
+  return rewritten;
 }
 
 DatasetStats SqliteStore::stats(int top_n) {
@@ -700,6 +961,8 @@ DatasetStats SqliteStore::stats(int top_n) {
 
 }  // namespace
 
-std::unique_ptr<Store> open_sqlite_store(const std::string& path) { return std::make_unique<SqliteStore>(path); }
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
+  return std::make_unique<SqliteStore>(path, options);
+}
 
 }  // namespace persona::store

@@ -12,7 +12,37 @@
 
 #include "persona/core/model.h"
 
+namespace persona::privacy {
+class KeyRing;
+}
+
 namespace persona::store {
+
+// What a person's data is used for. Each use needs the person's consent (unknown counts as
+// given; docs/privacy.md): personalisation (their profile, recommendations and answers tailored
+// to them) and analytics (statistics, segments, forecasts, every model trained across users).
+enum class Use : uint8_t { Any, Personalisation, Analytics };
+struct Consent {
+  bool personalisation = true, analytics = true;
+};
+
+// What `erase_user` removed, and the strings that identified the person (their id, attribute
+// values, PII found in their texts), so that files outside the store can be searched for them.
+struct Erasure {
+  bool found = false;
+  int64_t events = 0, texts = 0, profiles = 0, rejects = 0;
+  std::vector<std::string> traces;
+  // The words of their name attributes, in lower case: a model's vocabulary may hold one alone
+  // (too loose for deleting lines of a log, right for finding models that learned from them).
+  std::vector<std::string> name_words;
+};
+
+struct StoreOptions {
+  // When set, sensitive columns (text bodies, user attributes, reject log rows) are sealed with
+  // it (XChaCha20-Poly1305, the row's identity as associated data) and opened on read. A store
+  // that holds sealed values refuses to be written or read without it.
+  std::shared_ptr<const privacy::KeyRing> keys;
+};
 
 // A row the cleaning rules removed (or flagged), kept for the reject log.
 struct RejectRow {
@@ -117,9 +147,11 @@ class Store {
   virtual void put_meta(const std::string& key, const nlohmann::json& value) = 0;
   virtual std::optional<nlohmann::json> get_meta(const std::string& key) = 0;
 
-  // All events in time order (ties by insertion).
-  virtual EventColumns events() = 0;
+  // All events in time order (ties by insertion) of the users who consent to `use`.
+  virtual EventColumns events(Use use) = 0;
+  EventColumns events() { return events(Use::Analytics); }
   // The events of some users only (external ids), in time order; the id tables stay complete.
+  // Their own data, served to them: no consent filter.
   virtual EventColumns events_of(const std::vector<std::string>& users) = 0;
   virtual ChangeMark change_mark() = 0;
   // The external ids of users with events or texts added after `since`.
@@ -129,8 +161,25 @@ class Store {
   virtual void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) = 0;
   virtual std::optional<std::string> profile(const std::string& user) = 0;
   virtual void for_each_profile(const std::function<void(const std::string& user, const std::string& json)>& fn) = 0;
-  // Every stored text (with external user and item ids), in insertion order.
-  virtual void for_each_text(const std::function<void(const Text&)>& fn) = 0;
+  // Every stored text (with external user and item ids), in insertion order; texts of users who
+  // refuse `use` are left out (texts without a user are always in).
+  virtual void for_each_text(Use use, const std::function<void(const Text&)>& fn) = 0;
+  void for_each_text(const std::function<void(const Text&)>& fn) { for_each_text(Use::Analytics, fn); }
+  // A user's consent (unknown users and unknown answers: given).
+  virtual Consent consent(const std::string& user) = 0;
+  // External ids of the users who refuse `use`.
+  virtual std::vector<std::string> users_refusing(Use use) = 0;
+
+  // The right to be forgotten: the user's events, texts, profile and the reject rows naming them
+  // are deleted (secure_delete, then VACUUM and a WAL checkpoint, so no copy stays in the file);
+  // the users row keeps only a meaningless tombstone id so that dense ids stay dense.
+  virtual Erasure erase_user(const std::string& user) = 0;
+  // Seals every sensitive value with the active key: plain ones (a store sealed after the fact)
+  // and ones under older keys (after `persona keys rotate`). Reads go on meanwhile. Returns how
+  // many values were rewritten.
+  virtual int64_t reseal() = 0;
+  // Whether the store holds sealed values (and so needs the key).
+  virtual bool sealed() = 0;
   // Items known to be unavailable now (available = false), which recommendations leave out.
   virtual std::vector<std::string> unavailable_items() = 0;
   // The catalogue: every item with its attributes, in id order.
@@ -144,6 +193,6 @@ class Store {
 
 // Opens (creating when absent) an embedded SQLite store. Throws persona::Error for a file that
 // is not a Persona store or was written by a newer schema.
-std::unique_ptr<Store> open_sqlite_store(const std::string& path);
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});
 
 }  // namespace persona::store

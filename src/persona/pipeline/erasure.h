@@ -1,0 +1,49 @@
+#pragma once
+// The right to be forgotten, across everything Persona wrote: the store (store::erase_user), the
+// reject log, the exports Persona made (registered when written), and model files that hold the
+// person (the recommender is retrained without them; any other such model is removed). The
+// result names no one: the audit log gets a keyed receipt, never the id or the pseudonym.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/store/store.h"
+
+namespace persona::privacy {
+class KeyRing;
+}
+
+namespace persona::pipeline {
+
+// Records an export file Persona wrote, so that an erasure can find and rewrite it later.
+void register_export(store::Store& store, const std::string& path, const nlohmann::json& details);
+std::vector<std::string> registered_exports(store::Store& store);
+
+struct ErasureOptions {
+  std::string reject_log;                  // the ingest's reject log file ("" or absent: none)
+  std::string models_dir;                  // searched for model files naming the user ("": none)
+  const privacy::KeyRing* keys = nullptr;  // pseudonyms to look for, sealed exports, the receipt
+  std::string api_keys;                    // API key file: keys bound to the user are deleted
+  bool retrain = true;                     // retrain the recommender (else it is removed)
+  std::string actor = "cli";               // who asked, for the audit log
+};
+
+struct ErasureReport {
+  bool found = false;
+  std::string receipt;  // "" without keys
+  int64_t events = 0, texts = 0, profiles = 0, rejects = 0, api_keys = 0;
+  std::vector<std::string> files_rewritten;  // reject log and exports, without the person's lines
+  std::vector<std::string> models_retrained, models_removed;
+  nlohmann::json to_json() const;
+};
+
+ErasureReport erase_user(store::Store& store, const std::string& user, const ErasureOptions& options);
+
+// Lines of a text file that contain any of `needles` are dropped (the file is replaced
+// atomically, its mode kept). Returns how many were dropped.
+size_t drop_lines_containing(const std::string& path, const std::vector<std::string>& needles);
+// Whether the file's bytes contain any of `needles`.
+bool file_contains_any(const std::string& path, const std::vector<std::string>& needles);
+
+}  // namespace persona::pipeline
