@@ -2,6 +2,8 @@
 #include <array>
 #include <chrono>
 #include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "persona/privacy/crypto.h"
 #include "persona/privacy/dp.h"
 #include "persona/core/model.h"
+#include "persona/core/time.h"
 #include "persona/privacy/kanonymity.h"
 #include "persona/privacy/pii.h"
 #include "persona/text/normalize.h"
@@ -32,6 +35,7 @@ namespace {
 
 struct AnonymizeArgs {
   std::string file, out, sensitive, delimiter = ",";
+  std::string shown_as;  // how errors name the input ("" = file)
   std::vector<std::string> columns, qi, numeric, drop;  // comma-separated on the command line
   std::vector<std::string> hierarchies;                 // column=FILE
   int k = 5, l = 1;
@@ -46,22 +50,9 @@ std::string trim(std::string_view v) {
 
 }  // namespace
 
-Command add_anonymize(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("anonymize", "A k-anonymous release of a CSV file (Mondrian, hierarchies, l-diversity)");
-  auto a = std::make_shared<AnonymizeArgs>();
-  sub->add_option("file", a->file, "CSV file (gzip or not)")->required();
-  sub->add_option("-k,--k-anonymity", a->k, "Every released class has at least k rows")->check(CLI::Range(1, 1000000));
-  sub->add_option("--qi", a->qi, "Quasi-identifier columns, comma-separated")->required()->delimiter(',');
-  sub->add_option("--numeric", a->numeric, "Which of them are numeric (generalised to ranges)")->delimiter(',');
-  sub->add_option("--hierarchy", a->hierarchies, "COLUMN=FILE: a generalisation hierarchy (repeatable; default: flat)");
-  sub->add_option("--suppress", a->suppress, "Rows that may be withheld (the rarest values first)");
-  sub->add_option("--sensitive", a->sensitive, "A sensitive column for distinct l-diversity");
-  sub->add_option("-l,--l-diversity", a->l, "Distinct sensitive values every class keeps")->check(CLI::Range(1, 1000));
-  sub->add_option("--columns", a->columns, "Column names when the file has no header line, comma-separated")->delimiter(',');
-  sub->add_option("--delimiter", a->delimiter, "Field delimiter");
-  sub->add_option("--drop", a->drop, "Columns left out of the release (direct identifiers)")->delimiter(',');
-  sub->add_option("-o,--out", a->out, "The release (CSV); default: no file, the summary only");
-  return {sub, [a, &common] {
+// A k-anonymous release of a CSV file: the work of `persona anonymize` and `persona export users`.
+int run_anonymize(const AnonymizeArgs* a, Common& common) {
+  const std::string& shown = a->shown_as.empty() ? a->file : a->shown_as;
             const auto t0 = std::chrono::steady_clock::now();
             io::CsvOptions csv;
             csv.delimiter = a->delimiter;
@@ -72,7 +63,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
             auto column = [&](const std::string& name, const char* what) {
               const auto it = std::find(names.begin(), names.end(), name);
               if (it == names.end())
-                throw Error(fmt::format("{} column \"{}\" is not in the file", what, name), {a->file},
+                throw Error(fmt::format("{} column \"{}\" is not in the file", what, name), {shown},
                             fmt::format("columns: {}", fmt::join(names, ", ")));
               return static_cast<size_t>(it - names.begin());
             };
@@ -82,7 +73,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
             while (reader.next(r)) {
               if (!r.problem.empty()) {
                 ++bad_rows;
-                if (!common.quiet) fmt::print(stderr, "{}:{}: {} (row left out)\n", a->file, r.line, r.problem);
+                if (!common.quiet) fmt::print(stderr, "{}:{}: {} (row left out)\n", shown, r.line, r.problem);
                 continue;
               }
               std::vector<std::string> row;
@@ -91,7 +82,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
               if (row.size() != names.size()) {
                 ++bad_rows;
                 if (!common.quiet)
-                  fmt::print(stderr, "{}:{}: {} fields, expected {} (row left out)\n", a->file, r.line, row.size(), names.size());
+                  fmt::print(stderr, "{}:{}: {} fields, expected {} (row left out)\n", shown, r.line, row.size(), names.size());
                 continue;
               }
               table.push_back(std::move(row));
@@ -133,7 +124,7 @@ Command add_anonymize(CLI::App& app, Common& common) {
             try {
               result = privacy::k_anonymize(table, qis, qi_columns, o);
             } catch (const std::invalid_argument& e) {
-              throw Error(e.what(), {a->file});
+              throw Error(e.what(), {shown});
             }
             // Values a hierarchy file lacked ("?" for missing) were placed under its root: say so.
             for (size_t i = 0; i < qis.size(); ++i)
@@ -178,7 +169,24 @@ Command add_anonymize(CLI::App& app, Common& common) {
                          a->out.empty() ? "" : "; release in " + a->out);
             }
             return 0;
-          }};
+}
+
+Command add_anonymize(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("anonymize", "A k-anonymous release of a CSV file (Mondrian, hierarchies, l-diversity)");
+  auto a = std::make_shared<AnonymizeArgs>();
+  sub->add_option("file", a->file, "CSV file (gzip or not)")->required();
+  sub->add_option("-k,--k-anonymity", a->k, "Every released class has at least k rows")->check(CLI::Range(1, 1000000));
+  sub->add_option("--qi", a->qi, "Quasi-identifier columns, comma-separated")->required()->delimiter(',');
+  sub->add_option("--numeric", a->numeric, "Which of them are numeric (generalised to ranges)")->delimiter(',');
+  sub->add_option("--hierarchy", a->hierarchies, "COLUMN=FILE: a generalisation hierarchy (repeatable; default: flat)");
+  sub->add_option("--suppress", a->suppress, "Rows that may be withheld (the rarest values first)");
+  sub->add_option("--sensitive", a->sensitive, "A sensitive column for distinct l-diversity");
+  sub->add_option("-l,--l-diversity", a->l, "Distinct sensitive values every class keeps")->check(CLI::Range(1, 1000));
+  sub->add_option("--columns", a->columns, "Column names when the file has no header line, comma-separated")->delimiter(',');
+  sub->add_option("--delimiter", a->delimiter, "Field delimiter");
+  sub->add_option("--drop", a->drop, "Columns left out of the release (direct identifiers)")->delimiter(',');
+  sub->add_option("-o,--out", a->out, "The release (CSV); default: no file, the summary only");
+  return {sub, [a, &common] { return run_anonymize(a.get(), common); }};
 }
 
 namespace {
@@ -530,6 +538,88 @@ Command add_redact(CLI::App& app, Common& common) {
               for (std::string line; std::getline(std::cin, line);) one(line);
             }
             return 0;
+          }};
+}
+
+// The store's users as a table an analyst may study: model fields and what they did, no id (a
+// pseudonym would single each row out again) and no free-form attribute; only users who consent
+// to analytics. Written to a private temporary file for the anonymiser.
+std::string write_user_table(store::Store& store, const std::string& dir) {
+  const auto events = store.events();
+  struct Activity {
+    int64_t orders = 0;
+    double spend = 0;
+    std::map<std::string, int64_t> categories;
+  };
+  std::map<std::string, Activity> by_user;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events.type[i] != static_cast<uint8_t>(EventType::Purchase)) continue;
+    auto& a = by_user[events.user_ids[static_cast<size_t>(events.user[i])]];
+    ++a.orders;
+    if (!std::isnan(events.value[i])) a.spend += events.value[i] * events.quantity[i];
+    const auto& category = events.item_categories[static_cast<size_t>(events.item[i])];
+    ++a.categories[category.substr(0, category.find(" > "))];
+  }
+  const std::string path = dir + "/users.csv";
+  std::ofstream out(path, std::ios::binary);
+  out << "age,gender,region,signup_year,orders,spend,top_category\n";
+  for (const auto& u : store.users(store::Use::Analytics)) {
+    const auto it = by_user.find(u.id);
+    const Activity none;
+    const Activity& a = it == by_user.end() ? none : it->second;
+    std::string top;
+    int64_t best = 0;
+    for (const auto& [c, n] : a.categories)
+      if (n > best) best = n, top = c;
+    out << (u.age ? std::to_string(*u.age) : "") << ',' << io::csv_field(u.gender) << ',' << io::csv_field(u.region) << ','
+        << (u.signup_time ? format_timestamp(*u.signup_time).substr(0, 4) : "") << ',' << a.orders << ','
+        << fmt::format("{:.2f}", a.spend) << ',' << io::csv_field(top) << '\n';
+  }
+  if (!out) throw Error("cannot write the user table", {path});
+  return path;
+}
+
+Command add_export(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("export", "Anonymised exports from the store");
+  sub->require_subcommand(1);
+  auto* users = sub->add_subcommand(
+      "users", "The users (age, gender, region, signup year, orders, spend, top category) as a k-anonymous release");
+  users->fallthrough();
+  struct Args {
+    std::string store, config;
+    AnonymizeArgs anonymize;
+  };
+  auto a = std::make_shared<Args>();
+  a->anonymize.qi = {"age", "gender", "region"};
+  a->anonymize.numeric = {"age"};
+  users->add_option("-s,--store", a->store, "Store file");
+  users->add_option("-c,--config", a->config, "Config file (for its store path)");
+  users->add_option("-k,--k-anonymity", a->anonymize.k, "Every released class has at least k rows")->check(CLI::Range(1, 1000000));
+  users->add_option("--qi", a->anonymize.qi, "Quasi-identifiers (default age,gender,region)")->delimiter(',');
+  users->add_option("--numeric", a->anonymize.numeric, "Numeric ones (default age)")->delimiter(',');
+  users->add_option("--hierarchy", a->anonymize.hierarchies, "COLUMN=FILE: a generalisation hierarchy (repeatable)");
+  users->add_option("--suppress", a->anonymize.suppress, "Rows that may be withheld");
+  users->add_option("--sensitive", a->anonymize.sensitive, "A sensitive column for l-diversity (e.g. top_category)");
+  users->add_option("-l,--l-diversity", a->anonymize.l, "Distinct sensitive values every class keeps")->check(CLI::Range(1, 1000));
+  users->add_option("-o,--out", a->anonymize.out, "The release (CSV)")->required();
+  return {sub, [a, &common] {
+            auto store = open_existing_store(store_path_from(a->store, a->config));
+            char dir_template[] = "/tmp/persona-export-XXXXXX";
+            const char* dir = ::mkdtemp(dir_template);  // mode 0700: the table is not anonymous yet
+            if (!dir) throw Error(fmt::format("cannot make a temporary directory: {}", std::strerror(errno)));
+            AnonymizeArgs args = a->anonymize;
+            int rc = 0;
+            try {
+              args.file = write_user_table(*store, dir);
+              args.shown_as = "the store's user table";
+              rc = run_anonymize(&args, common);
+            } catch (...) {
+              std::filesystem::remove_all(dir);
+              throw;
+            }
+            std::filesystem::remove_all(dir);
+            audit_if_keys("export", {{"what", "users, k-anonymous"}, {"k", args.k}, {"path", args.out}});
+            return rc;
           }};
 }
 

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
                                         add_test_dialogues(app, common), add_test_intents(app, common),
                                         add_anonymize(app, common), add_keys(app, common), add_pseudonym(app, common),
                                         add_seal(app, common), add_audit(app, common), add_dp(app, common),
-                                        add_redact(app, common),   add_erase(app, common)};
+                                        add_redact(app, common),   add_erase(app, common),
+                                        add_export(app, common)};
   for (const auto& [sub, runner] : commands) {
     sub->add_flag("--json", common.json, "Print machine-readable JSON on stdout");
     sub->add_flag("-q,--quiet", common.quiet, "No progress output");

@@ -189,6 +189,7 @@ class DiskFullStore : public store::Store {
   std::vector<std::string> unavailable_items() override { return inner_->unavailable_items(); }
   void put_graph(const store::Graph& g) override { inner_->put_graph(g); }
   std::vector<Item> items() override { return inner_->items(); }
+  std::vector<User> users(store::Use use) override { return inner_->users(use); }
   store::Graph graph() override { return inner_->graph(); }
   int schema_version() override { return inner_->schema_version(); }
   int writes() const { return writes_; }

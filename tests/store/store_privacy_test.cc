@@ -196,6 +196,13 @@ TEST(StorePrivacy, ConsentFiltersEveryUse) {
   EXPECT_EQ(users_of(store->events(Use::Personalisation)), (std::vector<std::string>{"alice", "alice", "bob"}));
   EXPECT_EQ(users_of(store->events_of({"bob"})), std::vector<std::string>{"bob"});  // their own data
   EXPECT_EQ(text_bodies(*store, Use::Analytics).size(), 2u);  // bob's review left out, the anonymous one in
+  const auto analysed = store->users(Use::Analytics);
+  ASSERT_EQ(analysed.size(), 2u);
+  EXPECT_EQ(analysed[0].id, "alice");
+  EXPECT_EQ(analysed[0].age, 31);
+  EXPECT_TRUE(analysed[0].attributes.empty());  // never the free-form attributes
+  EXPECT_EQ(analysed[1].id, "carol");
+  EXPECT_EQ(store->users(Use::Any).size(), 3u);
   EXPECT_EQ(text_bodies(*store, Use::Any).size(), 3u);
 
   // A later row that states consent changes it; one that says nothing leaves it.

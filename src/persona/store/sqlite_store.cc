@@ -345,6 +345,26 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  std::vector<User> users(Use use) override {
+    std::string sql = "SELECT ext_id, age, gender, region, signup_ts, consent_personalisation, consent_analytics FROM users";
+    if (use != Use::Any) sql += fmt::format(" WHERE coalesce({}, 1) != 0", consent_column(use));
+    sql += " ORDER BY id";
+    Statement q(db_, sql.c_str());
+    std::vector<User> out;
+    while (q.step()) {
+      User u;
+      u.id = q.text(0);
+      if (!q.null(1)) u.age = q.integer(1);
+      if (!q.null(2)) u.gender = q.text(2);
+      if (!q.null(3)) u.region = q.text(3);
+      if (!q.null(4)) u.signup_time = q.integer(4);
+      if (!q.null(5)) u.consent_personalisation = q.integer(5) != 0;
+      if (!q.null(6)) u.consent_analytics = q.integer(6) != 0;
+      out.push_back(std::move(u));
+    }
+    return out;
+  }
+
   Graph graph() override {
     Graph g;
     Statement e(db_, "SELECT name, type FROM kg_entities ORDER BY id");

@@ -182,6 +182,9 @@ class Store {
   virtual bool sealed() = 0;
   // Items known to be unavailable now (available = false), which recommendations leave out.
   virtual std::vector<std::string> unavailable_items() = 0;
+  // The users who consent to `use`, with their model fields and consent, in id order; never their
+  // free-form attributes (which may identify them; they are sealed when a key is at hand).
+  virtual std::vector<User> users(Use use) = 0;
   // The catalogue: every item with its attributes, in id order.
   virtual std::vector<Item> items() = 0;
   // The assistant's knowledge graph: replaced whole, read whole.
