@@ -74,18 +74,20 @@ bool ipv6(std::string_view s) {
   return std::count(s.begin(), s.end(), ':') >= 2 && inet_pton(AF_INET6, std::string(s).c_str(), &address) == 1;
 }
 
+// Most specific first: an id number is not also a phone, a card not also an id.
+constexpr const char* kEmail = R"(([A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}))";
+constexpr const char* kChineseId = R"(([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]))";
+constexpr const char* kBankCard = R"((\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}))";
+constexpr const char* kIpv4 = R"(((?:\d{1,3}\.){3}\d{1,3}))";
+// IPv6 candidates (with :: compression), checked by inet_pton: "12:30:45" is a time.
+constexpr const char* kIpv6 = R"(((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}))";
+// Chinese mobiles (optionally +86), international numbers with a plus, North-American style
+// (555) 123-4567 and 555-123-4567.
+constexpr const char* kPhones =
+    R"(((?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}|\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}|\(\d{3}\)[ -]?\d{3}[ -]?\d{4}|\d{3}-\d{3}-\d{4}))";
+
 const std::vector<Pattern>& patterns() {
-  // Most specific first: an id number is not also a phone, a card not also an id.
-  static const RE2 email(R"(([A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}))");
-  static const RE2 cn_id(R"(([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]))");
-  static const RE2 bank_card(R"((\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}))");
-  static const RE2 ip4(R"(((?:\d{1,3}\.){3}\d{1,3}))");
-  // IPv6 candidates (with :: compression), checked by inet_pton: "12:30:45" is a time.
-  static const RE2 ip6(R"(((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}))");
-  // Chinese mobiles (optionally +86), international numbers with a plus, North-American style
-  // (555) 123-4567 and 555-123-4567.
-  static const RE2 phones(
-      R"(((?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}|\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}|\(\d{3}\)[ -]?\d{3}[ -]?\d{4}|\d{3}-\d{3}-\d{4}))");
+  static const RE2 email(kEmail), cn_id(kChineseId), bank_card(kBankCard), ip4(kIpv4), ip6(kIpv6), phones(kPhones);
   static const std::vector<Pattern> all = {{PiiKind::Email, &email, always},
                                            {PiiKind::ChineseId, &cn_id, valid_chinese_id},
                                            {PiiKind::BankCard, &bank_card, card},
@@ -93,6 +95,59 @@ const std::vector<Pattern>& patterns() {
                                            {PiiKind::IpAddress, &ip4, valid_ipv4},
                                            {PiiKind::IpAddress, &ip6, ipv6}};
   return all;
+}
+
+// A necessary condition for any finding, in one byte loop, so that the six scans run only on
+// texts that can hold one (most texts, and nearly every reject log line, cannot):
+//  - '@' (email); '+' or '(' before a digit (international and North-American phones);
+//  - ten digits in groups joined by single spaces or hyphens, every group after a separator of
+//    three digits or more (ids, cards, mobiles, 555-123-4567; not dates like 2010-12-01 08);
+//  - three dots in a run of digits and dots (IPv4);
+//  - "::" or seven colons in a run of hex digits and colons (the only IPv6 that inet_pton takes;
+//    not times like 14:32:00).
+// Hand-written because it is on the ingest's hot path: an RE2::Set of the six patterns measured
+// barely faster than the scans (its shared DFA cache is locked on every call). A test compares it
+// with the scans on 50,000 random strings.
+bool any_candidate(std::string_view text) {
+  int digits = 0, group = 0, dots = 0, colons = 0;
+  bool after_separator = false, separator = false, in_dotted = false, in_hex = false;
+  char previous = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool next_digit = i + 1 < text.size() && is_digit(text[i + 1]);
+    if (c == '@' || ((c == '+' || c == '(') && next_digit)) return true;
+    const bool digit = is_digit(c);
+    if (digit) {
+      ++digits;
+      ++group;
+      separator = false;
+      if (digits >= 10 && (!after_separator || group >= 3)) return true;
+    } else if ((c == ' ' || c == '-') && digits > 0 && !separator) {
+      if (after_separator && group < 3) digits = group;  // the run restarts at the short group
+      separator = after_separator = true;
+      group = 0;
+    } else {
+      digits = group = 0;
+      separator = after_separator = false;
+    }
+    if (digit || c == '.') {
+      if (!in_dotted) dots = 0;
+      in_dotted = true;
+      if (c == '.' && ++dots >= 3) return true;
+    } else {
+      in_dotted = false;
+    }
+    const bool hex = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (hex || c == ':') {
+      if (!in_hex) colons = 0;
+      in_hex = true;
+      if (c == ':' && (++colons >= 7 || previous == ':')) return true;
+    } else {
+      in_hex = false;
+    }
+    previous = c;
+  }
+  return false;
 }
 
 }  // namespace
@@ -135,6 +190,11 @@ bool luhn_valid(std::string_view digits) {
 }
 
 std::vector<PiiFinding> find_pii(std::string_view text) {
+  if (!any_candidate(text)) return {};
+  return detail::find_pii_by_scans(text);
+}
+
+std::vector<PiiFinding> detail::find_pii_by_scans(std::string_view text) {
   std::vector<PiiFinding> found;
   auto overlaps = [&](size_t b, size_t e) {
     return std::any_of(found.begin(), found.end(), [&](const PiiFinding& f) { return b < f.end && f.begin < e; });
@@ -174,6 +234,7 @@ std::string redact_pii(std::string_view text) {
   // once the email is a placeholder. Placeholders hold no digits, '@' or ':', so every pass
   // consumes original characters and the loop ends; only a contrived chain of glued findings
   // needs more than two passes (each pass is linear in the text).
+  if (!any_candidate(text)) return std::string(text);
   std::string out = redact_once(text);
   while (!find_pii(out).empty()) out = redact_once(out);
   return out;

@@ -175,6 +175,9 @@ class Statement {
   int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   double real(int col) const { return sqlite3_column_double(stmt_, col); }
   bool null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::optional<int64_t> opt_integer(int col) const { return null(col) ? std::nullopt : std::optional(integer(col)); }
+  std::optional<double> opt_real(int col) const { return null(col) ? std::nullopt : std::optional(real(col)); }
+  std::optional<bool> opt_bool(int col) const { return null(col) ? std::nullopt : std::optional(integer(col) != 0); }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
@@ -331,15 +334,15 @@ class SqliteStore final : public Store {
     Statement q(db_, "SELECT ext_id, title, category, brand, price, text, available, aliases FROM items ORDER BY id");
     std::vector<Item> out;
     while (q.step()) {
-      Item it;
+      Item it;  // text() of NULL is "": no value
       it.id = q.text(0);
-      if (!q.null(1)) it.title = q.text(1);
-      if (!q.null(2)) it.category = q.text(2);
-      if (!q.null(3)) it.brand = q.text(3);
-      if (!q.null(4)) it.price = q.real(4);
-      if (!q.null(5)) it.text = q.text(5);
-      if (!q.null(6)) it.available = q.integer(6) != 0;
-      if (!q.null(7)) it.aliases = q.text(7);
+      it.title = q.text(1);
+      it.category = q.text(2);
+      it.brand = q.text(3);
+      it.price = q.opt_real(4);
+      it.text = q.text(5);
+      it.available = q.opt_bool(6);
+      it.aliases = q.text(7);
       out.push_back(std::move(it));
     }
     return out;
@@ -354,12 +357,12 @@ class SqliteStore final : public Store {
     while (q.step()) {
       User u;
       u.id = q.text(0);
-      if (!q.null(1)) u.age = q.integer(1);
-      if (!q.null(2)) u.gender = q.text(2);
-      if (!q.null(3)) u.region = q.text(3);
-      if (!q.null(4)) u.signup_time = q.integer(4);
-      if (!q.null(5)) u.consent_personalisation = q.integer(5) != 0;
-      if (!q.null(6)) u.consent_analytics = q.integer(6) != 0;
+      u.age = q.opt_integer(1);
+      u.gender = q.text(2);
+      u.region = q.text(3);
+      u.signup_time = q.opt_integer(4);
+      u.consent_personalisation = q.opt_bool(5);
+      u.consent_analytics = q.opt_bool(6);
       out.push_back(std::move(u));
     }
     return out;
@@ -784,8 +787,8 @@ void SqliteStore::for_each_text(Use use, const std::function<void(const Text&)>&
     t.body = open(q.text(4), row_identity("texts.body", q.integer(9), q.integer(10)));
     t.label = q.text(5);
     t.category = q.text(6);
-    t.sentiment = q.null(7) ? std::nullopt : std::optional<double>(q.real(7));
-    t.timestamp = q.null(8) ? std::nullopt : std::optional<int64_t>(q.integer(8));
+    t.sentiment = q.opt_real(7);
+    t.timestamp = q.opt_integer(8);
     fn(t);
   }
 }
