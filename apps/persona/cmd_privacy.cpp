@@ -20,6 +20,7 @@
 #include "persona/io/csv_reader.h"
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/erasure.h"
+#include "persona/pipeline/statistics.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
@@ -438,69 +439,24 @@ Command add_dp(CLI::App& app, Common& common) {
               return 0;
             }
             auto store = open_existing_store(store_path);
-            const auto events = store->events();
-            // Per user: spend on purchases, the event types seen, the purchased categories.
-            const size_t users = events.user_ids.size();
-            std::vector<double> spend(users, 0);
-            std::vector<bool> bought(users, false), counted(users, false);
-            std::vector<std::vector<int>> categories(users);
-            std::map<std::string, int> category_index;
-            std::optional<EventType> type;
-            if (!a->event.empty()) {
-              type = parse_event_type(a->event);
-              if (!type) throw Error(fmt::format("unknown event type \"{}\"", a->event));
-            }
-            for (size_t i = 0; i < events.size(); ++i) {
-              const auto u = static_cast<size_t>(events.user[i]);
-              if (!type || events.type[i] == static_cast<uint8_t>(*type)) counted[u] = true;
-              if (events.type[i] != static_cast<uint8_t>(EventType::Purchase)) continue;
-              bought[u] = true;
-              if (std::isfinite(events.value[i])) spend[u] += events.value[i] * events.quantity[i];
-              const auto& cat = events.item_categories[static_cast<size_t>(events.item[i])];
-              if (!cat.empty()) categories[u].push_back(category_index.try_emplace(cat, static_cast<int>(category_index.size())).first->second);
-            }
-            std::vector<double> buyers;
-            for (size_t u = 0; u < users; ++u)
-              if (bought[u]) buyers.push_back(spend[u]);
-            // Charged before anything is computed: a refused query reveals nothing.
+            pipeline::DpQuery q;
+            q.statistic = *which;
+            q.analyst = a->analyst;
+            q.epsilon = a->epsilon;
+            q.event = a->event;
+            q.upper = a->upper;
+            q.resolution = a->resolution;
+            q.q = a->q;
+            q.bins = a->bins;
+            q.by = a->by;
+            q.max_per_user = a->max_per_user;
+            nlohmann::json j;
             try {
-              ledger.spend(dataset, a->analyst, a->epsilon, *which);
+              j = pipeline::run_dp_query(*store, dataset, ledger, q);
             } catch (const privacy::BudgetExhausted& e) {
               throw Error(e.what(), {}, "ask for a larger budget (persona dp budget --set) or use less epsilon");
             }
             audit_if_keys("dp." + *which, {{"dataset", dataset}, {"analyst", a->analyst}, {"epsilon", a->epsilon}});
-            auto rng = privacy::secure_random();
-            nlohmann::json j = {{"statistic", *which}, {"dataset", dataset}, {"analyst", a->analyst}};
-            if (*which == "count") {
-              j["result"] = privacy::dp_count(std::count(counted.begin(), counted.end(), true), a->epsilon, *rng).to_json();
-            } else if (*which == "sum") {
-              j["result"] = privacy::dp_sum(buyers, a->upper, a->resolution, a->epsilon, *rng).to_json();
-            } else if (*which == "mean") {
-              j["result"] = privacy::dp_mean(buyers, a->upper, a->resolution, a->epsilon, *rng).to_json();
-            } else if (*which == "quantile") {
-              j["result"] = privacy::dp_quantile(buyers, a->upper, a->bins, a->q, a->epsilon, *rng).to_json();
-            } else {
-              std::vector<std::string> names;
-              std::vector<std::vector<int>> per_user(users);
-              if (a->by == "region") {
-                std::map<std::string, int> regions;
-                for (size_t u = 0; u < users; ++u) {
-                  const auto& r = events.user_regions[u];
-                  if (!r.empty()) per_user[u].push_back(regions.try_emplace(r, static_cast<int>(regions.size())).first->second);
-                }
-                names.resize(regions.size());
-                for (const auto& [n, i] : regions) names[static_cast<size_t>(i)] = n;
-              } else {
-                per_user = categories;
-                names.resize(category_index.size());
-                for (const auto& [n, i] : category_index) names[static_cast<size_t>(i)] = n;
-              }
-              const auto h = privacy::dp_histogram(per_user, names.size(), a->max_per_user, a->epsilon, *rng);
-              nlohmann::json buckets = nlohmann::json::object();
-              for (size_t i = 0; i < names.size(); ++i) buckets[names[i]] = h[i].value;
-              j["result"] = {{"buckets", buckets}, {"epsilon", a->epsilon}, {"noise_scale", h.empty() ? 0.0 : h[0].noise_scale}};
-            }
-            j["budget_left"] = ledger.budget(dataset, a->analyst) - ledger.spent(dataset, a->analyst);
             if (common.json) print_json(j);
             else fmt::print("{}\n", j.dump(2));
             return 0;

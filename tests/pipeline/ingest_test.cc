@@ -169,6 +169,7 @@ class DiskFullStore : public store::Store {
   std::optional<nlohmann::json> get_meta(const std::string& key) override { return inner_->get_meta(key); }
   store::EventColumns events(store::Use use) override { return inner_->events(use); }
   store::EventColumns events_of(const std::vector<std::string>& users) override { return inner_->events_of(users); }
+  store::EventColumns history(const std::string& user) override { return inner_->history(user); }
   store::ChangeMark change_mark() override { return inner_->change_mark(); }
   std::vector<std::string> users_changed_since(const store::ChangeMark& m) override { return inner_->users_changed_since(m); }
   void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool all) override {

@@ -195,6 +195,11 @@ TEST(StorePrivacy, ConsentFiltersEveryUse) {
   EXPECT_EQ(users_of(store->events()), (std::vector<std::string>{"alice", "alice", "carol"}));
   EXPECT_EQ(users_of(store->events(Use::Personalisation)), (std::vector<std::string>{"alice", "alice", "bob"}));
   EXPECT_EQ(users_of(store->events_of({"bob"})), std::vector<std::string>{"bob"});  // their own data
+  const auto alice = store->history("alice");  // the compact read: only what alice touches
+  EXPECT_EQ(users_of(alice), (std::vector<std::string>{"alice", "alice"}));
+  EXPECT_EQ(alice.item_ids, std::vector<std::string>{"i1"});
+  EXPECT_EQ(alice.value[0], 10);
+  EXPECT_EQ(store->history("nobody").size(), 0u);
   EXPECT_EQ(text_bodies(*store, Use::Analytics).size(), 2u);  // bob's review left out, the anonymous one in
   const auto analysed = store->users(Use::Analytics);
   ASSERT_EQ(analysed.size(), 2u);

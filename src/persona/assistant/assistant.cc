@@ -425,14 +425,15 @@ std::optional<Reply> Assistant::personal(Session& s, const std::string& q, const
   if (!knowledge_.store) return std::nullopt;
   // Only this user's events are read: another user's order id is simply not found here.
   const auto events = knowledge_.store->events_of({s.user});
-  if (wants_recommendation && knowledge_.recommender) {
+  const auto live = knowledge_.recommend_service ? knowledge_.recommend_service->model() : nullptr;
+  const recommend::RecommendModel* recommender = live ? live.get() : knowledge_.recommender;
+  if (wants_recommendation && recommender) {
     recommend::RecommendRequest req;
     req.k = 3;
     req.exclude_items = knowledge_.store->unavailable_items();
     // Without consent to personalisation: what is popular, not what their history suggests.
     const bool personal = knowledge_.store->consent(s.user).personalisation;
-    const auto recs = knowledge_.recommender->recommend(
-        personal ? knowledge_.recommender->history(events) : recommend::Row{}, req);
+    const auto recs = recommender->recommend(personal ? recommender->history(events) : recommend::Row{}, req);
     r.intent = "recommend";
     std::string list;
     for (const auto& x : recs) {

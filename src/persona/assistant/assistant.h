@@ -31,6 +31,7 @@ class TextAnalyzer;
 }
 namespace persona::recommend {
 class RecommendModel;
+class RecommendService;
 }
 namespace persona::ml {
 class TextClassifier;
@@ -96,6 +97,8 @@ struct Knowledge {
   const FaqIndex* faq = nullptr;
   const GraphAnswerer* graph = nullptr;
   const recommend::RecommendModel* recommender = nullptr;
+  // When set, its current model instead (a server's live swaps after a retrain or an erasure).
+  const recommend::RecommendService* recommend_service = nullptr;
   const demand::TextAnalyzer* analyzer = nullptr;         // sentiment, for unhappy customers
   const ml::TextClassifier* intents = nullptr;            // the intent model (labels -> intent_actions)
 };

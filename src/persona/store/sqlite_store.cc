@@ -240,6 +240,38 @@ class SqliteStore final : public Store {
   EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users, Use::Any); }
   EventColumns read_events(const std::vector<std::string>* only, Use use);
 
+  EventColumns history(const std::string& user) override {
+    // By SQL, not the id map: another connection (a server's ingest) may have added the user.
+    EventColumns e;
+    e.user_ids = {user};
+    if (!read_history_)
+      read_history_ = std::make_unique<Statement>(
+          db_, "SELECT e.type, e.quantity, e.value, e.ts, i.ext_id, coalesce(i.category, ''), i.price FROM events e "
+               "JOIN items i ON i.id=e.item WHERE e.user=(SELECT id FROM users WHERE ext_id=?) ORDER BY e.ts, e.id");
+    Statement& q = *read_history_;
+    q.bind(1, user);
+    IdMap items;
+    while (q.step()) {
+      const auto item = items.intern(q.text(4));
+      if (item == e.item_ids.size()) {
+        e.item_ids.push_back(q.text(4));
+        e.item_categories.push_back(q.text(5));
+        e.item_prices.push_back(q.null(6) ? std::numeric_limits<double>::quiet_NaN() : q.real(6));
+      }
+      e.user.push_back(0);
+      e.item.push_back(static_cast<int32_t>(item));
+      e.session.push_back(-1);
+      e.type.push_back(static_cast<uint8_t>(q.integer(0)));
+      e.quantity.push_back(q.real(1));
+      e.value.push_back(q.null(2) ? std::numeric_limits<double>::quiet_NaN() : q.real(2));
+      e.timestamp.push_back(q.integer(3));
+    }
+    q.reset();
+    e.item_brands.resize(e.item_ids.size());
+    e.item_texts.resize(e.item_ids.size());
+    return e;
+  }
+
   Consent consent(const std::string& user) override {
     Statement q(db_, "SELECT consent_personalisation, consent_analytics FROM users WHERE ext_id=?");
     q.bind(1, user);
@@ -390,6 +422,7 @@ class SqliteStore final : public Store {
     insert_item_.reset();
     read_attrs_.reset();
     write_attrs_.reset();
+    read_history_.reset();
     if (db_) sqlite3_close(db_);
   }
 
@@ -708,7 +741,7 @@ class SqliteStore final : public Store {
   bool sealed_ = false;
   sqlite3* db_ = nullptr;
   IdMap users_, items_;
-  std::unique_ptr<Statement> insert_user_, insert_item_, read_attrs_, write_attrs_;
+  std::unique_ptr<Statement> insert_user_, insert_item_, read_attrs_, write_attrs_, read_history_;
   int64_t batches_ = 0;
   CrashPoint crash_;
 };

@@ -153,6 +153,9 @@ class Store {
   // The events of some users only (external ids), in time order; the id tables stay complete.
   // Their own data, served to them: no consent filter.
   virtual EventColumns events_of(const std::vector<std::string>& users) = 0;
+  // One user's events with id tables holding only what they mention (one user, their items; no
+  // sessions, regions or texts): the quick read behind serving one request.
+  virtual EventColumns history(const std::string& user) = 0;
   virtual ChangeMark change_mark() = 0;
   // The external ids of users with events or texts added after `since`.
   virtual std::vector<std::string> users_changed_since(const ChangeMark& since) = 0;

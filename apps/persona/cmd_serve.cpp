@@ -1,0 +1,64 @@
+#include <pthread.h>
+#include <signal.h>
+
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "persona/core/error.h"
+#include "persona/pipeline/config.h"
+#include "persona/server/server.h"
+
+namespace persona::cli {
+
+Command add_serve(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("serve", "The HTTP API of every stage (docs/api.md); SIGTERM stops it gracefully");
+  auto o = std::make_shared<server::ServerOptions>();
+  auto store = std::make_shared<std::string>();
+  auto no_auth = std::make_shared<bool>(false);
+  sub->add_option("-s,--store", *store, "Store file");
+  sub->add_option("-c,--config", o->config_path, "Config file (its store, profile settings, reject log, assistant)");
+  sub->add_option("--models", o->models_dir, "Model directory (default $PERSONA_MODELS or ./models)");
+  sub->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
+  sub->add_option("-p,--port", o->port, "Port (0: any free one)")->check(CLI::Range(0, 65535));
+  sub->add_option("--threads", o->threads, "Worker threads; a keep-alive connection holds one (default 64)")->check(CLI::Range(1, 4096));
+  sub->add_option("--key-file", o->key_file, "Key file (sealed store, audit log, erasure receipts)");
+  sub->add_option("--api-keys", o->api_keys_path, "API key file (default $PERSONA_API_KEYS or ./persona-api-keys.json)");
+  sub->add_flag("--no-auth", *no_auth, "No API keys: every caller is an admin (a laptop, never a network)");
+  sub->add_option("--tls-cert", o->tls_cert, "PEM certificate: serve HTTPS");
+  sub->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert");
+  sub->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (default 16 MiB)")->check(CLI::Range(1024, 1 << 30));
+  sub->add_option("--rate", o->rate_per_s, "Requests per second per API key (0: unlimited; default 100)")->check(CLI::Range(0.0, 1e9));
+  sub->add_option("--burst", o->burst, "Requests a key may send at once above its rate (default 200)")->check(CLI::Range(1.0, 1e9));
+  sub->add_option("--web", o->web_dir, "The dashboard's files, served at /");
+  sub->add_option("--access-log", o->access_log, "Access log: - for stderr (default), a file, or \"\" for none");
+  return {sub, [o, store, no_auth, &common] {
+            o->store_path = store_path_from(*store, o->config_path);
+            o->require_keys = !*no_auth;
+            // Signals go to one thread that stops the server; the workers never see them.
+            sigset_t signals;
+            sigemptyset(&signals);
+            sigaddset(&signals, SIGTERM);
+            sigaddset(&signals, SIGINT);
+            pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+            server::Server server(*o);
+            const int port = server.bind();
+            if (!common.quiet)
+              fmt::print(stderr, "persona serving {} on {}://{}:{}/ ({} routes{}); SIGTERM or Ctrl-C stops it\n", o->store_path,
+                         o->tls_cert.empty() ? "http" : "https", o->host, port, server.routes().size(),
+                         *no_auth ? ", NO AUTHENTICATION" : ", API keys required");
+            std::thread waiter([&server, signals] {
+              int signal = 0;
+              sigwait(&signals, &signal);
+              server.stop();
+            });
+            server.run();
+            pthread_kill(waiter.native_handle(), SIGTERM);  // when run() ended for another reason
+            waiter.join();
+            if (!common.quiet) fmt::print(stderr, "persona stopped; every request in flight was answered\n");
+            return 0;
+          }};
+}
+
+}  // namespace persona::cli

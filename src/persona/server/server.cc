@@ -1,0 +1,822 @@
+#include "persona/server/server.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <shared_mutex>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "persona/assistant/assistant.h"
+#include "persona/assistant/faq.h"
+#include "persona/assistant/graph_answerer.h"
+#include "persona/assistant/knowledge_graph.h"
+#include "persona/assistant/settings.h"
+#include "persona/core/error.h"
+#include "persona/core/time.h"
+#include "persona/demand/text_analysis.h"
+#include "persona/pipeline/config.h"
+#include "persona/pipeline/erasure.h"
+#include "persona/pipeline/profiles.h"
+#include "persona/pipeline/statistics.h"
+#include "persona/privacy/access.h"
+#include "persona/privacy/audit.h"
+#include "persona/privacy/keys.h"
+#include "persona/recommend/recommend_model.h"
+#include "persona/server/json_records.h"
+#include "persona/server/metrics.h"
+#include "persona/store/store.h"
+
+// After Eigen (through the recommender): <resolv.h>, which httplib includes, defines a macro _res
+// that breaks Eigen's parameter names.
+#include <httplib.h>
+
+namespace persona::server {
+namespace fs = std::filesystem;
+
+extern const char* const kOpenApiJson;  // generated from docs/openapi.json at build time
+
+namespace {
+
+// An error with its HTTP status; answered as application/problem+json.
+struct HttpError : std::runtime_error {
+  HttpError(int s, std::string t, const std::string& detail) : std::runtime_error(detail), status(s), title(std::move(t)) {}
+  int status;
+  std::string title;
+  nlohmann::json extra = nlohmann::json::object();
+};
+
+std::string problem_body(int status, const std::string& title, const std::string& detail,
+                         const nlohmann::json& extra = nlohmann::json::object()) {
+  nlohmann::json j = {{"type", "about:blank"}, {"title", title}, {"status", status}, {"detail", detail}};
+  for (const auto& [k, v] : extra.items()) j[k] = v;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+const char* status_title(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+  }
+}
+
+// Store connections, one per request at a time: the SQLite store is one connection per object
+// and not shared between threads; WAL lets the readers go on while one writer writes.
+class StorePool {
+ public:
+  StorePool(std::string path, store::StoreOptions options) : path_(std::move(path)), options_(std::move(options)) {}
+  class Lease {
+   public:
+    Lease(StorePool& pool, std::unique_ptr<store::Store> s) : pool_(pool), store_(std::move(s)) {}
+    ~Lease() { pool_.give_back(std::move(store_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    store::Store* operator->() { return store_.get(); }
+    store::Store& operator*() { return *store_; }
+
+   private:
+    StorePool& pool_;
+    std::unique_ptr<store::Store> store_;
+  };
+  Lease acquire() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        auto s = std::move(free_.back());
+        free_.pop_back();
+        return Lease(*this, std::move(s));
+      }
+    }
+    return Lease(*this, store::open_sqlite_store(path_, options_));
+  }
+
+ private:
+  void give_back(std::unique_ptr<store::Store> s) {
+    if (!s) return;
+    std::lock_guard lock(mutex_);
+    free_.push_back(std::move(s));
+  }
+  std::string path_;
+  store::StoreOptions options_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<store::Store>> free_;
+};
+
+// Recommendation answers by user and query, until that user's data, the catalogue or the model
+// changes. Served users are mostly repeat visitors; a hit costs a map look-up instead of a store
+// read and a scoring pass.
+class AnswerCache {
+ public:
+  std::optional<std::string> get(const std::string& user, const std::string& query) const {
+    std::shared_lock lock(mutex_);
+    const auto it = entries_.find(key(user, query));
+    if (it == entries_.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(const std::string& user, const std::string& query, std::string body, uint64_t generation) {
+    std::unique_lock lock(mutex_);
+    if (generation != generation_) return;  // computed before an invalidation: stale
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    entries_[key(user, query)] = std::move(body);
+  }
+  uint64_t generation() const {
+    std::shared_lock lock(mutex_);
+    return generation_;
+  }
+  void forget(const std::string& user) {
+    std::unique_lock lock(mutex_);
+    ++generation_;
+    const std::string prefix = user + '\x1f';
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
+      it = entries_.erase(it);
+  }
+  void clear() {
+    std::unique_lock lock(mutex_);
+    ++generation_;
+    entries_.clear();
+  }
+  size_t size() const {
+    std::shared_lock lock(mutex_);
+    return entries_.size();
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 200000;
+  static std::string key(const std::string& user, const std::string& query) { return user + '\x1f' + query; }
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, std::string> entries_;
+  uint64_t generation_ = 0;
+};
+
+// A token bucket per API key.
+class RateLimiter {
+ public:
+  RateLimiter(double per_s, double burst) : per_s_(per_s), burst_(burst) {}
+  // Seconds to wait before the next request is allowed (0: allowed now, and counted).
+  double take(const std::string& key) {
+    if (per_s_ <= 0) return 0;
+    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    std::lock_guard lock(mutex_);
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
+    Bucket& b = it->second;
+    b.tokens = std::min(burst_, b.tokens + (now - b.at) * per_s_);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return (1 - b.tokens) / per_s_;
+  }
+
+ private:
+  struct Bucket {
+    double tokens, at;
+  };
+  double per_s_, burst_;
+  std::mutex mutex_;
+  std::map<std::string, Bucket> buckets_;
+};
+
+// Who is calling: the API key (or the local admin of --no-auth).
+struct Caller {
+  privacy::ApiKey key;
+  std::string id() const { return key.id.empty() ? "local" : key.id; }
+};
+
+struct Reply {
+  int status = 200;
+  std::string body, content_type = "application/json";
+};
+
+Reply json_reply(const nlohmann::json& j, int status = 200) {
+  return {status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json"};
+}
+
+nlohmann::json body_json(const httplib::Request& req) {
+  auto j = nlohmann::json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) throw HttpError(400, "Bad Request", "the body is not valid JSON");
+  if (!j.is_object()) throw HttpError(400, "Bad Request", "the body is not a JSON object");
+  return j;
+}
+
+template <typename T>
+T field(const nlohmann::json& j, const char* name, T fallback) {
+  const auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw HttpError(400, "Bad Request", fmt::format("\"{}\" has the wrong type ({})", name, it->type_name()));
+  }
+}
+
+std::optional<double> number_param(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::nullopt;
+  const std::string v = req.get_param_value(name);
+  try {
+    size_t used = 0;
+    const double d = std::stod(v, &used);
+    if (used != v.size() || !std::isfinite(d)) throw std::invalid_argument(v);
+    return d;
+  } catch (const std::exception&) {
+    throw HttpError(400, "Bad Request", fmt::format("query parameter \"{}\" is not a number: \"{}\"", name, v));
+  }
+}
+
+}  // namespace
+
+struct Route {
+  std::string method, path;          // path in OpenAPI form: /v1/users/{id}/profile
+  std::vector<std::string> scopes;   // any one of them will do; empty: public
+  bool subject_in_path = false;      // the first path parameter is the user the data belongs to
+  bool subject_in_body = false;      // the body's "user" is (chat)
+  std::function<Reply(const httplib::Request&, const Caller&)> handler;
+  size_t metric = 0;
+};
+
+struct Server::Impl {
+  ServerOptions options;
+  pipeline::Config config;
+  std::string models_dir;
+  std::optional<privacy::KeyRing> keys;
+  std::shared_ptr<const privacy::KeyRing> shared_keys;
+  std::unique_ptr<privacy::ApiKeyStore> api_keys;
+  std::unique_ptr<StorePool> stores;
+  std::mutex write_mutex;  // one writer at a time (SQLite has one anyway); ingest, erase
+  std::unique_ptr<recommend::RecommendService> recommender;
+  AnswerCache cache;
+  std::mutex unavailable_mutex;
+  std::vector<std::string> unavailable;  // the catalogue's unavailable items
+  std::optional<demand::TextAnalyzer> analyzer;
+  std::unique_ptr<store::Store> assistant_store;
+  std::optional<assistant::FaqIndex> faq;
+  std::optional<assistant::KnowledgeGraph> graph;
+  std::optional<assistant::GraphAnswerer> answerer;
+  std::unique_ptr<assistant::Assistant> bot;
+  std::mutex chat_mutex;  // the assistant reads through one store connection
+  Metrics metrics;
+  RateLimiter limiter;
+  std::vector<Route> routes;
+  std::unique_ptr<httplib::Server> http;
+  std::FILE* log = nullptr;
+  std::mutex log_mutex;
+  std::atomic<bool> ready{false};
+
+  explicit Impl(ServerOptions o) : options(std::move(o)), limiter(options.rate_per_s, options.burst) {}
+  ~Impl() {
+    if (log && log != stderr) std::fclose(log);
+  }
+
+  void load();
+  void add_routes();
+  void install();
+  void dispatch(const Route& route, const httplib::Request& req, httplib::Response& res);
+  Caller authenticate(const httplib::Request& req) const;
+  void access_log(const Route* route, const httplib::Request& req, int status, double seconds, const std::string& caller);
+
+  Reply ingest(Entity entity, const httplib::Request& req, const Caller& caller);
+  Reply recommendations(const httplib::Request& req, const std::string& user);
+  Reply profile(const std::string& user);
+  Reply similar(const httplib::Request& req, const std::string& item);
+  Reply analyze(const httplib::Request& req);
+  Reply chat(const httplib::Request& req, const Caller& caller);
+  Reply segments();
+  Reply stats();
+  Reply dp(const httplib::Request& req, const Caller& caller);
+  Reply erase(const std::string& user, const Caller& caller);
+  Reply models();
+  Reply retrain(const Caller& caller);
+  void refresh_unavailable(store::Store& s) {
+    auto items = s.unavailable_items();
+    std::lock_guard lock(unavailable_mutex);
+    unavailable = std::move(items);
+  }
+  std::vector<std::string> unavailable_items() {
+    std::lock_guard lock(unavailable_mutex);
+    return unavailable;
+  }
+  std::string recommend_model_path() const { return (fs::path(models_dir) / "recommend.model").string(); }
+  void audit(const Caller& caller, const std::string& action, const nlohmann::json& details) {
+    if (keys) privacy::AuditLog(privacy::default_audit_log_path(), *keys).append("api:" + caller.id(), action, details);
+  }
+};
+
+void Server::Impl::load() {
+  if (!options.config_path.empty()) config = pipeline::load_config(options.config_path);
+  models_dir = demand::models_dir_from(options.models_dir);
+  keys = privacy::KeyRing::discover(options.key_file);
+  if (keys) shared_keys = std::make_shared<privacy::KeyRing>(*keys);
+  if (options.require_keys) {
+    const std::string path = options.api_keys_path.empty() ? privacy::default_api_keys_path() : options.api_keys_path;
+    if (!fs::exists(path))
+      throw Error("no API keys: every route but health needs one", {path},
+                  "make one with `persona keys create --name NAME --role service`, or serve --no-auth on a laptop");
+    api_keys = std::make_unique<privacy::ApiKeyStore>(path);
+  }
+  if (!fs::exists(options.store_path))
+    throw Error("no store here", {options.store_path}, "run `persona ingest` first, or give --store / --config");
+  stores = std::make_unique<StorePool>(options.store_path, store::StoreOptions{shared_keys});
+  {
+    auto s = stores->acquire();
+    refresh_unavailable(*s);
+  }
+  const auto model_path = recommend_model_path();
+  if (fs::exists(model_path))
+    recommender = std::make_unique<recommend::RecommendService>(
+        std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(model_path)));
+  analyzer = demand::TextAnalyzer::load(models_dir);
+  assistant_store = store::open_sqlite_store(options.store_path, store::StoreOptions{shared_keys});
+  if (fs::exists(fs::path(models_dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(models_dir) / "faq.index").string());
+  graph.emplace(assistant_store->graph());
+  if (graph->entity_count() > 0) answerer.emplace(*graph);
+  assistant::Knowledge k;
+  k.store = assistant_store.get();
+  k.faq = faq ? &*faq : nullptr;
+  k.graph = answerer ? &*answerer : nullptr;
+  k.recommend_service = recommender.get();
+  k.analyzer = &*analyzer;
+  if (analyzer->model(demand::TextTask::Intent)) k.intents = &*analyzer->model(demand::TextTask::Intent);
+  assistant::AssistantOptions assistant_options;
+  if (!config.assistant.is_null()) assistant_options = assistant::apply_assistant_settings(config.assistant, std::move(assistant_options));
+  assistant_options.responder =
+      assistant::responder_from_environment(assistant_options.responder, assistant_options.responder_key_env);
+  bot = std::make_unique<assistant::Assistant>(k, std::move(assistant_options));
+  if (options.access_log == "-") log = stderr;
+  else if (!options.access_log.empty() && !(log = std::fopen(options.access_log.c_str(), "a")))
+    throw Error("cannot open the access log", {options.access_log});
+  metrics.set_gauge("persona_recommend_model_loaded", "", recommender ? 1 : 0);
+}
+
+Caller Server::Impl::authenticate(const httplib::Request& req) const {
+  Caller c;
+  if (!options.require_keys) {
+    c.key.role = privacy::Role::Admin;
+    return c;
+  }
+  std::string presented = req.get_header_value("X-API-Key");
+  const std::string auth = req.get_header_value("Authorization");
+  if (presented.empty() && auth.rfind("Bearer ", 0) == 0) presented = auth.substr(7);
+  if (presented.empty())
+    throw HttpError(401, "Unauthorized", "an API key is needed: Authorization: Bearer <key> (or X-API-Key)");
+  const auto key = api_keys->authenticate(presented);
+  if (!key) throw HttpError(401, "Unauthorized", "the API key is not valid (unknown, revoked or mistyped)");
+  c.key = *key;
+  return c;
+}
+
+void Server::Impl::access_log(const Route* route, const httplib::Request& req, int status, double seconds,
+                              const std::string& caller) {
+  if (!log) return;
+  // The route, not the path: a path may hold a user id.
+  const nlohmann::json line = {{"time", format_timestamp(std::chrono::duration_cast<std::chrono::seconds>(
+                                                             std::chrono::system_clock::now().time_since_epoch())
+                                                             .count())},
+                               {"method", req.method},
+                               {"route", route ? route->path : "(unrouted)"},
+                               {"status", status},
+                               {"ms", std::round(seconds * 1e5) / 100},
+                               {"caller", caller}};
+  const std::string text = line.dump() + "\n";
+  std::lock_guard lock(log_mutex);
+  std::fwrite(text.data(), 1, text.size(), log);
+  std::fflush(log);
+}
+
+void Server::Impl::dispatch(const Route& route, const httplib::Request& req, httplib::Response& res) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Reply reply;
+  std::string caller_id = "-";
+  try {
+    Caller caller;
+    if (!route.scopes.empty()) {
+      caller = authenticate(req);
+      caller_id = caller.id();
+      std::string subject;
+      if (route.subject_in_path && req.matches.size() > 1) subject = req.matches[1].str();
+      if (route.subject_in_body) subject = field<std::string>(body_json(req), "user", "");
+      bool allowed = false;
+      for (const auto& scope : route.scopes) allowed = allowed || privacy::allows(caller.key, scope, subject);
+      if (!allowed)
+        throw HttpError(403, "Forbidden",
+                        fmt::format("this key's role ({}) may not {} {}{}", privacy::role_name(caller.key.role), route.method,
+                                    route.path, caller.key.role == privacy::Role::User ? " for another user" : ""));
+      if (const double wait = limiter.take(caller.id()); wait > 0) {
+        HttpError e(429, "Too Many Requests", fmt::format("this key's rate limit is {} requests per second", options.rate_per_s));
+        e.extra["retry_after_s"] = wait;
+        res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(wait))));
+        throw e;
+      }
+    }
+    reply = route.handler(req, caller);
+  } catch (const HttpError& e) {
+    reply = {e.status, problem_body(e.status, e.title, e.what(), e.extra), "application/problem+json"};
+  } catch (const privacy::BudgetExhausted& e) {
+    reply = {403, problem_body(403, "Forbidden", e.what()), "application/problem+json"};
+  } catch (const Error& e) {
+    reply = {400, problem_body(400, "Bad Request", e.hint().empty() ? e.what() : fmt::format("{} ({})", e.what(), e.hint())),
+             "application/problem+json"};
+  } catch (const std::exception& e) {
+    // Details stay in the log (they may name internals), not in the answer.
+    reply = {500, problem_body(500, "Internal Server Error", "the request could not be completed; see the server log"),
+             "application/problem+json"};
+    if (log) {
+      std::lock_guard lock(log_mutex);
+      fmt::print(log, "{}\n", nlohmann::json{{"error", e.what()}, {"route", route.path}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+  }
+  res.status = reply.status;
+  res.set_content(reply.body, reply.content_type.c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  metrics.observe(route.metric, reply.status, seconds);
+  access_log(&route, req, reply.status, seconds, caller_id);
+}
+
+Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Caller& caller) {
+  const auto records = parse_records(req.body);
+  auto decoded = decode_records(entity, records);
+  const std::string name = std::string("api:") + entity_name(entity) + "s";
+  nlohmann::json answer = {{"records", decoded.records},
+                           {"accepted", decoded.records - decoded.errors.size()},
+                           {"rejected", decoded.errors.size()}};
+  nlohmann::json errors = nlohmann::json::array();
+  for (size_t i = 0; i < decoded.errors.size() && i < 100; ++i) errors.push_back(decoded.errors[i].to_json());
+  answer["errors"] = errors;
+  if (decoded.errors.size() == decoded.records) {
+    HttpError e(422, "Unprocessable Content", fmt::format("none of the {} records could be used", decoded.records));
+    e.extra["errors"] = errors;
+    throw e;
+  }
+  {
+    std::lock_guard lock(write_mutex);
+    auto s = stores->acquire();
+    // The body's hash makes the request idempotent: the same batch sent again is not ingested twice.
+    const auto hash = XXH3_128bits(req.body.data(), req.body.size());
+    const std::string content_hash = fmt::format("{:016x}{:016x}", hash.high64, hash.low64);
+    const auto record = s->begin_ingest(name, "POST " + req.path, content_hash, "api-v1");
+    answer["ingest"] = record.id;
+    if (record.status == "complete") {
+      answer["status"] = "already ingested";
+      return json_reply(answer);
+    }
+    s->write_batch(record.id, decoded.batch, static_cast<int64_t>(decoded.records));
+    s->finish_ingest(record.id, {{"records", decoded.records}, {"rejected", decoded.errors.size()}, {"caller", caller.id()}});
+    answer["status"] = "ingested";
+    if (entity == Entity::Item) {
+      refresh_unavailable(*s);
+      cache.clear();
+    }
+    // Live: the touched users' profiles now (when profiles are kept) and their recommendations.
+    if (s->get_meta("profile.build") && (entity == Entity::Event || entity == Entity::Text || entity == Entity::User))
+      answer["profiles"] = pipeline::update_profiles(*s, config.profile, models_dir).updated_users;
+  }
+  for (const auto& u : decoded.users) cache.forget(u);
+  metrics.add_counter("persona_ingested_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
+                      static_cast<double>(decoded.records - decoded.errors.size()));
+  metrics.add_counter("persona_rejected_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
+                      static_cast<double>(decoded.errors.size()));
+  return json_reply(answer);
+}
+
+Reply Server::Impl::recommendations(const httplib::Request& req, const std::string& user) {
+  if (!recommender) throw HttpError(503, "Service Unavailable", "no recommender is trained yet (persona train recommend)");
+  recommend::RecommendRequest q;
+  const auto k = number_param(req, "k").value_or(10);
+  if (k < 0 || k > 1000 || k != std::floor(k)) throw HttpError(400, "Bad Request", "k is a whole number from 0 to 1000");
+  q.k = static_cast<size_t>(k);
+  q.exclude_seen = req.get_param_value("exclude_bought") == "true";
+  q.category = req.get_param_value("category");
+  q.min_price = number_param(req, "min_price");
+  q.max_price = number_param(req, "max_price");
+  q.diversity = number_param(req, "diversity").value_or(0);
+  if (q.diversity < 0 || q.diversity > 1) throw HttpError(400, "Bad Request", "diversity is from 0 to 1");
+  const std::string query = fmt::format("{}|{}|{}|{}|{}|{}", q.k, q.exclude_seen, q.category, q.min_price.value_or(-1),
+                                        q.max_price.value_or(-1), q.diversity);
+  if (auto hit = cache.get(user, query)) return {200, std::move(*hit), "application/json"};
+  const uint64_t generation = cache.generation();
+  const auto model = recommender->model();
+  bool personal = true;
+  recommend::Row history;
+  {
+    auto s = stores->acquire();
+    personal = s->consent(user).personalisation;
+    if (personal) {
+      history = model->history(s->history(user));
+      if (model->segments() > 0)
+        if (const auto p = s->profile(user)) q.segment = nlohmann::json::parse(*p, nullptr, false).value("segment", -1);
+    }
+  }
+  q.exclude_items = unavailable_items();
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& r : model->recommend(history, q))
+    items.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}});
+  std::string body = nlohmann::json{{"user", user}, {"personalised", personal}, {"history_items", history.size()},
+                                    {"segment", q.segment}, {"recommendations", items}}
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  cache.put(user, query, body, generation);
+  return {200, std::move(body), "application/json"};
+}
+
+Reply Server::Impl::profile(const std::string& user) {
+  auto s = stores->acquire();
+  if (!s->consent(user).personalisation)
+    throw HttpError(404, "Not Found", "no profile: the user has not consented to personalisation");
+  const auto p = s->profile(user);
+  if (!p) throw HttpError(404, "Not Found", "no profile for this user (unknown, or profiles not built yet)");
+  nlohmann::json j = nlohmann::json::parse(*p, nullptr, false);
+  j["consent"] = {{"personalisation", true}, {"analytics", s->consent(user).analytics}};
+  return json_reply(j);
+}
+
+Reply Server::Impl::similar(const httplib::Request& req, const std::string& item) {
+  if (!recommender) throw HttpError(503, "Service Unavailable", "no recommender is trained yet (persona train recommend)");
+  const auto k = number_param(req, "k").value_or(10);
+  if (k < 0 || k > 1000 || k != std::floor(k)) throw HttpError(400, "Bad Request", "k is a whole number from 0 to 1000");
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& r : recommender->model()->similar(item, static_cast<size_t>(k), unavailable_items()))
+    items.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}});
+  return json_reply({{"item", item}, {"similar", items}});
+}
+
+Reply Server::Impl::analyze(const httplib::Request& req) {
+  const auto body = body_json(req);
+  const auto text = field<std::string>(body, "text", "");
+  if (text.empty()) throw HttpError(400, "Bad Request", "\"text\" is required");
+  if (text.size() > 100000) throw HttpError(413, "Payload Too Large", "a text of at most 100,000 bytes");
+  return json_reply(analyzer->analyze(text).to_json());
+}
+
+Reply Server::Impl::chat(const httplib::Request& req, const Caller& caller) {
+  const auto body = body_json(req);
+  const auto message = field<std::string>(body, "message", "");
+  const auto user = field<std::string>(body, "user", "");
+  auto session = field<std::string>(body, "session", "");
+  if (message.empty()) throw HttpError(400, "Bad Request", "\"message\" is required");
+  if (message.size() > 4000) throw HttpError(413, "Payload Too Large", "a message of at most 4,000 bytes");
+  if (caller.key.role == privacy::Role::User && user != caller.key.user)
+    throw HttpError(403, "Forbidden", "a user key chats only as its own user");
+  if (session.empty()) session = fmt::format("{}-{}", caller.id(), std::chrono::steady_clock::now().time_since_epoch().count());
+  std::lock_guard lock(chat_mutex);
+  auto reply = bot->reply(session, user, message);
+  nlohmann::json j = reply.to_json();
+  j["session"] = session;
+  return json_reply(j);
+}
+
+Reply Server::Impl::segments() {
+  auto s = stores->acquire();
+  const auto seg = pipeline::load_segments(*s);
+  if (!seg) throw HttpError(404, "Not Found", "no segments yet (persona profile build)");
+  return json_reply(seg->to_json());
+}
+
+Reply Server::Impl::stats() {
+  auto s = stores->acquire();
+  const auto st = s->stats(10);
+  auto rows = [](const std::vector<store::CountRow>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& r : v) a.push_back({{"name", r.name}, {"count", r.count}, {"detail", r.detail}});
+    return a;
+  };
+  return json_reply({{"users", st.users},
+                     {"items", st.items},
+                     {"events", st.events},
+                     {"texts", st.texts},
+                     {"sessions", st.sessions},
+                     {"rejects", st.rejects},
+                     {"revenue", st.revenue},
+                     {"first_event", st.first_event ? format_timestamp(*st.first_event) : ""},
+                     {"last_event", st.last_event ? format_timestamp(*st.last_event) : ""},
+                     {"event_types", rows(st.event_types)},
+                     {"top_items", rows(st.top_items)},
+                     {"top_categories", rows(st.top_categories)},
+                     {"text_languages", rows(st.text_languages)}});
+}
+
+Reply Server::Impl::dp(const httplib::Request& req, const Caller& caller) {
+  const auto body = body_json(req);
+  pipeline::DpQuery q;
+  q.statistic = field<std::string>(body, "statistic", "");
+  q.analyst = caller.id();  // budgets are per key: an analyst cannot spend another's
+  q.epsilon = field<double>(body, "epsilon", 0.1);
+  q.event = field<std::string>(body, "event", "");
+  q.upper = field<double>(body, "upper", 0);
+  q.resolution = field<double>(body, "resolution", 0.01);
+  q.q = field<double>(body, "q", 0.5);
+  q.bins = field<int>(body, "bins", 100);
+  q.by = field<std::string>(body, "by", "region");
+  q.max_per_user = field<int>(body, "max_per_user", 1);
+  if (q.bins < 2 || q.bins > 100000) throw HttpError(400, "Bad Request", "bins is from 2 to 100000");
+  if (q.max_per_user < 1 || q.max_per_user > 1000) throw HttpError(400, "Bad Request", "max_per_user is from 1 to 1000");
+  const std::string dataset = fs::absolute(options.store_path).lexically_normal().string();
+  privacy::BudgetLedger ledger(options.store_path + ".dp-ledger.jsonl");
+  auto s = stores->acquire();
+  auto j = pipeline::run_dp_query(*s, dataset, ledger, q);
+  audit(caller, "dp." + q.statistic, {{"dataset", dataset}, {"epsilon", q.epsilon}});
+  return json_reply(j);
+}
+
+Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
+  pipeline::ErasureReport report;
+  {
+    std::lock_guard lock(write_mutex);
+    auto s = stores->acquire();
+    pipeline::ErasureOptions o;
+    o.reject_log = options.config_path.empty() ? options.store_path + ".rejects.jsonl" : config.reject_log_path();
+    o.models_dir = models_dir;
+    o.keys = keys ? &*keys : nullptr;
+    o.api_keys = api_keys ? api_keys->path() : "";
+    o.actor = "api:" + caller.id();
+    report = pipeline::erase_user(*s, user, o);
+  }
+  cache.forget(user);
+  // The recommender was retrained without them (or removed): serve the new one from now on.
+  if (recommender) {
+    if (fs::exists(recommend_model_path()))
+      recommender->swap(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(recommend_model_path())));
+    cache.clear();
+  }
+  if (!report.found) throw HttpError(404, "Not Found", "the store does not know this user (files were still searched)");
+  return json_reply(report.to_json());
+}
+
+Reply Server::Impl::models() {
+  nlohmann::json j = nlohmann::json::object();
+  if (recommender) {
+    const auto m = recommender->model();
+    j["recommend"] = {{"file", recommend_model_path()}, {"items", m->items()}, {"metrics", m->metrics()},
+                      {"retrain_error", recommender->last_error()}};
+  }
+  nlohmann::json text = nlohmann::json::object();
+  for (const auto task : {demand::TextTask::Sentiment, demand::TextTask::Category, demand::TextTask::Intent})
+    text[demand::text_task_name(task)] = analyzer->model(task).has_value();
+  j["text"] = text;
+  return json_reply(j);
+}
+
+Reply Server::Impl::retrain(const Caller& caller) {
+  if (!recommender) throw HttpError(409, "Conflict", "no recommender to retrain: train one first (persona train recommend)");
+  const auto path = recommend_model_path();
+  const std::string store_path = options.store_path;
+  const auto keys_for_store = shared_keys;
+  const bool started = recommender->retrain_async([this, path, store_path, keys_for_store] {
+    auto s = store::open_sqlite_store(store_path, store::StoreOptions{keys_for_store});
+    const auto old = recommender->model();
+    const auto events = s->events();
+    recommend::InteractionOptions io;
+    io.before = events.size() ? events.timestamp.back() + 1 : 0;
+    auto model = recommend::RecommendModel::train(events, io, recommend::MethodSpec::from_json(old->metrics().at("method")), 2,
+                                                  pipeline::stored_segments(*s));
+    model.save(path, old->metrics());
+    cache.clear();
+    return model;
+  });
+  if (!started) throw HttpError(409, "Conflict", "a retrain is already running");
+  audit(caller, "models.retrain", {{"model", "recommend"}});
+  return json_reply({{"status", "started"}, {"model", "recommend"}}, 202);
+}
+
+void Server::Impl::add_routes() {
+  auto add = [this](std::string method, std::string path, std::vector<std::string> scopes, bool subject,
+                    std::function<Reply(const httplib::Request&, const Caller&)> handler) {
+    routes.push_back({std::move(method), std::move(path), std::move(scopes), subject, false, std::move(handler), 0});
+  };
+  auto param = [](const httplib::Request& req) { return req.matches.size() > 1 ? req.matches[1].str() : std::string(); };
+  add("GET", "/healthz", {}, false, [](auto&, auto&) { return json_reply({{"status", "ok"}}); });
+  add("GET", "/readyz", {}, false, [this](auto&, auto&) {
+    const bool ok = ready.load();
+    return json_reply({{"ready", ok}, {"recommender", recommender != nullptr}}, ok ? 200 : 503);
+  });
+  add("GET", "/metrics", {"stats:read"}, false, [this](auto&, auto&) {
+    metrics.set_gauge("persona_recommend_cache_entries", "", static_cast<double>(cache.size()));
+    return Reply{200, metrics.render(), "text/plain; version=0.0.4"};
+  });
+  add("GET", "/v1/openapi.json", {}, false, [](auto&, auto&) { return Reply{200, kOpenApiJson, "application/json"}; });
+  for (const Entity e : {Entity::Event, Entity::User, Entity::Item, Entity::Text})
+    add("POST", fmt::format("/v1/{}s", entity_name(e)), {fmt::format("{}s:write", entity_name(e))}, false,
+        [this, e](const httplib::Request& req, const Caller& c) { return ingest(e, req, c); });
+  add("GET", "/v1/users/{id}/profile", {"profiles:read", "profile"}, true,
+      [this, param](const httplib::Request& req, auto&) { return profile(param(req)); });
+  add("GET", "/v1/users/{id}/recommendations", {"recommend:read", "recommend"}, true,
+      [this, param](const httplib::Request& req, auto&) { return recommendations(req, param(req)); });
+  add("DELETE", "/v1/users/{id}", {"users:erase"}, true,
+      [this, param](const httplib::Request& req, const Caller& c) { return erase(param(req), c); });
+  add("GET", "/v1/items/{id}/similar", {"recommend:read"}, false,
+      [this, param](const httplib::Request& req, auto&) { return similar(req, param(req)); });
+  add("POST", "/v1/analyze", {"analyze"}, false, [this](const httplib::Request& req, auto&) { return analyze(req); });
+  add("POST", "/v1/chat", {"chat"}, false, [this](const httplib::Request& req, const Caller& c) { return chat(req, c); });
+  routes.back().subject_in_body = true;
+  add("GET", "/v1/segments", {"segments:read"}, false, [this](auto&, auto&) { return segments(); });
+  add("GET", "/v1/stats", {"stats:read"}, false, [this](auto&, auto&) { return stats(); });
+  add("POST", "/v1/stats/dp", {"dp:query"}, false, [this](const httplib::Request& req, const Caller& c) { return dp(req, c); });
+  add("GET", "/v1/models", {"models:read"}, false, [this](auto&, auto&) { return models(); });
+  add("POST", "/v1/models/recommend/retrain", {"models:train"}, false,
+      [this](auto&, const Caller& c) { return retrain(c); });
+  for (auto& r : routes) r.metric = metrics.add_route(r.method, r.path);
+}
+
+void Server::Impl::install() {
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    if (options.tls_cert.empty() || options.tls_key.empty()) throw Error("HTTPS needs both --tls-cert and --tls-key");
+    auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+    if (!tls->is_valid()) throw Error("cannot start HTTPS with this certificate and key", {options.tls_cert});
+    http = std::move(tls);
+  } else {
+    http = std::make_unique<httplib::Server>();
+  }
+  const int threads = std::max(1, options.threads);
+  http->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  http->set_payload_max_length(options.max_body_bytes);
+  http->set_read_timeout(options.read_timeout_s, 0);
+  http->set_write_timeout(options.write_timeout_s, 0);
+  http->set_keep_alive_max_count(10000);
+  http->set_keep_alive_timeout(5);
+  http->set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
+  for (const auto& route : routes) {
+    // {param} becomes a capture of one path segment.
+    const std::string pattern = std::regex_replace(route.path, std::regex(R"(\{[a-z_]+\})"), "([^/]+)");
+    auto handler = [this, &route](const httplib::Request& req, httplib::Response& res) { dispatch(route, req, res); };
+    if (route.method == "GET") http->Get(pattern, handler);
+    else if (route.method == "POST") http->Post(pattern, handler);
+    else if (route.method == "DELETE") http->Delete(pattern, handler);
+  }
+  if (!options.web_dir.empty()) {
+    if (!fs::is_directory(options.web_dir)) throw Error("the dashboard's directory is missing", {options.web_dir});
+    http->set_mount_point("/", options.web_dir);
+  }
+  // Anything unrouted or refused by the library itself (404, 405, 413, 414, 400): a problem too.
+  http->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty() && res.get_header_value("Content-Type") == "application/problem+json") return;
+    std::string detail = res.status == 404 ? fmt::format("no route for {} {}", req.method, req.path.substr(0, 200))
+                       : res.status == 413 ? fmt::format("the body is larger than {} bytes", options.max_body_bytes)
+                                           : status_title(res.status);
+    res.set_content(problem_body(res.status, status_title(res.status), detail), "application/problem+json");
+    access_log(nullptr, req, res.status, 0, "-");
+  });
+  http->set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content(problem_body(500, "Internal Server Error", "the request could not be completed"), "application/problem+json");
+    access_log(nullptr, req, 500, 0, "-");
+  });
+}
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  impl_->load();
+  impl_->add_routes();
+  impl_->install();
+}
+
+Server::~Server() { stop(); }
+
+int Server::bind() {
+  auto& http = *impl_->http;
+  const int port = impl_->options.port == 0 ? http.bind_to_any_port(impl_->options.host)
+                                            : (http.bind_to_port(impl_->options.host, impl_->options.port) ? impl_->options.port : -1);
+  if (port <= 0)
+    throw Error(fmt::format("cannot listen on {}:{}", impl_->options.host, impl_->options.port), {},
+                "is another server on that port? choose another with --port");
+  return port;
+}
+
+void Server::run() {
+  impl_->ready = true;
+  impl_->http->listen_after_bind();
+  impl_->ready = false;
+}
+
+void Server::stop() {
+  impl_->ready = false;
+  if (impl_->http && impl_->http->is_running()) impl_->http->stop();
+  if (impl_->recommender) impl_->recommender->wait();
+}
+
+std::vector<std::pair<std::string, std::string>> Server::routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : impl_->routes) out.emplace_back(r.method, r.path);
+  return out;
+}
+
+const nlohmann::json& Server::openapi() {
+  static const nlohmann::json doc = nlohmann::json::parse(kOpenApiJson);
+  return doc;
+}
+
+}  // namespace persona::server

@@ -1,0 +1,341 @@
+// The HTTP server in-process, over the sample shop (made once with the persona binary): the
+// OpenAPI document against the routes, keys and scopes, problems for bad requests, live and
+// idempotent ingest, the assistant, DP, erasure, metrics, static files, graceful stop.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "persona/privacy/access.h"
+#include "persona/server/server.h"
+#include "persona/store/store.h"
+#include "support/test_support.h"
+
+#include <httplib.h>  // after the persona headers (its <resolv.h> defines _res, which Eigen uses)
+
+namespace persona::server {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_persona;
+
+struct Shop {
+  test::TempDir dir;
+  std::string config, store, models, api_keys;
+  std::map<std::string, std::string> key;  // role -> secret
+  Shop() {
+    config = dir.file("shop.toml");
+    store = dir.file("persona.db");
+    models = dir.file("models");
+    api_keys = dir.file("api-keys.json");
+    EXPECT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+    EXPECT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+    EXPECT_EQ(run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "item-knn", "-q"}).exit_code, 0);
+    EXPECT_EQ(run_persona({"profile", "build", "--config", config, "--models", models, "-q"}).exit_code, 0);
+    privacy::ApiKeyStore keys(api_keys, privacy::Argon2Cost::minimal());
+    key["admin"] = keys.create("admin", privacy::Role::Admin).secret;
+    key["analyst"] = keys.create("analyst", privacy::Role::Analyst).secret;
+    key["service"] = keys.create("service", privacy::Role::Service).secret;
+    key["user"] = keys.create("app of U000002", privacy::Role::User, "U000002").secret;
+  }
+};
+
+Shop& shop() {
+  static Shop s;
+  return s;
+}
+
+// A server on a free port, serving on its own thread for the test's lifetime.
+class Running {
+ public:
+  explicit Running(ServerOptions o = {}) {
+    o.port = 0;
+    o.store_path = shop().store;
+    o.config_path = shop().config;
+    o.models_dir = shop().models;
+    o.api_keys_path = shop().api_keys;
+    o.access_log = log_path_ = shop().dir.file("access-" + std::to_string(counter_++) + ".log");
+    server_ = std::make_unique<Server>(o);
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  ~Running() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    server_->stop();
+    thread_.join();
+  }
+  httplib::Client client(const std::string& role = "") const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30, 0);
+    if (!role.empty()) c.set_bearer_token_auth(shop().key.at(role).c_str());
+    return c;
+  }
+  Server& server() { return *server_; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::string log_path_;
+};
+
+nlohmann::json json_of(const httplib::Result& r) {
+  EXPECT_TRUE(r) << "no answer";
+  if (!r) return {};
+  return nlohmann::json::parse(r->body, nullptr, false);
+}
+
+// A problem answer: the status, application/problem+json, and a reason.
+void expect_problem(const httplib::Result& r, int status, const std::string& reason_part = "") {
+  ASSERT_TRUE(r) << "no answer";
+  EXPECT_EQ(r->status, status) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/problem+json") << r->body;
+  const auto j = nlohmann::json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r->body;
+  EXPECT_EQ(j["status"], status);
+  EXPECT_FALSE(j["detail"].get<std::string>().empty());
+  if (!reason_part.empty()) EXPECT_NE(r->body.find(reason_part), std::string::npos) << r->body;
+}
+
+TEST(Server, TheOpenApiDocumentHasExactlyTheRoutes) {
+  Running s;
+  const auto& doc = Server::openapi();
+  EXPECT_EQ(doc["openapi"].get<std::string>().rfind("3.", 0), 0u);
+  std::set<std::pair<std::string, std::string>> documented, served;
+  for (const auto& [path, ops] : doc["paths"].items())
+    for (const auto& [method, op] : ops.items()) {
+      std::string m = method;
+      for (auto& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      documented.insert({m, path});
+      EXPECT_TRUE(op.contains("x-scopes")) << m << " " << path;
+      EXPECT_TRUE(op.contains("responses")) << m << " " << path;
+    }
+  for (const auto& r : s.server().routes()) served.insert(r);
+  EXPECT_EQ(documented, served);
+  // Served at /v1/openapi.json, the same document, without a key.
+  const auto r = s.client().Get("/v1/openapi.json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r->body), doc);
+  // And the copy in docs/ is the one built in.
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(std::string(PERSONA_SOURCE_DIR) + "/docs/openapi.json")), doc);
+}
+
+TEST(Server, KeysScopesAndProblems) {
+  Running s;
+  EXPECT_EQ(s.client().Get("/healthz")->status, 200);
+  EXPECT_EQ(s.client().Get("/readyz")->status, 200);
+  expect_problem(s.client().Get("/v1/stats"), 401, "API key");
+  auto bad = s.client();
+  bad.set_bearer_token_auth("pk_nope_nothing");
+  expect_problem(bad.Get("/v1/stats"), 401, "not valid");
+  expect_problem(s.client("service").Get("/v1/stats"), 403, "service");
+  EXPECT_EQ(s.client("analyst").Get("/v1/stats")->status, 200);
+  expect_problem(s.client("analyst").Get("/v1/users/U000001/recommendations"), 403);
+  // A user-role key: its own user only.
+  EXPECT_EQ(s.client("user").Get("/v1/users/U000002/recommendations")->status, 200);
+  expect_problem(s.client("user").Get("/v1/users/U000003/recommendations"), 403, "another user");
+  EXPECT_EQ(s.client("user").Post("/v1/chat", R"({"user":"U000002","message":"hello"})", "application/json")->status, 200);
+  expect_problem(s.client("user").Post("/v1/chat", R"({"user":"U000003","message":"hello"})", "application/json"), 403);
+  expect_problem(s.client("service").Delete("/v1/users/U000001"), 403);
+  // Bad requests.
+  expect_problem(s.client("admin").Get("/v1/no/such/route"), 404, "no route");
+  expect_problem(s.client("admin").Post("/v1/analyze", "{not json", "application/json"), 400, "not valid JSON");
+  expect_problem(s.client("admin").Post("/v1/analyze", R"({"text": 42})", "application/json"), 400, "wrong type");
+  expect_problem(s.client("admin").Get("/v1/users/U000001/recommendations?k=many"), 400, "not a number");
+  expect_problem(s.client("admin").Get("/v1/users/U000001/recommendations?k=5000"), 400, "1000");
+  expect_problem(s.client("admin").Post("/v1/stats/dp", R"({"statistic":"median"})", "application/json"), 400, "unknown statistic");
+  expect_problem(s.client("admin").Post("/v1/events", std::string(17u << 20, 'x'), "application/json"), 413);
+  // The server is still up and answering.
+  EXPECT_EQ(s.client("admin").Get("/v1/stats")->status, 200);
+  // The access log names routes and key ids, never user ids or secrets.
+  s.stop();
+  const std::string log = test::read_file(s.log_path());
+  EXPECT_NE(log.find("/v1/users/{id}/recommendations"), std::string::npos);
+  EXPECT_EQ(log.find("U000003"), std::string::npos);
+  for (const auto& [role, secret] : shop().key) EXPECT_EQ(log.find(secret), std::string::npos) << role;
+}
+
+TEST(Server, RateLimitsPerKey) {
+  ServerOptions o;
+  o.rate_per_s = 1;
+  o.burst = 3;
+  Running s(o);
+  int ok = 0;
+  auto c = s.client("analyst");
+  for (int i = 0; i < 5; ++i) {
+    const auto r = c.Get("/v1/stats");
+    ok += r && r->status == 200;
+  }
+  EXPECT_EQ(ok, 3);
+  const auto last = c.Get("/v1/stats");
+  expect_problem(last, 429, "rate");
+  EXPECT_FALSE(last->get_header_value("Retry-After").empty());
+  EXPECT_EQ(s.client("admin").Get("/v1/stats")->status, 200);  // another key has its own bucket
+}
+
+TEST(Server, IngestIsLiveIdempotentAndAccountsForEveryRecord) {
+  Running s;
+  auto c = s.client("service");
+  // A new user: a stranger's recommendations first (and cached), then theirs once events arrive.
+  const auto before = json_of(c.Get("/v1/users/ULIVE1/recommendations?k=5"));
+  ASSERT_TRUE(before.contains("recommendations")) << before.dump();
+  EXPECT_EQ(before["history_items"], 0);
+  const std::string batch = R"([
+    {"user":"ULIVE1","item":"P00007","type":"purchase","quantity":2,"value":9.5,"timestamp":"2025-12-01T10:00:00Z"},
+    {"user":"ULIVE1","item":"P00008","type":"purchase","timestamp":1764590400},
+    {"user":"U000005","item":"P00009","type":"teleport","timestamp":"2025-12-01T10:00:00Z"},
+    {"user":"U000005","type":"view","timestamp":"2025-12-01T10:00:00Z"},
+    {"user":"U000005","item":"P00009","type":"view","timestamp":"yesterday"},
+    {"user":"U000005","item":"P00009","type":"view","timestamp":"2025-12-01T10:00:00Z","colour":"red"},
+    [1, 2]
+  ])";
+  const auto r = json_of(c.Post("/v1/events", batch, "application/json"));
+  EXPECT_EQ(r["accepted"], 2) << r.dump();
+  EXPECT_EQ(r["rejected"], 5);
+  const std::vector<std::pair<int, std::string>> expected = {
+      {2, "type"}, {3, "item"}, {4, "timestamp"}, {5, "colour"}, {6, "(record)"}};
+  ASSERT_EQ(r["errors"].size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(r["errors"][i]["index"], expected[i].first);
+    EXPECT_EQ(r["errors"][i]["field"], expected[i].second);
+    EXPECT_FALSE(r["errors"][i]["reason"].get<std::string>().empty());
+  }
+  EXPECT_GE(r["profiles"].get<int>(), 1) << "profiles update at once";
+  // Live: the recommendations see the new purchases at once.
+  const auto after = json_of(c.Get("/v1/users/ULIVE1/recommendations?k=5"));
+  EXPECT_EQ(after["history_items"], 2) << after.dump();
+  EXPECT_NE(after["recommendations"], before["recommendations"]);
+  // The same batch again is not ingested twice.
+  const auto again = json_of(c.Post("/v1/events", batch, "application/json"));
+  EXPECT_EQ(again["status"], "already ingested");
+  EXPECT_EQ(json_of(c.Get("/v1/users/ULIVE1/recommendations?k=5"))["history_items"], 2);
+  // JSON Lines too; nothing usable is a 422 with the reasons; not JSON is a 400.
+  EXPECT_EQ(json_of(c.Post("/v1/users", "{\"id\":\"UNEW1\",\"age\":30}\n{\"id\":\"UNEW2\",\"consent_analytics\":false}\n",
+                           "application/x-ndjson"))["accepted"],
+            2);
+  expect_problem(c.Post("/v1/texts", R"([{"kind":"review"}])", "application/json"), 422, "body");
+  expect_problem(c.Post("/v1/items", "[{\"id\":", "application/json"), 400, "not valid JSON");
+  // Texts are stored without their PII.
+  ASSERT_EQ(json_of(c.Post("/v1/texts", R"([{"user":"U000005","kind":"review","body":"call me on 13912345678"}])",
+                           "application/json"))["accepted"],
+            1);
+  auto store = store::open_sqlite_store(shop().store);
+  bool redacted = false;
+  store->for_each_text(store::Use::Any, [&](const Text& t) {
+    EXPECT_EQ(t.body.find("13912345678"), std::string::npos);
+    redacted = redacted || t.body == "call me on [PHONE]";
+  });
+  EXPECT_TRUE(redacted);
+  // Every rejected record is in the reject log with its reason.
+  int64_t rejects = 0;
+  for (const auto& ingest : store->ingests())
+    if (ingest.source == "api:events") store->for_each_reject(ingest.id, [&](const store::RejectRow&) { ++rejects; });
+  EXPECT_EQ(rejects, 5);
+}
+
+TEST(Server, AssistantAnalysisSegmentsDpModelsAndErasure) {
+  Running s;
+  const auto chat = json_of(s.client("service").Post("/v1/chat", R"({"user":"U000001","message":"where is my last order?"})",
+                                                      "application/json"));
+  EXPECT_EQ(chat["intent"], "last_order") << chat.dump();
+  EXPECT_FALSE(chat["session"].get<std::string>().empty());
+  const auto next = json_of(s.client("service").Post(
+      "/v1/chat", nlohmann::json{{"user", "U000001"}, {"session", chat["session"]}, {"message", "I want a human"}}.dump(),
+      "application/json"));
+  EXPECT_TRUE(next["handoff"].get<bool>()) << next.dump();
+  const auto analysis = json_of(s.client("service").Post("/v1/analyze", R"({"text":"物流太慢了，很失望"})", "application/json"));
+  EXPECT_EQ(analysis["language"], "zh") << analysis.dump();
+  EXPECT_TRUE(json_of(s.client("analyst").Get("/v1/segments")).contains("segments"));
+  const auto dp = json_of(s.client("analyst").Post("/v1/stats/dp", R"({"statistic":"count","epsilon":0.5})", "application/json"));
+  EXPECT_NEAR(dp["result"]["value"].get<double>(), 300, 60) << dp.dump();
+  EXPECT_LT(dp["budget_left"].get<double>(), 1.0);
+  EXPECT_EQ(json_of(s.client("analyst").Get("/v1/models"))["recommend"]["items"].get<int>() > 0, true);
+  EXPECT_EQ(s.client("admin").Get("/v1/users/U000009/profile")->status, 200);
+  const auto erased = json_of(s.client("admin").Delete("/v1/users/U000009"));
+  EXPECT_TRUE(erased["found"].get<bool>()) << erased.dump();
+  EXPECT_GT(erased["deleted"]["events"].get<int>(), 0);
+  EXPECT_EQ(erased.dump().find("U000009"), std::string::npos) << "the answer does not name them";
+  expect_problem(s.client("admin").Get("/v1/users/U000009/profile"), 404);
+  const auto recs = json_of(s.client("admin").Get("/v1/users/U000009/recommendations"));
+  EXPECT_EQ(recs["history_items"], 0) << "served as a stranger from now on";
+  expect_problem(s.client("admin").Delete("/v1/users/U000009"), 404);
+}
+
+TEST(Server, MetricsCountEveryRoute) {
+  Running s;
+  for (int i = 0; i < 3; ++i) s.client("analyst").Get("/v1/stats");
+  s.client().Get("/v1/stats");
+  const auto r = s.client("analyst").Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find(R"(persona_http_requests_total{method="GET",route="/v1/stats",status="200"} 3)"), std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find(R"(persona_http_requests_total{method="GET",route="/v1/stats",status="401"} 1)"), std::string::npos);
+  EXPECT_NE(r->body.find(R"(persona_http_request_duration_seconds_bucket{method="GET",route="/v1/stats",le="+Inf"} 4)"),
+            std::string::npos);
+  EXPECT_NE(r->body.find("persona_recommend_model_loaded 1"), std::string::npos);
+}
+
+TEST(Server, StaticFilesStayInsideTheirFolder) {
+  test::TempDir web;
+  fs::create_directories(web.file("site"));
+  test::write_file(web.file("site/index.html"), "<h1>dashboard</h1>");
+  test::write_file(web.file("secret.txt"), "the secret");
+  ServerOptions o;
+  o.web_dir = web.file("site");
+  Running s(o);
+  const auto index = s.client().Get("/index.html");
+  ASSERT_TRUE(index);
+  EXPECT_EQ(index->body, "<h1>dashboard</h1>");
+  for (const char* path : {"/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt", "/site/../../secret.txt"}) {
+    const auto r = s.client().Get(path);
+    if (r) {
+      EXPECT_GE(r->status, 400) << path;
+      EXPECT_EQ(r->body.find("the secret"), std::string::npos) << path;
+    }
+  }
+}
+
+// Stopping while batches are being posted: every batch the server said it accepted is in the store.
+TEST(Server, StopLosesNoAcceptedEvent) {
+  auto s = std::make_unique<Running>();
+  std::atomic<int64_t> accepted{0};
+  std::atomic<bool> go{true};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 3; ++t)
+    senders.emplace_back([&, t] {
+      auto c = s->client("service");
+      for (int b = 0; go && b < 200; ++b) {
+        nlohmann::json batch = nlohmann::json::array();
+        for (int i = 0; i < 50; ++i)
+          batch.push_back({{"user", "UST" + std::to_string(t)}, {"item", "P0000" + std::to_string(1 + i % 9)}, {"type", "view"},
+                           {"timestamp", 1764590400 + t * 100000 + b * 100 + i}});
+        const auto r = c.Post("/v1/events", batch.dump(), "application/json");
+        if (r && r->status == 200) accepted += nlohmann::json::parse(r->body)["accepted"].get<int64_t>();
+        if (!r) return;  // the server has gone
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  s->stop();
+  go = false;
+  for (auto& t : senders) t.join();
+  s.reset();
+  EXPECT_GT(accepted.load(), 0);
+  auto store = store::open_sqlite_store(shop().store);
+  const auto events = store->events(store::Use::Any);
+  int64_t stored = 0;
+  for (size_t i = 0; i < events.size(); ++i)
+    stored += events.user_ids[static_cast<size_t>(events.user[i])].rfind("UST", 0) == 0;
+  EXPECT_EQ(stored, accepted.load());
+}
+
+}  // namespace
+}  // namespace persona::server
