@@ -606,6 +606,240 @@ def r4(args):
     emit({"task": "R4", "ratio": ratio})
 
 
+def parse_wrk(out):
+    """wrk --latency output -> rps, p50/p99 in ms, errors (socket errors and non-2xx answers)."""
+    import re
+    def ms(value, unit):
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    m = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        hit = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)" % pct, out)
+        m[key] = round(ms(hit.group(1), hit.group(2)), 3)
+    errors = 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    m["errors"] = errors
+    m["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    return m
+
+
+def rss_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_for(url, seconds=60):
+    import urllib.request
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"no answer from {url}")
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+WRK_GET = """
+local users = {}
+for line in io.lines(os.getenv("S1_USERS")) do users[#users + 1] = line end
+local key = os.getenv("S1_KEY")
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+request = function()
+  local path = os.getenv("S1_PATH")
+  if path == nil then path = "/v1/users/" .. users[math.random(#users)] .. "/recommendations?k=10" end
+  local headers = {}
+  if key ~= nil and key ~= "" then headers["Authorization"] = "Bearer " .. key end
+  return wrk.format("GET", path, headers)
+end
+"""
+
+WRK_INGEST = """
+local users, items = {}, {}
+for line in io.lines(os.getenv("S1_USERS")) do users[#users + 1] = line end
+for line in io.lines(os.getenv("S1_ITEMS")) do items[#items + 1] = line end
+local key = os.getenv("S1_KEY")
+local counter = 0
+local thread_salt = math.random(1000000)
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+request = function()
+  counter = counter + 1
+  local parts = {}
+  for i = 1, 100 do
+    -- distinct timestamps per request: every batch is new (the API drops an identical batch)
+    parts[i] = string.format('{"user":"%s","item":"%s","type":"view","timestamp":%d}',
+      users[math.random(#users)], items[math.random(#items)], 1700000000 + thread_salt * 1000 + counter * 100 + i)
+  end
+  local body = "[" .. table.concat(parts, ",") .. "]"
+  return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def run_wrk(url, script, env, duration, connections=64):
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **env), check=True).stdout
+    return parse_wrk(out)
+
+
+def s1(args):
+    """Serving under load: wrk against recommendations for random known users (keep-alive, 2
+    threads, 64 connections), nginx serving a static file of the same size in the same run; then
+    the same without Persona's answer cache, and the sustained live-ingest rate."""
+    import shutil
+    import sqlite3
+    import urllib.request
+    if not shutil.which("wrk") or not shutil.which("nginx"):
+        emit({"task": "S1", "skipped": "wrk and nginx are needed (scripts/install-deps --bench)"})
+        return
+    duration = args.duration
+    path = os.path.join(args.data, "retail", "online_retail.csv.gz")
+    with tempfile.TemporaryDirectory() as tmp:
+        store, models = os.path.join(tmp, "store.db"), os.path.join(tmp, "models")
+        if os.path.exists(path):
+            dataset = "online_retail"
+            config = local_config(args, tmp, "r1.toml", path)
+            measure([args.persona, "ingest", "--config", config, "--store", store, "--quiet"])
+        else:
+            dataset = "sample_shop_default"
+            shop = os.path.join(tmp, "shop")
+            measure([args.persona, "generate", "--out", shop, "--quiet"])
+            measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", store, "--quiet"])
+        # R3's model: the method chosen on validation.
+        measure([args.persona, "train", "recommend", "--store", store, "--models", models, "--method", "auto", "--quiet"])
+        db = sqlite3.connect(store)
+        users = [r[0] for r in db.execute("SELECT DISTINCT u.ext_id FROM events e JOIN users u ON u.id = e.user")]
+        items = [r[0] for r in db.execute("SELECT ext_id FROM items")]
+        db.close()
+        users_file, items_file = os.path.join(tmp, "users.txt"), os.path.join(tmp, "items.txt")
+        with open(users_file, "w") as f:
+            f.write("\n".join(users) + "\n")
+        with open(items_file, "w") as f:
+            f.write("\n".join(items) + "\n")
+        keys = os.path.join(tmp, "api-keys.json")
+        key = json.loads(measure([args.persona, "keys", "create", "--name", "s1", "--role", "service", "--api-keys", keys,
+                                  "--json"])[0])["secret"]
+        get_script, ingest_script = os.path.join(tmp, "get.lua"), os.path.join(tmp, "ingest.lua")
+        with open(get_script, "w") as f:
+            f.write(WRK_GET)
+        with open(ingest_script, "w") as f:
+            f.write(WRK_INGEST)
+        env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
+
+        def persona_server(extra):
+            port = free_port()
+            proc = subprocess.Popen([args.persona, "serve", "--store", store, "--models", models, "--api-keys", keys,
+                                     "--port", str(port), "--rate", "0", "--access-log", "", "--threads", "128",
+                                     "--quiet"] + extra, stderr=subprocess.DEVNULL)
+            wait_for(f"http://127.0.0.1:{port}/healthz")
+            return proc, f"http://127.0.0.1:{port}"
+
+        def stop(proc):
+            proc.terminate()
+            proc.wait(timeout=60)
+
+        # One answer's size, for nginx's file.
+        proc, url = persona_server([])
+        req = urllib.request.Request(f"{url}/v1/users/{users[0]}/recommendations?k=10",
+                                     headers={"Authorization": "Bearer " + key})
+        with urllib.request.urlopen(req) as r:
+            sample = r.read()
+        run_wrk(url + "/", get_script, env, 3)  # warm-up: keys verified, caches filled
+        rss_start = rss_of(proc.pid)
+        persona = run_wrk(url + "/", get_script, env, duration)
+        rss_end = rss_of(proc.pid)
+        stop(proc)
+        emit({"task": "S1", "system": "persona", "metrics": dict(persona, dataset=dataset, users=len(users),
+              response_bytes=len(sample), rss_start_bytes=rss_start, rss_end_bytes=rss_end), "duration_s": duration,
+              "threads": 2, "connections": 64})
+
+        # nginx: a static JSON file of the same size, keep-alive, no access log, one worker per core.
+        www = os.path.join(tmp, "www")
+        os.makedirs(www)
+        with open(os.path.join(www, "recs.json"), "wb") as f:
+            f.write(sample)
+        nginx_port = free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 2;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {tmp}/nginx-body;
+  proxy_temp_path {tmp}/nginx-proxy;
+  fastcgi_temp_path {tmp}/nginx-fastcgi;
+  uwsgi_temp_path {tmp}/nginx-uwsgi;
+  scgi_temp_path {tmp}/nginx-scgi;
+  default_type application/json;
+  server {{ listen 127.0.0.1:{nginx_port}; root {www}; }}
+}}
+""")
+        nginx = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+        wait_for(f"http://127.0.0.1:{nginx_port}/recs.json")
+        nginx_env = dict(env, S1_PATH="/recs.json", S1_KEY="")
+        run_wrk(f"http://127.0.0.1:{nginx_port}/", get_script, nginx_env, 3)
+        ref = run_wrk(f"http://127.0.0.1:{nginx_port}/", get_script, nginx_env, duration)
+        nginx.terminate()
+        nginx.wait(timeout=30)
+        emit({"task": "S1", "system": "nginx-static", "metrics": dict(ref, response_bytes=len(sample)), "duration_s": duration,
+              "threads": 2, "connections": 64})
+
+        # Without the answer cache: every request reads the store and scores.
+        proc, url = persona_server(["--no-cache"])
+        run_wrk(url + "/", get_script, env, 3)
+        fresh = run_wrk(url + "/", get_script, env, duration)
+        stop(proc)
+        emit({"task": "S1", "system": "persona-no-cache", "metrics": fresh, "duration_s": duration, "threads": 2,
+              "connections": 64})
+
+        # Live ingest: batches of 100 events from 8 connections; then a new event shows at once.
+        proc, url = persona_server([])
+        ingest = run_wrk(url + "/", ingest_script, env, min(duration, 10), connections=8)
+        probe_user = users[len(users) // 2]
+        def history():
+            req = urllib.request.Request(f"{url}/v1/users/{probe_user}/recommendations?k=10",
+                                         headers={"Authorization": "Bearer " + key})
+            with urllib.request.urlopen(req) as r:
+                return json.loads(r.read())["history_items"]
+        before = history()
+        body = json.dumps([{"user": probe_user, "item": it, "type": "purchase", "timestamp": 1900000000 + n}
+                           for n, it in enumerate(items[:50])]).encode()
+        post = urllib.request.Request(f"{url}/v1/events", data=body, method="POST",
+                                      headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+        t0 = time.perf_counter()
+        urllib.request.urlopen(post).read()
+        after = history()
+        visible_ms = (time.perf_counter() - t0) * 1000
+        stop(proc)
+        emit({"task": "S1", "system": "persona-live-ingest", "metrics": {
+            "events_per_s": round(ingest["rps"] * 100, 1), "batches_per_s": ingest["rps"], "p99_ms": ingest["p99_ms"],
+            "errors": ingest["errors"], "history_items_before": before, "history_items_after": after,
+            "new_events_visible": after > before, "post_to_visible_ms": round(visible_ms, 2)}})
+        emit({"task": "S1", "ratio": {
+            "rps_vs_nginx": round(persona["rps"] / ref["rps"], 3), "at_least_half": persona["rps"] >= 0.5 * ref["rps"],
+            "p99_vs_nginx": round(persona["p99_ms"] / ref["p99_ms"], 3), "p99_at_most_1_5x": persona["p99_ms"] <= 1.5 * ref["p99_ms"],
+            "errors": persona["errors"], "rss_growth_bytes": rss_end - rss_start,
+            "no_cache_rps_vs_nginx": round(fresh["rps"] / ref["rps"], 3)}})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("task")
@@ -613,11 +847,12 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--data", default=None)
     parser.add_argument("--repeats", type=int, default=3, help="runs per system; the median wall time is reported")
+    parser.add_argument("--duration", type=int, default=30, help="S1: seconds of each wrk run (300 for the memory soak)")
     parser.add_argument("--text-budget", type=int, default=60,
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

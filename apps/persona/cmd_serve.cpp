@@ -16,7 +16,7 @@ Command add_serve(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("serve", "The HTTP API of every stage (docs/api.md); SIGTERM stops it gracefully");
   auto o = std::make_shared<server::ServerOptions>();
   auto store = std::make_shared<std::string>();
-  auto no_auth = std::make_shared<bool>(false);
+  auto no_auth = std::make_shared<bool>(false), no_cache = std::make_shared<bool>(false);
   sub->add_option("-s,--store", *store, "Store file");
   sub->add_option("-c,--config", o->config_path, "Config file (its store, profile settings, reject log, assistant)");
   sub->add_option("--models", o->models_dir, "Model directory (default $PERSONA_MODELS or ./models)");
@@ -29,13 +29,19 @@ Command add_serve(CLI::App& app, Common& common) {
   sub->add_option("--tls-cert", o->tls_cert, "PEM certificate: serve HTTPS");
   sub->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert");
   sub->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (default 16 MiB)")->check(CLI::Range(1024, 1 << 30));
+  sub->add_option("--read-timeout", o->read_timeout_s, "Seconds a client may take to send a request (default 10)")
+      ->check(CLI::Range(1, 3600));
+  sub->add_option("--write-timeout", o->write_timeout_s, "Seconds a client may take to read an answer (default 10)")
+      ->check(CLI::Range(1, 3600));
   sub->add_option("--rate", o->rate_per_s, "Requests per second per API key (0: unlimited; default 100)")->check(CLI::Range(0.0, 1e9));
   sub->add_option("--burst", o->burst, "Requests a key may send at once above its rate (default 200)")->check(CLI::Range(1.0, 1e9));
   sub->add_option("--web", o->web_dir, "The dashboard's files, served at /");
+  sub->add_flag("--no-cache", *no_cache, "Compute every recommendation afresh (no answer cache)");
   sub->add_option("--access-log", o->access_log, "Access log: - for stderr (default), a file, or \"\" for none");
-  return {sub, [o, store, no_auth, &common] {
+  return {sub, [o, store, no_auth, no_cache, &common] {
             o->store_path = store_path_from(*store, o->config_path);
             o->require_keys = !*no_auth;
+            o->cache = !*no_cache;
             // Signals go to one thread that stops the server; the workers never see them.
             sigset_t signals;
             sigemptyset(&signals);

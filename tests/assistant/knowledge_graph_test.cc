@@ -47,7 +47,9 @@ TEST(PhraseMatcher, FindsEveryPhraseInOnePass) {
   std::sort(values.begin(), values.end());
   EXPECT_EQ(values, (std::vector<int32_t>{1, 2, 4, 5}));  // she, he, hers overlap; 故宫 after
   for (const auto& [b, e, v] : found)
-    if (v == 4) EXPECT_EQ(std::string("ushers 去故宫").substr(b, e - b), "hers");
+    if (v == 4) {
+      EXPECT_EQ(std::string("ushers 去故宫").substr(b, e - b), "hers");
+    }
   EXPECT_TRUE(m.find_all("").empty());
 }
 

@@ -587,7 +587,9 @@ TEST(Evaluation, TuningPicksOnValidationNotTest) {
   EXPECT_EQ(trials.front().spec.method, "item-knn");
   for (const auto& t : trials) {
     EXPECT_GE(trials.front().validation.ndcg, t.validation.ndcg);
-    if (t.spec.rerank.active()) EXPECT_EQ(t.spec.method, "item-knn");
+    if (t.spec.rerank.active()) {
+      EXPECT_EQ(t.spec.method, "item-knn");
+    }
     EXPECT_EQ(t.spec.rerank.segment, 0);
   }
   UserSegments segments;

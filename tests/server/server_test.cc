@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "persona/core/error.h"
 #include "persona/privacy/access.h"
 #include "persona/server/server.h"
 #include "persona/store/store.h"
@@ -101,7 +102,9 @@ void expect_problem(const httplib::Result& r, int status, const std::string& rea
   ASSERT_TRUE(j.is_object()) << r->body;
   EXPECT_EQ(j["status"], status);
   EXPECT_FALSE(j["detail"].get<std::string>().empty());
-  if (!reason_part.empty()) EXPECT_NE(r->body.find(reason_part), std::string::npos) << r->body;
+  if (!reason_part.empty()) {
+    EXPECT_NE(r->body.find(reason_part), std::string::npos) << r->body;
+  }
 }
 
 TEST(Server, TheOpenApiDocumentHasExactlyTheRoutes) {
@@ -302,6 +305,40 @@ TEST(Server, StaticFilesStayInsideTheirFolder) {
       EXPECT_EQ(r->body.find("the secret"), std::string::npos) << path;
     }
   }
+}
+
+TEST(Server, ServesHttpsWithACertificate) {
+  test::TempDir tls;
+  const std::string cert = tls.file("cert.pem"), key = tls.file("key.pem");
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+                          " -days 1 -subj /CN=localhost >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl command to make a certificate";
+  ServerOptions o;
+  o.port = 0;
+  o.store_path = shop().store;
+  o.models_dir = shop().models;
+  o.api_keys_path = shop().api_keys;
+  o.tls_cert = cert;
+  o.tls_key = key;
+  o.access_log = "";
+  Server server(o);
+  const int port = server.bind();
+  std::thread t([&] { server.run(); });
+  httplib::SSLClient c("127.0.0.1", port);
+  c.enable_server_certificate_verification(false);
+  c.set_bearer_token_auth(shop().key.at("analyst").c_str());
+  const auto r = c.Get("/v1/stats");
+  EXPECT_TRUE(r);
+  if (r) {
+    EXPECT_EQ(r->status, 200);
+  }
+  httplib::Client plain("127.0.0.1", port);
+  const auto p = plain.Get("/healthz");
+  EXPECT_TRUE(!p || p->status != 200) << "plain HTTP is not answered on an HTTPS port";
+  server.stop();
+  t.join();
+  o.tls_key = tls.file("missing.pem");
+  EXPECT_THROW(Server{o}, Error);
 }
 
 // Stopping while batches are being posted: every batch the server said it accepted is in the store.

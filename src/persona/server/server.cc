@@ -267,6 +267,7 @@ struct Server::Impl {
   std::mutex unavailable_mutex;
   std::vector<std::string> unavailable;  // the catalogue's unavailable items
   std::optional<demand::TextAnalyzer> analyzer;
+  std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
   std::unique_ptr<store::Store> assistant_store;
   std::optional<assistant::FaqIndex> faq;
   std::optional<assistant::KnowledgeGraph> graph;
@@ -510,7 +511,8 @@ Reply Server::Impl::recommendations(const httplib::Request& req, const std::stri
   if (q.diversity < 0 || q.diversity > 1) throw HttpError(400, "Bad Request", "diversity is from 0 to 1");
   const std::string query = fmt::format("{}|{}|{}|{}|{}|{}", q.k, q.exclude_seen, q.category, q.min_price.value_or(-1),
                                         q.max_price.value_or(-1), q.diversity);
-  if (auto hit = cache.get(user, query)) return {200, std::move(*hit), "application/json"};
+  if (options.cache)
+    if (auto hit = cache.get(user, query)) return {200, std::move(*hit), "application/json"};
   const uint64_t generation = cache.generation();
   const auto model = recommender->model();
   bool personal = true;
@@ -531,7 +533,7 @@ Reply Server::Impl::recommendations(const httplib::Request& req, const std::stri
   std::string body = nlohmann::json{{"user", user}, {"personalised", personal}, {"history_items", history.size()},
                                     {"segment", q.segment}, {"recommendations", items}}
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  cache.put(user, query, body, generation);
+  if (options.cache) cache.put(user, query, body, generation);
   return {200, std::move(body), "application/json"};
 }
 
@@ -561,6 +563,7 @@ Reply Server::Impl::analyze(const httplib::Request& req) {
   const auto text = field<std::string>(body, "text", "");
   if (text.empty()) throw HttpError(400, "Bad Request", "\"text\" is required");
   if (text.size() > 100000) throw HttpError(413, "Payload Too Large", "a text of at most 100,000 bytes");
+  std::lock_guard lock(analyze_mutex);
   return json_reply(analyzer->analyze(text).to_json());
 }
 

@@ -33,6 +33,7 @@ struct ServerOptions {
   int read_timeout_s = 10, write_timeout_s = 10;
   double rate_per_s = 100, burst = 200;  // per API key (0: unlimited)
   std::string web_dir;               // the dashboard's files, served at / ("" = none)
+  bool cache = true;                 // keep recommendation answers until the user's data changes
   std::string access_log = "-";      // "-" stderr, "" none, or a file
 };
 
