@@ -744,7 +744,7 @@ def s1(args):
         def persona_server(extra):
             port = free_port()
             proc = subprocess.Popen([args.persona, "serve", "--store", store, "--models", models, "--api-keys", keys,
-                                     "--port", str(port), "--rate", "0", "--access-log", "", "--threads", "128",
+                                     "--port", str(port), "--rate", "0", "--access-log", "", "--threads", "72",
                                      "--quiet"] + extra, stderr=subprocess.DEVNULL)
             wait_for(f"http://127.0.0.1:{port}/healthz")
             return proc, f"http://127.0.0.1:{port}"
@@ -773,6 +773,10 @@ def s1(args):
         os.makedirs(www)
         with open(os.path.join(www, "recs.json"), "wb") as f:
             f.write(sample)
+        # nginx's workers run as an unprivileged user when started by root: they must reach the file.
+        for d in (tmp, www):
+            os.chmod(d, 0o755)
+        os.chmod(os.path.join(www, "recs.json"), 0o644)
         nginx_port = free_port()
         conf = os.path.join(tmp, "nginx.conf")
         with open(conf, "w") as f:

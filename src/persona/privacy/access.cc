@@ -71,14 +71,22 @@ ApiKeyStore::ApiKeyStore(std::string path, Argon2Cost cost) : path_(std::move(pa
   crypto_generichash_keygen(cache_key_);
 }
 
+namespace {
+// The key file's identity now: every save renames a new file over the old one, so the inode
+// tells; mtimes alone are too coarse. All zero when the file is missing.
+std::array<int64_t, 4> file_version(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec),
+          static_cast<int64_t>(st.st_size)};
+}
+}  // namespace
+
 std::vector<ApiKey> ApiKeyStore::load() const {
   std::vector<ApiKey> out;
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) return out;
-  // Read again only when the file changed (another process may have made or revoked a key). Every
-  // save renames a new file over the old one, so the inode tells; mtimes alone are too coarse.
-  const std::array<int64_t, 4> version = {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_mtim.tv_sec),
-                                           static_cast<int64_t>(st.st_mtim.tv_nsec), static_cast<int64_t>(st.st_size)};
+  // Read again only when the file changed (another process may have made or revoked a key).
+  const auto version = file_version(path_);
+  if (version == std::array<int64_t, 4>{}) return out;
   if (version == cached_version_) return cached_;
   std::ifstream in(path_);
   nlohmann::json j;
@@ -191,6 +199,16 @@ std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) cons
   crypto_generichash(tag, sizeof tag, reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), cache_key_,
                      sizeof cache_key_);
   const std::string cache_tag(reinterpret_cast<const char*>(tag), sizeof tag);
+  // The hot path, on every request of a busy server: a key verified before, the file unchanged
+  // (checked by stat outside any lock). Only a shared lock: no convoy of request threads.
+  const auto version = file_version(path_);
+  {
+    std::shared_lock read(mutex_);
+    if (version == cached_version_ && version != std::array<int64_t, 4>{})
+      if (const auto v = verified_.find(cache_tag); v != verified_.end() && v->second == id)
+        for (const auto& k : cached_)
+          if (k.id == id && !k.revoked) return k;
+  }
   std::lock_guard lock(mutex_);
   const auto keys = load();
   const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,7 +67,9 @@ class ApiKeyStore {
   void save(const std::vector<ApiKey>& keys) const;
   std::string path_;
   Argon2Cost cost_;
-  mutable std::mutex mutex_;
+  // Shared for the hot path (a key verified before, a file unchanged); exclusive to read the
+  // file again, verify a new key or write.
+  mutable std::shared_mutex mutex_;
   mutable std::map<std::string, std::string> verified_;  // keyed hash of a secret -> key id
   mutable std::vector<ApiKey> cached_;                    // the file as last read, and its version (inode, time, size)
   mutable std::array<int64_t, 4> cached_version_{};

@@ -750,6 +750,10 @@ void Server::Impl::install() {
   http->set_payload_max_length(options.max_body_bytes);
   http->set_read_timeout(options.read_timeout_s, 0);
   http->set_write_timeout(options.write_timeout_s, 0);
+  // Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm holds the
+  // body until the client's delayed ACK (40 ms) on every keep-alive request (measured: S1 at
+  // 1,416 requests/s, p50 44 ms).
+  http->set_tcp_nodelay(true);
   http->set_keep_alive_max_count(10000);
   http->set_keep_alive_timeout(5);
   http->set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
