@@ -377,9 +377,9 @@ Command add_audit(CLI::App& app, Common& common) {
 namespace {
 
 struct DpArgs {
-  std::string store, config, analyst, ledger, event, by = "region";
-  double epsilon = 0.1, upper = 0, resolution = 0.01, q = 0.5, set = -1;
-  int bins = 100, max_per_user = 1;
+  std::string store, config, ledger;
+  double set = -1;
+  pipeline::DpQuery query;  // the options below fill it
 };
 
 }  // namespace
@@ -400,25 +400,25 @@ Command add_dp(CLI::App& app, Common& common) {
     auto* s = sub->add_subcommand(name, help);
     s->add_option("-s,--store", a->store, "Store file");
     s->add_option("-c,--config", a->config, "Config file (for its store path)");
-    s->add_option("--analyst", a->analyst, "Who is asking (budgets are per analyst)")->required();
+    s->add_option("--analyst", a->query.analyst, "Who is asking (budgets are per analyst)")->required();
     s->add_option("--ledger", a->ledger, "Budget ledger (default <store>.dp-ledger.jsonl)");
     if (name == "budget") {
       s->add_option("--set", a->set, "Set the analyst's total epsilon on this store");
     } else {
-      s->add_option("-e,--epsilon", a->epsilon, "Epsilon this query spends")->check(CLI::Range(1e-6, 100.0));
+      s->add_option("-e,--epsilon", a->query.epsilon, "Epsilon this query spends")->check(CLI::Range(1e-6, 100.0));
     }
-    if (name == "count") s->add_option("--event", a->event, "Event type (default: any)");
+    if (name == "count") s->add_option("--event", a->query.event, "Event type (default: any)");
     if (name == "sum" || name == "mean" || name == "quantile") {
-      s->add_option("--upper", a->upper, "Clamp of a user's spend (chosen without looking at the data)")->required();
-      s->add_option("--resolution", a->resolution, "Units the spend is counted in (default 0.01)");
+      s->add_option("--upper", a->query.upper, "Clamp of a user's spend (chosen without looking at the data)")->required();
+      s->add_option("--resolution", a->query.resolution, "Units the spend is counted in (default 0.01)");
     }
     if (name == "quantile") {
-      s->add_option("--q", a->q, "The quantile")->check(CLI::Range(0.0, 1.0));
-      s->add_option("--bins", a->bins, "Histogram bins over [0, upper]")->check(CLI::Range(2, 100000));
+      s->add_option("--q", a->query.q, "The quantile")->check(CLI::Range(0.0, 1.0));
+      s->add_option("--bins", a->query.bins, "Histogram bins over [0, upper]")->check(CLI::Range(2, 100000));
     }
     if (name == "histogram") {
-      s->add_option("--by", a->by, "region or category")->check(CLI::IsMember({"region", "category"}));
-      s->add_option("--max-per-user", a->max_per_user, "Categories a user counts in at most")->check(CLI::Range(1, 1000));
+      s->add_option("--by", a->query.by, "region or category")->check(CLI::IsMember({"region", "category"}));
+      s->add_option("--max-per-user", a->query.max_per_user, "Categories a user counts in at most")->check(CLI::Range(1, 1000));
     }
     s->fallthrough();
     s->callback([which, name = name] { *which = name; });
@@ -429,34 +429,25 @@ Command add_dp(CLI::App& app, Common& common) {
             privacy::BudgetLedger ledger(a->ledger.empty() ? store_path + ".dp-ledger.jsonl" : a->ledger);
             if (*which == "budget") {
               if (a->set >= 0) {
-                ledger.set_budget(dataset, a->analyst, a->set);
-                audit_if_keys("dp.budget", {{"dataset", dataset}, {"analyst", a->analyst}, {"budget", a->set}});
+                ledger.set_budget(dataset, a->query.analyst, a->set);
+                audit_if_keys("dp.budget", {{"dataset", dataset}, {"analyst", a->query.analyst}, {"budget", a->set}});
               }
-              const nlohmann::json j = {{"dataset", dataset}, {"analyst", a->analyst}, {"budget", ledger.budget(dataset, a->analyst)},
-                                        {"spent", ledger.spent(dataset, a->analyst)}};
+              const nlohmann::json j = {{"dataset", dataset}, {"analyst", a->query.analyst}, {"budget", ledger.budget(dataset, a->query.analyst)},
+                                        {"spent", ledger.spent(dataset, a->query.analyst)}};
               if (common.json) print_json(j);
-              else fmt::print("{} on {}: budget {:.4g}, spent {:.4g}\n", a->analyst, dataset, j["budget"].get<double>(), j["spent"].get<double>());
+              else fmt::print("{} on {}: budget {:.4g}, spent {:.4g}\n", a->query.analyst, dataset, j["budget"].get<double>(), j["spent"].get<double>());
               return 0;
             }
             auto store = open_existing_store(store_path);
-            pipeline::DpQuery q;
+            pipeline::DpQuery q = a->query;
             q.statistic = *which;
-            q.analyst = a->analyst;
-            q.epsilon = a->epsilon;
-            q.event = a->event;
-            q.upper = a->upper;
-            q.resolution = a->resolution;
-            q.q = a->q;
-            q.bins = a->bins;
-            q.by = a->by;
-            q.max_per_user = a->max_per_user;
             nlohmann::json j;
             try {
               j = pipeline::run_dp_query(*store, dataset, ledger, q);
             } catch (const privacy::BudgetExhausted& e) {
               throw Error(e.what(), {}, "ask for a larger budget (persona dp budget --set) or use less epsilon");
             }
-            audit_if_keys("dp." + *which, {{"dataset", dataset}, {"analyst", a->analyst}, {"epsilon", a->epsilon}});
+            audit_if_keys("dp." + *which, {{"dataset", dataset}, {"analyst", a->query.analyst}, {"epsilon", a->query.epsilon}});
             if (common.json) print_json(j);
             else fmt::print("{}\n", j.dump(2));
             return 0;
