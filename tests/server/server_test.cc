@@ -1,6 +1,10 @@
 // The HTTP server in-process, over the sample shop (made once with the persona binary): the
 // OpenAPI document against the routes, keys and scopes, problems for bad requests, live and
 // idempotent ingest, the assistant, DP, erasure, metrics, static files, graceful stop.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -77,6 +81,7 @@ class Running {
     return c;
   }
   Server& server() { return *server_; }
+  int port() const { return port_; }
   const std::string& log_path() const { return log_path_; }
 
  private:
@@ -285,6 +290,35 @@ TEST(Server, MetricsCountEveryRoute) {
   EXPECT_NE(r->body.find(R"(persona_http_request_duration_seconds_bucket{method="GET",route="/v1/stats",le="+Inf"} 4)"),
             std::string::npos);
   EXPECT_NE(r->body.find("persona_recommend_model_loaded 1"), std::string::npos);
+  EXPECT_NE(r->body.find(R"(persona_model_file_time_seconds{model="recommend",method="item-knn"})"), std::string::npos);
+}
+
+// A client that sends half a request and stops is cut off after the read timeout; everyone else
+// is served meanwhile.
+TEST(Server, ASlowClientIsCutOffAndOthersAreServed) {
+  ServerOptions o;
+  o.read_timeout_s = 1;
+  Running s(o);
+  const int sock = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string half = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(send(sock, half.data(), half.size(), 0), static_cast<ssize_t>(half.size()));
+  EXPECT_EQ(s.client().Get("/healthz")->status, 200);  // served while the slow one hangs
+  timeval wait{5, 0};
+  setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  char buffer[512];
+  const auto t0 = std::chrono::steady_clock::now();
+  const ssize_t n = recv(sock, buffer, sizeof buffer, 0);  // 0: closed, or an error answer before it
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(waited, 4.0) << "cut off by the read timeout, not left hanging";
+  if (n > 0) {  // an answer first: a 4xx
+    EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)).rfind("HTTP/1.1 4", 0), 0u) << std::string(buffer, static_cast<size_t>(n));
+  }
+  close(sock);
 }
 
 TEST(Server, StaticFilesStayInsideTheirFolder) {

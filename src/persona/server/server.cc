@@ -306,6 +306,8 @@ struct Server::Impl {
   Reply erase(const std::string& user, const Caller& caller);
   Reply models();
   Reply retrain(const Caller& caller);
+  // The model in use, as a metric: its method and when its file was written (a version).
+  void note_model_version();
   void refresh_unavailable(store::Store& s) {
     auto items = s.unavailable_items();
     std::lock_guard lock(unavailable_mutex);
@@ -365,6 +367,21 @@ void Server::Impl::load() {
   else if (!options.access_log.empty() && !(log = std::fopen(options.access_log.c_str(), "a")))
     throw Error("cannot open the access log", {options.access_log});
   metrics.set_gauge("persona_recommend_model_loaded", "", recommender ? 1 : 0);
+  note_model_version();
+}
+
+void Server::Impl::note_model_version() {
+  if (!recommender) return;
+  const auto m = recommender->model();
+  const auto method = m->metrics().contains("method") ? m->metrics()["method"].value("method", "") : std::string();
+  std::error_code ec;
+  const auto written = fs::last_write_time(recommend_model_path(), ec);
+  const double seconds = ec ? 0
+                            : static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      written.time_since_epoch() - fs::file_time_type::clock::now().time_since_epoch() +
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
+  metrics.set_gauge("persona_model_file_time_seconds", fmt::format("model=\"recommend\",method=\"{}\"", method), seconds);
 }
 
 Caller Server::Impl::authenticate(const httplib::Request& req) const {
@@ -656,6 +673,7 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     if (fs::exists(recommend_model_path()))
       recommender->swap(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(recommend_model_path())));
     cache.clear();
+    note_model_version();
   }
   if (!report.found) throw HttpError(404, "Not Found", "the store does not know this user (files were still searched)");
   return json_reply(report.to_json());
@@ -690,6 +708,7 @@ Reply Server::Impl::retrain(const Caller& caller) {
                                                   pipeline::stored_segments(*s));
     model.save(path, old->metrics());
     cache.clear();
+    note_model_version();
     return model;
   });
   if (!started) throw HttpError(409, "Conflict", "a retrain is already running");
