@@ -66,24 +66,25 @@ size_t scrub_sealed(const std::string& path, const std::vector<std::string>& nee
   return dropped;
 }
 
-// The recommender is retrained on what is left, with the method it was trained with.
-void retrain_recommender(store::Store& store, const std::string& path) {
-  auto old = recommend::RecommendModel::load(path);
+}  // namespace
+
+std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store, const std::string& path,
+                                                             const nlohmann::json& note) {
+  const auto old = recommend::RecommendModel::load(path);
   const auto events = store.events();
   if (events.size() == 0) {
     fs::remove(path);
-    return;
+    return std::nullopt;
   }
-  const auto spec = recommend::MethodSpec::from_json(old.metrics().at("method"));
   recommend::InteractionOptions options;
   options.before = events.timestamp.back() + 1;
-  const auto model = recommend::RecommendModel::train(events, options, spec, 2, stored_segments(store));
+  auto model = recommend::RecommendModel::train(events, options, recommend::MethodSpec::from_json(old.metrics().at("method")),
+                                                2, stored_segments(store));
   nlohmann::json metrics = old.metrics();
-  metrics["retrained_after_erasure"] = true;
+  for (const auto& [k, v] : note.items()) metrics[k] = v;
   model.save(path, metrics);
+  return model;
 }
-
-}  // namespace
 
 void register_export(store::Store& store, const std::string& path, const nlohmann::json& details) {
   nlohmann::json list = store.get_meta(kExportsMeta).value_or(nlohmann::json::array());
@@ -187,7 +188,7 @@ ErasureReport erase_user(store::Store& store, const std::string& user, const Era
       const bool recommender = path.filename() == "recommend.model";
       if (!(recommender && erased.events > 0) && !knows_them(path)) continue;
       if (recommender && options.retrain) {
-        retrain_recommender(store, path.string());
+        retrain_recommender(store, path.string(), {{"retrained_after_erasure", true}});
         if (fs::exists(path) && !knows_them(path)) {
           report.models_retrained.push_back(path.string());
           continue;

@@ -3,11 +3,13 @@
 // reject log, the exports Persona made (registered when written), and model files that hold the
 // person (the recommender is retrained without them; any other such model is removed). The
 // result names no one: the audit log gets a keyed receipt, never the id or the pseudonym.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "persona/recommend/recommend_model.h"
 #include "persona/store/store.h"
 
 namespace persona::privacy {
@@ -39,6 +41,12 @@ struct ErasureReport {
 };
 
 ErasureReport erase_user(store::Store& store, const std::string& user, const ErasureOptions& options);
+
+// The recommender file at `path` trained again, with its own method, on the store's events (of
+// the users who consent to analytics) and saved with its metrics and `note`; none (and the file
+// removed) when no event is left. After an erasure, and for the server's retrain route.
+std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store, const std::string& path,
+                                                             const nlohmann::json& note = nlohmann::json::object());
 
 // Lines of a text file that contain any of `needles` are dropped (the file is replaced
 // atomically, its mode kept). Returns how many were dropped.

@@ -556,12 +556,13 @@ Reply Server::Impl::recommendations(const httplib::Request& req, const std::stri
 
 Reply Server::Impl::profile(const std::string& user) {
   auto s = stores->acquire();
-  if (!s->consent(user).personalisation)
+  const auto consent = s->consent(user);
+  if (!consent.personalisation)
     throw HttpError(404, "Not Found", "no profile: the user has not consented to personalisation");
   const auto p = s->profile(user);
   if (!p) throw HttpError(404, "Not Found", "no profile for this user (unknown, or profiles not built yet)");
   nlohmann::json j = nlohmann::json::parse(*p, nullptr, false);
-  j["consent"] = {{"personalisation", true}, {"analytics", s->consent(user).analytics}};
+  j["consent"] = {{"personalisation", true}, {"analytics", consent.analytics}};
   return json_reply(j);
 }
 
@@ -700,16 +701,11 @@ Reply Server::Impl::retrain(const Caller& caller) {
   const auto keys_for_store = shared_keys;
   const bool started = recommender->retrain_async([this, path, store_path, keys_for_store] {
     auto s = store::open_sqlite_store(store_path, store::StoreOptions{keys_for_store});
-    const auto old = recommender->model();
-    const auto events = s->events();
-    recommend::InteractionOptions io;
-    io.before = events.size() ? events.timestamp.back() + 1 : 0;
-    auto model = recommend::RecommendModel::train(events, io, recommend::MethodSpec::from_json(old->metrics().at("method")), 2,
-                                                  pipeline::stored_segments(*s));
-    model.save(path, old->metrics());
+    auto model = pipeline::retrain_recommender(*s, path);
+    if (!model) throw std::runtime_error("the store has no events left to train on");
     cache.clear();
     note_model_version();
-    return model;
+    return std::move(*model);
   });
   if (!started) throw HttpError(409, "Conflict", "a retrain is already running");
   audit(caller, "models.retrain", {{"model", "recommend"}});
