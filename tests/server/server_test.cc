@@ -277,6 +277,56 @@ TEST(Server, AssistantAnalysisSegmentsDpModelsAndErasure) {
   expect_problem(s.client("admin").Delete("/v1/users/U000009"), 404);
 }
 
+TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {
+  Running s;
+  const auto stats = json_of(s.client("analyst").Get("/v1/stats"));
+  const auto timeline = json_of(s.client("analyst").Get("/v1/stats/timeline?days=3660"));
+  ASSERT_EQ(timeline["days"].size(), 3660u) << timeline.dump().substr(0, 300);
+  double events = 0, revenue = 0;
+  for (const auto& [type, series] : timeline["events"].items())
+    for (const auto& v : series) events += v.get<double>();
+  for (const auto& v : timeline["revenue"]) revenue += v.get<double>();
+  EXPECT_EQ(events, stats["events"].get<double>()) << "every event is on some day";
+  EXPECT_NEAR(revenue, stats["revenue"].get<double>(), 0.01 * timeline["days"].size());
+  EXPECT_GT(timeline["funnel"][2]["users"].get<int>(), 0);
+  EXPECT_EQ(json_of(s.client("analyst").Get("/v1/stats/timeline?days=30"))["days"].size(), 30u);
+  expect_problem(s.client("analyst").Get("/v1/stats/timeline?days=0"), 400, "days");
+
+  const auto rfm = json_of(s.client("analyst").Get("/v1/segments/rfm"));
+  int64_t in_cells = 0;
+  for (const auto& c : rfm["cells"]) in_cells += c["users"].get<int64_t>();
+  EXPECT_GT(rfm["profiles"].get<int64_t>(), 0);
+  EXPECT_EQ(in_cells, rfm["profiles"].get<int64_t>());
+
+  const auto mine = json_of(s.client("user").Get("/v1/users/U000002/events?limit=5"));
+  EXPECT_GT(mine["total"].get<int>(), 0) << mine.dump();
+  ASSERT_FALSE(mine["events"].empty());
+  EXPECT_LE(mine["events"].size(), 5u);
+  for (size_t i = 1; i < mine["events"].size(); ++i)
+    EXPECT_GE(mine["events"][i - 1]["time"].get<std::string>(), mine["events"][i]["time"].get<std::string>()) << "newest first";
+  EXPECT_TRUE(mine["consent"]["personalisation"].get<bool>());
+  expect_problem(s.client("user").Get("/v1/users/U000001/events"), 403);
+
+  const auto demand = json_of(s.client("analyst").Get("/v1/demand?weeks=8"));
+  EXPECT_EQ(demand["weeks"].size(), 8u) << demand.dump().substr(0, 300);
+  EXPECT_GT(demand["texts"].get<int>(), 0);
+  EXPECT_FALSE(demand["keywords"].empty());
+  EXPECT_FALSE(demand["sentiment"].empty());
+  EXPECT_EQ(json_of(s.client("analyst").Get("/v1/demand?weeks=8")), demand) << "the cached answer is the same";
+
+  const auto models = json_of(s.client("analyst").Get("/v1/models"));
+  bool listed = false;
+  for (const auto& f : models["files"]) listed = listed || (f["file"] == "recommend.model" && f["kind"] == "recommender");
+  EXPECT_TRUE(listed) << models["files"].dump();
+  EXPECT_FALSE(models["history"].empty()) << "training notes every model it writes";
+
+  expect_problem(s.client("analyst").Get("/v1/privacy"), 403);
+  const auto privacy = json_of(s.client("admin").Get("/v1/privacy"));
+  EXPECT_TRUE(privacy["budgets"].is_array()) << privacy.dump();
+  EXPECT_TRUE(privacy.contains("sealed"));
+  EXPECT_TRUE(privacy["consent_refused"].contains("analytics"));
+}
+
 TEST(Server, MetricsCountEveryRoute) {
   Running s;
   for (int i = 0; i < 3; ++i) s.client("analyst").Get("/v1/stats");

@@ -51,6 +51,33 @@ void write_model_file(const std::string& path, const ModelHeader& header, std::s
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail(path, "cannot be renamed into place: " + ec.message());
+  // One write in append mode, so concurrent trainings cannot interleave within a line.
+  const nlohmann::json note = {{"file", target.filename().string()}, {"kind", header.kind}, {"task", header.task},
+                               {"created", h["created"]}, {"metrics", header.metrics}};
+  const std::string line = note.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::ofstream history(training_history_path(target.parent_path().string()), std::ios::app | std::ios::binary);
+  history.write(line.data(), static_cast<std::streamsize>(line.size()));  // best effort: the model itself is written
+}
+
+std::string training_history_path(const std::string& models_dir) {
+  return (std::filesystem::path(models_dir.empty() ? "." : models_dir) / "training-history.jsonl").string();
+}
+
+ModelHeader read_model_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot be opened");
+  std::string magic, header;
+  if (!std::getline(in, magic) || !std::getline(in, header) || magic.rfind(std::string(kMagic), 0) != 0)
+    fail(path, "is not a Persona model file (no PERSONA-MODEL header)");
+  const auto h = nlohmann::json::parse(header, nullptr, false);
+  if (!h.is_object()) fail(path, "has a damaged header");
+  ModelHeader out;
+  out.kind = h.value("kind", "");
+  out.task = h.value("task", "");
+  out.created = h.value("created", "");
+  if (h.contains("schema")) out.schema = h["schema"];
+  if (h.contains("metrics")) out.metrics = h["metrics"];
+  return out;
 }
 
 ModelFile parse_model_file(std::string_view bytes, const std::string& name, std::string_view expected_kind) {

@@ -31,6 +31,15 @@ struct ModelFile {
 // Writes atomically (temporary file, then rename). Throws std::runtime_error naming the path.
 void write_model_file(const std::string& path, const ModelHeader& header, std::string_view payload);
 
+// Only the header of a model file (listing models without reading their payloads). Throws like
+// read_model_file when the file is not a Persona model.
+ModelHeader read_model_header(const std::string& path);
+
+// Every model written is also noted, one JSON line {file, kind, task, created, metrics}, in
+// training-history.jsonl beside it: the training history the dashboard shows. Metrics only: never
+// data.
+std::string training_history_path(const std::string& models_dir);
+
 // Reads and verifies. `expected_kind` empty accepts any kind. Throws std::runtime_error with a
 // message that names the path and what is wrong.
 ModelFile read_model_file(const std::string& path, std::string_view expected_kind = {});

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -239,8 +241,8 @@ struct Totals {
   double budget = -1, spent = 0;
 };
 
-Totals read_totals(const std::string& path, const std::string& dataset, const std::string& analyst) {
-  Totals t;
+// Calls fn on every ledger entry of `dataset`, in order; a damaged line is an error.
+void for_each_entry(const std::string& path, const std::string& dataset, const std::function<void(const nlohmann::json&)>& fn) {
   std::ifstream in(path);
   int64_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
@@ -251,10 +253,17 @@ Totals read_totals(const std::string& path, const std::string& dataset, const st
     } catch (const nlohmann::json::exception&) {
       throw Error("the privacy-budget ledger is damaged", {path, line_no}, "restore it from a backup: budgets cannot be guessed");
     }
-    if (e.value("dataset", "") != dataset || e.value("analyst", "") != analyst) continue;
+    if (e.value("dataset", "") == dataset) fn(e);
+  }
+}
+
+Totals read_totals(const std::string& path, const std::string& dataset, const std::string& analyst) {
+  Totals t;
+  for_each_entry(path, dataset, [&](const nlohmann::json& e) {
+    if (e.value("analyst", "") != analyst) return;
     if (e.contains("budget")) t.budget = e["budget"].get<double>();
     if (e.contains("spent")) t.spent += e["spent"].get<double>();
-  }
+  });
   return t;
 }
 
@@ -286,6 +295,27 @@ double BudgetLedger::budget(const std::string& dataset, const std::string& analy
 double BudgetLedger::spent(const std::string& dataset, const std::string& analyst) const {
   Locked lock(path_);
   return read_totals(path_, dataset, analyst).spent;
+}
+
+std::vector<BudgetLedger::Account> BudgetLedger::accounts(const std::string& dataset) const {
+  Locked lock(path_);
+  std::map<std::string, Account> by_analyst;
+  for_each_entry(path_, dataset, [&](const nlohmann::json& e) {
+    const std::string analyst = e.value("analyst", "");
+    auto [it, fresh] = by_analyst.try_emplace(analyst, Account{analyst, -1, 0, 0, 0});
+    if (e.contains("budget")) it->second.budget = e["budget"].get<double>();
+    if (e.contains("spent")) {
+      it->second.spent += e["spent"].get<double>();
+      ++it->second.queries;
+    }
+    it->second.last_time = std::max(it->second.last_time, e.value("time", int64_t{0}));
+  });
+  std::vector<Account> out;
+  for (auto& [analyst, a] : by_analyst) {
+    if (a.budget < 0) a.budget = default_budget_;
+    out.push_back(a);
+  }
+  return out;
 }
 
 void BudgetLedger::spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query) {

@@ -79,6 +79,14 @@ class BudgetLedger {
   // Charges `epsilon`, or throws BudgetExhausted (nothing charged) when it would exceed the budget.
   void spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query);
 
+  // Every analyst's account on `dataset` (for the privacy dashboard), by analyst.
+  struct Account {
+    std::string analyst;
+    double budget = 0, spent = 0;
+    int64_t queries = 0, last_time = 0;
+  };
+  std::vector<Account> accounts(const std::string& dataset) const;
+
  private:
   std::string path_;
   double default_budget_;

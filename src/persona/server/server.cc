@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -30,6 +31,7 @@
 #include "persona/privacy/audit.h"
 #include "persona/privacy/keys.h"
 #include "persona/recommend/recommend_model.h"
+#include "persona/server/dashboard.h"
 #include "persona/server/json_records.h"
 #include "persona/server/metrics.h"
 #include "persona/store/store.h"
@@ -242,6 +244,15 @@ std::optional<double> number_param(const httplib::Request& req, const char* name
   }
 }
 
+// A whole-number query parameter within [lo, hi], or `fallback` when absent.
+int int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi) {
+  const auto v = number_param(req, name);
+  if (!v) return fallback;
+  if (*v < lo || *v > hi || *v != std::floor(*v))
+    throw HttpError(400, "Bad Request", fmt::format("{} is a whole number from {} to {}", name, lo, hi));
+  return static_cast<int>(*v);
+}
+
 }  // namespace
 
 struct Route {
@@ -268,6 +279,11 @@ struct Server::Impl {
   std::vector<std::string> unavailable;  // the catalogue's unavailable items
   std::optional<demand::TextAnalyzer> analyzer;
   std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
+  std::optional<text::KeywordIndex> keyword_index;
+  // The demand page classifies every recent text: kept until texts or events change.
+  std::mutex demand_mutex;
+  std::string demand_key;
+  std::string demand_body;
   std::unique_ptr<store::Store> assistant_store;
   std::optional<assistant::FaqIndex> faq;
   std::optional<assistant::KnowledgeGraph> graph;
@@ -306,6 +322,11 @@ struct Server::Impl {
   Reply erase(const std::string& user, const Caller& caller);
   Reply models();
   Reply retrain(const Caller& caller);
+  // The dashboard's data (dashboard.h).
+  Reply timeline(const httplib::Request& req);
+  Reply user_events(const httplib::Request& req, const std::string& user);
+  Reply demand_page(const httplib::Request& req);
+  Reply privacy_page();
   // The model in use, as a metric: its method and when its file was written (a version).
   void note_model_version();
   void refresh_unavailable(store::Store& s) {
@@ -347,6 +368,7 @@ void Server::Impl::load() {
     recommender = std::make_unique<recommend::RecommendService>(
         std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(model_path)));
   analyzer = demand::TextAnalyzer::load(models_dir);
+  if (fs::exists(demand::keyword_index_path(models_dir))) keyword_index = demand::load_keyword_index(demand::keyword_index_path(models_dir));
   assistant_store = store::open_sqlite_store(options.store_path, store::StoreOptions{shared_keys});
   if (fs::exists(fs::path(models_dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(models_dir) / "faq.index").string());
   graph.emplace(assistant_store->graph());
@@ -691,6 +713,80 @@ Reply Server::Impl::models() {
   for (const auto task : {demand::TextTask::Sentiment, demand::TextTask::Category, demand::TextTask::Intent})
     text[demand::text_task_name(task)] = analyzer->model(task).has_value();
   j["text"] = text;
+  const auto overview = model_overview(models_dir);
+  j["files"] = overview["files"];
+  j["history"] = overview["history"];
+  return json_reply(j);
+}
+
+Reply Server::Impl::timeline(const httplib::Request& req) {
+  const int days = int_param(req, "days", 90, 1, 3660);
+  auto s = stores->acquire();
+  return json_reply(activity_timeline(s->events(), days));
+}
+
+Reply Server::Impl::user_events(const httplib::Request& req, const std::string& user) {
+  const int limit = int_param(req, "limit", 200, 1, 10000);
+  auto s = stores->acquire();
+  const auto history = s->history(user);
+  auto j = user_timeline(history, static_cast<size_t>(limit));
+  const auto consent = s->consent(user);
+  j["user"] = user;
+  j["consent"] = {{"personalisation", consent.personalisation}, {"analytics", consent.analytics}};
+  return json_reply(j);
+}
+
+Reply Server::Impl::demand_page(const httplib::Request& req) {
+  const int weeks = int_param(req, "weeks", 12, 1, 520);
+  auto s = stores->acquire();
+  const auto mark = s->change_mark();
+  const std::string key = fmt::format("{}/{}/{}", mark.event, mark.text, weeks);
+  std::lock_guard lock(demand_mutex);  // one computation at a time; the others wait for its answer
+  if (key != demand_key) {
+    const auto events = s->events();
+    std::lock_guard analyzing(analyze_mutex);
+    demand_body = demand_overview(*s, events, *analyzer, keyword_index ? &*keyword_index : nullptr, weeks)
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    demand_key = key;
+  }
+  return {200, demand_body, "application/json"};
+}
+
+Reply Server::Impl::privacy_page() {
+  nlohmann::json j;
+  const std::string dataset = fs::absolute(options.store_path).lexically_normal().string();
+  nlohmann::json budgets = nlohmann::json::array();
+  for (const auto& a : privacy::BudgetLedger(options.store_path + ".dp-ledger.jsonl").accounts(dataset))
+    budgets.push_back({{"analyst", a.analyst}, {"budget", a.budget}, {"spent", a.spent}, {"queries", a.queries},
+                       {"last", a.last_time ? format_timestamp(a.last_time) : ""}});
+  j["budgets"] = budgets;
+  // The audit log: its verdict and newest entries (they hold actors, actions and receipt ids,
+  // never user ids). Without a key the chain cannot be checked, and there is no log.
+  nlohmann::json audit_json = {{"path", privacy::default_audit_log_path()}, {"entries", nlohmann::json::array()}};
+  int64_t erasures = 0;
+  if (keys) {
+    const auto verdict = privacy::AuditLog(privacy::default_audit_log_path(), *keys).verify();
+    audit_json["intact"] = verdict.intact;
+    audit_json["total"] = verdict.entries;
+    if (!verdict.intact) audit_json["problem"] = verdict.problem;
+    std::ifstream in(privacy::default_audit_log_path());
+    std::vector<nlohmann::json> entries;
+    for (std::string line; std::getline(in, line);) {
+      auto e = nlohmann::json::parse(line, nullptr, false);
+      if (!e.is_object()) continue;
+      if (e.value("action", "").rfind("erase", 0) == 0) ++erasures;
+      entries.push_back({{"seq", e.value("seq", int64_t{0})}, {"time", e.value("time", nlohmann::json())},
+                         {"actor", e.value("actor", "")}, {"action", e.value("action", "")},
+                         {"details", e.value("details", nlohmann::json::object())}});
+    }
+    for (size_t i = 0; i < entries.size() && i < 100; ++i) audit_json["entries"].push_back(entries[entries.size() - 1 - i]);
+  }
+  j["audit"] = audit_json;
+  j["erasures"] = erasures;
+  auto s = stores->acquire();
+  j["sealed"] = s->sealed();
+  j["consent_refused"] = {{"personalisation", s->users_refusing(store::Use::Personalisation).size()},
+                          {"analytics", s->users_refusing(store::Use::Analytics).size()}};
   return json_reply(j);
 }
 
@@ -743,6 +839,15 @@ void Server::Impl::add_routes() {
   add("POST", "/v1/chat", {"chat"}, false, [this](const httplib::Request& req, const Caller& c) { return chat(req, c); });
   routes.back().subject_in_body = true;
   add("GET", "/v1/segments", {"segments:read"}, false, [this](auto&, auto&) { return segments(); });
+  add("GET", "/v1/segments/rfm", {"segments:read"}, false, [this](auto&, auto&) {
+    auto s = stores->acquire();
+    return json_reply(rfm_grid(*s));
+  });
+  add("GET", "/v1/users/{id}/events", {"profiles:read", "profile"}, true,
+      [this, param](const httplib::Request& req, auto&) { return user_events(req, param(req)); });
+  add("GET", "/v1/stats/timeline", {"stats:read"}, false, [this](const httplib::Request& req, auto&) { return timeline(req); });
+  add("GET", "/v1/demand", {"stats:read"}, false, [this](const httplib::Request& req, auto&) { return demand_page(req); });
+  add("GET", "/v1/privacy", {"audit:read"}, false, [this](auto&, auto&) { return privacy_page(); });
   add("GET", "/v1/stats", {"stats:read"}, false, [this](auto&, auto&) { return stats(); });
   add("POST", "/v1/stats/dp", {"dp:query"}, false, [this](const httplib::Request& req, const Caller& c) { return dp(req, c); });
   add("GET", "/v1/models", {"models:read"}, false, [this](auto&, auto&) { return models(); });
