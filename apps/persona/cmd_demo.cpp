@@ -1,3 +1,9 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -10,6 +16,7 @@
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/labelled_texts.h"
 #include "persona/pipeline/profiles.h"
+#include "persona/privacy/access.h"
 #include "persona/recommend/recommend_model.h"
 #include "persona/sample/shop_generator.h"
 
@@ -105,19 +112,59 @@ nlohmann::json train_recommender(store::Store& store, const pipeline::ProfileCon
   return {{"model_file", path}, {"method", best.spec.to_json()}, {"validation", best.validation.to_json()}};
 }
 
+// Whether 127.0.0.1:port is free to listen on.
+bool port_is_free(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return free;
+}
+
+// The last step: the shop served on this machine only, with a fresh admin key for the dashboard
+// (its link carries the key in the fragment; the key file keeps only its hash).
+template <typename Args>
+int serve_shop(const Args& args, const std::string& config_path, const std::string& store_path, const std::string& models,
+               const Common& common) {
+  server::ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = args.port != 0 && port_is_free(args.port) ? args.port : 0;
+  o.config_path = config_path;
+  o.store_path = store_path;
+  o.models_dir = models;
+  o.api_keys_path = (std::filesystem::path(args.dir) / "persona-api-keys.json").string();
+  o.access_log = (std::filesystem::path(args.dir) / "access.log").string();
+  o.web_dir = default_web_dir();
+  std::filesystem::remove(o.api_keys_path);  // keys of earlier demo runs stop working
+  privacy::ApiKeyStore keys(o.api_keys_path);
+  const auto key = keys.create("demo dashboard", privacy::Role::Admin);
+  if (o.web_dir.empty() && !common.quiet)
+    fmt::print(stderr, "(no dashboard in this build: node and npm were missing when it was built)\n");
+  return serve_until_stopped(o, common, key.secret);
+}
+
 }  // namespace
 
 Command add_demo(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand(
-      "demo", "The main job end to end: generate the sample shop, ingest, clean, summarise, train the demand models");
+      "demo", "The main job end to end: generate the sample shop, ingest, clean, profile, train, then serve it with its dashboard");
   struct Args {
     std::string dir = "persona-demo", size = "default";
     uint64_t seed = 42;
+    bool no_serve = false;
+    int port = 8080;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-d,--dir", args->dir, "Working directory for the shop's files and store");
   sub->add_option("--size", args->size, "small, default or large")->check(CLI::IsMember({"small", "default", "large"}));
   sub->add_option("--seed", args->seed, "Random seed");
+  sub->add_flag("--no-serve", args->no_serve, "Stop after the last step instead of serving the shop and its dashboard (scripts)");
+  sub->add_option("-p,--port", args->port, "Port to serve on (default 8080, else any free one; 0: any free one)")
+      ->check(CLI::Range(0, 65535));
   return {sub, [args, &common] {
             sample::ShopOptions o;
             o.size = sample::ShopSize::named(args->size);
@@ -153,11 +200,13 @@ Command add_demo(CLI::App& app, Common& common) {
               fmt::print("6/6 training the recommender (method chosen on the last 30 days) ...\n");
             }
             const auto recommender = train_recommender(*store, config.profile, models, !common.json);
+            store.reset();  // the server opens its own connections
             if (common.json) {
               print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)},
                           {"models", models}, {"demand", demand}, {"profiles", profiles.to_json()},
                           {"recommender", recommender}});
-              return 0;
+              std::fflush(stdout);
+              return args->no_serve ? 0 : serve_shop(*args, shop.config_path, store_path, models, common);
             }
             fmt::print("\nTry: persona stats --config {}   |   persona rejects --config {} | head\n", shop.config_path,
                        shop.config_path);
@@ -166,7 +215,10 @@ Command add_demo(CLI::App& app, Common& common) {
             fmt::print("     persona profile show U000042 --config {}   |   persona segments --config {}\n", shop.config_path,
                        shop.config_path);
             fmt::print("     persona recommend U000042 --config {} --models {}\n", shop.config_path, models);
-            return 0;
+            if (args->no_serve) return 0;
+            fmt::print("\nServing the shop: its API and dashboard (Ctrl-C stops it) ...\n");
+            std::fflush(stdout);
+            return serve_shop(*args, shop.config_path, store_path, models, common);
           }};
 }
 

@@ -1,6 +1,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -35,36 +37,55 @@ Command add_serve(CLI::App& app, Common& common) {
       ->check(CLI::Range(1, 3600));
   sub->add_option("--rate", o->rate_per_s, "Requests per second per API key (0: unlimited; default 100)")->check(CLI::Range(0.0, 1e9));
   sub->add_option("--burst", o->burst, "Requests a key may send at once above its rate (default 200)")->check(CLI::Range(1.0, 1e9));
-  sub->add_option("--web", o->web_dir, "The dashboard's files, served at /");
+  sub->add_option("--web", o->web_dir, "The dashboard's files, served at / (default: the built one; \"none\": no dashboard)");
   sub->add_flag("--no-cache", *no_cache, "Compute every recommendation afresh (no answer cache)");
   sub->add_option("--access-log", o->access_log, "Access log: - for stderr (default), a file, or \"\" for none");
   return {sub, [o, store, no_auth, no_cache, &common] {
             o->store_path = store_path_from(*store, o->config_path);
             o->require_keys = !*no_auth;
             o->cache = !*no_cache;
-            // Signals go to one thread that stops the server; the workers never see them.
-            sigset_t signals;
-            sigemptyset(&signals);
-            sigaddset(&signals, SIGTERM);
-            sigaddset(&signals, SIGINT);
-            pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-            server::Server server(*o);
-            const int port = server.bind();
-            if (!common.quiet)
-              fmt::print(stderr, "persona serving {} on {}://{}:{}/ ({} routes{}); SIGTERM or Ctrl-C stops it\n", o->store_path,
-                         o->tls_cert.empty() ? "http" : "https", o->host, port, server.routes().size(),
-                         *no_auth ? ", NO AUTHENTICATION" : ", API keys required");
-            std::thread waiter([&server, signals] {
-              int signal = 0;
-              sigwait(&signals, &signal);
-              server.stop();
-            });
-            server.run();
-            pthread_kill(waiter.native_handle(), SIGTERM);  // when run() ended for another reason
-            waiter.join();
-            if (!common.quiet) fmt::print(stderr, "persona stopped; every request in flight was answered\n");
-            return 0;
+            if (o->web_dir.empty()) o->web_dir = default_web_dir();
+            else if (o->web_dir == "none") o->web_dir.clear();
+            return serve_until_stopped(*o, common);
           }};
+}
+
+std::string default_web_dir() {
+  if (const char* env = std::getenv("PERSONA_WEB_DIR"); env && *env) return env;
+#ifdef PERSONA_WEB_DIR
+  if (std::filesystem::exists(std::filesystem::path(PERSONA_WEB_DIR) / "index.html")) return PERSONA_WEB_DIR;
+#endif
+  return "";
+}
+
+int serve_until_stopped(server::ServerOptions options, const Common& common, const std::string& dashboard_key) {
+  // Signals go to one thread that stops the server; the workers never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  server::Server server(options);
+  const int port = server.bind();
+  const std::string base = fmt::format("{}://{}:{}/", options.tls_cert.empty() ? "http" : "https",
+                                       options.host == "0.0.0.0" ? "127.0.0.1" : options.host, port);
+  if (!common.quiet) {
+    fmt::print(stderr, "persona serving {} on {} ({} routes{}); SIGTERM or Ctrl-C stops it\n", options.store_path, base,
+               server.routes().size(), options.require_keys ? ", API keys required" : ", NO AUTHENTICATION");
+    if (!options.web_dir.empty())
+      fmt::print(stderr, "dashboard: {}{}\n", base, dashboard_key.empty() ? "" : "#key=" + dashboard_key);
+    std::fflush(stderr);
+  }
+  std::thread waiter([&server, signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    server.stop();
+  });
+  server.run();
+  pthread_kill(waiter.native_handle(), SIGTERM);  // when run() ended for another reason
+  waiter.join();
+  if (!common.quiet) fmt::print(stderr, "persona stopped; every request in flight was answered\n");
+  return 0;
 }
 
 }  // namespace persona::cli

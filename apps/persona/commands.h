@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "persona/server/server.h"
+
 #include "persona/pipeline/profiles.h"
 #include "persona/pipeline/run.h"
 #include "persona/store/store.h"
@@ -79,5 +81,13 @@ std::string store_path_from(const std::string& store, const std::string& config)
 std::unique_ptr<store::Store> open_store(const std::string& path, const std::string& key_file = "");
 // The same for a store that must exist already (a clear error otherwise).
 std::unique_ptr<store::Store> open_existing_store(const std::string& path, const std::string& key_file = "");
+
+// The dashboard to serve when --web is not given: $PERSONA_WEB_DIR, else the one this build made
+// (build/<preset>/web), else none.
+std::string default_web_dir();
+// Runs the server until SIGTERM or SIGINT, printing its address (and the dashboard's; with
+// `dashboard_key`, the key travels in the link's fragment, which browsers never send). Port 0 in
+// `options` picks a free port. Returns the exit code.
+int serve_until_stopped(server::ServerOptions options, const Common& common, const std::string& dashboard_key = "");
 
 }  // namespace persona::cli

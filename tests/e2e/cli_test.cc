@@ -63,11 +63,11 @@ TEST(Cli, GenerateIngestStatsOnTheSmallShop) {
 
 TEST(Cli, DemoRunsEndToEnd) {
   test::TempDir dir;
-  auto r = run_persona({"demo", "--size", "small", "--dir", dir.path()});
+  auto r = run_persona({"demo", "--size", "small", "--dir", dir.path(), "--no-serve"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Dataset summary"), std::string::npos);
   EXPECT_NE(r.out.find("exact_duplicate"), std::string::npos);
-  auto j = run_persona({"demo", "--size", "small", "--dir", dir.path(), "--json"});
+  auto j = run_persona({"demo", "--size", "small", "--dir", dir.path(), "--json", "--no-serve"});
   ASSERT_EQ(j.exit_code, 0) << j.err;
   EXPECT_GT(nlohmann::json::parse(j.out)["stats"]["events"].get<int>(), 0);
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "persona/core/time.h"
@@ -150,19 +151,31 @@ nlohmann::json demand_overview(store::Store& store, const store::EventColumns& e
   };
   std::vector<Dated> texts;
   int64_t newest = INT64_MIN;
+  // Without a category model or labels, a text's demand category is the category of the item it
+  // is about (a review of a kettle speaks of kitchen demand).
+  std::unordered_map<std::string_view, std::string_view> item_category;
+  for (size_t i = 0; i < events.item_ids.size(); ++i)
+    if (!events.item_categories[i].empty()) item_category.emplace(events.item_ids[i], events.item_categories[i]);
+  bool from_items = false;
   store.for_each_text([&](const Text& t) {
     if (!t.timestamp) return;
     const int64_t w = week_of(day_of(*t.timestamp));
     newest = std::max(newest, w);
     std::string sentiment;
     if (t.sentiment) sentiment = *t.sentiment > 0.2 ? "positive" : *t.sentiment < -0.2 ? "negative" : "neutral";
-    texts.push_back({w, t.body, std::move(sentiment), t.category});
+    std::string category = t.category;
+    if (category.empty() && !category_model && !t.item.empty())
+      if (const auto it = item_category.find(t.item); it != item_category.end()) {
+        category = it->second;
+        from_items = true;
+      }
+    texts.push_back({w, t.body, std::move(sentiment), std::move(category)});
   });
   nlohmann::json out = {{"weeks", nlohmann::json::array()}, {"sentiment", nlohmann::json::object()},
                         {"categories", nlohmann::json::object()}, {"keywords", nlohmann::json::array()},
                         {"forecasts", nlohmann::json::array()}, {"texts", 0},
                         {"sentiment_source", sentiment_model ? "model" : "data"},
-                        {"category_source", category_model ? "model" : "data"}};
+                        {"category_source", category_model ? "model" : from_items ? "items" : "data"}};
   if (newest != INT64_MIN && weeks > 0) {
     const int64_t first = newest - 7 * (weeks - 1);
     const auto n = static_cast<size_t>(weeks);

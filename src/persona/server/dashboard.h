@@ -25,7 +25,8 @@ nlohmann::json rfm_grid(store::Store& store);
 nlohmann::json user_timeline(const store::EventColumns& history, size_t limit);
 
 // Texts of the last `weeks` weeks (by week, Monday first): sentiment and demand category per
-// week (from the trained models; from the data's own labels where no model is trained), the
+// week (from the trained models; where no model is trained, from the data's own labels, else the
+// category of the item a text is about), the
 // window's top keywords (TF-IDF, idf from `keywords` when given), and a 14-day demand forecast for all items and the four busiest
 // categories. Needs analyzer access to be serialised by the caller (classifiers keep scratch).
 nlohmann::json demand_overview(store::Store& store, const store::EventColumns& events, const demand::TextAnalyzer& analyzer,

@@ -876,7 +876,13 @@ void Server::Impl::install() {
   http->set_tcp_nodelay(true);
   http->set_keep_alive_max_count(10000);
   http->set_keep_alive_timeout(5);
-  http->set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
+  // The dashboard runs only its own bundled script (no CDN, no inline code), and no other site
+  // may frame it.
+  http->set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                             {"Cache-Control", "no-store"},
+                             {"Referrer-Policy", "no-referrer"},
+                             {"Content-Security-Policy",
+                              "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"}});
   for (const auto& route : routes) {
     // {param} becomes a capture of one path segment.
     const std::string pattern = std::regex_replace(route.path, std::regex(R"(\{[a-z_]+\})"), "([^/]+)");

@@ -1,0 +1,206 @@
+// The dashboard in headless Chromium (Debian's, driven by playwright-core from npm): `persona demo`
+// serves the sample shop; every page is loaded and must show charts that drew something and
+// tables with real numbers; a short chat runs in the assistant console; the UI switches to
+// Chinese; a browser without a key is told it needs one. Screenshots go to --out.
+//
+//   node tests/web/dashboard_test.cjs --persona build/debug/apps/persona/persona --out DIR
+//   node tests/web/dashboard_test.cjs --url 'http://127.0.0.1:8080/#key=...' --out DIR   (a running server)
+// Exit 77 (skipped) when no Chromium is installed. NODE_PATH must reach web/node_modules.
+'use strict';
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []));
+const outDir = args.out || path.join(os.tmpdir(), 'persona-dashboard-screens');
+const browserPath = process.env.PERSONA_CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+if (!browserPath) {
+  console.log('SKIP: no Chromium found (scripts/install-deps installs Debian\'s chromium; or set PERSONA_CHROMIUM)');
+  process.exit(77);
+}
+const { chromium } = require('playwright-core');
+
+const failures = [];
+function check(ok, what) {
+  if (!ok) failures.push(what);
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+}
+
+// Starts `persona demo` and resolves with the dashboard link it prints.
+function startDemo(persona) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'persona-dashboard-'));
+  const child = spawn(persona, ['demo', '--size', 'small', '--dir', dir, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error('persona demo printed no dashboard link in 600 s:\n' + err)), 600000);
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = err.match(/dashboard: (\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1], dir });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`persona demo ended (${code}) before serving:\n${err}`)));
+  });
+}
+
+// Pixels of a chart's canvas that are not background: a chart that drew nothing has none.
+async function inkedPixels(page, testid) {
+  return page.evaluate((id) => {
+    const canvas = document.querySelector(`[data-testid="${id}"] canvas`);
+    if (!canvas || !canvas.width) return 0;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0 && (data[i] < 235 || data[i + 1] < 235 || data[i + 2] < 235)) ++n;
+    return n;
+  }, testid);
+}
+
+async function expectChart(page, testid) {
+  const box = page.locator(`[data-testid="${testid}"]`);
+  await box.waitFor({ timeout: 15000 }).catch(() => {});
+  const points = Number(await box.getAttribute('data-points').catch(() => 0));
+  await page.waitForFunction((id) => document.querySelector(`[data-testid="${id}"]`)?.getAttribute('data-rendered') === 'true', testid, { timeout: 15000 }).catch(() => {});
+  await page.waitForTimeout(150);
+  const ink = await inkedPixels(page, testid);
+  check(points > 0 && ink > 200, `chart ${testid}: ${points} values, ${ink} pixels drawn`);
+}
+
+// A table with rows whose cells include at least one positive number.
+async function expectTable(page, testid, minRows = 1) {
+  const rows = await page.locator(`[data-testid="${testid}"] tbody tr td:not(.empty)`).count();
+  const numbers = await page.locator(`[data-testid="${testid}"] tbody td`).allInnerTexts();
+  const positive = numbers.some((s) => Number(s.replace(/[,%\s]/g, '')) > 0);
+  const rowCount = Number(await page.locator(`[data-testid="${testid}"]`).getAttribute('data-rows'));
+  check(rows > 0 && rowCount >= minRows && positive, `table ${testid}: ${rowCount} rows, numbers ${positive ? 'present' : 'missing'}`);
+}
+
+async function open(page, name) {
+  await page.click(`nav a[data-page="${name}"]`);
+  await page.waitForSelector(`main[data-page="${name}"]:is([data-state="ready"], [data-state="error"])`, { timeout: 60000 });
+  const state = await page.getAttribute('main', 'data-state');
+  const problem = state === 'error' ? await page.locator('[data-testid="problem"]').first().innerText() : '';
+  check(state === 'ready', `page ${name} loaded${problem ? ': ' + problem : ''}`);
+}
+
+async function shoot(page, name) {
+  await page.screenshot({ path: path.join(outDir, `${name}.png`), fullPage: true });
+}
+
+function checkTranslations() {
+  const src = fs.readFileSync(path.join(__dirname, '../../web/src/i18n.js'), 'utf8');
+  const block = (lang) => src.slice(src.indexOf(`  ${lang}: {`), src.indexOf('\n  },', src.indexOf(`  ${lang}: {`)));
+  const keys = (lang) => new Set([...block(lang).matchAll(/(\w+): '/g)].map((m) => m[1]));
+  const en = keys('en'), zh = keys('zh');
+  const missing = [...en].filter((k) => !zh.has(k)).concat([...zh].filter((k) => !en.has(k)));
+  check(en.size > 50 && missing.length === 0, `English and Chinese have the same ${en.size} words${missing.length ? ' (differ: ' + missing.join(', ') + ')' : ''}`);
+}
+
+async function main() {
+  fs.mkdirSync(outDir, { recursive: true });
+  checkTranslations();
+  const demo = args.url ? { url: args.url } : await startDemo(args.persona);
+  const browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US' });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => m.type() === 'error' && !m.text().includes('status of 4') && errors.push(m.text()));
+    await page.goto(demo.url);
+    await page.waitForSelector('main[data-state="ready"]', { timeout: 60000 });
+    check(!(await page.url()).includes('key='), 'the key is taken out of the address bar');
+
+    await open(page, 'overview');
+    check(Number((await page.locator('[data-testid="kpi-users"] .kpi-value').innerText()).replace(/,/g, '')) > 0, 'overview shows the number of users');
+    for (const c of ['chart-events', 'chart-revenue', 'chart-active', 'chart-funnel']) await expectChart(page, c);
+    await expectTable(page, 'table-top-items', 5);
+    await shoot(page, 'overview-en');
+
+    await open(page, 'segments');
+    for (const c of ['chart-segments', 'chart-rfm']) await expectChart(page, c);
+    await expectTable(page, 'table-segments', 2);
+    await expectTable(page, 'table-centroids', 3);
+    await shoot(page, 'segments-en');
+
+    await open(page, 'user');
+    await expectTable(page, 'table-timeline', 1);
+    await expectTable(page, 'table-recommendations', 5);
+    await expectChart(page, 'chart-affinity');
+    check((await page.locator('[data-testid="user-consent"]').innerText()).includes('given'), 'the user page shows consent');
+    await shoot(page, 'user-en');
+
+    await open(page, 'demand');
+    for (const c of ['chart-sentiment', 'chart-categories']) await expectChart(page, c);
+    const forecasts = await page.locator('[data-testid="forecasts"] .chart').count();
+    check(forecasts >= 1, `demand shows ${forecasts} forecasts`);
+    if (forecasts) await expectChart(page, await page.locator('[data-testid="forecasts"] .chart').first().getAttribute('data-testid'));
+    await expectTable(page, 'table-keywords', 10);
+    await shoot(page, 'demand-en');
+
+    await open(page, 'models');
+    await expectTable(page, 'table-models', 3);
+    await expectTable(page, 'table-history', 3);
+    await shoot(page, 'models-en');
+
+    await open(page, 'assistant');
+    for (const [message, intent] of [['where is my last order?', 'last_order'], ['我的订单到哪里了？', '']]) {
+      await page.fill('#chat-message', message);
+      const before = await page.locator('[data-testid="chat-reply"]').count();
+      await page.click('#chat-send');
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="chat-reply"]').length > n, before, { timeout: 30000 }).catch(() => {});
+      const replies = page.locator('[data-testid="chat-reply"]');
+      const got = await replies.count();
+      const shown = got > before ? await replies.nth(got - 1).innerText() : '';
+      check(got > before && shown.length > 10 && (!intent || shown.includes(intent)), `the assistant answered "${message}" (${shown.split('\n').pop()})`);
+    }
+    await shoot(page, 'assistant-en');
+
+    await open(page, 'privacy');
+    check((await page.locator('[data-testid="kpi-sealed"]').count()) === 1, 'privacy shows whether the store is sealed');
+    await page.selectOption('#dp-statistic', 'mean');
+    await page.click('#dp-run');
+    await page.waitForSelector('[data-testid="dp-result"] p', { timeout: 30000 }).catch(() => {});
+    const dp = await page.locator('[data-testid="dp-result"]').innerText().catch(() => '');
+    check(/mean: [\d,.]+ .*budget left 0\.9/.test(dp), `a DP mean ran and spent budget (${dp})`);
+    await page.waitForSelector('[data-testid="table-budgets"][data-rows="1"]', { timeout: 30000 }).catch(() => {});
+    await expectTable(page, 'table-budgets', 1);
+    await expectChart(page, 'chart-budgets');
+    check((await page.locator('[data-testid="audit-verdict"]').innerText()).length > 0, 'privacy shows the audit log\'s verdict');
+    await shoot(page, 'privacy-en');
+
+    await page.click('#lang');
+    await page.waitForSelector('main[data-state="ready"]', { timeout: 60000 });
+    const nav = await page.locator('nav').innerText();
+    check(nav.includes('概览') && nav.includes('隐私') && !nav.includes('Overview'), `the UI speaks Chinese (${nav.replace(/\s+/g, ' ')})`);
+    await open(page, 'overview');
+    await expectChart(page, 'chart-events');
+    await shoot(page, 'overview-zh');
+    check(errors.length === 0, `no script errors${errors.length ? ': ' + errors.join(' | ') : ''}`);
+
+    const stranger = await (await browser.newContext()).newPage();
+    await stranger.goto(demo.url.replace(/#.*$/, '') + '#/overview');
+    await stranger.waitForSelector('main[data-state="error"]', { timeout: 30000 });
+    check(await stranger.locator('#banner').isVisible(), 'a browser without a key is told it needs one');
+  } finally {
+    await browser.close();
+    if (demo.child) {
+      demo.child.kill('SIGTERM');
+      const code = await new Promise((resolve) => demo.child.on('exit', (c) => resolve(c)));
+      check(code === 0, `the demo's server stopped cleanly on SIGTERM (exit ${code})`);
+      fs.rmSync(demo.dir, { recursive: true, force: true });
+    }
+  }
+  console.log(`screenshots: ${outDir}`);
+  if (failures.length) {
+    console.log(`${failures.length} check(s) failed`);
+    process.exit(1);
+  }
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});

@@ -1,0 +1,40 @@
+// Apache ECharts, only the parts the pages use (bundled by esbuild: no CDN, works offline).
+import * as echarts from 'echarts/core';
+import { BarChart, FunnelChart, HeatmapChart, LineChart } from 'echarts/charts';
+import { GridComponent, LegendComponent, TooltipComponent, VisualMapComponent, DataZoomComponent } from 'echarts/components';
+import { CanvasRenderer } from 'echarts/renderers';
+import { el } from './ui.js';
+
+echarts.use([BarChart, FunnelChart, HeatmapChart, LineChart, GridComponent, LegendComponent, TooltipComponent,
+  VisualMapComponent, DataZoomComponent, CanvasRenderer]);
+
+const live = new Set();
+window.addEventListener('resize', () => live.forEach((c) => c.resize()));
+
+// A chart in a box; data-points (the number of values drawn) lets tests see it holds real data.
+export function chart(testid, option, points, height = 280) {
+  const box = el('div', { class: 'chart', 'data-testid': testid, 'data-points': points, style: `height:${height}px` });
+  requestAnimationFrame(() => {
+    const c = echarts.init(box, null, { renderer: 'canvas' });
+    // A legend sits above the plot, never over the axis labels.
+    const legend = option.legend ? { type: 'scroll', top: 0, left: 'center', ...option.legend } : undefined;
+    c.setOption({ animation: false, tooltip: { trigger: 'axis' }, grid: { left: 56, right: 24, top: legend ? 40 : 20, bottom: 30, containLabel: false }, ...option, legend });
+    live.add(c);
+    box.setAttribute('data-rendered', 'true');
+  });
+  return box;
+}
+
+// Drops every chart of the page being left.
+export function disposeCharts() {
+  live.forEach((c) => c.dispose());
+  live.clear();
+}
+
+export function lineSeries(name, data, extra = {}) {
+  return { name, type: 'line', showSymbol: false, data, ...extra };
+}
+
+export function countPoints(seriesList) {
+  return seriesList.reduce((n, s) => n + s.data.filter((v) => v !== null && v !== undefined).length, 0);
+}

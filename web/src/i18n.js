@@ -1,0 +1,93 @@
+// The dashboard's words in English and Chinese. Every label on every page comes from here; a
+// test checks that both languages have every key.
+
+export const messages = {
+  en: {
+    overview: 'Overview', segments: 'Segments', user: 'User', demand: 'Demand', models: 'Models',
+    assistant: 'Assistant', privacy: 'Privacy',
+    api_key: 'API key', use_key: 'Use key', need_key: 'This server needs an API key: paste one above (persona keys create).',
+    loading: 'Loading…', users: 'Users', items: 'Items', events: 'Events', revenue: 'Revenue', texts: 'Texts',
+    rejects: 'Rejected rows', sessions: 'Sessions', events_per_day: 'Events per day', revenue_per_day: 'Revenue per day',
+    active_users: 'Active users', new_users: 'New users', funnel: 'Funnel: view → cart → purchase (users, last 90 days)',
+    top_items: 'Top items', top_categories: 'Top categories', name: 'Name', count: 'Count', title: 'Title',
+    segment_sizes: 'Segment sizes', segment: 'Segment', label: 'Label', size: 'Size', share: 'Share',
+    centroids: 'Segment centroids (medians of members)', feature: 'Feature', rfm_grid: 'RFM grid: users by recency (rows) and frequency (columns)',
+    rfm_segments: 'RFM segments', recency: 'Recency score', frequency: 'Frequency score', mean_monetary: 'mean monetary',
+    silhouette: 'Silhouette', show: 'Show', user_id: 'User id', profile: 'Profile', consent: 'Consent',
+    personalisation: 'personalisation', analytics: 'analytics', given: 'given', refused: 'refused',
+    tags: 'Tags', affinities: 'Category affinity', brands: 'Brand affinity', timeline: 'Timeline (newest first)',
+    time: 'Time', type: 'Type', item: 'Item', category: 'Category', quantity: 'Quantity', value: 'Value',
+    recommendations: 'Recommendations', score: 'Score', reason: 'Why', no_profile: 'No profile',
+    rfm: 'RFM', recency_days: 'Days since last purchase', purchases: 'Purchases', items_source: 'from the items the texts are about', monetary: 'Monetary', propensity: 'Purchase propensity',
+    sentiment_weekly: 'Sentiment of texts per week', categories_weekly: 'Demand categories per week',
+    keywords: 'Keywords (last four weeks)', word: 'Word', forecasts: 'Demand forecast (units per day, next 14 days)',
+    from_model: 'from the trained model', from_data: 'from the data\'s labels', history: 'history', forecast: 'forecast',
+    backtest: 'backtest sMAPE', model_files: 'Model files', file: 'File', kind: 'Kind', task: 'Task', created: 'Created',
+    metrics: 'Metrics', training_history: 'Training history', recommender: 'Recommender', retrain: 'Retrain now',
+    retrain_started: 'Retraining started: the new model is served when it is ready.',
+    chat_as: 'Chat as user', message: 'Message', send: 'Send', new_session: 'New session', intent: 'Intent',
+    confidence: 'Confidence', slots: 'Slots', sources: 'Sources', handoff: 'Handed to a person',
+    dp_budgets: 'Differential privacy: budget per analyst', analyst: 'Analyst', budget: 'Budget (ε)', spent: 'Spent (ε)',
+    queries: 'Queries', last: 'Last', audit_log: 'Audit log (newest first)', intact: 'chain intact', broken: 'chain BROKEN',
+    no_audit: 'No audit log: the server has no key ring', actor: 'Actor', action: 'Action', details: 'Details',
+    erasures: 'Erasures', sealed: 'Store sealed', yes: 'yes', no: 'no', consent_refusals: 'Users refusing',
+    erase_user: 'Erase a user (right to be forgotten)', erase: 'Erase', erase_confirm: 'Erase every trace of this user? This cannot be undone.',
+    erased: 'Erased. Receipt:', not_found: 'Not found', total: 'total',
+    ev_view: 'view', ev_click: 'click', ev_cart: 'cart', ev_purchase: 'purchase', ev_return: 'return', ev_rate: 'rating',
+    ev_review: 'review', ev_search: 'search', ev_favourite: 'favourite',
+    dp_query: 'A differentially private statistic', budget_left: 'budget left', upper: 'clamp', run: 'Run',
+    dp_note: 'count: customers with events; sum, mean, quantile: spend per buying customer, each clamped at the value given; histogram: buyers by category. Each query spends ε of your budget.',
+  },
+  zh: {
+    overview: '概览', segments: '用户分群', user: '用户', demand: '需求', models: '模型',
+    assistant: '客服助手', privacy: '隐私',
+    api_key: 'API 密钥', use_key: '使用密钥', need_key: '此服务需要 API 密钥：请在上方粘贴（persona keys create）。',
+    loading: '加载中…', users: '用户数', items: '商品数', events: '事件数', revenue: '收入', texts: '文本数',
+    rejects: '被拒绝的行', sessions: '会话数', events_per_day: '每日事件', revenue_per_day: '每日收入',
+    active_users: '活跃用户', new_users: '新用户', funnel: '转化漏斗：浏览 → 加购 → 购买（用户数，近 90 天）',
+    top_items: '热门商品', top_categories: '热门类目', name: '名称', count: '数量', title: '标题',
+    segment_sizes: '分群规模', segment: '分群', label: '标签', size: '人数', share: '占比',
+    centroids: '分群中心（成员中位数）', feature: '特征', rfm_grid: 'RFM 网格：按最近购买（行）与购买频次（列）的用户数',
+    rfm_segments: 'RFM 分群', recency: '最近度评分', frequency: '频次评分', mean_monetary: '平均消费额',
+    silhouette: '轮廓系数', show: '查看', user_id: '用户 ID', profile: '用户画像', consent: '授权',
+    personalisation: '个性化', analytics: '分析', given: '已同意', refused: '已拒绝',
+    tags: '标签', affinities: '类目偏好', brands: '品牌偏好', timeline: '行为时间线（最新在前）',
+    time: '时间', type: '类型', item: '商品', category: '类目', quantity: '数量', value: '金额',
+    recommendations: '推荐结果', score: '得分', reason: '推荐理由', no_profile: '无画像',
+    rfm: 'RFM', recency_days: '距上次购买天数', purchases: '购买次数', items_source: '来自文本所涉及商品的类目', monetary: '消费额', propensity: '购买倾向',
+    sentiment_weekly: '每周文本情感', categories_weekly: '每周需求类别',
+    keywords: '关键词（近四周）', word: '词语', forecasts: '需求预测（每日件数，未来 14 天）',
+    from_model: '来自训练的模型', from_data: '来自数据自带标签', history: '历史', forecast: '预测',
+    backtest: '回测 sMAPE', model_files: '模型文件', file: '文件', kind: '种类', task: '任务', created: '创建时间',
+    metrics: '指标', training_history: '训练历史', recommender: '推荐模型', retrain: '立即重新训练',
+    retrain_started: '已开始重新训练：新模型就绪后即上线。',
+    chat_as: '以此用户身份对话', message: '消息', send: '发送', new_session: '新会话', intent: '意图',
+    confidence: '置信度', slots: '槽位', sources: '来源', handoff: '已转人工',
+    dp_budgets: '差分隐私：每位分析师的预算', analyst: '分析师', budget: '预算 (ε)', spent: '已用 (ε)',
+    queries: '查询次数', last: '最近', audit_log: '审计日志（最新在前）', intact: '链完整', broken: '链已损坏',
+    no_audit: '无审计日志：服务器没有密钥环', actor: '操作者', action: '操作', details: '详情',
+    erasures: '删除次数', sealed: '存储已加密', yes: '是', no: '否', consent_refusals: '拒绝授权的用户',
+    erase_user: '删除用户（被遗忘权）', erase: '删除', erase_confirm: '确定删除该用户的全部痕迹？此操作不可撤销。',
+    erased: '已删除。回执：', not_found: '未找到', total: '共',
+    ev_view: '浏览', ev_click: '点击', ev_cart: '加购', ev_purchase: '购买', ev_return: '退货', ev_rate: '评分',
+    ev_review: '评价', ev_search: '搜索', ev_favourite: '收藏',
+    dp_query: '差分隐私统计', budget_left: '剩余预算', upper: '截断上限', run: '运行',
+    dp_note: '计数：有行为的顾客数；求和、均值、分位数：每位购买顾客的消费额，截断到给定值；直方图：按类目的购买者。每次查询消耗你的 ε 预算。',
+  },
+};
+
+let lang = localStorage.getItem('persona.lang') || ((navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en');
+
+export function language() {
+  return lang;
+}
+
+export function setLanguage(l) {
+  lang = messages[l] ? l : 'en';
+  localStorage.setItem('persona.lang', lang);
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+}
+
+export function t(key) {
+  return messages[lang][key] ?? messages.en[key] ?? key;
+}

@@ -1,0 +1,78 @@
+import { api } from '../api.js';
+import { chart } from '../charts.js';
+import { t } from '../i18n.js';
+import { card, el, num, problem, table } from '../ui.js';
+
+// A model's figures as (name, number) pairs, nested objects one level deep ("validation.ndcg").
+function figures(metrics) {
+  const out = [];
+  for (const [k, v] of Object.entries(metrics || {})) {
+    if (typeof v === 'number') out.push([k, v]);
+    else if (v && typeof v === 'object' && !Array.isArray(v))
+      for (const [k2, v2] of Object.entries(v)) if (typeof v2 === 'number') out.push([`${k}.${k2}`, v2]);
+  }
+  return out;
+}
+
+// The figure that says how good a model is (not a setting such as alpha or k): the first of these.
+const QUALITY = [/ndcg/, /auc/, /accuracy/, /(^|\.)f1/, /hit_rate/, /(^|\.)map/, /rmse/, /smape/];
+function headline(metrics) {
+  const all = figures(metrics);
+  for (const q of QUALITY) {
+    const found = all.find(([k]) => q.test(k));
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function figureText(metrics) {
+  return figures(metrics).slice(0, 6).map(([k, v]) => `${k} ${num(v)}`).join(' · ');
+}
+
+export async function render(root) {
+  const m = await api('/v1/models');
+  if (m.recommend) {
+    const status = el('div', { 'data-testid': 'retrain-status' });
+    const retrain = async () => {
+      try {
+        await api('/v1/models/recommend/retrain', { method: 'POST' });
+        status.replaceChildren(el('p', { class: 'ok' }, t('retrain_started')));
+      } catch (e) {
+        status.replaceChildren(problem(e));
+      }
+    };
+    const method = m.recommend.metrics && m.recommend.metrics.method ? JSON.stringify(m.recommend.metrics.method) : '';
+    root.append(card(t('recommender'),
+      el('p', { 'data-testid': 'recommender-summary' }, `${t('items')}: ${num(m.recommend.items)} · ${method} · ${figureText(m.recommend.metrics)}`),
+      el('button', { onclick: retrain }, t('retrain')), status));
+  }
+
+  // The training history: each model file's quality figure over time.
+  const history = m.history.map((h) => ({ ...h, headline: headline(h.metrics) }));
+  const byFile = new Map();
+  for (const h of [...history].reverse().filter((x) => x.headline)) {
+    const name = `${h.file} · ${h.headline[0]}`;
+    if (!byFile.has(name)) byFile.set(name, []);
+    byFile.get(name).push([h.created, h.headline[1]]);
+  }
+  const series = [...byFile].map(([name, data]) => ({ name, type: 'line', data }));
+  root.append(el('div', { class: 'row' },
+    card(t('training_history'), chart('chart-history', {
+      legend: {}, xAxis: { type: 'time' }, yAxis: { type: 'value' }, series,
+    }, series.reduce((n, s) => n + s.data.length, 0), 260)),
+    card(t('training_history'), el('div', { class: 'scroll' }, table('table-history', [
+      { label: t('created'), value: (h) => h.created.replace('T', ' ').replace('Z', '') },
+      { label: t('file'), value: (h) => h.file },
+      { label: t('metrics'), value: (h) => (h.headline ? h.headline[0] : '') },
+      { label: t('value'), value: (h) => (h.headline ? num(h.headline[1]) : '—'), numeric: true },
+    ], history)))));
+
+  root.append(card(t('model_files'), table('table-models', [
+    { label: t('file'), value: (f) => f.file },
+    { label: t('kind'), value: (f) => f.kind },
+    { label: t('task'), value: (f) => f.task },
+    { label: t('created'), value: (f) => f.created },
+    { label: 'KiB', value: (f) => num(f.bytes / 1024), numeric: true },
+    { label: t('metrics'), value: (f) => figureText(f.metrics) },
+  ], m.files)));
+}

@@ -1,0 +1,39 @@
+import { api } from '../api.js';
+import { chart, countPoints, lineSeries } from '../charts.js';
+import { t } from '../i18n.js';
+import { card, el, kpi, num, table } from '../ui.js';
+
+export async function render(root) {
+  const [stats, timeline] = await Promise.all([api('/v1/stats'), api('/v1/stats/timeline?days=90')]);
+  root.append(el('div', { class: 'kpis' },
+    kpi('kpi-users', t('users'), stats.users), kpi('kpi-items', t('items'), stats.items),
+    kpi('kpi-events', t('events'), stats.events), kpi('kpi-revenue', t('revenue'), stats.revenue),
+    kpi('kpi-texts', t('texts'), stats.texts), kpi('kpi-rejects', t('rejects'), stats.rejects)));
+
+  const types = Object.entries(timeline.events).map(([type, data]) => lineSeries(t('ev_' + type), data));
+  root.append(card(t('events_per_day'), chart('chart-events', {
+    legend: {}, xAxis: { type: 'category', data: timeline.days }, yAxis: { type: 'value' }, series: types,
+  }, countPoints(types))));
+
+  const money = [{ name: t('revenue'), type: 'bar', data: timeline.revenue }];
+  const people = [lineSeries(t('active_users'), timeline.active_users), lineSeries(t('new_users'), timeline.new_users)];
+  root.append(el('div', { class: 'row' },
+    card(t('revenue_per_day'), chart('chart-revenue', {
+      xAxis: { type: 'category', data: timeline.days }, yAxis: { type: 'value' }, series: money,
+    }, countPoints(money))),
+    card(t('active_users'), chart('chart-active', {
+      legend: {}, xAxis: { type: 'category', data: timeline.days }, yAxis: { type: 'value' }, series: people,
+    }, countPoints(people)))));
+
+  const steps = timeline.funnel.map((s) => ({ name: t('ev_' + s.step), value: s.users }));
+  root.append(el('div', { class: 'row' },
+    card(t('funnel'), chart('chart-funnel', {
+      tooltip: { trigger: 'item' },
+      series: [{ type: 'funnel', sort: 'none', left: '10%', width: '80%', label: { formatter: '{b}: {c}' }, data: steps }],
+    }, steps.length)),
+    card(t('top_items'), table('table-top-items', [
+      { label: t('item'), value: (r) => r.name },
+      { label: t('title'), value: (r) => r.detail },
+      { label: t('events'), value: (r) => num(r.count), numeric: true },
+    ], stats.top_items))));
+}
