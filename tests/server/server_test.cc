@@ -254,7 +254,11 @@ TEST(Server, AssistantAnalysisSegmentsDpModelsAndErasure) {
   const auto chat = json_of(s.client("service").Post("/v1/chat", R"({"user":"U000001","message":"where is my last order?"})",
                                                       "application/json"));
   EXPECT_EQ(chat["intent"], "last_order") << chat.dump();
-  EXPECT_FALSE(chat["session"].get<std::string>().empty());
+  const std::string session = chat["session"];
+  EXPECT_EQ(session.size(), 33u) << "s and 128 random bits in hex: " << session;
+  EXPECT_EQ(session.substr(1).find_first_not_of("0123456789abcdef"), std::string::npos) << session;
+  const auto other = json_of(s.client("service").Post("/v1/chat", R"({"user":"U000001","message":"hello"})", "application/json"));
+  EXPECT_NE(other["session"], chat["session"]) << "a new conversation, a new session";
   const auto next = json_of(s.client("service").Post(
       "/v1/chat", nlohmann::json{{"user", "U000001"}, {"session", chat["session"]}, {"message", "I want a human"}}.dump(),
       "application/json"));
@@ -325,6 +329,28 @@ TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {
   EXPECT_TRUE(privacy["budgets"].is_array()) << privacy.dump();
   EXPECT_TRUE(privacy.contains("sealed"));
   EXPECT_TRUE(privacy["consent_refused"].contains("analytics"));
+}
+
+TEST(Server, RetrainRunsInTheBackgroundAndSwapsTheModelIn) {
+  Running s;
+  expect_problem(s.client("analyst").Post("/v1/models/recommend/retrain", "", "application/json"), 403);
+  const auto before = json_of(s.client("admin").Get("/v1/models"))["history"].size();
+  const auto started = s.client("admin").Post("/v1/models/recommend/retrain", "", "application/json");
+  ASSERT_TRUE(started);
+  EXPECT_EQ(started->status, 202) << started->body;
+  // Requests go on while it trains; the new model is written (and noted) when it is ready.
+  size_t after = before;
+  for (int i = 0; i < 600 && after == before; ++i) {
+    EXPECT_EQ(s.client("service").Get("/v1/users/U000003/recommendations?k=3")->status, 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = json_of(s.client("admin").Get("/v1/models"))["history"].size();
+  }
+  EXPECT_EQ(after, before + 1) << "the retrained model was written";
+  s.stop();  // waits for the swap
+  Running again;
+  const auto models = json_of(again.client("admin").Get("/v1/models"));
+  EXPECT_EQ(models["recommend"]["retrain_error"], "") << models.dump();
+  EXPECT_EQ(json_of(again.client("service").Get("/v1/users/U000003/recommendations?k=3"))["recommendations"].size(), 3u);
 }
 
 TEST(Server, MetricsCountEveryRoute) {

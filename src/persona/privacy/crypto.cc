@@ -189,6 +189,16 @@ std::string pseudonym(const KeyRing& keys, std::string_view external_id) {
   return out;
 }
 
+std::string random_hex(size_t bytes) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
+  std::vector<unsigned char> raw(bytes);
+  randombytes_buf(raw.data(), raw.size());
+  std::string hex(bytes * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), raw.data(), raw.size());
+  hex.pop_back();
+  return hex;
+}
+
 std::string erasure_receipt(const KeyRing& keys, std::string_view external_id, uint32_t key_id) {
   sodium_ready();
   if (key_id == 0) key_id = keys.active_id();

@@ -41,6 +41,10 @@ std::string pseudonym(const KeyRing& keys, std::string_view external_id);
 // keep the person; a key holder asked "was X erased?" recomputes it.
 std::string erasure_receipt(const KeyRing& keys, std::string_view external_id, uint32_t key_id = 0);
 
+// `bytes` random bytes from the system's CSPRNG, as lowercase hex: ids that must not be guessed
+// (chat sessions).
+std::string random_hex(size_t bytes);
+
 // Whether a file starts like a sealed file (seal_file's output).
 bool is_sealed_file(const std::string& path);
 

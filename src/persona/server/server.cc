@@ -29,6 +29,7 @@
 #include "persona/pipeline/statistics.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
+#include "persona/privacy/crypto.h"
 #include "persona/privacy/keys.h"
 #include "persona/recommend/recommend_model.h"
 #include "persona/server/dashboard.h"
@@ -616,7 +617,9 @@ Reply Server::Impl::chat(const httplib::Request& req, const Caller& caller) {
   if (message.size() > 4000) throw HttpError(413, "Payload Too Large", "a message of at most 4,000 bytes");
   if (caller.key.role == privacy::Role::User && user != caller.key.user)
     throw HttpError(403, "Forbidden", "a user key chats only as its own user");
-  if (session.empty()) session = fmt::format("{}-{}", caller.id(), std::chrono::steady_clock::now().time_since_epoch().count());
+  // A new conversation gets 128 random bits: a session id cannot be guessed to read another's.
+  if (session.empty()) session = "s" + privacy::random_hex(16);
+  if (session.size() > 100) throw HttpError(400, "Bad Request", "\"session\" is at most 100 characters");
   std::lock_guard lock(chat_mutex);
   auto reply = bot->reply(session, user, message);
   nlohmann::json j = reply.to_json();
