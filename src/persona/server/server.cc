@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +11,9 @@
 #include <mutex>
 #include <optional>
 #include <regex>
+#include <set>
 #include <shared_mutex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -199,6 +202,58 @@ class RateLimiter {
   std::map<std::string, Bucket> buckets_;
 };
 
+// Profiles refreshed off the request path. Ingest names the users whose data arrived and returns;
+// one thread runs the refresh after a short gathering pause, so a burst of ingest requests costs
+// one pipeline::update_profiles (which rebuilds every profile when new events move the clock on:
+// far too slow to run once per request on a large store). Stopping runs what is still due.
+class ProfileRefresher {
+ public:
+  using Refresh = std::function<void(const std::set<std::string>& users)>;
+  explicit ProfileRefresher(Refresh refresh) : refresh_(std::move(refresh)), thread_([this] { loop(); }) {}
+  ~ProfileRefresher() { stop(); }
+  ProfileRefresher(const ProfileRefresher&) = delete;
+  ProfileRefresher& operator=(const ProfileRefresher&) = delete;
+  void request(const std::set<std::string>& users) {
+    {
+      std::lock_guard lock(mutex_);
+      due_.insert(users.begin(), users.end());
+      requested_ = true;
+    }
+    wake_.notify_one();
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static constexpr auto kGather = std::chrono::milliseconds(100);
+  void loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return requested_ || stopping_; });
+      if (!requested_) return;  // stopping, nothing due
+      if (!stopping_) wake_.wait_for(lock, kGather, [this] { return stopping_; });
+      std::set<std::string> users;
+      users.swap(due_);
+      requested_ = false;
+      lock.unlock();
+      refresh_(users);
+      lock.lock();
+    }
+  }
+  Refresh refresh_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::set<std::string> due_;
+  bool requested_ = false, stopping_ = false;
+  std::thread thread_;  // last: starts once the rest is ready
+};
+
 // Who is calling: the API key (or the local admin of --no-auth).
 struct Caller {
   privacy::ApiKey key;
@@ -298,6 +353,7 @@ struct Server::Impl {
   std::FILE* log = nullptr;
   std::mutex log_mutex;
   std::atomic<bool> ready{false};
+  std::unique_ptr<ProfileRefresher> refresher;  // after everything it uses: stopped first
 
   explicit Impl(ServerOptions o) : options(std::move(o)), limiter(options.rate_per_s, options.burst) {}
   ~Impl() {
@@ -312,6 +368,7 @@ struct Server::Impl {
   void access_log(const Route* route, const httplib::Request& req, int status, double seconds, const std::string& caller);
 
   Reply ingest(Entity entity, const httplib::Request& req, const Caller& caller);
+  void refresh_profiles(const std::set<std::string>& users);
   Reply recommendations(const httplib::Request& req, const std::string& user);
   Reply profile(const std::string& user);
   Reply similar(const httplib::Request& req, const std::string& item);
@@ -391,6 +448,7 @@ void Server::Impl::load() {
     throw Error("cannot open the access log", {options.access_log});
   metrics.set_gauge("persona_recommend_model_loaded", "", recommender ? 1 : 0);
   note_model_version();
+  refresher = std::make_unique<ProfileRefresher>([this](const std::set<std::string>& users) { refresh_profiles(users); });
 }
 
 void Server::Impl::note_model_version() {
@@ -525,9 +583,12 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
       refresh_unavailable(*s);
       cache.clear();
     }
-    // Live: the touched users' profiles now (when profiles are kept) and their recommendations.
-    if (s->get_meta("profile.build") && (entity == Entity::Event || entity == Entity::Text || entity == Entity::User))
-      answer["profiles"] = pipeline::update_profiles(*s, config.profile, models_dir).updated_users;
+    // Live: the touched users' profiles in a moment (when profiles are kept), their
+    // recommendations on the next request.
+    if (s->get_meta("profile.build") && (entity == Entity::Event || entity == Entity::Text || entity == Entity::User)) {
+      refresher->request(decoded.users);
+      answer["profiles"] = "updating";
+    }
   }
   for (const auto& u : decoded.users) cache.forget(u);
   metrics.add_counter("persona_ingested_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
@@ -535,6 +596,26 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
   metrics.add_counter("persona_rejected_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
                       static_cast<double>(decoded.errors.size()));
   return json_reply(answer);
+}
+
+void Server::Impl::refresh_profiles(const std::set<std::string>& users) {
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    std::lock_guard lock(write_mutex);
+    auto s = stores->acquire();
+    const auto report = pipeline::update_profiles(*s, config.profile, models_dir);
+    metrics.add_counter("persona_profile_refreshes_total", fmt::format("mode=\"{}\"", report.mode), 1);
+    metrics.add_counter("persona_profiles_written_total", "", static_cast<double>(report.written));
+  } catch (const std::exception& e) {
+    metrics.add_counter("persona_profile_refresh_errors_total", "", 1);
+    if (log) {
+      std::lock_guard lock(log_mutex);
+      fmt::print(log, "{}\n", nlohmann::json{{"error", e.what()}, {"task", "profile refresh"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+  }
+  // Their segments may have moved: recommendations are reranked by segment.
+  for (const auto& u : users) cache.forget(u);
+  metrics.set_gauge("persona_profile_refresh_seconds", "", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 Reply Server::Impl::recommendations(const httplib::Request& req, const std::string& user) {
@@ -920,7 +1001,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   impl_->install();
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+  impl_->refresher->stop();
+}
 
 int Server::bind() {
   auto& http = *impl_->http;
@@ -934,8 +1018,9 @@ int Server::bind() {
 
 void Server::run() {
   impl_->ready = true;
-  impl_->http->listen_after_bind();
+  impl_->http->listen_after_bind();  // returns once every request in flight is answered
   impl_->ready = false;
+  impl_->refresher->stop();  // profiles still due are refreshed first
 }
 
 void Server::stop() {
