@@ -744,7 +744,7 @@ def s1(args):
         def persona_server(extra):
             port = free_port()
             proc = subprocess.Popen([args.persona, "serve", "--store", store, "--models", models, "--api-keys", keys,
-                                     "--port", str(port), "--rate", "0", "--access-log", "", "--threads", "72",
+                                     "--port", str(port), "--rate", "0", "--access-log", "",
                                      "--quiet"] + extra, stderr=subprocess.DEVNULL)
             wait_for(f"http://127.0.0.1:{port}/healthz")
             return proc, f"http://127.0.0.1:{port}"

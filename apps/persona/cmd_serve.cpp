@@ -24,7 +24,10 @@ Command add_serve(CLI::App& app, Common& common) {
   sub->add_option("--models", o->models_dir, "Model directory (default $PERSONA_MODELS or ./models)");
   sub->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
   sub->add_option("-p,--port", o->port, "Port (0: any free one)")->check(CLI::Range(0, 65535));
-  sub->add_option("--threads", o->threads, "Worker threads; a keep-alive connection holds one (default 64)")->check(CLI::Range(1, 4096));
+  sub->add_option("--threads", o->threads, "Worker threads for the slower routes: ingest, chat, statistics (default 16)")
+      ->check(CLI::Range(1, 4096));
+  sub->add_option("--io-threads", o->io_threads, "Event loops reading and writing every connection (default: one per core)")
+      ->check(CLI::Range(0, 256));
   sub->add_option("--key-file", o->key_file, "Key file (sealed store, audit log, erasure receipts)");
   sub->add_option("--api-keys", o->api_keys_path, "API key file (default $PERSONA_API_KEYS or ./persona-api-keys.json)");
   sub->add_flag("--no-auth", *no_auth, "No API keys: every caller is an admin (a laptop, never a network)");

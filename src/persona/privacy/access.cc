@@ -189,26 +189,46 @@ size_t ApiKeyStore::forget_user(const std::string& user) {
   return before - keys.size();
 }
 
-std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) const {
-  // pk_<id>_<secret>: the id finds the record; the whole string is checked against its hash.
-  if (presented.size() < 10 || presented.size() > 200 || presented.substr(0, 3) != "pk_") return std::nullopt;
+namespace {
+
+// pk_<id>_<secret>: the id, or "" when `presented` is not shaped like a key.
+std::string key_id_of(std::string_view presented) {
+  if (presented.size() < 10 || presented.size() > 200 || presented.substr(0, 3) != "pk_") return {};
   const auto sep = presented.find('_', 3);
-  if (sep == std::string_view::npos) return std::nullopt;
-  const std::string id(presented.substr(3, sep - 3));
+  if (sep == std::string_view::npos) return {};
+  return std::string(presented.substr(3, sep - 3));
+}
+
+}  // namespace
+
+std::string ApiKeyStore::cache_tag(std::string_view presented) const {
   unsigned char tag[32];
   crypto_generichash(tag, sizeof tag, reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), cache_key_,
                      sizeof cache_key_);
-  const std::string cache_tag(reinterpret_cast<const char*>(tag), sizeof tag);
+  return std::string(reinterpret_cast<const char*>(tag), sizeof tag);
+}
+
+std::optional<ApiKey> ApiKeyStore::authenticate_cached(std::string_view presented) const {
+  const std::string id = key_id_of(presented);
+  if (id.empty()) return std::nullopt;
+  const std::string tag = cache_tag(presented);
   // The hot path, on every request of a busy server: a key verified before, the file unchanged
   // (checked by stat outside any lock). Only a shared lock: no convoy of request threads.
   const auto version = file_version(path_);
-  {
-    std::shared_lock read(mutex_);
-    if (version == cached_version_ && version != std::array<int64_t, 4>{})
-      if (const auto v = verified_.find(cache_tag); v != verified_.end() && v->second == id)
-        for (const auto& k : cached_)
-          if (k.id == id && !k.revoked) return k;
-  }
+  std::shared_lock read(mutex_);
+  if (version == cached_version_ && version != std::array<int64_t, 4>{})
+    if (const auto v = verified_.find(tag); v != verified_.end() && v->second == id)
+      for (const auto& k : cached_)
+        if (k.id == id && !k.revoked) return k;
+  return std::nullopt;
+}
+
+std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) const {
+  // pk_<id>_<secret>: the id finds the record; the whole string is checked against its hash.
+  const std::string id = key_id_of(presented);
+  if (id.empty()) return std::nullopt;
+  if (auto known = authenticate_cached(presented)) return known;
+  const std::string cache_tag = this->cache_tag(presented);
   std::lock_guard lock(mutex_);
   const auto keys = load();
   const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });

@@ -36,6 +36,7 @@
 #include "persona/privacy/keys.h"
 #include "persona/recommend/recommend_model.h"
 #include "persona/server/dashboard.h"
+#include "persona/server/http_transport.h"
 #include "persona/server/json_records.h"
 #include "persona/server/metrics.h"
 #include "persona/store/store.h"
@@ -203,9 +204,11 @@ class RateLimiter {
 };
 
 // Profiles refreshed off the request path. Ingest names the users whose data arrived and returns;
-// one thread runs the refresh after a short gathering pause, so a burst of ingest requests costs
-// one pipeline::update_profiles (which rebuilds every profile when new events move the clock on:
-// far too slow to run once per request on a large store). Stopping runs what is still due.
+// one thread runs the refresh after a gathering pause, so a burst of ingest requests costs one
+// pipeline::update_profiles (which rebuilds every profile when new events move the clock on: far
+// too slow to run once per request on a large store). The pause is at least as long as the last
+// refresh took, so refreshes hold the store's one writer at most half the time under a steady
+// stream of ingest. Stopping runs what is still due.
 class ProfileRefresher {
  public:
   using Refresh = std::function<void(const std::set<std::string>& users)>;
@@ -231,18 +234,20 @@ class ProfileRefresher {
   }
 
  private:
-  static constexpr auto kGather = std::chrono::milliseconds(100);
   void loop() {
+    std::chrono::steady_clock::duration gather = std::chrono::milliseconds(100);
     std::unique_lock lock(mutex_);
     for (;;) {
       wake_.wait(lock, [this] { return requested_ || stopping_; });
       if (!requested_) return;  // stopping, nothing due
-      if (!stopping_) wake_.wait_for(lock, kGather, [this] { return stopping_; });
+      if (!stopping_) wake_.wait_for(lock, gather, [this] { return stopping_; });
       std::set<std::string> users;
       users.swap(due_);
       requested_ = false;
       lock.unlock();
+      const auto t0 = std::chrono::steady_clock::now();
       refresh_(users);
+      gather = std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(100), std::chrono::steady_clock::now() - t0);
       lock.lock();
     }
   }
@@ -318,6 +323,8 @@ struct Route {
   bool subject_in_body = false;      // the body's "user" is (chat)
   std::function<Reply(const httplib::Request&, const Caller&)> handler;
   size_t metric = 0;
+  bool quick = false;                // answered on the event loop (reads one user's data at most)
+  std::regex pattern;                // path with each {param} a capture of one segment
 };
 
 struct Server::Impl {
@@ -349,7 +356,7 @@ struct Server::Impl {
   Metrics metrics;
   RateLimiter limiter;
   std::vector<Route> routes;
-  std::unique_ptr<httplib::Server> http;
+  std::unique_ptr<HttpTransport> http;
   std::FILE* log = nullptr;
   std::mutex log_mutex;
   std::atomic<bool> ready{false};
@@ -363,9 +370,13 @@ struct Server::Impl {
   void load();
   void add_routes();
   void install();
+  Plan plan(httplib::Request& req);
   void dispatch(const Route& route, const httplib::Request& req, httplib::Response& res);
+  void serve_file(const httplib::Request& req, httplib::Response& res);
+  void refuse(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail);
   Caller authenticate(const httplib::Request& req) const;
-  void access_log(const Route* route, const httplib::Request& req, int status, double seconds, const std::string& caller);
+  void access_log(const Route* route, const httplib::Request& req, int status, double seconds, const std::string& caller,
+                  const char* unrouted = "(unrouted)");
 
   Reply ingest(Entity entity, const httplib::Request& req, const Caller& caller);
   void refresh_profiles(const std::set<std::string>& users);
@@ -483,14 +494,14 @@ Caller Server::Impl::authenticate(const httplib::Request& req) const {
 }
 
 void Server::Impl::access_log(const Route* route, const httplib::Request& req, int status, double seconds,
-                              const std::string& caller) {
+                              const std::string& caller, const char* unrouted) {
   if (!log) return;
   // The route, not the path: a path may hold a user id.
   const nlohmann::json line = {{"time", format_timestamp(std::chrono::duration_cast<std::chrono::seconds>(
                                                              std::chrono::system_clock::now().time_since_epoch())
                                                              .count())},
                                {"method", req.method},
-                               {"route", route ? route->path : "(unrouted)"},
+                               {"route", route ? route->path : unrouted},
                                {"status", status},
                                {"ms", std::round(seconds * 1e5) / 100},
                                {"caller", caller}};
@@ -937,62 +948,106 @@ void Server::Impl::add_routes() {
   add("GET", "/v1/models", {"models:read"}, false, [this](auto&, auto&) { return models(); });
   add("POST", "/v1/models/recommend/retrain", {"models:train"}, false,
       [this](auto&, const Caller& c) { return retrain(c); });
-  for (auto& r : routes) r.metric = metrics.add_route(r.method, r.path);
+  // On the event loop: answers from memory or one user's rows. The rest goes to the workers.
+  const std::set<std::string> quick = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/users/{id}/profile",
+                                       "/v1/users/{id}/recommendations", "/v1/items/{id}/similar", "/v1/users/{id}/events"};
+  for (auto& r : routes) {
+    r.metric = metrics.add_route(r.method, r.path);
+    r.quick = r.method == "GET" && quick.count(r.path) > 0;
+    r.pattern = std::regex(std::regex_replace(r.path, std::regex(R"(\{[a-z_]+\})"), "([^/]+)"));
+  }
 }
 
 void Server::Impl::install() {
-  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
-    if (options.tls_cert.empty() || options.tls_key.empty()) throw Error("HTTPS needs both --tls-cert and --tls-key");
-    auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
-    if (!tls->is_valid()) throw Error("cannot start HTTPS with this certificate and key", {options.tls_cert});
-    http = std::move(tls);
-  } else {
-    http = std::make_unique<httplib::Server>();
-  }
-  const int threads = std::max(1, options.threads);
-  http->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http->set_payload_max_length(options.max_body_bytes);
-  http->set_read_timeout(options.read_timeout_s, 0);
-  http->set_write_timeout(options.write_timeout_s, 0);
-  // Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm holds the
-  // body until the client's delayed ACK (40 ms) on every keep-alive request (measured: S1 at
-  // 1,416 requests/s, p50 44 ms).
-  http->set_tcp_nodelay(true);
-  http->set_keep_alive_max_count(10000);
-  http->set_keep_alive_timeout(5);
+  TransportOptions t;
+  t.host = options.host;
+  t.port = options.port;
+  t.loops = options.io_threads;
+  t.workers = options.threads;
+  t.max_body_bytes = options.max_body_bytes;
+  t.read_timeout = std::chrono::seconds(options.read_timeout_s);
+  t.write_timeout = std::chrono::seconds(options.write_timeout_s);
+  t.tls_cert = options.tls_cert;
+  t.tls_key = options.tls_key;
+  if (t.tls_cert.empty() != t.tls_key.empty()) throw Error("HTTPS needs both --tls-cert and --tls-key");
   // The dashboard runs only its own bundled script (no CDN, no inline code), and no other site
   // may frame it.
-  http->set_default_headers({{"X-Content-Type-Options", "nosniff"},
-                             {"Cache-Control", "no-store"},
-                             {"Referrer-Policy", "no-referrer"},
-                             {"Content-Security-Policy",
-                              "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"}});
+  t.default_headers = {{"X-Content-Type-Options", "nosniff"},
+                       {"Cache-Control", "no-store"},
+                       {"Referrer-Policy", "no-referrer"},
+                       {"Content-Security-Policy",
+                        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"}};
+  if (!options.web_dir.empty() && !fs::is_directory(options.web_dir))
+    throw Error("the dashboard's directory is missing", {options.web_dir});
+  try {
+    http = std::make_unique<HttpTransport>(std::move(t), [this](httplib::Request& req) { return plan(req); });
+  } catch (const std::exception& e) {
+    throw Error("cannot start HTTPS with this certificate and key", {options.tls_cert}, e.what());
+  }
+}
+
+Plan Server::Impl::plan(httplib::Request& req) {
+  bool path_known = false;
   for (const auto& route : routes) {
-    // {param} becomes a capture of one path segment.
-    const std::string pattern = std::regex_replace(route.path, std::regex(R"(\{[a-z_]+\})"), "([^/]+)");
-    auto handler = [this, &route](const httplib::Request& req, httplib::Response& res) { dispatch(route, req, res); };
-    if (route.method == "GET") http->Get(pattern, handler);
-    else if (route.method == "POST") http->Post(pattern, handler);
-    else if (route.method == "DELETE") http->Delete(pattern, handler);
+    if (!std::regex_match(req.path, req.matches, route.pattern)) continue;
+    path_known = true;
+    if (route.method != req.method) continue;
+    // A known key's request is answered on the loop; a key never seen is checked (Argon2id,
+    // tens of milliseconds) on a worker.
+    bool quick = route.quick;
+    if (quick && options.require_keys && !route.scopes.empty()) {
+      std::string presented = req.get_header_value("X-API-Key");
+      const std::string auth = req.get_header_value("Authorization");
+      if (presented.empty() && auth.rfind("Bearer ", 0) == 0) presented = auth.substr(7);
+      quick = api_keys->authenticate_cached(presented).has_value();
+    }
+    return {[this, &route](httplib::Request& rq, httplib::Response& rs) { dispatch(route, rq, rs); }, quick};
   }
-  if (!options.web_dir.empty()) {
-    if (!fs::is_directory(options.web_dir)) throw Error("the dashboard's directory is missing", {options.web_dir});
-    http->set_mount_point("/", options.web_dir);
+  if (!path_known && req.method == "GET" && !options.web_dir.empty())
+    return {[this](httplib::Request& rq, httplib::Response& rs) { serve_file(rq, rs); }, true};
+  const int status = path_known ? 405 : 404;
+  const std::string detail = path_known ? fmt::format("{} is not allowed on {}", req.method.substr(0, 20), req.path.substr(0, 200))
+                                        : fmt::format("no route for {} {}", req.method.substr(0, 20), req.path.substr(0, 200));
+  return {[this, status, detail](httplib::Request& rq, httplib::Response& rs) { refuse(rq, rs, status, detail); }, true};
+}
+
+void Server::Impl::refuse(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail) {
+  res.status = status;
+  res.set_content(problem_body(status, status_title(status), detail), "application/problem+json");
+  access_log(nullptr, req, status, 0, "-");
+}
+
+// The dashboard's files, only from inside its folder: a path with a ".." segment (decoded
+// already) or a NUL is refused, and the file found must resolve to a place inside the folder
+// (no symlink out).
+void Server::Impl::serve_file(const httplib::Request& req, httplib::Response& res) {
+  const std::string& path = req.path;
+  if (path.empty() || path[0] != '/' || path.find('\0') != std::string::npos || path.find('\\') != std::string::npos)
+    return refuse(req, res, 400, "not a file path");
+  for (size_t at = 0; at != std::string::npos;) {
+    const size_t next = path.find('/', at + 1);
+    const std::string_view segment = std::string_view(path).substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+    if (segment == "..") return refuse(req, res, 400, "\"..\" is not allowed in a path");
+    at = next;
   }
-  // Anything unrouted or refused by the library itself (404, 405, 413, 414, 400): a problem too.
-  http->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty() && res.get_header_value("Content-Type") == "application/problem+json") return;
-    std::string detail = res.status == 404 ? fmt::format("no route for {} {}", req.method, req.path.substr(0, 200))
-                       : res.status == 413 ? fmt::format("the body is larger than {} bytes", options.max_body_bytes)
-                                           : status_title(res.status);
-    res.set_content(problem_body(res.status, status_title(res.status), detail), "application/problem+json");
-    access_log(nullptr, req, res.status, 0, "-");
-  });
-  http->set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-    res.status = 500;
-    res.set_content(problem_body(500, "Internal Server Error", "the request could not be completed"), "application/problem+json");
-    access_log(nullptr, req, 500, 0, "-");
-  });
+  std::error_code ec;
+  const fs::path root = fs::canonical(options.web_dir, ec);
+  fs::path file = root / fs::path(path.substr(1));
+  if (path.back() == '/' || fs::is_directory(file, ec)) file /= "index.html";
+  const fs::path real = fs::weakly_canonical(file, ec);
+  const auto [end, unused] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+  if (ec || end != root.end() || !fs::is_regular_file(real, ec))
+    return refuse(req, res, 404, fmt::format("no file {}", path.substr(0, 200)));
+  std::ifstream in(real, std::ios::binary);
+  std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  static const std::map<std::string, std::string> types = {
+      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"}, {".svg", "image/svg+xml"}, {".png", "image/png"}, {".ico", "image/x-icon"},
+      {".txt", "text/plain; charset=utf-8"}, {".map", "application/json"}};
+  const auto type = types.find(real.extension().string());
+  res.status = 200;
+  res.set_content(std::move(body), type == types.end() ? "application/octet-stream" : type->second);
+  access_log(nullptr, req, 200, 0, "-", "(file)");
 }
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
@@ -1007,25 +1062,24 @@ Server::~Server() {
 }
 
 int Server::bind() {
-  auto& http = *impl_->http;
-  const int port = impl_->options.port == 0 ? http.bind_to_any_port(impl_->options.host)
-                                            : (http.bind_to_port(impl_->options.host, impl_->options.port) ? impl_->options.port : -1);
-  if (port <= 0)
+  try {
+    return impl_->http->bind();
+  } catch (const std::exception& e) {
     throw Error(fmt::format("cannot listen on {}:{}", impl_->options.host, impl_->options.port), {},
-                "is another server on that port? choose another with --port");
-  return port;
+                fmt::format("{}; is another server on that port? choose another with --port", e.what()));
+  }
 }
 
 void Server::run() {
   impl_->ready = true;
-  impl_->http->listen_after_bind();  // returns once every request in flight is answered
+  impl_->http->run();  // returns once every request in flight is answered
   impl_->ready = false;
   impl_->refresher->stop();  // profiles still due are refreshed first
 }
 
 void Server::stop() {
   impl_->ready = false;
-  if (impl_->http && impl_->http->is_running()) impl_->http->stop();
+  if (impl_->http) impl_->http->stop();
   if (impl_->recommender) impl_->recommender->wait();
 }
 

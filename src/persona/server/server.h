@@ -1,6 +1,6 @@
 #pragma once
-// `persona serve`: every stage behind an HTTP API (JSON, v1), on cpp-httplib (Debian's
-// libcpp-httplib-dev; HTTPS through its OpenSSL support). docs/api.md describes it and
+// `persona serve`: every stage behind an HTTP API (JSON, v1), on Boost.Beast event loops
+// (http_transport.h; HTTPS through OpenSSL). docs/api.md describes it and
 // docs/openapi.json (built into the binary, served at /v1/openapi.json) specifies it; a test
 // checks that the two agree with the routes registered here.
 //
@@ -21,7 +21,8 @@ namespace persona::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                   // 0: any free port (bind() says which)
-  int threads = 64;                  // a keep-alive connection holds a thread while it is open
+  int io_threads = 0;                // event loops reading and writing every connection; 0 = one per core
+  int threads = 16;                  // workers for the slower routes (ingest, chat, statistics, ...)
   std::string store_path = "persona.db";
   std::string config_path;           // optional: profile settings, the reject log
   std::string models_dir;            // "" = $PERSONA_MODELS or ./models
