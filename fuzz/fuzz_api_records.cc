@@ -2,15 +2,28 @@
 // parsed as a JSON array, one object or JSON Lines, then decoded per entity. A body that is none
 // of these is a persona::Error (the server's 400); otherwise every record is either accepted or
 // rejected with its index and a reason, never both, never neither, and never a crash.
+// The same bytes as a request target (path and query) for the transport's decoding: decoding only
+// shortens, and a target without '?' has no parameters.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "persona/core/error.h"
+#include "persona/server/http_transport.h"
 #include "persona/server/json_records.h"
+
+#include <httplib.h>  // the Request struct
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
+  {
+    httplib::Request req;
+    persona::server::decode_target(body, req);
+    if (req.path.size() > size) std::abort();
+    if (body.find('?') == std::string_view::npos && !req.params.empty()) std::abort();
+    for (const auto& [key, value] : req.params)
+      if (key.size() + value.size() > size) std::abort();
+  }
   std::vector<nlohmann::json> records;
   try {
     records = persona::server::parse_records(body, 1000);

@@ -71,6 +71,12 @@ std::string problem(int status, const char* title, const std::string& detail) {
 
 }  // namespace
 
+void decode_target(std::string_view target, httplib::Request& req) {
+  const size_t query = target.find('?');
+  req.path = percent_decode(target.substr(0, query), false);
+  if (query != std::string_view::npos) parse_query(target.substr(query + 1), req.params);
+}
+
 struct HttpTransport::Impl : std::enable_shared_from_this<Impl> {
   TransportOptions options;
   Planner planner;
@@ -194,9 +200,7 @@ class Session {
     req->method = std::string(message.method_string());
     const std::string_view target(message.target().data(), message.target().size());
     req->target = std::string(target);
-    const size_t query = target.find('?');
-    req->path = percent_decode(target.substr(0, query), false);
-    if (query != std::string_view::npos) parse_query(target.substr(query + 1), req->params);
+    decode_target(target, *req);
     for (const auto& field : message) req->headers.emplace(std::string(field.name_string()), std::string(field.value()));
     req->body = std::move(message.body());
     req->version = version_ == 10 ? "HTTP/1.0" : "HTTP/1.1";

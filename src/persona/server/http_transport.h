@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,6 +47,11 @@ struct Plan {
 // Chooses the plan for a request (on the event loop: it must not block). The request's method,
 // path (percent-decoded), params (the query, decoded), headers, body and remote address are set.
 using Planner = std::function<Plan(httplib::Request&)>;
+
+// A request target split into path and query, percent-decoded: req.path (a '+' stays a '+') and
+// req.params ('+' is a space in a query); a malformed escape is kept as written. The transport's
+// own parsing of what a client sends, so it is fuzzed (fuzz/fuzz_api_records.cc).
+void decode_target(std::string_view target, httplib::Request& req);
 
 class HttpTransport {
  public:
