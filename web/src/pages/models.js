@@ -42,8 +42,11 @@ export async function render(root) {
       }
     };
     const method = m.recommend.metrics && m.recommend.metrics.method ? JSON.stringify(m.recommend.metrics.method) : '';
+    const best = headline(m.recommend.metrics);
     root.append(card(t('recommender'),
-      el('p', { 'data-testid': 'recommender-summary' }, `${t('items')}: ${num(m.recommend.items)} · ${method} · ${figureText(m.recommend.metrics)}`),
+      el('p', { 'data-testid': 'recommender-summary' },
+        [`${t('items')}: ${num(m.recommend.items)}`, method, best ? `${best[0]} ${num(best[1])}` : '', figureText(m.recommend.metrics.validation)]
+          .filter((x) => x).join(' · ')),
       el('button', { onclick: retrain }, t('retrain')), status));
   }
 
