@@ -314,6 +314,14 @@ int int_param(const httplib::Request& req, const char* name, int fallback, int l
   return static_cast<int>(*v);
 }
 
+// The API key a request presents: X-API-Key, else Authorization: Bearer ("" when none).
+std::string presented_key(const httplib::Request& req) {
+  std::string presented = req.get_header_value("X-API-Key");
+  const std::string auth = req.get_header_value("Authorization");
+  if (presented.empty() && auth.rfind("Bearer ", 0) == 0) presented = auth.substr(7);
+  return presented;
+}
+
 }  // namespace
 
 struct Route {
@@ -482,9 +490,7 @@ Caller Server::Impl::authenticate(const httplib::Request& req) const {
     c.key.role = privacy::Role::Admin;
     return c;
   }
-  std::string presented = req.get_header_value("X-API-Key");
-  const std::string auth = req.get_header_value("Authorization");
-  if (presented.empty() && auth.rfind("Bearer ", 0) == 0) presented = auth.substr(7);
+  const std::string presented = presented_key(req);
   if (presented.empty())
     throw HttpError(401, "Unauthorized", "an API key is needed: Authorization: Bearer <key> (or X-API-Key)");
   const auto key = api_keys->authenticate(presented);
@@ -996,10 +1002,7 @@ Plan Server::Impl::plan(httplib::Request& req) {
     // tens of milliseconds) on a worker.
     bool quick = route.quick;
     if (quick && options.require_keys && !route.scopes.empty()) {
-      std::string presented = req.get_header_value("X-API-Key");
-      const std::string auth = req.get_header_value("Authorization");
-      if (presented.empty() && auth.rfind("Bearer ", 0) == 0) presented = auth.substr(7);
-      quick = api_keys->authenticate_cached(presented).has_value();
+      quick = api_keys->authenticate_cached(presented_key(req)).has_value();
     }
     return {[this, &route](httplib::Request& rq, httplib::Response& rs) { dispatch(route, rq, rs); }, quick};
   }
