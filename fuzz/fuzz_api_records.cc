@@ -1,7 +1,8 @@
 // Any bytes as the body of an ingest request (/v1/events, /v1/users, /v1/items, /v1/texts):
-// parsed as a JSON array, one object or JSON Lines, then decoded per entity. A body that is none
-// of these is a persona::Error (the server's 400); otherwise every record is either accepted or
-// rejected with its index and a reason, never both, never neither, and never a crash.
+// streamed as a JSON array, one object or JSON Lines, then decoded per entity. A body that is
+// none of these, nests deeper than 64 levels or holds too many records is refused (400/413);
+// otherwise every record is either accepted or rejected with its index and a bounded reason,
+// never both, never neither, and never a crash (the seed corpus has 60,000 nested arrays).
 // The same bytes as a request target (path and query) for the transport's decoding: decoding only
 // shortens, and a target without '?' has no parameters.
 #include <cstdint>
@@ -24,23 +25,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [key, value] : req.params)
       if (key.size() + value.size() > size) std::abort();
   }
-  std::vector<nlohmann::json> records;
+  // Every entity decodes the same records: count them once, without decoding, to compare.
+  size_t records = 0;
   try {
-    records = persona::server::parse_records(body, 1000);
-  } catch (const persona::Error&) {
+    persona::server::for_each_record(body, 1000, [&](size_t index, const nlohmann::json&) {
+      if (index != records) std::abort();  // in order, none skipped
+      ++records;
+    });
+  } catch (const persona::server::BodyRefused& e) {
+    if (e.status != 400 && e.status != 413) std::abort();
     return 0;
   }
   for (const auto entity : {persona::Entity::User, persona::Entity::Item, persona::Entity::Event, persona::Entity::Text}) {
-    const auto d = persona::server::decode_records(entity, records);
+    const auto d = persona::server::decode_body(entity, body, 1000);
     const size_t accepted = d.batch.users.size() + d.batch.items.size() + d.batch.events.size() + d.batch.texts.size();
-    if (d.records != records.size() || accepted + d.errors.size() != records.size()) std::abort();
+    if (d.records != records || accepted + d.errors.size() != records) std::abort();
     if (d.batch.rejects.size() != d.errors.size()) std::abort();
     size_t last = 0;
     for (size_t i = 0; i < d.errors.size(); ++i) {
-      if (d.errors[i].index >= records.size() || (i > 0 && d.errors[i].index <= last) || d.errors[i].reason.empty())
-        std::abort();
+      if (d.errors[i].index >= records || (i > 0 && d.errors[i].index <= last) || d.errors[i].reason.empty()) std::abort();
+      if (d.errors[i].value.size() > 210) std::abort();  // error values are excerpts, never whole values
       last = d.errors[i].index;
     }
+    for (const auto& r : d.batch.rejects)
+      if (r.raw.size() > 4096 + 3 + 64) std::abort();  // (redaction may lengthen a little)
   }
   return 0;
 }

@@ -3,14 +3,16 @@
 #include "commands.h"
 #include "persona/core/error.h"
 #include "persona/core/progress.h"
+#include "persona/io/text_encoding.h"
 #include "persona/pipeline/config.h"
+#include "persona/pipeline/run.h"
 
 namespace persona::cli {
 
 namespace {
 // The config from --config, or one built from --preset and the files given.
 pipeline::Config config_from(const std::string& config_path, const std::string& preset,
-                             const std::vector<std::string>& files, const std::string& store) {
+                             const std::vector<std::string>& files, const std::string& store, const std::string& encoding) {
   pipeline::Config config;
   if (!config_path.empty()) {
     config = pipeline::load_config(config_path);
@@ -21,7 +23,14 @@ pipeline::Config config_from(const std::string& config_path, const std::string& 
       throw Error("nothing to read", {}, "use --config FILE, or --preset NAME FILE... (see `persona presets`)");
     for (const auto& f : files) config.sources.push_back(pipeline::preset_source(preset, f));
   }
+  if (!encoding.empty()) {
+    io::check_encoding(encoding);
+    for (auto& s : config.sources) s.mapping.encoding = encoding;
+  }
   if (!store.empty()) {
+    // The store given here is relative to where we are; the config's own reject log stays
+    // relative to the config (it used to land in the current directory).
+    if (!config.reject_log.empty()) config.reject_log = config.reject_log_path();
     config.store_path = store;
     config.base_dir.clear();
   }
@@ -32,22 +41,25 @@ pipeline::Config config_from(const std::string& config_path, const std::string& 
 Command add_ingest(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("ingest", "Read, map and clean files into the store (idempotent, resumable)");
   struct Args {
-    std::string config, preset, store, rejects;
+    std::string config, preset, store, rejects, encoding;
     std::vector<std::string> files;
     size_t batch_rows = 0;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-c,--config", args->config, "Config file (TOML) naming the sources and their mappings");
   sub->add_option("-p,--preset", args->preset, "A built-in mapping for the files given (see `persona presets`)");
-  sub->add_option("files", args->files, "Files to read with --preset");
+  sub->add_option("files", args->files, "Files to read with --preset (\"-\": standard input)");
+  sub->add_option("--encoding", args->encoding, "The files' text encoding when not UTF-8 (gb18030, big5, utf-16le, ...)");
   sub->add_option("-s,--store", args->store, "Store file (default: the config's [store] path, or persona.db)");
   sub->add_option("--rejects", args->rejects, "Reject log to write (JSON Lines; default <store>.rejects.jsonl)");
   sub->add_option("--batch-rows", args->batch_rows, "Rows per transaction");
   return {sub, [args, &common] {
-            auto config = config_from(args->config, args->preset, args->files, args->store);
+            auto config = config_from(args->config, args->preset, args->files, args->store, args->encoding);
             if (!args->rejects.empty()) config.reject_log = args->rejects;
             if (args->batch_rows) config.batch_rows = args->batch_rows;
-            auto store = open_store(config.resolve(config.store_path));
+            const std::string store_path = config.resolve(config.store_path);
+            const pipeline::IngestLock lock(store_path);
+            auto store = open_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (common.json) {
               print_json(report.to_json());
@@ -62,18 +74,19 @@ Command add_ingest(CLI::App& app, Common& common) {
 Command add_clean(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("clean", "Apply the cleaning rules to a file without a store; report every rule");
   struct Args {
-    std::string config, preset, source, out, rejects;
+    std::string config, preset, source, out, rejects, encoding;
     std::vector<std::string> files;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-c,--config", args->config, "Config file whose sources (and rules) to use");
   sub->add_option("--source", args->source, "Only this source of the config");
   sub->add_option("-p,--preset", args->preset, "A built-in mapping for the files given");
-  sub->add_option("files", args->files, "Files to clean with --preset");
+  sub->add_option("files", args->files, "Files to clean with --preset (\"-\": standard input)");
+  sub->add_option("--encoding", args->encoding, "The files' text encoding when not UTF-8 (gb18030, big5, utf-16le, ...)");
   sub->add_option("-o,--out", args->out, "Write the kept rows here (CSV with the source's columns)");
   sub->add_option("--rejects", args->rejects, "Write the reject log here (JSON Lines)");
   return {sub, [args, &common] {
-            auto config = config_from(args->config, args->preset, args->files, "");
+            auto config = config_from(args->config, args->preset, args->files, "", args->encoding);
             std::unique_ptr<pipeline::RejectLogWriter> writer;
             if (!args->rejects.empty()) writer = std::make_unique<pipeline::RejectLogWriter>(args->rejects);
             std::vector<pipeline::SourceReport> reports;
@@ -87,6 +100,7 @@ Command add_clean(CLI::App& app, Common& common) {
                                                        {.progress = !common.quiet}));
             }
             if (!found) throw Error(fmt::format("the config has no source named \"{}\"", args->source));
+            if (writer) writer->close();
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : reports) j.push_back(r.to_json());

@@ -582,7 +582,8 @@ Command add_erase(CLI::App& app, Common& common) {
   sub->add_option("-s,--store", a->store, "Store file");
   sub->add_option("-c,--config", a->config, "Config file (its store and reject log)");
   sub->add_option("--models", a->models, "Model directory (default $PERSONA_MODELS or ./models)");
-  sub->add_option("--reject-log", a->reject_log, "Reject log file (default the config's, or <store>.rejects.jsonl)");
+  sub->add_option("--reject-log", a->reject_log,
+                  "A reject log to search besides the ones the store's ingests wrote (default the config's, or <store>.rejects.jsonl)");
   sub->add_option("--key-file", a->key_file, "Key file (default $PERSONA_KEY_FILE, PERSONA_MASTER_KEY or ./persona.key)");
   sub->add_option("--api-keys", a->api_keys, "API key file (default $PERSONA_API_KEYS or ./persona-api-keys.json)");
   sub->add_flag("--no-retrain", a->no_retrain, "Remove a recommender that knows the user instead of retraining it");
@@ -612,7 +613,11 @@ Command add_erase(CLI::App& app, Common& common) {
               if (report.receipt.empty()) fmt::print("no key at hand: no receipt in the audit log\n");
               else fmt::print("receipt {} in the audit log\n", report.receipt);
             }
-            return 0;
+            // An erasure that did not finish says exactly what is left, and fails.
+            for (const auto& f : report.failures)
+              fmt::print(stderr, "persona: erasure step \"{}\" did not finish{}: {}\n", f.step,
+                         f.target.empty() ? "" : fmt::format(" ({})", f.target), f.error);
+            return report.complete() ? 0 : 1;
           }};
 }
 

@@ -34,6 +34,9 @@ Command add_serve(CLI::App& app, Common& common) {
   sub->add_option("--tls-cert", o->tls_cert, "PEM certificate: serve HTTPS");
   sub->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert");
   sub->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (default 16 MiB)")->check(CLI::Range(1024, 1 << 30));
+  sub->add_option("--max-body-total", o->max_total_body_bytes,
+                  "Request bodies held at once, in bytes; past it new ones are told to retry (503; default 64 MiB)")
+      ->check(CLI::Range(1024, 1 << 30));
   sub->add_option("--read-timeout", o->read_timeout_s, "Seconds a client may take to send a request (default 10)")
       ->check(CLI::Range(1, 3600));
   sub->add_option("--write-timeout", o->write_timeout_s, "Seconds a client may take to read an answer (default 10)")

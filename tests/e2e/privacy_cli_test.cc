@@ -100,7 +100,7 @@ TEST(PrivacyCli, KeysSealAuditAndDp) {
   ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
   // Profiles exported for analysts carry pseudonyms, not ids.
   ASSERT_EQ(run_persona({"profile", "build", "--config", config, "-q"}).exit_code, 0);
-  r = run_persona({"profile", "export", "--config", config, "--format", "csv", "--pseudonyms", "--key-file", key});
+  r = run_persona({"profile", "export", "--config", config, "--format", "csv", "--pseudonyms", "--key-file", key}, 60, env);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find("U000001"), std::string::npos);
   EXPECT_NE(r.out.find(p["U1"].get<std::string>().substr(0, 2)), std::string::npos);

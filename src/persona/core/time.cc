@@ -45,6 +45,8 @@ std::string format_timestamp(int64_t t) {
 
 std::string format_date(int64_t t) { return format_timestamp(t).substr(0, 10); }
 
+std::string TimeWindow::describe() const { return fmt::format("from {} to {}", format_date(min), format_date(max)); }
+
 namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -86,6 +88,8 @@ bool read_offset(std::string_view text, size_t& pos, int& offset_s) {
   if (pos < text.size()) {
     if (!read_int(text, pos, 2, 2, mm)) return false;
   }
+  // Real offsets run from -12:00 to +14:00; "+99:99" is a typo, not four days.
+  if (mm > 59 || hh * 60 + mm > (sign > 0 ? 14 * 60 : 12 * 60)) return false;
   offset_s = sign * (hh * 3600 + mm * 60);
   return true;
 }

@@ -18,6 +18,18 @@ std::string format_timestamp(int64_t unix_seconds);
 // "2011-12-09".
 std::string format_date(int64_t unix_seconds);
 
+// The times Persona accepts for events, texts and sign-ups; a value outside is rejected with a
+// reason. A typo (year 9999), milliseconds read as seconds or INT64_MAX would otherwise become a
+// "latest event" that moves every recency, window and retraining. [ingest] time_window sets it.
+struct TimeWindow {
+  int64_t min = 0;           // 1970-01-01 00:00:00 UTC
+  int64_t max = 4102444800;  // 2100-01-01 00:00:00 UTC, excluded
+  bool contains(int64_t t) const { return t >= min && t < max; }
+  // "from 1970-01-01 to 2100-01-01"
+  std::string describe() const;
+  bool operator==(const TimeWindow& o) const { return min == o.min && max == o.max; }
+};
+
 class TimestampParser {
  public:
   // `format` is one of:

@@ -15,19 +15,19 @@
 
 #include "persona/core/error.h"
 #include "persona/core/handoff.h"
+#include "persona/io/input.h"
+#include "persona/io/text_encoding.h"
 
 namespace persona::io {
 namespace {
 
-// Opens a file for reading, with a clear error when it cannot be.
-std::FILE* open_for_reading(const std::string& path, uint64_t& size) {
+// Opens a file for reading (`readable`: what io::readable_path gave for `path`), with a clear
+// error naming `path` when it cannot be.
+std::FILE* open_for_reading(const std::string& path, const std::string& readable, uint64_t& size) {
+  std::FILE* f = std::fopen(readable.c_str(), "rb");
+  if (!f) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path}, "check the path");
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path}, "check the path");
-  if (S_ISDIR(st.st_mode)) throw Error("is a directory, not a data file", {path});
-  size = static_cast<uint64_t>(st.st_size);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path});
+  size = ::fstat(fileno(f), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   return f;
 }
 
@@ -42,7 +42,9 @@ bool starts_with_gzip_magic(const std::string& path) {
 
 class PlainFileSource final : public ByteSource {
  public:
-  explicit PlainFileSource(std::string path) : path_(std::move(path)) { file_ = open_for_reading(path_, size_); }
+  PlainFileSource(std::string path, const std::string& readable) : path_(std::move(path)) {
+    file_ = open_for_reading(path_, readable, size_);
+  }
   ~PlainFileSource() override { std::fclose(file_); }
   size_t read(char* buffer, size_t n) override {
     const size_t got = std::fread(buffer, 1, n, file_);
@@ -69,8 +71,8 @@ class PlainFileSource final : public ByteSource {
 // another gzip header is ignored, as gzip does.
 class GzipFileSource final : public ByteSource {
  public:
-  explicit GzipFileSource(std::string path) : path_(std::move(path)), input_(1 << 18) {
-    file_ = open_for_reading(path_, size_);
+  GzipFileSource(std::string path, const std::string& readable) : path_(std::move(path)), input_(1 << 18) {
+    file_ = open_for_reading(path_, readable, size_);
     restart();
   }
   ~GzipFileSource() override { std::fclose(file_); }
@@ -268,9 +270,12 @@ class MemorySource final : public ByteSource {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path) {
-  if (!starts_with_gzip_magic(path)) return std::make_unique<PlainFileSource>(path);
-  return std::make_unique<ReadAheadSource>(std::make_unique<GzipFileSource>(path));
+std::unique_ptr<ByteSource> ByteSource::open_file(const std::string& path, const std::string& encoding) {
+  const std::string readable = readable_path(path);  // a pipe is copied once; a device is refused
+  std::unique_ptr<ByteSource> raw;
+  if (!starts_with_gzip_magic(readable)) raw = std::make_unique<PlainFileSource>(path, readable);
+  else raw = std::make_unique<ReadAheadSource>(std::make_unique<GzipFileSource>(path, readable));
+  return utf8_source(std::move(raw), encoding);
 }
 
 std::unique_ptr<ByteSource> ByteSource::from_memory(std::string data, std::string name) {

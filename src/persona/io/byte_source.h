@@ -1,7 +1,7 @@
 #pragma once
 // A stream of bytes from a file, transparently gunzipped when the file is gzip (by its magic
 // bytes, not its name; ISA-L's igzip), or from memory (tests, fuzzing). Truncated or corrupt
-// gzip is a persona::Error naming the file.
+// gzip is a persona::Error naming the file; so is a file that is not UTF-8 and names no encoding.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,8 +19,10 @@ class ByteSource {
   virtual uint64_t file_size() const = 0;
   virtual const std::string& path() const = 0;
 
-  // gzip is decompressed on a thread of its own (read-ahead) while the caller parses.
-  static std::unique_ptr<ByteSource> open_file(const std::string& path);
+  // gzip is decompressed on a thread of its own (read-ahead) while the caller parses. Standard
+  // input ("-"), pipes and FIFOs are read through a copy (io/input.h); the bytes come out as
+  // UTF-8, converted from `encoding` or from a byte-order mark (io/text_encoding.h).
+  static std::unique_ptr<ByteSource> open_file(const std::string& path, const std::string& encoding = "");
   static std::unique_ptr<ByteSource> from_memory(std::string data, std::string name = "<memory>");
 };
 

@@ -56,7 +56,10 @@ void SourceMapping::validate() const {
 }
 
 Mapper::Mapper(const SourceMapping& mapping, const std::vector<std::string>& columns, const std::string& file)
-    : mapping_(mapping), columns_(columns) {
+    : mapping_(mapping),
+      file_(file),
+      outside_window_(fmt::format("is outside the accepted times ({}; [ingest] time_window)", mapping.time_window.describe())),
+      columns_(columns) {
   for (const auto& o : mapping.outputs) {
     has_entity_[static_cast<int>(o.entity)] = true;
     for (const auto& [field, spec] : o.fields) {
@@ -85,9 +88,17 @@ int Mapper::slot(Entity entity, std::string_view field) const {
 }
 
 int Mapper::column(std::string_view name) const {
-  for (size_t i = 0; i < columns_.size(); ++i)
-    if (columns_[i] == name) return static_cast<int>(i);
-  return -1;
+  int found = -1;
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    if (columns_[i] != name) continue;
+    // Two columns of one name: which one is meant cannot be told (the first used to win, silently).
+    if (found >= 0)
+      throw Error(fmt::format("the header names two columns \"{}\" (columns {} and {}), and the mapping reads it", name,
+                              found + 1, i + 1),
+                  {file_, 1}, "rename one of them in the file");
+    found = static_cast<int>(i);
+  }
+  return found;
 }
 
 bool Mapper::is_na(std::string_view value) const {
@@ -138,8 +149,9 @@ void Mapper::parse_typed(const Slot& slot, FieldValue& v) const {
       break;
     case FieldType::Timestamp: {
       auto t = slot.timestamps.parse(v.text);
-      if (t) v.time = *t, v.number = static_cast<double>(*t);  // range and outlier rules read number
-      else v.error = "is not a timestamp in the expected format";
+      if (!t) v.error = "is not a timestamp in the expected format";
+      else if (!mapping_.time_window.contains(*t)) v.error = outside_window_.c_str();
+      else v.time = *t, v.number = static_cast<double>(*t);  // range and outlier rules read number
       break;
     }
     case FieldType::EventKind: {

@@ -34,9 +34,11 @@ struct SourceMapping {
   std::string name;
   std::string path;
   Format format = Format::Csv;
+  std::string encoding;  // "" = UTF-8 (a byte-order mark or plainly other bytes are noticed); see text_encoding.h
   CsvOptions csv;
   std::vector<std::string> na_values = {"", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"};
   std::vector<OutputMapping> outputs;
+  TimeWindow time_window;  // times outside are type errors ([ingest] time_window)
 
   // Every source column the mapping reads (for JSON Lines, the keys to extract).
   std::vector<std::string> columns_used() const;
@@ -79,7 +81,8 @@ class Mapper {
 
   const std::vector<Slot>& slots() const { return slots_; }
   int slot(Entity entity, std::string_view field) const;   // -1 when not mapped
-  int column(std::string_view name) const;                  // -1 when the file has no such column
+  // -1 when the file has no such column; throws persona::Error when it has two of that name.
+  int column(std::string_view name) const;
   const std::vector<std::string>& columns() const { return columns_; }
   bool has(Entity entity) const { return has_entity_[static_cast<int>(entity)]; }
 
@@ -93,6 +96,8 @@ class Mapper {
   void parse_typed(const Slot& slot, FieldValue& value) const;
 
   const SourceMapping& mapping_;
+  std::string file_;
+  std::string outside_window_;  // the error of a time outside the mapping's window
   std::vector<std::string> columns_;
   std::vector<Slot> slots_;
   bool has_entity_[kEntityCount] = {};

@@ -13,6 +13,7 @@
 
 #include "persona/assistant/assistant.h"
 #include "persona/core/error.h"
+#include "persona/io/text_encoding.h"
 
 namespace persona::pipeline {
 
@@ -101,6 +102,23 @@ class Reader {
     for (const auto& el : *arr) out.push_back(string(el, key));
     return out;
   }
+  // time_window = ["1970-01-01", "2100-01-01"]: ISO 8601 dates or times, the first included,
+  // the second not.
+  TimeWindow time_window(const toml::node& node) const {
+    const auto* arr = node.as_array();
+    if (!arr || arr->size() != 2) fail(node, "time_window must be two times: [\"1970-01-01\", \"2100-01-01\"]");
+    const TimestampParser iso("iso8601");
+    TimeWindow w;
+    int64_t* ends[] = {&w.min, &w.max};
+    for (size_t i = 0; i < 2; ++i) {
+      const auto text = string(*arr->get(i), "time_window");
+      const auto t = iso.parse(text);
+      if (!t) fail(*arr->get(i), fmt::format("time_window: {} is not an ISO 8601 date or time", quote_value(text)));
+      *ends[i] = *t;
+    }
+    if (w.min >= w.max) fail(node, "time_window: the first time must come before the second");
+    return w;
+  }
   const toml::table& table(const toml::node& node, const std::string& key) const {
     if (const auto* t = node.as_table()) return *t;
     fail(node, fmt::format("\"{}\" must be a table", key));
@@ -173,7 +191,7 @@ class Reader {
 
   // Applies the keys of a [[sources]] table (or a preset) on top of `source`.
   void source(const toml::table& t, SourceConfig& source, bool is_preset) const {
-    std::set<std::string> keys = {"format", "delimiter", "quote", "header", "max_record_bytes", "na_values", "clean",
+    std::set<std::string> keys = {"format", "encoding", "delimiter", "quote", "header", "max_record_bytes", "na_values", "clean",
                                   "user", "users", "item", "items", "event", "events", "text", "texts"};
     if (!is_preset) keys.insert({"name", "path", "preset"});
     only_keys(t, keys, is_preset ? "a preset" : "a [[sources]] table");
@@ -187,6 +205,14 @@ class Reader {
         fail(*n, e.reason(), e.hint());
       }
       if (m.format == io::Format::Tsv) m.csv.delimiter = "\t";
+    }
+    if (auto* n = t.get("encoding")) {
+      m.encoding = string(*n, "encoding");
+      try {
+        io::check_encoding(m.encoding);
+      } catch (const Error& e) {
+        fail(*n, e.reason(), e.hint());
+      }
     }
     if (auto* n = t.get("delimiter")) {
       m.csv.delimiter = string(*n, "delimiter");
@@ -301,13 +327,14 @@ Config parse_config(const std::string& text, const std::string& name, const std:
   }
   if (auto* n = root.get("ingest")) {
     const auto& t = r.table(*n, "ingest");
-    r.only_keys(t, {"batch_rows", "reject_log"}, "[ingest]");
+    r.only_keys(t, {"batch_rows", "reject_log", "time_window"}, "[ingest]");
     if (auto* p = t.get("batch_rows")) {
       const double v = r.number(*p, "batch_rows");
       if (v < 1 || v > 10'000'000) r.fail(*p, "batch_rows must be between 1 and 10,000,000");
       c.batch_rows = static_cast<size_t>(v);
     }
     if (auto* p = t.get("reject_log")) c.reject_log = r.string(*p, "reject_log");
+    if (auto* p = t.get("time_window")) c.time_window = r.time_window(*p);
   }
   if (auto* n = root.get("clean")) c.default_rules = r.rules(*n);
   if (auto* n = root.get("sources")) {
@@ -336,6 +363,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
         if (m.format == io::Format::Tsv) m.csv.delimiter = "\t";
       }
       m.path = c.resolve(m.path);
+      m.time_window = c.time_window;
       try {
         m.validate();
       } catch (const Error& e) {
@@ -411,6 +439,8 @@ std::string source_fingerprint(const SourceConfig& source, const std::vector<pre
   j["format"] = io::format_name(m.format);
   j["csv"] = {m.csv.delimiter, std::string(1, m.csv.quote), m.csv.header, m.csv.max_record_bytes};
   j["na"] = m.na_values;
+  if (!(m.time_window == TimeWindow{})) j["time_window"] = {m.time_window.min, m.time_window.max};
+  if (!m.encoding.empty()) j["encoding"] = m.encoding;
   for (const auto& o : m.outputs) {
     nlohmann::json fields;
     for (const auto& [name, f] : o.fields)

@@ -39,6 +39,7 @@ struct Config {
   std::string store_path = "persona.db";
   std::string reject_log;  // "" = <store>.rejects.jsonl
   size_t batch_rows = 50000;
+  TimeWindow time_window;  // [ingest] time_window: times outside are rejected (every source, the API)
   std::vector<prep::RuleSpec> default_rules;
   std::vector<SourceConfig> sources;
   std::vector<NormaliserConfig> normalisers;

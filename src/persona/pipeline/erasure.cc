@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
 #include "persona/pipeline/profiles.h"
+#include "persona/pipeline/run.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
@@ -77,7 +79,8 @@ std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store
     return std::nullopt;
   }
   recommend::InteractionOptions options;
-  options.before = events.timestamp.back() + 1;
+  const int64_t last = events.timestamp.back();
+  options.before = last == std::numeric_limits<int64_t>::max() ? last : last + 1;
   auto model = recommend::RecommendModel::train(events, options, recommend::MethodSpec::from_json(old.metrics().at("method")),
                                                 2, stored_segments(store));
   nlohmann::json metrics = old.metrics();
@@ -138,17 +141,51 @@ size_t drop_lines_containing(const std::string& path, const std::vector<std::str
 }
 
 nlohmann::json ErasureReport::to_json() const {
+  nlohmann::json failed = nlohmann::json::array();
+  for (const auto& f : failures) failed.push_back({{"step", f.step}, {"target", f.target}, {"error", f.error}});
   return {{"found", found},
+          {"complete", complete()},
           {"receipt", receipt},
           {"deleted", {{"events", events}, {"texts", texts}, {"profiles", profiles}, {"rejects", rejects}, {"api_keys", api_keys}}},
           {"files_rewritten", files_rewritten},
           {"models_retrained", models_retrained},
-          {"models_removed", models_removed}};
+          {"models_removed", models_removed},
+          {"failures", failed}};
 }
+
+namespace {
+
+// Runs one step of an erasure; a failure is noted and the erasure goes on.
+template <typename Step>
+void attempt(ErasureReport& report, const std::string& step, const std::string& target, Step&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    report.failures.push_back({step, target, e.what()});
+  }
+}
+
+// The files outside the store that may name the person: the reject logs Persona wrote (the one
+// given and every one the store registered) and the registered exports. Each once.
+std::vector<std::string> files_to_search(store::Store& store, const ErasureOptions& options) {
+  std::vector<std::string> files;
+  auto add = [&files](const std::string& path) {
+    if (path.empty()) return;
+    const std::string absolute = fs::absolute(path).lexically_normal().string();
+    if (std::find(files.begin(), files.end(), absolute) == files.end()) files.push_back(absolute);
+  };
+  add(options.reject_log);
+  for (const auto& p : registered_reject_logs(store)) add(p);
+  for (const auto& p : registered_exports(store)) add(p);
+  return files;
+}
+
+}  // namespace
 
 ErasureReport erase_user(store::Store& store, const std::string& user, const ErasureOptions& options) {
   ErasureReport report;
-  const store::Erasure erased = store.erase_user(user);
+  store::Erasure erased;
+  attempt(report, "store", "", [&] { erased = store.erase_user(user); });
   report.found = erased.found;
   report.events = erased.events;
   report.texts = erased.texts;
@@ -160,49 +197,61 @@ ErasureReport erase_user(store::Store& store, const std::string& user, const Era
   if (options.keys) traces.push_back(privacy::pseudonym(*options.keys, user));
 
   if (!options.api_keys.empty() && fs::exists(options.api_keys))
-    report.api_keys = static_cast<int64_t>(privacy::ApiKeyStore(options.api_keys).forget_user(user));
+    attempt(report, "api_keys", options.api_keys,
+            [&] { report.api_keys = static_cast<int64_t>(privacy::ApiKeyStore(options.api_keys).forget_user(user)); });
 
   std::vector<std::string> files;
-  if (!options.reject_log.empty()) files.push_back(options.reject_log);
-  for (const auto& e : registered_exports(store)) files.push_back(e);
+  attempt(report, "files", "", [&] { files = files_to_search(store, options); });
   for (const auto& path : files) {
-    if (!fs::is_regular_file(path)) continue;
-    const size_t dropped = privacy::is_sealed_file(path) ? scrub_sealed(path, traces, options.keys)
-                                                          : drop_lines_containing(path, traces);
-    if (dropped > 0) report.files_rewritten.push_back(path);
+    attempt(report, "file", path, [&] {
+      if (!fs::is_regular_file(path)) return;
+      const size_t dropped = privacy::is_sealed_file(path) ? scrub_sealed(path, traces, options.keys)
+                                                            : drop_lines_containing(path, traces);
+      if (dropped > 0) report.files_rewritten.push_back(path);
+    });
   }
 
   // Models: searched case-insensitively for every trace and name word (a vocabulary holds words
   // in lower case). The recommender learned item factors from the person's events even when it
-  // keeps no row of theirs, so it is retrained whenever they had events.
+  // keeps no row of theirs, so it is retrained whenever they had events; when retraining fails
+  // it is removed, never kept.
   if (!options.models_dir.empty() && fs::is_directory(options.models_dir)) {
     std::vector<std::string> needles;
     for (const auto& t : traces) needles.push_back(ascii_lower(t));
     for (const auto& w : erased.name_words) needles.push_back(w);
     auto knows_them = [&](const fs::path& path) { return contains_any(ascii_lower(read_bytes(path.string())), needles); };
     std::vector<fs::path> models;
-    for (const auto& entry : fs::directory_iterator(options.models_dir))
-      if (entry.is_regular_file()) models.push_back(entry.path());
+    attempt(report, "models", options.models_dir, [&] {
+      for (const auto& entry : fs::directory_iterator(options.models_dir))
+        if (entry.is_regular_file()) models.push_back(entry.path());
+    });
     std::sort(models.begin(), models.end());
     for (const auto& path : models) {
-      const bool recommender = path.filename() == "recommend.model";
-      if (!(recommender && erased.events > 0) && !knows_them(path)) continue;
-      if (recommender && options.retrain) {
-        retrain_recommender(store, path.string(), {{"retrained_after_erasure", true}});
-        if (fs::exists(path) && !knows_them(path)) {
-          report.models_retrained.push_back(path.string());
-          continue;
+      attempt(report, "model", path.string(), [&] {
+        const bool recommender = path.filename() == "recommend.model";
+        if (!(recommender && erased.events > 0) && !knows_them(path)) return;
+        if (recommender && options.retrain) {
+          try {
+            retrain_recommender(store, path.string(), {{"retrained_after_erasure", true}});
+            if (fs::exists(path) && !knows_them(path)) {
+              report.models_retrained.push_back(path.string());
+              return;
+            }
+          } catch (const std::exception&) {
+            // Removed below: a model that learned from the person must not stay.
+          }
         }
-      }
-      if (fs::exists(path)) fs::remove(path);
-      report.models_removed.push_back(path.string());
+        if (fs::exists(path)) fs::remove(path);
+        report.models_removed.push_back(path.string());
+      });
     }
   }
 
   if (options.keys) {
-    report.receipt = privacy::erasure_receipt(*options.keys, user);
-    nlohmann::json details = report.to_json();
-    privacy::AuditLog(privacy::default_audit_log_path(), *options.keys).append(options.actor, "erase", details);
+    attempt(report, "audit", privacy::default_audit_log_path(), [&] {
+      report.receipt = privacy::erasure_receipt(*options.keys, user);
+      privacy::AuditLog(privacy::default_audit_log_path(), *options.keys).append(options.actor, "erase", report.to_json());
+    });
   }
   return report;
 }

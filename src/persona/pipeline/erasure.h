@@ -23,7 +23,7 @@ void register_export(store::Store& store, const std::string& path, const nlohman
 std::vector<std::string> registered_exports(store::Store& store);
 
 struct ErasureOptions {
-  std::string reject_log;                  // the ingest's reject log file ("" or absent: none)
+  std::string reject_log;                  // a reject log file besides the ones the store registered ("": none)
   std::string models_dir;                  // searched for model files naming the user ("": none)
   const privacy::KeyRing* keys = nullptr;  // pseudonyms to look for, sealed exports, the receipt
   std::string api_keys;                    // API key file: keys bound to the user are deleted
@@ -35,11 +35,21 @@ struct ErasureReport {
   bool found = false;
   std::string receipt;  // "" without keys
   int64_t events = 0, texts = 0, profiles = 0, rejects = 0, api_keys = 0;
-  std::vector<std::string> files_rewritten;  // reject log and exports, without the person's lines
+  std::vector<std::string> files_rewritten;  // reject logs and exports, without the person's lines
   std::vector<std::string> models_retrained, models_removed;
+  // Steps that could not be done, each with what it was about and why. A model that could not be
+  // retrained is removed instead (listed in models_removed, not here): only what may still hold
+  // the person is a failure.
+  struct Failure {
+    std::string step, target, error;
+  };
+  std::vector<Failure> failures;
+  bool complete() const { return failures.empty(); }
   nlohmann::json to_json() const;
 };
 
+// Every step is tried even when one fails; the report says which did not finish (and the audit
+// log records the attempt either way).
 ErasureReport erase_user(store::Store& store, const std::string& user, const ErasureOptions& options);
 
 // The recommender file at `path` trained again, with its own method, on the store's events (of

@@ -1,9 +1,14 @@
 #include "persona/pipeline/run.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -12,12 +17,17 @@
 #include "persona/core/handoff.h"
 #include "persona/core/progress.h"
 #include "persona/io/csv_reader.h"
+#include "persona/io/input.h"
 #include "persona/io/jsonl_reader.h"
 #include "persona/io/threaded_reader.h"
 #include "persona/prep/normaliser.h"
 #include "persona/privacy/pii.h"
 
 namespace persona::pipeline {
+
+namespace {
+constexpr const char* kRejectLogsMeta = "reject_logs";
+}  // namespace
 
 nlohmann::json SourceReport::to_json() const {
   nlohmann::json rules = nlohmann::json::array();
@@ -60,7 +70,7 @@ std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const 
   }
   if (m.format != io::Format::Jsonl)
     return std::make_unique<io::ThreadedReader>(
-        std::make_unique<io::CsvReader>(io::ByteSource::open_file(m.path), m.csv), hook);
+        std::make_unique<io::CsvReader>(io::ByteSource::open_file(m.path, m.encoding), m.csv), hook);
   std::vector<std::string> keys = m.columns_used();
   for (const auto& rule : rules)
     for (const auto& f : rule.fields) {
@@ -69,7 +79,7 @@ std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const 
       if (!model && std::find(keys.begin(), keys.end(), f) == keys.end()) keys.push_back(f);
     }
   return std::make_unique<io::ThreadedReader>(
-      std::make_unique<io::JsonlReader>(io::ByteSource::open_file(m.path), keys, m.csv.max_record_bytes), hook);
+      std::make_unique<io::JsonlReader>(io::ByteSource::open_file(m.path, m.encoding), keys, m.csv.max_record_bytes), hook);
 }
 
 SourceReport run_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules, const RowCallback& on_row,
@@ -127,6 +137,13 @@ RejectLogWriter::RejectLogWriter(const std::string& path, bool append) : path_(p
 
 RejectLogWriter::~RejectLogWriter() {
   if (file_) std::fclose(file_);
+}
+
+void RejectLogWriter::close() {
+  if (!file_) return;
+  const bool ok = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!ok) throw Error(fmt::format("cannot finish writing the reject log: {}", std::strerror(errno)), {path_});
 }
 
 namespace {
@@ -283,19 +300,7 @@ SourceReport clean_source(const SourceConfig& source, const std::vector<prep::Ru
 
 // ---- ingest -----------------------------------------------------------------------------------
 
-std::string file_content_hash(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path}, "check the path");
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_128bits_reset(state);
-  std::vector<char> buffer(1 << 20);
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) XXH3_128bits_update(state, buffer.data(), n);
-  std::fclose(f);
-  const auto h = XXH3_128bits_digest(state);
-  XXH3_freeState(state);
-  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
-}
+std::string file_content_hash(const std::string& path) { return io::input_content_hash(path); }
 
 namespace {
 // Writes batches to the store on a thread of its own, so that SQLite's inserts overlap with
@@ -402,6 +407,49 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   return report;
 }
 
+IngestLock::IngestLock(const std::string& store_path) {
+  const std::string path = store_path + ".ingest.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(fmt::format("cannot open the ingest lock: {}", std::strerror(errno)), {path});
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : std::string();
+    holder.erase(std::remove_if(holder.begin(), holder.end(), [](char c) { return c < '0' || c > '9'; }), holder.end());
+    throw Error(fmt::format("another ingest is writing to this store{}", holder.empty() ? "" : fmt::format(" (pid {})", holder)),
+                {store_path}, "wait for it to finish: ingests of one store run one at a time");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // The lock holds without the pid; only the message of a second ingest is poorer.
+  }
+}
+
+IngestLock::~IngestLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
+
+void register_reject_log(store::Store& store, const std::string& path) {
+  nlohmann::json list = store.get_meta(kRejectLogsMeta).value_or(nlohmann::json::array());
+  if (!list.is_array()) list = nlohmann::json::array();
+  const std::string absolute = std::filesystem::absolute(path).lexically_normal().string();
+  for (const auto& p : list)
+    if (p.is_string() && p.get<std::string>() == absolute) return;
+  list.push_back(absolute);
+  store.put_meta(kRejectLogsMeta, list);
+}
+
+std::vector<std::string> registered_reject_logs(store::Store& store) {
+  std::vector<std::string> out;
+  const auto list = store.get_meta(kRejectLogsMeta).value_or(nlohmann::json::array());
+  if (list.is_array())
+    for (const auto& p : list)
+      if (p.is_string()) out.push_back(p.get<std::string>());
+  return out;
+}
+
 nlohmann::json fit_normalisers(const Config& config, store::Store& store) {
   nlohmann::json saved = store.get_meta("normalisers").value_or(nlohmann::json::object());
   if (!saved.is_object()) saved = nlohmann::json::object();
@@ -420,10 +468,27 @@ IngestReport ingest(const Config& config, store::Store& store, const RunOptions&
   IngestReport report;
   report.store_path = config.resolve(config.store_path);
   report.reject_log = config.reject_log_path();
-  RejectLogWriter rejects(report.reject_log, false);
   for (const auto& source : config.sources)
-    report.sources.push_back(
-        ingest_source(store, source, config.rules_for(source), config.batch_rows, &rejects, options));
+    report.sources.push_back(ingest_source(store, source, config.rules_for(source), config.batch_rows, nullptr, options));
+  // The reject log holds every rejected row of the config's sources, read back from the store.
+  // An ingest that added nothing leaves it as it is (it used to be emptied); otherwise it is
+  // written whole to a temporary and renamed over the old one, so a crash never leaves half a log.
+  const bool added = std::any_of(report.sources.begin(), report.sources.end(),
+                                 [](const SourceReport& s) { return s.status != "already ingested"; });
+  if (added) {
+    const std::string tmp = report.reject_log + ".tmp";
+    {
+      RejectLogWriter rejects(tmp, false);
+      for (size_t i = 0; i < config.sources.size(); ++i) {
+        const auto& m = config.sources[i].mapping;
+        store.for_each_reject(report.sources[i].ingest_id,
+                              [&](const store::RejectRow& row) { rejects.write(m.name, m.path, row); });
+      }
+      rejects.close();
+    }
+    std::filesystem::rename(tmp, report.reject_log);
+    register_reject_log(store, report.reject_log);  // an erasure must reach it later
+  }
   if (!config.normalisers.empty()) report.normalisers = fit_normalisers(config, store);
   return report;
 }

@@ -54,6 +54,8 @@ class RejectLogWriter {
   void write(std::string_view source, std::string_view file, int64_t line, const prep::RowVerdict& verdict,
              std::string_view raw);
   bool open() const { return file_ != nullptr; }
+  // Flushes and closes; throws when the bytes could not all be written (a full disk).
+  void close();
   uint64_t lines() const { return lines_; }
 
  private:
@@ -76,6 +78,27 @@ struct IngestReport {
 IngestReport ingest(const Config& config, store::Store& store, const RunOptions& options);
 SourceReport ingest_source(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
                            size_t batch_rows, RejectLogWriter* rejects, const RunOptions& options);
+
+// One `persona ingest` at a time per store: an advisory lock (flock) on <store>.ingest.lock that
+// holds the writer's pid, released when the process ends however it ends. The store is correct
+// under concurrent writers too (the server writes beside an ingest), but two runs of one file
+// would both claim its checkpoint; a second ingest stops at once with "another ingest is writing
+// to this store (pid N)".
+class IngestLock {
+ public:
+  explicit IngestLock(const std::string& store_path);
+  ~IngestLock();
+  IngestLock(const IngestLock&) = delete;
+  IngestLock& operator=(const IngestLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Reject log files written from a store, remembered in it so that an erasure reaches every one
+// (persona ingest registers the log it writes).
+void register_reject_log(store::Store& store, const std::string& path);
+std::vector<std::string> registered_reject_logs(store::Store& store);
 
 // Fits the config's [[normalise]] entries on the store's data and saves them with it.
 nlohmann::json fit_normalisers(const Config& config, store::Store& store);

@@ -19,6 +19,12 @@ nlohmann::json run_dp_query(store::Store& store, const std::string& dataset, pri
   if (!(a.epsilon > 0) || a.epsilon > 100) throw Error(fmt::format("epsilon {} is not in (0, 100]", a.epsilon));
   if ((a.statistic == "sum" || a.statistic == "mean" || a.statistic == "quantile") && !(a.upper > 0))
     throw Error(fmt::format("{} needs an upper clamp above 0 (chosen without looking at the data)", a.statistic));
+  // Every parameter, before the ledger is charged: a query that cannot be answered costs nothing.
+  try {
+    privacy::check_dp_parameters(a.statistic, a.epsilon, a.upper, a.resolution, a.q, a.bins, a.max_per_user);
+  } catch (const std::invalid_argument& e) {
+    throw Error(fmt::format("{} query: {}", a.statistic, e.what()), {}, "nothing was charged to the privacy budget");
+  }
   if (a.statistic == "histogram" && a.by != "region" && a.by != "category")
     throw Error(fmt::format("histogram by \"{}\"", a.by), {}, "by region or category");
   std::optional<EventType> type;

@@ -189,17 +189,13 @@ size_t ApiKeyStore::forget_user(const std::string& user) {
   return before - keys.size();
 }
 
-namespace {
-
 // pk_<id>_<secret>: the id, or "" when `presented` is not shaped like a key.
-std::string key_id_of(std::string_view presented) {
+std::string api_key_id(std::string_view presented) {
   if (presented.size() < 10 || presented.size() > 200 || presented.substr(0, 3) != "pk_") return {};
   const auto sep = presented.find('_', 3);
   if (sep == std::string_view::npos) return {};
   return std::string(presented.substr(3, sep - 3));
 }
-
-}  // namespace
 
 std::string ApiKeyStore::cache_tag(std::string_view presented) const {
   unsigned char tag[32];
@@ -209,7 +205,7 @@ std::string ApiKeyStore::cache_tag(std::string_view presented) const {
 }
 
 std::optional<ApiKey> ApiKeyStore::authenticate_cached(std::string_view presented) const {
-  const std::string id = key_id_of(presented);
+  const std::string id = api_key_id(presented);
   if (id.empty()) return std::nullopt;
   const std::string tag = cache_tag(presented);
   // The hot path, on every request of a busy server: a key verified before, the file unchanged
@@ -225,17 +221,47 @@ std::optional<ApiKey> ApiKeyStore::authenticate_cached(std::string_view presente
 
 std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) const {
   // pk_<id>_<secret>: the id finds the record; the whole string is checked against its hash.
-  const std::string id = key_id_of(presented);
+  const std::string id = api_key_id(presented);
   if (id.empty()) return std::nullopt;
   if (auto known = authenticate_cached(presented)) return known;
-  const std::string cache_tag = this->cache_tag(presented);
+  const std::string tag = cache_tag(presented);
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<ApiKey> record;
+  {
+    std::lock_guard lock(mutex_);
+    const auto keys = load();
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });
+    if (it == keys.end() || it->revoked) return std::nullopt;
+    if (const auto v = verified_.find(tag); v != verified_.end() && v->second == id) return *it;
+    // A secret that failed a moment ago fails again without another Argon2id.
+    if (const auto r = refused_.find(tag); r != refused_.end() && r->second > now) return std::nullopt;
+    record = *it;
+  }
+  // Argon2id (tens of milliseconds, 64 MiB) runs outside the lock, so verified keys go on being
+  // answered meanwhile, and at most kConcurrentVerifications at once, so a flood of wrong secrets
+  // cannot take the machine's memory.
+  const bool valid = [&] {
+    std::unique_lock slot(verify_mutex_);
+    verify_free_.wait(slot, [this] { return verifying_ < kConcurrentVerifications; });
+    ++verifying_;
+    slot.unlock();
+    const bool ok = crypto_pwhash_str_verify(record->hash.c_str(), presented.data(), presented.size()) == 0;
+    slot.lock();
+    --verifying_;
+    verify_free_.notify_one();
+    return ok;
+  }();
   std::lock_guard lock(mutex_);
+  if (!valid) {
+    if (refused_.size() >= kMaxRefused) refused_.clear();
+    refused_[tag] = now + kRefusedFor;
+    return std::nullopt;
+  }
+  verified_[tag] = id;
+  // Revoked or deleted while it was being verified: the file says last.
   const auto keys = load();
   const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });
   if (it == keys.end() || it->revoked) return std::nullopt;
-  if (const auto v = verified_.find(cache_tag); v != verified_.end() && v->second == id) return *it;
-  if (crypto_pwhash_str_verify(it->hash.c_str(), presented.data(), presented.size()) != 0) return std::nullopt;
-  verified_[cache_tag] = id;
   return *it;
 }
 

@@ -7,8 +7,13 @@
 //   service  the shop's systems: ingest events, recommendations, chat, profiles;
 //   user     one end user's own data: their profile, recommendations and chat, nobody else's.
 // Verified keys are remembered in memory by a keyed hash of the presented secret, so a busy
-// server pays for Argon2id once per key, not once per request; a revoked key stops at once.
+// server pays for Argon2id once per key, not once per request; a revoked key stops at once. A
+// secret that failed is remembered for a minute too, and Argon2id runs outside every lock, two at
+// a time at most: wrong secrets cannot slow down the keys already verified (the server also
+// limits failed attempts per key id and per client address).
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -78,8 +83,20 @@ class ApiKeyStore {
   mutable std::map<std::string, std::string> verified_;  // keyed hash of a secret -> key id
   mutable std::vector<ApiKey> cached_;                    // the file as last read, and its version (inode, time, size)
   mutable std::array<int64_t, 4> cached_version_{};
+  // Secrets that failed verification, by keyed hash, until when they fail without another check.
+  static constexpr std::chrono::seconds kRefusedFor{60};
+  static constexpr size_t kMaxRefused = 10000;
+  mutable std::map<std::string, std::chrono::steady_clock::time_point> refused_;
+  // Argon2id verifications running now, at most kConcurrentVerifications (each takes 64 MiB).
+  static constexpr int kConcurrentVerifications = 2;
+  mutable std::mutex verify_mutex_;
+  mutable std::condition_variable verify_free_;
+  mutable int verifying_ = 0;
   unsigned char cache_key_[32];
 };
+
+// The id part of a presented key (pk_<id>_<secret>), or "" when it is not shaped like a key.
+std::string api_key_id(std::string_view presented);
 
 // $PERSONA_API_KEYS, else persona-api-keys.json in the current directory.
 std::string default_api_keys_path();

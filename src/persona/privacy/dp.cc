@@ -128,12 +128,34 @@ int64_t noisy(int64_t truth, uint64_t sensitivity, const Epsilon& eps, RandomSou
 
 uint64_t units(double upper, double resolution) {
   // Bounded so that the sampler's integers (scale numerator times a small counter) stay in 64 bits.
-  if (!(upper > 0) || !(resolution > 0) || upper / resolution > 1e9)
-    throw std::invalid_argument("the clamp must be positive and at most 10^9 resolution units");
+  if (!(upper > 0) || !std::isfinite(upper) || !(resolution > 0) || !(upper / resolution <= 1e9))
+    throw std::invalid_argument(fmt::format("the clamp (upper {}) must be positive and at most 10^9 resolution units "
+                                            "(resolution {})", upper, resolution));
   return static_cast<uint64_t>(std::ceil(upper / resolution));
 }
 
+void check_quantile(double upper, int bins, double q) {
+  if (bins < 2 || bins > 100000) throw std::invalid_argument(fmt::format("bins must be between 2 and 100000, got {}", bins));
+  if (!(q >= 0 && q <= 1)) throw std::invalid_argument(fmt::format("q must be between 0 and 1, got {}", q));
+  if (!(upper > 0) || !std::isfinite(upper)) throw std::invalid_argument("the upper bound must be positive and finite");
+}
+
+void check_max_per_user(int max_per_user) {
+  if (max_per_user < 1) throw std::invalid_argument("max_per_user must be at least 1");
+}
+
 }  // namespace
+
+void check_dp_parameters(const std::string& statistic, double epsilon, double upper, double resolution, double q, int bins,
+                         int max_per_user) {
+  // A mean spends half on the sum and half on the count: each half must be a valid epsilon.
+  (void)epsilon_from(statistic == "mean" ? epsilon / 2 : epsilon);
+  (void)epsilon_from(epsilon);
+  if (statistic == "sum" || statistic == "mean") (void)units(upper, resolution);
+  else if (statistic == "quantile") check_quantile(upper, bins, q);
+  else if (statistic == "histogram") check_max_per_user(max_per_user);
+  else if (statistic != "count") throw std::invalid_argument(fmt::format("unknown statistic \"{}\"", statistic));
+}
 
 DpValue dp_count(int64_t users, double epsilon, RandomSource& rng) {
   const auto eps = epsilon_from(epsilon);
@@ -163,7 +185,7 @@ DpValue dp_mean(const std::vector<double>& per_user, double upper, double resolu
 
 std::vector<DpValue> dp_histogram(const std::vector<std::vector<int>>& buckets_per_user, size_t buckets, int max_per_user,
                                   double epsilon, RandomSource& rng) {
-  if (max_per_user < 1) throw std::invalid_argument("max_per_user must be at least 1");
+  check_max_per_user(max_per_user);
   const auto eps = epsilon_from(epsilon);
   std::vector<int64_t> counts(buckets, 0);
   for (const auto& user : buckets_per_user) {
@@ -184,9 +206,7 @@ std::vector<DpValue> dp_histogram(const std::vector<std::vector<int>>& buckets_p
 }
 
 DpValue dp_quantile(const std::vector<double>& per_user, double upper, int bins, double q, double epsilon, RandomSource& rng) {
-  if (bins < 2 || bins > 100000) throw std::invalid_argument("bins must be between 2 and 100000");
-  if (!(q >= 0 && q <= 1)) throw std::invalid_argument("q must be between 0 and 1");
-  if (!(upper > 0)) throw std::invalid_argument("the upper bound must be positive");
+  check_quantile(upper, bins, q);
   std::vector<std::vector<int>> which;
   for (double v : per_user) {
     if (!std::isfinite(v)) continue;

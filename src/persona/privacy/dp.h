@@ -41,6 +41,12 @@ struct Epsilon {
 };
 Epsilon epsilon_from(double e);  // throws std::invalid_argument outside (0, 100]
 
+// Checks every parameter of one statistic before any budget is charged or anything computed (as
+// Google's differential-privacy builders do): throws std::invalid_argument naming the bad one.
+// `statistic`: count | sum | mean | quantile | histogram.
+void check_dp_parameters(const std::string& statistic, double epsilon, double upper, double resolution, double q, int bins,
+                         int max_per_user);
+
 struct DpValue {
   double value = 0;         // the noisy statistic
   double epsilon = 0;       // what it cost

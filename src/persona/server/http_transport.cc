@@ -85,6 +85,7 @@ struct HttpTransport::Impl : std::enable_shared_from_this<Impl> {
   std::optional<ssl::context> tls;
   net::thread_pool workers;
   std::atomic<bool> stopping{false};
+  std::atomic<size_t> bodies_in_flight{0};  // bytes of request bodies held now (max_total_body_bytes)
   std::mutex sessions_mutex;
   // By session: closes it (force: even with a request in flight, for the end of run()).
   std::unordered_map<const void*, std::function<void(bool force)>> close_if_idle;
@@ -117,7 +118,10 @@ template <class Derived>
 class Session {
  public:
   explicit Session(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-  ~Session() { impl_->leave(this); }
+  ~Session() {
+    release_body();
+    impl_->leave(this);
+  }
 
  protected:
   Derived& derived() { return static_cast<Derived&>(*this); }
@@ -149,6 +153,17 @@ class Session {
  private:
   void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
+    // The body's bytes are reserved from the transport's total before it is read: many large
+    // bodies at once wait their turn (503, retry) instead of taking the machine's memory.
+    const auto length = parser_->content_length();
+    const size_t want = parser_->chunked() ? impl_->options.max_body_bytes
+                                           : static_cast<size_t>(std::min<std::uint64_t>(length.value_or(0), impl_->options.max_body_bytes));
+    if (want > 0 && !reserve_body(want)) {
+      extra_header_ = {"Retry-After", "1"};
+      return refuse(503, "Service Unavailable",
+                    "the server holds as many request bodies as it may (" + std::to_string(impl_->options.max_total_body_bytes) +
+                        " bytes); retry in a moment");
+    }
     // curl and others wait for this before sending a body of more than 1 KiB.
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, parser_->get().version());
@@ -180,10 +195,25 @@ class Session {
     refuse(400, "Bad Request", "malformed HTTP request: " + ec.message());
   }
 
+  bool reserve_body(size_t bytes) {
+    size_t held = impl_->bodies_in_flight.load();
+    do {
+      if (held + bytes > impl_->options.max_total_body_bytes) return false;
+    } while (!impl_->bodies_in_flight.compare_exchange_weak(held, held + bytes));
+    reserved_ = bytes;
+    return true;
+  }
+  void release_body() {
+    if (reserved_ > 0) impl_->bodies_in_flight -= reserved_;
+    reserved_ = 0;
+  }
+
   // Answers an unreadable request and closes: the rest of the stream cannot be trusted.
   void refuse(int status, const char* title, const std::string& detail) {
     httplib::Response res;
     res.status = status;
+    if (!extra_header_.first.empty()) res.set_header(extra_header_.first, extra_header_.second);
+    extra_header_ = {};
     res.set_content(problem(status, title, detail), "application/problem+json");
     keep_alive_ = false;
     linger_ = true;
@@ -254,6 +284,7 @@ class Session {
     beast::get_lowest_layer(derived().stream()).expires_after(impl_->options.write_timeout);
     http::async_write(derived().stream(), *message, [self = derived().shared_from_this(), message](beast::error_code ec, std::size_t) {
       self->busy_ = false;
+      self->release_body();
       if (ec) return;
       if (self->linger_) return self->derived().linger();
       if (!message->keep_alive() || self->impl_->stopping) return self->derived().close();
@@ -270,6 +301,8 @@ class Session {
   bool busy_ = false, keep_alive_ = false;
   bool linger_ = false;  // refused before its body was read: drain it before closing
   unsigned version_ = 11;
+  size_t reserved_ = 0;  // bytes of bodies_in_flight this request holds
+  std::pair<std::string, std::string> extra_header_;  // for refuse()
 };
 
 class PlainSession : public Session<PlainSession>, public std::enable_shared_from_this<PlainSession> {

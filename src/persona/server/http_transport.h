@@ -32,6 +32,7 @@ struct TransportOptions {
   int loops = 0;                     // event-loop threads; 0 = one per core
   int workers = 16;                  // threads for the answers that are not quick
   size_t max_body_bytes = 16u << 20;
+  size_t max_total_body_bytes = 64u << 20;  // all bodies held at once; past it, 503 and Retry-After
   size_t max_header_bytes = 16u << 10;
   std::chrono::seconds read_timeout{10}, write_timeout{10};
   std::string tls_cert, tls_key;     // both set: HTTPS

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/core/time.h"
 #include "persona/privacy/pii.h"
 
@@ -13,11 +14,7 @@ namespace persona::server {
 namespace {
 
 // A value as the error shows it: strings as they are, anything else as JSON, cut short.
-std::string shown(const nlohmann::json& v) {
-  std::string s = v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (s.size() > 200) s = s.substr(0, 200) + "...";
-  return s;
-}
+std::string shown(const nlohmann::json& v) { return json_excerpt(v, 200); }
 
 struct Failure {
   std::string field, value, reason;
@@ -27,7 +24,7 @@ struct Failure {
 // failed (a record is accepted whole or not at all).
 class Reader {
  public:
-  explicit Reader(const nlohmann::json& record) : record_(record) {}
+  Reader(const nlohmann::json& record, const TimeWindow& window) : record_(record), window_(window) {}
 
   std::optional<std::string> text(const char* field, bool required = false) {
     const auto* v = get(field, required);
@@ -59,13 +56,19 @@ class Reader {
   std::optional<int64_t> timestamp(const char* field, bool required = false) {
     const auto* v = get(field, required);
     if (!v) return std::nullopt;
-    if (v->is_number_integer()) return v->get<int64_t>();
-    if (v->is_string()) {
+    std::optional<int64_t> t;
+    if (v->is_number_integer()) {
+      t = v->get<int64_t>();
+    } else if (v->is_string()) {
       static thread_local TimestampParser iso("iso8601");
-      if (auto t = iso.parse(v->get<std::string>())) return t;
-      return fail(field, *v, "is not an ISO 8601 time");
+      t = iso.parse(v->get<std::string>());
+      if (!t) return fail(field, *v, "is not an ISO 8601 time");
+    } else {
+      return fail(field, *v, "is not a time (ISO 8601 text or Unix seconds)");
     }
-    return fail(field, *v, "is not a time (ISO 8601 text or Unix seconds)");
+    if (!window_.contains(*t))
+      return fail(field, *v, fmt::format("is outside the accepted times ({}; [ingest] time_window)", window_.describe()));
+    return t;
   }
   // The free-form attributes of a user: an object of strings (numbers and booleans as text).
   std::vector<std::pair<std::string, std::string>> attributes(const char* field) {
@@ -106,6 +109,7 @@ class Reader {
     return std::nullopt;
   }
   const nlohmann::json& record_;
+  const TimeWindow& window_;
   std::optional<Failure> failure_;
 };
 
@@ -189,44 +193,64 @@ nlohmann::json RecordError::to_json() const {
   return {{"index", index}, {"field", field}, {"value", value}, {"reason", reason}};
 }
 
-std::vector<nlohmann::json> parse_records(std::string_view body, size_t max_records) {
-  std::vector<nlohmann::json> out;
-  size_t start = body.find_first_not_of(" \t\r\n");
-  if (start == std::string_view::npos) throw Error("the body is empty", {}, "send a JSON array of records");
-  auto parse = [](std::string_view text, const std::string& where) {
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded()) throw Error(fmt::format("{} is not valid JSON", where), {}, "send a JSON array of records, or JSON Lines");
-    return j;
+void for_each_record(std::string_view body, size_t max_records,
+                     const std::function<void(size_t, const nlohmann::json&)>& on_record) {
+  const size_t start = body.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) throw BodyRefused(400, "the body is empty", "send a JSON array of records");
+  size_t count = 0;
+  auto emit = [&](const nlohmann::json& record) {
+    if (count == max_records)
+      throw BodyRefused(413, fmt::format("more than {} records in one request", max_records), "split the batch");
+    on_record(count++, record);
   };
-  if (body[start] == '[') {
-    auto j = parse(body, "the body");
-    if (j.size() > max_records)
-      throw Error(fmt::format("{} records in one request; at most {}", j.size(), max_records), {}, "split the batch");
-    for (auto& r : j) out.push_back(std::move(r));
-    return out;
+  if (body[start] != '[') {
+    // One object, or JSON Lines: one object per line.
+    size_t line = 0;
+    for (size_t at = 0; at < body.size();) {
+      size_t end = body.find('\n', at);
+      if (end == std::string_view::npos) end = body.size();
+      ++line;
+      const auto text = body.substr(at, end - at);
+      at = end + 1;
+      if (text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      std::string error;
+      const auto record = parse_json(text, &error);
+      if (!record) throw BodyRefused(400, fmt::format("line {}: {}", line, error), "send a JSON array of records, or JSON Lines");
+      emit(*record);
+    }
+    return;
   }
-  // One object, or JSON Lines: one object per line.
-  size_t line = 0;
-  for (size_t at = 0; at < body.size();) {
-    size_t end = body.find('\n', at);
-    if (end == std::string_view::npos) end = body.size();
-    ++line;
-    const auto text = body.substr(at, end - at);
-    at = end + 1;
-    if (text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    out.push_back(parse(text, fmt::format("line {}", line)));
-    if (out.size() > max_records) throw Error(fmt::format("more than {} records in one request", max_records), {}, "split the batch");
+  // A JSON array: each element is handed over as soon as it is complete and then dropped from
+  // the array (the callback returns false), so memory holds one record at a time.
+  struct TooDeep {};
+  const nlohmann::json::parser_callback_t stream = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& value) {
+    using E = nlohmann::json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxJsonDepth) throw TooDeep{};
+    if (depth == 1 && (event == E::value || event == E::object_end || event == E::array_end)) {
+      emit(value);
+      return false;
+    }
+    return true;
+  };
+  try {
+    (void)nlohmann::json::parse(body.begin(), body.end(), stream, true);
+  } catch (const TooDeep&) {
+    throw BodyRefused(400, fmt::format("the body nests deeper than {} levels", kMaxJsonDepth),
+                      "records are flat objects (docs/api.md)");
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string what = e.what();
+    const auto at = what.find("parse error");
+    throw BodyRefused(400, fmt::format("the body is not valid JSON: {}", at == std::string::npos ? what : what.substr(at)),
+                      "send a JSON array of records, or JSON Lines");
   }
-  return out;
 }
 
-DecodedRecords decode_records(Entity entity, const std::vector<nlohmann::json>& records) {
+DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_records, const TimeWindow& window) {
   DecodedRecords out;
-  out.records = records.size();
-  for (size_t i = 0; i < records.size(); ++i) {
-    const auto& record = records[i];
+  for_each_record(body, max_records, [&](size_t i, const nlohmann::json& record) {
     const auto line = static_cast<int64_t>(i + 1);
-    Reader r(record);
+    out.records = i + 1;
+    Reader r(record, window);
     if (!record.is_object()) {
       r.reject("(record)", record, "is not a JSON object");
     } else {
@@ -239,11 +263,10 @@ DecodedRecords decode_records(Entity entity, const std::vector<nlohmann::json>& 
     }
     if (const auto& f = r.failure()) {
       out.errors.push_back({i, f->field, f->value, f->reason});
-      const std::string raw = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       out.batch.rejects.push_back({line, "api_validation", f->field, privacy::redact_pii(f->value), f->reason,
-                                   privacy::redact_pii(raw.substr(0, 4096)), false});
+                                   privacy::redact_pii(json_excerpt(record, 4096)), false});
     }
-  }
+  });
   return out;
 }
 

@@ -3,6 +3,7 @@
 // decoded into a store batch. Every record is checked on its own; a bad one becomes an error
 // naming its index, field, value and reason (and a reject row), and the others go on.
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -10,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "persona/core/error.h"
 #include "persona/core/model.h"
+#include "persona/core/time.h"
 #include "persona/store/store.h"
 
 namespace persona::server {
@@ -28,12 +31,25 @@ struct DecodedRecords {
   std::set<std::string> users;       // users whose data the accepted records touch
 };
 
-// The records of a request body: a JSON array of objects, one object, or JSON Lines (one object
-// per line). Throws persona::Error (a 400) for a body that is none of these, or holds more than
-// `max_records`.
-std::vector<nlohmann::json> parse_records(std::string_view body, size_t max_records = 100000);
+// A body the server refuses whole: `status` 400 (not JSON, nested too deep, empty) or 413 (more
+// records than allowed).
+class BodyRefused : public Error {
+ public:
+  BodyRefused(int status, std::string message, std::string hint) : Error(std::move(message), {}, std::move(hint)), status(status) {}
+  int status;
+};
 
-// Decodes records of one entity (user, item, event, text). Texts are PII-redacted.
-DecodedRecords decode_records(Entity entity, const std::vector<nlohmann::json>& records);
+// The records of a request body, streamed: a JSON array of records, one object, or JSON Lines (one
+// object per line). `on_record(index, value)` sees each record as soon as it is parsed, and the
+// value is freed after it, so a body never exists as one document in memory. Nesting is bounded
+// (kMaxJsonDepth) and records are counted while parsing: the first one past `max_records` stops
+// the parse. Throws BodyRefused for a body that is none of these.
+void for_each_record(std::string_view body, size_t max_records,
+                     const std::function<void(size_t index, const nlohmann::json& record)>& on_record);
+
+// Decodes the records of one entity (user, item, event, text) in a body (for_each_record). Texts
+// are PII-redacted. Timestamps outside `window` are rejected.
+DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_records = 100000,
+                           const TimeWindow& window = {});
 
 }  // namespace persona::server

@@ -24,6 +24,7 @@
 #include "persona/assistant/knowledge_graph.h"
 #include "persona/assistant/settings.h"
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/pipeline/config.h"
@@ -52,12 +53,19 @@ extern const char* const kOpenApiJson;  // generated from docs/openapi.json at b
 
 namespace {
 
+// Records in one ingest request, counted while parsing (docs/operations.md, "Limits").
+constexpr size_t kMaxRecordsPerRequest = 100000;
+// Failed authentications allowed per client address and per key id: a burst of 10, then one a
+// second.
+constexpr double kFailedAuthPerS = 1, kFailedAuthBurst = 10;
+
 // An error with its HTTP status; answered as application/problem+json.
 struct HttpError : std::runtime_error {
   HttpError(int s, std::string t, const std::string& detail) : std::runtime_error(detail), status(s), title(std::move(t)) {}
   int status;
   std::string title;
   nlohmann::json extra = nlohmann::json::object();
+  double retry_after = 0;  // > 0: a Retry-After header
 };
 
 std::string problem_body(int status, const std::string& title, const std::string& detail,
@@ -174,19 +182,29 @@ class AnswerCache {
   uint64_t generation_ = 0;
 };
 
-// A token bucket per API key.
+// A token bucket per API key (or per client address, key id...).
 class RateLimiter {
  public:
   RateLimiter(double per_s, double burst) : per_s_(per_s), burst_(burst) {}
+  // Seconds until a token is there, without taking one (0: one is there now).
+  double wait(const std::string& key) {
+    if (per_s_ <= 0) return 0;
+    std::lock_guard lock(mutex_);
+    const auto it = buckets_.find(key);
+    if (it == buckets_.end()) return 0;
+    const double tokens = std::min(burst_, it->second.tokens + (now() - it->second.at) * per_s_);
+    return tokens >= 1 ? 0 : (1 - tokens) / per_s_;
+  }
   // Seconds to wait before the next request is allowed (0: allowed now, and counted).
   double take(const std::string& key) {
     if (per_s_ <= 0) return 0;
-    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    const double t = now();
     std::lock_guard lock(mutex_);
-    auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
+    if (buckets_.size() >= kMaxBuckets) buckets_.clear();  // many addresses: forget, not grow
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, t});
     Bucket& b = it->second;
-    b.tokens = std::min(burst_, b.tokens + (now - b.at) * per_s_);
-    b.at = now;
+    b.tokens = std::min(burst_, b.tokens + (t - b.at) * per_s_);
+    b.at = t;
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
@@ -198,6 +216,8 @@ class RateLimiter {
   struct Bucket {
     double tokens, at;
   };
+  static constexpr size_t kMaxBuckets = 100000;
+  static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
   double per_s_, burst_;
   std::mutex mutex_;
   std::map<std::string, Bucket> buckets_;
@@ -275,10 +295,11 @@ Reply json_reply(const nlohmann::json& j, int status = 200) {
 }
 
 nlohmann::json body_json(const httplib::Request& req) {
-  auto j = nlohmann::json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) throw HttpError(400, "Bad Request", "the body is not valid JSON");
-  if (!j.is_object()) throw HttpError(400, "Bad Request", "the body is not a JSON object");
-  return j;
+  std::string error;
+  auto j = parse_json(req.body, &error);
+  if (!j) throw HttpError(400, "Bad Request", fmt::format("the body is {}", error));
+  if (!j->is_object()) throw HttpError(400, "Bad Request", "the body is not a JSON object");
+  return std::move(*j);
 }
 
 template <typename T>
@@ -363,6 +384,10 @@ struct Server::Impl {
   std::mutex chat_mutex;  // the assistant reads through one store connection
   Metrics metrics;
   RateLimiter limiter;
+  // Failed authentications per client address and per key id: past a burst, answered 429 before
+  // any Argon2id (docs/operations.md, "Limits").
+  RateLimiter failed_by_address{kFailedAuthPerS, kFailedAuthBurst};
+  RateLimiter failed_by_key{kFailedAuthPerS, kFailedAuthBurst};
   std::vector<Route> routes;
   std::unique_ptr<HttpTransport> http;
   std::FILE* log = nullptr;
@@ -382,7 +407,10 @@ struct Server::Impl {
   void dispatch(const Route& route, const httplib::Request& req, httplib::Response& res);
   void serve_file(const httplib::Request& req, httplib::Response& res);
   void refuse(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail);
-  Caller authenticate(const httplib::Request& req) const;
+  Caller authenticate(const httplib::Request& req);
+  double failed_auth_wait(const std::string& address, const std::string& presented) {
+    return std::max(failed_by_address.wait("addr:" + address), failed_by_key.wait("key:" + privacy::api_key_id(presented)));
+  }
   void access_log(const Route* route, const httplib::Request& req, int status, double seconds, const std::string& caller,
                   const char* unrouted = "(unrouted)");
 
@@ -484,7 +512,7 @@ void Server::Impl::note_model_version() {
   metrics.set_gauge("persona_model_file_time_seconds", fmt::format("model=\"recommend\",method=\"{}\"", method), seconds);
 }
 
-Caller Server::Impl::authenticate(const httplib::Request& req) const {
+Caller Server::Impl::authenticate(const httplib::Request& req) {
   Caller c;
   if (!options.require_keys) {
     c.key.role = privacy::Role::Admin;
@@ -493,8 +521,26 @@ Caller Server::Impl::authenticate(const httplib::Request& req) const {
   const std::string presented = presented_key(req);
   if (presented.empty())
     throw HttpError(401, "Unauthorized", "an API key is needed: Authorization: Bearer <key> (or X-API-Key)");
+  if (auto known = api_keys->authenticate_cached(presented)) {
+    c.key = *known;
+    return c;
+  }
+  // Guessing is limited per client address and per key id, before any Argon2id is spent.
+  const std::string key_id = privacy::api_key_id(presented);
+  const std::string address = "addr:" + req.remote_addr, id = "key:" + key_id;
+  if (const double wait = failed_auth_wait(req.remote_addr, presented); wait > 0) {
+    HttpError e(429, "Too Many Requests", "too many failed authentications from this address or for this key; wait and retry");
+    e.extra["retry_after_s"] = wait;
+    e.retry_after = wait;
+    throw e;
+  }
   const auto key = api_keys->authenticate(presented);
-  if (!key) throw HttpError(401, "Unauthorized", "the API key is not valid (unknown, revoked or mistyped)");
+  if (!key) {
+    failed_by_address.take(address);
+    if (!key_id.empty()) failed_by_key.take(id);
+    metrics.add_counter("persona_failed_authentications_total", "", 1);
+    throw HttpError(401, "Unauthorized", "the API key is not valid (unknown, revoked or mistyped)");
+  }
   c.key = *key;
   return c;
 }
@@ -538,13 +584,14 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
       if (const double wait = limiter.take(caller.id()); wait > 0) {
         HttpError e(429, "Too Many Requests", fmt::format("this key's rate limit is {} requests per second", options.rate_per_s));
         e.extra["retry_after_s"] = wait;
-        res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(wait))));
+        e.retry_after = wait;
         throw e;
       }
     }
     reply = route.handler(req, caller);
   } catch (const HttpError& e) {
     reply = {e.status, problem_body(e.status, e.title, e.what(), e.extra), "application/problem+json"};
+    if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(e.retry_after))));
   } catch (const privacy::BudgetExhausted& e) {
     reply = {403, problem_body(403, "Forbidden", e.what()), "application/problem+json"};
   } catch (const Error& e) {
@@ -567,8 +614,12 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
 }
 
 Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Caller& caller) {
-  const auto records = parse_records(req.body);
-  auto decoded = decode_records(entity, records);
+  DecodedRecords decoded;
+  try {
+    decoded = decode_body(entity, req.body, kMaxRecordsPerRequest, config.time_window);
+  } catch (const BodyRefused& e) {
+    throw HttpError(e.status, status_title(e.status), fmt::format("{} ({})", e.reason(), e.hint()));
+  }
   const std::string name = std::string("api:") + entity_name(entity) + "s";
   nlohmann::json answer = {{"records", decoded.records},
                            {"accepted", decoded.records - decoded.errors.size()},
@@ -765,11 +816,16 @@ Reply Server::Impl::dp(const httplib::Request& req, const Caller& caller) {
   q.upper = field<double>(body, "upper", 0);
   q.resolution = field<double>(body, "resolution", 0.01);
   q.q = field<double>(body, "q", 0.5);
-  q.bins = field<int>(body, "bins", 100);
   q.by = field<std::string>(body, "by", "region");
-  q.max_per_user = field<int>(body, "max_per_user", 1);
-  if (q.bins < 2 || q.bins > 100000) throw HttpError(400, "Bad Request", "bins is from 2 to 100000");
-  if (q.max_per_user < 1 || q.max_per_user > 1000) throw HttpError(400, "Bad Request", "max_per_user is from 1 to 1000");
+  // Whole numbers read as doubles first: a cast of 1e20 to int would be undefined.
+  auto whole = [&](const char* name, double fallback, double lo, double hi) {
+    const double v = field<double>(body, name, fallback);
+    if (!(v >= lo && v <= hi) || v != std::floor(v))
+      throw HttpError(400, "Bad Request", fmt::format("{} is a whole number from {} to {}", name, lo, hi));
+    return static_cast<int>(v);
+  };
+  q.bins = whole("bins", 100, 2, 100000);
+  q.max_per_user = whole("max_per_user", 1, 1, 1000);
   const std::string dataset = fs::absolute(options.store_path).lexically_normal().string();
   privacy::BudgetLedger ledger(options.store_path + ".dp-ledger.jsonl");
   auto s = stores->acquire();
@@ -784,7 +840,7 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     std::lock_guard lock(write_mutex);
     auto s = stores->acquire();
     pipeline::ErasureOptions o;
-    o.reject_log = options.config_path.empty() ? options.store_path + ".rejects.jsonl" : config.reject_log_path();
+    o.reject_log = options.config_path.empty() ? options.store_path + ".rejects.jsonl" : config.reject_log_path();  // and the registered ones
     o.models_dir = models_dir;
     o.keys = keys ? &*keys : nullptr;
     o.api_keys = api_keys ? api_keys->path() : "";
@@ -798,6 +854,12 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
       recommender->swap(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(recommend_model_path())));
     cache.clear();
     note_model_version();
+  }
+  if (!report.complete()) {
+    // The person may still be somewhere: say exactly where, as a server error (retry later).
+    HttpError e(500, "Internal Server Error", "the erasure did not finish every step; see \"erasure\"");
+    e.extra["erasure"] = report.to_json();
+    throw e;
   }
   if (!report.found) throw HttpError(404, "Not Found", "the store does not know this user (files were still searched)");
   return json_reply(report.to_json());
@@ -971,6 +1033,7 @@ void Server::Impl::install() {
   t.loops = options.io_threads;
   t.workers = options.threads;
   t.max_body_bytes = options.max_body_bytes;
+  t.max_total_body_bytes = std::max(options.max_total_body_bytes, options.max_body_bytes);
   t.read_timeout = std::chrono::seconds(options.read_timeout_s);
   t.write_timeout = std::chrono::seconds(options.write_timeout_s);
   t.tls_cert = options.tls_cert;
@@ -1001,8 +1064,17 @@ Plan Server::Impl::plan(httplib::Request& req) {
     // A known key's request is answered on the loop; a key never seen is checked (Argon2id,
     // tens of milliseconds) on a worker.
     bool quick = route.quick;
-    if (quick && options.require_keys && !route.scopes.empty()) {
-      quick = api_keys->authenticate_cached(presented_key(req)).has_value();
+    if (options.require_keys && !route.scopes.empty()) {
+      const std::string presented = presented_key(req);
+      const bool known = !presented.empty() && api_keys->authenticate_cached(presented).has_value();
+      // A caller past its failed-authentication limit is refused on the loop: no worker, no Argon2id.
+      if (const double wait = known || presented.empty() ? 0 : failed_auth_wait(req.remote_addr, presented); wait > 0)
+        return {[this, wait](httplib::Request& rq, httplib::Response& rs) {
+                  rs.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(wait))));
+                  refuse(rq, rs, 429, "too many failed authentications from this address or for this key; wait and retry");
+                },
+                true};
+      quick = quick && known;
     }
     return {[this, &route](httplib::Request& rq, httplib::Response& rs) { dispatch(route, rq, rs); }, quick};
   }

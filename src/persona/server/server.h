@@ -31,6 +31,7 @@ struct ServerOptions {
   bool require_keys = true;          // false (--no-auth): every caller is an admin; for a laptop
   std::string tls_cert, tls_key;     // both set: HTTPS
   size_t max_body_bytes = 16u << 20;
+  size_t max_total_body_bytes = 64u << 20;  // request bodies held at once (then 503 and Retry-After)
   int read_timeout_s = 10, write_timeout_s = 10;
   double rate_per_s = 100, burst = 200;  // per API key (0: unlimited)
   std::string web_dir;               // the dashboard's files, served at / ("" = none)

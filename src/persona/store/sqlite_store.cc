@@ -130,6 +130,10 @@ int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A prepared statement. Every path resets it before it is used again: a statement left stepped
+// (a loop that threw, a failed step) refuses new bindings with SQLITE_MISUSE, which SQLite only
+// reports through the return code, and the next step would silently run with the old values
+// (seen: one failed insert made every later insert of a new user fail the same way).
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
@@ -140,29 +144,27 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  Statement& bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
-  Statement& bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); return *this; }
+  Statement& bind(int i, int64_t v) { return check(sqlite3_bind_int64(ready(), i, v)); }
+  Statement& bind(int i, double v) { return check(sqlite3_bind_double(ready(), i, v)); }
   Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
+    return check(sqlite3_bind_text(ready(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
+  Statement& bind_null(int i) { return check(sqlite3_bind_null(ready(), i)); }
   // Empty strings and nullopt are stored as NULL: "no value".
-  Statement& bind_text_or_null(int i, const std::string& v) {
-    if (v.empty()) sqlite3_bind_null(stmt_, i);
-    else bind(i, v);
-    return *this;
-  }
+  Statement& bind_text_or_null(int i, const std::string& v) { return v.empty() ? bind_null(i) : bind(i, v); }
   template <typename T>
   Statement& bind_opt(int i, const std::optional<T>& v) {
-    if (v) bind(i, static_cast<std::conditional_t<std::is_integral_v<T>, int64_t, double>>(*v));
-    else sqlite3_bind_null(stmt_, i);
-    return *this;
+    if (v) return bind(i, static_cast<std::conditional_t<std::is_integral_v<T>, int64_t, double>>(*v));
+    return bind_null(i);
   }
   bool step() {
+    stepped_ = true;
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error(fmt::format("store: {}", sqlite3_errmsg(db_)), {}, rc == SQLITE_FULL ? "the disk is full" : "");
+    const std::string message = sqlite3_errmsg(db_);
+    reset();  // usable again at once, whatever the caller does with the error
+    throw Error(fmt::format("store: {}", message), {}, rc == SQLITE_FULL ? "the disk is full" : "");
   }
   void run() {
     step();
@@ -171,6 +173,7 @@ class Statement {
   void reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
+    stepped_ = false;
   }
   int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   double real(int col) const { return sqlite3_column_double(stmt_, col); }
@@ -184,8 +187,21 @@ class Statement {
   }
 
  private:
+  // The statement, reset first when a step left it mid-way (new bindings start a new use).
+  sqlite3_stmt* ready() {
+    if (stepped_) {
+      sqlite3_reset(stmt_);
+      stepped_ = false;
+    }
+    return stmt_;
+  }
+  Statement& check(int rc) {
+    if (rc != SQLITE_OK) throw Error(fmt::format("store: cannot bind a value: {}", sqlite3_errstr(rc)));
+    return *this;
+  }
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool stepped_ = false;
 };
 
 // Test hook (the fault-injection habit of LevelDB's Env): PERSONA_CRASH_AT="N:before" or
@@ -325,7 +341,7 @@ class SqliteStore final : public Store {
       }
       exec("COMMIT");
     } catch (...) {
-      exec("ROLLBACK");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
   }
@@ -428,20 +444,32 @@ class SqliteStore final : public Store {
 
   IngestRecord begin_ingest(const std::string& source, const std::string& path, const std::string& content_hash,
                             const std::string& mapping_hash) override {
-    {
-      Statement q(db_, "SELECT id FROM ingests WHERE content_hash=? AND mapping_hash=?");
-      q.bind(1, content_hash).bind(2, mapping_hash);
-      if (q.step()) {
-        IngestRecord found = ingest_by_id(q.integer(0));
-        found.resumed = found.status == "running";
-        return found;
+    // Look and insert in one write transaction: two processes starting the same file at once
+    // find one record, not a UNIQUE constraint failure.
+    exec("BEGIN IMMEDIATE");
+    try {
+      int64_t id = 0;
+      bool found = false;
+      {
+        Statement q(db_, "SELECT id FROM ingests WHERE content_hash=? AND mapping_hash=?");
+        q.bind(1, content_hash).bind(2, mapping_hash);
+        if (q.step()) found = true, id = q.integer(0);
       }
+      if (!found) {
+        Statement ins(db_, "INSERT INTO ingests(source, path, content_hash, mapping_hash, status, started) "
+                           "VALUES (?,?,?,?, 'running', ?)");
+        ins.bind(1, source).bind(2, path).bind(3, content_hash).bind(4, mapping_hash).bind(5, now_seconds());
+        ins.run();
+        id = sqlite3_last_insert_rowid(db_);
+      }
+      IngestRecord r = ingest_by_id(id);
+      exec("COMMIT");
+      r.resumed = found && r.status == "running";
+      return r;
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
     }
-    Statement ins(db_, "INSERT INTO ingests(source, path, content_hash, mapping_hash, status, started) "
-                       "VALUES (?,?,?,?, 'running', ?)");
-    ins.bind(1, source).bind(2, path).bind(3, content_hash).bind(4, mapping_hash).bind(5, now_seconds());
-    ins.run();
-    return ingest_by_id(sqlite3_last_insert_rowid(db_));
   }
 
   void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) override {
@@ -451,6 +479,7 @@ class SqliteStore final : public Store {
     ++batches_;
     exec("BEGIN IMMEDIATE");
     try {
+      sync_ids();
       write_users(batch.users);
       write_items(batch.items);
       write_events(ingest, batch.events);
@@ -463,7 +492,11 @@ class SqliteStore final : public Store {
       if (crash_.batch == batches_) std::_Exit(137);
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      load_ids();  // forget ids handed out in the rolled-back transaction
+      try {
+        load_ids();  // forget ids handed out in the rolled-back transaction
+      } catch (const Error&) {
+        ids_version_ = -1;  // read them again at the next write
+      }
       throw;
     }
   }
@@ -557,15 +590,17 @@ class SqliteStore final : public Store {
     }
   }
 
+  // Inside one write transaction from the version check on: two processes opening a new store
+  // at once must not both create its tables ("table meta already exists").
   void migrate() {
-    const int have = schema_version();
     const int want = static_cast<int>(kMigrations.size());
-    if (have > want)
-      throw Error(fmt::format("the store has schema version {}, newer than this Persona knows ({})", have, want), {},
-                  "upgrade Persona");
-    if (have == want) return;
+    if (schema_version() == want) return;  // the usual case, without taking the write lock
     exec("BEGIN IMMEDIATE");
     try {
+      const int have = schema_version();
+      if (have > want)
+        throw Error(fmt::format("the store has schema version {}, newer than this Persona knows ({})", have, want), {},
+                    "upgrade Persona");
       for (int v = have; v < want; ++v) exec(kMigrations[v]);
       exec(fmt::format("PRAGMA user_version={}", want).c_str());
       exec("COMMIT");
@@ -575,15 +610,38 @@ class SqliteStore final : public Store {
     }
   }
 
+  // The dense id maps, read whole. `ids_version_` is read first: a commit by another connection
+  // in between makes the next sync_ids() read again (never the other way round).
   void load_ids() {
+    ids_version_ = scalar("PRAGMA data_version");
+    erasures_seen_ = erasure_count();
     users_ = IdMap();
     items_ = IdMap();
-    load_map("SELECT id, ext_id FROM users ORDER BY id", users_);
-    load_map("SELECT id, ext_id FROM items ORDER BY id", items_);
+    load_map("SELECT id, ext_id FROM users WHERE id >= ? ORDER BY id", users_);
+    load_map("SELECT id, ext_id FROM items WHERE id >= ? ORDER BY id", items_);
   }
-  // Store ids are the dense ids of the in-memory maps: 0..n-1, assigned in order.
+  // One source of truth for ids is the store itself. Another connection (a second process, or
+  // another of a server's pooled connections) may have added users or items, or erased a user,
+  // since this one last looked; called inside every write transaction, under SQLite's write lock,
+  // so the ids this connection hands out next are the store's next ones. Appended rows are read
+  // on their own; an erasure (which renames a row) makes the maps be read again whole.
+  void sync_ids() {
+    const int64_t version = scalar("PRAGMA data_version");
+    if (version == ids_version_) return;  // nobody else has committed since
+    if (erasure_count() != erasures_seen_) return load_ids();
+    ids_version_ = version;
+    load_map("SELECT id, ext_id FROM users WHERE id >= ? ORDER BY id", users_);
+    load_map("SELECT id, ext_id FROM items WHERE id >= ? ORDER BY id", items_);
+  }
+  int64_t erasure_count() {
+    const auto n = get_meta("erasures");
+    return n && n->is_number_integer() ? n->get<int64_t>() : 0;
+  }
+  // Store ids are the dense ids of the in-memory maps: 0..n-1, assigned in order. Reads the rows
+  // from the map's size on.
   void load_map(const char* sql, IdMap& map) {
     Statement q(db_, sql);
+    q.bind(1, static_cast<int64_t>(map.size()));
     while (q.step()) {
       const auto id = map.intern(q.text(1));
       if (static_cast<int64_t>(id) != q.integer(0))
@@ -741,6 +799,7 @@ class SqliteStore final : public Store {
   bool sealed_ = false;
   sqlite3* db_ = nullptr;
   IdMap users_, items_;
+  int64_t ids_version_ = -1, erasures_seen_ = 0;  // what the id maps were read at (sync_ids)
   std::unique_ptr<Statement> insert_user_, insert_item_, read_attrs_, write_attrs_, read_history_;
   int64_t batches_ = 0;
   CrashPoint crash_;
@@ -828,10 +887,15 @@ void SqliteStore::for_each_text(Use use, const std::function<void(const Text&)>&
 
 Erasure SqliteStore::erase_user(const std::string& user) {
   Erasure out;
-  const auto found = users_.find(user);
-  if (!found) return out;
+  int64_t id = -1;
+  {
+    // By SQL, not the id map: another connection may have added the user.
+    Statement q(db_, "SELECT id FROM users WHERE ext_id=?");
+    q.bind(1, user);
+    if (q.step()) id = q.integer(0);
+  }
+  if (id < 0) return out;
   out.found = true;
-  const auto id = static_cast<int64_t>(*found);
   // The strings that identify the person: their id, identifying attributes, PII in their texts.
   out.traces.push_back(user);
   auto add_pii = [&out](const std::string& text) {
@@ -892,6 +956,10 @@ Erasure SqliteStore::erase_user(const std::string& user) {
     Statement u(db_, "UPDATE users SET ext_id=?, age=NULL, gender=NULL, region=NULL, signup_ts=NULL, attrs=NULL, "
                      "consent_personalisation=0, consent_analytics=0 WHERE id=?");
     u.bind(1, fmt::format("(erased)#{}", id)).bind(2, id).run();
+    // Other connections see the count move and read their id maps again: the person's id now
+    // names nobody, and a later record with it starts a new user (never the tombstone).
+    exec("INSERT INTO meta(key, value) VALUES ('erasures', '1') "
+         "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER) + 1");
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
