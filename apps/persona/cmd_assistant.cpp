@@ -16,6 +16,7 @@
 #include "persona/assistant/graph_answerer.h"
 #include "persona/assistant/knowledge_graph.h"
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/io/csv_reader.h"
 #include "persona/ml/text_classifier.h"
@@ -197,8 +198,7 @@ std::vector<Case> read_cases(const std::string& path) {
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (!nlohmann::json::accept(line)) throw Error("not valid JSON", {path, line_no});
-    const auto j = nlohmann::json::parse(line);
+    const auto j = parse_json_or_throw(line, {path, line_no});
     try {
       Case c;
       c.history = j.value("history", std::vector<std::string>{});
@@ -408,7 +408,7 @@ Command add_chat(CLI::App& app, Common& common) {
             for (std::string line; std::getline(std::cin, line);) {
               const auto r = bot.reply(a->session, a->user, line);
               if (common.json) {
-                fmt::print("{}\n", r.to_json().dump());
+                fmt::print("{}\n", dump_json(r.to_json()));
               } else {
                 fmt::print("{}\n", r.text);
                 if (r.handoff) fmt::print("[hand-off] {}\n", r.summary);
@@ -502,12 +502,8 @@ Command add_test_dialogues(CLI::App& app, Common& common) {
             for (const auto& f : files) {
               std::ifstream in(f);
               if (!in) throw Error("cannot read", {f});
-              nlohmann::json stories;
-              try {
-                stories = nlohmann::json::parse(in);
-              } catch (const nlohmann::json::exception& e) {
-                throw Error(fmt::format("not valid JSON: {}", e.what()), {f});
-              }
+              const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+              nlohmann::json stories = parse_json_or_throw(text, {f});
               if (!stories.is_array()) throw Error("expected a JSON array of stories", {f});
               for (const auto& story : stories) {
                 if (!story.is_object() || !story.contains("turns") || !story["turns"].is_array())

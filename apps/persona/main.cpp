@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "persona/core/error.h"
+#include "persona/core/terminal.h"
 
 int main(int argc, char** argv) {
   using namespace persona::cli;
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
     sub->add_flag("--json", common.json, "Print machine-readable JSON on stdout");
     sub->add_flag("-q,--quiet", common.quiet, "No progress output");
   }
+  // Data echoed to a terminal (chat messages, reject rows, titles) cannot drive it.
+  persona::filter_stdout_on_terminal();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

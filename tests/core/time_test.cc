@@ -68,3 +68,29 @@ TEST(Time, UnknownDirectiveIsAClearError) {
 }
 
 }  // namespace persona
+
+namespace persona {
+
+// "+99:99" used to shift a time by four days without a word; real offsets run -12:00..+14:00.
+TEST(Time, OffsetsOutsideTheWorldAreNotTimes) {
+  TimestampParser p("iso8601");
+  EXPECT_EQ(p.parse("2010-12-02T08:26:00+14:00"), 1291191960 + 86400 - 14 * 3600);
+  EXPECT_EQ(p.parse("2010-12-01T08:26:00-12:00"), 1291191960 + 12 * 3600);
+  for (const char* bad : {"2010-12-01T08:26:00+99:99", "2010-12-01T08:26:00+14:01", "2010-12-01T08:26:00-12:30",
+                          "2010-12-01T08:26:00+05:60", "2010-12-01T08:26:00+2400"})
+    EXPECT_FALSE(p.parse(bad)) << bad;
+  TimestampParser pattern("%Y-%m-%d %H:%M %z");
+  EXPECT_FALSE(pattern.parse("2010-12-01 08:26 +99:99"));
+}
+
+TEST(Time, TheWindowSaysWhatItHolds) {
+  const TimeWindow w;
+  EXPECT_TRUE(w.contains(0));
+  EXPECT_TRUE(w.contains(4102444799));
+  EXPECT_FALSE(w.contains(4102444800));  // 2100-01-01
+  EXPECT_FALSE(w.contains(-1));
+  EXPECT_FALSE(w.contains(INT64_MAX));
+  EXPECT_EQ(w.describe(), "from 1970-01-01 to 2100-01-01");
+}
+
+}  // namespace persona

@@ -145,5 +145,41 @@ TEST(Mapping, UserAttributesAreFreeFormFields) {
   EXPECT_EQ(find_model_field(Entity::Item, "attr.x"), nullptr);  // items have no free attributes
 }
 
+// Two columns of one name: the first used to win without a word.
+TEST(Mapping, AColumnNamedTwiceIsAnErrorWhenTheMappingReadsIt) {
+  const auto m = retail_like();
+  std::vector<std::string> columns = kColumns;
+  columns.push_back("Customer");
+  try {
+    Mapper mapper(m, columns, "retail.csv");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("two columns \"Customer\" (columns 7 and 8)"), std::string::npos) << what;
+    EXPECT_NE(what.find("retail.csv:1"), std::string::npos) << what;
+  }
+  columns.back() = "Unused";
+  columns.push_back("Unused");  // twice, but never read: fine
+  EXPECT_NO_THROW(Mapper(m, columns, "retail.csv"));
+}
+
+// Times outside the window are type errors with the window in the reason.
+TEST(Mapping, TimesOutsideTheWindowAreRejected) {
+  auto m = retail_like();
+  m.outputs[0].fields.back().second.format = "iso8601";
+  Mapper mapper(m, kColumns, "retail.csv");
+  std::vector<FieldValue> v;
+  const int ts = mapper.slot(Entity::Event, "timestamp");
+  mapper.map(record({"536379", "D", "Discount", "1", "9999-01-01", "27.50", "14527"}), v);
+  ASSERT_TRUE(v[ts].error);
+  EXPECT_NE(std::string(v[ts].error).find("from 1970-01-01 to 2100-01-01"), std::string::npos) << v[ts].error;
+  mapper.map(record({"536379", "D", "Discount", "1", "2011-01-01T00:00:00+99:99", "27.50", "14527"}), v);
+  EXPECT_TRUE(v[ts].error);
+  m.time_window = {0, INT64_MAX};
+  Mapper wide(m, kColumns, "retail.csv");
+  wide.map(record({"536379", "D", "Discount", "1", "9999-01-01", "27.50", "14527"}), v);
+  EXPECT_FALSE(v[ts].error);
+}
+
 }  // namespace
 }  // namespace persona::io

@@ -120,5 +120,44 @@ TEST(Config, FingerprintChangesWithTheMappingOrRules) {
   EXPECT_NE(a, source_fingerprint(c.sources[0], {}));
 }
 
+// What used to be accepted without a word, or refused without saying where.
+TEST(Config, ImpossibleRulesWindowsAndEncodingsAreErrorsWithTheirLine) {
+  const std::string source = "[[sources]]\npath = \"e.csv\"\n[sources.event]\nuser = \"u\"\nitem = \"i\"\ntype = \"t\"\n"
+                             "timestamp = \"ts\"\n";
+  auto e = error_of(source + "[[sources.clean]]\nrule = \"range\"\nfields = [\"event.quantity\"]\nmin = 10\nmax = 1\n");
+  EXPECT_NE(e.find("bad.toml:8"), std::string::npos) << e;
+  EXPECT_NE(e.find("min 10 is above max 1"), std::string::npos) << e;
+  e = error_of(source + "[[sources.clean]]\nrule = \"range\"\nfields = [\"event.quantity\"]\nmin = 1\nmax = 1\n"
+                        "max_exclusive = true\n");
+  EXPECT_NE(e.find("every row would be removed"), std::string::npos) << e;
+  e = error_of(source + "\n\n[[sources.clean]]\nrule = \"pattern\"\nfields = [\"event.user\"]\nregex = \"(unclosed\"\n");
+  EXPECT_NE(e.find("bad.toml:10"), std::string::npos) << e;
+  EXPECT_NE(e.find("bad regular expression"), std::string::npos) << e;
+  EXPECT_NE(e.find("(unclosed"), std::string::npos) << e;
+  e = error_of("[ingest]\ntime_window = [\"2030-01-01\", \"2020-01-01\"]\n");
+  EXPECT_NE(e.find("bad.toml:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("before the second"), std::string::npos) << e;
+  e = error_of("[ingest]\ntime_window = [\"yesterday\", \"2020-01-01\"]\n");
+  EXPECT_NE(e.find("not an ISO 8601"), std::string::npos) << e;
+  e = error_of("[[sources]]\npath = \"e.csv\"\nencoding = \"klingon\"\n[sources.event]\nuser = \"u\"\n");
+  EXPECT_NE(e.find("bad.toml:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown encoding \"klingon\""), std::string::npos) << e;
+}
+
+TEST(Config, TheTimeWindowAndEncodingReachEverySourceAndItsFingerprint) {
+  const std::string source = "[[sources]]\npath = \"e.csv\"\n[sources.event]\nuser = \"u\"\nitem = \"i\"\ntype = \"t\"\n"
+                             "timestamp = \"ts\"\n";
+  const auto plain = parse_config(source, "a.toml", "/base");
+  const auto windowed = parse_config("[ingest]\ntime_window = [\"2000-01-01\", \"2030-01-01T00:00:00Z\"]\n" + source, "a.toml", "/base");
+  EXPECT_EQ(windowed.time_window.min, 946684800);
+  EXPECT_EQ(windowed.sources[0].mapping.time_window.max, 1893456000);
+  const auto& rules = plain.rules_for(plain.sources[0]);
+  EXPECT_NE(source_fingerprint(plain.sources[0], rules), source_fingerprint(windowed.sources[0], rules));
+  const auto encoded = parse_config("[[sources]]\npath = \"e.csv\"\nencoding = \"gbk\"\n" + source.substr(source.find("[sources.event]")),
+                                    "a.toml", "/base");
+  EXPECT_EQ(encoded.sources[0].mapping.encoding, "gbk");
+  EXPECT_NE(source_fingerprint(plain.sources[0], rules), source_fingerprint(encoded.sources[0], rules));
+}
+
 }  // namespace
 }  // namespace persona::pipeline

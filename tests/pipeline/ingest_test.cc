@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "persona/core/error.h"
@@ -217,6 +218,46 @@ TEST(Ingest, AStoreFailureStopsTheIngestWithItsError) {
   auto real = store::open_sqlite_store(f.config.resolve(f.config.store_path));
   EXPECT_EQ(ingest(f.config, *real, {.progress = false}).sources[0].status, "resumed");
   EXPECT_EQ(f.stats().events + f.stats().rejects, 1000);
+}
+
+// An ingest that adds nothing changes nothing: the second run used to empty the reject log.
+TEST(Ingest, ASecondRunLeavesTheRejectLogAsItWas) {
+  Fixture f;
+  auto store = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+  ingest(f.config, *store, {.progress = false});
+  const std::string first = test::read_file(f.config.reject_log_path());
+  ASSERT_GT(std::count(first.begin(), first.end(), '\n'), 100);
+  const auto second = ingest(f.config, *store, {.progress = false});
+  EXPECT_EQ(second.sources[0].status, "already ingested");
+  EXPECT_EQ(test::read_file(f.config.reject_log_path()), first);
+}
+
+// Every reject log an ingest writes is remembered by the store, so an erasure finds them all.
+TEST(Ingest, EveryRejectLogWrittenIsRegistered) {
+  Fixture f;
+  auto store = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+  ingest(f.config, *store, {.progress = false});
+  test::write_file(f.dir.file("more.csv"), "user,item,type,ts\nu1,i1,view,1700000000\n,i2,view,1700000001\n");
+  Config other = f.config;
+  other.sources[0].mapping.path = f.dir.file("more.csv");
+  other.reject_log = f.dir.file("elsewhere.jsonl");
+  ingest(other, *store, {.progress = false});
+  const auto logs = registered_reject_logs(*store);
+  EXPECT_EQ(logs, (std::vector<std::string>{f.config.reject_log_path(), f.dir.file("elsewhere.jsonl")}));
+  // The second log holds the rejects of the sources of its own config.
+  EXPECT_NE(test::read_file(f.dir.file("elsewhere.jsonl")).find("more.csv"), std::string::npos);
+}
+
+TEST(Ingest, TimesOutsideTheWindowAreRejectedWithAReason) {
+  Fixture f;
+  test::write_file(f.dir.file("events.csv"), "user,item,type,ts\nu1,i1,view,1700000000\nu2,i1,view,9223372036854775807\n"
+                                             "u3,i1,view,253402300800\nu4,i1,view,-86400\n");
+  auto store = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+  const auto report = ingest(f.config, *store, {.progress = false});
+  EXPECT_EQ(report.sources[0].summary.rows_kept, 1u);
+  const std::string log = test::read_file(f.config.reject_log_path());
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 3);
+  EXPECT_NE(log.find("outside the accepted times (from 1970-01-01 to 2100-01-01"), std::string::npos) << log;
 }
 
 }  // namespace

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "persona/privacy/access.h"
 #include "support/test_support.h"
@@ -69,6 +72,42 @@ TEST(ApiKeys, RolesReachTheirScopesOnly) {
   EXPECT_ANY_THROW(store.create("no user", Role::User));
   EXPECT_EQ(parse_role("analyst"), Role::Analyst);
   EXPECT_FALSE(parse_role("root"));
+}
+
+// A wrong secret for a real key id costs an Argon2id (interactive: tens of milliseconds, 64 MiB).
+// It used to run under the store's exclusive lock, so every verified key waited behind it; now a
+// verified key is answered meanwhile, and the same wrong secret fails again without a second hash.
+TEST(ApiKeys, AWrongSecretBeingCheckedHoldsNoOneUp) {
+  test::TempDir dir;
+  ApiKeyStore store(dir.file("keys.json"));  // the real cost, as a server has
+  const auto good = store.create("service", Role::Service);
+  const auto victim = store.create("other", Role::Service);
+  ASSERT_TRUE(store.authenticate(good.secret));  // verified once: remembered
+  const std::string wrong = "pk_" + victim.key.id + "_" + std::string(43, 'A');
+  auto seconds = [](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::atomic<bool> checking{true};
+  double argon2 = 0;
+  std::thread guesser([&] {
+    argon2 = seconds([&] { EXPECT_FALSE(store.authenticate(wrong)); });
+    checking = false;
+  });
+  double slowest = 0;
+  int served = 0;
+  while (checking) {
+    slowest = std::max(slowest, seconds([&] { EXPECT_TRUE(store.authenticate(good.secret)); }));
+    ++served;
+  }
+  guesser.join();
+  EXPECT_GT(served, 1);
+  EXPECT_LT(slowest, argon2 / 4) << "a verified key waited for the wrong secret's Argon2id (" << argon2 << " s)";
+  // The same wrong secret again: refused from memory.
+  EXPECT_LT(seconds([&] { EXPECT_FALSE(store.authenticate(wrong)); }), argon2 / 4);
+  EXPECT_EQ(api_key_id(wrong), victim.key.id);
+  EXPECT_EQ(api_key_id("not a key"), "");
 }
 
 }  // namespace

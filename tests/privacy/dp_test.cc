@@ -126,5 +126,27 @@ TEST(Dp, TheLedgerRefusesOnceTheBudgetIsSpentEvenUnderConcurrency) {
   EXPECT_DOUBLE_EQ(ledger.budget("other", "ana"), 1.0) << "the default budget";
 }
 
+// Every parameter is checked before a query is charged; what passes is answered without error.
+TEST(Dp, ParametersAreCheckedUpFront) {
+  EXPECT_NO_THROW(check_dp_parameters("count", 0.1, 0, 0, 0, 0, 0));
+  EXPECT_NO_THROW(check_dp_parameters("mean", 0.1, 100, 0.01, 0, 0, 0));
+  EXPECT_NO_THROW(check_dp_parameters("quantile", 0.1, 100, 0, 0.5, 100, 0));
+  EXPECT_NO_THROW(check_dp_parameters("histogram", 0.1, 0, 0, 0, 0, 3));
+  const struct {
+    const char* statistic;
+    double epsilon, upper, resolution, q;
+    int bins, max_per_user;
+  } bad[] = {{"quantile", 0.1, 100, 0.01, 2, 100, 1},     {"quantile", 0.1, 100, 0.01, 0.5, 1, 1},
+             {"sum", 0.1, 100, 0, 0.5, 100, 1},            {"sum", 0.1, 100, 1e-300, 0.5, 100, 1},
+             {"sum", 0.1, 1e300, 1, 0.5, 100, 1},          {"sum", 0.1, NAN, 1, 0.5, 100, 1},
+             {"mean", 1e-300, 100, 0.01, 0.5, 100, 1},     {"mean", 1.5e-6, 100, 0.01, 0.5, 100, 1},
+             {"count", 101, 0, 0, 0, 0, 0},                {"count", NAN, 0, 0, 0, 0, 0},
+             {"histogram", 0.1, 0, 0, 0, 0, 0},            {"median", 0.1, 100, 0.01, 0.5, 100, 1}};
+  for (const auto& b : bad)
+    EXPECT_THROW(check_dp_parameters(b.statistic, b.epsilon, b.upper, b.resolution, b.q, b.bins, b.max_per_user),
+                 std::invalid_argument)
+        << b.statistic << " " << b.epsilon << " " << b.upper << " " << b.resolution << " " << b.q;
+}
+
 }  // namespace
 }  // namespace persona::privacy

@@ -19,98 +19,16 @@
 #include "persona/server/server.h"
 #include "persona/store/store.h"
 #include "support/test_support.h"
+#include "running_server.h"
 
 #include <httplib.h>  // after the persona headers (its <resolv.h> defines _res, which Eigen uses)
 
 namespace persona::server {
 namespace {
 
+using namespace testing;
 namespace fs = std::filesystem;
 using test::run_persona;
-
-struct Shop {
-  test::TempDir dir;
-  std::string config, store, models, api_keys;
-  std::map<std::string, std::string> key;  // role -> secret
-  Shop() {
-    config = dir.file("shop.toml");
-    store = dir.file("persona.db");
-    models = dir.file("models");
-    api_keys = dir.file("api-keys.json");
-    EXPECT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
-    EXPECT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
-    EXPECT_EQ(run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "item-knn", "-q"}).exit_code, 0);
-    EXPECT_EQ(run_persona({"profile", "build", "--config", config, "--models", models, "-q"}).exit_code, 0);
-    privacy::ApiKeyStore keys(api_keys, privacy::Argon2Cost::minimal());
-    key["admin"] = keys.create("admin", privacy::Role::Admin).secret;
-    key["analyst"] = keys.create("analyst", privacy::Role::Analyst).secret;
-    key["service"] = keys.create("service", privacy::Role::Service).secret;
-    key["user"] = keys.create("app of U000002", privacy::Role::User, "U000002").secret;
-  }
-};
-
-Shop& shop() {
-  static Shop s;
-  return s;
-}
-
-// A server on a free port, serving on its own thread for the test's lifetime.
-class Running {
- public:
-  explicit Running(ServerOptions o = {}) {
-    o.port = 0;
-    o.store_path = shop().store;
-    o.config_path = shop().config;
-    o.models_dir = shop().models;
-    o.api_keys_path = shop().api_keys;
-    o.access_log = log_path_ = shop().dir.file("access-" + std::to_string(counter_++) + ".log");
-    server_ = std::make_unique<Server>(o);
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->run(); });
-  }
-  ~Running() { stop(); }
-  void stop() {
-    if (!thread_.joinable()) return;
-    server_->stop();
-    thread_.join();
-  }
-  httplib::Client client(const std::string& role = "") const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(30, 0);
-    if (!role.empty()) c.set_bearer_token_auth(shop().key.at(role).c_str());
-    return c;
-  }
-  Server& server() { return *server_; }
-  int port() const { return port_; }
-  const std::string& log_path() const { return log_path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-  int port_ = 0;
-  std::string log_path_;
-};
-
-nlohmann::json json_of(const httplib::Result& r) {
-  EXPECT_TRUE(r) << "no answer";
-  if (!r) return {};
-  return nlohmann::json::parse(r->body, nullptr, false);
-}
-
-// A problem answer: the status, application/problem+json, and a reason.
-void expect_problem(const httplib::Result& r, int status, const std::string& reason_part = "") {
-  ASSERT_TRUE(r) << "no answer";
-  EXPECT_EQ(r->status, status) << r->body;
-  EXPECT_EQ(r->get_header_value("Content-Type"), "application/problem+json") << r->body;
-  const auto j = nlohmann::json::parse(r->body, nullptr, false);
-  ASSERT_TRUE(j.is_object()) << r->body;
-  EXPECT_EQ(j["status"], status);
-  EXPECT_FALSE(j["detail"].get<std::string>().empty());
-  if (!reason_part.empty()) {
-    EXPECT_NE(r->body.find(reason_part), std::string::npos) << r->body;
-  }
-}
 
 TEST(Server, TheOpenApiDocumentHasExactlyTheRoutes) {
   Running s;
@@ -409,6 +327,9 @@ TEST(Server, StaticFilesStayInsideTheirFolder) {
   test::TempDir web;
   fs::create_directories(web.file("site"));
   test::write_file(web.file("site/index.html"), "<h1>dashboard</h1>");
+  test::write_file(web.file("site/dashboard-files.txt"), "index.html\n");
+  // A build tree puts more than the dashboard in its folder: only the listed files are served.
+  test::write_file(web.file("site/cmake_install.cmake"), "# /home/someone/build/paths");
   test::write_file(web.file("secret.txt"), "the secret");
   ServerOptions o;
   o.web_dir = web.file("site");
@@ -416,6 +337,16 @@ TEST(Server, StaticFilesStayInsideTheirFolder) {
   const auto index = s.client().Get("/index.html");
   ASSERT_TRUE(index);
   EXPECT_EQ(index->body, "<h1>dashboard</h1>");
+  EXPECT_EQ(s.client().Get("/")->body, "<h1>dashboard</h1>");
+  for (const char* path : {"/cmake_install.cmake", "/dashboard-files.txt", "/site/index.html"}) {
+    const auto r = s.client().Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 404) << path;
+    EXPECT_EQ(r->body.find("/home/someone"), std::string::npos) << path;
+  }
+  // A folder without the build's list of files is not a dashboard.
+  fs::remove(web.file("site/dashboard-files.txt"));
+  EXPECT_THROW(Running{o}, Error);
   for (const char* path : {"/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt", "/site/../../secret.txt"}) {
     const auto r = s.client().Get(path);
     if (r) {

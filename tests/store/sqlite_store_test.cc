@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <set>
+#include <thread>
 
 #include "persona/core/error.h"
 #include "persona/store/store.h"
@@ -246,6 +250,129 @@ TEST(SqliteStore, CrashAfterCommitKeepsThatBatch) {
   auto store = open_sqlite_store(dir.file("p.db"));
   EXPECT_EQ(store->stats().events, 20);
   EXPECT_EQ(store->ingests()[0].last_line, 21);
+}
+
+
+// ---- several connections on one store (a server's pool, a second process) -------------------
+
+Batch users_batch(const std::vector<std::string>& ids) {
+  Batch b;
+  for (const auto& id : ids) {
+    User u;
+    u.id = id;
+    b.users.push_back(u);
+  }
+  return b;
+}
+
+void expect_dense_unique(Store& store) {
+  const auto e = store.events(Use::Any);
+  std::set<std::string> ids(e.user_ids.begin(), e.user_ids.end());
+  EXPECT_EQ(ids.size(), e.user_ids.size()) << "an id given twice";
+  EXPECT_FALSE(ids.count("")) << "a gap in the dense ids";
+}
+
+TEST(SqliteStore, EveryConnectionHandsOutTheStoresNextIdNotItsOwn) {
+  test::TempDir dir;
+  auto a = open_sqlite_store(dir.file("s.db"));
+  auto b = open_sqlite_store(dir.file("s.db"));  // its id maps were read now
+  const auto ingest = a->begin_ingest("api", "POST", "h", "m");
+  a->write_batch(ingest.id, users_batch({"alice", "bob"}), 1);
+  b->write_batch(ingest.id, users_batch({"carol"}), 2);  // used to take alice's id: UNIQUE constraint failed
+  a->write_batch(ingest.id, users_batch({"dave", "carol"}), 3);
+  const auto users = a->users(Use::Any);
+  ASSERT_EQ(users.size(), 4u);
+  EXPECT_EQ(users[2].id, "carol");
+  EXPECT_EQ(users[3].id, "dave");
+  expect_dense_unique(*b);
+}
+
+// A statement that failed used to keep its old bindings (binding to it failed silently), so every
+// later insert of a new user failed the same way until a restart.
+TEST(SqliteStore, AFailedWriteLeavesTheNextOneUnharmed) {
+  test::TempDir dir;
+  auto store = open_sqlite_store(dir.file("s.db"));
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("s.db").c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, "CREATE TRIGGER poison BEFORE INSERT ON users WHEN NEW.ext_id = 'poison' "
+                                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END;", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  const auto ingest = store->begin_ingest("api", "POST", "h", "m");
+  store->write_batch(ingest.id, users_batch({"first"}), 1);
+  EXPECT_THROW(store->write_batch(ingest.id, users_batch({"poison"}), 2), Error);
+  store->write_batch(ingest.id, users_batch({"fine"}), 3);
+  const auto users = store->users(Use::Any);
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[1].id, "fine");
+}
+
+// After an erasure on one connection, the erased id written through another (whose maps still
+// named the tombstone's row) starts a new user, and a second erasure finds that one.
+TEST(SqliteStore, AnErasedIdWrittenElsewhereStartsANewUser) {
+  test::TempDir dir;
+  auto a = open_sqlite_store(dir.file("s.db"));
+  auto b = open_sqlite_store(dir.file("s.db"));
+  const auto ingest = a->begin_ingest("api", "POST", "h", "m");
+  Batch first = users_batch({"U1", "U2"});
+  first.users[1].attributes = {{"email", "old@example.com"}};
+  b->write_batch(ingest.id, first, 1);
+  EXPECT_TRUE(a->erase_user("U2").found);
+  Batch back = users_batch({"U2"});
+  back.users[0].attributes = {{"email", "new@example.com"}};
+  b->write_batch(ingest.id, back, 2);  // used to write onto the tombstone "(erased)#1"
+  const auto users = a->users(Use::Any);
+  ASSERT_EQ(users.size(), 3u);
+  EXPECT_EQ(users[1].id, "(erased)#1");
+  EXPECT_EQ(users[2].id, "U2");
+  const auto again = b->erase_user("U2");
+  EXPECT_TRUE(again.found);
+  EXPECT_NE(std::find(again.traces.begin(), again.traces.end(), "new@example.com"), again.traces.end());
+  a.reset();
+  b.reset();
+  EXPECT_EQ(test::read_file(dir.file("s.db")).find("example.com"), std::string::npos);
+}
+
+// Writers on their own connections at once (as two ingests or a server's pool): every batch
+// lands, ids stay dense and unique; a new store opened by several at once is made once.
+TEST(SqliteStore, ConcurrentWritersOnANewStoreAgree) {
+  test::TempDir dir;
+  const std::string path = dir.file("s.db");
+  constexpr int kWriters = 4, kBatches = 20;
+  std::vector<std::thread> writers;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < kWriters; ++w)
+    writers.emplace_back([&, w] {
+      try {
+        auto store = open_sqlite_store(path);
+        const auto ingest = store->begin_ingest("file", "f.csv", "same-hash", "same-mapping");  // one record for all
+        for (int b = 0; b < kBatches; ++b) {
+          Batch batch;
+          for (int i = 0; i < 5; ++i) {
+            Event e;
+            e.user = "user-" + std::to_string(w) + "-" + std::to_string(b * 5 + i);
+            e.item = "item-" + std::to_string((b + i) % 13);
+            e.type = EventType::View;
+            e.timestamp = 1700000000 + b;
+            batch.events.emplace_back((w * kBatches + b) * 5 + i + 1, e);
+          }
+          store->write_batch(ingest.id, batch, b);
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        ++failures;
+      }
+    });
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto store = open_sqlite_store(path);
+  EXPECT_EQ(store->ingests().size(), 1u);
+  const auto e = store->events(Use::Any);
+  EXPECT_EQ(e.size(), static_cast<size_t>(kWriters * kBatches * 5));
+  EXPECT_EQ(e.user_ids.size(), static_cast<size_t>(kWriters * kBatches * 5));
+  EXPECT_EQ(e.item_ids.size(), 13u);
+  expect_dense_unique(*store);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "persona/assistant/faq.h"
+#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -173,7 +174,7 @@ FaqIndex FaqIndex::load(const std::string& path) {
   try {
     ByteReader r(file.payload);
     FaqIndex index;
-    index.options_ = FaqOptions::from_json(nlohmann::json::parse(r.get_string()));
+    index.options_ = FaqOptions::from_json(parse_json_or_throw(r.get_string(), {}));
     const auto n = r.get<uint64_t>();
     if (n > file.payload.size()) throw std::runtime_error("implausible number of pairs");
     for (uint64_t i = 0; i < n; ++i) {
@@ -200,18 +201,19 @@ std::vector<FaqEntry> read_faq_file(const std::string& path) {
   std::vector<nlohmann::json> items;
   const auto first = bytes.find_first_not_of(" \t\r\n\xef\xbb\xbf");
   try {
-    if (first != std::string::npos && (bytes[first] == '[' || bytes[first] == '{') && !nlohmann::json::accept(bytes)) {
+    std::optional<nlohmann::json> whole;
+    if (first != std::string::npos && (bytes[first] == '[' || bytes[first] == '{')) whole = parse_json(bytes);
+    if (first != std::string::npos && (bytes[first] == '[' || bytes[first] == '{') && !whole) {
       // Not one JSON document: JSON Lines.
       std::istringstream lines(bytes);
       size_t line_no = 0;
       for (std::string line; std::getline(lines, line);) {
         ++line_no;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        if (!nlohmann::json::accept(line)) throw Error("not valid JSON", {path, static_cast<int64_t>(line_no)});
-        items.push_back(nlohmann::json::parse(line));
+        items.push_back(parse_json_or_throw(line, {path, static_cast<int64_t>(line_no)}));
       }
     } else {
-      const auto j = nlohmann::json::parse(bytes);
+      const auto j = whole ? std::move(*whole) : parse_json_or_throw(bytes, {path});
       const auto& list = j.is_object() && j.contains("questions") ? j.at("questions") : j;
       if (!list.is_array()) throw Error("expected a JSON array of question/answer pairs (or {\"questions\": [...]})", {path});
       items.assign(list.begin(), list.end());

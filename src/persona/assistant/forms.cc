@@ -1,4 +1,5 @@
 #include "persona/assistant/forms.h"
+#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -95,12 +96,8 @@ std::vector<FormSpec> merge_forms(std::vector<FormSpec> base, const nlohmann::js
 std::vector<FormSpec> load_forms(const std::string& path, std::vector<FormSpec> base) {
   std::ifstream in(path);
   if (!in) throw Error("cannot read the forms file", {path});
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("not valid JSON: {}", e.what()), {path});
-  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json j = parse_json_or_throw(text, {path});
   try {
     return merge_forms(std::move(base), j);
   } catch (const std::exception& e) {

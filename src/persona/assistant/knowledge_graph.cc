@@ -1,4 +1,5 @@
 #include "persona/assistant/knowledge_graph.h"
+#include "persona/core/json.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -191,12 +192,8 @@ size_t add_crosswoz(KnowledgeGraph& graph, const std::string& dir) {
     const auto path = (fs::path(dir) / file).string();
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error("cannot read the CrossWOZ database", {path}, "give the folder of crosswoz_*_db.json");
-    nlohmann::json db;
-    try {
-      db = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(fmt::format("not valid JSON: {}", e.what()), {path});
-    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const nlohmann::json db = parse_json_or_throw(text, {path});
     if (!db.is_array()) throw Error("expected a JSON array of [name, record] pairs", {path});
     for (const auto& entry : db) {
       if (!entry.is_array() || entry.size() != 2 || !entry[0].is_string() || !entry[1].is_object()) continue;

@@ -1,4 +1,5 @@
 #include "persona/assistant/responder.h"
+#include "persona/core/json.h"
 
 #include <httplib.h>
 #include <fmt/format.h>
@@ -88,7 +89,7 @@ Phrasing Responder::phrase(const std::string& question, const std::string& draft
       out.error = fmt::format("the model answered HTTP {}", res->status);
       return out;
     }
-    const auto j = nlohmann::json::parse(res->body);
+    const auto j = parse_json_or_throw(res->body, {}, "the model's answer is not JSON");
     const auto& content = j.at("choices").at(0).at("message").at("content");
     std::string text = text::repair_utf8(content.get<std::string>());
     if (text.find_first_not_of(" \n\t") == std::string::npos) {

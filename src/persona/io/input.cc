@@ -25,10 +25,16 @@ struct Copy {
   std::string hash;
 };
 
+// By the pipe's identity (device and inode), not its name: /dev/fd/63 names another pipe later.
 std::mutex copies_mutex;
-std::map<std::string, Copy>& copies() {
-  static auto* m = new std::map<std::string, Copy>();  // for the life of the process
+std::map<std::pair<dev_t, ino_t>, Copy>& copies() {
+  static auto* m = new std::map<std::pair<dev_t, ino_t>, Copy>();  // for the life of the process
   return *m;
+}
+
+// The stat of `path` ("-": standard input).
+bool stat_input(const std::string& path, struct stat& st) {
+  return path == "-" ? ::fstat(0, &st) == 0 : ::stat(path.c_str(), &st) == 0;
 }
 
 uint64_t max_pipe_bytes() {
@@ -104,7 +110,7 @@ Copy copy_stream(int in, const std::string& name) {
 std::string readable_path(const std::string& path) {
   const bool stdin_named = path == "-" || path == "/dev/stdin";
   struct stat st {};
-  if (path == "-" ? ::fstat(0, &st) != 0 : ::stat(path.c_str(), &st) != 0)
+  if (!stat_input(path, st))
     throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path}, "check the path");
   if (S_ISREG(st.st_mode)) return path == "-" ? "/dev/stdin" : path;
   if (S_ISDIR(st.st_mode)) throw Error("is a directory, not a data file", {path});
@@ -113,8 +119,9 @@ std::string readable_path(const std::string& path) {
   if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
     throw Error("is a device, not a data file", {path}, "Persona reads files, pipes and standard input (\"-\")");
   // A pipe, a FIFO or a socket: read once, into a copy.
+  const auto key = std::make_pair(st.st_dev, st.st_ino);
   std::lock_guard lock(copies_mutex);
-  if (const auto it = copies().find(path); it != copies().end()) return it->second.path;
+  if (const auto it = copies().find(key); it != copies().end()) return it->second.path;
   int in = 0;
   if (path != "-") {
     in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // a FIFO waits here for its writer, as cat does
@@ -128,14 +135,15 @@ std::string readable_path(const std::string& path) {
     throw;
   }
   if (in != 0) ::close(in);
-  return copies().emplace(path, std::move(c)).first->second.path;
+  return copies().emplace(key, std::move(c)).first->second.path;
 }
 
 std::string input_content_hash(const std::string& path) {
   const std::string readable = readable_path(path);
-  {
+  struct stat st {};
+  if (stat_input(path, st) && !S_ISREG(st.st_mode)) {
     std::lock_guard lock(copies_mutex);
-    if (const auto it = copies().find(path); it != copies().end()) return it->second.hash;
+    if (const auto it = copies().find({st.st_dev, st.st_ino}); it != copies().end()) return it->second.hash;
   }
   std::FILE* f = std::fopen(readable.c_str(), "rb");
   if (!f) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path}, "check the path");

@@ -1,4 +1,5 @@
 #include "persona/ml/fasttext_text_model.h"
+#include "persona/core/json.h"
 
 #include <fasttext/autotune.h>
 #include <fasttext/fasttext.h>
@@ -176,7 +177,7 @@ std::string FastTextModel::to_bytes() const {
 std::unique_ptr<FastTextModel> FastTextModel::from_bytes(std::string_view bytes) {
   ByteReader r(bytes);
   auto m = std::make_unique<FastTextModel>();
-  const auto params = nlohmann::json::parse(r.get_string(), nullptr, false);
+  const auto params = parse_json(r.get_string()).value_or(nlohmann::json());
   if (params.is_object()) {
     m->params_.lr = params.value("lr", 0.5);
     m->params_.epoch = params.value("epoch", 25);

@@ -1,4 +1,5 @@
 #include "persona/ml/model_file.h"
+#include "persona/core/json.h"
 
 #include <xxhash.h>
 
@@ -69,7 +70,7 @@ ModelHeader read_model_header(const std::string& path) {
   std::string magic, header;
   if (!std::getline(in, magic) || !std::getline(in, header) || magic.rfind(std::string(kMagic), 0) != 0)
     fail(path, "is not a Persona model file (no PERSONA-MODEL header)");
-  const auto h = nlohmann::json::parse(header, nullptr, false);
+  const auto h = parse_json(header).value_or(nlohmann::json());
   if (!h.is_object()) fail(path, "has a damaged header");
   ModelHeader out;
   out.kind = h.value("kind", "");
@@ -89,8 +90,8 @@ ModelFile parse_model_file(std::string_view bytes, const std::string& name, std:
     fail(name, fmt::format("has format version {}, this Persona reads version {}", version, kModelFormatVersion));
   const size_t line2 = bytes.find('\n', line1 + 1);
   if (line2 == std::string_view::npos) fail(name, "is truncated in its header");
-  nlohmann::json h = nlohmann::json::parse(bytes.substr(line1 + 1, line2 - line1 - 1), nullptr, false);
-  if (h.is_discarded() || !h.is_object()) fail(name, "has a corrupted header");
+  nlohmann::json h = parse_json(bytes.substr(line1 + 1, line2 - line1 - 1)).value_or(nlohmann::json());
+  if (!h.is_object()) fail(name, "has a corrupted header");
   ModelFile file;
   try {
     file.header.kind = h.at("kind").get<std::string>();

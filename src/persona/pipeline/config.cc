@@ -301,7 +301,7 @@ void apply_preset(const std::string& preset, SourceConfig& source) {
 }  // namespace
 
 std::string Config::resolve(const std::string& path) const {
-  if (path.empty() || path.front() == '/' || base_dir.empty()) return path;
+  if (path.empty() || path == "-" || path.front() == '/' || base_dir.empty()) return path;  // "-": standard input
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 

@@ -1,4 +1,5 @@
 #include "persona/privacy/access.h"
+#include "persona/core/json.h"
 
 #include <sodium.h>
 #include <sys/stat.h>
@@ -89,12 +90,8 @@ std::vector<ApiKey> ApiKeyStore::load() const {
   if (version == std::array<int64_t, 4>{}) return out;
   if (version == cached_version_) return cached_;
   std::ifstream in(path_);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    throw Error("the API key file is not valid JSON", {path_});
-  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const nlohmann::json j = parse_json_or_throw(text, {path_}, "the API key file is damaged: restore it, or make new keys");
   for (const auto& k : j.at("keys")) {
     ApiKey a;
     a.id = k.at("id");

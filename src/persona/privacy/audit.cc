@@ -1,4 +1,5 @@
 #include "persona/privacy/audit.h"
+#include "persona/core/json.h"
 
 #include <sodium.h>
 
@@ -95,11 +96,8 @@ AuditVerdict AuditLog::verify() const {
   while (std::getline(in, line)) {
     ++line_no;
     nlohmann::json e;
-    try {
-      e = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      return bad("not a JSON entry");
-    }
+    if (auto parsed = parse_json(line)) e = std::move(*parsed);
+    else return bad("not a JSON entry");
     if (!e.is_object() || !e.contains("seq") || !e.contains("hash") || !e.contains("prev")) return bad("not an audit entry");
     if (e["seq"] != line_no) return bad(fmt::format("sequence number {} where {} was due (an entry removed or inserted)", e["seq"].dump(), line_no));
     if (e["prev"] != prev) return bad("it does not follow the entry before it (an entry removed, inserted or changed)");

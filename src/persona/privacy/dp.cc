@@ -1,4 +1,5 @@
 #include "persona/privacy/dp.h"
+#include "persona/core/json.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -268,11 +269,8 @@ void for_each_entry(const std::string& path, const std::string& dataset, const s
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     nlohmann::json e;
-    try {
-      e = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      throw Error("the privacy-budget ledger is damaged", {path, line_no}, "restore it from a backup: budgets cannot be guessed");
-    }
+    if (auto parsed = parse_json(line)) e = std::move(*parsed);
+    else throw Error("the privacy-budget ledger is damaged", {path, line_no}, "restore it from a backup: budgets cannot be guessed");
     if (e.value("dataset", "") == dataset) fn(e);
   }
 }

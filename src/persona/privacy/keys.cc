@@ -1,4 +1,5 @@
 #include "persona/privacy/keys.h"
+#include "persona/core/json.h"
 
 #include <sodium.h>
 #include <sys/stat.h>
@@ -117,12 +118,8 @@ KeyRing KeyRing::load(const std::string& path) {
   if (st.st_mode & 077)
     throw Error(fmt::format("the key file can be read by others (mode {:o})", st.st_mode & 0777), {path}, "chmod 600 " + path);
   std::ifstream in(path, std::ios::binary);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    throw Error("the key file is not valid JSON", {path});
-  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json j = parse_json_or_throw(text, {path}, "the key file is damaged: restore it from a backup");
   if (j.value("format", "") != "persona-keys-1") throw Error("not a Persona key file", {path});
   KeyRing ring;
   ring.path_ = path;

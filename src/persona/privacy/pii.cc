@@ -1,4 +1,5 @@
 #include "persona/privacy/pii.h"
+#include "persona/core/json.h"
 
 #include <arpa/inet.h>
 #include <re2/re2.h>
@@ -276,11 +277,8 @@ PiiEvaluation evaluate_pii(const std::string& path) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json c;
-    try {
-      c = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      throw Error("not a JSON case", {path, line_no});
-    }
+    if (auto parsed = parse_json(line)) c = std::move(*parsed);
+    else throw Error("not a JSON case", {path, line_no});
     ++e.cases;
     const std::string text = c.value("text", "");
     std::vector<std::pair<std::string, std::string>> truth;

@@ -1,4 +1,5 @@
 #include "persona/recommend/recommend_model.h"
+#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -64,7 +65,7 @@ RecommendModel RecommendModel::load(const std::string& path) {
     ByteReader r(file.payload);
     RecommendModel m;
     m.recommender_ = read_recommender(r);
-    m.options_ = InteractionOptions::from_json(nlohmann::json::parse(r.get_string()));
+    m.options_ = InteractionOptions::from_json(parse_json_or_throw(r.get_string(), {}));
     const auto n = r.get<uint64_t>();
     for (uint64_t i = 0; i < n; ++i) {
       m.item_ids_.push_back(r.get_string());

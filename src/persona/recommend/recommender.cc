@@ -1,4 +1,5 @@
 #include "persona/recommend/recommender.h"
+#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -928,7 +929,7 @@ void write_recommender(const Recommender& r, ByteWriter& out) {
 }
 
 std::unique_ptr<Recommender> read_recommender(ByteReader& in) {
-  const auto spec = MethodSpec::from_json(nlohmann::json::parse(in.get_string()));
+  const auto spec = MethodSpec::from_json(parse_json_or_throw(in.get_string(), {}));
   return read_method(spec, spec.method, in);
 }
 

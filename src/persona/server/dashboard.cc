@@ -1,4 +1,5 @@
 #include "persona/server/dashboard.h"
+#include "persona/core/json.h"
 
 #include <algorithm>
 #include <array>
@@ -242,7 +243,7 @@ nlohmann::json model_overview(const std::string& models_dir) {
   }
   std::ifstream in(ml::training_history_path(models_dir));
   for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = parse_json(line).value_or(nlohmann::json());
     if (j.is_object()) history.push_back(std::move(j));
   }
   std::reverse(history.begin(), history.end());

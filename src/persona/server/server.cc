@@ -389,6 +389,7 @@ struct Server::Impl {
   RateLimiter failed_by_address{kFailedAuthPerS, kFailedAuthBurst};
   RateLimiter failed_by_key{kFailedAuthPerS, kFailedAuthBurst};
   std::vector<Route> routes;
+  std::set<std::string> web_files;  // the dashboard's files, relative to web_dir (its allow-list)
   std::unique_ptr<HttpTransport> http;
   std::FILE* log = nullptr;
   std::mutex log_mutex;
@@ -548,16 +549,21 @@ Caller Server::Impl::authenticate(const httplib::Request& req) {
 void Server::Impl::access_log(const Route* route, const httplib::Request& req, int status, double seconds,
                               const std::string& caller, const char* unrouted) {
   if (!log) return;
-  // The route, not the path: a path may hold a user id.
+  // The route, not the path: a path may hold a user id. The method is the client's: capped and
+  // kept to token characters (a 10 KB "method" was once logged whole).
+  std::string method = req.method.substr(0, 16);
+  for (auto& c : method)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '?';
+  if (req.method.size() > 16) method += "...";
   const nlohmann::json line = {{"time", format_timestamp(std::chrono::duration_cast<std::chrono::seconds>(
                                                              std::chrono::system_clock::now().time_since_epoch())
                                                              .count())},
-                               {"method", req.method},
+                               {"method", method},
                                {"route", route ? route->path : unrouted},
                                {"status", status},
                                {"ms", std::round(seconds * 1e5) / 100},
                                {"caller", caller}};
-  const std::string text = line.dump() + "\n";
+  const std::string text = dump_json(line) + "\n";
   std::lock_guard lock(log_mutex);
   std::fwrite(text.data(), 1, text.size(), log);
   std::fflush(log);
@@ -935,7 +941,7 @@ Reply Server::Impl::privacy_page() {
     std::ifstream in(privacy::default_audit_log_path());
     std::vector<nlohmann::json> entries;
     for (std::string line; std::getline(in, line);) {
-      auto e = nlohmann::json::parse(line, nullptr, false);
+      auto e = parse_json(line).value_or(nlohmann::json());
       if (!e.is_object()) continue;
       if (e.value("action", "").rfind("erase", 0) == 0) ++erasures;
       entries.push_back({{"seq", e.value("seq", int64_t{0})}, {"time", e.value("time", nlohmann::json())},
@@ -1046,8 +1052,18 @@ void Server::Impl::install() {
                        {"Referrer-Policy", "no-referrer"},
                        {"Content-Security-Policy",
                         "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"}};
-  if (!options.web_dir.empty() && !fs::is_directory(options.web_dir))
-    throw Error("the dashboard's directory is missing", {options.web_dir});
+  if (!options.web_dir.empty()) {
+    if (!fs::is_directory(options.web_dir)) throw Error("the dashboard's directory is missing", {options.web_dir});
+    // Only the files the dashboard's build lists are served: a folder may hold more (the build
+    // tree's cmake_install.cmake was served once, with its paths).
+    const auto manifest = fs::path(options.web_dir) / "dashboard-files.txt";
+    std::ifstream in(manifest);
+    if (!in)
+      throw Error("not a built dashboard: it has no dashboard-files.txt", {options.web_dir},
+                  "give the folder the build made (build/<preset>/dashboard), or --web none");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line.find("..") == std::string::npos) web_files.insert(line);
+  }
   try {
     http = std::make_unique<HttpTransport>(std::move(t), [this](httplib::Request& req) { return plan(req); });
   } catch (const std::exception& e) {
@@ -1105,10 +1121,11 @@ void Server::Impl::serve_file(const httplib::Request& req, httplib::Response& re
     if (segment == "..") return refuse(req, res, 400, "\"..\" is not allowed in a path");
     at = next;
   }
+  const std::string name = path == "/" ? "index.html" : path.substr(1);
+  if (!web_files.count(name)) return refuse(req, res, 404, fmt::format("no file {}", path.substr(0, 200)));
   std::error_code ec;
   const fs::path root = fs::canonical(options.web_dir, ec);
-  fs::path file = root / fs::path(path.substr(1));
-  if (path.back() == '/' || fs::is_directory(file, ec)) file /= "index.html";
+  const fs::path file = root / fs::path(name);
   const fs::path real = fs::weakly_canonical(file, ec);
   const auto [end, unused] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
   if (ec || end != root.end() || !fs::is_regular_file(real, ec))

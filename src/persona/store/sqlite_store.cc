@@ -204,6 +204,25 @@ class Statement {
   bool stepped_ = false;
 };
 
+// A read transaction: every statement inside sees the store as of its first read (WAL keeps
+// writers going meanwhile). Nested inside a transaction already open, it does nothing.
+class ReadSnapshot {
+ public:
+  explicit ReadSnapshot(sqlite3* db) : db_(db), owns_(sqlite3_get_autocommit(db) != 0) {
+    if (owns_ && sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
+      throw Error(fmt::format("store: cannot begin a read: {}", sqlite3_errmsg(db_)));
+  }
+  ~ReadSnapshot() {
+    if (owns_) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  }
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+
+ private:
+  sqlite3* db_;
+  bool owns_;
+};
+
 // Test hook (the fault-injection habit of LevelDB's Env): PERSONA_CRASH_AT="N:before" or
 // "N:after" ends the process abruptly, as kill -9 would, around the commit of the Nth batch.
 struct CrashPoint {
@@ -806,6 +825,10 @@ class SqliteStore final : public Store {
 };
 
 EventColumns SqliteStore::read_events(const std::vector<std::string>* only, Use use) {
+  // One snapshot for the id tables and the events: another connection's commit in between would
+  // give events whose users or items the tables do not have (read past their end, seen as heap
+  // corruption under a server's concurrent ingest).
+  const ReadSnapshot snapshot(db_);
   EventColumns e;
   {
     Statement q(db_, "SELECT id, ext_id, coalesce(region, ''), signup_ts FROM users ORDER BY id");
@@ -1031,6 +1054,7 @@ int64_t SqliteStore::reseal() {
 }
 
 DatasetStats SqliteStore::stats(int top_n) {
+  const ReadSnapshot snapshot(db_);  // counts of one moment
   DatasetStats s;
   s.users = scalar("SELECT count(*) FROM users");
   s.items = scalar("SELECT count(*) FROM items");
