@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "commands.h"
@@ -55,7 +57,8 @@ Command add_ingest(CLI::App& app, Common& common) {
   sub->add_option("--batch-rows", args->batch_rows, "Rows per transaction");
   return {sub, [args, &common] {
             auto config = config_from(args->config, args->preset, args->files, args->store, args->encoding);
-            if (!args->rejects.empty()) config.reject_log = args->rejects;
+            // Relative to where we are (the config's own reject_log is relative to the config).
+            if (!args->rejects.empty()) config.reject_log = std::filesystem::absolute(args->rejects).string();
             if (args->batch_rows) config.batch_rows = args->batch_rows;
             const std::string store_path = config.resolve(config.store_path);
             const pipeline::IngestLock lock(store_path);

@@ -135,7 +135,7 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
     auto store = open_existing_store(store_path_from(a->store, a->config));
     const auto events = store->events();
     if (events.size() == 0) throw Error("the store has no events to learn from", {}, "run `persona ingest` first");
-    const int64_t split = a->before.empty() ? events.timestamp.back() + 1 : parse_date(a->before, "--before");
+    const int64_t split = a->before.empty() ? time_after(events.timestamp.back()) : parse_date(a->before, "--before");
     nlohmann::json trials;
     const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
     recommend::InteractionOptions options;

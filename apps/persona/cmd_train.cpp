@@ -606,7 +606,7 @@ Command add_predict(CLI::App& app, Common& common) {
             const auto loaded = ml::load_tabular_model(
                 args->model.empty() ? (std::filesystem::path(dir) / "propensity.model").string() : args->model,
                 demand::propensity_features());
-            const int64_t snapshot = args->snapshot.empty() ? (events.size() ? events.timestamp.back() + 1 : 0)
+            const int64_t snapshot = args->snapshot.empty() ? (events.size() ? time_after(events.timestamp.back()) : 0)
                                                             : parse_date(args->snapshot, "--snapshot");
             const std::string home = loaded.metrics.value("home_region", "");
             const int horizon = loaded.metrics.value("horizon_days", 90);

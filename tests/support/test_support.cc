@@ -64,12 +64,16 @@ std::vector<std::string> lines_of(const std::string& path) {
   return out;
 }
 
-RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env,
-                      const std::string& stdin_path) {
+namespace {
+
+// Runs `binary` with `args`, its output captured, killed after timeout_s.
+RunResult run_program(const std::string& binary, const std::vector<std::string>& args, int timeout_s,
+                      const std::vector<std::string>& env, const std::string& stdin_path) {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
   const pid_t pid = fork();
   if (pid == 0) {
+    setpgid(0, 0);  // its own group: a timeout kills what it started too (a shell's pipeline)
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
     const int devnull = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
@@ -78,11 +82,11 @@ RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const
     close(err_pipe[0]);
     for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> argv;
-    std::string binary = PERSONA_BINARY;
-    argv.push_back(binary.data());
+    std::string program = binary;
+    argv.push_back(program.data());
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
+    execv(program.c_str(), argv.data());
     _exit(127);
   }
   close(out_pipe[1]);
@@ -96,6 +100,7 @@ RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
+      kill(-pid, SIGKILL);
       kill(pid, SIGKILL);
       break;
     }
@@ -118,6 +123,19 @@ RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const
   waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+}  // namespace
+
+RunResult run_persona(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env,
+                      const std::string& stdin_path) {
+  return run_program(PERSONA_BINARY, args, timeout_s, env, stdin_path);
+}
+
+RunResult run_shell(const std::string& script, int timeout_s, const std::vector<std::string>& env) {
+  std::vector<std::string> all = env;
+  all.push_back(std::string("PERSONA=") + PERSONA_BINARY);
+  return run_program("/bin/bash", {"-c", script}, timeout_s, all, "");
 }
 
 namespace {

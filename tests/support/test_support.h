@@ -36,6 +36,9 @@ struct RunResult {
 // killing it after timeout_s. Extra environment entries as NAME=VALUE.
 RunResult run_persona(const std::vector<std::string>& args, int timeout_s = 120,
                       const std::vector<std::string>& env = {}, const std::string& stdin_path = "");
+// Runs a bash script (pipes, process substitution), with $PERSONA naming the binary; killed with
+// everything it started after timeout_s.
+RunResult run_shell(const std::string& script, int timeout_s = 120, const std::vector<std::string>& env = {});
 // The JSON a successful run printed (a test failure when it exited non-zero).
 nlohmann::json json_of(const RunResult& r);
 

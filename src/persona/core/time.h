@@ -30,6 +30,10 @@ struct TimeWindow {
   bool operator==(const TimeWindow& o) const { return min == o.min && max == o.max; }
 };
 
+// The first second after `t` (t itself at the end of time: a store may hold INT64_MAX from before
+// times were checked, and t + 1 would wrap round to the year -292277022657).
+inline int64_t time_after(int64_t t) { return t == INT64_MAX ? t : t + 1; }
+
 class TimestampParser {
  public:
   // `format` is one of:

@@ -4,7 +4,11 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
+#include "persona/core/error.h"
 #include "persona/core/model.h"
+#include "persona/core/time.h"
 
 namespace persona::demand {
 namespace {
@@ -74,6 +78,12 @@ std::map<std::string, DailySeries> daily_demand(const store::EventColumns& e) {
       last = std::max(last, day_of(e.timestamp[i]));
     }
   if (first > last) return out;
+  // A time far off (year 9999, or INT64_MAX in a store written before times were checked) would
+  // make a daily series of billions of days.
+  if (last - first > 366 * 200)
+    throw Error(fmt::format("the purchases span {} days, from {} to {}: a timestamp is wrong", last - first,
+                            format_date(first * kDay), format_date(last > INT64_MAX / kDay ? INT64_MAX : last * kDay)),
+                {}, "find it with `persona stats` (first and last event) and ingest the data again");
   const auto days = static_cast<size_t>(last - first + 1);
   auto series = [&](const std::string& name) -> DailySeries& {
     auto [it, added] = out.try_emplace(name);

@@ -79,8 +79,7 @@ std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store
     return std::nullopt;
   }
   recommend::InteractionOptions options;
-  const int64_t last = events.timestamp.back();
-  options.before = last == std::numeric_limits<int64_t>::max() ? last : last + 1;
+  options.before = time_after(events.timestamp.back());
   auto model = recommend::RecommendModel::train(events, options, recommend::MethodSpec::from_json(old.metrics().at("method")),
                                                 2, stored_segments(store));
   nlohmann::json metrics = old.metrics();
