@@ -627,12 +627,47 @@ def parse_wrk(out):
     return m
 
 
-def rss_of(pid):
+def rss_of(pid, field="VmRSS"):
+    """Resident memory of a process (VmHWM: its peak so far)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def large_bodies(url, key, clients=8, body_mib=16, seconds=20):
+    """Hostile ingest: `clients` connections posting bodies of body_mib MiB of [0,0,...] again and
+    again for `seconds` (issue 17: eight of them took a server to 2.7 GB for 52 s). Returns the
+    answers by status and the slowest answer."""
+    import http.client
+    import threading
+    from urllib.parse import urlparse
+    body = ("[" + ",".join(["0"] * (body_mib * 2**20 // 2 - 1)) + "]").encode()
+    host = urlparse(url)
+    statuses, slowest, lock = {}, [0.0], threading.Lock()
+    deadline = time.time() + seconds
+    def client():
+        while time.time() < deadline:
+            t0 = time.perf_counter()
+            try:
+                c = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+                c.request("POST", "/v1/events", body=body,
+                          headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+                status = c.getresponse().status
+                c.close()
+            except Exception:
+                status = "error"
+            with lock:
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                slowest[0] = max(slowest[0], time.perf_counter() - t0)
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"answers": statuses, "slowest_answer_s": round(slowest[0], 3), "clients": clients, "body_bytes": len(body),
+            "seconds": seconds}
 
 
 def wait_for(url, seconds=60):
@@ -852,10 +887,28 @@ http {{
             "events_per_s": round(ingest["rps"] * 100, 1), "batches_per_s": ingest["rps"], "p99_ms": ingest["p99_ms"],
             "errors": ingest["errors"], "history_items_before": before, "history_items_after": after,
             "new_events_visible": after > before, "post_to_visible_ms": round(visible_ms, 2)}})
+
+        # Eight clients posting 16 MiB bodies of [0,0,...] for 20 s: the server's peak memory, and
+        # whether it still answers a recommendation at once afterwards.
+        proc, url = persona_server([])
+        rss_before = rss_of(proc.pid)
+        hostile = large_bodies(url, key)
+        peak = rss_of(proc.pid, "VmHWM")
+        req = urllib.request.Request(f"{url}/v1/users/{users[0]}/recommendations?k=10",
+                                     headers={"Authorization": "Bearer " + key})
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req) as r:
+            still_serving = r.status == 200
+        after_ms = (time.perf_counter() - t0) * 1000
+        stop(proc)
+        emit({"task": "S1", "system": "persona-large-bodies", "metrics": dict(
+            hostile, rss_before_bytes=rss_before, peak_rss_bytes=peak, peak_rss_mib=round(peak / 2**20, 1),
+            recommendation_after_ms=round(after_ms, 2), still_serving=still_serving)})
         emit({"task": "S1", "ratio": {
             "rps_vs_nginx": round(persona["rps"] / ref["rps"], 3), "at_least_half": persona["rps"] >= 0.5 * ref["rps"],
             "p99_vs_nginx": round(persona["p99_ms"] / ref["p99_ms"], 3), "p99_at_most_1_5x": persona["p99_ms"] <= 1.5 * ref["p99_ms"],
             "errors": persona["errors"], "rss_growth_bytes": rss_end - rss_start,
+            "large_bodies_peak_rss_mib": round(peak / 2**20, 1),
             "no_cache_rps_vs_nginx": round(fresh["rps"] / ref["rps"], 3)}})
 
 

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/io/input.h"
 #include "persona/assistant/entities.h"
 #include "persona/core/error.h"
 #include "persona/demand/text_analysis.h"
@@ -62,11 +63,7 @@ Command add_analyze(CLI::App& app, Common& common) {
   return {sub, [args, &common] {
             std::string text;
             if (!args->file.empty()) {
-              std::ifstream in(args->file, std::ios::binary);
-              if (!in) throw Error("cannot read the text file", {args->file});
-              std::stringstream ss;
-              ss << in.rdbuf();
-              text = ss.str();
+              text = io::read_small_input(args->file, "text file", 100u << 20);  // "-": standard input
             } else if (!args->text.empty()) {
               text = text_argument(args->text);
             } else {

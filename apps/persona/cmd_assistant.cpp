@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "commands.h"
+#include "persona/io/input.h"
 #include "persona/assistant/assistant.h"
 #include "persona/assistant/faq.h"
 #include "persona/assistant/graph_answerer.h"
@@ -500,9 +501,7 @@ Command add_test_dialogues(CLI::App& app, Common& common) {
             const auto knowledge = loaded.knowledge();
             std::vector<StoryResult> results;
             for (const auto& f : files) {
-              std::ifstream in(f);
-              if (!in) throw Error("cannot read", {f});
-              const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+              const std::string text = io::read_small_input(f, "story file");
               nlohmann::json stories = parse_json_or_throw(text, {f});
               if (!stories.is_array()) throw Error("expected a JSON array of stories", {f});
               for (const auto& story : stories) {

@@ -46,16 +46,17 @@ int main(int argc, char** argv) {
     for (const auto& [sub, runner] : commands)
       if (sub->parsed()) return runner();
   } catch (const persona::Error& e) {
-    std::fprintf(stderr, "persona: error: %s\n", e.what());
+    // A message may quote the input (a parser's "last read"): shown, never obeyed by a terminal.
+    std::fprintf(stderr, "persona: error: %s\n", persona::terminal_safe(e.what()).c_str());
     return 1;
   } catch (const std::runtime_error& e) {  // bad model files, unreadable inputs: the user's to fix
-    std::fprintf(stderr, "persona: error: %s\n", e.what());
+    std::fprintf(stderr, "persona: error: %s\n", persona::terminal_safe(e.what()).c_str());
     return 1;
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "persona: error: %s\n", e.what());
+    std::fprintf(stderr, "persona: error: %s\n", persona::terminal_safe(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "persona: internal error: %s\n", e.what());
+    std::fprintf(stderr, "persona: internal error: %s\n", persona::terminal_safe(e.what()).c_str());
     return 3;
   }
   return 0;

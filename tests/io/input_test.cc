@@ -14,6 +14,7 @@
 #include "persona/core/error.h"
 #include "persona/io/byte_source.h"
 #include "persona/io/csv_reader.h"
+#include "persona/io/input.h"
 #include "support/test_support.h"
 
 namespace persona::io {

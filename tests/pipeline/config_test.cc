@@ -139,6 +139,16 @@ TEST(Config, ImpossibleRulesWindowsAndEncodingsAreErrorsWithTheirLine) {
   EXPECT_NE(e.find("before the second"), std::string::npos) << e;
   e = error_of("[ingest]\ntime_window = [\"yesterday\", \"2020-01-01\"]\n");
   EXPECT_NE(e.find("not an ISO 8601"), std::string::npos) << e;
+  e = error_of("[[normalise]]\nfield = \"event.price\"\nmethod = \"robust\"\n");
+  EXPECT_NE(e.find("bad.toml:2"), std::string::npos) << e;  // at load, not after the ingest it follows
+  e = error_of("[[normalise]]\nfield = \"event.value\"\nmethod = \"sigmoid\"\n");
+  EXPECT_NE(e.find("bad.toml:3"), std::string::npos) << e;
+  try {
+    load_config("/dev/zero");
+    ADD_FAILURE() << "/dev/zero read as a config";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("is a device"), std::string::npos) << err.what();
+  }
   e = error_of("[[sources]]\npath = \"e.csv\"\nencoding = \"klingon\"\n[sources.event]\nuser = \"u\"\n");
   EXPECT_NE(e.find("bad.toml:3"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown encoding \"klingon\""), std::string::npos) << e;

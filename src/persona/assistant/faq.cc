@@ -1,5 +1,4 @@
 #include "persona/assistant/faq.h"
-#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -10,6 +9,8 @@
 
 #include "persona/core/binary_io.h"
 #include "persona/core/error.h"
+#include "persona/core/json.h"
+#include "persona/io/input.h"
 #include "persona/ml/model_file.h"
 #include "persona/text/normalize.h"
 #include "persona/text/stemmer.h"
@@ -193,11 +194,7 @@ FaqIndex FaqIndex::load(const std::string& path) {
 }
 
 std::vector<FaqEntry> read_faq_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read the FAQ file", {path});
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
+  const std::string bytes = io::read_small_input(path, "FAQ file");
   std::vector<nlohmann::json> items;
   const auto first = bytes.find_first_not_of(" \t\r\n\xef\xbb\xbf");
   try {

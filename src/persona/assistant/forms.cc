@@ -1,11 +1,12 @@
 #include "persona/assistant/forms.h"
-#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
 #include <fstream>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
+#include "persona/io/input.h"
 
 namespace persona::assistant {
 
@@ -94,9 +95,7 @@ std::vector<FormSpec> merge_forms(std::vector<FormSpec> base, const nlohmann::js
 }
 
 std::vector<FormSpec> load_forms(const std::string& path, std::vector<FormSpec> base) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot read the forms file", {path});
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = io::read_small_input(path, "forms file");
   nlohmann::json j = parse_json_or_throw(text, {path});
   try {
     return merge_forms(std::move(base), j);

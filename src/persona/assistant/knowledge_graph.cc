@@ -1,5 +1,4 @@
 #include "persona/assistant/knowledge_graph.h"
-#include "persona/core/json.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,7 +11,9 @@
 #include <sstream>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/io/csv_reader.h"
+#include "persona/io/input.h"
 #include "persona/text/normalize.h"
 
 namespace persona::assistant {
@@ -190,9 +191,8 @@ size_t add_crosswoz(KnowledgeGraph& graph, const std::string& dir) {
   size_t records = 0;
   for (const auto& [file, domain] : files) {
     const auto path = (fs::path(dir) / file).string();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("cannot read the CrossWOZ database", {path}, "give the folder of crosswoz_*_db.json");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!fs::exists(path)) throw Error("cannot read the CrossWOZ database", {path}, "give the folder of crosswoz_*_db.json");
+    const std::string text = io::read_small_input(path, "CrossWOZ database", 1u << 30);
     const nlohmann::json db = parse_json_or_throw(text, {path});
     if (!db.is_array()) throw Error("expected a JSON array of [name, record] pairs", {path});
     for (const auto& entry : db) {

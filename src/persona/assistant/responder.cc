@@ -1,5 +1,4 @@
 #include "persona/assistant/responder.h"
-#include "persona/core/json.h"
 
 #include <httplib.h>
 #include <fmt/format.h>
@@ -7,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "persona/core/json.h"
 #include "persona/privacy/pii.h"
 #include "persona/text/normalize.h"
 

@@ -138,6 +138,26 @@ std::string readable_path(const std::string& path) {
   return copies().emplace(key, std::move(c)).first->second.path;
 }
 
+std::string read_small_input(const std::string& path, const std::string& what, uint64_t max_bytes) {
+  const std::string readable = readable_path(path);
+  std::FILE* f = std::fopen(readable.c_str(), "rb");
+  if (!f) throw Error(fmt::format("cannot read the {}: {}", what, std::strerror(errno)), {path}, "check the path");
+  std::string out;
+  std::vector<char> buffer(1 << 16);
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) {
+    out.append(buffer.data(), n);
+    if (out.size() > max_bytes) {
+      std::fclose(f);
+      throw Error(fmt::format("the {} is larger than {} bytes", what, max_bytes), {path});
+    }
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw Error(fmt::format("cannot read the {}", what), {path});
+  return out;
+}
+
 std::string input_content_hash(const std::string& path) {
   const std::string readable = readable_path(path);
   struct stat st {};

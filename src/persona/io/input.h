@@ -14,6 +14,11 @@ namespace persona::io {
 // most PERSONA_MAX_PIPE_BYTES bytes, default 8 GiB). Throws persona::Error naming `path`.
 std::string readable_path(const std::string& path);
 
+// The whole of a small input (a config, a FAQ, a text to analyse) as bytes: a file, or a pipe
+// through its copy; devices refused; more than `max_bytes` is an error naming `what` (a config
+// of /dev/zero used to be read until memory ran out).
+std::string read_small_input(const std::string& path, const std::string& what, uint64_t max_bytes = 256u << 20);
+
 // XXH3-128 of the input's bytes, as 32 hex digits (of the copy for a pipe, computed while copying).
 std::string input_content_hash(const std::string& path);
 

@@ -1,5 +1,4 @@
 #include "persona/ml/fasttext_text_model.h"
-#include "persona/core/json.h"
 
 #include <fasttext/autotune.h>
 #include <fasttext/fasttext.h>
@@ -15,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "persona/core/binary_io.h"
+#include "persona/core/json.h"
 #include "persona/text/normalize.h"
 #include "persona/text/tokenizer.h"
 

@@ -1,5 +1,4 @@
 #include "persona/ml/model_file.h"
-#include "persona/core/json.h"
 
 #include <xxhash.h>
 
@@ -12,6 +11,8 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+
+#include "persona/core/json.h"
 
 namespace persona::ml {
 namespace {

@@ -13,7 +13,9 @@
 
 #include "persona/assistant/assistant.h"
 #include "persona/core/error.h"
+#include "persona/io/input.h"
 #include "persona/io/text_encoding.h"
+#include "persona/prep/normaliser.h"
 
 namespace persona::pipeline {
 
@@ -379,7 +381,18 @@ Config parse_config(const std::string& text, const std::string& name, const std:
       const auto& t = r.table(el, "normalise");
       r.only_keys(t, {"field", "method"}, "[[normalise]]");
       if (!t.contains("field") || !t.contains("method")) r.fail(el, "[[normalise]] needs field and method");
-      c.normalisers.push_back({r.string(*t.get("field"), "field"), r.string(*t.get("method"), "method")});
+      NormaliserConfig n{r.string(*t.get("field"), "field"), r.string(*t.get("method"), "method")};
+      // Checked now, not after the ingest they follow.
+      static const std::set<std::string> fields = {"event.quantity", "event.value", "item.price", "user.age", "text.sentiment"};
+      if (!fields.count(n.field))
+        r.fail(*t.get("field"), fmt::format("\"{}\" is not a numeric field of the store", n.field),
+               "event.quantity, event.value, item.price, user.age or text.sentiment");
+      try {
+        prep::Normaliser::parse_method(n.method);
+      } catch (const Error& e) {
+        r.fail(*t.get("method"), e.reason(), e.hint());
+      }
+      c.normalisers.push_back(std::move(n));
     }
   }
   if (auto* n = root.get("profile")) r.profile(*n, c.profile);
@@ -416,12 +429,11 @@ Config parse_config(const std::string& text, const std::string& name, const std:
 }
 
 Config load_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read the config file", {path}, "check the path, or run `persona generate` for an example");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  if (!std::filesystem::exists(path))
+    throw Error("cannot read the config file", {path}, "check the path, or run `persona generate` for an example");
+  const std::string text = io::read_small_input(path, "config file", 16u << 20);
   const auto dir = std::filesystem::absolute(path).parent_path().string();
-  return parse_config(ss.str(), path, dir);
+  return parse_config(text, path, dir);
 }
 
 SourceConfig preset_source(const std::string& preset, const std::string& path) {

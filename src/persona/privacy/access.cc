@@ -1,5 +1,4 @@
 #include "persona/privacy/access.h"
-#include "persona/core/json.h"
 
 #include <sodium.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/privacy/keys.h"
 
 namespace persona::privacy {

@@ -1,5 +1,4 @@
 #include "persona/privacy/audit.h"
-#include "persona/core/json.h"
 
 #include <sodium.h>
 
@@ -11,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 
 namespace persona::privacy {
 namespace {

@@ -1,5 +1,4 @@
 #include "persona/privacy/dp.h"
-#include "persona/core/json.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -19,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/privacy/keys.h"
 
 namespace persona::privacy {

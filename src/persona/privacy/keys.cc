@@ -1,5 +1,4 @@
 #include "persona/privacy/keys.h"
-#include "persona/core/json.h"
 
 #include <sodium.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 
 namespace persona::privacy {
 

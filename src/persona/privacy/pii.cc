@@ -1,5 +1,4 @@
 #include "persona/privacy/pii.h"
-#include "persona/core/json.h"
 
 #include <arpa/inet.h>
 #include <re2/re2.h>
@@ -11,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 
 namespace persona::privacy {
 namespace {

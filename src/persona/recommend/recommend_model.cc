@@ -1,5 +1,4 @@
 #include "persona/recommend/recommend_model.h"
-#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -8,6 +7,7 @@
 #include <stdexcept>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/ml/model_file.h"
 
 namespace persona::recommend {

@@ -1,5 +1,4 @@
 #include "persona/recommend/recommender.h"
-#include "persona/core/json.h"
 
 #include <fmt/format.h>
 
@@ -13,6 +12,7 @@
 #include <unordered_map>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/recommend/ann.h"
 #include "persona/text/tfidf.h"
 

@@ -1,5 +1,4 @@
 #include "persona/server/dashboard.h"
-#include "persona/core/json.h"
 
 #include <algorithm>
 #include <array>
@@ -11,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "persona/core/json.h"
 #include "persona/core/time.h"
 #include "persona/demand/forecast.h"
 #include "persona/ml/model_file.h"

@@ -609,7 +609,7 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
              "application/problem+json"};
     if (log) {
       std::lock_guard lock(log_mutex);
-      fmt::print(log, "{}\n", nlohmann::json{{"error", e.what()}, {"route", route.path}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      fmt::print(log, "{}\n", dump_json({{"error", std::string(e.what()).substr(0, 1000)}, {"route", route.path}}));
     }
   }
   res.status = reply.status;
@@ -684,7 +684,7 @@ void Server::Impl::refresh_profiles(const std::set<std::string>& users) {
     metrics.add_counter("persona_profile_refresh_errors_total", "", 1);
     if (log) {
       std::lock_guard lock(log_mutex);
-      fmt::print(log, "{}\n", nlohmann::json{{"error", e.what()}, {"task", "profile refresh"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      fmt::print(log, "{}\n", dump_json({{"error", std::string(e.what()).substr(0, 1000)}, {"task", "profile refresh"}}));
     }
   }
   // Their segments may have moved: recommendations are reranked by segment.
