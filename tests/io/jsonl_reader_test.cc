@@ -55,5 +55,17 @@ TEST(JsonlReader, GzipAndCrlf) {
   EXPECT_FALSE(reader.next(r));
 }
 
+TEST(JsonlReader, NestingDeeperThan64IsARejectedLine) {
+  const std::string deep = "{\"user\":\"u1\",\"x\":" + std::string(70, '[') + std::string(70, ']') + "}\n";
+  const std::string fine = "{\"user\":\"u2\",\"x\":" + std::string(60, '[') + std::string(60, ']') + "}\n";
+  JsonlReader reader(ByteSource::from_memory(deep + fine, "t.jsonl"), {"user", "x"});
+  Record r;
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_FALSE(r.problem.empty());
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_TRUE(r.problem.empty()) << r.problem;
+  EXPECT_EQ(r.fields[0], "u2");
+}
+
 }  // namespace
 }  // namespace persona::io

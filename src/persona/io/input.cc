@@ -1,6 +1,7 @@
 #include "persona/io/input.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,10 +75,19 @@ Copy copy_stream(int in, const std::string& name) {
   const uint64_t limit = max_pipe_bytes();
   std::vector<char> buffer(1 << 20);
   uint64_t total = 0;
+  bool announced = false;
   try {
     for (;;) {
+      // A FIFO whose writer has not come yet: said once on a terminal, then waited for (as cat does).
+      pollfd ready{in, POLLIN, 0};
+      const int polled = ::poll(&ready, 1, announced ? -1 : 3000);
+      if (polled == 0) {
+        if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "persona: waiting for data on %s\n", name.c_str());
+        announced = true;
+        continue;
+      }
       const ssize_t n = ::read(in, buffer.data(), buffer.size());
-      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n < 0) throw Error(fmt::format("cannot read: {}", std::strerror(errno)), {name});
       if (n == 0) break;
       total += static_cast<uint64_t>(n);
@@ -124,7 +134,8 @@ std::string readable_path(const std::string& path) {
   if (const auto it = copies().find(key); it != copies().end()) return it->second.path;
   int in = 0;
   if (path != "-") {
-    in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // a FIFO waits here for its writer, as cat does
+    // Not blocking in open() (a FIFO would wait there for its writer, silently): the copy polls.
+    in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) throw Error(fmt::format("cannot open: {}", std::strerror(errno)), {path});
   }
   Copy c;

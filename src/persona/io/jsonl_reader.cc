@@ -3,6 +3,11 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+
+#include "persona/core/error.h"
+#include "persona/core/json.h"
+
 namespace persona::io {
 namespace {
 CsvOptions line_options(size_t max_line_bytes) {
@@ -43,6 +48,9 @@ JsonlReader::JsonlReader(std::unique_ptr<ByteSource> source, std::vector<std::st
       keys_(std::move(keys)),
       parser_(std::make_unique<simdjson::dom::parser>()),
       values_(keys_.size()) {
+  // Nesting is bounded as in every JSON Persona reads: a deeper line is a rejected record.
+  if (parser_->allocate(std::max<size_t>(max_line_bytes, 1 << 16), kMaxJsonDepth) != simdjson::SUCCESS)
+    throw Error("not enough memory for the JSON parser", {lines_.path()});
   for (const auto& k : keys_) {
     std::string pointer;
     if (k.find('.') != std::string::npos) {
