@@ -8,6 +8,7 @@
 
 #include "persona/core/error.h"
 #include "persona/pipeline/config.h"
+#include "persona/pipeline/erasure.h"
 #include "persona/pipeline/run.h"
 #include "support/test_support.h"
 
@@ -242,7 +243,7 @@ TEST(Ingest, EveryRejectLogWrittenIsRegistered) {
   other.sources[0].mapping.path = f.dir.file("more.csv");
   other.reject_log = f.dir.file("elsewhere.jsonl");
   ingest(other, *store, {.progress = false});
-  const auto logs = registered_reject_logs(*store);
+  const auto logs = registered_exports(*store);
   EXPECT_EQ(logs, (std::vector<std::string>{f.config.reject_log_path(), f.dir.file("elsewhere.jsonl")}));
   // The second log holds the rejects of the sources of its own config.
   EXPECT_NE(test::read_file(f.dir.file("elsewhere.jsonl")).find("more.csv"), std::string::npos);

@@ -70,6 +70,17 @@ class RawConnection {
   bool connected_ = false;
 };
 
+// A small shop of the test's own (the shared one must not change under other tests), no models.
+ServerOptions own_shop(const test::TempDir& dir) {
+  EXPECT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  EXPECT_EQ(run_persona({"ingest", "--config", dir.file("shop.toml"), "-q"}).exit_code, 0);
+  ServerOptions o;
+  o.store_path = dir.file("persona.db");
+  o.config_path = dir.file("shop.toml");
+  o.models_dir = dir.file("no-models");
+  return o;
+}
+
 std::string nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
 TEST(Hostile, DeeplyNestedBodiesAreRefusedAndTheServerStaysUp) {
@@ -212,12 +223,7 @@ TEST(Hostile, TheAccessLogCapsWhatTheClientSent) {
 // failed: users.id") and every later new user failed until a restart.
 TEST(Hostile, IngestBesideSlowReadsKeepsIdsDenseAndUnique) {
   test::TempDir dir;
-  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
-  ASSERT_EQ(run_persona({"ingest", "--config", dir.file("shop.toml"), "-q"}).exit_code, 0);
-  ServerOptions o;
-  o.store_path = dir.file("persona.db");
-  o.config_path = dir.file("shop.toml");
-  o.models_dir = dir.file("no-models");
+  ServerOptions o = own_shop(dir);
   o.rate_per_s = 0;
   Running s(o);
   std::atomic<bool> go{true};
@@ -264,12 +270,7 @@ TEST(Hostile, IngestBesideSlowReadsKeepsIdsDenseAndUnique) {
 
 TEST(Hostile, AnErasedIdComesBackAsANewUserAndCanBeErasedAgain) {
   test::TempDir dir;
-  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
-  ASSERT_EQ(run_persona({"ingest", "--config", dir.file("shop.toml"), "-q"}).exit_code, 0);
-  ServerOptions o;
-  o.store_path = dir.file("persona.db");
-  o.config_path = dir.file("shop.toml");
-  o.models_dir = dir.file("no-models");
+  ServerOptions o = own_shop(dir);
   Running s(o);
   auto admin = s.client("admin");
   ASSERT_EQ(admin.Delete("/v1/users/U000043")->status, 200);

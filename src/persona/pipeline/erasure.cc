@@ -15,7 +15,6 @@
 
 #include "persona/core/error.h"
 #include "persona/pipeline/profiles.h"
-#include "persona/pipeline/run.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
@@ -174,8 +173,7 @@ std::vector<std::string> files_to_search(store::Store& store, const ErasureOptio
     if (std::find(files.begin(), files.end(), absolute) == files.end()) files.push_back(absolute);
   };
   add(options.reject_log);
-  for (const auto& p : registered_reject_logs(store)) add(p);
-  for (const auto& p : registered_exports(store)) add(p);
+  for (const auto& p : registered_exports(store)) add(p);  // reject logs register themselves here too
   return files;
 }
 

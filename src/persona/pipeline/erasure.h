@@ -18,7 +18,8 @@ class KeyRing;
 
 namespace persona::pipeline {
 
-// Records an export file Persona wrote, so that an erasure can find and rewrite it later.
+// Records a file Persona wrote that may name people (an export, a reject log), so that an erasure
+// can find and rewrite it later.
 void register_export(store::Store& store, const std::string& path, const nlohmann::json& details);
 std::vector<std::string> registered_exports(store::Store& store);
 

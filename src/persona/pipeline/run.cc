@@ -20,14 +20,11 @@
 #include "persona/io/input.h"
 #include "persona/io/jsonl_reader.h"
 #include "persona/io/threaded_reader.h"
+#include "persona/pipeline/erasure.h"
 #include "persona/prep/normaliser.h"
 #include "persona/privacy/pii.h"
 
 namespace persona::pipeline {
-
-namespace {
-constexpr const char* kRejectLogsMeta = "reject_logs";
-}  // namespace
 
 nlohmann::json SourceReport::to_json() const {
   nlohmann::json rules = nlohmann::json::array();
@@ -432,22 +429,7 @@ IngestLock::~IngestLock() {
 }
 
 void register_reject_log(store::Store& store, const std::string& path) {
-  nlohmann::json list = store.get_meta(kRejectLogsMeta).value_or(nlohmann::json::array());
-  if (!list.is_array()) list = nlohmann::json::array();
-  const std::string absolute = std::filesystem::absolute(path).lexically_normal().string();
-  for (const auto& p : list)
-    if (p.is_string() && p.get<std::string>() == absolute) return;
-  list.push_back(absolute);
-  store.put_meta(kRejectLogsMeta, list);
-}
-
-std::vector<std::string> registered_reject_logs(store::Store& store) {
-  std::vector<std::string> out;
-  const auto list = store.get_meta(kRejectLogsMeta).value_or(nlohmann::json::array());
-  if (list.is_array())
-    for (const auto& p : list)
-      if (p.is_string()) out.push_back(p.get<std::string>());
-  return out;
+  register_export(store, path, {{"what", "reject log"}});  // erasure rewrites every registered file
 }
 
 nlohmann::json fit_normalisers(const Config& config, store::Store& store) {

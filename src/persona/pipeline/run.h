@@ -95,10 +95,9 @@ class IngestLock {
   int fd_ = -1;
 };
 
-// Reject log files written from a store, remembered in it so that an erasure reaches every one
-// (persona ingest registers the log it writes).
+// A reject log written from a store, registered with its exports (pipeline/erasure.h) so that an
+// erasure reaches every one (persona ingest registers the log it writes).
 void register_reject_log(store::Store& store, const std::string& path);
-std::vector<std::string> registered_reject_logs(store::Store& store);
 
 // Fits the config's [[normalise]] entries on the store's data and saves them with it.
 nlohmann::json fit_normalisers(const Config& config, store::Store& store);
