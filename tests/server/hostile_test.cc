@@ -335,6 +335,13 @@ TEST(Hostile, ConcurrentIngestReadsAndErasureLeaveNoTrace) {
       const char* routes[] = {"/v1/stats/timeline?days=3660", "/v1/stats", "/v1/segments/rfm"};
       while (go) count(c.Get(routes[t]));
     });
+  threads.emplace_back([&] {  // retrains now and then (409 while one runs); erasure waits for a running one
+    auto c = s.client("admin");
+    while (go) {
+      count(c.Post("/v1/models/recommend/retrain", "", "application/json"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
   threads.emplace_back([&] {  // recommendations, the doomed among them
     auto c = s.client("service");
     for (int i = 0; go; ++i) count(c.Get(fmt::format("/v1/users/U{:06}/recommendations", 5 + i % 20).c_str()));

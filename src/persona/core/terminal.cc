@@ -99,11 +99,9 @@ ssize_t write_filtered(void* cookie, const char* data, size_t size) {
 }
 
 int close_filtered(void* cookie) {
-  auto* filter = static_cast<TerminalFilter*>(cookie);
-  const std::string rest = filter->finish();
+  const std::string rest = static_cast<TerminalFilter*>(cookie)->finish();
   std::fwrite(rest.data(), 1, rest.size(), terminal);
   std::fflush(terminal);
-  delete filter;
   return 0;
 }
 
@@ -126,7 +124,8 @@ void filter_stdout_on_terminal() {
   cookie_io_functions_t io{};
   io.write = write_filtered;
   io.close = close_filtered;
-  std::FILE* filtered = fopencookie(new TerminalFilter(), "w", io);
+  static TerminalFilter filter;  // for the life of the process, as stdout is
+  std::FILE* filtered = fopencookie(&filter, "w", io);
   if (!filtered) {
     terminal = nullptr;
     return;

@@ -194,15 +194,23 @@ std::vector<Scored> RecommendModel::diversify(const std::vector<Scored>& ranked,
 
 RecommendService::RecommendService(std::shared_ptr<const RecommendModel> model) : model_(std::move(model)) {}
 
-RecommendService::~RecommendService() { wait(); }
+RecommendService::~RecommendService() {
+  std::lock_guard lock(worker_mutex_);
+  if (worker_.joinable()) worker_.join();
+}
 
 std::shared_ptr<const RecommendModel> RecommendService::model() const { return std::atomic_load(&model_); }
 
 void RecommendService::swap(std::shared_ptr<const RecommendModel> next) { std::atomic_store(&model_, std::move(next)); }
 
 bool RecommendService::retrain_async(std::function<RecommendModel()> train) {
-  if (running_.exchange(true)) return false;
-  if (worker_.joinable()) worker_.join();
+  std::lock_guard lock(worker_mutex_);
+  {
+    std::lock_guard state(state_mutex_);
+    if (running_) return false;
+    running_ = true;
+  }
+  if (worker_.joinable()) worker_.join();  // the last one, finished
   worker_ = std::thread([this, train = std::move(train)] {
     try {
       swap(std::make_shared<const RecommendModel>(train()));
@@ -212,13 +220,19 @@ bool RecommendService::retrain_async(std::function<RecommendModel()> train) {
       std::lock_guard lock(error_mutex_);
       error_ = e.what();
     }
-    running_ = false;
+    {
+      std::lock_guard state(state_mutex_);
+      running_ = false;
+    }
+    finished_.notify_all();
   });
   return true;
 }
 
+// Any number of threads may wait at once (erasures do): none joins the worker.
 void RecommendService::wait() {
-  if (worker_.joinable()) worker_.join();
+  std::unique_lock state(state_mutex_);
+  finished_.wait(state, [this] { return !running_; });
 }
 
 std::string RecommendService::last_error() const {

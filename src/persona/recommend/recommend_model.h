@@ -4,6 +4,7 @@
 // model file of kind "recommender". Recommendations are computed from the user's history as it
 // is now (the store's events), so a new event counts at once, without retraining.
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -61,8 +62,11 @@ class RecommendService {
 
  private:
   std::shared_ptr<const RecommendModel> model_;
+  std::mutex worker_mutex_;  // starting a retrain, joining the last one
   std::thread worker_;
-  std::atomic<bool> running_{false};
+  std::mutex state_mutex_;
+  std::condition_variable finished_;
+  bool running_ = false;
   mutable std::mutex error_mutex_;
   std::string error_;
 };

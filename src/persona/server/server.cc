@@ -854,8 +854,10 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     report = pipeline::erase_user(*s, user, o);
   }
   cache.forget(user);
-  // The recommender was retrained without them (or removed): serve the new one from now on.
+  // The recommender was retrained without them (or removed): serve the new one from now on, after
+  // a retrain that was running (trained before the erasure) has been swapped in, never before it.
   if (recommender) {
+    recommender->wait();
     if (fs::exists(recommend_model_path()))
       recommender->swap(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(recommend_model_path())));
     cache.clear();
@@ -965,6 +967,9 @@ Reply Server::Impl::retrain(const Caller& caller) {
   const std::string store_path = options.store_path;
   const auto keys_for_store = shared_keys;
   const bool started = recommender->retrain_async([this, path, store_path, keys_for_store] {
+    // As a writer: an erasure cannot run between reading the events and saving the model, so a
+    // model never learns from someone erased meanwhile (erase() waits for this one to be swapped in).
+    std::lock_guard lock(write_mutex);
     auto s = store::open_sqlite_store(store_path, store::StoreOptions{keys_for_store});
     auto model = pipeline::retrain_recommender(*s, path);
     if (!model) throw std::runtime_error("the store has no events left to train on");
