@@ -39,13 +39,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto entity : {persona::Entity::User, persona::Entity::Item, persona::Entity::Event, persona::Entity::Text}) {
     const auto d = persona::server::decode_body(entity, body, 1000);
     const size_t accepted = d.batch.users.size() + d.batch.items.size() + d.batch.events.size() + d.batch.texts.size();
-    if (d.records != records || accepted + d.errors.size() != records) std::abort();
-    if (d.batch.rejects.size() != d.errors.size()) std::abort();
+    if (d.records != records || accepted + d.rejected() != records) std::abort();
+    const auto errors = d.errors();
+    if (errors.size() != d.rejected()) std::abort();
     size_t last = 0;
-    for (size_t i = 0; i < d.errors.size(); ++i) {
-      if (d.errors[i].index >= records || (i > 0 && d.errors[i].index <= last) || d.errors[i].reason.empty()) std::abort();
-      if (d.errors[i].value.size() > 210) std::abort();  // error values are excerpts, never whole values
-      last = d.errors[i].index;
+    for (size_t i = 0; i < errors.size(); ++i) {
+      if (errors[i].index >= records || (i > 0 && errors[i].index <= last) || errors[i].reason.empty()) std::abort();
+      if (errors[i].value.size() > 256) std::abort();  // error values are excerpts, never whole values
+      last = errors[i].index;
     }
     for (const auto& r : d.batch.rejects)
       if (r.raw.size() > 4096 + 3 + 64) std::abort();  // (redaction may lengthen a little)

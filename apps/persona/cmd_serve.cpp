@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -71,6 +72,10 @@ int serve_until_stopped(server::ServerOptions options, const Common& common, con
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Request bodies (up to 16 MiB) are mapped and unmapped, never kept in malloc's arenas: glibc's
+  // threshold for that grows with every large free, and then each worker thread's arena keeps
+  // its freed bodies (measured, eight clients posting 16 MiB bodies: 584 MiB peak, 255 MiB fixed).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   server::Server server(options);
   const int port = server.bind();
   const std::string base = fmt::format("{}://{}:{}/", options.tls_cert.empty() ? "http" : "https",

@@ -317,7 +317,13 @@ TEST(Hostile, ConcurrentIngestReadsAndErasureLeaveNoTrace) {
     if (!r || r->status >= 500) ++server_errors;
   };
   std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t)  // ingest: known users (not the doomed), new users, and a bad record naming a doomed one
+  // Bad records naming the doomed, before: reject rows in the store that the erasure must find.
+  for (const auto& user : doomed) {
+    const nlohmann::json bad = {{{"user", user}, {"item", "P00003"}, {"type", "teleport"}, {"timestamp", 1}},
+                                {{"user", "U000200"}, {"item", "P00003"}, {"type", "view"}, {"timestamp", 1767225600}}};
+    ASSERT_EQ(s.client("service").Post("/v1/events", bad.dump(), "application/json")->status, 200);
+  }
+  for (int t = 0; t < 3; ++t)  // ingest: known users (not the doomed) and new users
     threads.emplace_back([&, t] {
       auto c = s.client("service");
       for (int b = 0; go; ++b) {
@@ -325,7 +331,7 @@ TEST(Hostile, ConcurrentIngestReadsAndErasureLeaveNoTrace) {
         batch.push_back({{"user", fmt::format("U{:06}", 100 + (b * 7 + t) % 150)}, {"item", "P00001"}, {"type", "view"},
                          {"timestamp", 1767225600 + b}});
         batch.push_back({{"user", fmt::format("fresh-{}-{}", t, b)}, {"item", "P00002"}, {"type", "cart"}, {"timestamp", 1767225600 + b}});
-        if (b < 3) batch.push_back({{"user", doomed[static_cast<size_t>(t)]}, {"item", "P00003"}, {"type", "teleport"}, {"timestamp", 1}});
+        batch.push_back({{"user", fmt::format("fresh-{}-{}", t, b)}, {"item", "P00003"}, {"type", "teleport"}, {"timestamp", 1}});
         count(c.Post("/v1/events", batch.dump(), "application/json"));
       }
     });
@@ -363,6 +369,7 @@ TEST(Hostile, ConcurrentIngestReadsAndErasureLeaveNoTrace) {
   EXPECT_EQ(server_errors.load(), 0) << "of " << requests.load() << " requests";
   for (const auto& r : reports) {
     EXPECT_EQ(r["complete"], true) << r.dump();
+    EXPECT_GE(r["deleted"]["rejects"].get<int>(), 1) << r.dump();
     EXPECT_FALSE(r["models_retrained"].empty()) << r.dump();
   }
   auto store = store::open_sqlite_store(o.store_path);

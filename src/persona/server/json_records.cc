@@ -189,6 +189,15 @@ void decode_text(Reader& r, DecodedRecords& out, int64_t line) {
 
 }  // namespace
 
+std::vector<RecordError> DecodedRecords::errors(size_t limit) const {
+  std::vector<RecordError> out;
+  for (size_t i = 0; i < batch.rejects.size() && i < limit; ++i) {
+    const auto& r = batch.rejects[i];
+    out.push_back({static_cast<size_t>(r.line - 1), r.field, r.value, r.reason});
+  }
+  return out;
+}
+
 nlohmann::json RecordError::to_json() const {
   return {{"index", index}, {"field", field}, {"value", value}, {"reason", reason}};
 }
@@ -262,7 +271,6 @@ DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_reco
       }
     }
     if (const auto& f = r.failure()) {
-      out.errors.push_back({i, f->field, f->value, f->reason});
       out.batch.rejects.push_back({line, "api_validation", f->field, privacy::redact_pii(f->value), f->reason,
                                    privacy::redact_pii(json_excerpt(record, 4096)), false});
     }

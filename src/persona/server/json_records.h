@@ -26,9 +26,12 @@ struct RecordError {
 
 struct DecodedRecords {
   size_t records = 0;
-  store::Batch batch;                // rows' "line" is the record's index + 1
-  std::vector<RecordError> errors;   // also in batch.rejects, for the reject log
+  store::Batch batch;                // rows' "line" is the record's index + 1; a bad record is a reject row
   std::set<std::string> users;       // users whose data the accepted records touch
+  size_t rejected() const { return batch.rejects.size(); }
+  // The first `limit` bad records, as the answer lists them (read from the reject rows: a body of
+  // 100,000 bad records keeps one row each, not two).
+  std::vector<RecordError> errors(size_t limit = SIZE_MAX) const;
 };
 
 // A body the server refuses whole: `status` 400 (not JSON, nested too deep, empty) or 413 (more

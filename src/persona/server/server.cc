@@ -628,12 +628,12 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
   }
   const std::string name = std::string("api:") + entity_name(entity) + "s";
   nlohmann::json answer = {{"records", decoded.records},
-                           {"accepted", decoded.records - decoded.errors.size()},
-                           {"rejected", decoded.errors.size()}};
+                           {"accepted", decoded.records - decoded.rejected()},
+                           {"rejected", decoded.rejected()}};
   nlohmann::json errors = nlohmann::json::array();
-  for (size_t i = 0; i < decoded.errors.size() && i < 100; ++i) errors.push_back(decoded.errors[i].to_json());
+  for (const auto& e : decoded.errors(100)) errors.push_back(e.to_json());
   answer["errors"] = errors;
-  if (decoded.errors.size() == decoded.records) {
+  if (decoded.rejected() == decoded.records) {
     HttpError e(422, "Unprocessable Content", fmt::format("none of the {} records could be used", decoded.records));
     e.extra["errors"] = errors;
     throw e;
@@ -651,7 +651,7 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
       return json_reply(answer);
     }
     s->write_batch(record.id, decoded.batch, static_cast<int64_t>(decoded.records));
-    s->finish_ingest(record.id, {{"records", decoded.records}, {"rejected", decoded.errors.size()}, {"caller", caller.id()}});
+    s->finish_ingest(record.id, {{"records", decoded.records}, {"rejected", decoded.rejected()}, {"caller", caller.id()}});
     answer["status"] = "ingested";
     if (entity == Entity::Item) {
       refresh_unavailable(*s);
@@ -666,9 +666,9 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
   }
   for (const auto& u : decoded.users) cache.forget(u);
   metrics.add_counter("persona_ingested_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
-                      static_cast<double>(decoded.records - decoded.errors.size()));
+                      static_cast<double>(decoded.records - decoded.rejected()));
   metrics.add_counter("persona_rejected_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
-                      static_cast<double>(decoded.errors.size()));
+                      static_cast<double>(decoded.rejected()));
   return json_reply(answer);
 }
 
