@@ -141,7 +141,8 @@ TEST(Dp, ParametersAreCheckedUpFront) {
              {"sum", 0.1, 1e300, 1, 0.5, 100, 1},          {"sum", 0.1, NAN, 1, 0.5, 100, 1},
              {"mean", 1e-300, 100, 0.01, 0.5, 100, 1},     {"mean", 1.5e-6, 100, 0.01, 0.5, 100, 1},
              {"count", 101, 0, 0, 0, 0, 0},                {"count", NAN, 0, 0, 0, 0, 0},
-             {"histogram", 0.1, 0, 0, 0, 0, 0},            {"median", 0.1, 100, 0.01, 0.5, 100, 1}};
+             {"histogram", 0.1, 0, 0, 0, 0, 0},            {"median", 0.1, 100, 0.01, 0.5, 100, 1},
+             {"mean", 0.1, 1.3e-312, 3e284, 0.5, 100, 1}};  // 0 units after the division (found by fuzz_privacy)
   for (const auto& b : bad)
     EXPECT_THROW(check_dp_parameters(b.statistic, b.epsilon, b.upper, b.resolution, b.q, b.bins, b.max_per_user),
                  std::invalid_argument)

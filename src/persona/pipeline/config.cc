@@ -13,6 +13,7 @@
 
 #include "persona/assistant/assistant.h"
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/io/input.h"
 #include "persona/io/text_encoding.h"
 #include "persona/prep/normaliser.h"
@@ -418,7 +419,7 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     if (!n->is_table()) r.fail(*n, "assistant must be an [assistant] table");
     std::ostringstream json;
     json << toml::json_formatter{*n->as_table()};
-    c.assistant = nlohmann::json::parse(json.str());
+    c.assistant = parse_json_or_throw(json.str(), {name, static_cast<int64_t>(n->source().begin.line)});
     try {
       assistant::apply_assistant_settings(c.assistant, {});
     } catch (const std::exception& e) {

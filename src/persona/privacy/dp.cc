@@ -129,7 +129,10 @@ int64_t noisy(int64_t truth, uint64_t sensitivity, const Epsilon& eps, RandomSou
 
 uint64_t units(double upper, double resolution) {
   // Bounded so that the sampler's integers (scale numerator times a small counter) stay in 64 bits.
-  if (!(upper > 0) || !std::isfinite(upper) || !(resolution > 0) || !(upper / resolution <= 1e9))
+  // The ratio, not just its parts: a tiny upper over a huge resolution underflows to 0 units (a
+  // zero sensitivity, found by fuzz_privacy).
+  const double ratio = upper / resolution;
+  if (!(upper > 0) || !std::isfinite(upper) || !(resolution > 0) || !(ratio > 0) || !(ratio <= 1e9))
     throw std::invalid_argument(fmt::format("the clamp (upper {}) must be positive and at most 10^9 resolution units "
                                             "(resolution {})", upper, resolution));
   return static_cast<uint64_t>(std::ceil(upper / resolution));
