@@ -29,6 +29,12 @@ TEST(Json, NestingIsBoundedAtParseTime) {
   EXPECT_FALSE(parse_json(nested(4), nullptr, 3));
 }
 
+TEST(Json, NumbersTooLargeForADoubleAreNotValidJson) {
+  std::string error;
+  EXPECT_FALSE(parse_json("[1e99999]", &error));
+  EXPECT_EQ(error, "not valid JSON: number overflow parsing '1e99999'");
+}
+
 TEST(Json, BadTextSaysWhereAndThrowsWhereAsked) {
   std::string error;
   EXPECT_FALSE(parse_json("{\"a\": }", &error));

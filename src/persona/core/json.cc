@@ -7,6 +7,14 @@ namespace {
 struct TooDeep {};
 }  // namespace
 
+std::string json_error_text(const nlohmann::json::exception& e) {
+  // "[json.exception.parse_error.101] parse error at line 1, column 3: ..." -> from "parse error";
+  // "[json.exception.out_of_range.406] number overflow parsing '1e999'" -> from "number".
+  std::string what = e.what();
+  const auto close = what.find("] ");
+  return close == std::string::npos ? what : what.substr(close + 2);
+}
+
 std::optional<nlohmann::json> parse_json(std::string_view text, std::string* error, int max_depth) {
   // The parser callback sees every container as it opens, with its depth: deeper than the bound
   // stops the parse before anything is built below it.
@@ -22,13 +30,9 @@ std::optional<nlohmann::json> parse_json(std::string_view text, std::string* err
     return j;
   } catch (const TooDeep&) {
     if (error) *error = fmt::format("nested deeper than {} levels", max_depth);
-  } catch (const nlohmann::json::parse_error& e) {
-    if (error) {
-      // "[json.exception.parse_error.101] parse error at line 1, column 3: ..." -> from "parse error".
-      std::string what = e.what();
-      const auto at = what.find("parse error");
-      *error = fmt::format("not valid JSON: {}", at == std::string::npos ? what : what.substr(at));
-    }
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("1e99999").
+    if (error) *error = fmt::format("not valid JSON: {}", json_error_text(e));
   }
   return std::nullopt;
 }

@@ -23,6 +23,9 @@ constexpr int kMaxJsonDepth = 64;
 std::optional<nlohmann::json> parse_json(std::string_view text, std::string* error = nullptr,
                                          int max_depth = kMaxJsonDepth);
 
+// nlohmann's message without its "[json.exception.NAME.ID] " prefix.
+std::string json_error_text(const nlohmann::json::exception& e);
+
 // The same, throwing persona::Error at `where` (with `hint`) for bad text.
 nlohmann::json parse_json_or_throw(std::string_view text, const Location& where, const std::string& hint = {},
                                    int max_depth = kMaxJsonDepth);

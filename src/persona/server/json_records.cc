@@ -246,10 +246,9 @@ void for_each_record(std::string_view body, size_t max_records,
   } catch (const TooDeep&) {
     throw BodyRefused(400, fmt::format("the body nests deeper than {} levels", kMaxJsonDepth),
                       "records are flat objects (docs/api.md)");
-  } catch (const nlohmann::json::parse_error& e) {
-    std::string what = e.what();
-    const auto at = what.find("parse error");
-    throw BodyRefused(400, fmt::format("the body is not valid JSON: {}", at == std::string::npos ? what : what.substr(at)),
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("1e99999").
+    throw BodyRefused(400, fmt::format("the body is not valid JSON: {}", json_error_text(e)),
                       "send a JSON array of records, or JSON Lines");
   }
 }
