@@ -4,18 +4,21 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "persona/pipeline/erasure.h"
 #include "persona/core/error.h"
+#include "persona/core/progress.h"
 #include "persona/core/time.h"
 #include "persona/demand/forecast.h"
 #include "persona/demand/next_category.h"
 #include "persona/demand/propensity.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/ml/metrics.h"
+#include "persona/ml/text_classifier.h"
 #include "persona/ml/validation.h"
 #include "persona/pipeline/labelled_texts.h"
 #include "persona/pipeline/tabular_file.h"
@@ -80,7 +83,7 @@ CLI::App* add_text_training(CLI::App* train, const std::string& name, const std:
   sub->add_option("-o,--out", args->out, "Model file (default <models>/<task>.model)");
   sub->add_option("--model", args->model, "auto (pick by validation score), tfidf-linear or fasttext")
       ->check(CLI::IsMember({"auto", "tfidf-linear", "fasttext"}));
-  sub->add_option("--budget", args->budget, "Seconds for the hyperparameter search")->check(CLI::Range(1, 86400));
+  sub->add_option("--budget", args->budget, "Wall-time budget in seconds for the whole training (search and final refit)")->check(CLI::Range(1, 86400));
   sub->add_flag("--no-tune", args->no_tune, "Default parameters, no search");
   sub->add_flag("--no-unknown", args->no_unknown, "Never answer unknown (no confidence threshold)");
   sub->add_option("--seed", args->seed, "Random seed");
@@ -106,7 +109,17 @@ int run_text_training(const TextTrainArgs& a, const std::string& task_name, cons
     fmt::print(stderr, "training {} on {} texts, {} classes ...\n", task_name, data.size(), data.label_names.size());
   ml::TextTrainingReport report;
   const auto t0 = Clock::now();
-  const auto classifier = ml::TextClassifier::train(data, options, &report);
+  std::optional<ml::TextClassifier> trained;
+  {
+    StatusLine status(fmt::format("training {}", task_name), a.budget, !common.quiet && !common.json);
+    options.on_stage = [&status](const std::string& stage) { status.stage(stage); };
+    try {
+      trained = ml::TextClassifier::train(data, options, &report);
+    } catch (const ml::TrainingTimedOut& e) {
+      throw Error(e.what(), {a.source.file}, fmt::format("--budget {} was too short for --model {}", a.budget, a.model));
+    }
+  }
+  const auto& classifier = *trained;
   const double train_s = since(t0);
   nlohmann::json result = {{"task", task_name}, {"label_field", field}, {"read", read.to_json()},
                            {"training", report.to_json()}, {"train_s", train_s}};
@@ -142,11 +155,12 @@ int run_text_training(const TextTrainArgs& a, const std::string& task_name, cons
   for (const auto& c : report.candidates)
     fmt::print("  tried {:<13} {:<60} accuracy {:.4f} macro-F1 {:.4f} ({:.1f} s)\n", c.kind, c.params.dump(), c.accuracy,
                c.macro_f1, c.seconds);
+  for (const auto& note : report.notes) fmt::print("note: {}\n", note);
   if (options.abstain)
     fmt::print("unknown below confidence {:.3f} ({:.1f}% of validation texts)\n", report.unknown_threshold,
                100 * report.validation_unknown_rate);
   if (!a.test.empty()) fmt::print("\ntest set {}:\n{}", a.test, test_report.to_text());
-  fmt::print("trained in {:.1f} s; saved {}\n", train_s, path);
+  fmt::print("trained in {:.1f} s (budget {} s); saved {}\n", train_s, a.budget, path);
   return 0;
 }
 

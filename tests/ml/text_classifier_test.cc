@@ -2,9 +2,12 @@
 // unknown threshold behaves, and odd inputs get well-defined answers.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <thread>
 
 #include "persona/ml/fasttext_text_model.h"
 #include "persona/ml/linear_text_model.h"
@@ -255,6 +258,85 @@ TEST(TextClassifier, StratifiedSplitKeepsEveryClass) {
   for (int c = 0; c < 4; ++c) EXPECT_EQ(per[static_cast<size_t>(c)], 5);
   EXPECT_EQ(per[9], 0);
   EXPECT_EQ(stratified_split(labels, 0.2, 7), stratified_split(labels, 0.2, 7));
+}
+
+// Keeps both cores busy until destroyed: the budget must hold on a loaded machine.
+class BackgroundLoad {
+ public:
+  BackgroundLoad() {
+    for (int i = 0; i < 2; ++i)
+      threads_.emplace_back([this] {
+        volatile double x = 1;
+        while (!stop_.load(std::memory_order_relaxed)) x = std::sqrt(x + 1.0);
+      });
+  }
+  ~BackgroundLoad() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+TEST(TextClassifier, TheBudgetBoundsWallTimeUnderLoad) {
+  // A few thousand texts, the full search (linear grid with cross-validation, fastText autotune,
+  // blends, refit) in 6 s while two other threads keep both cores busy.
+  const auto data = intents(1000, 21), test = intents(30, 22);
+  TextClassifierOptions options;
+  options.time_budget_s = 6;
+  std::vector<std::string> stages;
+  options.on_stage = [&stages](const std::string& stage) { stages.push_back(stage); };
+  TextTrainingReport report;
+  BackgroundLoad load;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto c = TextClassifier::train(data, options, &report);
+  const double wall = seconds_since(t0);
+  EXPECT_LE(wall, 6 + 4.0) << report.to_json().dump(1);  // a fixed margin: one liblinear fit, process noise
+  EXPECT_LE(report.seconds, wall);
+  EXPECT_EQ(report.budget_s, 6);
+  EXPECT_GT(c.evaluate(test, 1).accuracy, 0.9);
+  ASSERT_FALSE(stages.empty());
+  EXPECT_EQ(stages.front(), "TF-IDF features");
+  EXPECT_EQ(stages.back(), "refit on all texts");
+  if (!report.refit) EXPECT_FALSE(report.notes.empty());
+}
+
+TEST(TextClassifier, FastTextStopsAtItsDeadline) {
+  // 100,000 epochs would take minutes: the run gives up at its deadline with TrainingTimedOut.
+  FastTextParams params;
+  params.epoch = 100000;
+  params.threads = 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(FastTextModel::train(intents(100, 23), params, nullptr, t0 + std::chrono::milliseconds(500)),
+               TrainingTimedOut);
+  EXPECT_LT(seconds_since(t0), 5);
+}
+
+TEST(TextClassifier, FastTextAloneThatCannotFinishIsAClearError) {
+  // Only fastText asked for, a budget it cannot meet: an error naming the budget, not fastText's
+  // "increase autotune-duration" (an option Persona does not have).
+  auto options = quick({"fasttext"});
+  options.time_budget_s = 1;
+  options.tune = true;
+  LabelledTexts big = intents(3000, 24);
+  for (auto& t : big.texts) t += " " + t + " " + t;
+  BackgroundLoad load;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    TextTrainingReport report;
+    TextClassifier::train(big, options, &report);
+    // Fast enough after all (a quick machine): then it kept to the budget.
+    EXPECT_LE(report.seconds, 1 + 4.0);
+  } catch (const TrainingTimedOut& e) {
+    EXPECT_NE(std::string(e.what()).find("budget"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(seconds_since(t0), 1 + 4.0);
 }
 
 TEST(FastTextTokens, ChineseBecomesCharacters) {

@@ -60,4 +60,43 @@ void Progress::draw(bool final) {
   std::fflush(stderr);
 }
 
+StatusLine::StatusLine(std::string label, double budget_s, bool enabled)
+    : label_(std::move(label)), budget_s_(budget_s), enabled_(enabled && Progress::terminal()),
+      start_(std::chrono::steady_clock::now()) {
+  if (!enabled_) return;
+  ticker_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      draw();
+      wake_.wait_for(lock, std::chrono::milliseconds(500));
+    }
+  });
+}
+
+StatusLine::~StatusLine() {
+  if (!enabled_) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  ticker_.join();
+  std::fputs("\r\x1b[K", stderr);
+  std::fflush(stderr);
+}
+
+void StatusLine::stage(const std::string& stage) {
+  if (!enabled_) return;
+  std::lock_guard lock(mutex_);
+  stage_ = stage;
+  draw();
+}
+
+void StatusLine::draw() {
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const std::string line = fmt::format("\r{}: {} · {:.0f} s of {:.0f} s\x1b[K", label_, stage_, secs, budget_s_);
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+}
+
 }  // namespace persona

@@ -3,13 +3,17 @@
 #include <fasttext/autotune.h>
 #include <fasttext/fasttext.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -48,6 +52,69 @@ void write_training_file(const std::string& path, const LabelledTexts& data) {
   if (!out.flush()) throw std::runtime_error("cannot write fastText training file " + path);
 }
 
+// Calls FastText::abort() at a deadline unless stopped first. Autotune has no callback and its
+// final training with the best arguments has no time limit of its own (fastText 0.9.2): this is
+// what bounds it. abort() is the library's own way to stop training from another thread (its
+// autotune timer does the same).
+class AbortAtDeadline {
+ public:
+  AbortAtDeadline(std::shared_ptr<fasttext::FastText> ft, FastTextModel::Clock::time_point at) {
+    if (at == FastTextModel::Clock::time_point::max()) return;
+    thread_ = std::thread([this, ft = std::move(ft), at] {
+      std::unique_lock lock(mutex_);
+      if (wake_.wait_until(lock, at, [this] { return stopped_; })) return;
+      // Again every 50 ms: autotune takes an abort during a trial as that trial's end and goes on
+      // to the next, and then to its final training.
+      fired_ = true;
+      do ft->abort();
+      while (!wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopped_; }));
+    });
+  }
+  ~AbortAtDeadline() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mutex_);
+      stopped_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  bool fired() {
+    std::lock_guard lock(mutex_);
+    return fired_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopped_ = false, fired_ = false;
+  std::thread thread_;
+};
+
+// One training run stopped at `abort_at`, or earlier once fastText's own estimate of the time
+// left (reported through its callback) says it cannot finish by then.
+void train_until(fasttext::FastText& ft, const fasttext::Args& args, FastTextModel::Clock::time_point abort_at) {
+  using Clock = FastTextModel::Clock;
+  if (abort_at == Clock::time_point::max()) {
+    ft.train(args);
+    return;
+  }
+  std::atomic<bool> aborted{false};
+  // Every training thread calls back: the first to see the deadline aborts.
+  auto callback = [&](float progress, float, double, double, int64_t eta_s) {
+    const auto now = Clock::now();
+    // The estimate settles after the first few per cent.
+    const bool hopeless = progress > 0.05f && now + std::chrono::seconds(eta_s) > abort_at;
+    if ((now >= abort_at || hopeless) && !aborted.exchange(true)) ft.abort();
+  };
+  try {
+    ft.train(args, callback);
+  } catch (const std::exception&) {
+    if (aborted) throw TrainingTimedOut("fastText's training could not finish within the time given to it");
+    throw;
+  }
+}
+
 }  // namespace
 
 std::string fasttext_tokens(std::string_view text) {
@@ -76,7 +143,7 @@ nlohmann::json FastTextParams::to_json() const {
 FastTextModel::~FastTextModel() = default;
 
 std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, const FastTextParams& params,
-                                                    const LabelledTexts* validation) {
+                                                    const LabelledTexts* validation, Clock::time_point abort_at) {
   if (data.size() == 0) throw std::invalid_argument("no training texts");
   TempDirectory dir;
   const std::string train_file = dir.file("train.txt");
@@ -116,8 +183,17 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
     std::ostringstream sink;
     std::streambuf* saved = std::cerr.rdbuf(sink.rdbuf());
     try {
-      fasttext::Autotune autotune(ft);
-      autotune.train(args);
+      AbortAtDeadline watchdog(ft, abort_at);
+      try {
+        fasttext::Autotune autotune(ft);
+        autotune.train(args);
+      } catch (const std::exception& e) {
+        // No trial finished in time ("increase autotune-duration", an option of fastText's
+        // command line, not Persona's), or the final training was stopped at the deadline.
+        if (watchdog.fired() || Clock::now() >= abort_at || std::string_view(e.what()).find("autotune-duration") != std::string_view::npos)
+          throw TrainingTimedOut("fastText's search did not finish a training run within the time given to it");
+        throw;
+      }
     } catch (...) {
       std::cerr.rdbuf(saved);
       throw;
@@ -132,7 +208,7 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
     out->params_.maxn = best.maxn;
     out->params_.bucket = best.bucket;
   } else {
-    ft->train(args);
+    train_until(*ft, args, abort_at);
   }
   out->model_ = ft;
   out->classes_ = static_cast<int>(data.label_names.size());

@@ -2,6 +2,7 @@
 // fastText (Debian's libfasttext-dev) as a text model. Texts are normalised and tokenised by
 // Persona's tokenisers first; Chinese words are split into characters so that fastText's word
 // n-grams become character n-grams, which segment-free Chinese classification favours.
+#include <chrono>
 #include <memory>
 
 #include "persona/ml/text_model.h"
@@ -27,9 +28,13 @@ struct FastTextParams {
 
 class FastTextModel : public TextModel {
  public:
-  // `validation` is used only by autotune.
+  using Clock = std::chrono::steady_clock;
+  // `validation` is used only by autotune. Training stops by `abort_at` whatever it is doing
+  // (autotune's trials and its final training included) and throws TrainingTimedOut; a plain
+  // training run also gives up early once its own estimate says it cannot finish in time.
   static std::unique_ptr<FastTextModel> train(const LabelledTexts& data, const FastTextParams& params,
-                                              const LabelledTexts* validation = nullptr);
+                                              const LabelledTexts* validation = nullptr,
+                                              Clock::time_point abort_at = Clock::time_point::max());
   ~FastTextModel() override;
   std::string kind() const override { return "fasttext"; }
   int classes() const override { return classes_; }

@@ -25,6 +25,26 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// The wall-time budget of one train() call, in phases (fractions of the budget from the start):
+// the linear grid until 30% (60% when fastText is not a candidate), fastText's search until 60%
+// (autotune for half of what is left, its final training stopped at 60%), and the refit on all
+// the texts in the rest, each member stopped at the end or skipped when its measured training
+// time says it would not fit. Measured times adapt to a loaded machine; fixed splits would not.
+struct Budget {
+  Clock::time_point start, linear_end, search_end, end;
+  double total_s = 0;
+  Budget(int seconds, bool with_fasttext) : start(Clock::now()), total_s(std::max(1, seconds)) {
+    auto at = [&](double share) {
+      return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(share * total_s));
+    };
+    linear_end = at(with_fasttext ? 0.3 : 0.6);
+    search_end = at(0.6);
+    end = at(1.0);
+  }
+  static double seconds_to(Clock::time_point t) { return std::chrono::duration<double>(t - Clock::now()).count(); }
+  bool fits(double seconds, Clock::time_point by) const { return seconds <= seconds_to(by); }
+};
+
 struct Scored {
   double accuracy = 0, macro_f1 = 0;
   bool better_than(const Scored& o) const {
@@ -120,9 +140,10 @@ Candidate pick_within_one_standard_error(std::vector<Candidate>& grid) {
 // rows, a handful per class): the linear grid is then chosen by 3-fold cross-validation.
 constexpr size_t kCrossValidateBelow = 5000;
 
-// Mean validation scores of every grid setting over stratified folds of all the texts.
+// Mean validation scores of every grid setting over stratified folds of all the texts; empty when
+// `deadline` passes first (the single validation split then chooses).
 std::vector<Scored> cross_validate_grid(const LabelledTexts& data, const std::vector<LinearTextParams>& grid,
-                                        const TextClassifierOptions& options) {
+                                        const TextClassifierOptions& options, Clock::time_point deadline) {
   std::vector<Scored> mean(grid.size());
   constexpr int kFolds = 3;
   for (const Fold& fold : kfold(data.size(), kFolds, options.seed + 1, &data.labels)) {
@@ -132,6 +153,7 @@ std::vector<Scored> cross_validate_grid(const LabelledTexts& data, const std::ve
     const auto x_train = vectorizer->transform_all(train.texts, options.threads);
     const auto x_test = vectorizer->transform_all(test.texts, options.threads);
     for (size_t g = 0; g < grid.size(); ++g) {
+      if (Clock::now() >= deadline) return {};
       const auto m = train_linear_seeded(x_train, train.labels, data.label_names.size(), vectorizer, grid[g],
                                          options.seed);
       std::vector<std::vector<float>> p;
@@ -160,7 +182,10 @@ nlohmann::json TextTrainingReport::to_json() const {
           {"validation_unknown_rate", validation_unknown_rate},
           {"train_rows", train_rows},
           {"validation_rows", validation_rows},
-          {"seconds", seconds}};
+          {"seconds", seconds},
+          {"budget_s", budget_s},
+          {"refit", refit},
+          {"notes", notes}};
 }
 
 std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::vector<int>& labels, double fraction,
@@ -222,93 +247,148 @@ double open_set_margin(const std::vector<int>& truth, const std::vector<TextPred
 TextClassifier::TextClassifier(std::shared_ptr<const TextModel> model, std::vector<std::string> labels)
     : model_(std::move(model)), labels_(std::move(labels)), out_of_scope_(out_of_scope_index(labels_)) {}
 
+namespace {
+
+void tell(const TextClassifierOptions& options, const std::string& stage) {
+  if (options.on_stage) options.on_stage(stage);
+}
+
+// The linear grid on the training part, scored on the validation part (or by cross-validation on
+// small sets when time allows); the chosen setting, plus each other solver's best as a blend-only
+// member, go into `done`. Stops at budget.linear_end, but always trains one setting.
+void train_linear_candidates(const LabelledTexts& data, const LabelledTexts& train_part,
+                             const LabelledTexts& valid_part, const TextClassifierOptions& options,
+                             const Budget& budget, std::vector<Candidate>& done, TextTrainingReport* report,
+                             double* vectorise_s) {
+  const bool validate = !valid_part.texts.empty();
+  tell(options, "TF-IDF features");
+  const auto v0 = Clock::now();
+  auto vectorizer = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
+  vectorizer->fit(train_part.texts, options.threads);
+  const auto x_train = vectorizer->transform_all(train_part.texts, options.threads);
+  const auto x_valid = vectorizer->transform_all(valid_part.texts, options.threads);
+  *vectorise_s = seconds_since(v0);
+  const auto settings = linear_grid(options.tune);
+  std::vector<Scored> cv;
+  if (options.tune && settings.size() > 1 && data.size() < kCrossValidateBelow && validate) {
+    tell(options, "linear grid, 3-fold cross-validation");
+    cv = cross_validate_grid(data, settings, options, budget.linear_end);
+    if (cv.empty() && report) report->notes.push_back("the linear grid's cross-validation did not fit the budget: "
+                                                      "chosen on the validation split alone");
+  }
+  const bool small = !cv.empty();
+  std::vector<Candidate> grid;
+  double last_fit_s = 0;
+  for (size_t g = 0; g < settings.size(); ++g) {
+    // A setting that would end past the linear phase is not started (the last one took last_fit_s).
+    if (!grid.empty() && !budget.fits(last_fit_s, budget.linear_end)) {
+      if (report)
+        report->notes.push_back(fmt::format("the linear grid stopped after {} of {} settings to stay within the budget",
+                                            grid.size(), settings.size()));
+      break;
+    }
+    tell(options, fmt::format("linear grid {}/{}", g + 1, settings.size()));
+    const auto& params = settings[g];
+    const auto t0 = Clock::now();
+    std::shared_ptr<LinearTextModel> m =
+        train_linear_seeded(x_train, train_part.labels, data.label_names.size(), vectorizer, params, options.seed);
+    last_fit_s = seconds_since(t0);
+    Candidate c;
+    if (validate) {
+      m->fit_temperature(x_valid, valid_part.labels);
+      for (const auto& x : x_valid) c.valid_probabilities.push_back(m->predict_features(x));
+      c.scored = score(c.valid_probabilities, valid_part);
+    }
+    c.result = {"tfidf-linear", params.to_json(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
+    c.model = m;
+    c.linear = params;
+    c.selection = small ? cv[g] : c.scored;
+    c.selection_rows = small ? data.size() : valid_part.size();
+    if (small) c.result.params["cv3_macro_f1"] = cv[g].macro_f1;
+    if (report) report->candidates.push_back(c.result);
+    grid.push_back(std::move(c));
+  }
+  Candidate best = pick_within_one_standard_error(grid);
+  // The best setting of each other solver joins the blend: their errors differ.
+  for (LinearSolver solver : {LinearSolver::CrammerSinger, LinearSolver::LogisticRegression, LinearSolver::Svm}) {
+    if (solver == best.linear.solver || !validate) continue;
+    const Candidate* family = nullptr;
+    for (const auto& c : grid)
+      if (c.linear.solver == solver && (!family || c.selection.better_than(family->selection))) family = &c;
+    if (!family) continue;
+    done.push_back(*family);
+    done.back().blend_only = true;
+  }
+  done.push_back(std::move(best));
+}
+
+// fastText on the training part: autotune on the validation part for half of what is left of the
+// search phase, its final training stopped at budget.search_end (without tuning, one run stopped
+// there). False when nothing finished in time: the caller goes on without fastText.
+bool train_fasttext_candidate(const LabelledTexts& train_part,
+                              const LabelledTexts& valid_part, const TextClassifierOptions& options,
+                              const Budget& budget, std::vector<Candidate>& done, TextTrainingReport* report) {
+  const bool validate = !valid_part.texts.empty();
+  FastTextParams params;
+  params.threads = options.threads;
+  params.seed = static_cast<int>(options.seed);
+  const double left = Budget::seconds_to(budget.search_end);
+  if (options.tune && validate) params.autotune_seconds = static_cast<int>(left / 2);
+  if (params.autotune_seconds < 2) params.autotune_seconds = 0;  // too little to search: one run at the defaults
+  tell(options, params.autotune_seconds > 0 ? "fastText search" : "fastText");
+  const auto t0 = Clock::now();
+  std::unique_ptr<FastTextModel> m;
+  try {
+    m = FastTextModel::train(train_part, params, validate ? &valid_part : nullptr, budget.search_end);
+  } catch (const TrainingTimedOut&) {
+    if (report)
+      report->notes.push_back(fmt::format("fastText did not finish a training run within the {:.0f} s it had: "
+                                          "left out (a larger --budget gives it time)", seconds_since(t0)));
+    return false;
+  }
+  Candidate c;
+  if (validate) {
+    c.valid_probabilities = m->predict_all(valid_part.texts, options.threads);
+    c.scored = score(c.valid_probabilities, valid_part);
+  }
+  c.fasttext = m->used_params();
+  c.fasttext.autotune_seconds = 0;
+  c.result = {"fasttext", m->params(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
+  c.model = std::move(m);
+  if (report) report->candidates.push_back(c.result);
+  done.push_back(std::move(c));
+  return true;
+}
+
+}  // namespace
+
 TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassifierOptions& options,
                                      TextTrainingReport* report) {
-  const auto start = Clock::now();
   if (data.size() < 2) throw std::invalid_argument("need at least two labelled texts to train");
   if (data.label_names.size() < 2) throw std::invalid_argument("need at least two classes to train a classifier");
   if (data.labels.size() != data.texts.size()) throw std::invalid_argument("texts and labels differ in number");
   for (int l : data.labels)
     if (l < 0 || static_cast<size_t>(l) >= data.label_names.size()) throw std::invalid_argument("label index out of range");
+  for (const auto& kind : options.candidates)
+    if (kind != "tfidf-linear" && kind != "fasttext")
+      throw std::invalid_argument("unknown text model '" + kind + "' (use tfidf-linear or fasttext)");
+  if (options.candidates.empty()) throw std::invalid_argument("no candidate text model to train");
+  const bool want_linear = std::count(options.candidates.begin(), options.candidates.end(), "tfidf-linear") > 0;
+  const bool want_fasttext = std::count(options.candidates.begin(), options.candidates.end(), "fasttext") > 0;
+  const Budget budget(options.time_budget_s, want_fasttext && want_linear);
+  if (report) report->budget_s = budget.total_s;
 
   auto [train_rows, valid_rows] = stratified_split(data.labels, options.validation_fraction, options.seed);
   const LabelledTexts train_part = data.subset(train_rows), valid_part = data.subset(valid_rows);
   const bool validate = !valid_part.texts.empty();
-  const auto deadline = start + std::chrono::seconds(std::max(1, options.time_budget_s));
   std::vector<Candidate> done;
-
-  for (const auto& kind : options.candidates) {
-    if (kind == "tfidf-linear") {
-      auto vectorizer = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
-      vectorizer->fit(train_part.texts, options.threads);
-      const auto x_train = vectorizer->transform_all(train_part.texts, options.threads);
-      const auto x_valid = vectorizer->transform_all(valid_part.texts, options.threads);
-      Candidate best;
-      std::vector<Candidate> grid;
-      bool have = false;
-      const auto settings = linear_grid(options.tune);
-      const bool small = options.tune && settings.size() > 1 && data.size() < kCrossValidateBelow && validate;
-      const std::vector<Scored> cv = small ? cross_validate_grid(data, settings, options) : std::vector<Scored>{};
-      for (size_t g = 0; g < settings.size(); ++g) {
-        const auto& params = settings[g];
-        if (have && Clock::now() > deadline) break;
-        const auto t0 = Clock::now();
-        std::shared_ptr<LinearTextModel> m =
-            train_linear_seeded(x_train, train_part.labels, data.label_names.size(), vectorizer, params, options.seed);
-        Candidate c;
-        if (validate) {
-          m->fit_temperature(x_valid, valid_part.labels);
-          for (const auto& x : x_valid) c.valid_probabilities.push_back(m->predict_features(x));
-          c.scored = score(c.valid_probabilities, valid_part);
-        }
-        c.result = {"tfidf-linear", params.to_json(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
-        c.model = m;
-        c.linear = params;
-        c.selection = small ? cv[g] : c.scored;
-        c.selection_rows = small ? data.size() : valid_part.size();
-        if (small) c.result.params["cv3_macro_f1"] = cv[g].macro_f1;
-        if (report) report->candidates.push_back(c.result);
-        grid.push_back(std::move(c));
-        have = true;
-      }
-      if (have) {
-        best = pick_within_one_standard_error(grid);
-        // The best setting of each other solver joins the blend: their errors differ.
-        for (LinearSolver solver : {LinearSolver::CrammerSinger, LinearSolver::LogisticRegression, LinearSolver::Svm}) {
-          if (solver == best.linear.solver || !validate) continue;
-          const Candidate* family = nullptr;
-          for (const auto& c : grid)
-            if (c.linear.solver == solver && (!family || c.selection.better_than(family->selection))) family = &c;
-          if (!family) continue;
-          done.push_back(*family);
-          done.back().blend_only = true;
-        }
-        done.push_back(std::move(best));
-      }
-    } else if (kind == "fasttext") {
-      FastTextParams params;
-      params.threads = options.threads;
-      params.seed = static_cast<int>(options.seed);
-      const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
-      if (options.tune && validate) params.autotune_seconds = std::max(5, static_cast<int>(left));
-      const auto t0 = Clock::now();
-      auto m = FastTextModel::train(train_part, params, validate ? &valid_part : nullptr);
-      Candidate c;
-      if (validate) {
-        c.valid_probabilities = m->predict_all(valid_part.texts, options.threads);
-        c.scored = score(c.valid_probabilities, valid_part);
-      }
-      c.fasttext = m->used_params();
-      c.fasttext.autotune_seconds = 0;
-      c.result = {"fasttext", m->params(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
-      c.model = std::move(m);
-      if (report) report->candidates.push_back(c.result);
-      done.push_back(std::move(c));
-    } else {
-      throw std::invalid_argument("unknown text model '" + kind + "' (use tfidf-linear or fasttext)");
-    }
-  }
-  if (done.empty()) throw std::invalid_argument("no candidate text model to train");
+  double vectorise_s = 0;
+  if (want_linear) train_linear_candidates(data, train_part, valid_part, options, budget, done, report, &vectorise_s);
+  if (want_fasttext && !train_fasttext_candidate(train_part, valid_part, options, budget, done, report) &&
+      done.empty())
+    throw TrainingTimedOut(fmt::format("fastText could not train within the budget of {:.0f} s: give a larger budget, "
+                                       "or let the linear model be a candidate",
+                                       budget.total_s));
   size_t best = done.size();
   for (size_t i = 0; i < done.size(); ++i)
     if (!done[i].blend_only && (best == done.size() || done[i].scored.better_than(done[best].scored))) best = i;
@@ -359,11 +439,30 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());
   }
 
-  // Retrain the chosen configuration(s) on all the data; linear members share one vectoriser.
+  // Retrain the chosen configuration(s) on all the data, linear members first (sharing one
+  // vectoriser) and only when their measured training time fits what is left; fastText is
+  // stopped at the end of the budget. A member not refitted stays as validated.
+  tell(options, "refit on all texts");
+  const std::vector<size_t> chosen_members = blend ? blend_members : std::vector<size_t>{best};
+  const double scale = static_cast<double>(data.size()) / static_cast<double>(std::max<size_t>(1, train_part.size()));
   std::shared_ptr<text::TfidfVectorizer> all_vectorizer;
   std::vector<SparseVector> all_x;
-  auto retrain = [&](const Candidate& c) -> std::shared_ptr<TextModel> {
-    if (c.result.kind == "fasttext") return FastTextModel::train(data, c.fasttext, nullptr);
+  bool refit_all = true;
+  auto refit = [&](const Candidate& c) -> std::shared_ptr<const TextModel> {
+    if (c.result.kind == "fasttext") {
+      try {
+        return FastTextModel::train(data, c.fasttext, nullptr, budget.end);
+      } catch (const TrainingTimedOut&) {
+        refit_all = false;
+        return c.model;
+      }
+    }
+    // 1.25: liblinear's time grows a little faster than the rows, and a loaded machine varies.
+    const double estimate = 1.25 * scale * ((all_vectorizer ? 0 : vectorise_s) + c.result.seconds);
+    if (!budget.fits(estimate, budget.end)) {
+      refit_all = false;
+      return c.model;
+    }
     const float temperature = static_cast<const LinearTextModel&>(*c.model).temperature();
     if (!all_vectorizer) {
       all_vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
@@ -375,14 +474,13 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     m->set_temperature(temperature);
     return m;
   };
-  std::shared_ptr<TextModel> final_model;
-  if (blend) {
-    std::vector<std::shared_ptr<const TextModel>> members;
-    for (size_t m : blend_members) members.push_back(retrain(done[m]));
-    final_model = std::make_shared<EnsembleTextModel>(std::move(members));
-  } else {
-    final_model = retrain(done[best]);
-  }
+  std::vector<std::shared_ptr<const TextModel>> members(chosen_members.size());
+  // Linear members first: fastText, which can be stopped, takes whatever time is left.
+  for (int pass = 0; pass < 2; ++pass)
+    for (size_t i = 0; i < chosen_members.size(); ++i)
+      if ((done[chosen_members[i]].result.kind == "fasttext") == (pass == 1)) members[i] = refit(done[chosen_members[i]]);
+  std::shared_ptr<const TextModel> final_model =
+      blend ? std::make_shared<EnsembleTextModel>(std::move(members)) : members.front();
   const Scored chosen = blend ? blend_scored : done[best].scored;
   const std::string chosen_kind = blend ? "ensemble" : done[best].result.kind;
   TextClassifier out(final_model, data.label_names);
@@ -396,7 +494,12 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     report->validation_unknown_rate = unknown_rate;
     report->train_rows = train_part.size();
     report->validation_rows = valid_part.size();
-    report->seconds = seconds_since(start);
+    report->refit = refit_all;
+    if (!refit_all)
+      report->notes.push_back(fmt::format("kept as validated (trained on {} of {} texts): the refit on all of them "
+                                          "did not fit the budget",
+                                          train_part.size(), data.size()));
+    report->seconds = seconds_since(budget.start);
   }
   return out;
 }

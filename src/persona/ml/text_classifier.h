@@ -2,6 +2,7 @@
 // A trained text classifier for one task: the model chosen by validation score among the
 // candidates (TF-IDF + linear, fastText), its class names, and the confidence threshold below
 // which it answers "unknown" (for sentiment: "neutral"), chosen on the same validation data.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,11 +22,14 @@ inline constexpr const char* kOutOfScope = "out_of_scope";
 struct TextClassifierOptions {
   std::vector<std::string> candidates{"tfidf-linear", "fasttext"};
   double validation_fraction = 0.15;
-  int time_budget_s = 60;   // for the whole search (fastText autotune gets its share)
+  // Wall time for the whole call, the final refit on all the texts included (see train()).
+  int time_budget_s = 60;
   bool tune = true;         // false: default parameters of each candidate, no search
   bool abstain = true;      // choose an "unknown" threshold on validation data
   int threads = 2;
   uint64_t seed = 1;
+  // Told each stage as it starts ("linear grid 3/8", "fastText search", "refit on all texts").
+  std::function<void(const std::string& stage)> on_stage;
 };
 
 struct CandidateResult {
@@ -41,7 +45,9 @@ struct TextTrainingReport {
   double validation_accuracy = 0, validation_macro_f1 = 0;
   double unknown_threshold = 0, validation_unknown_rate = 0;
   size_t train_rows = 0, validation_rows = 0;
-  double seconds = 0;
+  double seconds = 0, budget_s = 0;
+  bool refit = true;               // false: some member is kept as validated (trained on the training part)
+  std::vector<std::string> notes;  // what the budget cut short, in words
   nlohmann::json to_json() const;
 };
 
@@ -54,7 +60,10 @@ struct TextPrediction {
 
 class TextClassifier {
  public:
-  // Selects, tunes and trains on `data` (a validation split is carved from it).
+  // Selects, tunes and trains on `data` (a validation split is carved from it), within
+  // options.time_budget_s of wall time: the search stops in time for the refit, and a refit that
+  // would not fit (or is stopped at the deadline) leaves the validated model in place. One linear
+  // model is always trained, however small the budget: liblinear cannot be interrupted.
   static TextClassifier train(const LabelledTexts& data, const TextClassifierOptions& options,
                               TextTrainingReport* report = nullptr);
   // Wraps a model already trained (no threshold).

@@ -2,6 +2,7 @@
 // One interface for supervised text models: probabilities over a fixed list of classes.
 // Implementations: LinearTextModel (TF-IDF + liblinear) and FastTextModel (fastText).
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,12 @@ struct LabelledTexts {
   size_t size() const { return texts.size(); }
   // A subset by row indices (label names kept).
   LabelledTexts subset(const std::vector<size_t>& rows) const;
+};
+
+// A training run stopped at its deadline (or one that could not reach the end in time): the
+// caller keeps what it has instead.
+struct TrainingTimedOut : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 class TextModel {
