@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/core/error.h"
 #include "persona/demand/forecast.h"
 #include "persona/demand/propensity.h"
 #include "persona/demand/text_analysis.h"
@@ -187,6 +188,8 @@ Command add_demo(CLI::App& app, Common& common) {
               fmt::print("    reject log: {}\n", report.reject_log);
               fmt::print("3/6 summary\n");
             }
+            for (const auto& s : report.sources)
+              if (s.status == "failed") throw persona::Error(fmt::format("source {} failed: {}", s.source, s.failure), {s.path});
             const auto stats = store->stats(10);
             if (!common.json) print_stats(stats, store_path);
             const std::string models = (std::filesystem::path(args->dir) / "models").string();

@@ -1,8 +1,10 @@
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/core/terminal.h"
 #include "persona/core/error.h"
 #include "persona/core/progress.h"
 #include "persona/io/text_encoding.h"
@@ -46,6 +48,7 @@ Command add_ingest(CLI::App& app, Common& common) {
     std::string config, preset, store, rejects, encoding;
     std::vector<std::string> files;
     size_t batch_rows = 0;
+    std::optional<double> min_kept;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-c,--config", args->config, "Config file (TOML) naming the sources and their mappings");
@@ -55,22 +58,36 @@ Command add_ingest(CLI::App& app, Common& common) {
   sub->add_option("-s,--store", args->store, "Store file (default: the config's [store] path, or persona.db)");
   sub->add_option("--rejects", args->rejects, "Reject log to write (JSON Lines; default <store>.rejects.jsonl)");
   sub->add_option("--batch-rows", args->batch_rows, "Rows per transaction");
+  sub->add_option("--min-kept", args->min_kept,
+                  "Fail a source that keeps a smaller share of its rows (0-1; default [ingest] min_kept_share, "
+                  "0: fail only when none is kept)")
+      ->check(CLI::Range(0.0, 1.0));
   return {sub, [args, &common] {
             auto config = config_from(args->config, args->preset, args->files, args->store, args->encoding);
             // Relative to where we are (the config's own reject_log is relative to the config).
             if (!args->rejects.empty()) config.reject_log = std::filesystem::absolute(args->rejects).string();
             if (args->batch_rows) config.batch_rows = args->batch_rows;
+            if (args->min_kept) config.min_kept_share = *args->min_kept;
             const std::string store_path = config.resolve(config.store_path);
             const pipeline::IngestLock lock(store_path);
             auto store = open_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (common.json) {
               print_json(report.to_json());
-              return 0;
+            } else {
+              for (const auto& s : report.sources) print_source_report(s);
+              fmt::print("store: {}\nreject log: {}\n", report.store_path, report.reject_log);
             }
-            for (const auto& s : report.sources) print_source_report(s);
-            fmt::print("store: {}\nreject log: {}\n", report.store_path, report.reject_log);
-            return 0;
+            // Loud: a source that kept too little is an error, and is read again by the next run.
+            for (const auto& s : report.sources)
+              if (s.status == "failed")
+                std::fprintf(stderr, "persona: error: %s\n",
+                             terminal_safe(Error(fmt::format("source {} failed: {}", s.source, s.failure), {s.path},
+                                                 "it is not recorded as ingested: fix the mapping (or lower [ingest] "
+                                                 "min_kept_share) and run again; every removed row is in the reject log")
+                                               .what())
+                                 .c_str());
+            return report.failed() ? 1 : 0;
           }};
 }
 

@@ -22,7 +22,9 @@ void print_source_report(const pipeline::SourceReport& r) {
   const double mb = r.file_bytes / 1e6;
   fmt::print("{}: {} rows read, {} kept, {} removed  ({:.2f} s, {:.1f} MB/s){}\n", r.source, r.summary.rows_read,
              r.summary.rows_kept, r.summary.rows_removed, r.seconds, r.seconds > 0 ? mb / r.seconds : 0,
-             r.status == "resumed" ? "  [resumed an interrupted ingest]" : "");
+             r.status == "resumed" ? "  [resumed an interrupted ingest]"
+             : r.status == "failed" ? "  [failed: not recorded as ingested]"
+                                    : "");
   for (const auto& rule : r.summary.rules) {
     if (!rule.removed && !rule.changed && !rule.flagged) continue;
     std::string line = fmt::format("    {:<24}", rule.rule);

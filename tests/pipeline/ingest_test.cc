@@ -63,6 +63,56 @@ struct Fixture {
   }
 };
 
+TEST(Ingest, ASourceThatKeepsNothingFailsAndIsReadAgain) {
+  // format = "iso8601" on unix seconds (the case was the other way round): every row is
+  // a type error. The run fails, says why with an example row, keeps nothing in the store, and
+  // is not recorded as done: a second run reads the file again, and a fixed mapping ingests it.
+  Fixture f;
+  std::string toml = kConfig;
+  toml.replace(toml.find("format = \"unix\""), 15, "format = \"iso8601\"");
+  test::write_file(f.dir.file("shop.toml"), toml);
+  auto config = load_config(f.dir.file("shop.toml"));
+  for (int run = 0; run < 2; ++run) {
+    auto store = store::open_sqlite_store(config.resolve(config.store_path));
+    const auto report = ingest(config, *store, {.progress = false});
+    ASSERT_TRUE(report.failed());
+    const auto& s = report.sources[0];
+    EXPECT_EQ(s.status, "failed") << "run " << run;
+    EXPECT_EQ(s.summary.rows_kept, 0u);
+    EXPECT_NE(s.failure.find("kept none of the 1000 rows"), std::string::npos) << s.failure;
+    EXPECT_NE(s.failure.find("in the format ISO 8601"), std::string::npos) << s.failure;
+    EXPECT_NE(s.failure.find("line 3: \"1700000001\""), std::string::npos) << s.failure;  // the first bad value
+    EXPECT_EQ(store->stats().events, 0u);
+    EXPECT_EQ(store->ingests()[0].status, "failed");
+  }
+  EXPECT_EQ(test::read_file(config.reject_log_path()).find("ISO 8601") != std::string::npos, true);
+  {
+    auto store = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+    const auto fixed = ingest(f.config, *store, {.progress = false});
+    EXPECT_FALSE(fixed.failed());
+    EXPECT_EQ(fixed.sources[0].status, "ingested");
+  }
+  EXPECT_GT(f.stats().events, 800u);
+}
+
+TEST(Ingest, MinKeptShareFailsASourceThatKeepsTooLittle) {
+  // The fixture's file loses 10% to duplicates and about 3% to missing users.
+  Fixture f;
+  f.config.min_kept_share = 0.95;
+  {
+    auto store = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+    const auto report = ingest(f.config, *store, {.progress = false});
+    ASSERT_TRUE(report.failed());
+    EXPECT_NE(report.sources[0].failure.find("below [ingest] min_kept_share = 0.95"), std::string::npos)
+        << report.sources[0].failure;
+    EXPECT_NE(report.sources[0].failure.find("exact_duplicate removed"), std::string::npos) << report.sources[0].failure;
+  }
+  EXPECT_EQ(f.stats().events, 0u);  // the events of a failed run are taken out again
+  f.config.min_kept_share = 0.8;
+  auto store = store::open_sqlite_store(f.config.resolve(f.config.store_path));
+  EXPECT_FALSE(ingest(f.config, *store, {.progress = false}).failed());
+}
+
 TEST(Ingest, SecondIngestOfTheSameFileAddsNothing) {
   Fixture f;
   {
@@ -161,6 +211,7 @@ class DiskFullStore : public store::Store {
     inner_->write_batch(ingest, batch, last_line);
   }
   void finish_ingest(int64_t ingest, const nlohmann::json& summary) override { inner_->finish_ingest(ingest, summary); }
+  void fail_ingest(int64_t ingest, const nlohmann::json& summary) override { inner_->fail_ingest(ingest, summary); }
   std::vector<store::IngestRecord> ingests() override { return inner_->ingests(); }
   void for_each_reject(int64_t ingest, const std::function<void(const store::RejectRow&)>& fn) override {
     inner_->for_each_reject(ingest, fn);

@@ -55,6 +55,23 @@ void SourceMapping::validate() const {
   }
 }
 
+// "is not a timestamp in the format unix (seconds since 1970-01-01, e.g. 1764583200)": the
+// reject says what was expected, so `format = "unix"` on ISO dates explains itself.
+static std::string bad_timestamp_error(const std::string& format) {
+  std::string expected;
+  for (std::string_view rest = format.empty() ? "iso8601" : format; !rest.empty();) {
+    const auto bar = rest.find('|');
+    const std::string_view one = rest.substr(0, bar);
+    rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+    if (!expected.empty()) expected += " or ";
+    if (one == "iso8601" || one == "auto") expected += "ISO 8601 (e.g. 2025-12-01T10:00:00Z)";
+    else if (one == "unix") expected += "unix (seconds since 1970-01-01, e.g. 1764583200)";
+    else if (one == "unix_ms") expected += "unix_ms (milliseconds since 1970-01-01, e.g. 1764583200000)";
+    else expected += fmt::format("\"{}\"", one);
+  }
+  return "is not a timestamp in the format " + expected;
+}
+
 Mapper::Mapper(const SourceMapping& mapping, const std::vector<std::string>& columns, const std::string& file)
     : mapping_(mapping),
       file_(file),
@@ -76,7 +93,7 @@ Mapper::Mapper(const SourceMapping& mapping, const std::vector<std::string>& col
                       {file, columns.empty() ? 0 : 1}, fmt::format("the file's columns are: {}", have.empty() ? "(none: the file is empty)" : have));
         }
       }
-      slots_.push_back({o.entity, field, mf, &spec, col, TimestampParser(spec.format)});
+      slots_.push_back({o.entity, field, mf, &spec, col, TimestampParser(spec.format), bad_timestamp_error(spec.format)});
     }
   }
 }
@@ -149,7 +166,7 @@ void Mapper::parse_typed(const Slot& slot, FieldValue& v) const {
       break;
     case FieldType::Timestamp: {
       auto t = slot.timestamps.parse(v.text);
-      if (!t) v.error = "is not a timestamp in the expected format";
+      if (!t) v.error = slot.bad_timestamp.c_str();
       else if (!mapping_.time_window.contains(*t)) v.error = outside_window_.c_str();
       else v.time = *t, v.number = static_cast<double>(*t);  // range and outlier rules read number
       break;

@@ -74,6 +74,7 @@ class Mapper {
     const FieldSpec* spec;
     int column;  // -1 for constants
     TimestampParser timestamps;
+    std::string bad_timestamp;  // the error of a value the format does not read, naming the format
   };
 
   // Throws persona::Error when the mapping names a column the file does not have.

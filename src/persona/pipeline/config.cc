@@ -330,7 +330,12 @@ Config parse_config(const std::string& text, const std::string& name, const std:
   }
   if (auto* n = root.get("ingest")) {
     const auto& t = r.table(*n, "ingest");
-    r.only_keys(t, {"batch_rows", "reject_log", "time_window"}, "[ingest]");
+    r.only_keys(t, {"batch_rows", "reject_log", "time_window", "min_kept_share"}, "[ingest]");
+    if (auto* p = t.get("min_kept_share")) {
+      const double v = r.number(*p, "min_kept_share");
+      if (!(v >= 0 && v <= 1)) r.fail(*p, "min_kept_share must be between 0 and 1 (a share of the rows read)");
+      c.min_kept_share = v;
+    }
     if (auto* p = t.get("batch_rows")) {
       const double v = r.number(*p, "batch_rows");
       if (v < 1 || v > 10'000'000) r.fail(*p, "batch_rows must be between 1 and 10,000,000");

@@ -39,6 +39,9 @@ struct Config {
   std::string store_path = "persona.db";
   std::string reject_log;  // "" = <store>.rejects.jsonl
   size_t batch_rows = 50000;
+  // [ingest] min_kept_share: a source that keeps a smaller share of the rows it read fails (exit
+  // non-zero, not recorded as ingested). At 0, the default, it fails when it read rows and kept none.
+  double min_kept_share = 0;
   TimeWindow time_window;  // [ingest] time_window: times outside are rejected (every source, the API)
   std::vector<prep::RuleSpec> default_rules;
   std::vector<SourceConfig> sources;

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/core/handoff.h"
 #include "persona/core/progress.h"
 #include "persona/io/csv_reader.h"
@@ -44,6 +45,7 @@ nlohmann::json SourceReport::to_json() const {
                       {"seconds", seconds},
                       {"file_bytes", file_bytes}};
   if (ingest_id) j["ingest"] = ingest_id;
+  if (!failure.empty()) j["failure"] = failure;
   for (const auto& [rule, b] : outlier_bounds) j["outlier_bounds"][rule] = {b.first, b.second};
   return j;
 }
@@ -53,6 +55,10 @@ nlohmann::json IngestReport::to_json() const {
   for (const auto& s : sources) j["sources"].push_back(s.to_json());
   if (!normalisers.empty()) j["normalisers"] = normalisers;
   return j;
+}
+
+bool IngestReport::failed() const {
+  return std::any_of(sources.begin(), sources.end(), [](const SourceReport& s) { return s.status == "failed"; });
 }
 
 std::unique_ptr<io::RecordReader> open_reader(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules) {
@@ -351,6 +357,32 @@ class BatchWriter {
 };
 }  // namespace
 
+// Why a source that read rows kept too few of them ("" when it kept enough): the share kept, the
+// rule that removed the most, and its first row (line, field, value, reason) so the cause shows
+// at once, e.g. format = "unix" on ISO timestamps.
+std::string kept_too_little(store::Store& store, int64_t ingest, const prep::CleanSummary& summary, double min_share) {
+  if (summary.rows_read == 0) return {};
+  const double share = static_cast<double>(summary.rows_kept) / static_cast<double>(summary.rows_read);
+  if (summary.rows_kept > 0 && share >= min_share) return {};
+  std::string why = summary.rows_kept == 0
+                        ? fmt::format("kept none of the {} rows read", summary.rows_read)
+                        : fmt::format("kept {} of {} rows ({:.1f}%), below [ingest] min_kept_share = {}", summary.rows_kept,
+                                      summary.rows_read, 100 * share, min_share);
+  const prep::RuleCount* top = nullptr;
+  for (const auto& r : summary.rules)
+    if (r.removed > 0 && (!top || r.removed > top->removed)) top = &r;
+  if (!top) return why;
+  std::optional<store::RejectRow> example;
+  store.for_each_reject(ingest, [&](const store::RejectRow& row) {
+    if (!example && row.rule == top->rule && !row.flagged) example = row;
+  });
+  why += fmt::format("; {} removed {}", top->rule, top->removed);
+  if (example)
+    why += fmt::format(", e.g. line {}: \"{}\": {}", example->line, json_excerpt(nlohmann::json(example->value), 80),
+                       example->reason);
+  return why;
+}
+
 SourceReport ingest_source(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
                            size_t batch_rows, RejectLogWriter* rejects, const RunOptions& options) {
   const std::string hash = file_content_hash(source.mapping.path);
@@ -396,9 +428,16 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   SourceReport report = run_source(source, rules, on_row, options);
   flush();
   writer.close();
-  report.status = ingest.resumed ? "resumed" : "ingested";
   report.ingest_id = ingest.id;
-  store.finish_ingest(ingest.id, report.to_json());
+  report.failure = kept_too_little(store, ingest.id, report.summary, options.min_kept_share);
+  if (!report.failure.empty()) {
+    // Not recorded as done: a run with a fixed mapping reads the file again.
+    report.status = "failed";
+    store.fail_ingest(ingest.id, report.to_json());
+  } else {
+    report.status = ingest.resumed ? "resumed" : "ingested";
+    store.finish_ingest(ingest.id, report.to_json());
+  }
   if (rejects)
     store.for_each_reject(ingest.id, [&](const store::RejectRow& row) { rejects->write(source.mapping.name, source.mapping.path, row); });
   return report;
@@ -450,8 +489,10 @@ IngestReport ingest(const Config& config, store::Store& store, const RunOptions&
   IngestReport report;
   report.store_path = config.resolve(config.store_path);
   report.reject_log = config.reject_log_path();
+  RunOptions run = options;
+  run.min_kept_share = config.min_kept_share;
   for (const auto& source : config.sources)
-    report.sources.push_back(ingest_source(store, source, config.rules_for(source), config.batch_rows, nullptr, options));
+    report.sources.push_back(ingest_source(store, source, config.rules_for(source), config.batch_rows, nullptr, run));
   // The reject log holds every rejected row of the config's sources, read back from the store.
   // An ingest that added nothing leaves it as it is (it used to be emptied); otherwise it is
   // written whole to a temporary and renamed over the old one, so a crash never leaves half a log.

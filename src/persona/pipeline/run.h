@@ -18,10 +18,12 @@ namespace persona::pipeline {
 
 struct RunOptions {
   bool progress = true;  // a progress line on a terminal (never when stderr is not one)
+  double min_kept_share = 0;  // ingest: see Config::min_kept_share
 };
 
 struct SourceReport {
-  std::string source, path, status;  // status: cleaned | ingested | resumed | already ingested
+  std::string source, path, status;  // status: cleaned | ingested | resumed | already ingested | failed
+  std::string failure;               // why it failed: kept too little, with the commonest reason
   prep::CleanSummary summary;
   std::vector<std::pair<std::string, std::pair<double, double>>> outlier_bounds;
   double seconds = 0;
@@ -74,6 +76,7 @@ struct IngestReport {
   std::vector<SourceReport> sources;
   nlohmann::json normalisers = nlohmann::json::object();
   nlohmann::json to_json() const;
+  bool failed() const;  // some source failed
 };
 IngestReport ingest(const Config& config, store::Store& store, const RunOptions& options);
 SourceReport ingest_source(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,

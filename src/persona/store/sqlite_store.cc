@@ -482,6 +482,15 @@ class SqliteStore final : public Store {
         id = sqlite3_last_insert_rowid(db_);
       }
       IngestRecord r = ingest_by_id(id);
+      if (r.status == "failed") {
+        // A failed run kept too little and was not recorded as done: start it again, afresh.
+        Statement(db_, "DELETE FROM rejects WHERE ingest=?").bind(1, id).run();
+        Statement restart(db_, "UPDATE ingests SET status='running', last_line=0, started=?, finished=NULL, "
+                               "summary=NULL WHERE id=?");
+        restart.bind(1, now_seconds()).bind(2, id).run();
+        r = ingest_by_id(id);
+        found = false;
+      }
       exec("COMMIT");
       r.resumed = found && r.status == "running";
       return r;
@@ -523,6 +532,20 @@ class SqliteStore final : public Store {
   void finish_ingest(int64_t ingest, const nlohmann::json& summary) override {
     Statement q(db_, "UPDATE ingests SET status='complete', finished=?, summary=? WHERE id=?");
     q.bind(1, now_seconds()).bind(2, summary.dump()).bind(3, ingest).run();
+  }
+
+  void fail_ingest(int64_t ingest, const nlohmann::json& summary) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      Statement(db_, "DELETE FROM events WHERE ingest=?").bind(1, ingest).run();
+      Statement(db_, "DELETE FROM texts WHERE ingest=?").bind(1, ingest).run();
+      Statement q(db_, "UPDATE ingests SET status='failed', last_line=0, finished=?, summary=? WHERE id=?");
+      q.bind(1, now_seconds()).bind(2, summary.dump()).bind(3, ingest).run();
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
   std::vector<IngestRecord> ingests() override {

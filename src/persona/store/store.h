@@ -65,7 +65,7 @@ struct Batch {
 // fingerprint: the same file with the same mapping is never ingested twice.
 struct IngestRecord {
   int64_t id = 0;
-  std::string source, path, content_hash, mapping_hash, status;  // status: running | complete
+  std::string source, path, content_hash, mapping_hash, status;  // status: running | complete | failed
   int64_t last_line = 0;  // every source line up to here is in the store
   bool resumed = false;   // begin_ingest found it running: an earlier run was interrupted
   int64_t started = 0, finished = 0;
@@ -131,12 +131,15 @@ class Store {
   virtual ~Store() = default;
 
   // Starts (or finds) the ingest of a file. A complete one is returned as it is; a running one
-  // (an earlier run that was killed) is resumed from its last_line.
+  // (an earlier run that was killed) is resumed from its last_line; a failed one starts again.
   virtual IngestRecord begin_ingest(const std::string& source, const std::string& path, const std::string& content_hash,
                                     const std::string& mapping_hash) = 0;
   // Writes a batch and moves the ingest's checkpoint to `last_line`, atomically.
   virtual void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) = 0;
   virtual void finish_ingest(int64_t ingest, const nlohmann::json& summary) = 0;
+  // Marks an ingest failed (it kept too little): its events and texts are removed, its rejects
+  // kept for the reject log; users and items it upserted stay (a later run upserts them again).
+  virtual void fail_ingest(int64_t ingest, const nlohmann::json& summary) = 0;
 
   virtual std::vector<IngestRecord> ingests() = 0;
   virtual void for_each_reject(int64_t ingest, const std::function<void(const RejectRow&)>& fn) = 0;
