@@ -235,6 +235,9 @@ Command add_keys(CLI::App& app, Common& common) {
     }
     if (name == "revoke") s->add_option("id", a->id, "The API key's id")->required();
     if (name == "rotate") s->add_option("--store", a->store, "Store to re-seal with the new key");
+    if (name == "init")
+      s->add_option("--store", a->store, "Seal this store with the new key (created when missing): its texts, "
+                                         "attributes and reject rows, now and from now on");
     if (name == "reseal") s->add_option("-s,--store", a->store, "Store file")->required();
     s->fallthrough();  // --json and --quiet belong to `keys`
     s->callback([a, name = name] { a->action = name; });
@@ -266,7 +269,7 @@ Command add_keys(CLI::App& app, Common& common) {
               j = {{"key_file", path}, {"keys", keys.ids()}, {"active", keys.active_id()}};
               if (!a->store.empty()) {
                 // Reads go on meanwhile: old keys stay in the ring until every value is re-sealed.
-                auto store = open_existing_store(a->store, path);
+                auto store = a->action == "init" ? open_store(a->store, path) : open_existing_store(a->store, path);
                 j["store"] = a->store;
                 j["resealed"] = store->reseal();
                 if (!common.json && !common.quiet)

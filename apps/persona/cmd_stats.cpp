@@ -36,8 +36,15 @@ Command add_stats(CLI::App& app, Common& common) {
             const auto path = store_path_from(args->store, args->config);
             auto store = open_existing_store(path);
             const auto stats = store->stats(args->top);
-            if (common.json) print_json(stats_json(stats));
-            else print_stats(stats, path);
+            if (common.json) {
+              auto j = stats_json(stats);
+              j["sealed"] = store->sealed();
+              print_json(j);
+            } else {
+              print_stats(stats, path);
+              fmt::print("  sealed: {}\n", store->sealed() ? "yes (texts, attributes and reject rows; docs/privacy.md)"
+                                                           : "no (`persona keys init --store` or `keys reseal --store` seals it)");
+            }
             return 0;
           }};
 }

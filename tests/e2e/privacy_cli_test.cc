@@ -115,17 +115,31 @@ TEST(PrivacyCli, KeysSealAuditAndDp) {
   EXPECT_NE(r.err.find("budget"), std::string::npos) << r.err;
 }
 
-// A store written with a key at hand is sealed on disk, stays readable with it through a
-// rotation, and a k-anonymous user table can be released from it.
+// Sealing is explicit: a key at hand leaves a store plain (and `stats` says so); `keys init
+// --store` seals it, on disk, readable with the key through a rotation, and a k-anonymous user
+// table can be released from it.
 TEST(PrivacyCli, SealedStoreRotationAndAnonymousUserExport) {
   test::TempDir dir;
   const std::string key = dir.file("k.key");
   const std::vector<std::string> env = {"PERSONA_KEY_FILE=" + key, "PERSONA_AUDIT_LOG=" + dir.file("audit.jsonl")};
-  ASSERT_EQ(run_persona({"keys", "init"}, 60, env).exit_code, 0);
   ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.file("shop"), "-q"}).exit_code, 0);
   const std::string config = dir.file("shop") + "/shop.toml", store = dir.file("shop") + "/persona.db";
+  {
+    // The case: a key file at hand and a plain store; any command used to mark it sealed.
+    test::TempDir plain;
+    const std::string plain_config = plain.file("shop") + "/shop.toml";
+    ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", plain.file("shop"), "-q"}).exit_code, 0);
+    ASSERT_EQ(run_persona({"ingest", "--config", plain_config, "-q"}).exit_code, 0);
+    ASSERT_EQ(run_persona({"keys", "init", "--key-file", plain.file("k.key"), "-q"}, 60, env).exit_code, 0);
+    const std::vector<std::string> with_key = {"PERSONA_KEY_FILE=" + plain.file("k.key"),
+                                               "PERSONA_AUDIT_LOG=" + plain.file("audit.jsonl")};
+    EXPECT_EQ(json_of(run_persona({"stats", "--config", plain_config, "--json"}, 60, with_key))["sealed"], false);
+    EXPECT_EQ(json_of(run_persona({"stats", "--config", plain_config, "--json"}))["sealed"], false);
+  }
+  ASSERT_EQ(run_persona({"keys", "init", "--store", store}, 60, env).exit_code, 0);
   auto r = run_persona({"ingest", "--config", config, "-q"}, 120, env);
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json_of(run_persona({"stats", "--config", config, "--json"}))["sealed"], true);
   const std::string bytes = test::read_file(store);
   EXPECT_EQ(bytes.find("\"member_level\""), std::string::npos) << "user attributes are sealed";
   EXPECT_EQ(bytes.find("会回购"), std::string::npos) << "review texts are sealed";

@@ -107,6 +107,28 @@ TEST(Hostile, DeeplyNestedBodiesAreRefusedAndTheServerStaysUp) {
   EXPECT_EQ(c.Get("/healthz")->status, 200);
 }
 
+TEST(Hostile, ASealedStoreWithoutItsKeyIsNotReady) {
+  // The store was sealed (keys init --store); the server was started without the key. It used to
+  // say ready and answer ingests 400 with the hint twice.
+  test::TempDir dir;
+  auto o = own_shop(dir);
+  const std::vector<std::string> env = {"PERSONA_AUDIT_LOG=" + dir.file("audit.jsonl")};
+  ASSERT_EQ(run_persona({"keys", "init", "--key-file", dir.file("k.key"), "--store", o.store_path, "-q"}, 60, env).exit_code, 0);
+  Running s(o);
+  auto c = s.client("admin");
+  const auto ready = c.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("sealed and this server has no key"), std::string::npos) << ready->body;
+  const auto r = c.Post("/v1/events", R"([{"user":"U000001","item":"P00001","type":"view","timestamp":"2025-12-01T10:00:00Z"}])",
+                        "application/json");
+  expect_problem(r, 503, "no key was given");
+  const std::string detail = json_of(r)["detail"];
+  EXPECT_EQ(detail.find("PERSONA_KEY_FILE"), detail.rfind("PERSONA_KEY_FILE")) << "the hint once: " << detail;
+  EXPECT_EQ(detail.find(o.store_path), std::string::npos) << "no server paths in answers: " << detail;
+  EXPECT_EQ(c.Get("/healthz")->status, 200);
+}
+
 TEST(Hostile, NumbersTooLargeForADoubleAreBadJson) {
   // nlohmann throws out_of_range (not parse_error) for them: fuzz_api_records found it uncaught.
   Running s;

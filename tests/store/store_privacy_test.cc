@@ -57,6 +57,13 @@ std::shared_ptr<const privacy::KeyRing> make_keys(const test::TempDir& dir) {
   return std::make_shared<privacy::KeyRing>(privacy::KeyRing::create(dir.file("persona.key")));
 }
 
+// A store sealed by the explicit act (reseal() marks it: writes from then on are sealed).
+std::unique_ptr<Store> open_sealed(const std::string& path, std::shared_ptr<const privacy::KeyRing> keys) {
+  auto store = open_sqlite_store(path, {std::move(keys)});
+  store->reseal();
+  return store;
+}
+
 void fill(Store& store) {
   const auto ingest = store.begin_ingest("s", "s.csv", "hash", "map");
   store.write_batch(ingest.id, people(), 20);
@@ -74,7 +81,7 @@ TEST(StorePrivacy, SealedColumnsAreCiphertextOnDiskAndPlainThroughTheStore) {
   const auto keys = make_keys(dir);
   const auto path = dir.file("s.db");
   {
-    auto store = open_sqlite_store(path, {keys});
+    auto store = open_sealed(path, keys);
     fill(*store);
     EXPECT_TRUE(store->sealed());
     const auto bodies = text_bodies(*store, Use::Any);
@@ -114,7 +121,7 @@ TEST(StorePrivacy, SealedColumnsAreCiphertextOnDiskAndPlainThroughTheStore) {
 TEST(StorePrivacy, ACiphertextMovedToAnotherRowDoesNotOpen) {
   test::TempDir dir;
   const auto path = dir.file("s.db");
-  auto store = open_sqlite_store(path, {make_keys(dir)});
+  auto store = open_sealed(path, make_keys(dir));
   fill(*store);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
@@ -130,7 +137,7 @@ TEST(StorePrivacy, RotationResealsEveryValueAndReadsGoOnThroughout) {
   const auto path = dir.file("s.db");
   auto ring = std::make_shared<privacy::KeyRing>(privacy::KeyRing::create(dir.file("persona.key")));
   {
-    auto store = open_sqlite_store(path, {ring});
+    auto store = open_sealed(path, ring);
     fill(*store);
   }
   const uint32_t old_key = ring->active_id();
@@ -168,9 +175,23 @@ TEST(StorePrivacy, APlainStoreIsSealedAfterTheFactByReseal) {
     EXPECT_FALSE(store->sealed());
     EXPECT_THROW(store->reseal(), Error);  // no key
   }
-  auto store = open_sqlite_store(path, {make_keys(dir)});
-  EXPECT_EQ(store->reseal(), 8);
-  EXPECT_EQ(text_bodies(*store, Use::Any).size(), 3u);
+  const auto keys = make_keys(dir);
+  {
+    // A key at hand does not seal it: opening (even for stats) and writing leave it plain, and
+    // it says so.
+    auto store = open_sqlite_store(path, {keys});
+    EXPECT_FALSE(store->sealed());
+    const auto ingest = store->begin_ingest("t", "t.csv", "hash2", "map");
+    store->write_batch(ingest.id, people(), 20);
+    store->finish_ingest(ingest.id, {});
+  }
+  EXPECT_NE(test::read_file(path).find("13912345678"), std::string::npos) << "still plain, as it says";
+  EXPECT_FALSE(open_sqlite_store(path)->sealed());
+  auto store = open_sqlite_store(path, {keys});
+  EXPECT_EQ(store->reseal(), 15);  // texts 6, one user's attributes, reject values 4 and rows 4
+  EXPECT_TRUE(store->sealed());
+  EXPECT_TRUE(open_sqlite_store(path)->sealed());
+  EXPECT_EQ(text_bodies(*store, Use::Any).size(), 6u);
 }
 
 TEST(StorePrivacy, ConsentFiltersEveryUse) {
@@ -227,7 +248,7 @@ TEST(StorePrivacy, EraseLeavesNoTraceInTheFile) {
     SCOPED_TRACE(sealed ? "sealed" : "plain");
     test::TempDir dir;
     const auto path = dir.file("s.db");
-    auto store = sealed ? open_sqlite_store(path, {make_keys(dir)}) : open_sqlite_store(path);
+    auto store = sealed ? open_sealed(path, make_keys(dir)) : open_sqlite_store(path);
     fill(*store);
     store->put_profiles({{"alice", "{\"user\":\"alice\"}"}, {"bob", "{\"user\":\"bob\"}"}}, true);
     const auto before = store->events(Use::Any);

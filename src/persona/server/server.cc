@@ -600,9 +600,12 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
     if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(e.retry_after))));
   } catch (const privacy::BudgetExhausted& e) {
     reply = {403, problem_body(403, "Forbidden", e.what()), "application/problem+json"};
-  } catch (const Error& e) {
-    reply = {400, problem_body(400, "Bad Request", e.hint().empty() ? e.what() : fmt::format("{} ({})", e.what(), e.hint())),
+  } catch (const store::KeyRequired& e) {
+    // The server's configuration, not the request: 503 (and /readyz says not ready).
+    reply = {503, problem_body(503, "Service Unavailable", fmt::format("{}; {}", e.reason(), e.hint())),
              "application/problem+json"};
+  } catch (const Error& e) {
+    reply = {400, problem_body(400, "Bad Request", e.what()), "application/problem+json"};  // what() has the hint
   } catch (const std::exception& e) {
     // Details stay in the log (they may name internals), not in the answer.
     reply = {500, problem_body(500, "Internal Server Error", "the request could not be completed; see the server log"),
@@ -990,8 +993,15 @@ void Server::Impl::add_routes() {
   auto param = [](const httplib::Request& req) { return req.matches.size() > 1 ? req.matches[1].str() : std::string(); };
   add("GET", "/healthz", {}, false, [](auto&, auto&) { return json_reply({{"status", "ok"}}); });
   add("GET", "/readyz", {}, false, [this](auto&, auto&) {
-    const bool ok = ready.load();
-    return json_reply({{"ready", ok}, {"recommender", recommender != nullptr}}, ok ? 200 : 503);
+    nlohmann::json j = {{"recommender", recommender != nullptr}};
+    bool ok = ready.load();
+    if (ok && !shared_keys && stores->acquire()->sealed()) {
+      // Every write, and every read of a text or attribute, would fail: not ready.
+      ok = false;
+      j["reason"] = "the store is sealed and this server has no key (start it with --key-file or PERSONA_KEY_FILE)";
+    }
+    j["ready"] = ok;
+    return json_reply(j, ok ? 200 : 503);
   });
   add("GET", "/metrics", {"stats:read"}, false, [this](auto&, auto&) {
     metrics.set_gauge("persona_recommend_cache_entries", "", static_cast<double>(cache.size()));

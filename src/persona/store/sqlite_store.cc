@@ -260,11 +260,10 @@ class SqliteStore final : public Store {
       exec("PRAGMA cache_size=-65536");
       migrate();
       load_ids();
+      // Sealing is an explicit act (reseal(): `persona keys init --store`, `keys reseal`, `keys
+      // rotate --store`): a key at hand used to mark any store it opened "sealed", even `stats`,
+      // while the texts already in it stayed plain.
       sealed_ = get_meta("sealed").value_or(false) == true;
-      if (keys_ && !sealed_) {
-        put_meta("sealed", true);
-        sealed_ = true;
-      }
     } catch (const Error& e) {
       sqlite3_close(db_);
       db_ = nullptr;
@@ -328,7 +327,11 @@ class SqliteStore final : public Store {
 
   Erasure erase_user(const std::string& user) override;
   int64_t reseal() override;
-  bool sealed() override { return sealed_; }
+  bool sealed() override {
+    refresh_sealed();
+    return sealed_;
+  }
+  void refresh_sealed() { sealed_ = get_meta("sealed").value_or(false) == true; }
 
   ChangeMark change_mark() override {
     ChangeMark m;
@@ -501,12 +504,15 @@ class SqliteStore final : public Store {
   }
 
   void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) override {
-    if (sealed_ && !keys_)
-      throw Error("this store seals its sensitive values and no key was given", {path_},
-                  "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
     ++batches_;
     exec("BEGIN IMMEDIATE");
     try {
+      // Read inside the write transaction: another process may have sealed the store since this
+      // connection opened it, and nothing may be written plain into a sealed store.
+      refresh_sealed();
+      if (sealed_ && !keys_)
+        throw KeyRequired("this store seals its sensitive values and no key was given", {path_},
+                          "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
       sync_ids();
       write_users(batch.users);
       write_items(batch.items);
@@ -604,16 +610,16 @@ class SqliteStore final : public Store {
   }
 
  private:
-  // A sensitive value as stored: sealed when the store has a key ("" stays "": no value).
+  // A sensitive value as stored: sealed when the store is sealed ("" stays "": no value).
   std::string seal(const std::string& value, const std::string& identity) const {
-    if (!keys_ || value.empty()) return value;
+    if (!sealed_ || !keys_ || value.empty()) return value;
     return privacy::seal_field(*keys_, value, identity);
   }
   // A stored value as read: sealed ones opened (a clear error without the key or when tampered).
   std::string open(std::string value, const std::string& identity) const {
     if (!privacy::is_sealed(value)) return value;
     if (!keys_)
-      throw Error("the store's sensitive values are sealed and no key was given", {path_},
+      throw KeyRequired("the store's sensitive values are sealed and no key was given", {path_},
                   "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
     try {
       return privacy::open_field(*keys_, value, identity);
@@ -1021,6 +1027,12 @@ Erasure SqliteStore::erase_user(const std::string& user) {
 
 int64_t SqliteStore::reseal() {
   if (!keys_) throw Error("resealing the store needs its key ring", {path_}, "give --key-file or PERSONA_KEY_FILE");
+  // Marked first: writers from now on (an ingest, the server) seal what they write, and the
+  // rewrite below seals what was written before.
+  if (!sealed_) {
+    put_meta("sealed", true);
+    sealed_ = true;
+  }
   // Each column: its rows' keys, the sealed column and how its identity is made. Small
   // transactions, so readers (and the server) go on meanwhile.
   struct Column {

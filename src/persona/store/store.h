@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "persona/core/error.h"
 #include "persona/core/model.h"
 
 namespace persona::privacy {
@@ -38,10 +39,17 @@ struct Erasure {
 };
 
 struct StoreOptions {
-  // When set, sensitive columns (text bodies, user attributes, reject log rows) are sealed with
-  // it (XChaCha20-Poly1305, the row's identity as associated data) and opened on read. A store
-  // that holds sealed values refuses to be written or read without it.
+  // The key ring: in a sealed store (one that reseal() sealed), sensitive columns (text bodies,
+  // user attributes, reject log rows) are sealed with it (XChaCha20-Poly1305, the row's identity
+  // as associated data) and opened on read. A sealed store refuses to be written, or its sealed
+  // values read, without it. Opening a plain store with a key leaves it plain.
   std::shared_ptr<const privacy::KeyRing> keys;
+};
+
+// A sealed store used without its key: the caller is missing configuration, not sending bad
+// data (the server answers 503 and is not ready).
+struct KeyRequired : Error {
+  using Error::Error;
 };
 
 // A row the cleaning rules removed (or flagged), kept for the reject log.
