@@ -162,10 +162,12 @@ async function main() {
     check((await page.locator('[data-testid="kpi-sealed"]').count()) === 1, 'privacy shows whether the store is sealed');
     await page.selectOption('#dp-statistic', 'mean');
     await page.click('#dp-run');
-    await page.waitForSelector('[data-testid="dp-result"] p', { timeout: 30000 }).catch(() => {});
-    const dp = await page.locator('[data-testid="dp-result"]').innerText().catch(() => '');
-    check(/mean: [\d,.]+ .*budget left 0\.9/.test(dp), `a DP mean ran and spent budget (${dp})`);
+    // The page redraws to show the budget spent; the answer, which cost budget, must stay on it.
     await page.waitForSelector('[data-testid="table-budgets"][data-rows="1"]', { timeout: 30000 }).catch(() => {});
+    await page.waitForSelector('[data-testid="dp-result"] p', { timeout: 30000 }).catch(() => {});
+    await page.waitForTimeout(2000);
+    const dp = await page.locator('[data-testid="dp-result"]').innerText().catch(() => '');
+    check(/mean \(ε 0\.1\): [\d,.]+ .*budget left 0\.9/.test(dp), `a DP mean ran, spent budget and its answer stayed on the page (${dp})`);
     await expectTable(page, 'table-budgets', 1);
     await expectChart(page, 'chart-budgets');
     check((await page.locator('[data-testid="audit-verdict"]').innerText()).length > 0, 'privacy shows the audit log\'s verdict');

@@ -12,6 +12,18 @@
 
 namespace persona::recommend {
 
+namespace {
+// What is true of an item recommended without a history item behind it, by what chose it.
+std::string reason_without_a_cause(const std::string& method, bool has_history) {
+  if (!has_history) return "popular now";
+  if (method == "popularity") return "popular across the shop";
+  if (method == "trending") return "popular in recent days";
+  if (method == "repurchase") return "popular across the shop";  // not one of theirs: filled from popularity
+  if (method == "content") return "like items you chose (category, brand, description)";
+  return "chosen by customers whose choices are like yours";  // user-kNN, EASE, ALS, BPR, hybrids
+}
+}  // namespace
+
 RecommendModel RecommendModel::train(const store::EventColumns& events, const InteractionOptions& options,
                                      const MethodSpec& spec, int threads, const UserSegments& segments) {
   InteractionOptions o = options;
@@ -19,6 +31,11 @@ RecommendModel RecommendModel::train(const store::EventColumns& events, const In
   const auto x = build_interactions(events, o);
   RecommendModel m;
   m.recommender_ = fit_recommender(x, spec, threads);
+  if (!m.recommender_->item_similarity()) {
+    MethodSpec item_knn;
+    item_knn.method = "item-knn";
+    m.neighbours_ = fit_recommender(x, item_knn, threads);
+  }
   m.options_ = o;
   m.item_ids_.reserve(x.item_count());
   for (size_t i = 0; i < x.item_count(); ++i) m.item_ids_.emplace_back(x.items.name(static_cast<IdMap::Id>(i)));
@@ -51,6 +68,8 @@ void RecommendModel::save(const std::string& path, const nlohmann::json& metrics
   w.put_vector(trained_);
   w.put_vector(trending_);
   segment_popularity_.write(w);
+  w.put<uint8_t>(neighbours_ ? 1 : 0);
+  if (neighbours_) write_recommender(*neighbours_, w);
   ml::ModelHeader header;
   header.kind = "recommender";
   header.task = "recommend";
@@ -76,6 +95,8 @@ RecommendModel RecommendModel::load(const std::string& path) {
     m.trending_ = r.get_vector<float>();
     // Files written before segments existed end here: no segment popularity, no reranking.
     if (!r.done()) m.segment_popularity_ = SegmentPopularity::read(r);
+    // Files written before the item-kNN beside other methods end here.
+    if (!r.done() && r.get<uint8_t>() == 1) m.neighbours_ = read_recommender(r);
     m.rerank_ = MethodSpec::from_json(m.recommender_->params()).rerank;
     if (m.item_prices_.size() != n || m.trained_.size() != n || m.trending_.size() != n)
       throw std::runtime_error("the item tables do not match");
@@ -158,7 +179,7 @@ std::vector<Recommendation> RecommendModel::recommend(const Row& history, const 
                (history.size() == 0 || rerank_.segment > 0)) {
       r.reason = "popular in your segment";
     } else {
-      r.reason = history.size() ? "popular with customers like you" : "popular now";
+      r.reason = reason_without_a_cause(recommender_->method(), history.size() > 0);
     }
     out.push_back(std::move(r));
   }
@@ -247,7 +268,8 @@ std::vector<Recommendation> RecommendModel::similar(const std::string& item, siz
                           "check the id, or retrain after the item has events");
   std::set<std::string> excluded(exclude.begin(), exclude.end());
   std::vector<Recommendation> out;
-  for (const auto& s : recommender_->similar(static_cast<int32_t>(*index), k + excluded.size())) {
+  const Recommender& by = neighbours_ ? *neighbours_ : *recommender_;
+  for (const auto& s : by.similar(static_cast<int32_t>(*index), k + excluded.size())) {
     if (out.size() == k) break;
     if (excluded.count(item_ids_[static_cast<size_t>(s.item)])) continue;
     Recommendation r;

@@ -96,6 +96,9 @@ class RecommendModel {
   std::vector<Scored> diversify(const std::vector<Scored>& ranked, size_t k, double diversity) const;
 
   std::shared_ptr<const Recommender> recommender_;
+  // Similar items whatever the chosen method: the method itself when it has item similarity,
+  // else an item-kNN trained beside it on the same interactions.
+  std::shared_ptr<const Recommender> neighbours_;
   InteractionOptions options_;
   std::vector<std::string> item_ids_, item_categories_;
   std::vector<double> item_prices_;

@@ -94,6 +94,7 @@ class Content : public Recommender {
       }
     add_popularity(pop_, 1e-6f, scores);
   }
+  bool item_similarity() const override { return true; }
   std::vector<Scored> similar(int32_t item, size_t k) const override {
     if (item < 0 || static_cast<size_t>(item) >= items_.size()) return {};
     Row one;
@@ -285,6 +286,7 @@ class ItemKnn : public Recommender {
     }
     add_popularity(pop_, 1e-6f, scores);
   }
+  bool item_similarity() const override { return true; }
   std::vector<Scored> similar(int32_t item, size_t k) const override {
     if (item < 0 || static_cast<size_t>(item) >= neighbours_.size()) return {};
     std::vector<Scored> out;
@@ -384,6 +386,7 @@ class Ease : public Recommender {
     for (Eigen::Index k = 0; k < acc.size(); ++k) scores[static_cast<size_t>(items_[static_cast<size_t>(k)])] = acc(k);
     add_popularity(pop_, 1e-6f, scores);
   }
+  bool item_similarity() const override { return true; }
   std::vector<Scored> similar(int32_t item, size_t k) const override {
     if (item < 0 || static_cast<size_t>(item) >= dense_.size() || dense_[static_cast<size_t>(item)] < 0) return {};
     const auto row = b_.row(dense_[static_cast<size_t>(item)]);
@@ -559,6 +562,7 @@ class Als : public Recommender {
     }
     add_popularity(pop_, 1e-6f, scores);
   }
+  bool item_similarity() const override { return true; }
   std::vector<Scored> similar(int32_t item, size_t k) const override {
     if (item < 0 || item >= y_.rows()) return {};
     const Eigen::VectorXf norms = y_.rowwise().norm();
@@ -783,6 +787,7 @@ class Hybrid : public Recommender {
       if (static_cast<size_t>(h.items[k]) < scores.size() && top > 0)
         scores[static_cast<size_t>(h.items[k])] += static_cast<float>(spec_.own_weight) * (0.5f + 0.5f * h.weights[k] / top);
   }
+  bool item_similarity() const override { return base_->item_similarity(); }
   std::vector<Scored> similar(int32_t item, size_t k) const override { return base_->similar(item, k); }
   bool ranks_new_items() const override { return base_->ranks_new_items(); }
   int32_t because_of(const Row& h, int32_t item) const override {

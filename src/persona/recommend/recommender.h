@@ -33,6 +33,9 @@ class Recommender {
   virtual void score(const Row& history, std::vector<float>& scores) const = 0;
   // Items most like `item` (item-item methods; others return none).
   virtual std::vector<Scored> similar(int32_t item, size_t k) const;
+  // True when similar() answers (item-item methods, EASE, ALS, content); false for popularity,
+  // trending, repurchase, user-kNN and BPR, beside which the model keeps an item-kNN for it.
+  virtual bool item_similarity() const { return false; }
   // Which history item explains `item` best (item-item methods; -1 when none does).
   virtual int32_t because_of(const Row& history, int32_t item) const;
   // Whether it can rank items nobody has chosen yet (content-based): new items.

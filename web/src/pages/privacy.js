@@ -40,12 +40,16 @@ export async function render(root) {
     ], a.entries))));
 }
 
+// The answers of this session's DP queries, newest first: they cost budget, so they stay on the
+// page when it redraws to show the budget spent (they used to vanish with the redraw).
+const dpAnswers = [];
+
 // A differentially private statistic, charged to this key's budget (the page then shows it spent).
 function dpForm() {
   const statistic = el('select', { id: 'dp-statistic' }, ['count', 'sum', 'mean', 'quantile', 'histogram'].map((s) => el('option', { value: s }, s)));
   const epsilon = el('input', { id: 'dp-epsilon', type: 'number', value: '0.1', step: '0.05', min: '0.01', style: 'width:90px' });
   const upper = el('input', { id: 'dp-upper', type: 'number', value: '1000', style: 'width:90px' });
-  const out = el('div', { 'data-testid': 'dp-result' });
+  const out = el('div', { 'data-testid': 'dp-result' }, dpAnswers.map((a) => el('p', { class: 'ok' }, a)));
   const run = async () => {
     const body = { statistic: statistic.value, epsilon: Number(epsilon.value), upper: Number(upper.value), by: 'category' };
     try {
@@ -53,8 +57,9 @@ function dpForm() {
       const res = r.result;
       const value = res.value !== undefined ? `${num(res.value)} (±${num(res.noise_scale ?? res.ci95 ?? 0)})`
         : Object.entries(res.buckets || {}).slice(0, 6).map(([k, v]) => `${k} ${num(typeof v === 'object' ? v.value : v)}`).join(' · ');
-      out.replaceChildren(el('p', { class: 'ok' }, `${statistic.value}: ${value} · ${t('budget_left')} ${num(r.budget_left)}`));
-      setTimeout(() => window.dispatchEvent(new HashChangeEvent('hashchange')), 1500);  // the budgets, spent
+      dpAnswers.unshift(`${new Date().toLocaleTimeString()} · ${statistic.value} (ε ${epsilon.value}): ${value} · ${t('budget_left')} ${num(r.budget_left)}`);
+      dpAnswers.splice(10);
+      window.dispatchEvent(new HashChangeEvent('hashchange'));  // the budgets, spent; the answers stay
     } catch (e) {
       out.replaceChildren(problem(e));
     }
