@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "persona/assistant/faq.h"
+#include "persona/assistant/knowledge_graph.h"
 #include "persona/core/error.h"
 #include "persona/demand/forecast.h"
 #include "persona/demand/propensity.h"
@@ -171,7 +173,7 @@ Command add_demo(CLI::App& app, Common& common) {
             o.size = sample::ShopSize::named(args->size);
             o.seed = args->seed;
             o.out_dir = args->dir;
-            if (!common.json) fmt::print("1/6 generating the sample shop in {} ...\n", args->dir);
+            if (!common.json) fmt::print("1/7 generating the sample shop in {} ...\n", args->dir);
             const auto shop = sample::generate_shop(o);
             if (!common.json)
               fmt::print("    {} users, {} items, {} events, {} texts ({:.1f} s)\n", shop.users, shop.items, shop.events,
@@ -180,34 +182,47 @@ Command add_demo(CLI::App& app, Common& common) {
             auto config = pipeline::load_config(shop.config_path);
             const auto store_path = config.resolve(config.store_path);
             for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(store_path + suffix);
-            if (!common.json) fmt::print("2/6 ingesting and cleaning into {} ...\n", store_path);
+            if (!common.json) fmt::print("2/7 ingesting and cleaning into {} ...\n", store_path);
             auto store = open_store(store_path);
             const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
             if (!common.json) {
               for (const auto& s : report.sources) print_source_report(s);
               fmt::print("    reject log: {}\n", report.reject_log);
-              fmt::print("3/6 summary\n");
+              fmt::print("3/7 summary\n");
             }
             for (const auto& s : report.sources)
               if (s.status == "failed") throw persona::Error(fmt::format("source {} failed: {}", s.source, s.failure), {s.path});
             const auto stats = store->stats(10);
             if (!common.json) print_stats(stats, store_path);
             const std::string models = (std::filesystem::path(args->dir) / "models").string();
-            if (!common.json) fmt::print("4/6 training the demand models into {} ...\n", models);
+            if (!common.json) fmt::print("4/7 training the demand models into {} ...\n", models);
             const auto demand = train_demand_models(*store, models, !common.json);
-            if (!common.json) fmt::print("5/6 building the user profiles, tags and segments ...\n");
+            if (!common.json) fmt::print("5/7 building the user profiles, tags and segments ...\n");
             const auto profiles = pipeline::build_profiles(*store, config.profile, models);
             if (!common.json) {
               print_profile_report(profiles);
               if (const auto seg = pipeline::load_segments(*store)) print_segments(*seg);
-              fmt::print("6/6 training the recommender (method chosen on the last 30 days) ...\n");
+              fmt::print("6/7 training the recommender (method chosen on the last 30 days) ...\n");
             }
             const auto recommender = train_recommender(*store, config.profile, models, !common.json);
+            // The assistant answers the shop's customers from its FAQ and its catalogue.
+            if (!common.json) fmt::print("7/7 building the assistant's FAQ index and knowledge graph ...\n");
+            const auto faq = assistant::FaqIndex::build(
+                assistant::read_faq_file((std::filesystem::path(args->dir) / "faq.json").string()), {});
+            faq.save((std::filesystem::path(models) / "faq.index").string());
+            assistant::KnowledgeGraph graph;
+            assistant::add_catalogue(graph, *store);
+            store->put_graph(graph.rows());
+            const nlohmann::json assistant_built = {{"faq_pairs", faq.size()}, {"graph_entities", graph.entity_count()},
+                                                    {"graph_triples", graph.triple_count()}};
+            if (!common.json)
+              fmt::print("    {} FAQ pairs (English and Chinese); a knowledge graph of {} entities, {} triples\n", faq.size(),
+                         graph.entity_count(), graph.triple_count());
             store.reset();  // the server opens its own connections
             if (common.json) {
               print_json({{"shop", shop.to_json()}, {"ingest", report.to_json()}, {"stats", stats_json(stats)},
                           {"models", models}, {"demand", demand}, {"profiles", profiles.to_json()},
-                          {"recommender", recommender}});
+                          {"recommender", recommender}, {"assistant", assistant_built}});
               std::fflush(stdout);
               return args->no_serve ? 0 : serve_shop(*args, shop.config_path, store_path, models, common);
             }

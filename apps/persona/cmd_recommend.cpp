@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unordered_map>
+
 #include <fmt/format.h>
 
 #include "commands.h"
@@ -252,6 +254,19 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
   };
 }
 
+// Item id -> title, for people reading a list (ids stay in --json and in brackets).
+std::unordered_map<std::string, std::string> item_titles(store::Store& store) {
+  std::unordered_map<std::string, std::string> titles;
+  for (const auto& item : store.items())
+    if (!item.title.empty()) titles[item.id] = item.title;
+  return titles;
+}
+
+std::string titled(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
+  const auto it = titles.find(id);
+  return it == titles.end() ? id : fmt::format("{} ({})", it->second, id);
+}
+
 Command add_recommend(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("recommend", "Top-k items for a user, with a reason for each (from a trained model)");
   auto a = std::make_shared<RecommendArgs>();
@@ -284,10 +299,16 @@ Command add_recommend(CLI::App& app, Common& common) {
             q.diversity = a->diversity;
             if (!a->include_unavailable) q.exclude_items = store->unavailable_items();
             const auto recs = model.recommend(history, q);
+            const auto titles = item_titles(*store);
+            auto title_of = [&](const std::string& id) {
+              const auto it = titles.find(id);
+              return it == titles.end() ? std::string() : it->second;
+            };
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : recs)
-                j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}});
+                j.push_back({{"item", r.item}, {"title", title_of(r.item)}, {"category", r.category}, {"score", r.score},
+                             {"reason", r.reason}, {"because", r.because}});
               print_json({{"user", a->user}, {"personalised", personal}, {"history_items", history.size()}, {"segment", q.segment},
                           {"method", model.recommender().params()},
                           {"recommendations", j}});
@@ -295,8 +316,12 @@ Command add_recommend(CLI::App& app, Common& common) {
             }
             fmt::print("{} for user {} ({} items in their history, {})\n", recs.size(), a->user, history.size(),
                        model.recommender().params().dump());
-            for (size_t i = 0; i < recs.size(); ++i)
-              fmt::print("{:>3}. {:<16} {:<28} {:.4f}  {}\n", i + 1, recs[i].item, recs[i].category, recs[i].score, recs[i].reason);
+            for (size_t i = 0; i < recs.size(); ++i) {
+              std::string reason = recs[i].reason;
+              if (!recs[i].because.empty()) reason = "similar to " + titled(titles, recs[i].because) + ", which you chose";
+              fmt::print("{:>3}. {}\n     {} · {:.4f} · {}\n", i + 1, titled(titles, recs[i].item), recs[i].category,
+                         recs[i].score, reason);
+            }
             return 0;
           }};
 }
@@ -314,19 +339,25 @@ Command add_similar(CLI::App& app, Common& common) {
             const auto model = recommend::RecommendModel::load(model_path_from(*a));
             // With a store, its unavailable items are left out.
             std::vector<std::string> unavailable;
-            if ((!a->store.empty() || !a->config.empty()) && !a->include_unavailable)
-              unavailable = open_existing_store(store_path_from(a->store, a->config))->unavailable_items();
+            std::unordered_map<std::string, std::string> titles;  // with a store: names, not only ids
+            if (!a->store.empty() || !a->config.empty()) {
+              auto store = open_existing_store(store_path_from(a->store, a->config));
+              if (!a->include_unavailable) unavailable = store->unavailable_items();
+              titles = item_titles(*store);
+            }
             const auto recs = model.similar(a->user, a->k, unavailable);
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
-              for (const auto& r : recs) j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}});
+              for (const auto& r : recs) {
+                j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}});
+                if (titles.count(r.item)) j.back()["title"] = titles.at(r.item);
+              }
               print_json({{"item", a->user}, {"similar", j}});
               return 0;
             }
-            if (recs.empty()) fmt::print("no similar items: the model's method ({}) has no item-item similarities\n",
-                                         model.recommender().method());
+            if (recs.empty()) fmt::print("no similar items: nobody who chose {} chose anything else\n", a->user);
             for (size_t i = 0; i < recs.size(); ++i)
-              fmt::print("{:>3}. {:<16} {:<28} {:.4f}\n", i + 1, recs[i].item, recs[i].category, recs[i].score);
+              fmt::print("{:>3}. {}\n     {} · {:.4f}\n", i + 1, titled(titles, recs[i].item), recs[i].category, recs[i].score);
             return 0;
           }};
 }

@@ -61,7 +61,26 @@ Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_
   validate_intent_actions(options_);
   if (options_.responder.enabled()) responder_.emplace(options_.responder);
   if (knowledge_.store)
-    for (const auto& item : knowledge_.store->items()) titles_[item.id] = item.title;
+    for (const auto& item : knowledge_.store->items()) {
+      titles_[item.id] = item.title;
+      // The Chinese name: the first alias in Han characters (the sample shop's title_zh).
+      for (size_t at = 0; at <= item.aliases.size();) {
+        const size_t bar = std::min(item.aliases.find('|', at), item.aliases.size());
+        const std::string alias = item.aliases.substr(at, bar - at);
+        if (text::contains_han(alias)) {
+          titles_zh_[item.id] = alias;
+          break;
+        }
+        at = bar + 1;
+      }
+    }
+}
+
+std::string Assistant::item_name(const std::string& id, bool chinese) const {
+  if (chinese)
+    if (const auto it = titles_zh_.find(id); it != titles_zh_.end()) return it->second;
+  if (const auto it = titles_.find(id); it != titles_.end() && !it->second.empty()) return it->second;
+  return id;
 }
 
 std::optional<Session> Assistant::session(const std::string& id) const {
@@ -437,8 +456,8 @@ std::optional<Reply> Assistant::personal(Session& s, const std::string& q, const
     r.intent = "recommend";
     std::string list;
     for (const auto& x : recs) {
-      list += fmt::format("{}{} ({})", list.empty() ? "" : (chinese ? "、" : ", "), x.item, x.category);
-      r.sources.push_back({{"kind", "recommender"}, {"item", x.item}, {"reason", x.reason}});
+      list += fmt::format("{}{}", list.empty() ? "" : (chinese ? "、" : ", "), item_name(x.item, chinese));
+      r.sources.push_back({{"kind", "recommender"}, {"item", x.item}, {"title", item_name(x.item, chinese)}, {"reason", x.reason}});
     }
     r.text = recs.empty() ? (chinese ? "暂时没有合适的推荐。" : "I have nothing to recommend right now.")
                           : (chinese ? "为您推荐：" + list + "。" : "You might like: " + list + ".");

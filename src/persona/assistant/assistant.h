@@ -140,7 +140,10 @@ class Assistant {
 
   Knowledge knowledge_;
   AssistantOptions options_;
-  std::unordered_map<std::string, std::string> titles_;  // item id -> title, for orders
+  std::unordered_map<std::string, std::string> titles_;     // item id -> title, for orders and recommendations
+  std::unordered_map<std::string, std::string> titles_zh_;  // item id -> its Chinese name, when it has one
+  // The item's name for a reader of that language (the id when the store has no title).
+  std::string item_name(const std::string& id, bool chinese) const;
   std::optional<Responder> responder_;
   mutable std::mutex mutex_;
   std::map<std::string, Session> sessions_;
