@@ -226,13 +226,20 @@ Command add_demo(CLI::App& app, Common& common) {
               std::fflush(stdout);
               return args->no_serve ? 0 : serve_shop(*args, shop.config_path, store_path, models, common);
             }
-            fmt::print("\nTry: persona stats --config {}   |   persona rejects --config {} | head\n", shop.config_path,
+            // `persona` may not be on PATH (./run install puts it there): the commands name this binary.
+            std::error_code ec;
+            auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+            if (!ec) self = std::filesystem::proximate(self, ec);
+            const std::string P = ec || self.empty() ? "persona" : self.string();
+            fmt::print("\nTry: {} stats --config {}   |   {} rejects --config {} | head\n", P, shop.config_path, P,
                        shop.config_path);
-            fmt::print("     persona analyze --models {} \"我的订单到哪里了？\"   |   persona forecast --config {}\n", models,
+            fmt::print("     {} analyze --models {} \"我的订单到哪里了？\"   |   {} forecast --config {}\n", P, models, P,
                        shop.config_path);
-            fmt::print("     persona profile show U000042 --config {}   |   persona segments --config {}\n", shop.config_path,
+            fmt::print("     {} profile show U000042 --config {}   |   {} segments --config {}\n", P, shop.config_path, P,
                        shop.config_path);
-            fmt::print("     persona recommend U000042 --config {} --models {}\n", shop.config_path, models);
+            fmt::print("     {} recommend U000042 --config {} --models {}\n", P, shop.config_path, models);
+            fmt::print("     echo \"how long will delivery take?\" | {} chat --config {} --models {} --user U000042\n", P,
+                       shop.config_path, models);
             if (args->no_serve) return 0;
             fmt::print("\nServing the shop: its API and dashboard (Ctrl-C stops it) ...\n");
             std::fflush(stdout);
