@@ -323,7 +323,7 @@ Command add_kg(CLI::App& app, Common& common) {
 namespace {
 
 struct ChatArgs {
-  std::string store, config, models, user, session = "console", order_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
+  std::string store, config, models, user, session = "console", order_pattern;
   std::string stories, forms;
   bool no_intents = false;
 };
@@ -333,7 +333,8 @@ void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
   sub->add_option("-c,--config", a.config, "Config file (for its store path)");
   sub->add_option("--models", a.models, "Model directory: faq.index, recommend.model, sentiment (default $PERSONA_MODELS or ./models)");
   sub->add_option("--order-pattern", a.order_pattern,
-                  "RE2 pattern of order ids, on lower-case text (default: ORD-2025-000123 or the sample shop's sessions, S00001234)");
+                  "RE2 pattern of order ids, on lower-case text (default: [assistant] order_id_pattern, else ORD-2025-000123 or "
+                  "the sample shop's sessions, S00001234)");
   sub->add_option("--forms", a.forms, "JSON file of forms, replacing built-in ones of the same name and adding others");
   sub->add_flag("--no-intents", a.no_intents, "Leave the intent model (<models>/intent.model) out of the understanding");
 }
@@ -341,11 +342,11 @@ void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
 // The config's [assistant] settings, then --forms, then the responder's environment variables.
 assistant::AssistantOptions assistant_options(const ChatArgs& a) {
   assistant::AssistantOptions options;
-  options.entities.order_id_pattern = a.order_pattern;
   if (!a.config.empty()) {
     const auto config = pipeline::load_config(a.config);
     options = assistant::apply_assistant_settings(config.assistant, std::move(options));
   }
+  if (!a.order_pattern.empty()) options.entities.order_id_pattern = a.order_pattern;  // over the config's
   if (!a.forms.empty()) options.forms = assistant::load_forms(a.forms, std::move(options.forms));
   options.responder = assistant::responder_from_environment(options.responder, options.responder_key_env);
   return options;

@@ -156,6 +156,26 @@ TEST(Forms, ReturnWithValidationDigressionAndConfirmation) {
   EXPECT_TRUE(bot.session("f")->form.empty());
 }
 
+TEST(Forms, AnOrderNumberOfTheWrongShapeIsToldTheRightOne) {
+  // "the blue one" is no order number: the assistant says what one looks like (it used to ask
+  // "Which order is it?" three times and hand off); the shop's own pattern is accepted.
+  World w;
+  Knowledge k;
+  k.store = w.store.get();
+  AssistantOptions o;
+  o.entities.order_id_pattern = R"((?:s\d{8}|po\d{6}))";
+  o.entities.order_id_example = "S00000001";
+  Assistant bot(k, o);
+  auto r = bot.reply("o", "alice", "I want to return an item", kNow);
+  EXPECT_NE(r.text.find("it looks like S00000001"), std::string::npos) << r.text;
+  r = bot.reply("o", "alice", "the blue one", kNow);
+  EXPECT_NE(r.text.find("it looks like S00000001"), std::string::npos) << r.text;
+  r = bot.reply("o", "alice", "S00000001", kNow);
+  EXPECT_EQ(r.slots["order_id"], "S00000001");
+  r = bot.reply("z", "alice", "我要退货", kNow);
+  EXPECT_NE(r.text.find("订单号形如 S00000001"), std::string::npos) << r.text;
+}
+
 TEST(Forms, FilesTemplatesAndErrors) {
   test::TempDir dir;
   test::write_file(dir.file("forms.json"), R"([

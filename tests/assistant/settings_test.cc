@@ -101,6 +101,15 @@ TEST(AssistantSettings, MistakesAreClearErrors) {
   fails(R"({"out_of_scope_threshold": 2})", "between 0 and 1");
   fails(R"({"responder": {"api_key": "sk-123"}})", "environment variable");
   fails(R"({"forms": [{"name": "x"}]})", "form 1");
+  fails(R"({"order_id_pattern": "(unclosed"})", "not a valid RE2 pattern");
+  fails(R"({"order_id_pattern": "po\\d{6}"})", "does not match order_id_pattern");  // the default example is not one
+}
+
+TEST(AssistantSettings, TheShopsOrderNumbersAndWhatTheyLookLike) {
+  const auto o = apply_assistant_settings(
+      nlohmann::json::parse(R"({"order_id_pattern": "po\\d{6}", "order_id_example": "PO123456"})"), {});
+  EXPECT_EQ(o.entities.order_id_pattern, R"(po\d{6})");
+  EXPECT_EQ(o.entities.order_id_example, "PO123456");
 }
 
 TEST(AssistantSettings, TheConfigsAssistantTableIsCheckedWithItsLine) {

@@ -79,7 +79,7 @@ prompt_en = "Which order should I wrap?"
   for (std::string line; std::getline(lines, line);) turns.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(turns.size(), 3u);
   EXPECT_EQ(turns[0]["intent"], "gift_wrap");
-  EXPECT_EQ(turns[0]["reply"], "Which order should I wrap?");
+  EXPECT_EQ(turns[0]["reply"], "Which order should I wrap? (it looks like S00001234)");  // the shop's order_id_example
   EXPECT_EQ(turns[2]["intent"], "gift_wrap_done");
   EXPECT_EQ(turns[2]["action"]["slots"]["order_id"], "S00000004");
 

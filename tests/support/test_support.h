@@ -8,6 +8,21 @@
 
 namespace persona::test {
 
+// How much slower code runs here: sanitizer builds run the same work several times slower, so
+// wall-time margins (never the budgets they check) scale by this.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr double kSlowdown = 3;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr double kSlowdown = 3;
+#else
+inline constexpr double kSlowdown = 1;
+#endif
+#else
+inline constexpr double kSlowdown = 1;
+#endif
+
+
 // A fresh directory under the system temp dir, removed when the object goes.
 class TempDir {
  public:

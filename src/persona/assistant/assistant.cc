@@ -76,6 +76,16 @@ Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_
     }
 }
 
+std::string Assistant::prompt_for(const FormSlot& slot, bool chinese) const {
+  std::string prompt = chinese ? slot.prompt_zh : slot.prompt_en;
+  // Say what an order number looks like: a customer who gave something else asked three times
+  // without being told was then handed off.
+  if (slot.kind == "order_id")
+    prompt += chinese ? fmt::format("（订单号形如 {}）", options_.entities.order_id_example)
+                      : fmt::format(" (it looks like {})", options_.entities.order_id_example);
+  return prompt;
+}
+
 std::string Assistant::item_name(const std::string& id, bool chinese) const {
   if (chinese)
     if (const auto it = titles_zh_.find(id); it != titles_zh_.end()) return it->second;
@@ -396,7 +406,7 @@ Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& 
         // A question in the middle: answered, then back to the form.
         for (const auto& slot : form.slots)
           if (!s.slots.contains(slot.name)) {
-            d->text += " " + (chinese ? slot.prompt_zh : slot.prompt_en);
+            d->text += " " + prompt_for(slot, chinese);
             break;
           }
         d->slots = s.slots;
@@ -412,7 +422,7 @@ Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& 
   r.slots = s.slots;
   for (const auto& slot : form.slots)
     if (!s.slots.contains(slot.name)) {
-      r.text = (problem.empty() ? "" : problem + " ") + (chinese ? slot.prompt_zh : slot.prompt_en);
+      r.text = (problem.empty() ? "" : problem + " ") + prompt_for(slot, chinese);
       return r;
     }
   if (!form.confirm) return perform();

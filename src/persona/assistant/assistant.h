@@ -142,6 +142,8 @@ class Assistant {
   AssistantOptions options_;
   std::unordered_map<std::string, std::string> titles_;     // item id -> title, for orders and recommendations
   std::unordered_map<std::string, std::string> titles_zh_;  // item id -> its Chinese name, when it has one
+  // A form slot's question; for an order number, with what one looks like.
+  std::string prompt_for(const FormSlot& slot, bool chinese) const;
   // The item's name for a reader of that language (the id when the store has no title).
   std::string item_name(const std::string& id, bool chinese) const;
   std::optional<Responder> responder_;

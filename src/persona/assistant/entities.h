@@ -20,7 +20,11 @@ struct Entity {
 };
 
 struct EntityOptions {
-  std::string order_id_pattern = R"(ord-\d{4}-\d{6})";  // RE2, matched against normalised (lower-case) text
+  // RE2, matched against normalised (lower-case) text: ORD-2025-000123, or the session ids the
+  // sample shop's orders are named by (S00001234). [assistant] order_id_pattern sets the shop's own.
+  std::string order_id_pattern = R"((?:ord-\d{4}-\d{6}|s\d{8}))";
+  // What an order number looks like, said to a customer who gave something else.
+  std::string order_id_example = "ORD-2025-000123";
   int64_t now = 0;  // Unix seconds that relative dates count from (0: the current time)
 };
 

@@ -1,8 +1,10 @@
 #include "persona/assistant/settings.h"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <stdexcept>
 
@@ -60,8 +62,26 @@ void validate_intent_actions(const AssistantOptions& options) {
 
 AssistantOptions apply_assistant_settings(const nlohmann::json& assistant, AssistantOptions base) {
   if (assistant.is_null()) return base;
-  only_keys(assistant, {"forms", "intents", "out_of_scope_threshold", "responder", "max_failures", "session_ttl_s"},
+  only_keys(assistant, {"forms", "intents", "out_of_scope_threshold", "responder", "max_failures", "session_ttl_s",
+                        "order_id_pattern", "order_id_example"},
             "[assistant]");
+  if (assistant.contains("order_id_pattern")) {
+    base.entities.order_id_pattern = string(assistant["order_id_pattern"], "order_id_pattern");
+    RE2::Options quiet;
+    quiet.set_log_errors(false);
+    const RE2 pattern("(" + base.entities.order_id_pattern + ")", quiet);
+    if (!pattern.ok())
+      throw std::invalid_argument(fmt::format("order_id_pattern is not a valid RE2 pattern: {}", pattern.error()));
+  }
+  if (assistant.contains("order_id_example")) base.entities.order_id_example = string(assistant["order_id_example"], "order_id_example");
+  if (assistant.contains("order_id_pattern") || assistant.contains("order_id_example")) {
+    // The example is what customers are told an order number looks like: it must be one.
+    std::string lower = base.entities.order_id_example;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!RE2::FullMatch(lower, "(" + base.entities.order_id_pattern + ")"))
+      throw std::invalid_argument(fmt::format("order_id_example \"{}\" does not match order_id_pattern (give both)",
+                                              base.entities.order_id_example));
+  }
   if (assistant.contains("forms")) base.forms = merge_forms(std::move(base.forms), assistant["forms"]);
   if (assistant.contains("intents")) {
     const auto& intents = assistant["intents"];

@@ -59,7 +59,8 @@ void SourceMapping::validate() const {
 // reject says what was expected, so `format = "unix"` on ISO dates explains itself.
 static std::string bad_timestamp_error(const std::string& format) {
   std::string expected;
-  for (std::string_view rest = format.empty() ? "iso8601" : format; !rest.empty();) {
+  const std::string formats = format.empty() ? "iso8601" : format;  // owned: the view below reads it
+  for (std::string_view rest = formats; !rest.empty();) {
     const auto bar = rest.find('|');
     const std::string_view one = rest.substr(0, bar);
     rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);

@@ -233,6 +233,9 @@ path = "persona.db"
 batch_rows = 50000
 reject_log = "rejects.jsonl"
 
+[assistant]
+order_id_example = "S00001234"   # the shop's orders are named by their session ids
+
 [[sources]]
 name = "users"
 path = "users.csv"
