@@ -2,9 +2,9 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "commands.h"
-#include "persona/core/terminal.h"
 #include "persona/core/error.h"
 #include "persona/core/progress.h"
 #include "persona/io/text_encoding.h"
@@ -78,16 +78,16 @@ Command add_ingest(CLI::App& app, Common& common) {
               for (const auto& s : report.sources) print_source_report(s);
               fmt::print("store: {}\nreject log: {}\n", report.store_path, report.reject_log);
             }
-            // Loud: a source that kept too little is an error, and is read again by the next run.
+            // Loud: a source that kept too little is an error (main prints it, exit 1), and is read
+            // again by the next run.
+            std::vector<std::string> failures;
             for (const auto& s : report.sources)
-              if (s.status == "failed")
-                std::fprintf(stderr, "persona: error: %s\n",
-                             terminal_safe(Error(fmt::format("source {} failed: {}", s.source, s.failure), {s.path},
-                                                 "it is not recorded as ingested: fix the mapping (or lower [ingest] "
-                                                 "min_kept_share) and run again; every removed row is in the reject log")
-                                               .what())
-                                 .c_str());
-            return report.failed() ? 1 : 0;
+              if (s.status == "failed") failures.push_back(fmt::format("source {} ({}) failed: {}", s.source, s.path, s.failure));
+            if (!failures.empty())
+              throw Error(fmt::format("{}", fmt::join(failures, "; ")), {},
+                          "not recorded as ingested: fix the mapping (or lower [ingest] min_kept_share) and run again; "
+                          "every removed row is in the reject log");
+            return 0;
           }};
 }
 

@@ -262,9 +262,14 @@ std::unordered_map<std::string, std::string> item_titles(store::Store& store) {
   return titles;
 }
 
-std::string titled(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
+// The item's title ("" when the store has none), and "Title (ID)" for a person to read.
+std::string title_of(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
   const auto it = titles.find(id);
-  return it == titles.end() ? id : fmt::format("{} ({})", it->second, id);
+  return it == titles.end() ? std::string() : it->second;
+}
+std::string titled(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
+  const auto title = title_of(titles, id);
+  return title.empty() ? id : fmt::format("{} ({})", title, id);
 }
 
 Command add_recommend(CLI::App& app, Common& common) {
@@ -300,14 +305,10 @@ Command add_recommend(CLI::App& app, Common& common) {
             if (!a->include_unavailable) q.exclude_items = store->unavailable_items();
             const auto recs = model.recommend(history, q);
             const auto titles = item_titles(*store);
-            auto title_of = [&](const std::string& id) {
-              const auto it = titles.find(id);
-              return it == titles.end() ? std::string() : it->second;
-            };
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : recs)
-                j.push_back({{"item", r.item}, {"title", title_of(r.item)}, {"category", r.category}, {"score", r.score},
+                j.push_back({{"item", r.item}, {"title", title_of(titles, r.item)}, {"category", r.category}, {"score", r.score},
                              {"reason", r.reason}, {"because", r.because}});
               print_json({{"user", a->user}, {"personalised", personal}, {"history_items", history.size()}, {"segment", q.segment},
                           {"method", model.recommender().params()},
@@ -350,7 +351,7 @@ Command add_similar(CLI::App& app, Common& common) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto& r : recs) {
                 j.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}});
-                if (titles.count(r.item)) j.back()["title"] = titles.at(r.item);
+                if (const auto title = title_of(titles, r.item); !title.empty()) j.back()["title"] = title;
               }
               print_json({{"item", a->user}, {"similar", j}});
               return 0;

@@ -121,6 +121,12 @@ TEST(Mapping, EventTypeSynonymsAndUnknownTypes) {
   EXPECT_FALSE(parse_event_type("clik").has_value());
 }
 
+TEST(Mapping, ItemAliasesSplitOnBars) {
+  EXPECT_EQ(split_aliases("小米手机壳571|phone case 571"), (std::vector<std::string>{"小米手机壳571", "phone case 571"}));
+  EXPECT_EQ(split_aliases("|a||b|"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(split_aliases("").empty());
+}
+
 }  // namespace
 }  // namespace persona::io
 

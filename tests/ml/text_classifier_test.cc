@@ -304,7 +304,9 @@ TEST(TextClassifier, TheBudgetBoundsWallTimeUnderLoad) {
   ASSERT_FALSE(stages.empty());
   EXPECT_EQ(stages.front(), "TF-IDF features");
   EXPECT_EQ(stages.back(), "refit on all texts");
-  if (!report.refit) EXPECT_FALSE(report.notes.empty());
+  if (!report.refit) {
+    EXPECT_FALSE(report.notes.empty());
+  }
 }
 
 TEST(TextClassifier, FastTextStopsAtItsDeadline) {

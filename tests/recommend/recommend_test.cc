@@ -236,7 +236,9 @@ TEST(RecommendModel, RoundTripsFiltersAndLiveHistory) {
     // No history item behind a recommendation: the reason says what is true of the method.
     for (const auto& r : a)
       if (r.because.empty() && r.reason != "you chose it before") {
-        if (std::string(method) == "popularity") EXPECT_EQ(r.reason, "popular across the shop");
+        if (std::string(method) == "popularity") {
+          EXPECT_EQ(r.reason, "popular across the shop");
+        }
         EXPECT_NE(r.reason, "popular with customers like you") << method;
       }
   }

@@ -64,15 +64,11 @@ Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_
     for (const auto& item : knowledge_.store->items()) {
       titles_[item.id] = item.title;
       // The Chinese name: the first alias in Han characters (the sample shop's title_zh).
-      for (size_t at = 0; at <= item.aliases.size();) {
-        const size_t bar = std::min(item.aliases.find('|', at), item.aliases.size());
-        const std::string alias = item.aliases.substr(at, bar - at);
+      for (const auto& alias : split_aliases(item.aliases))
         if (text::contains_han(alias)) {
           titles_zh_[item.id] = alias;
           break;
         }
-        at = bar + 1;
-      }
     }
 }
 

@@ -126,8 +126,7 @@ void add_catalogue(KnowledgeGraph& graph, store::Store& store) {
     const auto e = graph.entity(item.title.empty() ? item.id : item.title, "item");
     if (!item.title.empty()) graph.alias(e, item.id);
     // Other names (a Chinese title): the same entity, so "小米手机壳571多少钱" finds it.
-    std::stringstream aliases(item.aliases);
-    for (std::string name; std::getline(aliases, name, '|');)
+    for (const auto& name : split_aliases(item.aliases))
       if (name.find_first_not_of(' ') != std::string::npos) graph.alias(e, name);
     graph.set(e, "id", item.id);
     if (!item.category.empty()) {

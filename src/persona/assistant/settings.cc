@@ -4,11 +4,11 @@
 #include <re2/re2.h>
 
 #include <algorithm>
-#include <cctype>
 #include <set>
 #include <stdexcept>
 
 #include "persona/assistant/assistant.h"
+#include "persona/text/normalize.h"
 
 namespace persona::assistant {
 namespace {
@@ -76,9 +76,8 @@ AssistantOptions apply_assistant_settings(const nlohmann::json& assistant, Assis
   if (assistant.contains("order_id_example")) base.entities.order_id_example = string(assistant["order_id_example"], "order_id_example");
   if (assistant.contains("order_id_pattern") || assistant.contains("order_id_example")) {
     // The example is what customers are told an order number looks like: it must be one.
-    std::string lower = base.entities.order_id_example;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!RE2::FullMatch(lower, "(" + base.entities.order_id_pattern + ")"))
+    // Checked as messages are matched: on their normalised text.
+    if (!RE2::FullMatch(text::normalize_for_analysis(base.entities.order_id_example), "(" + base.entities.order_id_pattern + ")"))
       throw std::invalid_argument(fmt::format("order_id_example \"{}\" does not match order_id_pattern (give both)",
                                               base.entities.order_id_example));
   }

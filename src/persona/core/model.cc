@@ -6,6 +6,16 @@
 
 namespace persona {
 
+std::vector<std::string> split_aliases(std::string_view aliases) {
+  std::vector<std::string> out;
+  while (!aliases.empty()) {
+    const auto bar = aliases.find('|');
+    if (const auto one = aliases.substr(0, bar); !one.empty()) out.emplace_back(one);
+    aliases = bar == std::string_view::npos ? std::string_view() : aliases.substr(bar + 1);
+  }
+  return out;
+}
+
 const char* entity_name(Entity e) {
   static const char* names[] = {"user", "item", "event", "text"};
   return names[static_cast<int>(e)];

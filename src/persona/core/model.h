@@ -58,6 +58,9 @@ struct Item {
   std::string aliases;            // other names ("小米手机壳571|phone case 571"), '|'-separated
 };
 
+// An item's aliases one by one (empty ones left out).
+std::vector<std::string> split_aliases(std::string_view aliases);
+
 struct Event {
   std::string user, item;
   EventType type = EventType::View;

@@ -65,7 +65,6 @@ class AbortAtDeadline {
       if (wake_.wait_until(lock, at, [this] { return stopped_; })) return;
       // Again every 50 ms: autotune takes an abort during a trial as that trial's end and goes on
       // to the next, and then to its final training.
-      fired_ = true;
       do ft->abort();
       while (!wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopped_; }));
     });
@@ -79,15 +78,10 @@ class AbortAtDeadline {
     wake_.notify_all();
     thread_.join();
   }
-  bool fired() {
-    std::lock_guard lock(mutex_);
-    return fired_;
-  }
-
  private:
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool stopped_ = false, fired_ = false;
+  bool stopped_ = false;
   std::thread thread_;
 };
 
@@ -190,7 +184,7 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
       } catch (const std::exception& e) {
         // No trial finished in time ("increase autotune-duration", an option of fastText's
         // command line, not Persona's), or the final training was stopped at the deadline.
-        if (watchdog.fired() || Clock::now() >= abort_at || std::string_view(e.what()).find("autotune-duration") != std::string_view::npos)
+        if (Clock::now() >= abort_at || std::string_view(e.what()).find("autotune-duration") != std::string_view::npos)
           throw TrainingTimedOut("fastText's search did not finish a training run within the time given to it");
         throw;
       }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <fmt/format.h>
@@ -359,8 +360,10 @@ class BatchWriter {
 
 // Why a source that read rows kept too few of them ("" when it kept enough): the share kept, the
 // rule that removed the most, and its first row (line, field, value, reason) so the cause shows
-// at once, e.g. format = "unix" on ISO timestamps.
-std::string kept_too_little(store::Store& store, int64_t ingest, const prep::CleanSummary& summary, double min_share) {
+// at once, e.g. format = "unix" on ISO timestamps. `first_removed`: each rule's first removed row,
+// kept while the rows went by (the store's reject table is not read again for it).
+std::string kept_too_little(const std::map<std::string, store::RejectRow>& first_removed,
+                            const prep::CleanSummary& summary, double min_share) {
   if (summary.rows_read == 0) return {};
   const double share = static_cast<double>(summary.rows_kept) / static_cast<double>(summary.rows_read);
   if (summary.rows_kept > 0 && share >= min_share) return {};
@@ -372,14 +375,10 @@ std::string kept_too_little(store::Store& store, int64_t ingest, const prep::Cle
   for (const auto& r : summary.rules)
     if (r.removed > 0 && (!top || r.removed > top->removed)) top = &r;
   if (!top) return why;
-  std::optional<store::RejectRow> example;
-  store.for_each_reject(ingest, [&](const store::RejectRow& row) {
-    if (!example && row.rule == top->rule && !row.flagged) example = row;
-  });
   why += fmt::format("; {} removed {}", top->rule, top->removed);
-  if (example)
-    why += fmt::format(", e.g. line {}: \"{}\": {}", example->line, json_excerpt(nlohmann::json(example->value), 80),
-                       example->reason);
+  if (const auto it = first_removed.find(top->rule); it != first_removed.end())
+    why += fmt::format(", e.g. line {}: \"{}\": {}", it->second.line, json_excerpt(nlohmann::json(it->second.value), 80),
+                       it->second.reason);
   return why;
 }
 
@@ -408,8 +407,10 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
     batch = store::Batch();
     rows_in_batch = 0;
   };
+  std::map<std::string, store::RejectRow> first_removed;  // per rule, for the message of a failed run
   auto on_row = [&](const io::Record& record, std::vector<io::FieldValue>& values, const prep::RowVerdict& verdict,
                     io::Mapper& mapper) {
+    if (!verdict.kept && !first_removed.count(verdict.rule)) first_removed.emplace(verdict.rule, reject_row(record, verdict));
     if (record.line <= resume_after) return;
     if (!verdict.kept || verdict.flagged) batch.rejects.push_back(reject_row(record, verdict));
     if (verdict.kept) {
@@ -429,7 +430,7 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
   flush();
   writer.close();
   report.ingest_id = ingest.id;
-  report.failure = kept_too_little(store, ingest.id, report.summary, options.min_kept_share);
+  report.failure = kept_too_little(first_removed, report.summary, options.min_kept_share);
   if (!report.failure.empty()) {
     // Not recorded as done: a run with a fixed mapping reads the file again.
     report.status = "failed";
