@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -45,11 +46,42 @@ class TempDirectory {
   std::filesystem::path path_;
 };
 
-void write_training_file(const std::string& path, const LabelledTexts& data) {
+// Writes the texts in fastText's format and returns how many distinct word n-grams (2..max_n
+// words) they hold, which sizes the hash buckets.
+size_t write_training_file(const std::string& path, const LabelledTexts& data, int max_n = 1) {
   std::ofstream out(path, std::ios::binary);
-  for (size_t i = 0; i < data.size(); ++i)
-    out << "__label__" << data.labels[i] << ' ' << fasttext_tokens(data.texts[i]) << '\n';
+  std::unordered_set<uint64_t> ngrams;
+  std::vector<uint64_t> hashes;
+  for (size_t i = 0; i < data.size(); ++i) {
+    const std::string line = fasttext_tokens(data.texts[i]);
+    out << "__label__" << data.labels[i] << ' ' << line << '\n';
+    if (max_n < 2) continue;
+    hashes.clear();
+    for (size_t b = 0; b < line.size();) {
+      size_t e = line.find(' ', b);
+      if (e == std::string::npos) e = line.size();
+      hashes.push_back(std::hash<std::string_view>{}(std::string_view(line).substr(b, e - b)));
+      b = e + 1;
+    }
+    for (size_t w = 0; w < hashes.size(); ++w) {
+      uint64_t h = hashes[w];
+      for (size_t n = 1; n < static_cast<size_t>(max_n) && w + n < hashes.size(); ++n) {
+        h = h * 116049371 + hashes[w + n];  // fastText's own n-gram hash step
+        ngrams.insert(h);
+      }
+    }
+  }
   if (!out.flush()) throw std::runtime_error("cannot write fastText training file " + path);
+  return ngrams.size();
+}
+
+// Hash buckets for word n-grams: eight per distinct n-gram (about one n-gram in eight shares its
+// row), at least 2^16 and at most what was asked. fastText's 2,000,000 suit corpora of millions
+// of texts; for a few thousand they make a 400 MB matrix (dim 50) whose random start alone took
+// seconds, could not be stopped at a deadline, and was saved whole into the model file.
+int buckets_for(size_t distinct_ngrams, int asked) {
+  const size_t wanted = std::max<size_t>(size_t{1} << 16, 8 * distinct_ngrams);
+  return static_cast<int>(std::min<size_t>(wanted, static_cast<size_t>(std::max(asked, 0))));
 }
 
 // Calls FastText::abort() at a deadline unless stopped first. Autotune has no callback and its
@@ -141,7 +173,8 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   if (data.size() == 0) throw std::invalid_argument("no training texts");
   TempDirectory dir;
   const std::string train_file = dir.file("train.txt");
-  write_training_file(train_file, data);
+  const bool ngram_buckets = params.word_ngrams > 1 && params.maxn == 0;
+  const size_t distinct_ngrams = write_training_file(train_file, data, ngram_buckets ? params.word_ngrams : 1);
   fasttext::Args args;
   args.input = train_file;
   args.model = fasttext::model_name::sup;
@@ -152,7 +185,8 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   args.wordNgrams = params.word_ngrams;
   args.minn = params.minn;
   args.maxn = params.maxn;
-  args.bucket = params.word_ngrams > 1 || params.maxn > 0 ? params.bucket : 0;
+  // Subword n-grams share the buckets too: their number is not counted, so all asked are kept.
+  args.bucket = params.maxn > 0 ? params.bucket : ngram_buckets ? buckets_for(distinct_ngrams, params.bucket) : 0;
   args.minCount = 1;
   args.thread = std::max(1, params.threads);
   args.seed = params.seed;
@@ -160,6 +194,7 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   auto ft = std::make_shared<fasttext::FastText>();
   auto out = std::make_unique<FastTextModel>();
   out->params_ = params;
+  out->params_.bucket = args.bucket;
   if (params.autotune_seconds > 0 && validation && validation->size() > 0) {
     const std::string valid_file = dir.file("valid.txt");
     write_training_file(valid_file, *validation);
