@@ -912,6 +912,19 @@ http {{
             "no_cache_rps_vs_nginx": round(fresh["rps"] / ref["rps"], 3)}})
 
 
+def dash(args):
+    """DASH: every dashboard page's time to first full render in headless Chromium (bench/dash.cjs),
+    on `persona demo`'s default shop. No reference system: the goal is 1 s a page (issue 18)."""
+    env = dict(os.environ, NODE_PATH=os.path.join(args.root, "web", "node_modules"))
+    out = subprocess.run(["node", os.path.join(args.root, "bench", "dash.cjs"), "--persona", args.persona,
+                          "--size", args.size], env=env, stdout=subprocess.PIPE, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            emit(json.loads(line))
+    if out.returncode not in (0, 77):
+        raise SystemExit(out.returncode)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("task")
@@ -923,9 +936,10 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="S1: seconds of Persona's main run, memory sampled (300: the 5-minute soak)")
     parser.add_argument("--text-budget", type=int, default=60,
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
+    parser.add_argument("--size", default="default", help="DASH: the demo shop's size (small, default, large)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

@@ -224,6 +224,8 @@ class DiskFullStore : public store::Store {
   store::EventColumns events_of(const std::vector<std::string>& users) override { return inner_->events_of(users); }
   store::EventColumns history(const std::string& user) override { return inner_->history(user); }
   store::ChangeMark change_mark() override { return inner_->change_mark(); }
+  int64_t generation() override { return inner_->generation(); }
+  int64_t erasure_count() override { return inner_->erasure_count(); }
   std::vector<std::string> users_changed_since(const store::ChangeMark& m) override { return inner_->users_changed_since(m); }
   void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool all) override {
     inner_->put_profiles(rows, all);

@@ -391,11 +391,24 @@ TEST(Hostile, ConcurrentIngestReadsAndErasureLeaveNoTrace) {
     const auto r = admin.Delete(("/v1/users/" + user).c_str());
     count(r);
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200) << r->body;
+    // Answered once the data is gone; the recommender follows in the background.
+    EXPECT_EQ(r->status, 202) << r->body;
     reports.push_back(json_of(r));
   }
   go = false;
   for (auto& t : threads) t.join();
+  for (auto& r : reports) {  // each erasure's status, until its retrain is done
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (r.value("status", "") == "retraining" && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const auto status = admin.Get(r["status_url"].get<std::string>().c_str());
+      ASSERT_TRUE(status);
+      ASSERT_EQ(status->status, 200) << status->body;
+      r = json_of(status);
+    }
+    EXPECT_EQ(r["status"], "complete") << r.dump();
+    EXPECT_TRUE(r["models_pending"].empty()) << r.dump();
+  }
   s.stop();
 
   EXPECT_EQ(server_errors.load(), 0) << "of " << requests.load() << " requests";

@@ -197,7 +197,11 @@ TEST(Server, AssistantAnalysisSegmentsDpModelsAndErasure) {
   EXPECT_LT(dp["budget_left"].get<double>(), 1.0);
   EXPECT_EQ(json_of(s.client("analyst").Get("/v1/models"))["recommend"]["items"].get<int>() > 0, true);
   EXPECT_EQ(s.client("admin").Get("/v1/users/U000009/profile")->status, 200);
-  const auto erased = json_of(s.client("admin").Delete("/v1/users/U000009"));
+  const auto erasing = s.client("admin").Delete("/v1/users/U000009");
+  ASSERT_TRUE(erasing);
+  EXPECT_EQ(erasing->status, 202) << "answered when the data is gone, the recommender retrains after";
+  const auto erased = json_of(erasing);
+  EXPECT_EQ(erased["status"], "retraining") << erased.dump();
   EXPECT_TRUE(erased["found"].get<bool>()) << erased.dump();
   EXPECT_GT(erased["deleted"]["events"].get<int>(), 0);
   EXPECT_EQ(erased.dump().find("U000009"), std::string::npos) << "the answer does not name them";
@@ -205,6 +209,46 @@ TEST(Server, AssistantAnalysisSegmentsDpModelsAndErasure) {
   const auto recs = json_of(s.client("admin").Get("/v1/users/U000009/recommendations"));
   EXPECT_EQ(recs["history_items"], 0) << "served as a stranger from now on";
   expect_problem(s.client("admin").Delete("/v1/users/U000009"), 404);
+  // Its status: retraining, then complete with the model retrained; only for erasure keys.
+  const std::string url = erased["status_url"];
+  expect_problem(s.client("analyst").Get(url.c_str()), 403);
+  nlohmann::json status = erased;
+  for (int i = 0; i < 600 && status["status"] == "retraining"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = json_of(s.client("admin").Get(url.c_str()));
+  }
+  EXPECT_EQ(status["status"], "complete") << status.dump();
+  EXPECT_EQ(status["models_retrained"].size(), 1u) << status.dump();
+  EXPECT_TRUE(status["models_pending"].empty()) << status.dump();
+  expect_problem(s.client("admin").Get("/v1/erasures/e0000"), 404);
+}
+
+TEST(Server, DashboardAggregatesFollowIngestAndErasure) {
+  // Kept between requests, and never older than the data: an ingest adds to them at once, an
+  // erasure takes away at once.
+  Running s;
+  auto analyst = s.client("analyst");
+  const auto before = json_of(analyst.Get("/v1/stats"));
+  const auto day_before = json_of(analyst.Get("/v1/stats/timeline?days=3660"));
+  EXPECT_EQ(json_of(analyst.Get("/v1/stats")), before) << "the kept answer";
+  const auto r = json_of(s.client("service").Post(
+      "/v1/events",
+      R"([{"user":"UAGG1","item":"P00007","type":"purchase","value":10,"timestamp":"2025-12-01T10:00:00Z"},
+          {"user":"UAGG1","item":"P00008","type":"view","timestamp":"2025-12-01T11:00:00Z"}])",
+      "application/json"));
+  ASSERT_EQ(r["accepted"], 2) << r.dump();
+  const auto after = json_of(analyst.Get("/v1/stats"));
+  EXPECT_EQ(after["events"].get<int64_t>(), before["events"].get<int64_t>() + 2) << after.dump();
+  EXPECT_EQ(after["users"].get<int64_t>(), before["users"].get<int64_t>() + 1);
+  EXPECT_NEAR(after["revenue"].get<double>(), before["revenue"].get<double>() + 10, 1e-6);
+  const auto timeline = json_of(analyst.Get("/v1/stats/timeline?days=3660"));
+  EXPECT_NE(timeline, day_before);
+  const auto erased = s.client("admin").Delete("/v1/users/UAGG1");
+  ASSERT_TRUE(erased);
+  ASSERT_LT(erased->status, 300) << erased->body;
+  const auto gone = json_of(analyst.Get("/v1/stats"));
+  EXPECT_EQ(gone["events"], before["events"]) << gone.dump();
+  EXPECT_NEAR(gone["revenue"].get<double>(), before["revenue"].get<double>(), 1e-6);
 }
 
 TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {

@@ -148,6 +148,7 @@ nlohmann::json ErasureReport::to_json() const {
           {"files_rewritten", files_rewritten},
           {"models_retrained", models_retrained},
           {"models_removed", models_removed},
+          {"models_pending", models_pending},
           {"failures", failed}};
 }
 
@@ -226,7 +227,12 @@ ErasureReport erase_user(store::Store& store, const std::string& user, const Era
     for (const auto& path : models) {
       attempt(report, "model", path.string(), [&] {
         const bool recommender = path.filename() == "recommend.model";
-        if (!(recommender && erased.events > 0) && !knows_them(path)) return;
+        const bool named = knows_them(path);
+        if (!(recommender && erased.events > 0) && !named) return;
+        if (recommender && options.retrain && options.defer_retrain && !named) {
+          report.models_pending.push_back(path.string());
+          return;
+        }
         if (recommender && options.retrain) {
           try {
             retrain_recommender(store, path.string(), {{"retrained_after_erasure", true}});

@@ -29,6 +29,10 @@ struct ErasureOptions {
   const privacy::KeyRing* keys = nullptr;  // pseudonyms to look for, sealed exports, the receipt
   std::string api_keys;                    // API key file: keys bound to the user are deleted
   bool retrain = true;                     // retrain the recommender (else it is removed)
+  // Leave the recommender's retraining to the caller (listed in models_pending): a server answers
+  // once the data is gone and retrains in the background. A model file that names the person is
+  // still dealt with here.
+  bool defer_retrain = false;
   std::string actor = "cli";               // who asked, for the audit log
 };
 
@@ -38,6 +42,7 @@ struct ErasureReport {
   int64_t events = 0, texts = 0, profiles = 0, rejects = 0, api_keys = 0;
   std::vector<std::string> files_rewritten;  // reject logs and exports, without the person's lines
   std::vector<std::string> models_retrained, models_removed;
+  std::vector<std::string> models_pending;  // to be retrained by the caller (defer_retrain)
   // Steps that could not be done, each with what it was about and why. A model that could not be
   // retrained is removed instead (listed in models_removed, not here): only what may still hold
   // the person is a failure.

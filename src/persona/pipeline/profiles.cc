@@ -110,6 +110,13 @@ void write_profiles(store::Store& store, const std::vector<profile::UserProfile>
   store.put_profiles(rows, replace_all);
 }
 
+// Consent is read again inside the writes: someone who withdrew it while the profiles were
+// computed (beside ingest) gets none; their older profile goes at the next refresh (a rebuild).
+void guarded(const ProfileWriteGuard& guard, const std::function<void()>& write) {
+  if (guard) guard(write);
+  else write();
+}
+
 std::function<void(const std::function<void(const Text&)>&)> texts_of(store::Store& store, const std::set<std::string>* only,
                                                                        size_t* count) {
   return [&store, only, count](const std::function<void(const Text&)>& fn) {
@@ -162,7 +169,7 @@ nlohmann::json ProfileRunReport::to_json() const {
 }
 
 ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
-                                std::optional<int64_t> as_of) {
+                                std::optional<int64_t> as_of, const ProfileWriteGuard& guard) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto rules = profile::compile_tag_rules(config.tags);
   const auto mark = store.change_mark();
@@ -179,10 +186,12 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   auto profiles = consenting_profiles(builder.profiles(report.as_of), refusing(store, store::Use::Personalisation));
   profile::apply_tags(rules, profiles);
   const auto segments = fit_segments(store, profiles, config.segments);
-  write_profiles(store, profiles, true);
-  store.put_meta(kBuildMeta, {{"as_of", report.as_of}, {"as_of_given", as_of.has_value()}, {"mark", mark.to_json()},
-                              {"options", config.options.to_json()}, {"catalogue", builder.catalogue().to_json()}});
-  store.put_meta(kSegmentsMeta, segments.to_json());
+  guarded(guard, [&] {
+    write_profiles(store, consenting_profiles(profiles, refusing(store, store::Use::Personalisation)), true);
+    store.put_meta(kBuildMeta, {{"as_of", report.as_of}, {"as_of_given", as_of.has_value()}, {"mark", mark.to_json()},
+                                {"options", config.options.to_json()}, {"catalogue", builder.catalogue().to_json()}});
+    store.put_meta(kSegmentsMeta, segments.to_json());
+  });
   report.users = profiles.size();
   report.updated_users = profiles.size();
   report.written = profiles.size();
@@ -193,7 +202,8 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   return report;
 }
 
-ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir) {
+ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                                 const ProfileWriteGuard& guard) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto meta = store.get_meta(kBuildMeta);
   const auto seg_meta = store.get_meta(kSegmentsMeta);
@@ -211,7 +221,7 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
     withdrawn = withdrawn || no_personalisation.count(user) > 0;
   });
   if (withdrawn) {
-    auto r = build_profiles(store, config, models_dir);
+    auto r = build_profiles(store, config, models_dir, std::nullopt, guard);
     r.mode = "rebuild";
     return r;
   }
@@ -220,7 +230,7 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
   // A new event on or after as_of moves it: every time-relative feature changes.
   if (!meta->value("as_of_given", false) && events.size() > 0 &&
       *std::max_element(events.timestamp.begin(), events.timestamp.end()) >= as_of) {
-    auto r = build_profiles(store, config, models_dir);
+    auto r = build_profiles(store, config, models_dir, std::nullopt, guard);
     r.mode = "rebuild";
     return r;
   }
@@ -259,10 +269,12 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
     const auto it = before.find(p.user);
     if (it == before.end() || it->second != p.to_json().dump()) changed_profiles.push_back(p);
   }
-  write_profiles(store, changed_profiles, false);
-  auto updated = *meta;
-  updated["mark"] = mark.to_json();
-  store.put_meta(kBuildMeta, updated);
+  guarded(guard, [&] {
+    write_profiles(store, consenting_profiles(changed_profiles, refusing(store, store::Use::Personalisation)), false);
+    auto updated = *meta;
+    updated["mark"] = mark.to_json();
+    store.put_meta(kBuildMeta, updated);
+  });
   report.users = profiles.size();
   report.updated_users = changed.size();
   report.written = changed_profiles.size();

@@ -31,15 +31,21 @@ struct ProfileRunReport {
   nlohmann::json to_json() const;
 };
 
+// Runs the writes of a build or update (the profiles, then the build's record). Everything
+// before them only reads the store, so a server computes beside ingest and passes a guard that
+// takes its writer lock just for the writes (and may throw to start again under it).
+using ProfileWriteGuard = std::function<void(const std::function<void()>& write)>;
+
 // Builds every profile. `as_of` absent: midnight after the last event.
 ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
-                                std::optional<int64_t> as_of = std::nullopt);
+                                std::optional<int64_t> as_of = std::nullopt, const ProfileWriteGuard& guard = {});
 
 // Recomputes only the users with events or texts added since the last build or update (from
 // their whole history, against the catalogue frozen at the build), re-ranks the scores among all
 // users, re-evaluates tags and gives updated users their nearest segment. Events past the
 // build's as_of move it forward, which changes every profile: that update is a full rebuild.
-ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir);
+ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                                 const ProfileWriteGuard& guard = {});
 
 std::vector<profile::UserProfile> load_profiles(store::Store& store);
 

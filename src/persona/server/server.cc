@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -223,19 +224,23 @@ class RateLimiter {
   std::map<std::string, Bucket> buckets_;
 };
 
-// Profiles refreshed off the request path. Ingest names the users whose data arrived and returns;
-// one thread runs the refresh after a gathering pause, so a burst of ingest requests costs one
-// pipeline::update_profiles (which rebuilds every profile when new events move the clock on: far
-// too slow to run once per request on a large store). The pause is at least as long as the last
-// refresh took, so refreshes hold the store's one writer at most half the time under a steady
-// stream of ingest. Stopping runs what is still due.
-class ProfileRefresher {
+// Work run off the request path, gathered: callers name the users concerned and return; one
+// thread runs the work after a gathering pause, so a burst of requests costs one run. The pause
+// is at least `min_gather` and at least as long as the last run took, so the work takes at most
+// about half of a core under a steady stream of requests. Stopping runs what is still due.
+// Two of them: profile refreshes after ingest (pipeline::update_profiles rebuilds every profile
+// when new events move the clock on: far too slow to run once per request on a large store),
+// and the dashboard's aggregates computed again after the data changed.
+class GatheringWorker {
  public:
   using Refresh = std::function<void(const std::set<std::string>& users)>;
-  explicit ProfileRefresher(Refresh refresh) : refresh_(std::move(refresh)), thread_([this] { loop(); }) {}
-  ~ProfileRefresher() { stop(); }
-  ProfileRefresher(const ProfileRefresher&) = delete;
-  ProfileRefresher& operator=(const ProfileRefresher&) = delete;
+  GatheringWorker(Refresh refresh, std::chrono::milliseconds min_gather,
+                  std::chrono::milliseconds first_gather = std::chrono::milliseconds(-1))
+      : refresh_(std::move(refresh)), min_gather_(min_gather),
+        first_gather_(first_gather.count() >= 0 ? first_gather : min_gather), thread_([this] { loop(); }) {}
+  ~GatheringWorker() { stop(); }
+  GatheringWorker(const GatheringWorker&) = delete;
+  GatheringWorker& operator=(const GatheringWorker&) = delete;
   void request(const std::set<std::string>& users) {
     {
       std::lock_guard lock(mutex_);
@@ -244,10 +249,12 @@ class ProfileRefresher {
     }
     wake_.notify_one();
   }
-  void stop() {
+  // `finish_due`: run what is still due first (profiles); else drop it (aggregates nobody will read).
+  void stop(bool finish_due = true) {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
+      if (!finish_due) requested_ = false;
     }
     wake_.notify_one();
     if (thread_.joinable()) thread_.join();
@@ -255,28 +262,101 @@ class ProfileRefresher {
 
  private:
   void loop() {
-    std::chrono::steady_clock::duration gather = std::chrono::milliseconds(100);
+    std::chrono::steady_clock::duration gather = first_gather_;
     std::unique_lock lock(mutex_);
     for (;;) {
       wake_.wait(lock, [this] { return requested_ || stopping_; });
       if (!requested_) return;  // stopping, nothing due
       if (!stopping_) wake_.wait_for(lock, gather, [this] { return stopping_; });
+      if (!requested_) return;  // stopped meanwhile, what was due dropped
       std::set<std::string> users;
       users.swap(due_);
       requested_ = false;
       lock.unlock();
       const auto t0 = std::chrono::steady_clock::now();
       refresh_(users);
-      gather = std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(100), std::chrono::steady_clock::now() - t0);
+      gather = std::max<std::chrono::steady_clock::duration>(min_gather_, std::chrono::steady_clock::now() - t0);
       lock.lock();
     }
   }
   Refresh refresh_;
+  std::chrono::milliseconds min_gather_, first_gather_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::set<std::string> due_;
   bool requested_ = false, stopping_ = false;
   std::thread thread_;  // last: starts once the rest is ready
+};
+
+// Answers computed from the whole store (the dashboard's overview, timeline and demand pages:
+// seconds of work at 1M events), kept until the store's generation moves (any write, in any
+// process). One computation at a time: a request that finds one running waits for it.
+class WholeStoreAnswers {
+ public:
+  std::string get(store::Store& s, const std::string& key, const std::function<std::string()>& compute) {
+    const int64_t generation = s.generation();  // before reading: an answer is never older than its key
+    std::lock_guard lock(mutex_);
+    if (generation != generation_) {
+      answers_.clear();
+      generation_ = generation;
+    }
+    if (const auto it = answers_.find(key); it != answers_.end()) return it->second;
+    std::string body = compute();
+    answers_.emplace(key, body);
+    return body;
+  }
+
+ private:
+  std::mutex mutex_;
+  int64_t generation_ = -1;
+  std::map<std::string, std::string> answers_;
+};
+
+// Erasures answered before their recommender retrain finished: what each reported, and the
+// retrain's outcome once known (GET /v1/erasures/{id}). Kept in memory, the newest 10,000; the
+// audit log is the lasting record.
+class ErasureFollowUps {
+ public:
+  // The report as answered (202): its id, status and where to follow it.
+  nlohmann::json start(const pipeline::ErasureReport& report) {
+    const std::string id = report.receipt.empty() ? "e" + privacy::random_hex(16) : report.receipt;
+    nlohmann::json j = report.to_json();
+    j["id"] = id;
+    j["status"] = "retraining";
+    j["status_url"] = "/v1/erasures/" + id;
+    nlohmann::json answer = j;
+    std::lock_guard lock(mutex_);
+    if (order_.size() >= 10000) {
+      entries_.erase(order_.front());
+      order_.pop_front();
+    }
+    if (entries_.emplace(id, std::move(j)).second) order_.push_back(id);
+    return answer;
+  }
+  void finish(const std::set<std::string>& ids, const std::string& error) {
+    std::lock_guard lock(mutex_);
+    for (const auto& id : ids) {
+      const auto it = entries_.find(id);
+      if (it == entries_.end()) continue;
+      auto& j = it->second;
+      j["status"] = error.empty() ? "complete" : "complete, recommender removed";
+      auto& done = j[error.empty() ? "models_retrained" : "models_removed"];
+      for (const auto& m : j["models_pending"]) done.push_back(m);
+      j["models_pending"] = nlohmann::json::array();
+      if (!error.empty()) j["retrain_error"] = error;
+    }
+  }
+  std::optional<nlohmann::json> status(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    const auto it = entries_.find(id);
+    if (it == entries_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, nlohmann::json> entries_;
+  std::deque<std::string> order_;
 };
 
 // Who is calling: the API key (or the local admin of --no-auth).
@@ -372,10 +452,8 @@ struct Server::Impl {
   std::optional<demand::TextAnalyzer> analyzer;
   std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
   std::optional<text::KeywordIndex> keyword_index;
-  // The demand page classifies every recent text: kept until texts or events change.
-  std::mutex demand_mutex;
-  std::string demand_key;
-  std::string demand_body;
+  WholeStoreAnswers aggregates;
+  ErasureFollowUps erasures;
   std::unique_ptr<store::Store> assistant_store;
   std::optional<assistant::FaqIndex> faq;
   std::optional<assistant::KnowledgeGraph> graph;
@@ -394,7 +472,9 @@ struct Server::Impl {
   std::FILE* log = nullptr;
   std::mutex log_mutex;
   std::atomic<bool> ready{false};
-  std::unique_ptr<ProfileRefresher> refresher;  // after everything it uses: stopped first
+  std::unique_ptr<GatheringWorker> refresher;  // after everything they use: stopped first
+  std::unique_ptr<GatheringWorker> warmer;     // the dashboard's aggregates, after a change
+  std::unique_ptr<GatheringWorker> erasure_followups;  // retrains after erasures answered 202
 
   explicit Impl(ServerOptions o) : options(std::move(o)), limiter(options.rate_per_s, options.burst) {}
   ~Impl() {
@@ -426,10 +506,17 @@ struct Server::Impl {
   Reply stats();
   Reply dp(const httplib::Request& req, const Caller& caller);
   Reply erase(const std::string& user, const Caller& caller);
+  void retrain_after_erasures(const std::set<std::string>& ids);
+  void swap_in_recommender();
+  Reply erasure_status(const std::string& id);
   Reply models();
   Reply retrain(const Caller& caller);
   // The dashboard's data (dashboard.h).
   Reply timeline(const httplib::Request& req);
+  std::string stats_body();
+  std::string timeline_body(int days);
+  std::string demand_body(int weeks);
+  void warm_aggregates();
   Reply user_events(const httplib::Request& req, const std::string& user);
   Reply demand_page(const httplib::Request& req);
   Reply privacy_page();
@@ -496,7 +583,15 @@ void Server::Impl::load() {
     throw Error("cannot open the access log", {options.access_log});
   metrics.set_gauge("persona_recommend_model_loaded", "", recommender ? 1 : 0);
   note_model_version();
-  refresher = std::make_unique<ProfileRefresher>([this](const std::set<std::string>& users) { refresh_profiles(users); });
+  refresher = std::make_unique<GatheringWorker>([this](const std::set<std::string>& users) { refresh_profiles(users); },
+                                                std::chrono::milliseconds(100));
+  // The overview's first visit is answered from memory: computed now, and again a few seconds
+  // after the data changes (not after every batch of a live feed).
+  warmer = std::make_unique<GatheringWorker>([this](const std::set<std::string>&) { warm_aggregates(); },
+                                             std::chrono::seconds(5), std::chrono::milliseconds(0));
+  warmer->request({});
+  erasure_followups = std::make_unique<GatheringWorker>(
+      [this](const std::set<std::string>& ids) { retrain_after_erasures(ids); }, std::chrono::milliseconds(100));
 }
 
 void Server::Impl::note_model_version() {
@@ -668,6 +763,7 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
     }
   }
   for (const auto& u : decoded.users) cache.forget(u);
+  warmer->request({});
   metrics.add_counter("persona_ingested_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
                       static_cast<double>(decoded.records - decoded.rejected()));
   metrics.add_counter("persona_rejected_records_total", fmt::format("entity=\"{}\"", entity_name(entity)),
@@ -678,9 +774,24 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
 void Server::Impl::refresh_profiles(const std::set<std::string>& users) {
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    std::lock_guard lock(write_mutex);
+    // Computed beside ingest (a rebuild of 1M events takes seconds); only the writes take the
+    // writer lock, and an erasure in between means starting again under it, so that a profile
+    // of someone just erased is never written back.
     auto s = stores->acquire();
-    const auto report = pipeline::update_profiles(*s, config.profile, models_dir);
+    const int64_t erasures = s->erasure_count();
+    struct ErasedMeanwhile {};
+    auto guard = [&](const std::function<void()>& write) {
+      std::lock_guard lock(write_mutex);
+      if (s->erasure_count() != erasures) throw ErasedMeanwhile{};
+      write();
+    };
+    pipeline::ProfileRunReport report;
+    try {
+      report = pipeline::update_profiles(*s, config.profile, models_dir, guard);
+    } catch (const ErasedMeanwhile&) {
+      std::lock_guard lock(write_mutex);
+      report = pipeline::update_profiles(*s, config.profile, models_dir);
+    }
     metrics.add_counter("persona_profile_refreshes_total", fmt::format("mode=\"{}\"", report.mode), 1);
     metrics.add_counter("persona_profiles_written_total", "", static_cast<double>(report.written));
   } catch (const std::exception& e) {
@@ -792,27 +903,59 @@ Reply Server::Impl::segments() {
   return json_reply(seg->to_json());
 }
 
-Reply Server::Impl::stats() {
+Reply Server::Impl::stats() { return {200, stats_body(), "application/json"}; }
+
+std::string Server::Impl::stats_body() {
   auto s = stores->acquire();
-  const auto st = s->stats(10);
-  auto rows = [](const std::vector<store::CountRow>& v) {
-    nlohmann::json a = nlohmann::json::array();
-    for (const auto& r : v) a.push_back({{"name", r.name}, {"count", r.count}, {"detail", r.detail}});
-    return a;
-  };
-  return json_reply({{"users", st.users},
-                     {"items", st.items},
-                     {"events", st.events},
-                     {"texts", st.texts},
-                     {"sessions", st.sessions},
-                     {"rejects", st.rejects},
-                     {"revenue", st.revenue},
-                     {"first_event", st.first_event ? format_timestamp(*st.first_event) : ""},
-                     {"last_event", st.last_event ? format_timestamp(*st.last_event) : ""},
-                     {"event_types", rows(st.event_types)},
-                     {"top_items", rows(st.top_items)},
-                     {"top_categories", rows(st.top_categories)},
-                     {"text_languages", rows(st.text_languages)}});
+  return aggregates.get(*s, "stats", [&] {
+    const auto st = s->stats(10);
+    auto rows = [](const std::vector<store::CountRow>& v) {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& r : v) a.push_back({{"name", r.name}, {"count", r.count}, {"detail", r.detail}});
+      return a;
+    };
+    return dump_json({{"users", st.users},
+                      {"items", st.items},
+                      {"events", st.events},
+                      {"texts", st.texts},
+                      {"sessions", st.sessions},
+                      {"rejects", st.rejects},
+                      {"revenue", st.revenue},
+                      {"first_event", st.first_event ? format_timestamp(*st.first_event) : ""},
+                      {"last_event", st.last_event ? format_timestamp(*st.last_event) : ""},
+                      {"event_types", rows(st.event_types)},
+                      {"top_items", rows(st.top_items)},
+                      {"top_categories", rows(st.top_categories)},
+                      {"text_languages", rows(st.text_languages)}});
+  });
+}
+
+std::string Server::Impl::timeline_body(int days) {
+  auto s = stores->acquire();
+  return aggregates.get(*s, fmt::format("timeline/{}", days), [&] { return dump_json(activity_timeline(s->events(), days)); });
+}
+
+std::string Server::Impl::demand_body(int weeks) {
+  auto s = stores->acquire();
+  return aggregates.get(*s, fmt::format("demand/{}", weeks), [&] {
+    const auto events = s->events();
+    std::lock_guard analyzing(analyze_mutex);
+    return dump_json(demand_overview(*s, events, *analyzer, keyword_index ? &*keyword_index : nullptr, weeks));
+  });
+}
+
+// What the dashboard's overview and demand pages ask for by default (web/src/pages).
+void Server::Impl::warm_aggregates() {
+  try {
+    stats_body();
+    timeline_body(90);
+    demand_body(12);
+  } catch (const std::exception& e) {
+    if (log) {
+      std::lock_guard lock(log_mutex);
+      fmt::print(log, "{}\n", dump_json({{"error", std::string(e.what()).substr(0, 1000)}, {"task", "dashboard aggregates"}}));
+    }
+  }
 }
 
 Reply Server::Impl::dp(const httplib::Request& req, const Caller& caller) {
@@ -854,18 +997,13 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     o.keys = keys ? &*keys : nullptr;
     o.api_keys = api_keys ? api_keys->path() : "";
     o.actor = "api:" + caller.id();
+    // The answer comes once the data is gone; the recommender (which learned item scores from the
+    // person's events, tens of seconds to train again on a large store) follows in the background.
+    o.defer_retrain = recommender != nullptr;
     report = pipeline::erase_user(*s, user, o);
   }
   cache.forget(user);
-  // The recommender was retrained without them (or removed): serve the new one from now on, after
-  // a retrain that was running (trained before the erasure) has been swapped in, never before it.
-  if (recommender) {
-    recommender->wait();
-    if (fs::exists(recommend_model_path()))
-      recommender->swap(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(recommend_model_path())));
-    cache.clear();
-    note_model_version();
-  }
+  warmer->request({});
   if (!report.complete()) {
     // The person may still be somewhere: say exactly where, as a server error (retry later).
     HttpError e(500, "Internal Server Error", "the erasure did not finish every step; see \"erasure\"");
@@ -873,7 +1011,47 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     throw e;
   }
   if (!report.found) throw HttpError(404, "Not Found", "the store does not know this user (files were still searched)");
-  return json_reply(report.to_json());
+  if (report.models_pending.empty()) {
+    if (recommender && !report.models_retrained.empty() && fs::exists(recommend_model_path())) swap_in_recommender();
+    return json_reply(report.to_json());
+  }
+  const nlohmann::json answer = erasures.start(report);
+  erasure_followups->request({answer["id"].get<std::string>()});
+  return json_reply(answer, 202);
+}
+
+// After erasures answered 202: the recommender trained again without the people erased, once for
+// all the erasures gathered, and swapped in. A retrain started before them is swapped in first,
+// never after (it may have learned from them).
+void Server::Impl::retrain_after_erasures(const std::set<std::string>& ids) {
+  std::string error;
+  try {
+    recommender->wait();
+    std::lock_guard lock(write_mutex);
+    auto s = stores->acquire();
+    if (!pipeline::retrain_recommender(*s, recommend_model_path(), {{"retrained_after_erasure", true}}))
+      error = "the store has no events left to train on: the recommender file was removed";
+  } catch (const std::exception& e) {
+    // A model that learned from the people erased must not stay on disk.
+    std::error_code ec;
+    fs::remove(recommend_model_path(), ec);
+    error = fmt::format("retraining failed ({}): the recommender file was removed", e.what());
+  }
+  if (fs::exists(recommend_model_path())) swap_in_recommender();
+  erasures.finish(ids, error);
+}
+
+void Server::Impl::swap_in_recommender() {
+  recommender->wait();
+  recommender->swap(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(recommend_model_path())));
+  cache.clear();
+  note_model_version();
+}
+
+Reply Server::Impl::erasure_status(const std::string& id) {
+  auto j = erasures.status(id);
+  if (!j) throw HttpError(404, "Not Found", "no erasure with this id on this server (ids last until it restarts; the audit log keeps every erasure)");
+  return json_reply(*j);
 }
 
 Reply Server::Impl::models() {
@@ -894,9 +1072,7 @@ Reply Server::Impl::models() {
 }
 
 Reply Server::Impl::timeline(const httplib::Request& req) {
-  const int days = int_param(req, "days", 90, 1, 3660);
-  auto s = stores->acquire();
-  return json_reply(activity_timeline(s->events(), days));
+  return {200, timeline_body(int_param(req, "days", 90, 1, 3660)), "application/json"};
 }
 
 Reply Server::Impl::user_events(const httplib::Request& req, const std::string& user) {
@@ -911,19 +1087,7 @@ Reply Server::Impl::user_events(const httplib::Request& req, const std::string& 
 }
 
 Reply Server::Impl::demand_page(const httplib::Request& req) {
-  const int weeks = int_param(req, "weeks", 12, 1, 520);
-  auto s = stores->acquire();
-  const auto mark = s->change_mark();
-  const std::string key = fmt::format("{}/{}/{}", mark.event, mark.text, weeks);
-  std::lock_guard lock(demand_mutex);  // one computation at a time; the others wait for its answer
-  if (key != demand_key) {
-    const auto events = s->events();
-    std::lock_guard analyzing(analyze_mutex);
-    demand_body = demand_overview(*s, events, *analyzer, keyword_index ? &*keyword_index : nullptr, weeks)
-                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    demand_key = key;
-  }
-  return {200, demand_body, "application/json"};
+  return {200, demand_body(int_param(req, "weeks", 12, 1, 520)), "application/json"};
 }
 
 Reply Server::Impl::privacy_page() {
@@ -1017,6 +1181,8 @@ void Server::Impl::add_routes() {
       [this, param](const httplib::Request& req, auto&) { return recommendations(req, param(req)); });
   add("DELETE", "/v1/users/{id}", {"users:erase"}, true,
       [this, param](const httplib::Request& req, const Caller& c) { return erase(param(req), c); });
+  add("GET", "/v1/erasures/{id}", {"users:erase"}, false,
+      [this, param](const httplib::Request& req, auto&) { return erasure_status(param(req)); });
   add("GET", "/v1/items/{id}/similar", {"recommend:read"}, false,
       [this, param](const httplib::Request& req, auto&) { return similar(req, param(req)); });
   add("POST", "/v1/analyze", {"analyze"}, false, [this](const httplib::Request& req, auto&) { return analyze(req); });
@@ -1166,6 +1332,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
 Server::~Server() {
   stop();
   impl_->refresher->stop();
+  impl_->warmer->stop(false);
+  impl_->erasure_followups->stop();
 }
 
 int Server::bind() {
@@ -1182,6 +1350,8 @@ void Server::run() {
   impl_->http->run();  // returns once every request in flight is answered
   impl_->ready = false;
   impl_->refresher->stop();  // profiles still due are refreshed first
+  impl_->warmer->stop(false);
+  impl_->erasure_followups->stop();  // the people erased leave the recommender before the server stops
 }
 
 void Server::stop() {

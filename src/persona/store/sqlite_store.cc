@@ -342,6 +342,11 @@ class SqliteStore final : public Store {
     return m;
   }
 
+  int64_t generation() override {
+    const auto n = get_meta("generation");
+    return n && n->is_number_integer() ? n->get<int64_t>() : 0;
+  }
+
   std::vector<std::string> users_changed_since(const ChangeMark& since) override {
     Statement q(db_, "SELECT ext_id FROM users WHERE id IN (SELECT user FROM events WHERE id > ? "
                      "UNION SELECT user FROM texts WHERE id > ? AND user IS NOT NULL) ORDER BY ext_id");
@@ -521,6 +526,7 @@ class SqliteStore final : public Store {
       write_rejects(ingest, batch.rejects);
       Statement cp(db_, "UPDATE ingests SET last_line=? WHERE id=?");
       cp.bind(1, last_line).bind(2, ingest).run();
+      bump_generation();
       if (crash_.batch == batches_ && crash_.before_commit) std::_Exit(137);
       exec("COMMIT");
       if (crash_.batch == batches_) std::_Exit(137);
@@ -547,6 +553,7 @@ class SqliteStore final : public Store {
       Statement(db_, "DELETE FROM texts WHERE ingest=?").bind(1, ingest).run();
       Statement q(db_, "UPDATE ingests SET status='failed', last_line=0, finished=?, summary=? WHERE id=?");
       q.bind(1, now_seconds()).bind(2, summary.dump()).bind(3, ingest).run();
+      bump_generation();
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -681,7 +688,12 @@ class SqliteStore final : public Store {
     load_map("SELECT id, ext_id FROM users WHERE id >= ? ORDER BY id", users_);
     load_map("SELECT id, ext_id FROM items WHERE id >= ? ORDER BY id", items_);
   }
-  int64_t erasure_count() {
+  // Inside a write transaction: the data changed (see Store::generation).
+  void bump_generation() {
+    exec("INSERT INTO meta(key, value) VALUES ('generation', '1') "
+         "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER) + 1");
+  }
+  int64_t erasure_count() override {
     const auto n = get_meta("erasures");
     return n && n->is_number_integer() ? n->get<int64_t>() : 0;
   }
@@ -1012,6 +1024,7 @@ Erasure SqliteStore::erase_user(const std::string& user) {
     // names nobody, and a later record with it starts a new user (never the tombstone).
     exec("INSERT INTO meta(key, value) VALUES ('erasures', '1') "
          "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER) + 1");
+    bump_generation();
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -77,8 +77,17 @@ function eraseForm() {
     const id = user.value.trim();
     if (!id || !confirm(t('erase_confirm'))) return;
     try {
-      const r = await api('/v1/users/' + encodeURIComponent(id), { method: 'DELETE' });
-      out.replaceChildren(el('p', { class: 'ok' }, `${t('erased')} ${r.receipt || ''}`));
+      let r = await api('/v1/users/' + encodeURIComponent(id), { method: 'DELETE' });
+      const say = () => out.replaceChildren(el('p', { class: 'ok' }, `${t('erased')} ${r.receipt || '—'}`),
+        el('p', { class: 'muted', 'data-testid': 'erase-status' },
+          r.status === 'retraining' ? t('erase_retraining') : r.retrain_error ? t('erase_model_removed') : t('erase_complete')));
+      say();
+      // The data is gone at once; the recommender retrains in the background: follow it.
+      while (r.status === 'retraining' && r.status_url && out.isConnected) {
+        await new Promise((done) => setTimeout(done, 1000));
+        r = await api(r.status_url);
+        say();
+      }
     } catch (e) {
       out.replaceChildren(problem(e));
     }
