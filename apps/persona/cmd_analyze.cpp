@@ -1,6 +1,7 @@
 // persona analyze, keywords, predict text, eval text: what texts say, with the trained models.
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "persona/io/input.h"
 #include "persona/assistant/entities.h"
 #include "persona/core/error.h"
+#include "persona/core/json.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/pipeline/labelled_texts.h"
 #include "persona/text/keywords.h"
@@ -28,6 +30,33 @@ std::string text_argument(const std::vector<std::string>& words) {
   std::string out;
   for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
   return out;
+}
+
+// One text per line from a file or stdin ("-"), as fastText's `predict MODEL -`: `fn` gets the
+// line number and the text, and prints one JSON line for it (a line too long, or empty, gets an
+// "error" line, so that output line n answers input line n). Output is flushed per line, so a
+// pipe gets its answers as they come.
+constexpr size_t kMaxLineBytes = 100000;
+void for_each_line(const std::string& source, const std::function<nlohmann::json(const std::string&)>& answer) {
+  std::ifstream file;
+  if (source != "-") {
+    file.open(source, std::ios::binary);
+    if (!file) throw Error("cannot read the texts", {source}, "give a readable file, or \"-\" for stdin");
+  }
+  std::istream& in = source == "-" ? std::cin : file;
+  int64_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    nlohmann::json j;
+    if (line.size() > kMaxLineBytes) j = {{"error", fmt::format("a line of {} bytes: at most {}", line.size(), kMaxLineBytes)}};
+    else if (line.find_first_not_of(" \t") == std::string::npos) j = {{"error", "an empty line"}};
+    else j = answer(line);
+    nlohmann::json out = {{"line", n}};
+    out.update(j);
+    fmt::print("{}\n", dump_json(out));
+    std::fflush(stdout);
+  }
 }
 
 void print_answer(const char* name, const std::optional<demand::TaskAnswer>& a, bool trained) {
@@ -54,13 +83,27 @@ Command add_analyze(CLI::App& app, Common& common) {
   struct Args {
     std::vector<std::string> text;
     std::string models, file;
+    bool lines = false;
   };
   auto args = std::make_shared<Args>();
   auto* text_opt = sub->add_option("text", args->text, "The text (several words are joined; \"-\" reads stdin)");
   auto* file_opt = sub->add_option("-f,--file", args->file, "Read the text from this file");
   text_opt->excludes(file_opt);
   sub->add_option("--models", args->models, "Model directory (default $PERSONA_MODELS or ./models)");
+  sub->add_flag("--lines", args->lines,
+                "One text per line (of --file, or stdin): one JSON line per text, {\"line\": N, ...}, in input order");
   return {sub, [args, &common] {
+            if (args->lines) {
+              if (args->file.empty() && !(args->text.size() == 1 && args->text[0] == "-"))
+                throw Error("--lines reads texts from a file or stdin", {}, "give --file FILE, or \"-\" for stdin");
+              const auto analyzer = demand::TextAnalyzer::load(demand::models_dir_from(args->models));
+              for_each_line(args->file.empty() ? "-" : args->file, [&](const std::string& text) {
+                auto j = analyzer.analyze(text).to_json();
+                j.erase("tokens");  // a line per text stays short; `analyze TEXT --json` has them
+                return j;
+              });
+              return 0;
+            }
             std::string text;
             if (!args->file.empty()) {
               text = io::read_small_input(args->file, "text file", 100u << 20);  // "-": standard input
@@ -226,23 +269,42 @@ Command add_classify(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("classify", "Class probabilities of a text under one model file");
   struct Args {
     std::string model;
-    std::vector<std::string> text;
+    std::vector<std::string> words;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("--model", args->model, "Model file")->required();
-  sub->add_option("text", args->text, "The text (\"-\" reads stdin)")->required();
+  sub->add_option("--model", args->model, "Model file (or give it first: classify MODEL TEXT)");
+  sub->add_option("words", args->words,
+                  "[MODEL] TEXT: the text, or \"-\" to read one text per line from stdin and write one JSON line "
+                  "per text, as fastText's predict");
   return {sub, [args, &common] {
+            std::vector<std::string> words = args->words;
+            std::string model = args->model;
+            if (model.empty()) {
+              if (words.empty()) throw Error("no model to classify with", {}, "persona classify MODEL TEXT (or --model MODEL)");
+              model = words.front();
+              words.erase(words.begin());
+            }
+            if (words.empty()) throw Error("no text to classify", {}, "give the text, or \"-\" for one text per line on stdin");
             std::string task;
-            const auto classifier = ml::TextClassifier::load(args->model, &task);
-            const auto p = classifier.predict(text_argument(args->text));
-            nlohmann::json probs = nlohmann::json::object();
-            for (size_t i = 0; i < p.probabilities.size(); ++i) probs[classifier.labels()[i]] = p.probabilities[i];
-            if (common.json) {
-              print_json({{"task", task}, {"label", classifier.label_name(p.label)}, {"best", classifier.label_name(p.best)},
-                          {"confidence", p.confidence}, {"unknown_threshold", classifier.unknown_threshold()},
-                          {"probabilities", probs}});
+            const auto classifier = ml::TextClassifier::load(model, &task);
+            auto answer = [&](const std::string& text) {
+              const auto p = classifier.predict(text);
+              nlohmann::json probs = nlohmann::json::object();
+              for (size_t i = 0; i < p.probabilities.size(); ++i) probs[classifier.labels()[i]] = p.probabilities[i];
+              return nlohmann::json{{"task", task}, {"label", classifier.label_name(p.label)},
+                                    {"best", classifier.label_name(p.best)}, {"confidence", p.confidence},
+                                    {"unknown_threshold", classifier.unknown_threshold()}, {"probabilities", probs}};
+            };
+            if (words.size() == 1 && words[0] == "-") {
+              for_each_line("-", answer);
               return 0;
             }
+            const std::string text = text_argument(words);
+            if (common.json) {
+              print_json(answer(text));
+              return 0;
+            }
+            const auto p = classifier.predict(text);
             fmt::print("{} ({:.3f}){}\n", classifier.label_name(p.label), p.confidence,
                        p.label < 0 ? fmt::format(", below the threshold {:.3f}; closest: {}", classifier.unknown_threshold(),
                                                  classifier.label_name(p.best))

@@ -1,4 +1,5 @@
 // persona faq build|ask|eval: the assistant's FAQ retrieval.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -6,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,8 +18,11 @@
 #include "persona/assistant/faq.h"
 #include "persona/assistant/graph_answerer.h"
 #include "persona/assistant/knowledge_graph.h"
+#include "persona/assistant/orders.h"
 #include "persona/core/error.h"
 #include "persona/core/json.h"
+#include "persona/core/model.h"
+#include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/io/csv_reader.h"
 #include "persona/ml/text_classifier.h"
@@ -437,6 +442,104 @@ std::vector<std::string> as_strings(const nlohmann::json& j) {
   return j.get<std::vector<std::string>>();
 }
 
+// Facts of the shop under test, which stories name as ${name} instead of one generated shop's
+// ids, titles and prices: the sample stories pass on a shop of any seed. Per story user:
+//   order, order_item, order_date   their newest order, the title of its first line, its day
+//   month_after_order          the 10th of the month after that order (a "now" for "last month")
+//   other_user, other_order, other_order_item, other_order_total
+//                              the first other user with an order, and that order
+// and of the catalogue: item, item_id, item_price, item_brand, item_zh (the first item with a
+// brand in its title, a price and a Chinese alias); unavailable_item (the first out of stock).
+class StoryFacts {
+ public:
+  explicit StoryFacts(store::Store* store) : store_(store) {
+    if (!store_) return;
+    titles_ = item_titles(*store_);
+    for (const auto& item : store_->items()) {
+      if (!facts_.count("unavailable_item") && item.available == false) facts_["unavailable_item"] = item.id;
+      if (facts_.count("item") || item.brand.empty() || !item.price || item.title.find(item.brand) == std::string::npos) continue;
+      for (const auto& alias : split_aliases(item.aliases))
+        if (std::any_of(alias.begin(), alias.end(), [](char c) { return static_cast<unsigned char>(c) >= 0xE0; })) {
+          facts_["item"] = item.title;
+          facts_["item_id"] = item.id;
+          facts_["item_price"] = fmt::format("{:.2f}", *item.price);
+          facts_["item_brand"] = item.brand;
+          facts_["item_zh"] = alias;
+          break;
+        }
+    }
+  }
+
+  // Every ${name} in the story's strings replaced; an error names a fact this shop lacks.
+  nlohmann::json resolve(const nlohmann::json& story) {
+    auto facts = facts_;
+    if (store_ && story.contains("user") && story["user"].is_string()) add_user_facts(story["user"].get<std::string>(), facts);
+    return substitute(story, facts, story.value("name", "(unnamed)"));
+  }
+
+ private:
+  void add_user_facts(const std::string& user, std::map<std::string, std::string>& facts) {
+    const auto mine = assistant::orders_from_events(store_->events_of({user}), titles_);
+    if (!mine.empty() && !mine.front().lines.empty()) {
+      facts["order"] = mine.front().id;
+      facts["order_item"] = mine.front().lines.front().title;
+      facts["order_date"] = format_date(mine.front().time);
+      int year;
+      unsigned month, day;
+      civil_from_days(mine.front().time / 86400, year, month, day);
+      facts["month_after_order"] = fmt::format("{:04}-{:02}-10", month == 12 ? year + 1 : year, month == 12 ? 1 : month + 1);
+    }
+    if (!other_) {
+      other_.emplace();
+      for (const auto& u : store_->users(store::Use::Any)) {
+        if (u.id == user) continue;
+        const auto theirs = assistant::orders_from_events(store_->events_of({u.id}), titles_);
+        if (theirs.empty() || theirs.front().lines.empty()) continue;
+        (*other_)["other_user"] = u.id;
+        (*other_)["other_order"] = theirs.front().id;
+        (*other_)["other_order_item"] = theirs.front().lines.front().title;
+        (*other_)["other_order_total"] = fmt::format("{:.2f}", theirs.front().total());
+        break;
+      }
+    }
+    for (const auto& [k, v] : *other_) facts.emplace(k, v);
+  }
+
+  static nlohmann::json substitute(const nlohmann::json& j, const std::map<std::string, std::string>& facts,
+                                   const std::string& story) {
+    if (j.is_array() || j.is_object()) {
+      nlohmann::json out = j;
+      for (auto& [key, value] : out.items()) value = substitute(value, facts, story);
+      return out;
+    }
+    if (!j.is_string()) return j;
+    std::string text = j.get<std::string>(), out;
+    for (size_t i = 0; i < text.size();) {
+      const size_t open = text.find("${", i);
+      const size_t close = open == std::string::npos ? open : text.find('}', open);
+      if (close == std::string::npos) {
+        out += text.substr(i);
+        break;
+      }
+      const std::string name = text.substr(open + 2, close - open - 2);
+      const auto it = facts.find(name);
+      if (it == facts.end())
+        throw Error(fmt::format("story \"{}\" names ${{{}}}, which this shop does not have", story, name), {},
+                    "the facts are order, order_item, order_date, month_after_order, other_user, other_order, other_order_item, "
+                    "other_order_total (of users with orders), item, item_id, item_price, item_brand, item_zh, "
+                    "unavailable_item (of the catalogue): see docs/assistant.md");
+      out += text.substr(i, open - i) + it->second;
+      i = close + 1;
+    }
+    return out;
+  }
+
+  store::Store* store_;
+  std::unordered_map<std::string, std::string> titles_;
+  std::map<std::string, std::string> facts_;
+  std::optional<std::map<std::string, std::string>> other_;  // the same for every story user but one
+};
+
 StoryResult run_story(const assistant::Knowledge& knowledge, const ChatArgs& a, const nlohmann::json& story,
                       const std::string& file) {
   StoryResult result{file, story.value("name", "(unnamed)")};
@@ -500,6 +603,7 @@ Command add_test_dialogues(CLI::App& app, Common& common) {
             if (files.empty()) throw Error("no story files (*.json)", {a->stories});
             const LoadedKnowledge loaded(*a);
             const auto knowledge = loaded.knowledge();
+            StoryFacts facts(loaded.store.get());
             std::vector<StoryResult> results;
             for (const auto& f : files) {
               const std::string text = io::read_small_input(f, "story file");
@@ -509,7 +613,7 @@ Command add_test_dialogues(CLI::App& app, Common& common) {
                 if (!story.is_object() || !story.contains("turns") || !story["turns"].is_array())
                   throw Error("a story needs \"turns\": an array of {\"say\", ...}", {f});
                 try {
-                  results.push_back(run_story(knowledge, *a, story, f));
+                  results.push_back(run_story(knowledge, *a, facts.resolve(story), f));
                 } catch (const nlohmann::json::exception& e) {
                   throw Error(fmt::format("story \"{}\": {}", story.value("name", "?"), e.what()), {f});
                 }

@@ -76,11 +76,11 @@ nlohmann::json train_demand_models(store::Store& store, const std::string& model
     const auto f = demand::forecast_category("all", it->second, 7);
     double week = 0;
     for (double v : f.forecast) week += v;
-    out["forecast"] = {{"next_7_days_units", week}, {"backtest_smape", f.backtest.smape},
+    out["forecast"] = {{"next_7_days_units", week}, {"method", f.method}, {"backtest_smape", f.backtest.smape},
                        {"seasonal_naive_smape", f.backtest.naive_smape}};
     if (print)
-      fmt::print("    forecast   {:.0f} units in the next 7 days (backtest sMAPE {:.3f}, seasonal naive {:.3f})\n", week,
-                 f.backtest.smape, f.backtest.naive_smape);
+      fmt::print("    forecast   {:.0f} units in the next 7 days ({}; backtest sMAPE {:.3f}, seasonal naive {:.3f})\n", week,
+                 f.method, f.backtest.smape, f.backtest.naive_smape);
   }
   return out;
 }
@@ -110,7 +110,8 @@ nlohmann::json train_recommender(store::Store& store, const pipeline::ProfileCon
     q.k = 3;
     if (const auto profile = store.profile("U000042")) q.segment = nlohmann::json::parse(*profile).value("segment", -1);
     const auto recs = model.recommend(model.history(store.events_of({"U000042"})), q);
-    for (const auto& r : recs) fmt::print("    U000042: {} ({}) {}\n", r.item, r.category, r.reason);
+    const auto titles = item_titles(store);
+    for (const auto& r : recs) fmt::print("    U000042: {} · {} · {}\n", titled(titles, r.item), r.category, r.reason);
   }
   return {{"model_file", path}, {"method", best.spec.to_json()}, {"validation", best.validation.to_json()}};
 }

@@ -254,24 +254,6 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
   };
 }
 
-// Item id -> title, for people reading a list (ids stay in --json and in brackets).
-std::unordered_map<std::string, std::string> item_titles(store::Store& store) {
-  std::unordered_map<std::string, std::string> titles;
-  for (const auto& item : store.items())
-    if (!item.title.empty()) titles[item.id] = item.title;
-  return titles;
-}
-
-// The item's title ("" when the store has none), and "Title (ID)" for a person to read.
-std::string title_of(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
-  const auto it = titles.find(id);
-  return it == titles.end() ? std::string() : it->second;
-}
-std::string titled(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
-  const auto title = title_of(titles, id);
-  return title.empty() ? id : fmt::format("{} ({})", title, id);
-}
-
 Command add_recommend(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("recommend", "Top-k items for a user, with a reason for each (from a trained model)");
   auto a = std::make_shared<RecommendArgs>();

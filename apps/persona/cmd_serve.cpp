@@ -83,10 +83,17 @@ int serve_until_stopped(server::ServerOptions options, const Common& common, con
   if (!common.quiet) {
     fmt::print(stderr, "persona serving {} on {} ({} routes{}); SIGTERM or Ctrl-C stops it\n", options.store_path, base,
                server.routes().size(), options.require_keys ? ", API keys required" : ", NO AUTHENTICATION");
-    if (!options.web_dir.empty())
-      fmt::print(stderr, "dashboard: {}{}\n", base, dashboard_key.empty() ? "" : "#key=" + dashboard_key);
     std::fflush(stderr);
   }
+  // The dashboard's address once its aggregates are computed (seconds at 1M events), so that the
+  // first page a person opens is answered from memory; the API serves meanwhile.
+  std::thread dashboard([&] {
+    if (options.web_dir.empty()) return;
+    server.warm_dashboard();
+    if (common.quiet) return;
+    fmt::print(stderr, "dashboard: {}{}\n", base, dashboard_key.empty() ? "" : "#key=" + dashboard_key);
+    std::fflush(stderr);
+  });
   std::thread waiter([&server, signals] {
     int signal = 0;
     sigwait(&signals, &signal);
@@ -95,6 +102,7 @@ int serve_until_stopped(server::ServerOptions options, const Common& common, con
   server.run();
   pthread_kill(waiter.native_handle(), SIGTERM);  // when run() ended for another reason
   waiter.join();
+  dashboard.join();
   if (!common.quiet) fmt::print(stderr, "persona stopped; every request in flight was answered\n");
   return 0;
 }

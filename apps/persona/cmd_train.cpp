@@ -227,6 +227,20 @@ LearnerChoice choose_learner(const ml::TabularData& data, const std::vector<ml::
   return best;
 }
 
+// Each row's positive-class score from a model that did not see it (the chosen learner refitted
+// on the other folds).
+std::vector<double> out_of_fold_positive(const LearnerChoice& choice, const ml::TabularData& data,
+                                         const std::vector<ml::Fold>& folds) {
+  std::vector<double> scores(data.rows(), 0.0);
+  for (const auto& fold : folds) {
+    auto m = ml::make_tabular_classifier(choice.learner, choice.params);
+    m->fit(data.subset(fold.train));
+    const auto p = m->predict_positive(data.subset(fold.test).x);
+    for (size_t i = 0; i < fold.test.size(); ++i) scores[fold.test[i]] = p[i];
+  }
+  return scores;
+}
+
 int run_propensity(const PropensityArgs& a, Common& common) {
   auto store = open_existing_store(store_path_from(a.store, a.config));
   const auto events = store->events();
@@ -241,19 +255,25 @@ int run_propensity(const PropensityArgs& a, Common& common) {
   const auto f0 = Clock::now();
   model->fit(train.data);
   const double fit_s = since(f0), train_s = since(t0);
-  const auto train_p = model->predict_positive(train.data.x);
-  const double threshold = ml::best_f1_threshold(train.data.y, train_p);
+  // The threshold is chosen on out-of-fold scores: on the training rows' own scores it is
+  // optimistic, and with many repeat buyers a bare F1 maximum flags everyone.
+  const auto point = ml::choose_operating_point(train.data.y, out_of_fold_positive(choice, train.data, folds));
+  const double threshold = point.threshold;
   nlohmann::json result = {{"snapshot", a.snapshot}, {"horizon_days", a.horizon}, {"home_region", train.home_region},
                            {"train_population", train.data.rows()}, {"train_positive_rate", train.positive_rate()},
+                           {"base_rate", train.positive_rate()},
                            {"learner", choice.learner}, {"params", model->params()}, {"cv_folds", a.folds},
-                           {"search", search}, {"threshold", threshold}, {"train_s", train_s}, {"fit_s", fit_s}};
-  nlohmann::json metrics = {{"cv_auc", choice.score}, {"threshold", threshold}};
+                           {"search", search}, {"threshold", threshold}, {"operating_point", point.to_json()},
+                           {"train_s", train_s}, {"fit_s", fit_s}};
+  nlohmann::json metrics = {{"cv_auc", choice.score}, {"threshold", threshold}, {"base_rate", train.positive_rate()},
+                            {"operating_point", point.to_json()}};
   if (!a.test_snapshot.empty()) {
     const auto test = demand::propensity_set(events, parse_date(a.test_snapshot, "--test-snapshot"), a.horizon,
                                              train.home_region);
     const auto p = model->predict_positive(test.data.x);
     const double auc = ml::roc_auc(test.data.y, p), logloss = ml::log_loss(test.data.y, p),
                  f1 = ml::f1_at(test.data.y, p, threshold);
+    result["test_operating_point"] = ml::operating_point(test.data.y, p, threshold).to_json();
     result["test_snapshot"] = a.test_snapshot;
     result["test_population"] = test.data.rows();
     result["test_positive_rate"] = test.positive_rate();
@@ -281,7 +301,15 @@ int run_propensity(const PropensityArgs& a, Common& common) {
              train.data.rows(), 100 * train.positive_rate());
   for (const auto& [learner, s] : search.items())
     fmt::print("  {:<9} cross-validated AUC {:.4f}  {}\n", learner, s["cv_auc"].get<double>(), s["params"].dump());
-  fmt::print("chose {}; F1 threshold {:.2f}; trained in {:.2f} s\n", choice.learner, threshold, train_s);
+  if (point.useful)
+    fmt::print("chose {}; threshold {:.2f} flags {:.1f}% of customers, precision {:.3f} ({:.2f}x the base rate {:.3f}), "
+               "recall {:.3f}, F1 {:.3f} (everyone flagged: {:.3f}; out-of-fold); trained in {:.2f} s\n",
+               choice.learner, threshold, 100 * point.flagged, point.precision, point.lift, point.base_rate, point.recall,
+               point.f1, point.everyone_f1, train_s);
+  else
+    fmt::print("chose {}; no threshold beats flagging every customer (base rate {:.3f}, F1 {:.3f}): rank customers by "
+               "their score instead of cutting at one; trained in {:.2f} s\n",
+               choice.learner, point.base_rate, point.everyone_f1, train_s);
   if (result.contains("auc"))
     fmt::print("test at {}: {} customers, positive rate {:.3f}; AUC {:.4f}, log-loss {:.4f}, F1 {:.4f}\n",
                a.test_snapshot, result["test_population"].get<size_t>(), result["test_positive_rate"].get<double>(),
@@ -651,7 +679,8 @@ Command add_predict(CLI::App& app, Common& common) {
 }
 
 Command add_forecast(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("forecast", "Demand per category over time, with a forecast and its backtest error");
+  auto* sub = app.add_subcommand("forecast", "Demand per category over time, with a forecast and its backtest error "
+                                             "(per category the better of Holt-Winters and two seasonal baselines, named)");
   struct Args {
     std::string store, config, category;
     int horizon = 14;
@@ -680,9 +709,9 @@ Command add_forecast(CLI::App& app, Common& common) {
               }
               double next_week = 0;
               for (size_t i = 0; i < f.forecast.size() && i < 7; ++i) next_week += f.forecast[i];
-              fmt::print("{:<24} next 7 days {:>9.1f}   backtest {} days: sMAPE {:.3f} (seasonal naive {:.3f}), MAE {:.2f} ({:.2f})\n",
-                         category, next_week, f.backtest.horizon, f.backtest.smape, f.backtest.naive_smape, f.backtest.mae,
-                         f.backtest.naive_mae);
+              fmt::print("{:<24} next 7 days {:>9.1f}  {:<14}  backtest {} days: sMAPE {:.3f} (seasonal naive {:.3f}), MAE {:.2f} ({:.2f})\n",
+                         category, next_week, f.method, f.backtest.horizon, f.backtest.smape, f.backtest.naive_smape,
+                         f.backtest.mae, f.backtest.naive_mae);
             }
             if (!args->category.empty() && out.empty() && !series.count(args->category))
               throw Error(fmt::format("no purchases in category {}", quote_value(args->category)));

@@ -3,6 +3,7 @@
 // the function that runs it.
 #include <functional>
 #include <string>
+#include <unordered_map>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -68,6 +69,11 @@ Runner add_eval_recommend(CLI::App* eval, Common& common);
 void print_profile_report(const pipeline::ProfileRunReport& report);
 void print_segments(const profile::SegmentModel& segments);
 void print_json(const nlohmann::json& j);
+// Item id -> title, for people reading a list (ids stay in --json and in brackets); the title
+// ("" when the store has none), and "Title (ID)".
+std::unordered_map<std::string, std::string> item_titles(store::Store& store);
+std::string title_of(const std::unordered_map<std::string, std::string>& titles, const std::string& id);
+std::string titled(const std::unordered_map<std::string, std::string>& titles, const std::string& id);
 void print_source_report(const pipeline::SourceReport& report);
 void print_stats(const store::DatasetStats& stats, const std::string& store_path);
 nlohmann::json stats_json(const store::DatasetStats& stats);

@@ -103,4 +103,22 @@ std::string store_path_from(const std::string& store, const std::string& config)
   return "persona.db";
 }
 
+// Item id -> title, for people reading a list (ids stay in --json and in brackets).
+std::unordered_map<std::string, std::string> item_titles(store::Store& store) {
+  std::unordered_map<std::string, std::string> titles;
+  for (const auto& item : store.items())
+    if (!item.title.empty()) titles[item.id] = item.title;
+  return titles;
+}
+
+// The item's title ("" when the store has none), and "Title (ID)" for a person to read.
+std::string title_of(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
+  const auto it = titles.find(id);
+  return it == titles.end() ? std::string() : it->second;
+}
+std::string titled(const std::unordered_map<std::string, std::string>& titles, const std::string& id) {
+  const auto title = title_of(titles, id);
+  return title.empty() ? id : fmt::format("{} ({})", title, id);
+}
+
 }  // namespace persona::cli

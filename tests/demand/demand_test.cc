@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <random>
 
 #include "persona/core/model.h"
 #include "persona/demand/forecast.h"
@@ -84,6 +85,38 @@ TEST(Forecast, HoltWintersFollowsTrendAndWeek) {
   const auto b = backtest(y, 14);
   EXPECT_LT(b.mae, b.naive_mae);  // a trend the seasonal naive forecast cannot see
   EXPECT_THROW(fit_holt_winters({1, 2, 3}), std::invalid_argument);
+}
+
+TEST(Forecast, EachSeriesUsesTheMethodThatDidBetterAndSaysSo) {
+  const DailySeries trend{0, [] {
+    std::vector<double> y;
+    for (int d = 0; d < 120; ++d) y.push_back(50 + 0.8 * d + (d % 7 == 5 ? 20 : 0));
+    return y;
+  }()};
+  const auto t = forecast_category("trend", trend, 14);
+  EXPECT_EQ(t.method, "holt-winters") << t.to_json().dump();
+  EXPECT_LT(t.backtest.mae, t.backtest.naive_mae);
+  // A weekly pattern under heavy day-to-day noise: last week alone is a noisy guess, the mean of
+  // four weeks a better one, and Holt-Winters chases the noise.
+  std::mt19937 rng(5);
+  std::normal_distribution<double> noise(0, 15);
+  DailySeries noisy{0, {}};
+  for (int d = 0; d < 180; ++d) noisy.values.push_back(std::max(0.0, 60 + (d % 7 == 5 || d % 7 == 6 ? 30 : 0) + noise(rng)));
+  const auto n = forecast_category("noisy", noisy, 14);
+  EXPECT_EQ(n.method, "seasonal-mean") << n.to_json().dump();
+  EXPECT_EQ(n.selection_mae.size(), 3u);
+  for (const auto& [m, e] : n.selection_mae) EXPECT_LE(n.selection_mae.at(n.method), e) << m;
+  EXPECT_LT(n.backtest.mae, n.backtest.naive_mae) << "the chosen method beats the baseline it is shown beside";
+  const auto j = n.to_json();
+  EXPECT_EQ(j["method"], "seasonal-mean");
+  EXPECT_EQ(j["backtest"]["method"], "seasonal-mean");
+  ASSERT_EQ(n.forecast.size(), 14u);
+  for (int h = 0; h < 14; ++h) {  // the mean of the same weekday over the last four weeks
+    double sum = 0;
+    for (int w = 1; w <= 4; ++w) sum += noisy.values[180 - 7 * w + h % 7];
+    EXPECT_NEAR(n.forecast[static_cast<size_t>(h)], sum / 4, 1e-9) << h;
+  }
+  EXPECT_THROW(forecast_with("crystal-ball", noisy.values, 7), std::invalid_argument);
 }
 
 TEST(Forecast, DailyDemandPerCategory) {

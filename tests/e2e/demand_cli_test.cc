@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <sstream>
 
 #include "support/test_support.h"
 
@@ -57,6 +58,32 @@ TEST(DemandCli, TrainAnalyzeEvalClassify) {
   auto c = json_of(run_persona({"classify", "--model", models + "/intent.model", "--json", "我要退款"}));
   EXPECT_EQ(c["best"], "refund");
   EXPECT_EQ(c["probabilities"].size(), 3u);
+
+  // A text per line, as fastText's predict: one JSON line per input line, in order, the model
+  // given first; an empty line gets an error line so the lines stay aligned.
+  test::write_file(dir.file("many.txt"), "我要退款\n\nwhere is my order\r\n" + std::string(100001, 'x') + "\n");
+  const auto lines = run_persona({"classify", models + "/intent.model", "-"}, 120, {}, dir.file("many.txt"));
+  ASSERT_EQ(lines.exit_code, 0) << lines.err;
+  std::vector<nlohmann::json> got;
+  std::istringstream in(lines.out);
+  for (std::string l; std::getline(in, l);) got.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(got.size(), 4u) << lines.out;
+  EXPECT_EQ(got[0]["line"], 1);
+  EXPECT_EQ(got[0]["best"], "refund");
+  EXPECT_TRUE(got[1].contains("error")) << got[1].dump();
+  EXPECT_EQ(got[2]["line"], 3);
+  EXPECT_EQ(got[2]["best"], "track_order") << got[2].dump();
+  EXPECT_NE(got[3]["error"].get<std::string>().find("100001"), std::string::npos) << got[3].dump();
+  const auto analyzed = run_persona({"analyze", "--models", models, "--lines", "--file", dir.file("many.txt")});
+  ASSERT_EQ(analyzed.exit_code, 0) << analyzed.err;
+  std::istringstream ain(analyzed.out);
+  std::vector<nlohmann::json> answers;
+  for (std::string l; std::getline(ain, l);) answers.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(answers.size(), 4u) << analyzed.out;
+  EXPECT_EQ(answers[0]["language"], "zh") << answers[0].dump();
+  EXPECT_EQ(answers[0]["intent"]["label"], "refund") << answers[0].dump();
+  EXPECT_EQ(answers[2]["language"], "en");
+  EXPECT_EQ(run_persona({"analyze", "--models", models, "--lines", "some text"}).exit_code, 1) << "--lines reads a file or stdin";
 }
 
 TEST(DemandCli, BadTextsGetAnswersNotCrashes) {

@@ -129,7 +129,9 @@ TEST(HostileCli, OneIngestAtATimePerStore) {
   a.join();
   b.join();
   for (const auto& r : results)
-    if (r.exit_code != 0) EXPECT_NE(r.err.find("another ingest is writing"), std::string::npos) << r.err;
+    if (r.exit_code != 0) {
+      EXPECT_NE(r.err.find("another ingest is writing"), std::string::npos) << r.err;
+    }
   EXPECT_EQ(run_persona({"ingest", "--preset", "online_retail", dir.file("retail.csv"), dir.file("more.csv"), "--store", fresh, "-q"})
                 .exit_code, 0);
   const auto stats = json_of(run_persona({"stats", "--store", fresh, "--json"}));

@@ -55,5 +55,31 @@ TEST(Metrics, F1Threshold) {
   EXPECT_GE(f1_at(y, p, t), f1_at(y, p, 0.5));
 }
 
+TEST(Metrics, OperatingPointsMeanSomethingBesideTheBaseRate) {
+  // 80% positives and a score that knows nothing: the bare F1 maximum flags everyone (F1 0.889);
+  // no threshold is useful, and the base rate is said.
+  std::vector<int> y;
+  std::vector<double> noise, good;
+  for (int i = 0; i < 1000; ++i) {
+    y.push_back(i % 5 != 0);
+    noise.push_back(((i * 7919) % 1000) / 1000.0);
+    good.push_back(y.back() ? 0.5 + 0.5 * ((i * 31) % 97) / 97.0 : 0.6 * ((i * 17) % 89) / 89.0);
+  }
+  EXPECT_LE(best_f1_threshold(y, noise), 0.02) << "the problem: F1 alone flags everyone";
+  const auto none = choose_operating_point(y, noise);
+  EXPECT_FALSE(none.useful);
+  EXPECT_NEAR(none.base_rate, 0.8, 1e-12);
+  EXPECT_NEAR(none.everyone_f1, 2 * 0.8 / 1.8, 1e-12);
+  // A score that separates: a threshold that flags fewer, with precision above the base rate.
+  const auto some = choose_operating_point(y, good);
+  EXPECT_TRUE(some.useful) << some.to_json().dump();
+  EXPECT_LE(some.flagged, 0.95);
+  EXPECT_GT(some.lift, 1.0);
+  EXPECT_GT(some.f1, some.everyone_f1);
+  EXPECT_NEAR(some.lift, some.precision / some.base_rate, 1e-12);
+  const auto at = operating_point(y, good, some.threshold);
+  EXPECT_DOUBLE_EQ(at.f1, f1_at(y, good, some.threshold));
+}
+
 }  // namespace
 }  // namespace persona::ml

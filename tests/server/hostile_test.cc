@@ -245,7 +245,9 @@ TEST(Hostile, TheAccessLogCapsWhatTheClientSent) {
   for (std::string line; std::getline(in, line); ++lines) {
     EXPECT_LT(line.size(), 400u) << line.substr(0, 100);
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("method")) EXPECT_LE(j["method"].get<std::string>().size(), 19u);
+    if (j.is_object() && j.contains("method")) {
+      EXPECT_LE(j["method"].get<std::string>().size(), 19u);
+    }
   }
   EXPECT_GE(lines, 2);
 }
@@ -315,7 +317,9 @@ TEST(Hostile, AnErasedIdComesBackAsANewUserAndCanBeErasedAgain) {
   s.stop();
   for (const char* suffix : {"", "-wal"}) {
     const std::string file = o.store_path + suffix;
-    if (fs::exists(file)) EXPECT_EQ(test::read_file(file).find("comeback@example.com"), std::string::npos) << file;
+    if (fs::exists(file)) {
+      EXPECT_EQ(test::read_file(file).find("comeback@example.com"), std::string::npos) << file;
+    }
   }
 }
 

@@ -141,13 +141,52 @@ Backtest backtest(const std::vector<double>& y, int horizon, int period) {
   return b;
 }
 
+const std::vector<std::string> kForecastMethods = {"seasonal-naive", "seasonal-mean", "holt-winters"};
+
+std::vector<double> forecast_with(const std::string& method, const std::vector<double>& y, int horizon, int period) {
+  const auto p = static_cast<size_t>(period);
+  if (method == "holt-winters") return fit_holt_winters(y, period).forecast(horizon);
+  if (method != "seasonal-naive" && method != "seasonal-mean") throw std::invalid_argument("unknown forecast method " + method);
+  if (p == 0 || y.size() < p) throw std::invalid_argument("a seasonal forecast needs at least one season of daily data");
+  // The same weekday in the last week (naive), or its mean over up to four weeks.
+  const size_t weeks = method == "seasonal-naive" ? 1 : std::min<size_t>(4, y.size() / p);
+  std::vector<double> f;
+  for (int h = 0; h < horizon; ++h) {
+    double sum = 0;
+    for (size_t w = 1; w <= weeks; ++w) sum += y[y.size() - w * p + static_cast<size_t>(h) % p];
+    f.push_back(sum / static_cast<double>(weeks));
+  }
+  return f;
+}
+
 CategoryForecast forecast_category(const std::string& category, const DailySeries& series, int horizon) {
   CategoryForecast c;
   c.category = category;
   c.history = series;
-  c.model = fit_holt_winters(series.values);
-  c.forecast = c.model.forecast(horizon);
-  c.backtest = backtest(series.values, std::min<int>(horizon, static_cast<int>(series.values.size()) / 4));
+  const auto& y = series.values;
+  const int test_days = std::min<int>(horizon, static_cast<int>(y.size()) / 4);
+  c.model = fit_holt_winters(y);
+  // Chosen on the days just before the backtest's, fitted on what came before them; ties go to
+  // the simpler method (the list is in order of simplicity).
+  const int period = c.model.period;
+  if (test_days > 0 && y.size() >= static_cast<size_t>(2 * test_days + 2 * period)) {
+    const std::vector<double> fit(y.begin(), y.end() - 2 * test_days), held(y.end() - 2 * test_days, y.end() - test_days);
+    c.selection_days = test_days;
+    double best = INFINITY;
+    for (const auto& m : kForecastMethods) {
+      const double e = mae(held, forecast_with(m, fit, test_days, period));
+      c.selection_mae[m] = e;
+      if (e < best) best = e, c.method = m;
+    }
+  }
+  c.forecast = c.method == "holt-winters" ? c.model.forecast(horizon) : forecast_with(c.method, y, horizon, period);
+  c.backtest = backtest(y, test_days, period);
+  if (c.method != "holt-winters" && c.backtest.horizon > 0 && y.size() >= static_cast<size_t>(test_days + 2 * period)) {
+    const std::vector<double> fit(y.begin(), y.end() - test_days), truth(y.end() - test_days, y.end());
+    const auto f = forecast_with(c.method, fit, test_days, period);
+    c.backtest.mae = mae(truth, f);
+    c.backtest.smape = smape(truth, f);
+  }
   return c;
 }
 
@@ -169,10 +208,15 @@ nlohmann::json CategoryForecast::to_json(int history_days) const {
   return {{"category", category},
           {"history", hist},
           {"forecast", fc},
-          {"model", {{"method", "holt-winters additive"}, {"period", model.period}, {"alpha", model.alpha},
-                     {"beta", model.beta}, {"gamma", model.gamma}}},
-          {"backtest", {{"horizon_days", backtest.horizon}, {"mae", backtest.mae}, {"smape", backtest.smape},
-                        {"seasonal_naive_mae", backtest.naive_mae}, {"seasonal_naive_smape", backtest.naive_smape}}}};
+          {"method", method},
+          {"chosen_on", {{"days", selection_days}, {"mae", selection_mae}}},
+          {"model", method == "holt-winters"
+                        ? nlohmann::json{{"method", "holt-winters additive"}, {"period", model.period}, {"alpha", model.alpha},
+                                         {"beta", model.beta}, {"gamma", model.gamma}}
+                        : nlohmann::json{{"method", method}, {"period", model.period}}},
+          {"backtest", {{"horizon_days", backtest.horizon}, {"method", method}, {"mae", backtest.mae}, {"smape", backtest.smape},
+                        {"seasonal_naive_mae", backtest.naive_mae}, {"seasonal_naive_smape", backtest.naive_smape},
+                        {"beats_seasonal_naive", backtest.mae < backtest.naive_mae}}}};
 }
 
 }  // namespace persona::demand

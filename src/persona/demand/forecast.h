@@ -1,7 +1,8 @@
 #pragma once
 // Demand trends: daily counts per category with a forecast from additive Holt-Winters
-// exponential smoothing with weekly seasonality, its parameters chosen by one-step-ahead error,
-// and a backtest on the last days against the seasonal naive forecast (same weekday last week).
+// exponential smoothing with weekly seasonality (parameters chosen by one-step-ahead error), or
+// from a seasonal baseline when that did better on the series, and a backtest on the last days
+// against the seasonal naive forecast (same weekday last week).
 #include <cstdint>
 #include <map>
 #include <string>
@@ -39,12 +40,22 @@ struct Backtest {
 };
 Backtest backtest(const std::vector<double>& y, int horizon, int period = 7);
 
+// The forecast methods a series chooses from: "holt-winters", "seasonal-naive" (the same weekday
+// last week) and "seasonal-mean" (the mean of that weekday over the last four weeks).
+std::vector<double> forecast_with(const std::string& method, const std::vector<double>& y, int horizon, int period = 7);
+extern const std::vector<std::string> kForecastMethods;
+
 struct CategoryForecast {
   std::string category;
   DailySeries history;
   std::vector<double> forecast;
+  // The method used, chosen per series by its error on the days before the backtest (so the
+  // backtest is not the data it was chosen on), and each method's error there.
+  std::string method = "holt-winters";
+  std::map<std::string, double> selection_mae;
+  int selection_days = 0;
   HoltWinters model;
-  Backtest backtest;
+  Backtest backtest;  // mae/smape: the chosen method; naive_*: the seasonal naive baseline
   nlohmann::json to_json(int history_days = 28) const;
 };
 CategoryForecast forecast_category(const std::string& category, const DailySeries& series, int horizon);

@@ -202,4 +202,43 @@ double best_f1_threshold(const std::vector<int>& truth, const std::vector<double
   return best;
 }
 
+OperatingPoint operating_point(const std::vector<int>& truth, const std::vector<double>& probability, double threshold) {
+  int64_t tp = 0, fp = 0, fn = 0, positives = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    const bool p = probability[i] >= threshold;
+    positives += truth[i] == 1;
+    if (p && truth[i] == 1) ++tp;
+    else if (p) ++fp;
+    else if (truth[i] == 1) ++fn;
+  }
+  const auto n = static_cast<double>(truth.size());
+  OperatingPoint o;
+  o.threshold = threshold;
+  o.base_rate = safe_div(static_cast<double>(positives), n);
+  o.everyone_f1 = safe_div(2.0 * o.base_rate, 1 + o.base_rate);
+  o.precision = safe_div(static_cast<double>(tp), static_cast<double>(tp + fp));
+  o.recall = safe_div(static_cast<double>(tp), static_cast<double>(positives));
+  o.f1 = safe_div(2.0 * static_cast<double>(tp), static_cast<double>(2 * tp + fp + fn));
+  o.flagged = safe_div(static_cast<double>(tp + fp), n);
+  o.lift = safe_div(o.precision, o.base_rate);
+  o.useful = o.flagged <= 0.95 && o.lift > 1 && o.f1 > o.everyone_f1;
+  return o;
+}
+
+OperatingPoint choose_operating_point(const std::vector<int>& truth, const std::vector<double>& probability) {
+  OperatingPoint best = operating_point(truth, probability, 0.5);
+  best.useful = false;
+  for (int i = 1; i < 100; ++i) {
+    const auto o = operating_point(truth, probability, i / 100.0);
+    if (o.useful && (!best.useful || o.f1 > best.f1)) best = o;
+  }
+  return best;
+}
+
+nlohmann::json OperatingPoint::to_json() const {
+  return {{"threshold", threshold}, {"f1", f1},       {"precision", precision},     {"recall", recall},
+          {"flagged", flagged},     {"lift", lift},   {"base_rate", base_rate},     {"everyone_f1", everyone_f1},
+          {"useful", useful}};
+}
+
 }  // namespace persona::ml

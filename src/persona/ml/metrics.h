@@ -52,4 +52,18 @@ Calibration calibration(const std::vector<int>& truth, const std::vector<double>
 double f1_at(const std::vector<int>& truth, const std::vector<double>& probability, double threshold);
 double best_f1_threshold(const std::vector<int>& truth, const std::vector<double>& probability);
 
+// A decision threshold on a score, and what it does: the share of the population it flags, their
+// precision and its lift over the base rate, recall and F1; beside them the base rate and the F1
+// of flagging everyone (which a bare F1 maximum often is when positives are common).
+struct OperatingPoint {
+  double threshold = 0.5, f1 = 0, precision = 0, recall = 0, flagged = 0, lift = 0;
+  double base_rate = 0, everyone_f1 = 0;
+  bool useful = false;  // flags fewer than everyone, with precision above the base rate, and beats everyone's F1
+  nlohmann::json to_json() const;
+};
+OperatingPoint operating_point(const std::vector<int>& truth, const std::vector<double>& probability, double threshold);
+// The F1-best threshold among those that flag at most 95% of the population with precision above
+// the base rate (0.01 steps); useful=false (threshold 0.5) when none beats flagging everyone.
+OperatingPoint choose_operating_point(const std::vector<int>& truth, const std::vector<double>& probability);
+
 }  // namespace persona::ml

@@ -242,7 +242,7 @@ void for_each_record(std::string_view body, size_t max_records,
     return true;
   };
   try {
-    (void)nlohmann::json::parse(body.begin(), body.end(), stream, true);
+    [[maybe_unused]] const auto ignored = nlohmann::json::parse(body.begin(), body.end(), stream, true);
   } catch (const TooDeep&) {
     throw BodyRefused(400, fmt::format("the body nests deeper than {} levels", kMaxJsonDepth),
                       "records are flat objects (docs/api.md)");

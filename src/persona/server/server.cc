@@ -289,27 +289,87 @@ class GatheringWorker {
 };
 
 // Answers computed from the whole store (the dashboard's overview, timeline and demand pages:
-// seconds of work at 1M events), kept until the store's generation moves (any write, in any
-// process). One computation at a time: a request that finds one running waits for it.
+// seconds of work at 1M events), kept per store generation (which any write, in any process,
+// moves). After ingest only, the answer of an earlier generation is served at once while a fresh
+// one is computed in the background (`stale` is called: it asks for that); after an erasure, or
+// with no earlier answer, the request computes, and requests for the same answer wait for that
+// one computation. Different answers compute side by side.
 class WholeStoreAnswers {
  public:
-  std::string get(store::Store& s, const std::string& key, const std::function<std::string()>& compute) {
-    const int64_t generation = s.generation();  // before reading: an answer is never older than its key
-    std::lock_guard lock(mutex_);
-    if (generation != generation_) {
-      answers_.clear();
-      generation_ = generation;
+  explicit WholeStoreAnswers(std::function<void()> stale) : stale_(std::move(stale)) {}
+
+  // `fresh`: never an earlier generation's answer (the warmer's own calls).
+  std::string get(store::Store& s, const std::string& key, const std::function<std::string()>& compute, bool fresh = false) {
+    // Read before the data: an answer is never older than the generation it is kept under.
+    const int64_t generation = s.generation(), erasures = s.erasure_count();
+    std::unique_lock lock(mutex_);
+    forget_beyond(kMaxAnswers, key);
+    for (;;) {
+      auto& a = answers_[key];
+      a.used = ++uses_;
+      if (a.generation == generation) return a.body;
+      if (!fresh && a.generation >= 0 && a.erasures == erasures) {
+        lock.unlock();
+        stale_();
+        return a.body;
+      }
+      if (!a.computing) break;
+      done_.wait(lock);
     }
-    if (const auto it = answers_.find(key); it != answers_.end()) return it->second;
-    std::string body = compute();
-    answers_.emplace(key, body);
+    answers_[key].computing = true;
+    lock.unlock();
+    std::string body;
+    try {
+      body = compute();
+    } catch (...) {
+      lock.lock();
+      answers_[key].computing = false;
+      done_.notify_all();
+      throw;
+    }
+    lock.lock();
+    auto& a = answers_[key];
+    a.computing = false;
+    if (generation >= a.generation) {
+      a.body = body;
+      a.generation = generation;
+      a.erasures = erasures;
+    }
+    done_.notify_all();
     return body;
   }
 
+  // The keys kept: what the warmer computes again after a change.
+  std::vector<std::string> keys() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& [key, a] : answers_) out.push_back(key);
+    return out;
+  }
+
  private:
+  // Each days= or weeks= asked for is its own answer: the least recently used go past a few.
+  static constexpr size_t kMaxAnswers = 16;
+  void forget_beyond(size_t n, const std::string& keep) {
+    while (answers_.size() >= n && !answers_.count(keep)) {
+      auto oldest = answers_.end();
+      for (auto it = answers_.begin(); it != answers_.end(); ++it)
+        if (!it->second.computing && (oldest == answers_.end() || it->second.used < oldest->second.used)) oldest = it;
+      if (oldest == answers_.end()) return;
+      answers_.erase(oldest);
+    }
+  }
+  struct Answer {
+    std::string body;
+    int64_t generation = -1, erasures = 0;
+    bool computing = false;
+    uint64_t used = 0;
+  };
+  uint64_t uses_ = 0;
+  std::function<void()> stale_;
   std::mutex mutex_;
-  int64_t generation_ = -1;
-  std::map<std::string, std::string> answers_;
+  std::condition_variable done_;
+  std::map<std::string, Answer> answers_;
 };
 
 // Erasures answered before their recommender retrain finished: what each reported, and the
@@ -452,7 +512,7 @@ struct Server::Impl {
   std::optional<demand::TextAnalyzer> analyzer;
   std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
   std::optional<text::KeywordIndex> keyword_index;
-  WholeStoreAnswers aggregates;
+  WholeStoreAnswers aggregates{[this] { warmer->request({}); }};
   ErasureFollowUps erasures;
   std::unique_ptr<store::Store> assistant_store;
   std::optional<assistant::FaqIndex> faq;
@@ -513,9 +573,9 @@ struct Server::Impl {
   Reply retrain(const Caller& caller);
   // The dashboard's data (dashboard.h).
   Reply timeline(const httplib::Request& req);
-  std::string stats_body();
-  std::string timeline_body(int days);
-  std::string demand_body(int weeks);
+  std::string stats_body(bool fresh = false);
+  std::string timeline_body(int days, bool fresh = false);
+  std::string demand_body(int weeks, bool fresh = false);
   void warm_aggregates();
   Reply user_events(const httplib::Request& req, const std::string& user);
   Reply demand_page(const httplib::Request& req);
@@ -905,7 +965,7 @@ Reply Server::Impl::segments() {
 
 Reply Server::Impl::stats() { return {200, stats_body(), "application/json"}; }
 
-std::string Server::Impl::stats_body() {
+std::string Server::Impl::stats_body(bool fresh) {
   auto s = stores->acquire();
   return aggregates.get(*s, "stats", [&] {
     const auto st = s->stats(10);
@@ -927,29 +987,38 @@ std::string Server::Impl::stats_body() {
                       {"top_items", rows(st.top_items)},
                       {"top_categories", rows(st.top_categories)},
                       {"text_languages", rows(st.text_languages)}});
-  });
+  }, fresh);
 }
 
-std::string Server::Impl::timeline_body(int days) {
+std::string Server::Impl::timeline_body(int days, bool fresh) {
   auto s = stores->acquire();
-  return aggregates.get(*s, fmt::format("timeline/{}", days), [&] { return dump_json(activity_timeline(s->events(), days)); });
+  return aggregates.get(*s, fmt::format("timeline/{}", days), [&] { return dump_json(activity_timeline(s->events(), days)); }, fresh);
 }
 
-std::string Server::Impl::demand_body(int weeks) {
+std::string Server::Impl::demand_body(int weeks, bool fresh) {
   auto s = stores->acquire();
   return aggregates.get(*s, fmt::format("demand/{}", weeks), [&] {
     const auto events = s->events();
     std::lock_guard analyzing(analyze_mutex);
     return dump_json(demand_overview(*s, events, *analyzer, keyword_index ? &*keyword_index : nullptr, weeks));
-  });
+  }, fresh);
 }
 
-// What the dashboard's overview and demand pages ask for by default (web/src/pages).
+// What the dashboard's overview and demand pages ask for by default (web/src/pages), computed
+// for the data as it is now.
 void Server::Impl::warm_aggregates() {
   try {
-    stats_body();
-    timeline_body(90);
-    demand_body(12);
+    stats_body(true);
+    timeline_body(90, true);
+    demand_body(12, true);
+    // And every other answer kept (other days= and weeks=), served stale meanwhile.
+    for (const auto& key : aggregates.keys()) {
+      const auto slash = key.find('/');
+      if (slash == std::string::npos) continue;
+      const int n = std::stoi(key.substr(slash + 1));
+      if (key.rfind("timeline/", 0) == 0 && n != 90) timeline_body(n, true);
+      if (key.rfind("demand/", 0) == 0 && n != 12) demand_body(n, true);
+    }
   } catch (const std::exception& e) {
     if (log) {
       std::lock_guard lock(log_mutex);
@@ -1353,6 +1422,8 @@ void Server::run() {
   impl_->warmer->stop(false);
   impl_->erasure_followups->stop();  // the people erased leave the recommender before the server stops
 }
+
+void Server::warm_dashboard() { impl_->warm_aggregates(); }
 
 void Server::stop() {
   impl_->ready = false;

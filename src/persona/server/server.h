@@ -53,6 +53,9 @@ class Server {
   void run();
   // Stops accepting and ends run() once the requests in flight are answered. Any thread.
   void stop();
+  // Computes the dashboard's aggregates now (they are also computed in the background from the
+  // start): the demo calls it before it prints the dashboard's address.
+  void warm_dashboard();
 
   // (method, OpenAPI path) of every route, e.g. ("GET", "/v1/users/{id}/profile").
   std::vector<std::pair<std::string, std::string>> routes() const;

@@ -24,8 +24,10 @@ export async function render(root) {
       lineSeries(t('history'), [...hist, ...f.forecast.map(() => null)]),
       lineSeries(t('forecast'), [...pad.slice(1), hist[hist.length - 1], ...f.forecast.map((h) => Number(h.value.toFixed(2)))], { lineStyle: { type: 'dashed' } }),
     ];
-    const smape = f.backtest && f.backtest.smape !== undefined ? ` · ${t('backtest')} ${num(f.backtest.smape)}` : '';
-    return card(`${f.category}${smape}`, chart(`chart-forecast-${f.category}`, {
+    const b = f.backtest || {};
+    const smape = b.smape !== undefined ? ` · ${t('backtest')} ${num(b.smape)} (${t('seasonal_naive')} ${num(b.seasonal_naive_smape)})` : '';
+    const method = f.method ? ` · ${t('method_' + f.method.replace(/-/g, '_'))}` : '';
+    return card(`${f.category}${method}${smape}`, chart(`chart-forecast-${f.category}`, {
       legend: {}, xAxis: { type: 'category', data: dates }, yAxis: { type: 'value' }, series,
     }, countPoints(series), 220));
   });
