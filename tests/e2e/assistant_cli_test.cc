@@ -100,6 +100,9 @@ TEST(AssistantCli, DialogueStoriesPass) {
   ASSERT_EQ(run_persona({"kg", "build", "--config", config, "--catalogue", "-q"}).exit_code, 0);
   ASSERT_EQ(run_persona({"faq", "build", dir.file("faq.json"), "--models", models, "-q"}).exit_code, 0);
   ASSERT_EQ(run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "popularity", "-q"}).exit_code, 0);
+  // With a sentiment model, as the README trains one: complaints that ask for something (a
+  // return, a refund) are acted on, not handed off as unhappy.
+  ASSERT_EQ(run_persona({"train", "sentiment", "--config", config, "--models", models, "--no-tune", "-q"}).exit_code, 0);
   // The intent model from the shop's labelled support chats (with their out-of-scope messages).
   ASSERT_EQ(run_persona({"train", "text", "--config", config, "--task", "intent", "--label", "label", "--models", models,
                          "--no-tune", "-q"}).exit_code, 0);

@@ -210,10 +210,14 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
   }
   if (any_of_words(q, {"人工", "真人", "客服专员", "human", "real person", "an agent", "a person", "representative"}))
     return handoff(s, "asked for a person", chinese);
+  // A very unhappy message goes to a person unless the assistant can act on it: "the kettle
+  // arrived broken, I want a refund" starts the return, and "too salty" is a return's reason,
+  // not a reason to hand off (see the fallback at the end).
+  bool very_unhappy = false;
   if (knowledge_.analyzer && knowledge_.analyzer->model(demand::TextTask::Sentiment)) {
     const auto a = demand::answer(*knowledge_.analyzer->model(demand::TextTask::Sentiment), message, demand::TextTask::Sentiment);
     const bool negative = a.best == "negative" || a.best == "neg" || a.best == "0" || a.best == "负面";
-    if (negative && a.confidence >= 1 - options_.unhappy_below) return handoff(s, "very unhappy customer", chinese);
+    very_unhappy = negative && a.confidence >= 1 - options_.unhappy_below;
   }
   static const RE2 greeting(R"(^\s*(?:hi|hello|hey|good (?:morning|afternoon|evening)|你好|您好|在吗|嗨)[\s!！.。,，?？]*$)");
   if (RE2::FullMatch(q, greeting)) {
@@ -283,6 +287,7 @@ Reply Assistant::answer(Session& s, const std::string& message, bool chinese, in
     found->entities = r.entities;
     return *found;
   }
+  if (very_unhappy) return handoff(s, "very unhappy customer", chinese);
   if (++s.failures > options_.max_failures) return handoff(s, "not understood repeatedly", chinese);
   r.intent = "unknown";
   r.text = chinese ? "抱歉，我没有完全理解。您可以换个说法，或告诉我订单号、商品名称吗？"
