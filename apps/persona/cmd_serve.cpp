@@ -59,6 +59,13 @@ Command add_serve(CLI::App& app, Common& common) {
 
 std::string default_web_dir() {
   if (const char* env = std::getenv("PERSONA_WEB_DIR"); env && *env) return env;
+  // Installed (cmake --install, ./run install): PREFIX/bin/persona beside PREFIX/share/persona.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed = exe.parent_path().parent_path() / "share" / "persona" / "dashboard";
+    if (std::filesystem::exists(installed / "index.html", ec)) return installed.string();
+  }
 #ifdef PERSONA_WEB_DIR
   if (std::filesystem::exists(std::filesystem::path(PERSONA_WEB_DIR) / "index.html")) return PERSONA_WEB_DIR;
 #endif

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
                                         add_anonymize(app, common), add_keys(app, common), add_pseudonym(app, common),
                                         add_seal(app, common), add_audit(app, common), add_dp(app, common),
                                         add_redact(app, common),   add_erase(app, common),
-                                        add_export(app, common), add_serve(app, common)};
+                                        add_export(app, common), add_serve(app, common), add_help(app, common)};
   for (const auto& [sub, runner] : commands) {
     sub->add_flag("--json", common.json, "Print machine-readable JSON on stdout");
     sub->add_flag("-q,--quiet", common.quiet, "No progress output");

@@ -1,6 +1,9 @@
 // The persona binary as a user runs it.
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <filesystem>
 
 #include "support/test_support.h"
 
@@ -20,6 +23,37 @@ TEST(Cli, HelpEverywhere) {
   }
   EXPECT_NE(run_persona({}).exit_code, 0);
   EXPECT_NE(run_persona({"frobnicate"}).exit_code, 0);
+}
+
+TEST(Cli, HelpTopicsAreTheDocumentation) {
+  const auto list = run_persona({"help"});
+  ASSERT_EQ(list.exit_code, 0);
+  for (const char* word : {"ingest", "serve", "config", "privacy", "api"}) EXPECT_NE(list.out.find(word), std::string::npos) << word;
+  // A topic is the document itself, byte for byte, wherever the binary is.
+  const auto config = run_persona({"help", "config"});
+  ASSERT_EQ(config.exit_code, 0);
+  EXPECT_EQ(config.out, test::read_file(std::string(PERSONA_SOURCE_DIR) + "/docs/config.md"));
+  const auto train = run_persona({"help", "train", "recommend"});
+  ASSERT_EQ(train.exit_code, 0);
+  EXPECT_NE(train.out.find("--method"), std::string::npos) << train.out;
+  const auto unknown = run_persona({"help", "nosuch"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("persona help"), std::string::npos) << unknown.err;
+}
+
+TEST(Cli, InstallPutsPersonaAndItsDashboardUnderAPrefix) {
+  // What `./run install` does, into a scratch prefix: the binary runs from there with its help,
+  // the documentation and the dashboard's files are installed beside it.
+  test::TempDir dir;
+  const auto r = test::run_shell(fmt::format("cmake --install {} --prefix {} >/dev/null && {}/bin/persona help privacy | head -1",
+                                             PERSONA_BUILD_DIR, dir.path(), dir.path()),
+                                 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "# Privacy\n");
+  EXPECT_TRUE(std::filesystem::exists(dir.file("share/doc/persona/config.md")));
+  if (std::filesystem::exists(std::string(PERSONA_BUILD_DIR) + "/dashboard/index.html")) {
+    EXPECT_TRUE(std::filesystem::exists(dir.file("share/persona/dashboard/index.html")));
+  }
 }
 
 TEST(Cli, GenerateIngestStatsOnTheSmallShop) {

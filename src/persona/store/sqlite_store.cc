@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -251,7 +252,15 @@ class SqliteStore final : public Store {
     }
     sqlite3_busy_timeout(db_, 10000);
     try {
-      exec("PRAGMA journal_mode=WAL");
+      // Switching a new file to WAL takes an exclusive lock; SQLite answers BUSY at once, without
+      // its busy handler, when another connection opening the same new store holds a shared one
+      // (seen with four writers creating one store): wait for it as the handler would.
+      for (int tries = 0;; ++tries) {
+        const int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) break;
+        if ((rc & 0xff) != SQLITE_BUSY || tries >= 2000) exec("PRAGMA journal_mode=WAL");  // throws the reason
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       exec("PRAGMA synchronous=NORMAL");
       exec("PRAGMA foreign_keys=OFF");  // ids come from our own maps; checked by tests instead
       exec("PRAGMA temp_store=MEMORY");
