@@ -180,6 +180,16 @@ async function main() {
     await open(page, 'overview');
     await expectChart(page, 'chart-events');
     await shoot(page, 'overview-zh');
+    // Names the server gives in English are shown in Chinese: segment labels, features, RFM names.
+    await open(page, 'segments');
+    // (the label column: tags and categories are the shop's own names)
+    const segText = (await page.locator('[data-testid="table-segments"] tbody td:nth-child(2)').allInnerTexts()).join(' | ');
+    const rfmText = await page.locator('[data-testid="table-rfm-segments"]').innerText();
+    const features = await page.locator('[data-testid="table-centroids"]').innerText();
+    const english = /\b(high|low|champions|hibernating|loyal customers|at risk|basket_value|recency_days)\b/;
+    check(!english.test(segText) && !english.test(rfmText) && !english.test(features),
+      `segments in Chinese have no English labels (${(segText + ' | ' + rfmText).replace(/\s+/g, ' ').slice(0, 160)})`);
+    await shoot(page, 'segments-zh');
     check(errors.length === 0, `no script errors${errors.length ? ': ' + errors.join(' | ') : ''}`);
 
     const stranger = await (await browser.newContext()).newPage();

@@ -38,6 +38,13 @@ export const messages = {
     erase_model_removed: 'Complete: the recommender could not be retrained and was removed.',
     ev_view: 'view', ev_click: 'click', ev_cart: 'cart', ev_purchase: 'purchase', ev_return: 'return', ev_rate: 'rating',
     ev_review: 'review', ev_search: 'search', ev_favourite: 'favourite',
+    f_recency_days: 'days since last purchase', f_frequency: 'purchases', f_monetary: 'spend', f_basket_value: 'basket value',
+    f_tenure_days: 'days as a customer', f_events: 'events', f_events_30d: 'events (30 days)', f_cart_rate: 'cart rate',
+    f_purchase_rate: 'purchase rate', f_return_rate: 'return rate', f_price_sensitivity: 'price sensitivity',
+    f_sentiment: 'sentiment', f_weekend_share: 'weekend share', high: 'high', low: 'low', typical: 'typical',
+    rfm_no_purchases: 'no purchases', rfm_hibernating: 'hibernating', rfm_at_risk: 'at risk', rfm_cant_lose_them: 'can\'t lose them',
+    rfm_about_to_sleep: 'about to sleep', rfm_need_attention: 'need attention', rfm_loyal_customers: 'loyal customers',
+    rfm_promising: 'promising', rfm_potential_loyalists: 'potential loyalists', rfm_new_customers: 'new customers', rfm_champions: 'champions',
     dp_query: 'A differentially private statistic', budget_left: 'budget left', upper: 'clamp', run: 'Run',
     dp_note: 'count: customers with events; sum, mean, quantile: spend per buying customer, each clamped at the value given; histogram: buyers by category. Each query spends ε of your budget.',
   },
@@ -55,7 +62,7 @@ export const messages = {
     silhouette: '轮廓系数', show: '查看', user_id: '用户 ID', profile: '用户画像', consent: '授权',
     personalisation: '个性化', analytics: '分析', given: '已同意', refused: '已拒绝',
     tags: '标签', affinities: '类目偏好', brands: '品牌偏好', timeline: '行为时间线（最新在前）',
-    time: '时间', type: '类型', item: '商品', category: '类目', quantity: '数量', value: '金额',
+    time: '时间', type: '类型', item: '商品', category: '类目', quantity: '数量', value: '数值',
     recommendations: '推荐结果', score: '得分', reason: '推荐理由', no_profile: '无画像',
     rfm: 'RFM', recency_days: '距上次购买天数', purchases: '购买次数', items_source: '来自文本所涉及商品的类目', monetary: '消费额', propensity: '购买倾向',
     sentiment_weekly: '每周文本情感', categories_weekly: '每周需求类别',
@@ -77,6 +84,13 @@ export const messages = {
     erase_model_removed: '完成：推荐模型无法重新训练，已删除。',
     ev_view: '浏览', ev_click: '点击', ev_cart: '加购', ev_purchase: '购买', ev_return: '退货', ev_rate: '评分',
     ev_review: '评价', ev_search: '搜索', ev_favourite: '收藏',
+    f_recency_days: '距上次购买天数', f_frequency: '购买次数', f_monetary: '消费额', f_basket_value: '客单价',
+    f_tenure_days: '成为顾客天数', f_events: '行为数', f_events_30d: '近 30 天行为数', f_cart_rate: '加购率',
+    f_purchase_rate: '购买率', f_return_rate: '退货率', f_price_sensitivity: '价格敏感度',
+    f_sentiment: '情感倾向', f_weekend_share: '周末占比', high: '高', low: '低', typical: '一般',
+    rfm_no_purchases: '未购买', rfm_hibernating: '沉睡客户', rfm_at_risk: '流失风险客户', rfm_cant_lose_them: '不能失去的客户',
+    rfm_about_to_sleep: '即将沉睡客户', rfm_need_attention: '需要关注客户', rfm_loyal_customers: '忠诚客户',
+    rfm_promising: '有潜力客户', rfm_potential_loyalists: '潜在忠诚客户', rfm_new_customers: '新客户', rfm_champions: '冠军客户',
     dp_query: '差分隐私统计', budget_left: '剩余预算', upper: '截断上限', run: '运行',
     dp_note: '计数：有行为的顾客数；求和、均值、分位数：每位购买顾客的消费额，截断到给定值；直方图：按类目的购买者。每次查询消耗你的 ε 预算。',
   },
@@ -96,4 +110,26 @@ export function setLanguage(l) {
 
 export function t(key) {
   return messages[lang][key] ?? messages.en[key] ?? key;
+}
+
+// Names the server gives in English, in the reader's language: a feature ("basket_value"), an
+// event type, a learned segment's label ("high basket_value, low recency_days"), an RFM segment.
+export function featureName(f) {
+  return messages[lang]['f_' + f] ?? f.replace(/_/g, ' ');
+}
+
+export function eventType(type) {
+  return t('ev_' + type);
+}
+
+export function segmentLabel(label) {
+  if (!label) return '';
+  return label.split(', ').map((part) => {
+    const m = part.match(/^(high|low) (\w+)$/);
+    return m ? `${t(m[1])}${lang === 'zh' ? '' : ' '}${featureName(m[2])}` : t(part);
+  }).join(lang === 'zh' ? '、' : ', ');
+}
+
+export function rfmSegment(name) {
+  return t('rfm_' + name.replace(/'/g, '').replace(/ /g, '_'));
 }

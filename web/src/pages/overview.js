@@ -25,7 +25,10 @@ export async function render(root) {
       legend: {}, xAxis: { type: 'category', data: timeline.days }, yAxis: { type: 'value' }, series: people,
     }, countPoints(people)))));
 
-  const steps = timeline.funnel.map((s) => ({ name: t('ev_' + s.step), value: s.users }));
+  // Each step with its share of the first (viewers): the conversion a person reads a funnel for.
+  const first = timeline.funnel.length ? timeline.funnel[0].users : 0;
+  const steps = timeline.funnel.map((s) => ({
+    name: `${t('ev_' + s.step)} · ${first ? num((100 * s.users) / first) : 0}%`, value: s.users }));
   root.append(el('div', { class: 'row' },
     card(t('funnel'), chart('chart-funnel', {
       tooltip: { trigger: 'item' },

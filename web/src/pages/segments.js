@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { chart } from '../charts.js';
-import { t } from '../i18n.js';
+import { featureName, rfmSegment, segmentLabel, t } from '../i18n.js';
 import { card, el, num, table } from '../ui.js';
 
 export async function render(root) {
@@ -8,7 +8,7 @@ export async function render(root) {
   const segs = model.segments;
   root.append(el('div', { class: 'row' },
     card(t('segment_sizes'), chart('chart-segments', {
-      xAxis: { type: 'category', data: segs.map((s) => `${s.id} ${s.label}`), axisLabel: { interval: 0, rotate: 20 } },
+      xAxis: { type: 'category', data: segs.map((s) => `${s.id} ${segmentLabel(s.label)}`), axisLabel: { interval: 0, rotate: 20 } },
       yAxis: { type: 'value' },
       series: [{ type: 'bar', name: t('size'), data: segs.map((s) => s.size) }],
     }, segs.length)),
@@ -18,21 +18,21 @@ export async function render(root) {
   const features = model.features || [];
   const centroid = (s, f) => (s.centroid && typeof s.centroid === 'object' ? s.centroid[f] : undefined);
   root.append(card(t('centroids'), el('div', { class: 'scroll' }, table('table-centroids', [
-    { label: t('feature'), value: (f) => f },
-    ...segs.map((s) => ({ label: `${s.id} ${s.label}`, value: (f) => num(centroid(s, f)), numeric: true })),
+    { label: t('feature'), value: (f) => featureName(f) },
+    ...segs.map((s) => ({ label: `${s.id} ${segmentLabel(s.label)}`, value: (f) => num(centroid(s, f)), numeric: true })),
   ], features))));
 
   root.append(el('div', { class: 'row' },
     card(t('segments'), table('table-segments', [
       { label: t('segment'), value: (s) => s.id },
-      { label: t('label'), value: (s) => s.label },
+      { label: t('label'), value: (s) => segmentLabel(s.label) },
       { label: t('size'), value: (s) => num(s.size), numeric: true },
       { label: t('share'), value: (s) => `${num(100 * s.share)}%`, numeric: true },
       { label: t('top_categories'), value: (s) => (s.top_categories || []).slice(0, 3).map((c) => c.name).join(', ') },
       { label: t('tags'), value: (s) => (s.tags || []).slice(0, 3).map((c) => c.name).join(', ') },
     ], segs)),
     card(t('rfm_segments'), table('table-rfm-segments', [
-      { label: t('segment'), value: (s) => s.segment },
+      { label: t('segment'), value: (s) => rfmSegment(s.segment) },
       { label: t('users'), value: (s) => num(s.users), numeric: true },
     ], [...rfm.rfm_segments].sort((a, b) => b.users - a.users)))));
 }

@@ -1,6 +1,6 @@
 import { api, ApiError } from '../api.js';
 import { chart } from '../charts.js';
-import { t } from '../i18n.js';
+import { eventType, t } from '../i18n.js';
 import { card, el, num, problem, table } from '../ui.js';
 
 export async function render(root, params) {
@@ -38,7 +38,7 @@ export async function render(root, params) {
     ], recList)),
     card(t('timeline'), el('div', { class: 'scroll tall' }, table('table-timeline', [
       { label: t('time'), value: (e) => e.time.replace('T', ' ').replace('Z', '') },
-      { label: t('type'), value: (e) => e.type },
+      { label: t('type'), value: (e) => eventType(e.type) },
       { label: t('item'), value: (e) => e.item },
       { label: t('category'), value: (e) => e.category },
       { label: t('value'), value: (e) => num(e.value), numeric: true },
