@@ -283,6 +283,16 @@ TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {
 
   const auto mine = json_of(s.client("user").Get("/v1/users/U000002/events?limit=5"));
   EXPECT_GT(mine["total"].get<int>(), 0) << mine.dump();
+  for (const auto& e : mine["events"])  // names, not only ids: the sample shop titles every item
+    if (!e.value("item", "").empty()) EXPECT_FALSE(e.value("title", "").empty()) << e.dump();
+  const auto recs = json_of(s.client("service").Get("/v1/users/U000002/recommendations?k=5"));
+  ASSERT_FALSE(recs["recommendations"].empty()) << recs.dump();
+  bool some_zh = false;
+  for (const auto& r : recs["recommendations"]) {
+    EXPECT_FALSE(r.value("title", "").empty()) << r.dump();
+    some_zh = some_zh || !r.value("title_zh", "").empty();
+  }
+  EXPECT_TRUE(some_zh) << "the catalogue's Chinese names come along: " << recs.dump();
   ASSERT_FALSE(mine["events"].empty());
   EXPECT_LE(mine["events"].size(), 5u);
   for (size_t i = 1; i < mine["events"].size(); ++i)

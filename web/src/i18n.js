@@ -45,6 +45,10 @@ export const messages = {
     rfm_no_purchases: 'no purchases', rfm_hibernating: 'hibernating', rfm_at_risk: 'at risk', rfm_cant_lose_them: 'can\'t lose them',
     rfm_about_to_sleep: 'about to sleep', rfm_need_attention: 'need attention', rfm_loyal_customers: 'loyal customers',
     rfm_promising: 'promising', rfm_potential_loyalists: 'potential loyalists', rfm_new_customers: 'new customers', rfm_champions: 'champions',
+    r_popular_now: 'popular now', r_popular_across_the_shop: 'popular across the shop', r_popular_in_recent_days: 'popular in recent days',
+    r_like_items_you_chose: 'like items you chose (category, brand, description)', r_chosen_by_similar_customers: 'chosen by customers whose choices are like yours',
+    r_you_chose_it_before: 'you chose it before', r_popular_in_your_segment: 'popular in your segment', r_chosen_by_the_same_customers: 'chosen by the same customers',
+    r_similar_to: 'similar to {0}, which you chose',
     dp_query: 'A differentially private statistic', budget_left: 'budget left', upper: 'clamp', run: 'Run',
     dp_note: 'count: customers with events; sum, mean, quantile: spend per buying customer, each clamped at the value given; histogram: buyers by category. Each query spends ε of your budget.',
   },
@@ -91,6 +95,10 @@ export const messages = {
     rfm_no_purchases: '未购买', rfm_hibernating: '沉睡客户', rfm_at_risk: '流失风险客户', rfm_cant_lose_them: '不能失去的客户',
     rfm_about_to_sleep: '即将沉睡客户', rfm_need_attention: '需要关注客户', rfm_loyal_customers: '忠诚客户',
     rfm_promising: '有潜力客户', rfm_potential_loyalists: '潜在忠诚客户', rfm_new_customers: '新客户', rfm_champions: '冠军客户',
+    r_popular_now: '当前热门', r_popular_across_the_shop: '全店热门', r_popular_in_recent_days: '近几天热门',
+    r_like_items_you_chose: '与您选过的商品相似（类目、品牌、描述）', r_chosen_by_similar_customers: '与您选择相似的顾客也选了它',
+    r_you_chose_it_before: '您之前选过', r_popular_in_your_segment: '在您所在的分群中热门', r_chosen_by_the_same_customers: '选它的顾客也选了这些',
+    r_similar_to: '与您选过的 {0} 相似',
     dp_query: '差分隐私统计', budget_left: '剩余预算', upper: '截断上限', run: '运行',
     dp_note: '计数：有行为的顾客数；求和、均值、分位数：每位购买顾客的消费额，截断到给定值；直方图：按类目的购买者。每次查询消耗你的 ε 预算。',
   },
@@ -132,4 +140,17 @@ export function segmentLabel(label) {
 
 export function rfmSegment(name) {
   return t('rfm_' + name.replace(/'/g, '').replace(/ /g, '_'));
+}
+
+// A recommendation's reason (the server's English sentence), in the reader's language.
+const reasonKeys = {
+  'popular now': 'r_popular_now', 'popular across the shop': 'r_popular_across_the_shop',
+  'popular in recent days': 'r_popular_in_recent_days', 'like items you chose (category, brand, description)': 'r_like_items_you_chose',
+  'chosen by customers whose choices are like yours': 'r_chosen_by_similar_customers', 'you chose it before': 'r_you_chose_it_before',
+  'popular in your segment': 'r_popular_in_your_segment', 'chosen by the same customers': 'r_chosen_by_the_same_customers',
+};
+export function reason(text, because = '') {
+  const m = text.match(/^similar to (.+), which you chose$/);
+  if (m) return t('r_similar_to').replace('{0}', because || m[1]);
+  return reasonKeys[text] ? t(reasonKeys[text]) : text;
 }

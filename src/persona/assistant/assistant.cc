@@ -63,12 +63,7 @@ Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_
   if (knowledge_.store)
     for (const auto& item : knowledge_.store->items()) {
       titles_[item.id] = item.title;
-      // The Chinese name: the first alias in Han characters (the sample shop's title_zh).
-      for (const auto& alias : split_aliases(item.aliases))
-        if (text::contains_han(alias)) {
-          titles_zh_[item.id] = alias;
-          break;
-        }
+      if (auto zh = text::han_alias(item.aliases); !zh.empty()) titles_zh_[item.id] = std::move(zh);
     }
 }
 

@@ -15,6 +15,7 @@
 #include <set>
 #include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -42,6 +43,7 @@
 #include "persona/server/json_records.h"
 #include "persona/server/metrics.h"
 #include "persona/store/store.h"
+#include "persona/text/normalize.h"
 
 // After Eigen (through the recommender): <resolv.h>, which httplib includes, defines a macro _res
 // that breaks Eigen's parameter names.
@@ -509,6 +511,7 @@ struct Server::Impl {
   AnswerCache cache;
   std::mutex unavailable_mutex;
   std::vector<std::string> unavailable;  // the catalogue's unavailable items
+  std::unordered_map<std::string, std::pair<std::string, std::string>> titles;  // id -> (title, Chinese name)
   std::optional<demand::TextAnalyzer> analyzer;
   std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
   std::optional<text::KeywordIndex> keyword_index;
@@ -584,8 +587,21 @@ struct Server::Impl {
   void note_model_version();
   void refresh_unavailable(store::Store& s) {
     auto items = s.unavailable_items();
+    // Titles for people reading a list (the dashboard's user page): English and Chinese.
+    std::unordered_map<std::string, std::pair<std::string, std::string>> names;
+    for (const auto& item : s.items()) names[item.id] = {item.title, text::han_alias(item.aliases)};
     std::lock_guard lock(unavailable_mutex);
     unavailable = std::move(items);
+    titles = std::move(names);
+  }
+  // An answer's item with its titles ("title", and "title_zh" when the catalogue has one).
+  nlohmann::json item_json(const std::string& id, nlohmann::json j) {
+    std::lock_guard lock(unavailable_mutex);
+    if (const auto it = titles.find(id); it != titles.end()) {
+      if (!it->second.first.empty()) j["title"] = it->second.first;
+      if (!it->second.second.empty()) j["title_zh"] = it->second.second;
+    }
+    return j;
   }
   std::vector<std::string> unavailable_items() {
     std::lock_guard lock(unavailable_mutex);
@@ -898,7 +914,8 @@ Reply Server::Impl::recommendations(const httplib::Request& req, const std::stri
   q.exclude_items = unavailable_items();
   nlohmann::json items = nlohmann::json::array();
   for (const auto& r : model->recommend(history, q))
-    items.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}});
+    items.push_back(item_json(r.item, {{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason},
+                                       {"because", r.because}}));
   std::string body = nlohmann::json{{"user", user}, {"personalised", personal}, {"history_items", history.size()},
                                     {"segment", q.segment}, {"recommendations", items}}
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -924,7 +941,7 @@ Reply Server::Impl::similar(const httplib::Request& req, const std::string& item
   if (k < 0 || k > 1000 || k != std::floor(k)) throw HttpError(400, "Bad Request", "k is a whole number from 0 to 1000");
   nlohmann::json items = nlohmann::json::array();
   for (const auto& r : recommender->model()->similar(item, static_cast<size_t>(k), unavailable_items()))
-    items.push_back({{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}});
+    items.push_back(item_json(r.item, {{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}}));
   return json_reply({{"item", item}, {"similar", items}});
 }
 
@@ -1149,6 +1166,8 @@ Reply Server::Impl::user_events(const httplib::Request& req, const std::string& 
   auto s = stores->acquire();
   const auto history = s->history(user);
   auto j = user_timeline(history, static_cast<size_t>(limit));
+  for (auto& e : j["events"])
+    if (e.contains("item") && e["item"].is_string()) e = item_json(e["item"].get<std::string>(), e);
   const auto consent = s->consent(user);
   j["user"] = user;
   j["consent"] = {{"personalisation", consent.personalisation}, {"analytics", consent.analytics}};

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "persona/core/model.h"
 #include "persona/core/unicode.h"
 
 namespace persona::text {
@@ -98,6 +99,12 @@ bool contains_han(std::string_view s) {
   for (char32_t c : cps)
     if (is_han(c)) return true;
   return false;
+}
+
+std::string han_alias(std::string_view aliases) {
+  for (const auto& alias : split_aliases(aliases))
+    if (contains_han(alias)) return alias;
+  return "";
 }
 
 }  // namespace persona::text

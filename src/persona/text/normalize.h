@@ -19,5 +19,8 @@ void append_utf8(char32_t cp, std::string& out);
 bool is_han(char32_t cp);
 // Whether the (valid UTF-8) text has a Han character: Chinese to answer in Chinese.
 bool contains_han(std::string_view s);
+// An item's Chinese name: the first of its '|'-separated aliases with Han characters ("" when
+// none; the sample shop keeps its title_zh there).
+std::string han_alias(std::string_view aliases);
 
 }  // namespace persona::text

@@ -1,6 +1,6 @@
 import { api, ApiError } from '../api.js';
 import { chart } from '../charts.js';
-import { eventType, t } from '../i18n.js';
+import { eventType, language, reason, rfmSegment, t } from '../i18n.js';
 import { card, el, num, problem, table } from '../ui.js';
 
 export async function render(root, params) {
@@ -31,15 +31,15 @@ export async function render(root, params) {
   const recList = recs instanceof ApiError ? [] : recs.recommendations;
   root.append(el('div', { class: 'row' },
     card(t('recommendations'), recs instanceof ApiError ? problem(recs) : table('table-recommendations', [
-      { label: t('item'), value: (r) => r.item },
+      { label: t('item'), value: (r) => itemName(r) },
       { label: t('category'), value: (r) => r.category },
       { label: t('score'), value: (r) => num(r.score), numeric: true },
-      { label: t('reason'), value: (r) => r.reason },
+      { label: t('reason'), value: (r) => reason(r.reason, r.because) },
     ], recList)),
     card(t('timeline'), el('div', { class: 'scroll tall' }, table('table-timeline', [
       { label: t('time'), value: (e) => e.time.replace('T', ' ').replace('Z', '') },
       { label: t('type'), value: (e) => eventType(e.type) },
-      { label: t('item'), value: (e) => e.item },
+      { label: t('item'), value: (e) => (e.item ? itemName(e) : '') },
       { label: t('category'), value: (e) => e.category },
       { label: t('value'), value: (e) => num(e.value), numeric: true },
     ], events.events)))));
@@ -50,7 +50,7 @@ function profileCards(p) {
   const cats = (p.affinity && p.affinity.categories) || [];
   const brands = (p.affinity && p.affinity.brands) || [];
   const facts = [
-    [t('segment'), p.segment], [t('rfm'), rfm.segment], [t('recency_days'), rfm.recency_days],
+    [t('segment'), p.segment], [t('rfm'), rfm.segment ? rfmSegment(rfm.segment) : rfm.segment], [t('recency_days'), rfm.recency_days],
     [t('purchases'), rfm.frequency], [t('monetary'), rfm.monetary], [t('propensity'), p.propensity],
     [t('events'), p.activity && p.activity.events],
   ];
@@ -66,4 +66,10 @@ function profileCards(p) {
       series: [{ type: 'bar', name: t('share'), data: cats.map((c) => Number(c.share.toFixed(3))).reverse() }],
     }, cats.length, 240),
     el('p', { class: 'muted' }, `${t('brands')}: ${brands.slice(0, 5).map((b) => `${b.name} ${num(100 * b.share)}%`).join(', ') || '—'}`)));
+}
+
+// An item as a person reads it: its title in the reader's language, the id on hover.
+function itemName(r) {
+  const title = (language() === 'zh' && r.title_zh) || r.title;
+  return title ? el('span', { title: r.item, 'data-item': r.item }, title) : r.item;
 }
