@@ -302,6 +302,9 @@ TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {
 
   const auto demand = json_of(s.client("analyst").Get("/v1/demand?weeks=8"));
   EXPECT_EQ(demand["weeks"].size(), 8u) << demand.dump().substr(0, 300);
+  const int last_week_days = demand["last_week_days"];  // the newest week ends with the data
+  EXPECT_GE(last_week_days, 1);
+  EXPECT_LE(last_week_days, 7);
   EXPECT_GT(demand["texts"].get<int>(), 0);
   EXPECT_FALSE(demand["keywords"].empty());
   EXPECT_FALSE(demand["sentiment"].empty());

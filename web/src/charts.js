@@ -3,6 +3,7 @@ import * as echarts from 'echarts/core';
 import { BarChart, FunnelChart, HeatmapChart, LineChart } from 'echarts/charts';
 import { GridComponent, LegendComponent, TooltipComponent, VisualMapComponent, DataZoomComponent } from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
+import { t } from './i18n.js';
 import { el } from './ui.js';
 
 echarts.use([BarChart, FunnelChart, HeatmapChart, LineChart, GridComponent, LegendComponent, TooltipComponent,
@@ -12,7 +13,12 @@ const live = new Set();
 window.addEventListener('resize', () => live.forEach((c) => c.resize()));
 
 // A chart in a box; data-points (the number of values drawn) lets tests see it holds real data.
-export function chart(testid, option, points, height = 280) {
+// Without data it says why (`empty`, or that nothing is stored for it yet) instead of blank axes.
+export function chart(testid, option, points, height = 280, empty = '') {
+  if (!points) {
+    return el('div', { class: 'chart empty', 'data-testid': testid, 'data-points': 0, 'data-rendered': 'true' },
+      el('p', { class: 'muted' }, empty || t('chart_empty')));
+  }
   const box = el('div', { class: 'chart', 'data-testid': testid, 'data-points': points, style: `height:${height}px` });
   requestAnimationFrame(() => {
     const c = echarts.init(box, null, { renderer: 'canvas' });

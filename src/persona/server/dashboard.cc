@@ -151,7 +151,7 @@ nlohmann::json demand_overview(store::Store& store, const store::EventColumns& e
     std::string body, sentiment, category;
   };
   std::vector<Dated> texts;
-  int64_t newest = INT64_MIN;
+  int64_t newest = INT64_MIN, newest_day = INT64_MIN;
   // Without a category model or labels, a text's demand category is the category of the item it
   // is about (a review of a kettle speaks of kitchen demand).
   std::unordered_map<std::string_view, std::string_view> item_category;
@@ -162,6 +162,7 @@ nlohmann::json demand_overview(store::Store& store, const store::EventColumns& e
     if (!t.timestamp) return;
     const int64_t w = week_of(day_of(*t.timestamp));
     newest = std::max(newest, w);
+    newest_day = std::max(newest_day, day_of(*t.timestamp));
     std::string sentiment;
     if (t.sentiment) sentiment = *t.sentiment > 0.2 ? "positive" : *t.sentiment < -0.2 ? "negative" : "neutral";
     std::string category = t.category;
@@ -194,6 +195,9 @@ nlohmann::json demand_overview(store::Store& store, const store::EventColumns& e
       ++counted;
     }
     for (int64_t w = first; w <= newest; w += 7) out["weeks"].push_back(date_of_day(w));
+    // The newest week ends with the data, often before its Sunday: fewer texts there are not a
+    // fall in demand, and the chart says so.
+    out["last_week_days"] = newest_day - newest + 1;
     for (auto& [k, v] : sentiment) out["sentiment"][k] = v;
     for (auto& [k, v] : category) out["categories"][k] = v;
     for (const auto& k : text::tfidf_keywords(recent, 30, keywords))

@@ -5,16 +5,19 @@ import { card, el, num, table } from '../ui.js';
 
 export async function render(root) {
   const d = await api('/v1/demand?weeks=12');
+  // The newest week holds only the days up to the data's last: its label says so.
+  if (d.weeks.length && d.last_week_days > 0 && d.last_week_days < 7)
+    d.weeks[d.weeks.length - 1] += ` (${t('partial_week').replace('{0}', d.last_week_days)})`;
   const source = (s) => t({ model: 'from_model', data: 'from_data', items: 'items_source' }[s] || 'from_data');
   const sentiment = Object.entries(d.sentiment).map(([name, data]) => ({ name, type: 'bar', stack: 's', data }));
   const categories = Object.entries(d.categories).map(([name, data]) => ({ name, type: 'bar', stack: 'c', data }));
   root.append(el('div', { class: 'row' },
     card(`${t('sentiment_weekly')} (${source(d.sentiment_source)})`, chart('chart-sentiment', {
       legend: {}, xAxis: { type: 'category', data: d.weeks }, yAxis: { type: 'value' }, series: sentiment,
-    }, countPoints(sentiment))),
+    }, countPoints(sentiment), 280, t('empty_texts'))),
     card(`${t('categories_weekly')} (${source(d.category_source)})`, chart('chart-categories', {
       legend: { type: 'scroll' }, xAxis: { type: 'category', data: d.weeks }, yAxis: { type: 'value' }, series: categories,
-    }, countPoints(categories)))));
+    }, countPoints(categories), 280, t('empty_texts')))));
 
   const forecasts = d.forecasts.map((f) => {
     const dates = [...f.history.map((h) => h.date), ...f.forecast.map((h) => h.date)];
@@ -25,7 +28,8 @@ export async function render(root) {
       lineSeries(t('forecast'), [...pad.slice(1), hist[hist.length - 1], ...f.forecast.map((h) => Number(h.value.toFixed(2)))], { lineStyle: { type: 'dashed' } }),
     ];
     const b = f.backtest || {};
-    const smape = b.smape !== undefined ? ` · ${t('backtest')} ${num(b.smape)} (${t('seasonal_naive')} ${num(b.seasonal_naive_smape)})` : '';
+    // MAE, the error the method was chosen by (sMAPE misleads on days without sales).
+    const smape = b.mae !== undefined ? ` · ${t('backtest')} ${num(b.mae)} (${t('seasonal_naive')} ${num(b.seasonal_naive_mae)})` : '';
     const method = f.method ? ` · ${t('method_' + f.method.replace(/-/g, '_'))}` : '';
     return card(`${f.category}${method}${smape}`, chart(`chart-forecast-${f.category}`, {
       legend: {}, xAxis: { type: 'category', data: dates }, yAxis: { type: 'value' }, series,
