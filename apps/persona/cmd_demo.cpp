@@ -40,7 +40,8 @@ nlohmann::json train_demand_models(store::Store& store, const std::string& model
     ml::TextTrainingReport report;
     const auto classifier = ml::TextClassifier::train(data, options, &report);
     classifier.save(demand::model_path(models_dir, task), demand::text_task_name(task),
-                    {{"validation_accuracy", report.validation_accuracy}});
+                    {{"validation_accuracy", report.validation_accuracy}, {"majority_accuracy", report.majority_accuracy},
+                     {"validation_texts", report.validation_rows}});
     out[demand::text_task_name(task)] = {{"texts", data.size()}, {"classes", data.label_names.size()},
                                          {"validation_accuracy", report.validation_accuracy}};
     if (print)
@@ -98,7 +99,10 @@ nlohmann::json train_recommender(store::Store& store, const pipeline::ProfileCon
   recommend::InteractionOptions options;
   const auto model = recommend::RecommendModel::train(events, options, trials.front().spec, 2, pipeline::stored_segments(store));
   const auto path = (std::filesystem::path(models_dir) / "recommend.model").string();
-  model.save(path, {{"method", trials.front().spec.to_json()}, {"validation", trials.front().validation.to_json()}});
+  nlohmann::json metrics = {{"method", trials.front().spec.to_json()}, {"validation", trials.front().validation.to_json()}};
+  for (const auto& t : trials)  // the baseline beside it
+    if (t.spec.method == "popularity") metrics["popularity_ndcg_at_10"] = t.validation.ndcg;
+  model.save(path, metrics);
   const auto& best = trials.front();
   if (print) {
     double popularity = 0;

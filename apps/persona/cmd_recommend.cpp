@@ -149,6 +149,8 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
     const auto path = model_path_from(*a);
     nlohmann::json metrics = {{"method", spec.to_json()}, {"train_s", seconds}};
     if (!trials.is_null()) metrics["validation"] = trials.front()["validation"];
+    for (const auto& t : trials)  // the baseline beside it
+      if (t["method"].value("method", "") == "popularity") metrics["popularity_ndcg_at_10"] = t["validation"]["ndcg_at_10"];
     model.save(path, metrics);
     if (common.json) print_json({{"model_file", path}, {"method", spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
                                  {"segments", model.segments()}, {"trials", trials}});

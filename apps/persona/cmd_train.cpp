@@ -124,7 +124,8 @@ int run_text_training(const TextTrainArgs& a, const std::string& task_name, cons
   nlohmann::json result = {{"task", task_name}, {"label_field", field}, {"read", read.to_json()},
                            {"training", report.to_json()}, {"train_s", train_s}};
   nlohmann::json metrics = {{"validation_accuracy", report.validation_accuracy},
-                            {"validation_macro_f1", report.validation_macro_f1}};
+                            {"validation_macro_f1", report.validation_macro_f1},
+                            {"majority_accuracy", report.majority_accuracy}, {"validation_texts", report.validation_rows}};
   ml::ClassificationReport test_report;
   if (!a.test.empty()) {
     const auto source = pipeline::preset_source(a.source.preset, a.test);

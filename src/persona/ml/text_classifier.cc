@@ -494,6 +494,11 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     report->validation_unknown_rate = unknown_rate;
     report->train_rows = train_part.size();
     report->validation_rows = valid_part.size();
+    std::vector<size_t> per_class(data.label_names.size(), 0);
+    for (int l : valid_part.labels) ++per_class[static_cast<size_t>(l)];
+    if (!valid_part.labels.empty())
+      report->majority_accuracy = static_cast<double>(*std::max_element(per_class.begin(), per_class.end())) /
+                                  static_cast<double>(valid_part.labels.size());
     report->refit = refit_all;
     if (!refit_all)
       report->notes.push_back(fmt::format("kept as validated (trained on {} of {} texts): the refit on all of them "

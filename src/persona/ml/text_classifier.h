@@ -43,6 +43,7 @@ struct TextTrainingReport {
   std::string chosen;
   nlohmann::json chosen_params;
   double validation_accuracy = 0, validation_macro_f1 = 0;
+  double majority_accuracy = 0;  // the baseline: always the most common class of the validation texts
   double unknown_threshold = 0, validation_unknown_rate = 0;
   size_t train_rows = 0, validation_rows = 0;
   double seconds = 0, budget_s = 0;

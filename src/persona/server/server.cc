@@ -311,9 +311,10 @@ class WholeStoreAnswers {
       a.used = ++uses_;
       if (a.generation == generation) return a.body;
       if (!fresh && a.generation >= 0 && a.erasures == erasures) {
+        std::string body = a.body;  // copied under the lock: the warmer replaces it
         lock.unlock();
         stale_();
-        return a.body;
+        return body;
       }
       if (!a.computing) break;
       done_.wait(lock);

@@ -70,6 +70,14 @@ export async function render(root) {
       { label: t('value'), value: (h) => (h.headline ? num(h.headline[1]) : '—'), numeric: true },
     ], history)))));
 
+  root.append(card(t('model_quality'), table('table-quality', [
+    { label: t('file'), value: (q) => q.file },
+    { label: t('measure'), value: (q) => q.measure },
+    { label: t('value'), value: (q) => num(q.value), numeric: true },
+    { label: t('baseline'), value: (q) => q.baseline, numeric: true },
+    { label: t('note'), value: (q) => q.note },
+  ], m.files.map(quality).filter((q) => q))));
+
   root.append(card(t('model_files'), table('table-models', [
     { label: t('file'), value: (f) => f.file },
     { label: t('kind'), value: (f) => f.kind },
@@ -78,4 +86,25 @@ export async function render(root) {
     { label: 'KiB', value: (f) => num(f.bytes / 1024), numeric: true },
     { label: t('metrics'), value: (f) => figureText(f.metrics) },
   ], m.files)));
+}
+
+// How good a model is, beside what a trivial one scores: the row a person reads first.
+function quality(f) {
+  const x = f.metrics || {};
+  const row = (measure, value, baseline, note = '') => ({ file: f.file, measure, value, baseline, note });
+  if (f.kind === 'text-classifier' && typeof x.validation_accuracy === 'number') {
+    const base = typeof x.majority_accuracy === 'number' ? `${num(x.majority_accuracy)} (${t('baseline_majority')})` : '—';
+    const note = x.validation_accuracy >= 0.999
+      ? t('perfect_caveat').replace('{0}', x.validation_texts ? num(x.validation_texts) : '?') : '';
+    return row(t('validation_accuracy'), x.validation_accuracy, base, note);
+  }
+  if (f.kind === 'tabular-classifier') {
+    const auc = typeof x.test_auc === 'number' ? ['test AUC', x.test_auc] : typeof x.cv_auc === 'number' ? ['CV AUC', x.cv_auc] : null;
+    if (auc) return row(auc[0], auc[1], `0.5 (${t('baseline_random')})`,
+      typeof x.base_rate === 'number' ? `${t('base_rate')} ${num(x.base_rate)}` : '');
+  }
+  if (f.kind === 'recommender' && x.validation && typeof x.validation.ndcg_at_10 === 'number')
+    return row('nDCG@10', x.validation.ndcg_at_10,
+      typeof x.popularity_ndcg_at_10 === 'number' ? `${num(x.popularity_ndcg_at_10)} (${t('baseline_popularity')})` : '—');
+  return null;
 }
