@@ -142,6 +142,13 @@ async function main() {
 
     await open(page, 'models');
     await expectTable(page, 'table-models', 3);
+    // Each model's figure beside a trivial one's, in a table (not raw JSON).
+    const quality = await page.locator('[data-testid="table-quality"] tbody tr').allInnerTexts();
+    check(quality.length >= 3 && quality.every((r) => /\d/.test(r) && !r.includes('{')),
+      `models are compared with baselines (${quality.length} rows: ${quality.map((r) => r.replace(/\s+/g, ' ')).join(' | ').slice(0, 200)})`);
+    const summary = await page.locator('[data-testid="recommender-summary"]').innerText();
+    check(!/popularity_ndcg/.test(summary.split('·').slice(0, 3).join('·')) && !summary.includes('{'),
+      `the recommender's summary reads as words, its headline its own figure (${summary.slice(0, 120)})`);
     await expectTable(page, 'table-history', 3);
     await shoot(page, 'models-en');
 

@@ -17,7 +17,8 @@ function figures(metrics) {
 // The figure that says how good a model is (not a setting such as alpha or k): the first of these.
 const QUALITY = [/ndcg/, /auc/, /accuracy/, /(^|\.)f1/, /hit_rate/, /(^|\.)map/, /rmse/, /smape/];
 function headline(metrics) {
-  const all = figures(metrics);
+  // Baselines saved beside a model's figures (majority_accuracy, popularity_ndcg_at_10) are not its own.
+  const all = figures(metrics).filter(([k]) => !/^(majority|popularity)_/.test(k));
   for (const q of QUALITY) {
     const found = all.find(([k]) => q.test(k));
     if (found) return found;
@@ -41,7 +42,7 @@ export async function render(root) {
         status.replaceChildren(problem(e));
       }
     };
-    const method = m.recommend.metrics && m.recommend.metrics.method ? JSON.stringify(m.recommend.metrics.method) : '';
+    const method = m.recommend.metrics && m.recommend.metrics.method ? methodText(m.recommend.metrics.method) : '';
     const best = headline(m.recommend.metrics);
     root.append(card(t('recommender'),
       el('p', { 'data-testid': 'recommender-summary' },
@@ -107,4 +108,10 @@ function quality(f) {
     return row('nDCG@10', x.validation.ndcg_at_10,
       typeof x.popularity_ndcg_at_10 === 'number' ? `${num(x.popularity_ndcg_at_10)} (${t('baseline_popularity')})` : '—');
   return null;
+}
+
+// A recommender's method as a person reads it: "user-knn (alpha 0.5, users 100)".
+function methodText(spec) {
+  const params = Object.entries(spec).filter(([k, v]) => k !== 'method' && typeof v !== 'object').map(([k, v]) => `${k} ${num(v)}`);
+  return params.length ? `${spec.method} (${params.join(', ')})` : spec.method;
 }
