@@ -50,6 +50,12 @@ TEST(Orders, FromEventsNewestFirstWithReturns) {
   EXPECT_NE(text.find("3 x Green Tea (8.00)"), std::string::npos) << text;
   EXPECT_NE(text.find("returned"), std::string::npos);
   EXPECT_NE(describe_order(orders[2], true).find("已退货"), std::string::npos);
+  // In Chinese, items by their Chinese names where the catalogue has them.
+  const std::unordered_map<std::string, std::string> zh = {{orders[2].lines[1].item, "绿茶"}};
+  const auto chinese = describe_order(orders[2], true, &zh);
+  EXPECT_NE(chinese.find("3 x 绿茶"), std::string::npos) << chinese;
+  EXPECT_NE(chinese.find("Kettle Pro 3"), std::string::npos) << "no Chinese name: the title as it is";
+  EXPECT_EQ(describe_order(orders[2], false, &zh).find("绿茶"), std::string::npos);
   EXPECT_TRUE(find_order(orders, "ord-2"));  // case does not matter
   EXPECT_FALSE(find_order(orders, "ORD-3"));
   const auto q1 = bought_between(orders, kStart, kStart + 60 * kDay);

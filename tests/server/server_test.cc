@@ -281,6 +281,41 @@ TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {
   EXPECT_GT(rfm["profiles"].get<int64_t>(), 0);
   EXPECT_EQ(in_cells, rfm["profiles"].get<int64_t>());
 
+  // A segment's members, most valuable first; every profiled user is in exactly one RFM segment.
+  int64_t members = 0;
+  for (const auto& seg : rfm["rfm_segments"]) {
+    const std::string name = seg["segment"];
+    const auto page = json_of(s.client("service").Get(("/v1/segments/" + httplib::detail::encode_query_param(name) + "/users?limit=1000").c_str()));
+    EXPECT_EQ(page["total"].get<int64_t>(), seg["users"].get<int64_t>()) << name;
+    members += page["total"].get<int64_t>();
+    for (size_t i = 0; i < page["users"].size(); ++i) {
+      EXPECT_EQ(page["users"][i]["rfm_segment"], name);
+      if (i) EXPECT_GE(page["users"][i - 1]["monetary"].get<double>(), page["users"][i]["monetary"].get<double>());
+    }
+  }
+  EXPECT_EQ(members, rfm["profiles"].get<int64_t>());
+  const auto learned = json_of(s.client("service").Get("/v1/segments/0/users?limit=2&offset=1"));
+  EXPECT_LE(learned["users"].size(), 2u);
+  EXPECT_EQ(learned["users"][0]["segment"], 0);
+  expect_problem(s.client("service").Get("/v1/segments/nobody/users"), 404, "nobody");
+  expect_problem(s.client("service").Get("/v1/segments/0/users?limit=0"), 400, "limit");
+  expect_problem(s.client("analyst").Get("/v1/segments/0/users"), 403);  // user ids: not an analyst's
+
+  // Categories with their Chinese names, at every level of the path.
+  const auto categories = json_of(s.client("analyst").Get("/v1/categories"))["categories"];
+  ASSERT_FALSE(categories.empty());
+  int with_zh = 0, top_level_zh = 0;
+  for (const auto& c : categories) {
+    if (!c.contains("name_zh")) continue;
+    ++with_zh;
+    const std::string name = c["name"];
+    const std::string zh = c["name_zh"];
+    EXPECT_EQ(std::count(name.begin(), name.end(), '>'), std::count(zh.begin(), zh.end(), '>')) << name << " / " << zh;
+    top_level_zh += name.find(" > ") == std::string::npos;
+  }
+  EXPECT_EQ(with_zh, static_cast<int>(categories.size())) << "the sample shop names every category in Chinese";
+  EXPECT_GT(top_level_zh, 0);
+
   const auto mine = json_of(s.client("user").Get("/v1/users/U000002/events?limit=5"));
   EXPECT_GT(mine["total"].get<int>(), 0) << mine.dump();
   for (const auto& e : mine["events"])  // names, not only ids: the sample shop titles every item

@@ -39,7 +39,7 @@ Batch sample_batch(int first_line, int n) {
 TEST(SqliteStore, ItemAvailabilityIsKeptUntilTold) {
   test::TempDir dir;
   auto store = open_sqlite_store(dir.file("a.db"));
-  EXPECT_EQ(store->schema_version(), 6);
+  EXPECT_EQ(store->schema_version(), 7);
   const auto ingest = store->begin_ingest("items", "i.jsonl", "hash", "map");
   Batch b;
   for (const char* id : {"in", "out", "unknown"}) b.items.push_back({id, "t", "c", "", "", 1.0});
@@ -55,6 +55,15 @@ TEST(SqliteStore, ItemAvailabilityIsKeptUntilTold) {
   later.items.push_back({"in", "", "", "", "", std::nullopt, false});
   store->write_batch(ingest.id, later, 7);
   EXPECT_EQ(store->unavailable_items(), std::vector<std::string>{"in"});
+  // The category's other names are kept the same way: a later file that does not give them keeps them.
+  Batch named;
+  named.items.push_back({"in", "", "Home > Kitchen", "", "", std::nullopt});
+  named.items[0].category_aliases = "家居 > 厨房";
+  store->write_batch(ingest.id, named, 8);
+  later.items.resize(1);
+  store->write_batch(ingest.id, later, 9);
+  for (const auto& it : store->items())
+    EXPECT_EQ(it.category_aliases, it.id == "in" ? "家居 > 厨房" : "") << it.id;
 }
 
 TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
@@ -68,7 +77,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
   {  // back to what a version-1 Persona wrote
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE items DROP COLUMN aliases; DROP TABLE kg_triples; DROP TABLE kg_entities; "
+    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE items DROP COLUMN category_aliases; ALTER TABLE items DROP COLUMN aliases; DROP TABLE kg_triples; DROP TABLE kg_entities; "
                                  "ALTER TABLE items DROP COLUMN available; "
                                  "DROP TABLE profiles; DROP INDEX texts_user; "
                                  "ALTER TABLE users DROP COLUMN consent_personalisation; "
@@ -77,7 +86,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
     sqlite3_close(db);
   }
   auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), 6);
+  EXPECT_EQ(store->schema_version(), 7);
   EXPECT_EQ(store->stats(3).events, 30);
   store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}}, true);
   EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
@@ -99,7 +108,7 @@ TEST(SqliteStore, FreshStoreHasTheCurrentSchemaAndReopens) {
   const auto path = dir.file("p.db");
   {
     auto store = open_sqlite_store(path);
-    EXPECT_EQ(store->schema_version(), 6);
+    EXPECT_EQ(store->schema_version(), 7);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});

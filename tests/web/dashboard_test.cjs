@@ -1,7 +1,9 @@
 // The dashboard in headless Chromium (Debian's, driven by playwright-core from npm): `persona demo`
 // serves the sample shop; every page is loaded and must show charts that drew something and
 // tables with real numbers; a short chat runs in the assistant console; the UI switches to
-// Chinese; a browser without a key is told it needs one. Screenshots go to --out.
+// Chinese; a browser without a key is told it needs one. Every page is checked in both languages
+// for what a person reads (no raw JSON, no bare item ids, no English label in Chinese). Screenshots
+// of every page in both languages, and index.html with them and every check, go to --out.
 //
 //   node tests/web/dashboard_test.cjs --persona build/debug/apps/persona/persona --out DIR
 //   node tests/web/dashboard_test.cjs --url 'http://127.0.0.1:8080/#key=...' --out DIR   (a running server)
@@ -22,9 +24,21 @@ if (!browserPath) {
 const { chromium } = require('playwright-core');
 
 const failures = [];
+const log = [];
 function check(ok, what) {
   if (!ok) failures.push(what);
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  log.push(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  console.log(log[log.length - 1]);
+}
+
+// The CI artifact: every screenshot on one page, with the checks beside them.
+function writeReport() {
+  const shots = fs.readdirSync(outDir).filter((f) => f.endsWith('.png')).sort();
+  const esc = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  fs.writeFileSync(path.join(outDir, 'checks.txt'), log.join('\n') + '\n');
+  fs.writeFileSync(path.join(outDir, 'index.html'), `<!doctype html><meta charset="utf-8"><title>Persona dashboard: ${failures.length ? failures.length + ' failed' : 'all checks passed'}</title>
+<h1>${failures.length ? failures.length + ' check(s) failed' : 'All ' + log.length + ' checks passed'}</h1><pre>${esc(log.join('\n'))}</pre>
+${shots.map((f) => `<h2>${f}</h2><img src="${f}" style="max-width:100%;border:1px solid #ccc">`).join('\n')}\n`);
 }
 
 // Starts `persona demo` and resolves with the dashboard link it prints.
@@ -98,6 +112,133 @@ function checkTranslations() {
   check(en.size > 50 && missing.length === 0, `English and Chinese have the same ${en.size} words${missing.length ? ' (differ: ' + missing.join(', ') + ')' : ''}`);
 }
 
+// What each page must show; the same in both languages (the words differ, the numbers do not).
+function pageChecksFor(lang) {
+  return {
+    overview: async (page) => {
+      check(Number((await page.locator('[data-testid="kpi-users"] .kpi-value').innerText()).replace(/,/g, '')) > 0, 'overview shows the number of users');
+      for (const c of ['chart-events', 'chart-revenue', 'chart-active', 'chart-funnel']) await expectChart(page, c);
+      await expectTable(page, 'table-top-items', 5);
+      await expectTable(page, 'table-top-categories', 3);
+    },
+    segments: async (page) => {
+      for (const c of ['chart-segments', 'chart-rfm']) await expectChart(page, c);
+      await expectTable(page, 'table-segments', 2);
+      await expectTable(page, 'table-centroids', 3);
+      // A drill-down: a segment's users, each a link to their page.
+      await page.click('[data-testid="table-segments"] a[data-segment]');
+      await page.waitForSelector('main[data-page="segments"][data-state="ready"] [data-testid="table-segment-users"]', { timeout: 60000 }).catch(() => {});
+      await expectTable(page, 'table-segment-users', 5);
+      await shoot(page, `segment-users-${lang}`);
+      const first = page.locator('[data-testid="table-segment-users"] tbody a').first();
+      const who = await first.innerText().catch(() => '');
+      await first.click().catch(() => {});
+      await page.waitForSelector('main[data-page="user"][data-state="ready"]', { timeout: 60000 }).catch(() => {});
+      check(who !== '' && (await page.inputValue('#user-id').catch(() => '')) === who, `a segment's user opens their user page (${who})`);
+      await open(page, 'segments');
+      if (lang === 'zh') {
+        const english = /\b(high|low|champions|hibernating|loyal customers|at risk|basket_value|recency_days)\b/;
+        const labels = (await page.locator('[data-testid="table-segments"] tbody td:nth-child(2)').allInnerTexts()).join(' | ');
+        const rfm = await page.locator('[data-testid="table-rfm-segments"]').innerText();
+        check(!english.test(labels) && !english.test(rfm), `segment labels in Chinese (${(labels + ' | ' + rfm).replace(/\s+/g, ' ').slice(0, 160)})`);
+        const cats = await page.locator('[data-testid="table-segments"] tbody td:nth-child(5)').allInnerTexts();
+        check(cats.some((c) => /[\u4e00-\u9fff]/.test(c)), `segments' top categories in Chinese (${cats.join(' | ').slice(0, 120)})`);
+      }
+    },
+    user: async (page) => {
+      await expectTable(page, 'table-timeline', 1);
+      await expectTable(page, 'table-recommendations', 5);
+      await expectChart(page, 'chart-affinity');
+      check((await page.locator('[data-testid="user-consent"]').innerText()).includes(lang === 'zh' ? '已同意' : 'given'), 'the user page shows consent');
+      if (lang === 'zh') {
+        const titles = await page.locator('[data-testid="table-recommendations"] tbody td:first-child').allInnerTexts();
+        check(titles.length > 0 && titles.every((x) => /[\u4e00-\u9fff]/.test(x)), `recommended items by their Chinese titles (${titles.slice(0, 3).join(' | ')})`);
+      }
+    },
+    demand: async (page) => {
+      for (const c of ['chart-sentiment', 'chart-categories']) await expectChart(page, c);
+      const forecasts = await page.locator('[data-testid="forecasts"] .chart').count();
+      check(forecasts >= 1, `demand shows ${forecasts} forecasts`);
+      if (forecasts) await expectChart(page, await page.locator('[data-testid="forecasts"] .chart').first().getAttribute('data-testid'));
+      await expectTable(page, 'table-keywords', 10);
+    },
+    models: async (page) => {
+      await expectTable(page, 'table-models', 3);
+      // Each model's figure beside a trivial one's, in a table (not raw JSON).
+      const quality = await page.locator('[data-testid="table-quality"] tbody tr').allInnerTexts();
+      check(quality.length >= 3 && quality.every((r) => /\d/.test(r) && !r.includes('{')),
+        `models are compared with baselines (${quality.length} rows: ${quality.map((r) => r.replace(/\s+/g, ' ')).join(' | ').slice(0, 200)})`);
+      const summary = await page.locator('[data-testid="recommender-summary"]').innerText();
+      check(!/popularity_ndcg/.test(summary.split('·').slice(0, 3).join('·')) && !summary.includes('{'),
+        `the recommender's summary reads as words, its headline its own figure (${summary.slice(0, 120)})`);
+      await expectTable(page, 'table-history', 3);
+    },
+    assistant: async (page) => {
+      const chats = lang === 'en'
+        ? [['where is my last order?', 'last_order'], ['how long will delivery take?', 'faq'], ['recommend something for me', '']]
+        : [['我的订单到哪里了？', ''], ['多久能送到？', ''], ['给我推荐点东西', '']];
+      for (const [message, intent] of chats) {
+        await page.fill('#chat-message', message);
+        const before = await page.locator('[data-testid="chat-reply"]').count();
+        await page.click('#chat-send');
+        await page.waitForFunction((n) => document.querySelectorAll('[data-testid="chat-reply"]').length > n, before, { timeout: 30000 }).catch(() => {});
+        const replies = page.locator('[data-testid="chat-reply"]');
+        const got = await replies.count();
+        const shown = got > before ? await replies.nth(got - 1).innerText() : '';
+        check(got > before && shown.length > 10 && (!intent || shown.includes(intent)) && !/intent\W+unknown|意图\W+unknown/.test(shown),
+          `the assistant answered "${message}" (${shown.replace(/\s+/g, ' ').slice(0, 160)})`);
+      }
+    },
+    privacy: async (page) => {
+      check((await page.locator('[data-testid="kpi-sealed"]').count()) === 1, 'privacy shows whether the store is sealed');
+      if (lang === 'en') {
+        await page.selectOption('#dp-statistic', 'mean');
+        await page.click('#dp-run');
+        // The page redraws to show the budget spent; the answer, which cost budget, must stay on it.
+        await page.waitForSelector('[data-testid="table-budgets"][data-rows="1"]', { timeout: 30000 }).catch(() => {});
+        await page.waitForSelector('[data-testid="dp-result"] p', { timeout: 30000 }).catch(() => {});
+        await page.waitForTimeout(2000);
+        const dp = await page.locator('[data-testid="dp-result"]').innerText().catch(() => '');
+        check(/mean \(ε 0\.1\): [\d,.]+ .*budget left 0\.9/.test(dp), `a DP mean ran, spent budget and its answer stayed on the page (${dp})`);
+      }
+      await expectTable(page, 'table-budgets', 1);
+      await expectChart(page, 'chart-budgets');
+      check((await page.locator('[data-testid="audit-verdict"]').innerText()).length > 0, 'privacy shows the audit log\'s verdict');
+    },
+  };
+}
+
+// The dashboard's English words, each phrase that Chinese says differently: none may show on a
+// Chinese page (outside what the shop itself wrote: [data-verbatim] keeps texts, keywords, tags).
+function englishPhrases() {
+  const src = fs.readFileSync(path.join(__dirname, '../../web/src/i18n.js'), 'utf8');
+  const block = (lang) => src.slice(src.indexOf(`  ${lang}: {`), src.indexOf('\n  },', src.indexOf(`  ${lang}: {`)));
+  const values = (lang) => Object.fromEntries([...block(lang).matchAll(/(\w+): '((?:[^'\\]|\\.)*)'/g)].map((m) => [m[1], m[2].replace(/\\'/g, "'")]));
+  const en = values('en'), zh = values('zh');
+  const phrases = new Set();
+  for (const [key, value] of Object.entries(en)) {
+    const phrase = value.split('{')[0].replace(/[(:…]+$/, '').trim();
+    if (phrase.length >= 4 && /[a-z]{3}/.test(phrase) && !(zh[key] || '').includes(phrase)) phrases.add(phrase);
+  }
+  return [...phrases];
+}
+
+// What a person reads on the page: no raw JSON, no bare item id, and in Chinese no English label.
+async function expectReadable(page, lang, name) {
+  const text = await page.evaluate(() => {
+    const main = document.querySelector('main').cloneNode(true);
+    main.querySelectorAll('[data-verbatim], input, select, option').forEach((n) => n.remove());
+    return main.innerText;
+  });
+  const json = text.match(/[{[]\s*"\w+"\s*:/);
+  check(!json, `${name} (${lang}) shows no raw JSON${json ? ': ' + text.slice(Math.max(0, json.index - 40), json.index + 80) : ''}`);
+  const ids = [...new Set(text.match(/\bP\d{5}\b/g) || [])];
+  check(ids.length === 0, `${name} (${lang}) shows items by title, not id${ids.length ? ': ' + ids.slice(0, 5).join(', ') : ''}`);
+  if (lang !== 'zh') return;
+  const english = englishPhrases().filter((p) => new RegExp(`(^|[^A-Za-z])${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^A-Za-z])`).test(text));
+  check(english.length === 0, `${name} (zh) has no untranslated label${english.length ? ': ' + english.slice(0, 8).join(' | ') : ''}`);
+}
+
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
   checkTranslations();
@@ -113,90 +254,22 @@ async function main() {
     await page.waitForSelector('main[data-state="ready"]', { timeout: 60000 });
     check(!(await page.url()).includes('key='), 'the key is taken out of the address bar');
 
-    await open(page, 'overview');
-    check(Number((await page.locator('[data-testid="kpi-users"] .kpi-value').innerText()).replace(/,/g, '')) > 0, 'overview shows the number of users');
-    for (const c of ['chart-events', 'chart-revenue', 'chart-active', 'chart-funnel']) await expectChart(page, c);
-    await expectTable(page, 'table-top-items', 5);
-    await shoot(page, 'overview-en');
-
-    await open(page, 'segments');
-    for (const c of ['chart-segments', 'chart-rfm']) await expectChart(page, c);
-    await expectTable(page, 'table-segments', 2);
-    await expectTable(page, 'table-centroids', 3);
-    await shoot(page, 'segments-en');
-
-    await open(page, 'user');
-    await expectTable(page, 'table-timeline', 1);
-    await expectTable(page, 'table-recommendations', 5);
-    await expectChart(page, 'chart-affinity');
-    check((await page.locator('[data-testid="user-consent"]').innerText()).includes('given'), 'the user page shows consent');
-    await shoot(page, 'user-en');
-
-    await open(page, 'demand');
-    for (const c of ['chart-sentiment', 'chart-categories']) await expectChart(page, c);
-    const forecasts = await page.locator('[data-testid="forecasts"] .chart').count();
-    check(forecasts >= 1, `demand shows ${forecasts} forecasts`);
-    if (forecasts) await expectChart(page, await page.locator('[data-testid="forecasts"] .chart').first().getAttribute('data-testid'));
-    await expectTable(page, 'table-keywords', 10);
-    await shoot(page, 'demand-en');
-
-    await open(page, 'models');
-    await expectTable(page, 'table-models', 3);
-    // Each model's figure beside a trivial one's, in a table (not raw JSON).
-    const quality = await page.locator('[data-testid="table-quality"] tbody tr').allInnerTexts();
-    check(quality.length >= 3 && quality.every((r) => /\d/.test(r) && !r.includes('{')),
-      `models are compared with baselines (${quality.length} rows: ${quality.map((r) => r.replace(/\s+/g, ' ')).join(' | ').slice(0, 200)})`);
-    const summary = await page.locator('[data-testid="recommender-summary"]').innerText();
-    check(!/popularity_ndcg/.test(summary.split('·').slice(0, 3).join('·')) && !summary.includes('{'),
-      `the recommender's summary reads as words, its headline its own figure (${summary.slice(0, 120)})`);
-    await expectTable(page, 'table-history', 3);
-    await shoot(page, 'models-en');
-
-    await open(page, 'assistant');
-    for (const [message, intent] of [['where is my last order?', 'last_order'], ['我的订单到哪里了？', '']]) {
-      await page.fill('#chat-message', message);
-      const before = await page.locator('[data-testid="chat-reply"]').count();
-      await page.click('#chat-send');
-      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="chat-reply"]').length > n, before, { timeout: 30000 }).catch(() => {});
-      const replies = page.locator('[data-testid="chat-reply"]');
-      const got = await replies.count();
-      const shown = got > before ? await replies.nth(got - 1).innerText() : '';
-      check(got > before && shown.length > 10 && (!intent || shown.includes(intent)), `the assistant answered "${message}" (${shown.split('\n').pop()})`);
+    // Every page in English, then in Chinese: its charts drew, its tables hold numbers, and what a
+    // person reads is words in their language (no raw JSON, no bare item ids, no English in Chinese).
+    for (const lang of ['en', 'zh']) {
+      if (lang === 'zh') {
+        await page.click('#lang');
+        await page.waitForSelector('main[data-state="ready"]', { timeout: 60000 });
+        const nav = await page.locator('nav').innerText();
+        check(nav.includes('概览') && nav.includes('隐私') && !nav.includes('Overview'), `the UI speaks Chinese (${nav.replace(/\s+/g, ' ')})`);
+      }
+      for (const [name, pageChecks] of Object.entries(pageChecksFor(lang))) {
+        await open(page, name);
+        await pageChecks(page);
+        await expectReadable(page, lang, name);
+        await shoot(page, `${name}-${lang}`);
+      }
     }
-    await shoot(page, 'assistant-en');
-
-    await open(page, 'privacy');
-    check((await page.locator('[data-testid="kpi-sealed"]').count()) === 1, 'privacy shows whether the store is sealed');
-    await page.selectOption('#dp-statistic', 'mean');
-    await page.click('#dp-run');
-    // The page redraws to show the budget spent; the answer, which cost budget, must stay on it.
-    await page.waitForSelector('[data-testid="table-budgets"][data-rows="1"]', { timeout: 30000 }).catch(() => {});
-    await page.waitForSelector('[data-testid="dp-result"] p', { timeout: 30000 }).catch(() => {});
-    await page.waitForTimeout(2000);
-    const dp = await page.locator('[data-testid="dp-result"]').innerText().catch(() => '');
-    check(/mean \(ε 0\.1\): [\d,.]+ .*budget left 0\.9/.test(dp), `a DP mean ran, spent budget and its answer stayed on the page (${dp})`);
-    await expectTable(page, 'table-budgets', 1);
-    await expectChart(page, 'chart-budgets');
-    check((await page.locator('[data-testid="audit-verdict"]').innerText()).length > 0, 'privacy shows the audit log\'s verdict');
-    await shoot(page, 'privacy-en');
-
-    await page.click('#lang');
-    await page.waitForSelector('main[data-state="ready"]', { timeout: 60000 });
-    const nav = await page.locator('nav').innerText();
-    check(nav.includes('概览') && nav.includes('隐私') && !nav.includes('Overview'), `the UI speaks Chinese (${nav.replace(/\s+/g, ' ')})`);
-    await open(page, 'overview');
-    await expectChart(page, 'chart-events');
-    await shoot(page, 'overview-zh');
-    // Names the server gives in English are shown in Chinese: segment labels, features, RFM names.
-    await open(page, 'segments');
-    // (the label column: tags and categories are the shop's own names)
-    const segText = (await page.locator('[data-testid="table-segments"] tbody td:nth-child(2)').allInnerTexts()).join(' | ');
-    const rfmText = await page.locator('[data-testid="table-rfm-segments"]').innerText();
-    const features = await page.locator('[data-testid="table-centroids"]').innerText();
-    const english = /\b(high|low|champions|hibernating|loyal customers|at risk|basket_value|recency_days)\b/;
-    check(!english.test(segText) && !english.test(rfmText) && !english.test(features),
-      `segments in Chinese have no English labels (${(segText + ' | ' + rfmText).replace(/\s+/g, ' ').slice(0, 160)})`);
-    await shoot(page, 'segments-zh');
     check(errors.length === 0, `no script errors${errors.length ? ': ' + errors.join(' | ') : ''}`);
 
     const stranger = await (await browser.newContext()).newPage();
@@ -212,7 +285,8 @@ async function main() {
       fs.rmSync(demo.dir, { recursive: true, force: true });
     }
   }
-  console.log(`screenshots: ${outDir}`);
+  writeReport();
+  console.log(`screenshots and checks: ${path.join(outDir, 'index.html')}`);
   if (failures.length) {
     console.log(`${failures.length} check(s) failed`);
     process.exit(1);

@@ -1,8 +1,8 @@
 // Persona's dashboard: a hash-routed single page over the server's API (docs/api.md).
 import './style.css';
-import { ApiError, hasKey, setKey, takeKeyFromLocation } from './api.js';
+import { api, ApiError, hasKey, setKey, takeKeyFromLocation } from './api.js';
 import { disposeCharts } from './charts.js';
-import { language, setLanguage, t } from './i18n.js';
+import { language, setCategoryNames, setLanguage, t } from './i18n.js';
 import { el, problem } from './ui.js';
 import * as overview from './pages/overview.js';
 import * as segments from './pages/segments.js';
@@ -25,6 +25,13 @@ function translateStatic() {
   document.getElementById('lang').textContent = language() === 'zh' ? 'English' : '中文';
 }
 
+// The catalogue's Chinese category names, once (again after a failure, e.g. before a key was given).
+let categories = null;
+function loadCategories() {
+  if (!categories) categories = api('/v1/categories').then((r) => setCategoryNames(r.categories)).catch(() => { categories = null; });
+  return categories;
+}
+
 let rendering = 0;
 async function show() {
   const [name, ...params] = (location.hash.replace(/^#\/?/, '') || 'overview').split('/').map(decodeURIComponent);
@@ -40,6 +47,7 @@ async function show() {
   root.setAttribute('data-state', 'loading');
   banner.hidden = true;
   try {
+    await loadCategories();
     await pages[page].render(root, params);
     if (mine === rendering) root.setAttribute('data-state', 'ready');
   } catch (e) {

@@ -58,6 +58,20 @@ export const messages = {
     empty_texts: 'No dated texts (reviews, chats) in these weeks: ingest texts with a time.',
     dp_query: 'A differentially private statistic', budget_left: 'budget left', upper: 'clamp', run: 'Run',
     dp_note: 'count: customers with events; sum, mean, quantile: spend per buying customer, each clamped at the value given; histogram: buyers by category. Each query spends ε of your budget.',
+    all_items: 'all items', segment_users: 'Users in {0}', of_total: '{0} of {1}, most valuable first', more: 'More',
+    drill_hint: 'Choose a segment to list its users.', src_faq: 'FAQ', src_graph: 'knowledge graph',
+    src_recommender: 'recommender', src_orders: 'order history of', match: 'match',
+    m_method: 'method', m_latency_us: 'latency (µs)', m_p50: 'median', m_p95: '95th percentile',
+    st_count: 'count', st_sum: 'sum', st_mean: 'mean', st_quantile: 'median', st_histogram: 'histogram',
+    m_validation: 'validation', m_ndcg_at_10: 'nDCG@10', m_hit_rate: 'hit rate', m_coverage: 'coverage',
+    m_eval_users: 'users evaluated', m_map_at_10: 'MAP@10', m_precision_at_10: 'precision@10', m_recall_at_10: 'recall@10',
+    m_novelty: 'novelty', m_recs_per_s: 'lists per second', m_k: 'k', m_horizon_days: 'horizon (days)',
+    m_majority_accuracy: 'majority-class accuracy', m_popularity_ndcg_at_10: 'popularity nDCG@10', m_test_auc: 'test AUC', m_cv_auc: 'cross-validated AUC',
+    m_validation_accuracy: 'validation accuracy', m_validation_texts: 'validation texts', m_base_rate: 'base rate', m_alpha: 'alpha',
+    m_users: 'users', kind_faq_index: 'FAQ index', kind_text_classifier: 'text classifier', kind_keyword_index: 'keyword index',
+    kind_tabular_classifier: 'tabular classifier', kind_recommender: 'recommender', task_faq: 'FAQ', task_intent: 'intent',
+    task_keywords: 'keywords', task_propensity: 'purchase propensity', task_recommend: 'recommendation', task_sentiment: 'sentiment',
+    task_category: 'demand category',
   },
   zh: {
     overview: '概览', segments: '用户分群', user: '用户', demand: '需求', models: '模型',
@@ -115,6 +129,20 @@ export const messages = {
     empty_texts: '这些周内没有带时间的文本（评价、对话）：请导入带时间的文本。',
     dp_query: '差分隐私统计', budget_left: '剩余预算', upper: '截断上限', run: '运行',
     dp_note: '计数：有行为的顾客数；求和、均值、分位数：每位购买顾客的消费额，截断到给定值；直方图：按类目的购买者。每次查询消耗你的 ε 预算。',
+    all_items: '全部商品', segment_users: '{0} 的用户', of_total: '共 {1} 人，显示 {0} 人，按消费额从高到低', more: '更多',
+    drill_hint: '选择一个分群以列出其用户。', src_faq: '常见问题', src_graph: '知识图谱',
+    src_recommender: '推荐模型', src_orders: '订单记录：', match: '匹配度',
+    m_method: '方法', m_latency_us: '延迟（微秒）', m_p50: '中位数', m_p95: '95 分位',
+    st_count: '计数', st_sum: '求和', st_mean: '均值', st_quantile: '中位数', st_histogram: '直方图',
+    m_validation: '验证', m_ndcg_at_10: 'nDCG@10', m_hit_rate: '命中率', m_coverage: '覆盖率',
+    m_eval_users: '评估用户数', m_map_at_10: 'MAP@10', m_precision_at_10: '精确率@10', m_recall_at_10: '召回率@10',
+    m_novelty: '新颖度', m_recs_per_s: '每秒推荐列表数', m_k: 'k', m_horizon_days: '预测天数',
+    m_majority_accuracy: '多数类准确率', m_popularity_ndcg_at_10: '热门基线 nDCG@10', m_test_auc: '测试集 AUC', m_cv_auc: '交叉验证 AUC',
+    m_validation_accuracy: '验证集准确率', m_validation_texts: '验证文本数', m_base_rate: '正例占比', m_alpha: 'alpha',
+    m_users: '用户数', kind_faq_index: 'FAQ 索引', kind_text_classifier: '文本分类器', kind_keyword_index: '关键词索引',
+    kind_tabular_classifier: '表格分类器', kind_recommender: '推荐模型', task_faq: '常见问题', task_intent: '意图',
+    task_keywords: '关键词', task_propensity: '购买倾向', task_recommend: '推荐', task_sentiment: '情感',
+    task_category: '需求类别',
   },
 };
 
@@ -138,6 +166,31 @@ export function t(key) {
 // event type, a learned segment's label ("high basket_value, low recency_days"), an RFM segment.
 export function featureName(f) {
   return messages[lang]['f_' + f] ?? f.replace(/_/g, ' ');
+}
+
+// The catalogue's category names in Chinese (GET /v1/categories), loaded once by the app.
+let categoriesZh = {};
+export function setCategoryNames(list) {
+  categoriesZh = Object.fromEntries((list || []).filter((c) => c.name_zh).map((c) => [c.name, c.name_zh]));
+}
+
+// A catalogue category (a path such as "Beauty > Skincare", or a top level) in the reader's
+// language; "all" is the forecasts' whole shop. Names the catalogue does not translate stay as given.
+export function categoryName(name) {
+  if (name === 'all') return t('all_items');
+  return (lang === 'zh' && categoriesZh[name]) || name;
+}
+
+// A model's figure ("validation.ndcg_at_10"), kind ("text-classifier") or task, in words; names
+// without a translation are shown as they are.
+export function metricName(key) {
+  return key.split('.').map((part) => messages[lang]['m_' + part] ?? part.replace(/_/g, ' ')).join(' · ');
+}
+export function modelKind(kind) {
+  return messages[lang]['kind_' + String(kind).replace(/-/g, '_')] ?? kind;
+}
+export function modelTask(task) {
+  return messages[lang]['task_' + task] ?? task;
 }
 
 export function eventType(type) {

@@ -351,7 +351,7 @@ Reply Assistant::form_turn(Session& s, const FormSpec& form, const std::string& 
   auto perform = [&]() {
     nlohmann::json slots = s.slots;
     if (slots.contains("order_id"))
-      if (const auto o = find_order(orders, slots["order_id"].get<std::string>())) slots["order"] = describe_order(*o, chinese);
+      if (const auto o = find_order(orders, slots["order_id"].get<std::string>())) slots["order"] = describe_order(*o, chinese, &titles_zh_);
     r.action = {{"name", form.name}, {"slots", s.slots}};
     r.slots = s.slots;
     return finish(fill_template(chinese ? form.done_zh : form.done_en, slots), form.name + "_done");
@@ -475,7 +475,7 @@ std::optional<Reply> Assistant::personal(Session& s, const std::string& q, const
   if (order_id != entities.end()) {
     r.intent = "order_status";
     const auto o = find_order(orders, order_id->value);
-    r.text = o ? describe_order(*o, chinese)
+    r.text = o ? describe_order(*o, chinese, &titles_zh_)
                : (chinese ? fmt::format("您的账户里没有订单 {}，请核对订单号。", order_id->text)
                           : fmt::format("I can't find order {} in your account; please check the number.", order_id->text));
     return r;
@@ -507,7 +507,7 @@ std::optional<Reply> Assistant::personal(Session& s, const std::string& q, const
   }
   r.intent = "last_order";
   r.text = orders.empty() ? (chinese ? "您还没有订单。" : "You have no orders yet.")
-                          : (chinese ? "您最近的订单：" : "Your latest order: ") + describe_order(orders.front(), chinese);
+                          : (chinese ? "您最近的订单：" : "Your latest order: ") + describe_order(orders.front(), chinese, &titles_zh_);
   return r;
 }
 

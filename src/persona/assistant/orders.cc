@@ -78,12 +78,15 @@ std::vector<OrderLine> bought_between(const std::vector<Order>& orders, int64_t 
   return out;
 }
 
-std::string describe_order(const Order& o, bool chinese) {
+std::string describe_order(const Order& o, bool chinese, const std::unordered_map<std::string, std::string>* zh_titles) {
   std::string lines;
   for (const auto& l : o.lines) {
+    std::string title = l.title;
+    if (chinese && zh_titles)
+      if (const auto zh = zh_titles->find(l.item); zh != zh_titles->end()) title = zh->second;
     const std::string price = std::isfinite(l.unit_price) ? fmt::format(" ({:.2f})", l.unit_price) : "";
     const std::string returned = l.returned ? (chinese ? "，已退货" : ", returned") : "";
-    lines += fmt::format("{}{:g} x {}{}{}", lines.empty() ? "" : (chinese ? "；" : "; "), l.quantity, l.title, price, returned);
+    lines += fmt::format("{}{:g} x {}{}{}", lines.empty() ? "" : (chinese ? "；" : "; "), l.quantity, title, price, returned);
   }
   return chinese ? fmt::format("订单 {}（{}）：{}。合计 {:.2f}。", o.id, format_date(o.time), lines, o.total())
                  : fmt::format("Order {} ({}): {}. Total {:.2f}.", o.id, format_date(o.time), lines, o.total());

@@ -40,6 +40,8 @@ std::optional<Order> find_order(const std::vector<Order>& orders, const std::str
 std::vector<OrderLine> bought_between(const std::vector<Order>& orders, int64_t from, int64_t to);
 
 // "2 x Kettle Pro 3 (39.50)" lines and a total, in English or Chinese.
-std::string describe_order(const Order& order, bool chinese);
+// `zh_titles`: items' Chinese names (item id -> name), used in a Chinese description when given.
+std::string describe_order(const Order& order, bool chinese,
+                           const std::unordered_map<std::string, std::string>* zh_titles = nullptr);
 
 }  // namespace persona::assistant

@@ -88,6 +88,8 @@ const std::vector<ModelField>& model_fields() {
       {E::Item, "price", T::Number, false, "list price"},
       {E::Item, "text", T::Text, false, "free description"},
       {E::Item, "aliases", T::Text, false, "other names (a translated title, a short name), separated by '|'"},
+      {E::Item, "category_aliases", T::Text, false,
+       "the category path in other languages (\"美妆 > 护肤\"), separated by '|': the dashboard shows it to Chinese readers"},
       {E::Item, "available", T::Boolean, false, "whether it can be bought now: true/false, yes/no, 1/0, 有货/缺货 (unknown: available)"},
       {E::Event, "user", T::Text, true, "external user id"},
       {E::Event, "item", T::Text, true, "external item id"},

@@ -56,6 +56,7 @@ struct Item {
   std::optional<double> price;
   std::optional<bool> available;  // whether it can be bought now; unknown counts as available
   std::string aliases;            // other names ("小米手机壳571|phone case 571"), '|'-separated
+  std::string category_aliases;   // the category path in other languages ("美妆 > 护肤"), '|'-separated
 };
 
 // An item's aliases one by one (empty ones left out).

@@ -269,6 +269,7 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
         else if (name == "text") it.text = text;
         else if (name == "available") it.available = v.number != 0;
         else if (name == "aliases") it.aliases = text;
+        else if (name == "category_aliases") it.category_aliases = text;
         break;
       }
       case Entity::Event: {

@@ -131,7 +131,7 @@ void decode_user(Reader& r, DecodedRecords& out) {
 }
 
 void decode_item(Reader& r, DecodedRecords& out) {
-  r.only({"id", "title", "category", "brand", "price", "text", "available", "aliases"});
+  r.only({"id", "title", "category", "brand", "price", "text", "available", "aliases", "category_aliases"});
   Item it;
   it.id = r.text("id", true).value_or("");
   it.title = r.text("title").value_or("");
@@ -142,6 +142,7 @@ void decode_item(Reader& r, DecodedRecords& out) {
   it.text = r.text("text").value_or("");
   it.available = r.boolean("available");
   it.aliases = r.text("aliases").value_or("");
+  it.category_aliases = r.text("category_aliases").value_or("");
   if (r.failure()) return;
   out.batch.items.push_back(std::move(it));
 }

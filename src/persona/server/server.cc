@@ -513,6 +513,11 @@ struct Server::Impl {
   std::mutex unavailable_mutex;
   std::vector<std::string> unavailable;  // the catalogue's unavailable items
   std::unordered_map<std::string, std::pair<std::string, std::string>> titles;  // id -> (title, Chinese name)
+  struct CategoryName {
+    std::string zh;  // "" when the catalogue gives none
+    int64_t items = 0;
+  };
+  std::map<std::string, CategoryName> category_names;  // every level of every item's category path
   std::optional<demand::TextAnalyzer> analyzer;
   std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
   std::optional<text::KeywordIndex> keyword_index;
@@ -567,6 +572,8 @@ struct Server::Impl {
   Reply analyze(const httplib::Request& req);
   Reply chat(const httplib::Request& req, const Caller& caller);
   Reply segments();
+  Reply segment_users(const httplib::Request& req, const std::string& segment);
+  Reply categories();
   Reply stats();
   Reply dp(const httplib::Request& req, const Caller& caller);
   Reply erase(const std::string& user, const Caller& caller);
@@ -590,10 +597,38 @@ struct Server::Impl {
     auto items = s.unavailable_items();
     // Titles for people reading a list (the dashboard's user page): English and Chinese.
     std::unordered_map<std::string, std::pair<std::string, std::string>> names;
-    for (const auto& item : s.items()) names[item.id] = {item.title, text::han_alias(item.aliases)};
+    std::map<std::string, CategoryName> categories;
+    for (const auto& item : s.items()) {
+      names[item.id] = {item.title, text::han_alias(item.aliases)};
+      if (!item.category.empty()) note_category(categories, item.category, text::han_alias(item.category_aliases));
+    }
     std::lock_guard lock(unavailable_mutex);
     unavailable = std::move(items);
     titles = std::move(names);
+    category_names = std::move(categories);
+  }
+  // A category path and each of its ancestors, with the Chinese name of each where the catalogue
+  // gives a Chinese path of as many levels ("Beauty > Skincare" / "美妆 > 护肤").
+  static void note_category(std::map<std::string, CategoryName>& out, const std::string& path, const std::string& zh_path) {
+    const auto levels = split_category(path), zh_levels = split_category(zh_path);
+    const bool aligned = levels.size() == zh_levels.size();
+    std::string prefix, zh_prefix;
+    for (size_t i = 0; i < levels.size(); ++i) {
+      prefix += (i ? " > " : "") + levels[i];
+      if (aligned) zh_prefix += (i ? " > " : "") + zh_levels[i];
+      auto& c = out[prefix];
+      ++c.items;
+      if (aligned && c.zh.empty()) c.zh = zh_prefix;
+    }
+  }
+  static std::vector<std::string> split_category(const std::string& path) {
+    std::vector<std::string> out;
+    for (size_t start = 0; start <= path.size();) {
+      const size_t end = std::min(path.find(" > ", start), path.size());
+      if (end > start) out.push_back(path.substr(start, end - start));
+      start = end + 3;
+    }
+    return out;
   }
   // An answer's item with its titles ("title", and "title_zh" when the catalogue has one).
   nlohmann::json item_json(const std::string& id, nlohmann::json j) {
@@ -981,6 +1016,63 @@ Reply Server::Impl::segments() {
   return json_reply(seg->to_json());
 }
 
+// A segment's members, most valuable first: a learned segment by number, or an RFM segment by
+// name ("champions", "at risk"). Kept per store generation like the other whole-store answers.
+Reply Server::Impl::segment_users(const httplib::Request& req, const std::string& segment) {
+  const int limit = int_param(req, "limit", 50, 1, 1000), offset = int_param(req, "offset", 0, 0, 100000000);
+  const bool learned = !segment.empty() && segment.find_first_not_of("0123456789") == std::string::npos;
+  if (learned && segment.size() > 6) throw HttpError(404, "Not Found", fmt::format("no segment {}", segment));
+  auto s = stores->acquire();
+  const std::string key = fmt::format("segment_users:{}:{}:{}", segment, limit, offset);
+  return {200, aggregates.get(*s, key, [&] {
+            struct Member {
+              double monetary;
+              nlohmann::json row;
+            };
+            std::vector<Member> members;
+            s->for_each_profile([&](const std::string&, const std::string& json) {
+              const auto p = nlohmann::json::parse(json);
+              const auto& rfm = p.at("rfm");
+              const bool in = learned ? p.value("segment", -1) == std::stoi(segment)
+                                      : rfm.value("segment", "") == segment;
+              if (!in) return;
+              const double monetary = rfm.value("monetary", 0.0);
+              members.push_back({monetary, {{"user", p.at("user")}, {"segment", p.value("segment", -1)},
+                                            {"rfm_segment", rfm.value("segment", "")},
+                                            {"recency_days", rfm.at("recency_days")}, {"frequency", rfm.value("frequency", 0)},
+                                            {"monetary", monetary}, {"events", p.at("activity").value("events", 0)},
+                                            {"propensity", p.value("propensity", nlohmann::json())},
+                                            {"tags", p.value("tags", nlohmann::json::array())}}});
+            });
+            if (members.empty()) throw HttpError(404, "Not Found", fmt::format("no users in segment \"{}\"", segment));
+            std::stable_sort(members.begin(), members.end(), [](const Member& a, const Member& b) {
+              return a.monetary > b.monetary || (a.monetary == b.monetary && a.row["user"] < b.row["user"]);
+            });
+            nlohmann::json users = nlohmann::json::array();
+            for (size_t i = static_cast<size_t>(offset); i < members.size() && users.size() < static_cast<size_t>(limit); ++i)
+              users.push_back(std::move(members[i].row));
+            return nlohmann::json({{"segment", segment}, {"total", members.size()}, {"offset", offset},
+                                   {"users", std::move(users)}})
+                .dump();
+          }),
+          "application/json"};
+}
+
+// The catalogue's categories (every level of every path) with their Chinese names where known:
+// the dashboard shows categories in the reader's language.
+Reply Server::Impl::categories() {
+  nlohmann::json list = nlohmann::json::array();
+  {
+    std::lock_guard lock(unavailable_mutex);
+    for (const auto& [name, c] : category_names) {
+      nlohmann::json j = {{"name", name}, {"items", c.items}};
+      if (!c.zh.empty()) j["name_zh"] = c.zh;
+      list.push_back(std::move(j));
+    }
+  }
+  return json_reply({{"categories", std::move(list)}});
+}
+
 Reply Server::Impl::stats() { return {200, stats_body(), "application/json"}; }
 
 std::string Server::Impl::stats_body(bool fresh) {
@@ -992,6 +1084,13 @@ std::string Server::Impl::stats_body(bool fresh) {
       for (const auto& r : v) a.push_back({{"name", r.name}, {"count", r.count}, {"detail", r.detail}});
       return a;
     };
+    auto titled = [this](nlohmann::json items) {  // each item's titles, English and Chinese
+      for (auto& r : items) {
+        const std::string id = r["name"];
+        r = item_json(id, std::move(r));
+      }
+      return items;
+    };
     return dump_json({{"users", st.users},
                       {"items", st.items},
                       {"events", st.events},
@@ -1002,7 +1101,7 @@ std::string Server::Impl::stats_body(bool fresh) {
                       {"first_event", st.first_event ? format_timestamp(*st.first_event) : ""},
                       {"last_event", st.last_event ? format_timestamp(*st.last_event) : ""},
                       {"event_types", rows(st.event_types)},
-                      {"top_items", rows(st.top_items)},
+                      {"top_items", titled(rows(st.top_items))},
                       {"top_categories", rows(st.top_categories)},
                       {"text_languages", rows(st.text_languages)}});
   }, fresh);
@@ -1282,6 +1381,9 @@ void Server::Impl::add_routes() {
     auto s = stores->acquire();
     return json_reply(rfm_grid(*s));
   });
+  add("GET", "/v1/segments/{id}/users", {"profiles:read"}, false,
+      [this, param](const httplib::Request& req, auto&) { return segment_users(req, param(req)); });
+  add("GET", "/v1/categories", {"stats:read"}, false, [this](auto&, auto&) { return categories(); });
   add("GET", "/v1/users/{id}/events", {"profiles:read", "profile"}, true,
       [this, param](const httplib::Request& req, auto&) { return user_events(req, param(req)); });
   add("GET", "/v1/stats/timeline", {"stats:read"}, false, [this](const httplib::Request& req, auto&) { return timeline(req); });

@@ -84,6 +84,10 @@ ALTER TABLE items ADD COLUMN aliases TEXT;
 ALTER TABLE users ADD COLUMN consent_personalisation INTEGER;
 ALTER TABLE users ADD COLUMN consent_analytics INTEGER;
 )sql",
+    // 7: category names in other languages (the dashboard's Chinese).
+    R"sql(
+ALTER TABLE items ADD COLUMN category_aliases TEXT;
+)sql",
 };
 
 // The associated data of a sealed value: the column and the row it belongs to, so a ciphertext
@@ -415,7 +419,7 @@ class SqliteStore final : public Store {
   }
 
   std::vector<Item> items() override {
-    Statement q(db_, "SELECT ext_id, title, category, brand, price, text, available, aliases FROM items ORDER BY id");
+    Statement q(db_, "SELECT ext_id, title, category, brand, price, text, available, aliases, category_aliases FROM items ORDER BY id");
     std::vector<Item> out;
     while (q.step()) {
       Item it;  // text() of NULL is "": no value
@@ -427,6 +431,7 @@ class SqliteStore final : public Store {
       it.text = q.text(5);
       it.available = q.opt_bool(6);
       it.aliases = q.text(7);
+      it.category_aliases = q.text(8);
       out.push_back(std::move(it));
     }
     return out;
@@ -783,17 +788,19 @@ class SqliteStore final : public Store {
       if (it.price) m.price = it.price;
       if (it.available) m.available = it.available;
       if (!it.aliases.empty()) m.aliases = it.aliases;
+      if (!it.category_aliases.empty()) m.category_aliases = it.category_aliases;
     }
     Statement q(db_, "UPDATE items SET title=COALESCE(?, title), category=COALESCE(?, category), "
                      "brand=COALESCE(?, brand), price=COALESCE(?, price), text=COALESCE(?, text), "
-                     "available=COALESCE(?, available), aliases=COALESCE(?, aliases) WHERE id=?");
+                     "available=COALESCE(?, available), aliases=COALESCE(?, aliases), "
+                     "category_aliases=COALESCE(?, category_aliases) WHERE id=?");
     for (const auto& ext : order) {
       const Item& it = merged[ext];
       const int64_t id = item_id(it.id);
       q.bind_text_or_null(1, it.title).bind_text_or_null(2, it.category).bind_text_or_null(3, it.brand);
       q.bind_opt(4, it.price).bind_text_or_null(5, it.text);
       q.bind_opt(6, it.available ? std::optional<int64_t>(*it.available ? 1 : 0) : std::nullopt);
-      q.bind_text_or_null(7, it.aliases).bind(8, id).run();
+      q.bind_text_or_null(7, it.aliases).bind_text_or_null(8, it.category_aliases).bind(9, id).run();
     }
   }
 

@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { chart, countPoints, lineSeries } from '../charts.js';
-import { t } from '../i18n.js';
+import { categoryName, t } from '../i18n.js';
 import { card, el, num, table } from '../ui.js';
 
 export async function render(root) {
@@ -10,7 +10,9 @@ export async function render(root) {
     d.weeks[d.weeks.length - 1] += ` (${t('partial_week').replace('{0}', d.last_week_days)})`;
   const source = (s) => t({ model: 'from_model', data: 'from_data', items: 'items_source' }[s] || 'from_data');
   const sentiment = Object.entries(d.sentiment).map(([name, data]) => ({ name, type: 'bar', stack: 's', data }));
-  const categories = Object.entries(d.categories).map(([name, data]) => ({ name, type: 'bar', stack: 'c', data }));
+  // Demand categories are the catalogue's when they come from the items the texts are about.
+  const demandName = (name) => (d.category_source === 'items' ? categoryName(name) : name);
+  const categories = Object.entries(d.categories).map(([name, data]) => ({ name: demandName(name), type: 'bar', stack: 'c', data }));
   root.append(el('div', { class: 'row' },
     card(`${t('sentiment_weekly')} (${source(d.sentiment_source)})`, chart('chart-sentiment', {
       legend: {}, xAxis: { type: 'category', data: d.weeks }, yAxis: { type: 'value' }, series: sentiment,
@@ -31,7 +33,7 @@ export async function render(root) {
     // MAE, the error the method was chosen by (sMAPE misleads on days without sales).
     const smape = b.mae !== undefined ? ` · ${t('backtest')} ${num(b.mae)} (${t('seasonal_naive')} ${num(b.seasonal_naive_mae)})` : '';
     const method = f.method ? ` · ${t('method_' + f.method.replace(/-/g, '_'))}` : '';
-    return card(`${f.category}${method}${smape}`, chart(`chart-forecast-${f.category}`, {
+    return card(`${categoryName(f.category)}${method}${smape}`, chart(`chart-forecast-${f.category}`, {
       legend: {}, xAxis: { type: 'category', data: dates }, yAxis: { type: 'value' }, series,
     }, countPoints(series), 220));
   });
@@ -47,7 +49,7 @@ export async function render(root) {
       series: [{ type: 'bar', name: t('score'), data: top.map((k) => k.score) }],
     }, top.length, 360)),
     card(t('keywords'), el('div', { class: 'scroll' }, table('table-keywords', [
-      { label: t('word'), value: (k) => k.word },
+      { label: t('word'), value: (k) => k.word, verbatim: true },
       { label: t('score'), value: (k) => num(k.score), numeric: true },
     ], d.keywords)))));
 }

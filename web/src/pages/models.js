@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { chart } from '../charts.js';
-import { t } from '../i18n.js';
+import { metricName, modelKind, modelTask, t } from '../i18n.js';
 import { card, el, num, problem, table } from '../ui.js';
 
 // A model's figures as (name, number) pairs, nested objects one level deep ("validation.ndcg").
@@ -27,7 +27,7 @@ function headline(metrics) {
 }
 
 function figureText(metrics) {
-  return figures(metrics).slice(0, 6).map(([k, v]) => `${k} ${num(v)}`).join(' · ');
+  return figures(metrics).slice(0, 6).map(([k, v]) => `${metricName(k)} ${num(v)}`).join(' · ');
 }
 
 export async function render(root) {
@@ -46,7 +46,7 @@ export async function render(root) {
     const best = headline(m.recommend.metrics);
     root.append(card(t('recommender'),
       el('p', { 'data-testid': 'recommender-summary' },
-        [`${t('items')}: ${num(m.recommend.items)}`, method, best ? `${best[0]} ${num(best[1])}` : '', figureText(m.recommend.metrics.validation)]
+        [`${t('items')}: ${num(m.recommend.items)}`, method, best ? `${metricName(best[0])} ${num(best[1])}` : '', figureText(m.recommend.metrics.validation)]
           .filter((x) => x).join(' · ')),
       el('button', { onclick: retrain }, t('retrain')), status));
   }
@@ -55,7 +55,7 @@ export async function render(root) {
   const history = m.history.map((h) => ({ ...h, headline: headline(h.metrics) }));
   const byFile = new Map();
   for (const h of [...history].reverse().filter((x) => x.headline)) {
-    const name = `${h.file} · ${h.headline[0]}`;
+    const name = `${h.file} · ${metricName(h.headline[0])}`;
     if (!byFile.has(name)) byFile.set(name, []);
     byFile.get(name).push([h.created, h.headline[1]]);
   }
@@ -66,13 +66,13 @@ export async function render(root) {
     }, series.reduce((n, s) => n + s.data.length, 0), 260)),
     card(t('training_history'), el('div', { class: 'scroll' }, table('table-history', [
       { label: t('created'), value: (h) => h.created.replace('T', ' ').replace('Z', '') },
-      { label: t('file'), value: (h) => h.file },
-      { label: t('metrics'), value: (h) => (h.headline ? h.headline[0] : '') },
+      { label: t('file'), value: (h) => h.file, verbatim: true },
+      { label: t('metrics'), value: (h) => (h.headline ? metricName(h.headline[0]) : '') },
       { label: t('value'), value: (h) => (h.headline ? num(h.headline[1]) : '—'), numeric: true },
     ], history)))));
 
   root.append(card(t('model_quality'), table('table-quality', [
-    { label: t('file'), value: (q) => q.file },
+    { label: t('file'), value: (q) => q.file, verbatim: true },
     { label: t('measure'), value: (q) => q.measure },
     { label: t('value'), value: (q) => num(q.value), numeric: true },
     { label: t('baseline'), value: (q) => q.baseline, numeric: true },
@@ -80,10 +80,10 @@ export async function render(root) {
   ], m.files.map(quality).filter((q) => q))));
 
   root.append(card(t('model_files'), table('table-models', [
-    { label: t('file'), value: (f) => f.file },
-    { label: t('kind'), value: (f) => f.kind },
-    { label: t('task'), value: (f) => f.task },
-    { label: t('created'), value: (f) => f.created },
+    { label: t('file'), value: (f) => f.file, verbatim: true },
+    { label: t('kind'), value: (f) => modelKind(f.kind) },
+    { label: t('task'), value: (f) => modelTask(f.task) },
+    { label: t('created'), value: (f) => f.created.replace('T', ' ').replace('Z', '') },
     { label: 'KiB', value: (f) => num(f.bytes / 1024), numeric: true },
     { label: t('metrics'), value: (f) => figureText(f.metrics) },
   ], m.files)));
@@ -100,18 +100,18 @@ function quality(f) {
     return row(t('validation_accuracy'), x.validation_accuracy, base, note);
   }
   if (f.kind === 'tabular-classifier') {
-    const auc = typeof x.test_auc === 'number' ? ['test AUC', x.test_auc] : typeof x.cv_auc === 'number' ? ['CV AUC', x.cv_auc] : null;
+    const auc = typeof x.test_auc === 'number' ? [metricName('test_auc'), x.test_auc] : typeof x.cv_auc === 'number' ? [metricName('cv_auc'), x.cv_auc] : null;
     if (auc) return row(auc[0], auc[1], `0.5 (${t('baseline_random')})`,
       typeof x.base_rate === 'number' ? `${t('base_rate')} ${num(x.base_rate)}` : '');
   }
   if (f.kind === 'recommender' && x.validation && typeof x.validation.ndcg_at_10 === 'number')
-    return row('nDCG@10', x.validation.ndcg_at_10,
+    return row(metricName('ndcg_at_10'), x.validation.ndcg_at_10,
       typeof x.popularity_ndcg_at_10 === 'number' ? `${num(x.popularity_ndcg_at_10)} (${t('baseline_popularity')})` : '—');
   return null;
 }
 
 // A recommender's method as a person reads it: "user-knn (alpha 0.5, users 100)".
 function methodText(spec) {
-  const params = Object.entries(spec).filter(([k, v]) => k !== 'method' && typeof v !== 'object').map(([k, v]) => `${k} ${num(v)}`);
+  const params = Object.entries(spec).filter(([k, v]) => k !== 'method' && typeof v !== 'object').map(([k, v]) => `${metricName(k)} ${num(v)}`);
   return params.length ? `${spec.method} (${params.join(', ')})` : spec.method;
 }

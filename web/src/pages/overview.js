@@ -1,7 +1,7 @@
 import { api } from '../api.js';
 import { chart, countPoints, lineSeries } from '../charts.js';
-import { t } from '../i18n.js';
-import { card, el, kpi, num, table } from '../ui.js';
+import { categoryName, t } from '../i18n.js';
+import { card, el, itemName, kpi, num, table } from '../ui.js';
 
 export async function render(root) {
   const [stats, timeline] = await Promise.all([api('/v1/stats'), api('/v1/stats/timeline?days=90')]);
@@ -35,8 +35,11 @@ export async function render(root) {
       series: [{ type: 'funnel', sort: 'none', left: '10%', width: '80%', label: { formatter: '{b}: {c}' }, data: steps }],
     }, steps.length)),
     card(t('top_items'), table('table-top-items', [
-      { label: t('item'), value: (r) => r.name },
-      { label: t('title'), value: (r) => r.detail },
+      { label: t('item'), value: (r) => itemName(r) },
       { label: t('events'), value: (r) => num(r.count), numeric: true },
     ], stats.top_items))));
+  root.append(card(t('top_categories'), table('table-top-categories', [
+    { label: t('category'), value: (r) => categoryName(r.name) },
+    { label: t('events'), value: (r) => num(r.count), numeric: true },
+  ], stats.top_categories)));
 }

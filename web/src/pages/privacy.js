@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { chart } from '../charts.js';
-import { t } from '../i18n.js';
+import { categoryName, t } from '../i18n.js';
 import { card, el, kpi, num, problem, table } from '../ui.js';
 
 export async function render(root) {
@@ -46,18 +46,19 @@ const dpAnswers = [];
 
 // A differentially private statistic, charged to this key's budget (the page then shows it spent).
 function dpForm() {
-  const statistic = el('select', { id: 'dp-statistic' }, ['count', 'sum', 'mean', 'quantile', 'histogram'].map((s) => el('option', { value: s }, s)));
+  const statistic = el('select', { id: 'dp-statistic' }, ['count', 'sum', 'mean', 'quantile', 'histogram'].map((s) => el('option', { value: s }, t('st_' + s))));
   const epsilon = el('input', { id: 'dp-epsilon', type: 'number', value: '0.1', step: '0.05', min: '0.01', style: 'width:90px' });
   const upper = el('input', { id: 'dp-upper', type: 'number', value: '1000', style: 'width:90px' });
-  const out = el('div', { 'data-testid': 'dp-result' }, dpAnswers.map((a) => el('p', { class: 'ok' }, a)));
+  const say = (a) => `${a.time} · ${t('st_' + a.statistic)} (ε ${a.epsilon}): ${a.value} · ${t('budget_left')} ${num(a.left)}`;
+  const out = el('div', { 'data-testid': 'dp-result' }, dpAnswers.map((a) => el('p', { class: 'ok' }, say(a))));
   const run = async () => {
     const body = { statistic: statistic.value, epsilon: Number(epsilon.value), upper: Number(upper.value), by: 'category' };
     try {
       const r = await api('/v1/stats/dp', { method: 'POST', body });
       const res = r.result;
       const value = res.value !== undefined ? `${num(res.value)} (±${num(res.noise_scale ?? res.ci95 ?? 0)})`
-        : Object.entries(res.buckets || {}).slice(0, 6).map(([k, v]) => `${k} ${num(typeof v === 'object' ? v.value : v)}`).join(' · ');
-      dpAnswers.unshift(`${new Date().toLocaleTimeString()} · ${statistic.value} (ε ${epsilon.value}): ${value} · ${t('budget_left')} ${num(r.budget_left)}`);
+        : Object.entries(res.buckets || {}).slice(0, 6).map(([k, v]) => `${categoryName(k)} ${num(typeof v === 'object' ? v.value : v)}`).join(' · ');
+      dpAnswers.unshift({ time: new Date().toLocaleTimeString(), statistic: statistic.value, epsilon: epsilon.value, value, left: r.budget_left });
       dpAnswers.splice(10);
       window.dispatchEvent(new HashChangeEvent('hashchange'));  // the budgets, spent; the answers stay
     } catch (e) {

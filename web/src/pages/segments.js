@@ -1,11 +1,17 @@
 import { api } from '../api.js';
 import { chart } from '../charts.js';
-import { featureName, rfmSegment, segmentLabel, t } from '../i18n.js';
-import { card, el, num, table } from '../ui.js';
+import { categoryName, featureName, rfmSegment, segmentLabel, t } from '../i18n.js';
+import { card, el, num, problem, table } from '../ui.js';
 
-export async function render(root) {
+// #/segments: sizes, centroids, the RFM grid. #/segments/ID: also the users of segment ID (a
+// learned segment's number or an RFM segment's name), most valuable first.
+export async function render(root, params) {
+  const chosen = params[0];
   const [model, rfm] = await Promise.all([api('/v1/segments'), api('/v1/segments/rfm')]);
   const segs = model.segments;
+  const open = (id) => el('a', { href: `#/segments/${encodeURIComponent(id)}`, 'data-segment': id, class: String(id) === chosen ? 'active' : '' },
+    typeof id === 'number' ? `${id}` : rfmSegment(id));
+  if (chosen !== undefined) root.append(await members(chosen, segs));
   root.append(el('div', { class: 'row' },
     card(t('segment_sizes'), chart('chart-segments', {
       xAxis: { type: 'category', data: segs.map((s) => `${s.id} ${segmentLabel(s.label)}`), axisLabel: { interval: 0, rotate: 20 } },
@@ -23,18 +29,52 @@ export async function render(root) {
   ], features))));
 
   root.append(el('div', { class: 'row' },
-    card(t('segments'), table('table-segments', [
-      { label: t('segment'), value: (s) => s.id },
+    card(t('segments'), el('p', { class: 'muted' }, t('drill_hint')), table('table-segments', [
+      { label: t('segment'), value: (s) => open(s.id) },
       { label: t('label'), value: (s) => segmentLabel(s.label) },
       { label: t('size'), value: (s) => num(s.size), numeric: true },
       { label: t('share'), value: (s) => `${num(100 * s.share)}%`, numeric: true },
-      { label: t('top_categories'), value: (s) => (s.top_categories || []).slice(0, 3).map((c) => c.name).join(', ') },
-      { label: t('tags'), value: (s) => (s.tags || []).slice(0, 3).map((c) => c.name).join(', ') },
+      { label: t('top_categories'), value: (s) => (s.top_categories || []).slice(0, 3).map((c) => categoryName(c.name)).join(', ') },
+      { label: t('tags'), value: (s) => (s.tags || []).slice(0, 3).map((c) => c.name).join(', '), verbatim: true },
     ], segs)),
     card(t('rfm_segments'), table('table-rfm-segments', [
-      { label: t('segment'), value: (s) => rfmSegment(s.segment) },
+      { label: t('segment'), value: (s) => open(s.segment) },
       { label: t('users'), value: (s) => num(s.users), numeric: true },
     ], [...rfm.rfm_segments].sort((a, b) => b.users - a.users)))));
+}
+
+// A segment's users, a page at a time, each a link to their user page.
+async function members(id, segs) {
+  const learned = /^\d+$/.test(id);
+  const seg = learned ? segs.find((s) => String(s.id) === id) : null;
+  const name = learned ? `${t('segment')} ${id}${seg ? ' · ' + segmentLabel(seg.label) : ''}` : rfmSegment(id);
+  const rows = [];
+  const body = el('div', { 'data-testid': 'segment-users' });
+  const title = el('p', { class: 'muted' });
+  const more = el('button', {}, t('more'));
+  const load = async () => {
+    const page = await api(`/v1/segments/${encodeURIComponent(id)}/users?limit=50&offset=${rows.length}`);
+    rows.push(...page.users);
+    title.textContent = t('of_total').replace('{0}', num(rows.length)).replace('{1}', num(page.total));
+    more.hidden = rows.length >= page.total;
+    body.replaceChildren(table('table-segment-users', [
+      { label: t('user'), value: (u) => el('a', { href: `#/user/${encodeURIComponent(u.user)}` }, u.user) },
+      { label: t('rfm'), value: (u) => rfmSegment(u.rfm_segment) },
+      { label: t('recency_days'), value: (u) => num(u.recency_days), numeric: true },
+      { label: t('purchases'), value: (u) => num(u.frequency), numeric: true },
+      { label: t('monetary'), value: (u) => num(u.monetary), numeric: true },
+      { label: t('propensity'), value: (u) => num(u.propensity), numeric: true },
+      { label: t('tags'), value: (u) => (u.tags || []).join(', '), verbatim: true },
+    ], rows));
+  };
+  more.addEventListener('click', () => load().catch((e) => body.append(problem(e))));
+  try {
+    await load();
+  } catch (e) {
+    body.replaceChildren(problem(e));
+    more.hidden = true;
+  }
+  return card(t('segment_users').replace('{0}', name), title, el('div', { class: 'scroll tall' }, body), more);
 }
 
 function rfmHeatmap(rfm) {

@@ -1,7 +1,7 @@
 import { api, ApiError } from '../api.js';
 import { chart } from '../charts.js';
-import { eventType, language, reason, rfmSegment, t } from '../i18n.js';
-import { card, el, num, problem, table } from '../ui.js';
+import { categoryName, eventType, reason, rfmSegment, t } from '../i18n.js';
+import { card, el, itemName, num, problem, table } from '../ui.js';
 
 export async function render(root, params) {
   const user = params[0] || sessionStorage.getItem('persona.user') || 'U000042';
@@ -32,7 +32,7 @@ export async function render(root, params) {
   root.append(el('div', { class: 'row' },
     card(t('recommendations'), recs instanceof ApiError ? problem(recs) : table('table-recommendations', [
       { label: t('item'), value: (r) => itemName(r) },
-      { label: t('category'), value: (r) => r.category },
+      { label: t('category'), value: (r) => categoryName(r.category) },
       { label: t('score'), value: (r) => num(r.score), numeric: true },
       { label: t('reason'), value: (r) => reason(r.reason, r.because) },
     ], recList)),
@@ -40,7 +40,7 @@ export async function render(root, params) {
       { label: t('time'), value: (e) => e.time.replace('T', ' ').replace('Z', '') },
       { label: t('type'), value: (e) => eventType(e.type) },
       { label: t('item'), value: (e) => (e.item ? itemName(e) : '') },
-      { label: t('category'), value: (e) => e.category },
+      { label: t('category'), value: (e) => categoryName(e.category) },
       { label: t('value'), value: (e) => num(e.value), numeric: true },
     ], events.events)))));
 }
@@ -57,19 +57,13 @@ function profileCards(p) {
   return el('div', { class: 'row' },
     card(t('profile'),
       table('table-profile', [{ label: t('feature'), value: (f) => f[0] }, { label: t('value'), value: (f) => num(f[1]), numeric: true }], facts),
-      el('div', { class: 'tags', 'data-testid': 'user-tags' }, (p.tags || []).map((tag) => el('span', { class: 'tag' }, tag)))),
+      el('div', { class: 'tags', 'data-testid': 'user-tags', 'data-verbatim': true }, (p.tags || []).map((tag) => el('span', { class: 'tag' }, tag)))),
     card(t('affinities'), chart('chart-affinity', {
       tooltip: { trigger: 'item' },
       grid: { left: 110, right: 24, top: 16, bottom: 24 },
       xAxis: { type: 'value', max: 1 },
-      yAxis: { type: 'category', data: cats.map((c) => c.name).reverse() },
+      yAxis: { type: 'category', data: cats.map((c) => categoryName(c.name)).reverse() },
       series: [{ type: 'bar', name: t('share'), data: cats.map((c) => Number(c.share.toFixed(3))).reverse() }],
     }, cats.length, 240),
     el('p', { class: 'muted' }, `${t('brands')}: ${brands.slice(0, 5).map((b) => `${b.name} ${num(100 * b.share)}%`).join(', ') || '—'}`)));
-}
-
-// An item as a person reads it: its title in the reader's language, the id on hover.
-function itemName(r) {
-  const title = (language() === 'zh' && r.title_zh) || r.title;
-  return title ? el('span', { title: r.item, 'data-item': r.item }, title) : r.item;
 }
