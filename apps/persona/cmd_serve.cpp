@@ -96,7 +96,7 @@ int serve_until_stopped(server::ServerOptions options, const Common& common, con
   // first page a person opens is answered from memory; the API serves meanwhile.
   std::thread dashboard([&] {
     if (options.web_dir.empty()) return;
-    server.warm_dashboard();
+    server.warm_dashboard(dashboard_key);
     if (common.quiet) return;
     fmt::print(stderr, "dashboard: {}{}\n", base, dashboard_key.empty() ? "" : "#key=" + dashboard_key);
     std::fflush(stderr);

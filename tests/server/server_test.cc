@@ -232,6 +232,13 @@ TEST(Server, DashboardAggregatesFollowIngestAndErasure) {
   const auto before = json_of(analyst.Get("/v1/stats"));
   const auto day_before = json_of(analyst.Get("/v1/stats/timeline?days=3660"));
   EXPECT_EQ(json_of(analyst.Get("/v1/stats")), before) << "the kept answer";
+  // Every RFM segment's users page, kept too: each must follow the data like the rest.
+  auto service = s.client("service");
+  auto members_of = [&](const std::string& segment) {
+    return json_of(service.Get(("/v1/segments/" + httplib::detail::encode_query_param(segment) + "/users?limit=1000").c_str()));
+  };
+  const auto rfm_before = json_of(analyst.Get("/v1/segments/rfm"));
+  for (const auto& seg : rfm_before["rfm_segments"]) members_of(seg["segment"]);
   const auto r = json_of(s.client("service").Post(
       "/v1/events",
       R"([{"user":"UAGG1","item":"P00007","type":"purchase","value":10,"timestamp":"2025-12-01T10:00:00Z"},
@@ -252,12 +259,33 @@ TEST(Server, DashboardAggregatesFollowIngestAndErasure) {
     timeline = json_of(analyst.Get("/v1/stats/timeline?days=3660"));
   }
   EXPECT_NE(timeline, day_before);
+  // The new buyer's profile is built live; their RFM segment's page lists them within seconds.
+  std::string segment;
+  for (int i = 0; i < 300 && segment.empty(); ++i) {
+    const auto p = service.Get("/v1/users/UAGG1/profile");
+    if (p && p->status == 200) segment = nlohmann::json::parse(p->body)["rfm"]["segment"];
+    else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(segment.empty()) << "no profile for the new buyer";
+  auto listed = [&] {
+    const auto page = members_of(segment);
+    for (const auto& u : page["users"])
+      if (u["user"] == "UAGG1") return true;
+    return false;
+  };
+  bool found = listed();
+  for (int i = 0; i < 300 && !found; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    found = listed();
+  }
+  EXPECT_TRUE(found) << "the segment \"" << segment << "\" page follows the data";
   const auto erased = s.client("admin").Delete("/v1/users/UAGG1");
   ASSERT_TRUE(erased);
   ASSERT_LT(erased->status, 300) << erased->body;
   const auto gone = json_of(analyst.Get("/v1/stats"));
   EXPECT_EQ(gone["events"], before["events"]) << gone.dump();
   EXPECT_NEAR(gone["revenue"].get<double>(), before["revenue"].get<double>(), 1e-6);
+  EXPECT_FALSE(listed()) << "after an erasure, never the earlier answer";
 }
 
 TEST(Server, DashboardRoutesAnswerWithTheShopsNumbers) {

@@ -384,5 +384,27 @@ TEST(SqliteStore, ConcurrentWritersOnANewStoreAgree) {
   expect_dense_unique(*store);
 }
 
+TEST(SqliteStore, GenerationMovesWithEveryChangeAndOnlyThen) {
+  // What the server's kept whole-store answers (the dashboard's aggregates) are keyed by: it must
+  // move with every kind of change, seen by every connection, and stand still on reads.
+  test::TempDir dir;
+  const auto path = dir.file("g.db");
+  auto writer = open_sqlite_store(path);
+  auto reader = open_sqlite_store(path);
+  const int64_t g0 = reader->generation();
+  const auto ingest = writer->begin_ingest("events", "e.csv", "hash", "map");
+  writer->write_batch(ingest.id, sample_batch(2, 10), 12);
+  const int64_t g1 = reader->generation();
+  EXPECT_GT(g1, g0) << "a written batch";
+  reader->stats(3);
+  reader->events();
+  EXPECT_EQ(reader->generation(), g1) << "reads change nothing";
+  writer->put_profiles({{"u1", "{}"}}, false);
+  const int64_t g2 = reader->generation();
+  EXPECT_GT(g2, g1) << "profiles written (the RFM grid and segments' users read them)";
+  writer->erase_user("u1");
+  EXPECT_GT(reader->generation(), g2) << "an erasure";
+}
+
 }  // namespace
 }  // namespace persona::store

@@ -47,8 +47,8 @@ async function show() {
   root.setAttribute('data-state', 'loading');
   banner.hidden = true;
   try {
-    await loadCategories();
-    await pages[page].render(root, params);
+    // The category names load beside the page's own data: pages that show categories wait for both.
+    await pages[page].render(root, params, loadCategories());
     if (mine === rendering) root.setAttribute('data-state', 'ready');
   } catch (e) {
     if (mine !== rendering) return;

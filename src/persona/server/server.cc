@@ -350,9 +350,15 @@ class WholeStoreAnswers {
     return out;
   }
 
+  void forget(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    if (const auto it = answers_.find(key); it != answers_.end() && !it->second.computing) answers_.erase(it);
+  }
+
  private:
-  // Each days= or weeks= asked for is its own answer: the least recently used go past a few.
-  static constexpr size_t kMaxAnswers = 16;
+  // Each days= or weeks= or segment page asked for is its own answer: the least recently used go
+  // past a few dozen.
+  static constexpr size_t kMaxAnswers = 32;
   void forget_beyond(size_t n, const std::string& keep) {
     while (answers_.size() >= n && !answers_.count(keep)) {
       auto oldest = answers_.end();
@@ -573,6 +579,8 @@ struct Server::Impl {
   Reply chat(const httplib::Request& req, const Caller& caller);
   Reply segments();
   Reply segment_users(const httplib::Request& req, const std::string& segment);
+  std::string segment_users_body(const std::string& segment, int limit, int offset, bool fresh = false);
+  std::string rfm_body(bool fresh = false);
   Reply categories();
   Reply stats();
   Reply dp(const httplib::Request& req, const Caller& caller);
@@ -1020,11 +1028,16 @@ Reply Server::Impl::segments() {
 // name ("champions", "at risk"). Kept per store generation like the other whole-store answers.
 Reply Server::Impl::segment_users(const httplib::Request& req, const std::string& segment) {
   const int limit = int_param(req, "limit", 50, 1, 1000), offset = int_param(req, "offset", 0, 0, 100000000);
+  return {200, segment_users_body(segment, limit, offset), "application/json"};
+}
+
+std::string Server::Impl::segment_users_body(const std::string& segment, int limit, int offset, bool fresh) {
   const bool learned = !segment.empty() && segment.find_first_not_of("0123456789") == std::string::npos;
   if (learned && segment.size() > 6) throw HttpError(404, "Not Found", fmt::format("no segment {}", segment));
   auto s = stores->acquire();
-  const std::string key = fmt::format("segment_users:{}:{}:{}", segment, limit, offset);
-  return {200, aggregates.get(*s, key, [&] {
+  // Offset and limit first: the segment's name may hold any character but a slash.
+  const std::string key = fmt::format("segment_users/{}/{}/{}", offset, limit, segment);
+  return aggregates.get(*s, key, [&] {
             struct Member {
               double monetary;
               nlohmann::json row;
@@ -1054,8 +1067,12 @@ Reply Server::Impl::segment_users(const httplib::Request& req, const std::string
             return nlohmann::json({{"segment", segment}, {"total", members.size()}, {"offset", offset},
                                    {"users", std::move(users)}})
                 .dump();
-          }),
-          "application/json"};
+          }, fresh);
+}
+
+std::string Server::Impl::rfm_body(bool fresh) {
+  auto s = stores->acquire();
+  return aggregates.get(*s, "rfm", [&] { return dump_json(rfm_grid(*s)); }, fresh);
 }
 
 // The catalogue's categories (every level of every path) with their Chinese names where known:
@@ -1128,13 +1145,24 @@ void Server::Impl::warm_aggregates() {
     stats_body(true);
     timeline_body(90, true);
     demand_body(12, true);
-    // And every other answer kept (other days= and weeks=), served stale meanwhile.
+    rfm_body(true);
+    // And every other answer kept (other days= and weeks=, segments' users), served stale
+    // meanwhile: each key names its route and parameters.
     for (const auto& key : aggregates.keys()) {
-      const auto slash = key.find('/');
-      if (slash == std::string::npos) continue;
-      const int n = std::stoi(key.substr(slash + 1));
-      if (key.rfind("timeline/", 0) == 0 && n != 90) timeline_body(n, true);
-      if (key.rfind("demand/", 0) == 0 && n != 12) demand_body(n, true);
+      std::vector<std::string> part;
+      for (size_t at = 0, slash; at <= key.size(); at = slash + 1) {
+        slash = part.size() == 3 ? key.size() : std::min(key.find('/', at), key.size());
+        part.push_back(key.substr(at, slash - at));
+      }
+      if (part[0] == "timeline" && part.size() == 2 && part[1] != "90") timeline_body(std::stoi(part[1]), true);
+      if (part[0] == "demand" && part.size() == 2 && part[1] != "12") demand_body(std::stoi(part[1]), true);
+      if (part[0] == "segment_users" && part.size() == 4) {
+        try {
+          segment_users_body(part[3], std::stoi(part[2]), std::stoi(part[1]), true);
+        } catch (const HttpError&) {  // the segment is gone (no users now): asked again, it says so
+          aggregates.forget(key);
+        }
+      }
     }
   } catch (const std::exception& e) {
     if (log) {
@@ -1377,10 +1405,8 @@ void Server::Impl::add_routes() {
   add("POST", "/v1/chat", {"chat"}, false, [this](const httplib::Request& req, const Caller& c) { return chat(req, c); });
   routes.back().subject_in_body = true;
   add("GET", "/v1/segments", {"segments:read"}, false, [this](auto&, auto&) { return segments(); });
-  add("GET", "/v1/segments/rfm", {"segments:read"}, false, [this](auto&, auto&) {
-    auto s = stores->acquire();
-    return json_reply(rfm_grid(*s));
-  });
+  add("GET", "/v1/segments/rfm", {"segments:read"}, false,
+      [this](auto&, auto&) { return Reply{200, rfm_body(), "application/json"}; });
   add("GET", "/v1/segments/{id}/users", {"profiles:read"}, false,
       [this, param](const httplib::Request& req, auto&) { return segment_users(req, param(req)); });
   add("GET", "/v1/categories", {"stats:read"}, false, [this](auto&, auto&) { return categories(); });
@@ -1545,7 +1571,10 @@ void Server::run() {
   impl_->erasure_followups->stop();  // the people erased leave the recommender before the server stops
 }
 
-void Server::warm_dashboard() { impl_->warm_aggregates(); }
+void Server::warm_dashboard(const std::string& key) {
+  if (!key.empty() && impl_->api_keys) impl_->api_keys->authenticate(key);
+  impl_->warm_aggregates();
+}
 
 void Server::stop() {
   impl_->ready = false;

@@ -54,8 +54,10 @@ class Server {
   // Stops accepting and ends run() once the requests in flight are answered. Any thread.
   void stop();
   // Computes the dashboard's aggregates now (they are also computed in the background from the
-  // start): the demo calls it before it prints the dashboard's address.
-  void warm_dashboard();
+  // start): the demo calls it before it prints the dashboard's address. `key`: the API key the
+  // printed link carries, verified now (Argon2id: a noticeable part of a second) so that the
+  // first page's requests find it verified.
+  void warm_dashboard(const std::string& key = "");
 
   // (method, OpenAPI path) of every route, e.g. ("GET", "/v1/users/{id}/profile").
   std::vector<std::pair<std::string, std::string>> routes() const;

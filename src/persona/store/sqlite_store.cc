@@ -379,6 +379,7 @@ class SqliteStore final : public Store {
         q.run();
         q.reset();
       }
+      bump_generation();  // the RFM grid and segments' users are read from the profiles
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

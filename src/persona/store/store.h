@@ -168,8 +168,8 @@ class Store {
   // sessions, regions or texts): the quick read behind serving one request.
   virtual EventColumns history(const std::string& user) = 0;
   virtual ChangeMark change_mark() = 0;
-  // A number that moves whenever the stored data changes (every written batch, a failed
-  // ingest's removal, an erasure), in any process: answers computed from the whole store are
+  // A number that moves whenever the stored data changes (every written batch, profiles written,
+  // a failed ingest's removal, an erasure), in any process: answers computed from the whole store are
   // kept until it moves (the dashboard's aggregates).
   virtual int64_t generation() = 0;
   // How many erasures the store has seen: work computed beside one is done again.

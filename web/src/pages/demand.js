@@ -3,8 +3,8 @@ import { chart, countPoints, lineSeries } from '../charts.js';
 import { categoryName, t } from '../i18n.js';
 import { card, el, num, table } from '../ui.js';
 
-export async function render(root) {
-  const d = await api('/v1/demand?weeks=12');
+export async function render(root, params, names) {
+  const [d] = await Promise.all([api('/v1/demand?weeks=12'), names]);
   // The newest week holds only the days up to the data's last: its label says so.
   if (d.weeks.length && d.last_week_days > 0 && d.last_week_days < 7)
     d.weeks[d.weeks.length - 1] += ` (${t('partial_week').replace('{0}', d.last_week_days)})`;

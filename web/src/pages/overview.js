@@ -3,8 +3,8 @@ import { chart, countPoints, lineSeries } from '../charts.js';
 import { categoryName, t } from '../i18n.js';
 import { card, el, itemName, kpi, num, table } from '../ui.js';
 
-export async function render(root) {
-  const [stats, timeline] = await Promise.all([api('/v1/stats'), api('/v1/stats/timeline?days=90')]);
+export async function render(root, params, names) {
+  const [stats, timeline] = await Promise.all([api('/v1/stats'), api('/v1/stats/timeline?days=90'), names]);
   root.append(el('div', { class: 'kpis' },
     kpi('kpi-users', t('users'), stats.users), kpi('kpi-items', t('items'), stats.items),
     kpi('kpi-events', t('events'), stats.events), kpi('kpi-revenue', t('revenue'), stats.revenue),

@@ -5,9 +5,9 @@ import { card, el, num, problem, table } from '../ui.js';
 
 // #/segments: sizes, centroids, the RFM grid. #/segments/ID: also the users of segment ID (a
 // learned segment's number or an RFM segment's name), most valuable first.
-export async function render(root, params) {
+export async function render(root, params, names) {
   const chosen = params[0];
-  const [model, rfm] = await Promise.all([api('/v1/segments'), api('/v1/segments/rfm')]);
+  const [model, rfm] = await Promise.all([api('/v1/segments'), api('/v1/segments/rfm'), names]);
   const segs = model.segments;
   const open = (id) => el('a', { href: `#/segments/${encodeURIComponent(id)}`, 'data-segment': id, class: String(id) === chosen ? 'active' : '' },
     typeof id === 'number' ? `${id}` : rfmSegment(id));

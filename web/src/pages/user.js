@@ -3,7 +3,7 @@ import { chart } from '../charts.js';
 import { categoryName, eventType, reason, rfmSegment, t } from '../i18n.js';
 import { card, el, itemName, num, problem, table } from '../ui.js';
 
-export async function render(root, params) {
+export async function render(root, params, names) {
   const user = params[0] || sessionStorage.getItem('persona.user') || 'U000042';
   sessionStorage.setItem('persona.user', user);
   const input = el('input', { id: 'user-id', value: user, placeholder: t('user_id') });
@@ -16,6 +16,7 @@ export async function render(root, params) {
     api(`/v1/users/${enc}/profile`).catch((e) => e),
     api(`/v1/users/${enc}/events?limit=100`),
     api(`/v1/users/${enc}/recommendations?k=10`).catch((e) => e),
+    names,
   ]);
   const consent = events.consent;
   const word = (v) => (v ? t('given') : t('refused'));
