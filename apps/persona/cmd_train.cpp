@@ -83,7 +83,7 @@ CLI::App* add_text_training(CLI::App* train, const std::string& name, const std:
   sub->add_option("-o,--out", args->out, "Model file (default <models>/<task>.model)");
   sub->add_option("--model", args->model, "auto (pick by validation score), tfidf-linear or fasttext")
       ->check(CLI::IsMember({"auto", "tfidf-linear", "fasttext"}));
-  sub->add_option("--budget", args->budget, "Wall-time budget in seconds for the whole training (search and final refit)")->check(CLI::Range(1, 86400));
+  sub->add_option("--budget", args->budget, "Seconds for the whole training: plans the search from the data's size (the same model on any machine) and caps the wall time")->check(CLI::Range(1, 86400));
   sub->add_flag("--no-tune", args->no_tune, "Default parameters, no search");
   sub->add_flag("--no-unknown", args->no_unknown, "Never answer unknown (no confidence threshold)");
   sub->add_option("--seed", args->seed, "Random seed");
@@ -121,6 +121,9 @@ int run_text_training(const TextTrainArgs& a, const std::string& task_name, cons
   }
   const auto& classifier = *trained;
   const double train_s = since(t0);
+  if (report.capped && !common.quiet)
+    fmt::print(stderr, "warning: the --budget {} s ran out before the planned training was done: this model depends on "
+               "this machine's speed and is not reproducible; a larger --budget gives a reproducible one\n", a.budget);
   nlohmann::json result = {{"task", task_name}, {"label_field", field}, {"read", read.to_json()},
                            {"training", report.to_json()}, {"train_s", train_s}};
   nlohmann::json metrics = {{"validation_accuracy", report.validation_accuracy},

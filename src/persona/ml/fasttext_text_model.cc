@@ -1,6 +1,5 @@
 #include "persona/ml/fasttext_text_model.h"
 
-#include <fasttext/autotune.h>
 #include <fasttext/fasttext.h>
 
 #include <atomic>
@@ -25,8 +24,6 @@
 
 namespace persona::ml {
 namespace {
-
-constexpr int kAutotuneBuckets = 500000;
 
 // fastText trains from files: a private temporary directory, removed on every exit path.
 class TempDirectory {
@@ -84,10 +81,9 @@ int buckets_for(size_t distinct_ngrams, int asked) {
   return static_cast<int>(std::min<size_t>(wanted, static_cast<size_t>(std::max(asked, 0))));
 }
 
-// Calls FastText::abort() at a deadline unless stopped first. Autotune has no callback and its
-// final training with the best arguments has no time limit of its own (fastText 0.9.2): this is
-// what bounds it. abort() is the library's own way to stop training from another thread (its
-// autotune timer does the same).
+// Calls FastText::abort() at a deadline unless stopped first: a watchdog of Persona's own, which
+// does not depend on fastText reporting progress. abort() is the library's own way to stop
+// training from another thread.
 class AbortAtDeadline {
  public:
   AbortAtDeadline(std::shared_ptr<fasttext::FastText> ft, FastTextModel::Clock::time_point at) {
@@ -95,8 +91,7 @@ class AbortAtDeadline {
     thread_ = std::thread([this, ft = std::move(ft), at] {
       std::unique_lock lock(mutex_);
       if (wake_.wait_until(lock, at, [this] { return stopped_; })) return;
-      // Again every 50 ms: autotune takes an abort during a trial as that trial's end and goes on
-      // to the next, and then to its final training.
+      // Again every 50 ms, until training has noticed.
       do ft->abort();
       while (!wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopped_; }));
     });
@@ -136,7 +131,9 @@ void train_until(fasttext::FastText& ft, const fasttext::Args& args, FastTextMod
   try {
     ft.train(args, callback);
   } catch (const std::exception&) {
-    if (aborted) throw TrainingTimedOut("fastText's training could not finish within the time given to it");
+    // Stopped by the callback, or by the watchdog at the deadline.
+    if (aborted || Clock::now() >= abort_at)
+      throw TrainingTimedOut("fastText's training could not finish within the time given to it");
     throw;
   }
 }
@@ -163,13 +160,13 @@ std::string fasttext_tokens(std::string_view text) {
 
 nlohmann::json FastTextParams::to_json() const {
   return {{"lr", lr},       {"epoch", epoch}, {"dim", dim},   {"word_ngrams", word_ngrams},
-          {"minn", minn},   {"maxn", maxn},   {"bucket", bucket}, {"autotune_seconds", autotune_seconds}};
+          {"minn", minn},   {"maxn", maxn},   {"bucket", bucket}};
 }
 
 FastTextModel::~FastTextModel() = default;
 
 std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, const FastTextParams& params,
-                                                    const LabelledTexts* validation, Clock::time_point abort_at) {
+                                                    Clock::time_point abort_at) {
   if (data.size() == 0) throw std::invalid_argument("no training texts");
   TempDirectory dir;
   const std::string train_file = dir.file("train.txt");
@@ -195,48 +192,10 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   auto out = std::make_unique<FastTextModel>();
   out->params_ = params;
   out->params_.bucket = args.bucket;
-  if (params.autotune_seconds > 0 && validation && validation->size() > 0) {
-    const std::string valid_file = dir.file("valid.txt");
-    write_training_file(valid_file, *validation);
-    args.autotuneValidationFile = valid_file;
-    args.autotuneDuration = params.autotune_seconds;
-    args.autotuneMetric = "f1";
-    args.autotunePredictions = 1;
-    // Autotune searches everything the caller did not fix. The loss is fixed, and so is the
-    // hash bucket count: left free, autotune tries tens of millions of buckets and took 14 GB
-    // on a 2,000-text set.
-    args.setManual("loss");
-    args.bucket = kAutotuneBuckets;
-    args.setManual("bucket");
-    // Autotune reports progress on std::cerr whatever the verbosity: silence it meanwhile.
-    std::ostringstream sink;
-    std::streambuf* saved = std::cerr.rdbuf(sink.rdbuf());
-    try {
-      AbortAtDeadline watchdog(ft, abort_at);
-      try {
-        fasttext::Autotune autotune(ft);
-        autotune.train(args);
-      } catch (const std::exception& e) {
-        // No trial finished in time ("increase autotune-duration", an option of fastText's
-        // command line, not Persona's), or the final training was stopped at the deadline.
-        if (Clock::now() >= abort_at || std::string_view(e.what()).find("autotune-duration") != std::string_view::npos)
-          throw TrainingTimedOut("fastText's search did not finish a training run within the time given to it");
-        throw;
-      }
-    } catch (...) {
-      std::cerr.rdbuf(saved);
-      throw;
-    }
-    std::cerr.rdbuf(saved);
-    const fasttext::Args best = ft->getArgs();
-    out->params_.lr = best.lr;
-    out->params_.epoch = best.epoch;
-    out->params_.dim = best.dim;
-    out->params_.word_ngrams = best.wordNgrams;
-    out->params_.minn = best.minn;
-    out->params_.maxn = best.maxn;
-    out->params_.bucket = best.bucket;
-  } else {
+  {
+    // Stopped at the deadline twice over: by its progress callback, and by a watchdog thread of
+    // ours that aborts it whatever it is doing.
+    AbortAtDeadline watchdog(ft, abort_at);
     train_until(*ft, args, abort_at);
   }
   out->model_ = ft;

@@ -21,26 +21,23 @@ struct FastTextParams {
   int minn = 0, maxn = 0;  // subword character n-grams of Latin words
   int bucket = 2000000;
   int threads = 2;
-  int seed = 1;
-  int autotune_seconds = 0;  // > 0: fastText's autotune on the validation texts for this long
+  int seed = 1;  // with threads = 1, the same seed gives the same model
   nlohmann::json to_json() const;
 };
 
 class FastTextModel : public TextModel {
  public:
   using Clock = std::chrono::steady_clock;
-  // `validation` is used only by autotune. Training stops by `abort_at` whatever it is doing
-  // (autotune's trials and its final training included) and throws TrainingTimedOut; a plain
-  // training run also gives up early once its own estimate says it cannot finish in time.
+  // Training stops by `abort_at` whatever it is doing and throws TrainingTimedOut; it also gives
+  // up early once its own estimate says it cannot finish in time.
   static std::unique_ptr<FastTextModel> train(const LabelledTexts& data, const FastTextParams& params,
-                                              const LabelledTexts* validation = nullptr,
                                               Clock::time_point abort_at = Clock::time_point::max());
   ~FastTextModel() override;
   std::string kind() const override { return "fasttext"; }
   int classes() const override { return classes_; }
   std::vector<float> predict(std::string_view text) const override;
   nlohmann::json params() const override { return params_.to_json(); }
-  // The parameters actually used (after autotune, the best found).
+  // The parameters used (the hash buckets sized to the data).
   const FastTextParams& used_params() const { return params_; }
   std::string to_bytes() const override;
   static std::unique_ptr<FastTextModel> from_bytes(std::string_view bytes);

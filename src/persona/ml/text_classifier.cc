@@ -1,14 +1,18 @@
 #include "persona/ml/text_classifier.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -21,28 +25,87 @@
 namespace persona::ml {
 namespace {
 
+// What one train() call does is decided before it starts, from the data's size, the options and
+// the budget, never from a clock: the same call gives the same model on any machine, busy or
+// quiet. The budget is turned into work at reference speeds (below); the plan fills about half
+// of it at those speeds, so a machine twice as slow (two other busy processes on two cores) still
+// finishes in time. Wall time is only a safety cap: when the budget's end passes before the plan
+// is done, what is left is skipped, and the report says so loudly (the result then depends on
+// the machine).
+//
+// Reference speeds, measured with the release build on the development machine (2-core AMD
+// EPYC, quiet, one thread per model) on Banking77 (77 classes, short English) and the Chinese
+// online-shopping reviews (2 and 10 classes, long): the estimates below were within 0.5-2x of
+// each measured setting (docs/benchmarks.md, "Text training that is reproducible").
+constexpr double kVectoriseBytesPerS = 4.0e6;           // TF-IDF fit and transform, bytes of text
+constexpr double kLinearByteClassPassesPerS = 3.0e7;    // liblinear: bytes x classes x passes (see linear_cost)
+constexpr double kFastTextTokenEpochsPerS = 4.0e6;      // fastText at dim 50, per input vector (token, n-gram)
+constexpr double kFastTextRowClassEpochsPerS = 1.2e7;   // its softmax over the classes, per text
+// Builds that run slower than the release build plan less work: the same binary still gives the
+// same model every time, and the budget still holds.
+#if defined(__SANITIZE_THREAD__)
+constexpr double kBuildSpeed = 0.15;
+#elif defined(__SANITIZE_ADDRESS__)
+constexpr double kBuildSpeed = 0.33;
+#elif !defined(NDEBUG)
+constexpr double kBuildSpeed = 0.25;  // -O0: Persona's own code (the TF-IDF features) is several times slower
+#else
+constexpr double kBuildSpeed = 1;
+#endif
+constexpr double kPlannedShare = 0.5 * kBuildSpeed;     // of the budget, at the reference speeds
+// The search's shares of the planned time: the linear grid first (it wins most often), then
+// fastText's settings (side by side, one per thread) up to the second share; the rest is the refit's.
+constexpr double kLinearShare = 0.5, kSearchShare = 0.75;
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// The wall-time budget of one train() call, in phases (fractions of the budget from the start):
-// the linear grid until 30% (60% when fastText is not a candidate), fastText's search until 60%
-// (autotune for half of what is left, its final training stopped at 60%), and the refit on all
-// the texts in the rest, each member stopped at the end or skipped when its measured training
-// time says it would not fit. Measured times adapt to a loaded machine; fixed splits would not.
-struct Budget {
-  Clock::time_point start, linear_end, search_end, end;
-  double total_s = 0;
-  Budget(int seconds, bool with_fasttext) : start(Clock::now()), total_s(std::max(1, seconds)) {
-    auto at = [&](double share) {
-      return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(share * total_s));
-    };
-    linear_end = at(with_fasttext ? 0.3 : 0.6);
-    search_end = at(0.6);
-    end = at(1.0);
+// The size of a set of texts, which is all the plan looks at. Tokens as fastText sees them,
+// counted roughly from the bytes: a Latin word, or one character of a three-byte UTF-8 script
+// (Chinese, Japanese: fastText_tokens splits them into characters).
+struct DataSize {
+  double bytes = 0, tokens = 0, rows = 0, classes = 2;
+  static DataSize of(const LabelledTexts& d) {
+    DataSize s;
+    for (const auto& t : d.texts) {
+      s.bytes += static_cast<double>(t.size()) + 1;
+      bool in_word = false;
+      for (const unsigned char c : t) {
+        const bool word = std::isalnum(c) != 0;
+        if ((word && !in_word) || (c >= 0xE0 && c <= 0xEF)) s.tokens += 1;
+        in_word = word;
+      }
+    }
+    s.rows = static_cast<double>(d.size());
+    s.classes = static_cast<double>(d.label_names.size());
+    return s;
   }
-  static double seconds_to(Clock::time_point t) { return std::chrono::duration<double>(t - Clock::now()).count(); }
-  bool fits(double seconds, Clock::time_point by) const { return seconds <= seconds_to(by); }
+};
+
+// Reference seconds of each piece of work.
+double vectorise_cost(const DataSize& d) { return d.bytes / kVectoriseBytesPerS; }
+double linear_cost(const DataSize& d, const LinearTextParams& p) {
+  // liblinear fits a weight vector per class; a larger C (weaker regularisation) takes more passes.
+  const double passes = 1 + 0.5 * std::log2(1 + p.c);
+  return d.bytes * d.classes * passes / kLinearByteClassPassesPerS;
+}
+double fasttext_cost(const DataSize& d, const FastTextParams& p) {
+  const double width = p.dim / 50.0;
+  // Input vectors per token: the word, its share of word n-grams, its character n-grams.
+  const double vectors = 1 + 0.5 * (p.word_ngrams - 1) + (p.maxn > 0 ? 3.5 : 0.0);
+  return p.epoch * width *
+         (d.tokens * vectors / kFastTextTokenEpochsPerS + d.rows * d.classes / kFastTextRowClassEpochsPerS);
+}
+
+// The budget's end: the only clock the training reads.
+struct SafetyCap {
+  Clock::time_point start, end;
+  double total_s = 0;
+  explicit SafetyCap(int seconds) : start(Clock::now()), total_s(std::max(1, seconds)) {
+    end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(total_s));
+  }
+  bool passed() const { return Clock::now() >= end; }
 };
 
 struct Scored {
@@ -88,15 +151,99 @@ int out_of_scope_index(const std::vector<std::string>& labels) {
   return it == labels.end() ? -1 : static_cast<int>(it - labels.begin());
 }
 
+// The linear grid, most promising first: a small budget plans the first settings only. The ranges
+// that won on the benchmark sets: short English intents like large C, long Chinese reviews small C.
 std::vector<LinearTextParams> linear_grid(bool tune) {
   if (!tune) return {LinearTextParams{}};
-  std::vector<LinearTextParams> grid;
-  // The ranges that won on the benchmark sets: short English intents like large C, long Chinese
-  // reviews small C.
-  for (double c : {0.3, 1.0}) grid.push_back({LinearSolver::CrammerSinger, c, {}});
-  for (double c : {4.0, 16.0, 64.0}) grid.push_back({LinearSolver::LogisticRegression, c, {}});
-  for (double c : {0.3, 1.0, 4.0}) grid.push_back({LinearSolver::Svm, c, {}});
-  return grid;
+  return {{LinearSolver::LogisticRegression, 16.0, {}}, {LinearSolver::Svm, 1.0, {}},
+          {LinearSolver::CrammerSinger, 1.0, {}},       {LinearSolver::LogisticRegression, 4.0, {}},
+          {LinearSolver::Svm, 0.3, {}},                 {LinearSolver::CrammerSinger, 0.3, {}},
+          {LinearSolver::LogisticRegression, 64.0, {}}, {LinearSolver::Svm, 4.0, {}}};
+}
+
+// fastText's candidate settings, most promising first (fastText's own autotune is not used: its
+// timer could start late and never stop, and it could end with no model at all). Each trains on
+// one thread, so that it is reproducible; candidates run side by side.
+std::vector<FastTextParams> fasttext_grid(bool tune, uint64_t seed) {
+  auto make = [seed](double lr, int epoch, int dim, int ngrams, int minn = 0, int maxn = 0) {
+    FastTextParams p;
+    p.lr = lr;
+    p.epoch = epoch;
+    p.dim = dim;
+    p.word_ngrams = ngrams;
+    p.minn = minn;
+    p.maxn = maxn;
+    p.threads = 1;
+    p.seed = static_cast<int>(seed);
+    return p;
+  };
+  if (!tune) return {make(0.5, 25, 50, 2)};
+  return {make(0.5, 25, 50, 2), make(0.25, 10, 50, 1),  make(1.0, 50, 50, 2),
+          make(0.5, 25, 100, 3), make(0.5, 25, 50, 2, 2, 4), make(0.1, 50, 100, 2)};
+}
+
+// The work one train() call will do (see kPlannedShare).
+struct Plan {
+  std::vector<LinearTextParams> linear;
+  bool cross_validate = false;
+  std::vector<FastTextParams> fasttext;
+  double search_s = 0, planned_s = 0;  // reference seconds: the search planned, all of it allowed
+  nlohmann::json to_json() const {
+    return {{"linear_settings", linear.size()}, {"cross_validated", cross_validate},
+            {"fasttext_settings", fasttext.size()}, {"planned_s", planned_s}, {"search_s", search_s}};
+  }
+};
+
+// Below this many texts one validation split is too small to tell settings apart (a few hundred
+// rows, a handful per class): the linear grid is then chosen by 3-fold cross-validation.
+constexpr size_t kCrossValidateBelow = 5000;
+
+Plan plan_work(const LabelledTexts& data, const DataSize& train, const TextClassifierOptions& options, bool want_linear,
+               bool want_fasttext, std::vector<std::string>& notes) {
+  Plan plan;
+  plan.planned_s = kPlannedShare * std::max(1, options.time_budget_s);
+  if (want_linear) {
+    const auto grid = linear_grid(options.tune);
+    const double allowed = (want_fasttext ? kLinearShare : kSearchShare) * plan.planned_s;
+    double used = vectorise_cost(train);
+    for (const auto& setting : grid) {
+      const double cost = linear_cost(train, setting);
+      if (!plan.linear.empty() && used + cost > allowed) break;  // one setting always
+      plan.linear.push_back(setting);
+      used += cost;
+    }
+    if (plan.linear.size() < grid.size())
+      notes.push_back(fmt::format("the budget plans {} of the linear grid's {} settings (--budget {} s)", plan.linear.size(),
+                                  grid.size(), options.time_budget_s));
+    // Cross-validation: three folds of two thirds each, the same settings again.
+    double fold = vectorise_cost(train);
+    for (const auto& setting : plan.linear) fold += linear_cost(train, setting);
+    if (options.tune && plan.linear.size() > 1 && data.size() < kCrossValidateBelow && used + 2 * fold <= allowed) {
+      plan.cross_validate = true;
+      used += 2 * fold;
+    }
+    plan.search_s += used;
+  }
+  if (want_fasttext) {
+    const double threads = std::max(1, options.threads);
+    const double allowed = std::max(0.0, kSearchShare * plan.planned_s - plan.search_s) * threads;
+    double used = 0;
+    const auto grid = fasttext_grid(options.tune, options.seed);
+    for (const auto& setting : grid) {
+      const double cost = fasttext_cost(train, setting);
+      if (used + cost > allowed) break;
+      plan.fasttext.push_back(setting);
+      used += cost;
+    }
+    if (plan.fasttext.empty())
+      notes.push_back(fmt::format("fastText left out: its quickest setting needs about {:.0f} s here, more than the "
+                                  "budget plans for it (a larger --budget includes it)",
+                                  fasttext_cost(train, grid.front()) / kPlannedShare));
+    else if (plan.fasttext.size() < grid.size())
+      notes.push_back(fmt::format("the budget plans {} of fastText's {} settings", plan.fasttext.size(), grid.size()));
+    plan.search_s += used / threads;
+  }
+  return plan;
 }
 
 struct Candidate {
@@ -135,10 +282,6 @@ Candidate pick_within_one_standard_error(std::vector<Candidate>& grid) {
     if (grid[i].selection.macro_f1 >= band && simpler(grid[i], grid[pick])) pick = i;
   return grid[pick];
 }
-
-// Below this many texts one validation split is too small to tell settings apart (a few hundred
-// rows, a handful per class): the linear grid is then chosen by 3-fold cross-validation.
-constexpr size_t kCrossValidateBelow = 5000;
 
 // Mean validation scores of every grid setting over stratified folds of all the texts; empty when
 // `deadline` passes first (the single validation split then chooses).
@@ -185,6 +328,9 @@ nlohmann::json TextTrainingReport::to_json() const {
           {"seconds", seconds},
           {"budget_s", budget_s},
           {"refit", refit},
+          {"capped", capped},
+          {"reproducible", !capped},
+          {"plan", plan},
           {"notes", notes}};
 }
 
@@ -253,38 +399,39 @@ void tell(const TextClassifierOptions& options, const std::string& stage) {
   if (options.on_stage) options.on_stage(stage);
 }
 
-// The linear grid on the training part, scored on the validation part (or by cross-validation on
-// small sets when time allows); the chosen setting, plus each other solver's best as a blend-only
-// member, go into `done`. Stops at budget.linear_end, but always trains one setting.
+// The safety cap was reached: what it cut is said in the report, loudly.
+void capped(TextTrainingReport* report, const std::string& what) {
+  if (!report) return;
+  report->capped = true;
+  report->notes.push_back("SAFETY CAP: " + what +
+                          " (the budget's wall time ran out before the planned work was done: this model depends "
+                          "on the machine's speed; a larger --budget gives a reproducible one)");
+}
+
+// The planned linear settings on the training part, scored on the validation part (or by
+// cross-validation on small sets, when planned); the chosen setting, plus each other solver's
+// best as a blend-only member, go into `done`. Always trains one setting.
 void train_linear_candidates(const LabelledTexts& data, const LabelledTexts& train_part,
-                             const LabelledTexts& valid_part, const TextClassifierOptions& options,
-                             const Budget& budget, std::vector<Candidate>& done, TextTrainingReport* report,
-                             double* vectorise_s) {
+                             const LabelledTexts& valid_part, const TextClassifierOptions& options, const Plan& plan,
+                             const SafetyCap& cap, std::vector<Candidate>& done, TextTrainingReport* report) {
   const bool validate = !valid_part.texts.empty();
   tell(options, "TF-IDF features");
-  const auto v0 = Clock::now();
   auto vectorizer = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
   vectorizer->fit(train_part.texts, options.threads);
   const auto x_train = vectorizer->transform_all(train_part.texts, options.threads);
   const auto x_valid = vectorizer->transform_all(valid_part.texts, options.threads);
-  *vectorise_s = seconds_since(v0);
-  const auto settings = linear_grid(options.tune);
+  const auto& settings = plan.linear;
   std::vector<Scored> cv;
-  if (options.tune && settings.size() > 1 && data.size() < kCrossValidateBelow && validate) {
+  if (plan.cross_validate && validate) {
     tell(options, "linear grid, 3-fold cross-validation");
-    cv = cross_validate_grid(data, settings, options, budget.linear_end);
-    if (cv.empty() && report) report->notes.push_back("the linear grid's cross-validation did not fit the budget: "
-                                                      "chosen on the validation split alone");
+    cv = cross_validate_grid(data, settings, options, cap.end);
+    if (cv.empty()) capped(report, "the linear grid's cross-validation was cut short; chosen on the validation split");
   }
   const bool small = !cv.empty();
   std::vector<Candidate> grid;
-  double last_fit_s = 0;
   for (size_t g = 0; g < settings.size(); ++g) {
-    // A setting that would end past the linear phase is not started (the last one took last_fit_s).
-    if (!grid.empty() && !budget.fits(last_fit_s, budget.linear_end)) {
-      if (report)
-        report->notes.push_back(fmt::format("the linear grid stopped after {} of {} settings to stay within the budget",
-                                            grid.size(), settings.size()));
+    if (!grid.empty() && cap.passed()) {
+      capped(report, fmt::format("the linear grid stopped after {} of {} planned settings", grid.size(), settings.size()));
       break;
     }
     tell(options, fmt::format("linear grid {}/{}", g + 1, settings.size()));
@@ -292,7 +439,6 @@ void train_linear_candidates(const LabelledTexts& data, const LabelledTexts& tra
     const auto t0 = Clock::now();
     std::shared_ptr<LinearTextModel> m =
         train_linear_seeded(x_train, train_part.labels, data.label_names.size(), vectorizer, params, options.seed);
-    last_fit_s = seconds_since(t0);
     Candidate c;
     if (validate) {
       m->fit_temperature(x_valid, valid_part.labels);
@@ -322,41 +468,64 @@ void train_linear_candidates(const LabelledTexts& data, const LabelledTexts& tra
   done.push_back(std::move(best));
 }
 
-// fastText on the training part: autotune on the validation part for half of what is left of the
-// search phase, its final training stopped at budget.search_end (without tuning, one run stopped
-// there). False when nothing finished in time: the caller goes on without fastText.
-bool train_fasttext_candidate(const LabelledTexts& train_part,
-                              const LabelledTexts& valid_part, const TextClassifierOptions& options,
-                              const Budget& budget, std::vector<Candidate>& done, TextTrainingReport* report) {
+// Runs fn(0..n-1) on up to `threads` threads; each index once. Exceptions stay with their index
+// (fn catches them).
+void run_side_by_side(size_t n, int threads, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < std::max(1, std::min<int>(threads, static_cast<int>(n))); ++t)
+    pool.emplace_back([&] {
+      for (size_t i = next++; i < n; i = next++) fn(i);
+    });
+  for (auto& t : pool) t.join();
+}
+
+// The planned fastText settings on the training part, side by side (one thread each), each
+// stopped at the safety cap; the best by validation goes into `done`. False when none finished:
+// the caller goes on without fastText.
+bool train_fasttext_candidates(const LabelledTexts& train_part, const LabelledTexts& valid_part,
+                               const TextClassifierOptions& options, const Plan& plan, const SafetyCap& cap,
+                               std::vector<Candidate>& done, TextTrainingReport* report) {
   const bool validate = !valid_part.texts.empty();
-  FastTextParams params;
-  params.threads = options.threads;
-  params.seed = static_cast<int>(options.seed);
-  const double left = Budget::seconds_to(budget.search_end);
-  if (options.tune && validate) params.autotune_seconds = static_cast<int>(left / 2);
-  if (params.autotune_seconds < 2) params.autotune_seconds = 0;  // too little to search: one run at the defaults
-  tell(options, params.autotune_seconds > 0 ? "fastText search" : "fastText");
-  const auto t0 = Clock::now();
-  std::unique_ptr<FastTextModel> m;
-  try {
-    m = FastTextModel::train(train_part, params, validate ? &valid_part : nullptr, budget.search_end);
-  } catch (const TrainingTimedOut&) {
-    if (report)
-      report->notes.push_back(fmt::format("fastText did not finish a training run within the {:.0f} s it had: "
-                                          "left out (a larger --budget gives it time)", seconds_since(t0)));
-    return false;
+  const auto& settings = plan.fasttext;
+  if (settings.empty()) return false;
+  tell(options, fmt::format("fastText, {} setting{}", settings.size(), settings.size() == 1 ? "" : "s"));
+  std::vector<std::optional<Candidate>> trained(settings.size());
+  std::vector<std::string> failed(settings.size());
+  run_side_by_side(settings.size(), options.threads, [&](size_t i) {
+    const auto t0 = Clock::now();
+    try {
+      auto m = FastTextModel::train(train_part, settings[i], cap.end);
+      Candidate c;
+      if (validate) {
+        c.valid_probabilities = m->predict_all(valid_part.texts, 1);
+        c.scored = score(c.valid_probabilities, valid_part);
+      }
+      c.fasttext = m->used_params();
+      c.result = {"fasttext", m->params(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
+      c.model = std::move(m);
+      trained[i] = std::move(c);
+    } catch (const TrainingTimedOut&) {
+      failed[i] = "cap";
+    } catch (const std::exception& e) {
+      failed[i] = e.what();  // fastText failed: the linear model goes on without it
+    }
+  });
+  std::optional<size_t> best;
+  for (size_t i = 0; i < settings.size(); ++i) {
+    if (failed[i] == "cap") {
+      capped(report, fmt::format("fastText setting {} of {} was stopped", i + 1, settings.size()));
+      continue;
+    }
+    if (!failed[i].empty()) {
+      if (report) report->notes.push_back(fmt::format("fastText setting {} failed and was left out: {}", i + 1, failed[i]));
+      continue;
+    }
+    if (report) report->candidates.push_back(trained[i]->result);
+    if (!best || trained[i]->scored.better_than(trained[*best]->scored)) best = i;
   }
-  Candidate c;
-  if (validate) {
-    c.valid_probabilities = m->predict_all(valid_part.texts, options.threads);
-    c.scored = score(c.valid_probabilities, valid_part);
-  }
-  c.fasttext = m->used_params();
-  c.fasttext.autotune_seconds = 0;
-  c.result = {"fasttext", m->params(), c.scored.accuracy, c.scored.macro_f1, seconds_since(t0)};
-  c.model = std::move(m);
-  if (report) report->candidates.push_back(c.result);
-  done.push_back(std::move(c));
+  if (!best) return false;
+  done.push_back(std::move(*trained[*best]));
   return true;
 }
 
@@ -375,20 +544,23 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   if (options.candidates.empty()) throw std::invalid_argument("no candidate text model to train");
   const bool want_linear = std::count(options.candidates.begin(), options.candidates.end(), "tfidf-linear") > 0;
   const bool want_fasttext = std::count(options.candidates.begin(), options.candidates.end(), "fasttext") > 0;
-  const Budget budget(options.time_budget_s, want_fasttext && want_linear);
-  if (report) report->budget_s = budget.total_s;
+  const SafetyCap cap(options.time_budget_s);
+  TextTrainingReport scratch;
+  if (!report) report = &scratch;  // the notes and the cap are read below
+  report->budget_s = cap.total_s;
 
   auto [train_rows, valid_rows] = stratified_split(data.labels, options.validation_fraction, options.seed);
   const LabelledTexts train_part = data.subset(train_rows), valid_part = data.subset(valid_rows);
   const bool validate = !valid_part.texts.empty();
+  const Plan plan = plan_work(data, DataSize::of(train_part), options, want_linear, want_fasttext, report->notes);
+  report->plan = plan.to_json();
   std::vector<Candidate> done;
-  double vectorise_s = 0;
-  if (want_linear) train_linear_candidates(data, train_part, valid_part, options, budget, done, report, &vectorise_s);
-  if (want_fasttext && !train_fasttext_candidate(train_part, valid_part, options, budget, done, report) &&
+  if (want_linear) train_linear_candidates(data, train_part, valid_part, options, plan, cap, done, report);
+  if (want_fasttext && !train_fasttext_candidates(train_part, valid_part, options, plan, cap, done, report) &&
       done.empty())
     throw TrainingTimedOut(fmt::format("fastText could not train within the budget of {:.0f} s: give a larger budget, "
                                        "or let the linear model be a candidate",
-                                       budget.total_s));
+                                       cap.total_s));
   size_t best = done.size();
   for (size_t i = 0; i < done.size(); ++i)
     if (!done[i].blend_only && (best == done.size() || done[i].scored.better_than(done[best].scored))) best = i;
@@ -439,46 +611,62 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());
   }
 
-  // Retrain the chosen configuration(s) on all the data, linear members first (sharing one
-  // vectoriser) and only when their measured training time fits what is left; fastText is
-  // stopped at the end of the budget. A member not refitted stays as validated.
+  // Retrain the chosen configuration(s) on all the data when the plan has room for it (decided
+  // from the data's size, like the search); linear members one after another (sharing one
+  // vectoriser) beside fastText's. A member not refitted stays as validated.
   tell(options, "refit on all texts");
   const std::vector<size_t> chosen_members = blend ? blend_members : std::vector<size_t>{best};
-  const double scale = static_cast<double>(data.size()) / static_cast<double>(std::max<size_t>(1, train_part.size()));
+  const DataSize all = DataSize::of(data);
+  double linear_refit_s = 0, fasttext_refit_s = 0;
+  for (size_t m : chosen_members) {
+    const auto& c = done[m];
+    if (c.result.kind == "fasttext") fasttext_refit_s = std::max(fasttext_refit_s, fasttext_cost(all, c.fasttext));
+    else linear_refit_s += linear_cost(all, c.linear);
+  }
+  if (linear_refit_s > 0) linear_refit_s += vectorise_cost(all);
+  const bool refit_planned = plan.search_s + std::max(linear_refit_s, fasttext_refit_s) <= plan.planned_s;
+  bool refit_all = refit_planned;
   std::shared_ptr<text::TfidfVectorizer> all_vectorizer;
   std::vector<SparseVector> all_x;
-  bool refit_all = true;
-  auto refit = [&](const Candidate& c) -> std::shared_ptr<const TextModel> {
-    if (c.result.kind == "fasttext") {
-      try {
-        return FastTextModel::train(data, c.fasttext, nullptr, budget.end);
-      } catch (const TrainingTimedOut&) {
-        refit_all = false;
-        return c.model;
-      }
-    }
-    // 1.25: liblinear's time grows a little faster than the rows, and a loaded machine varies.
-    const double estimate = 1.25 * scale * ((all_vectorizer ? 0 : vectorise_s) + c.result.seconds);
-    if (!budget.fits(estimate, budget.end)) {
-      refit_all = false;
-      return c.model;
-    }
-    const float temperature = static_cast<const LinearTextModel&>(*c.model).temperature();
-    if (!all_vectorizer) {
-      all_vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
-      all_vectorizer->fit(data.texts, options.threads);
-      all_x = all_vectorizer->transform_all(data.texts, options.threads);
-    }
-    auto m = train_linear_seeded(all_x, data.labels, data.label_names.size(), all_vectorizer, c.linear, options.seed);
-    // The temperature of the validated model carries over (same loss and C, a little more data).
-    m->set_temperature(temperature);
-    return m;
-  };
   std::vector<std::shared_ptr<const TextModel>> members(chosen_members.size());
-  // Linear members first: fastText, which can be stopped, takes whatever time is left.
-  for (int pass = 0; pass < 2; ++pass)
+  for (size_t i = 0; i < chosen_members.size(); ++i) members[i] = done[chosen_members[i]].model;
+  if (refit_planned) {
+    std::vector<size_t> fasttext_members, linear_members_chosen;
     for (size_t i = 0; i < chosen_members.size(); ++i)
-      if ((done[chosen_members[i]].result.kind == "fasttext") == (pass == 1)) members[i] = refit(done[chosen_members[i]]);
+      (done[chosen_members[i]].result.kind == "fasttext" ? fasttext_members : linear_members_chosen).push_back(i);
+    std::thread fasttext_refit([&] {
+      for (size_t i : fasttext_members) {
+        try {
+          members[i] = FastTextModel::train(data, done[chosen_members[i]].fasttext, cap.end);
+        } catch (const TrainingTimedOut&) {
+          refit_all = false;
+          capped(report, "fastText's refit on all texts was stopped; the validated one is kept");
+        } catch (const std::exception& e) {
+          refit_all = false;
+          report->notes.push_back(std::string("fastText's refit failed; the validated one is kept: ") + e.what());
+        }
+      }
+    });
+    for (size_t i : linear_members_chosen) {
+      const Candidate& c = done[chosen_members[i]];
+      if (cap.passed()) {
+        refit_all = false;
+        capped(report, "the linear refit on all texts was skipped; the validated model is kept");
+        break;
+      }
+      const float temperature = static_cast<const LinearTextModel&>(*c.model).temperature();
+      if (!all_vectorizer) {
+        all_vectorizer = std::make_shared<text::TfidfVectorizer>(c.linear.tfidf);
+        all_vectorizer->fit(data.texts, options.threads);
+        all_x = all_vectorizer->transform_all(data.texts, options.threads);
+      }
+      auto m = train_linear_seeded(all_x, data.labels, data.label_names.size(), all_vectorizer, c.linear, options.seed);
+      // The temperature of the validated model carries over (same loss and C, a little more data).
+      m->set_temperature(temperature);
+      members[i] = std::move(m);
+    }
+    fasttext_refit.join();
+  }
   std::shared_ptr<const TextModel> final_model =
       blend ? std::make_shared<EnsembleTextModel>(std::move(members)) : members.front();
   const Scored chosen = blend ? blend_scored : done[best].scored;
@@ -500,11 +688,11 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
       report->majority_accuracy = static_cast<double>(*std::max_element(per_class.begin(), per_class.end())) /
                                   static_cast<double>(valid_part.labels.size());
     report->refit = refit_all;
-    if (!refit_all)
-      report->notes.push_back(fmt::format("kept as validated (trained on {} of {} texts): the refit on all of them "
-                                          "did not fit the budget",
+    if (!refit_planned)
+      report->notes.push_back(fmt::format("kept as validated (trained on {} of {} texts): the budget plans no refit on "
+                                          "all of them (a larger --budget does)",
                                           train_part.size(), data.size()));
-    report->seconds = seconds_since(budget.start);
+    report->seconds = seconds_since(cap.start);
   }
   return out;
 }

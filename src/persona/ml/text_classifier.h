@@ -22,7 +22,8 @@ inline constexpr const char* kOutOfScope = "out_of_scope";
 struct TextClassifierOptions {
   std::vector<std::string> candidates{"tfidf-linear", "fasttext"};
   double validation_fraction = 0.15;
-  // Wall time for the whole call, the final refit on all the texts included (see train()).
+  // The budget, in seconds: it decides how much work is planned (from the data's size, at
+  // reference speeds: the same on any machine), and caps the wall time of the whole call.
   int time_budget_s = 60;
   bool tune = true;         // false: default parameters of each candidate, no search
   bool abstain = true;      // choose an "unknown" threshold on validation data
@@ -48,7 +49,9 @@ struct TextTrainingReport {
   size_t train_rows = 0, validation_rows = 0;
   double seconds = 0, budget_s = 0;
   bool refit = true;               // false: some member is kept as validated (trained on the training part)
-  std::vector<std::string> notes;  // what the budget cut short, in words
+  bool capped = false;             // the wall-time cap cut the planned work: not reproducible
+  nlohmann::json plan;             // the work planned: settings of each model, cross-validation
+  std::vector<std::string> notes;  // what the budget left out or cut short, in words
   nlohmann::json to_json() const;
 };
 
@@ -61,10 +64,11 @@ struct TextPrediction {
 
 class TextClassifier {
  public:
-  // Selects, tunes and trains on `data` (a validation split is carved from it), within
-  // options.time_budget_s of wall time: the search stops in time for the refit, and a refit that
-  // would not fit (or is stopped at the deadline) leaves the validated model in place. One linear
-  // model is always trained, however small the budget: liblinear cannot be interrupted.
+  // Selects, tunes and trains on `data` (a validation split is carved from it). The work is
+  // planned from the data's size, the options and the budget, so the same call gives the same
+  // model on any machine; options.time_budget_s of wall time is a safety cap on top (when it cuts
+  // the plan short, report->capped says so). One linear model is always trained, however small
+  // the budget: liblinear cannot be interrupted.
   static TextClassifier train(const LabelledTexts& data, const TextClassifierOptions& options,
                               TextTrainingReport* report = nullptr);
   // Wraps a model already trained (no threshold).
