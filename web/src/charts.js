@@ -1,13 +1,14 @@
-// Apache ECharts, only the parts the pages use (bundled by esbuild: no CDN, works offline).
-import * as echarts from 'echarts/core';
-import { BarChart, FunnelChart, HeatmapChart, LineChart } from 'echarts/charts';
-import { GridComponent, LegendComponent, TooltipComponent, VisualMapComponent, DataZoomComponent } from 'echarts/components';
-import { CanvasRenderer } from 'echarts/renderers';
+// Charts with Apache ECharts (bundled by esbuild into echarts.js, src/echarts-bundle.js: no CDN,
+// works offline). The library arrives in its own async script; charts wait for it.
 import { t } from './i18n.js';
 import { el } from './ui.js';
 
-echarts.use([BarChart, FunnelChart, HeatmapChart, LineChart, GridComponent, LegendComponent, TooltipComponent,
-  VisualMapComponent, DataZoomComponent, CanvasRenderer]);
+const library = new Promise((resolve, reject) => {
+  if (window.PersonaECharts) return resolve(window.PersonaECharts);
+  window.addEventListener('persona-echarts', () => resolve(window.PersonaECharts), { once: true });
+  const script = document.getElementById('echarts-script');
+  if (script) script.addEventListener('error', () => reject(new Error('echarts.js did not load')), { once: true });
+});
 
 const live = new Set();
 window.addEventListener('resize', () => live.forEach((c) => c.resize()));
@@ -20,14 +21,15 @@ export function chart(testid, option, points, height = 280, empty = '') {
       el('p', { class: 'muted' }, empty || t('chart_empty')));
   }
   const box = el('div', { class: 'chart', 'data-testid': testid, 'data-points': points, style: `height:${height}px` });
-  requestAnimationFrame(() => {
+  library.then((echarts) => requestAnimationFrame(() => {
+    if (!box.isConnected) return;  // the page was left meanwhile
     const c = echarts.init(box, null, { renderer: 'canvas' });
     // A legend sits above the plot, never over the axis labels.
     const legend = option.legend ? { type: 'scroll', top: 0, left: 'center', ...option.legend } : undefined;
     c.setOption({ animation: false, tooltip: { trigger: 'axis' }, grid: { left: 56, right: 24, top: legend ? 40 : 20, bottom: 30, containLabel: false }, ...option, legend });
     live.add(c);
     box.setAttribute('data-rendered', 'true');
-  });
+  }), (e) => box.replaceChildren(el('p', { class: 'muted' }, e.message)));
   return box;
 }
 
