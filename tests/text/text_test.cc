@@ -29,6 +29,9 @@ TEST(Normalize, RepairsInvalidUtf8) {
   EXPECT_NE(fixed.find("好"), std::string::npos);
   EXPECT_NE(fixed.find("\xEF\xBF\xBD"), std::string::npos);
   EXPECT_NO_THROW(normalize_for_analysis(bad));
+  // Control characters separate words (NUL glued "good" and "product" into one).
+  EXPECT_EQ(normalize_for_analysis(std::string("good\0product", 12)), "good product");
+  EXPECT_EQ(normalize_for_analysis("a\x01" "b\x7F" "c\xC2\x85" "d"), "a b c d");
 }
 
 TEST(Language, ChineseEnglishMixedUnknown) {
@@ -38,6 +41,13 @@ TEST(Language, ChineseEnglishMixedUnknown) {
   EXPECT_EQ(detect_language("I love 北京烤鸭 and dumplings a lot").language, Language::Mixed);
   EXPECT_EQ(detect_language("!!! 😀😀 123").language, Language::Unknown);
   EXPECT_EQ(detect_language("").language, Language::Unknown);
+  // Japanese writes with Han characters too: its kana tell it apart (it was reported as Chinese
+  // with confidence 1.0).
+  EXPECT_EQ(detect_language("この商品はとても良かったです。また買いたいと思います").language, Language::Japanese);
+  EXPECT_EQ(detect_language("配送が遅い").language, Language::Japanese);
+  EXPECT_EQ(detect_language("カスタマーサービス").language, Language::Japanese);
+  EXPECT_STREQ(language_code(Language::Japanese), "ja");
+  EXPECT_EQ(detect_language("我在の小店买了一部手机，质量很好，物流也快").language, Language::Chinese);  // one stray kana
 }
 
 TEST(Tokenizer, EnglishWordsKeepContractionsAndNumbers) {

@@ -117,6 +117,7 @@ nlohmann::json Analysis::to_json(size_t max_tokens) const {
   j["language_confidence"] = language.letters == 0 ? 0.0
                              : language.language == text::Language::Chinese ? language.han_share
                              : language.language == text::Language::English ? 1 - language.han_share
+                             : language.language == text::Language::Japanese ? 1.0
                                                                              : 0.5;
   std::vector<std::string> shown(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(std::min(max_tokens, tokens.size())));
   j["tokens"] = shown;

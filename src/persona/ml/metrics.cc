@@ -48,9 +48,11 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
     m.recall = safe_div(static_cast<double>(tp[c]), static_cast<double>(support[c]));
     m.f1 = safe_div(2 * m.precision * m.recall, m.precision + m.recall);
     r.classes.push_back(m);
-    // Like scikit-learn with labels taken from the data: classes absent from both truth and
-    // predictions do not enter the macro average.
-    if (support[c] == 0 && predicted_count[c] == 0) continue;
+    // The macro average is over the classes of the test set (those with support): a class that
+    // was only predicted, never true, would otherwise add an F1 of 0 that says nothing about it
+    // (scikit-learn's report averages over the labels of truth and predictions together; with
+    // labels= set to the test set's, as here).
+    if (support[c] == 0) continue;
     ++present;
     r.macro.precision += m.precision;
     r.macro.recall += m.recall;
@@ -68,6 +70,7 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
   r.weighted.recall = safe_div(r.weighted.recall, n);
   r.weighted.f1 = safe_div(r.weighted.f1, n);
   r.macro.support = r.weighted.support = r.total;
+  r.macro_classes = static_cast<int64_t>(present);
   return r;
 }
 
@@ -85,6 +88,7 @@ std::string ClassificationReport::to_text(int digits) const {
   out += fmt::format("{:>{}} {:>9} {:>9} {:>9.{}f} {:>9}\n", "accuracy", width, "", "", accuracy, digits, total);
   row(macro);
   row(weighted);
+  out += fmt::format("(macro avg over the {} classes of the test set)\n", macro_classes);
   return out;
 }
 
@@ -94,6 +98,7 @@ nlohmann::json ClassificationReport::to_json(bool with_confusion) const {
   j["macro_f1"] = macro.f1;
   j["macro_precision"] = macro.precision;
   j["macro_recall"] = macro.recall;
+  j["macro_classes"] = macro_classes;  // the classes of the test set, which the macro average is over
   j["weighted_f1"] = weighted.f1;
   j["support"] = total;
   nlohmann::json per = nlohmann::json::array();

@@ -21,6 +21,7 @@ struct ClassificationReport {
   ClassMetrics macro, weighted;
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
   int64_t total = 0;
+  int64_t macro_classes = 0;  // the macro average is over the classes with support (the test set's)
   std::string to_text(int digits = 3) const;  // the scikit-learn layout
   nlohmann::json to_json(bool with_confusion = false) const;
 };

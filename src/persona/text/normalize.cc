@@ -32,7 +32,16 @@ std::string repair_utf8(std::string_view s) {
 }
 
 std::string normalize_for_analysis(std::string_view input) {
-  const std::string valid = repair_utf8(input);
+  std::string valid = repair_utf8(input);
+  // Control characters (NUL, the C1 range) separate words: utf8proc's STRIPCC below would drop
+  // them and glue "good\0product" into one word.
+  for (size_t i = 0; i < valid.size(); ++i) {
+    const auto c = static_cast<unsigned char>(valid[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) valid[i] = ' ';
+    if (c == 0xC2 && i + 1 < valid.size() && static_cast<unsigned char>(valid[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(valid[i + 1]) <= 0x9F)
+      valid[i] = valid[i + 1] = ' ';
+  }
   utf8proc_uint8_t* mapped = nullptr;
   // NFKC (compat + compose) folds full-width forms; CASEFOLD lowers; STRIPCC drops controls.
   const auto options = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
