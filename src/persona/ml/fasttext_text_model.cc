@@ -3,16 +3,13 @@
 #include <fasttext/fasttext.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -81,37 +78,6 @@ int buckets_for(size_t distinct_ngrams, int asked) {
   return static_cast<int>(std::min<size_t>(wanted, static_cast<size_t>(std::max(asked, 0))));
 }
 
-// Calls FastText::abort() at a deadline unless stopped first: a watchdog of Persona's own, which
-// does not depend on fastText reporting progress. abort() is the library's own way to stop
-// training from another thread.
-class AbortAtDeadline {
- public:
-  AbortAtDeadline(std::shared_ptr<fasttext::FastText> ft, FastTextModel::Clock::time_point at) {
-    if (at == FastTextModel::Clock::time_point::max()) return;
-    thread_ = std::thread([this, ft = std::move(ft), at] {
-      std::unique_lock lock(mutex_);
-      if (wake_.wait_until(lock, at, [this] { return stopped_; })) return;
-      // Again every 50 ms, until training has noticed.
-      do ft->abort();
-      while (!wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopped_; }));
-    });
-  }
-  ~AbortAtDeadline() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard lock(mutex_);
-      stopped_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
- private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopped_ = false;
-  std::thread thread_;
-};
-
 // One training run stopped at `abort_at`, or earlier once fastText's own estimate of the time
 // left (reported through its callback) says it cannot finish by then.
 void train_until(fasttext::FastText& ft, const fasttext::Args& args, FastTextModel::Clock::time_point abort_at) {
@@ -131,7 +97,6 @@ void train_until(fasttext::FastText& ft, const fasttext::Args& args, FastTextMod
   try {
     ft.train(args, callback);
   } catch (const std::exception&) {
-    // Stopped by the callback, or by the watchdog at the deadline.
     if (aborted || Clock::now() >= abort_at)
       throw TrainingTimedOut("fastText's training could not finish within the time given to it");
     throw;
@@ -192,12 +157,10 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   auto out = std::make_unique<FastTextModel>();
   out->params_ = params;
   out->params_.bucket = args.bucket;
-  {
-    // Stopped at the deadline twice over: by its progress callback, and by a watchdog thread of
-    // ours that aborts it whatever it is doing.
-    AbortAtDeadline watchdog(ft, abort_at);
-    train_until(*ft, args, abort_at);
-  }
+  // Stopped at the deadline from its own progress callback. Not by a watchdog thread: fastText's
+  // abort() throws and keeps the exception for the training threads to rethrow, and calling it
+  // from another thread while they train races on it (ThreadSanitizer found it).
+  train_until(*ft, args, abort_at);
   out->model_ = ft;
   out->classes_ = static_cast<int>(data.label_names.size());
   return out;
