@@ -43,9 +43,17 @@ constexpr double kFastTextTokenEpochsPerS = 4.0e6;      // fastText at dim 50, p
 constexpr double kFastTextRowClassEpochsPerS = 1.2e7;   // its softmax over the classes, per text
 // Builds that run slower than the release build plan less work: the same binary still gives the
 // same model every time, and the budget still holds.
-#if defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)  // clang says so this way, GCC by the __SANITIZE_* macros
+#if __has_feature(thread_sanitizer)
+#define PERSONA_THREAD_SANITIZER 1
+#endif
+#if __has_feature(address_sanitizer)
+#define PERSONA_ADDRESS_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(PERSONA_THREAD_SANITIZER)
 constexpr double kBuildSpeed = 0.15;
-#elif defined(__SANITIZE_ADDRESS__)
+#elif defined(__SANITIZE_ADDRESS__) || defined(PERSONA_ADDRESS_SANITIZER)
 constexpr double kBuildSpeed = 0.33;
 #elif !defined(NDEBUG)
 constexpr double kBuildSpeed = 0.25;  // -O0: Persona's own code (the TF-IDF features) is several times slower
@@ -494,6 +502,10 @@ bool train_fasttext_candidates(const LabelledTexts& train_part, const LabelledTe
   std::vector<std::string> failed(settings.size());
   run_side_by_side(settings.size(), options.threads, [&](size_t i) {
     const auto t0 = Clock::now();
+    if (cap.passed()) {  // not started: reading the texts and sizing the model cannot be stopped
+      failed[i] = "cap";
+      return;
+    }
     try {
       auto m = FastTextModel::train(train_part, settings[i], cap.end);
       Candidate c;
