@@ -409,7 +409,6 @@ void tell(const TextClassifierOptions& options, const std::string& stage) {
 
 // The safety cap was reached: what it cut is said in the report, loudly.
 void capped(TextTrainingReport* report, const std::string& what) {
-  if (!report) return;
   report->capped = true;
   report->notes.push_back("SAFETY CAP: " + what +
                           " (the budget's wall time ran out before the planned work was done: this model depends "
@@ -459,7 +458,7 @@ void train_linear_candidates(const LabelledTexts& data, const LabelledTexts& tra
     c.selection = small ? cv[g] : c.scored;
     c.selection_rows = small ? data.size() : valid_part.size();
     if (small) c.result.params["cv3_macro_f1"] = cv[g].macro_f1;
-    if (report) report->candidates.push_back(c.result);
+    report->candidates.push_back(c.result);
     grid.push_back(std::move(c));
   }
   Candidate best = pick_within_one_standard_error(grid);
@@ -530,10 +529,10 @@ bool train_fasttext_candidates(const LabelledTexts& train_part, const LabelledTe
       continue;
     }
     if (!failed[i].empty()) {
-      if (report) report->notes.push_back(fmt::format("fastText setting {} failed and was left out: {}", i + 1, failed[i]));
+      report->notes.push_back(fmt::format("fastText setting {} failed and was left out: {}", i + 1, failed[i]));
       continue;
     }
-    if (report) report->candidates.push_back(trained[i]->result);
+    report->candidates.push_back(trained[i]->result);
     if (!best || trained[i]->scored.better_than(trained[*best]->scored)) best = i;
   }
   if (!best) return false;
@@ -593,7 +592,7 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     const Scored s = score(p, valid_part);
     nlohmann::json listed = nlohmann::json::array();
     for (size_t m : members) listed.push_back({{"kind", done[m].result.kind}, {"params", done[m].result.params}});
-    if (report) report->candidates.push_back({"ensemble", {{"members", listed}}, s.accuracy, s.macro_f1, 0});
+    report->candidates.push_back({"ensemble", {{"members", listed}}, s.accuracy, s.macro_f1, 0});
     if (s.better_than(blend_members.empty() ? done[best].scored : blend_scored)) {
       blend_members = members;
       blend_probabilities = std::move(p);
@@ -685,27 +684,25 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   const std::string chosen_kind = blend ? "ensemble" : done[best].result.kind;
   TextClassifier out(final_model, data.label_names);
   out.threshold_ = threshold;
-  if (report) {
-    report->chosen = chosen_kind;
-    report->chosen_params = final_model->params();
-    report->validation_accuracy = chosen.accuracy;
-    report->validation_macro_f1 = chosen.macro_f1;
-    report->unknown_threshold = threshold;
-    report->validation_unknown_rate = unknown_rate;
-    report->train_rows = train_part.size();
-    report->validation_rows = valid_part.size();
-    std::vector<size_t> per_class(data.label_names.size(), 0);
-    for (int l : valid_part.labels) ++per_class[static_cast<size_t>(l)];
-    if (!valid_part.labels.empty())
-      report->majority_accuracy = static_cast<double>(*std::max_element(per_class.begin(), per_class.end())) /
-                                  static_cast<double>(valid_part.labels.size());
-    report->refit = refit_all;
-    if (!refit_planned)
-      report->notes.push_back(fmt::format("kept as validated (trained on {} of {} texts): the budget plans no refit on "
-                                          "all of them (a larger --budget does)",
-                                          train_part.size(), data.size()));
-    report->seconds = seconds_since(cap.start);
-  }
+  report->chosen = chosen_kind;
+  report->chosen_params = final_model->params();
+  report->validation_accuracy = chosen.accuracy;
+  report->validation_macro_f1 = chosen.macro_f1;
+  report->unknown_threshold = threshold;
+  report->validation_unknown_rate = unknown_rate;
+  report->train_rows = train_part.size();
+  report->validation_rows = valid_part.size();
+  std::vector<size_t> per_class(data.label_names.size(), 0);
+  for (int l : valid_part.labels) ++per_class[static_cast<size_t>(l)];
+  if (!valid_part.labels.empty())
+    report->majority_accuracy = static_cast<double>(*std::max_element(per_class.begin(), per_class.end())) /
+                                static_cast<double>(valid_part.labels.size());
+  report->refit = refit_all;
+  if (!refit_planned)
+    report->notes.push_back(fmt::format("kept as validated (trained on {} of {} texts): the budget plans no refit on "
+                                        "all of them (a larger --budget does)",
+                                        train_part.size(), data.size()));
+  report->seconds = seconds_since(cap.start);
   return out;
 }
 
