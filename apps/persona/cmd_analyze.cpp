@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "commands.h"
 #include "persona/io/input.h"
@@ -66,6 +67,15 @@ void print_answer(const char* name, const std::optional<demand::TaskAnswer>& a, 
   }
   if (!a) {
     fmt::print("{:<10} (no words to classify)\n", name);
+    return;
+  }
+  if (a->unknown_reason == "no_words" || a->unknown_reason == "no_known_words" ||
+      a->unknown_reason == "low_coverage" || a->unknown_reason == "other_language") {
+    const char* why = a->unknown_reason == "no_words"         ? "no words, only numbers or symbols"
+                      : a->unknown_reason == "no_known_words" ? "none of its words were in the training texts"
+                      : a->unknown_reason == "low_coverage"   ? "too few of its words were in the training texts"
+                                                              : "not a language the model was trained on";
+    fmt::print("{:<10} unknown ({}; closest: {} {:.2f})\n", name, why, a->best, a->confidence);
     return;
   }
   std::string alternatives;
@@ -291,9 +301,16 @@ Command add_classify(CLI::App& app, Common& common) {
               const auto p = classifier.predict(text);
               nlohmann::json probs = nlohmann::json::object();
               for (size_t i = 0; i < p.probabilities.size(); ++i) probs[classifier.labels()[i]] = p.probabilities[i];
-              return nlohmann::json{{"task", task}, {"label", classifier.label_name(p.label)},
-                                    {"best", classifier.label_name(p.best)}, {"confidence", p.confidence},
-                                    {"unknown_threshold", classifier.unknown_threshold()}, {"probabilities", probs}};
+              nlohmann::json j{{"task", task},
+                               {"label", classifier.label_name(p.label)},
+                               {"best", classifier.label_name(p.best)},
+                               {"confidence", p.confidence},
+                               {"unknown_threshold", classifier.unknown_threshold()},
+                               {"language", p.language},
+                               {"coverage", p.coverage},
+                               {"probabilities", probs}};
+              if (p.unknown != ml::Unknown::No) j["unknown_reason"] = ml::unknown_reason_name(p.unknown);
+              return j;
             };
             if (words.size() == 1 && words[0] == "-") {
               for_each_line("-", answer);
@@ -305,10 +322,15 @@ Command add_classify(CLI::App& app, Common& common) {
               return 0;
             }
             const auto p = classifier.predict(text);
+            const std::string why =
+                p.unknown == ml::Unknown::BelowThreshold ? fmt::format("below the threshold {:.3f}", classifier.unknown_threshold())
+                : p.unknown == ml::Unknown::OtherLanguage
+                    ? fmt::format("language {}; the model was trained on {}", p.language, fmt::join(classifier.languages(), ", "))
+                : p.unknown == ml::Unknown::LowCoverage
+                    ? fmt::format("{:.0f}% of its words known, below {:.0f}%", 100 * p.coverage, 100 * classifier.min_coverage())
+                    : ml::unknown_reason_name(p.unknown);
             fmt::print("{} ({:.3f}){}\n", classifier.label_name(p.label), p.confidence,
-                       p.label < 0 ? fmt::format(", below the threshold {:.3f}; closest: {}", classifier.unknown_threshold(),
-                                                 classifier.label_name(p.best))
-                                   : "");
+                       p.label < 0 ? fmt::format(", {}; closest: {}", why, classifier.label_name(p.best)) : "");
             return 0;
           }};
 }

@@ -5,14 +5,17 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "persona/ml/fasttext_text_model.h"
 #include "persona/ml/linear_text_model.h"
 #include "persona/ml/text_classifier.h"
+#include "persona/text/language.h"
 #include "support/test_support.h"
 
 namespace persona::ml {
@@ -137,6 +140,80 @@ TEST(TextClassifier, OddInputsGetDefinedAnswers) {
     EXPECT_NEAR(std::accumulate(p.probabilities.begin(), p.probabilities.end(), 0.0), 1.0, 1e-4);
     EXPECT_TRUE(std::isfinite(p.confidence));
   }
+}
+
+// The rows of intents() in one language only (fillers in the other language are left out).
+LabelledTexts intents_in(text::Language language, int per_class, unsigned seed) {
+  const auto all = intents(per_class, seed);
+  std::vector<size_t> rows;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (text::detect_language(all.texts[i]).language == language) rows.push_back(i);
+  return all.subset(rows);
+}
+
+TEST(TextClassifier, UnfamiliarTextsAreUnknown) {
+  const auto chinese = TextClassifier::train(intents_in(text::Language::Chinese, 300, 11), quick({"tfidf-linear"}));
+  EXPECT_EQ(chinese.languages(), std::vector<std::string>{"zh"});
+  const auto english = TextClassifier::train(intents_in(text::Language::English, 300, 12), quick({"tfidf-linear"}));
+  EXPECT_EQ(english.languages(), std::vector<std::string>{"en"});
+  EXPECT_GT(english.min_coverage(), 0.4);  // every validation text is made of known words
+
+  // A test set of inputs no model here can read, each with the reason it must give.
+  const std::vector<std::tuple<const TextClassifier*, std::string, Unknown>> cases{
+      {&chinese, "where is my order", Unknown::OtherLanguage},
+      {&chinese, "asdf qwerty zxcv", Unknown::OtherLanguage},
+      {&chinese, "この商品はとても良いです", Unknown::OtherLanguage},
+      {&chinese, "13812345678", Unknown::NoWords},
+      {&chinese, "+86 138-1234-5678", Unknown::NoWords},
+      {&chinese, "😀😀 !!", Unknown::NoWords},
+      {&chinese, "", Unknown::NoWords},
+      {&chinese, "量子力学黑洞", Unknown::NoKnownWords},
+      {&english, "我要退款", Unknown::OtherLanguage},
+      {&english, "xylophone quantum zebra", Unknown::NoKnownWords},
+      {&english, "where is my order xylophone quantum zebra nebula galaxy", Unknown::LowCoverage},
+      {&english, "4006-123-456", Unknown::NoWords},
+  };
+  for (const auto& [model, text, reason] : cases) {
+    const auto p = model->predict(text);
+    EXPECT_EQ(p.label, -1) << text;
+    EXPECT_EQ(unknown_reason_name(p.unknown), std::string(unknown_reason_name(reason))) << text;
+    EXPECT_TRUE(unfamiliar(p.unknown)) << text;
+  }
+  // Texts like the training ones are still answered.
+  EXPECT_EQ(chinese.label_name(chinese.predict("我要退款").label), "refund");
+  EXPECT_EQ(english.label_name(english.predict("where is my order").label), "track_order");
+  EXPECT_EQ(english.predict("where is my order").unknown, Unknown::No);
+
+  // The screening is part of the model file.
+  test::TempDir dir;
+  english.save(dir.file("en.model"), "intent");
+  const auto loaded = TextClassifier::load(dir.file("en.model"));
+  EXPECT_EQ(loaded.languages(), english.languages());
+  EXPECT_DOUBLE_EQ(loaded.min_coverage(), english.min_coverage());
+  EXPECT_EQ(loaded.predict("我要退款").unknown, Unknown::OtherLanguage);
+}
+
+TEST(TextClassifier, EnsembleMembersShareOneStoredVectoriser) {
+  const auto data = intents(60, 13);
+  auto vectorizer = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
+  vectorizer->fit(data.texts, 1);
+  const auto x = vectorizer->transform_all(data.texts, 1);
+  std::vector<std::shared_ptr<const TextModel>> solvers;
+  for (auto solver : {LinearSolver::LogisticRegression, LinearSolver::Svm, LinearSolver::CrammerSinger})
+    solvers.push_back(LinearTextModel::train_on_features(x, data.labels, 3, vectorizer, {solver, 1.0, {}}));
+  const TextClassifier c(std::make_shared<EnsembleTextModel>(solvers), data.label_names);
+  test::TempDir dir;
+  c.save(dir.file("e.model"), "intent");
+  const auto loaded = TextClassifier::load(dir.file("e.model"));
+  const auto& members = static_cast<const EnsembleTextModel&>(loaded.model()).members();
+  ASSERT_GE(members.size(), 2u);
+  const auto* first = &static_cast<const LinearTextModel&>(*members[0]).vectorizer();
+  for (const auto& m : members) EXPECT_EQ(&static_cast<const LinearTextModel&>(*m).vectorizer(), first);
+  // One vectoriser in the file: the model is smaller than its members saved one by one.
+  size_t apart = 0;
+  for (const auto& m : members) apart += m->to_bytes().size();
+  EXPECT_LT(std::filesystem::file_size(dir.file("e.model")), apart);
+  for (const auto& text : intents(10, 14).texts) EXPECT_EQ(loaded.predict(text).probabilities, c.predict(text).probabilities);
 }
 
 TEST(TextClassifier, BadTrainingSetsAreErrors) {

@@ -341,9 +341,10 @@ TEST(RecommendModel, BadInputIsAClearError) {
   // without segments (an item-kNN model ends with a segment table of 0 segments and the flag 0: no
   // item-kNN beside it).
   auto file = ml::read_model_file(dir.file("ok.model"), "recommender");
-  ASSERT_EQ(file.payload.back(), '\0');
-  file.payload.resize(file.payload.size() - sizeof(uint64_t) - 1);
-  ml::write_model_file(dir.file("older.model"), file.header, file.payload);
+  std::string payload(file.payload);
+  ASSERT_EQ(payload.back(), '\0');
+  payload.resize(payload.size() - sizeof(uint64_t) - 1);
+  ml::write_model_file(dir.file("older.model"), file.header, payload);
   const auto older = RecommendModel::load(dir.file("older.model"));
   EXPECT_EQ(older.segments(), 0u);
   RecommendRequest q;

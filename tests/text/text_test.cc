@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
+#include "persona/text/html.h"
 #include "persona/text/keywords.h"
 #include "persona/text/language.h"
 #include "persona/text/normalize.h"
@@ -108,6 +110,14 @@ TEST(Tfidf, NormalisedVectorsAndRoundTrip) {
   EXPECT_EQ(a.index, b.index);
   EXPECT_EQ(a.value, b.value);
   EXPECT_THROW(TfidfVectorizer::from_bytes(v.to_bytes().substr(0, 20)), std::runtime_error);
+  // The first layout began with the word n-gram order: a clear error, not a misread vocabulary.
+  std::string old = v.to_bytes().substr(4);
+  try {
+    TfidfVectorizer::from_bytes(old);
+    ADD_FAILURE() << "an old vectoriser payload was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("older Persona"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Tfidf, RareWordsWeighMore) {
@@ -119,8 +129,11 @@ TEST(Tfidf, RareWordsWeighMore) {
   v.fit({"the cat", "the dog", "the bird", "the fish"}, 1);
   const auto x = v.transform("the cat");
   ASSERT_EQ(x.size(), 2u);
-  const auto names = v.feature_names();
-  const size_t cat = names[static_cast<size_t>(x.index[0])] == "cat" ? 0 : 1;
+  const int32_t cat_index = v.word_index("cat");
+  ASSERT_GE(cat_index, 0);
+  EXPECT_EQ(v.word_index("zebra"), -1);
+  const size_t cat = x.index[0] == cat_index ? 0 : 1;
+  EXPECT_EQ(x.index[cat], cat_index);
   EXPECT_GT(x.value[cat], x.value[1 - cat]);
 }
 
@@ -149,4 +162,32 @@ TEST(Keywords, TextRankFindsTheHubInChinese) {
 }
 
 }  // namespace
+}  // namespace persona::text
+
+namespace persona::text {
+
+TEST(Html, TagsGoAndEntitiesAreDecoded) {
+  EXPECT_FALSE(looks_like_html("5 < 6 and 7 > 3, I <3 it, AT&T"));
+  EXPECT_TRUE(looks_like_html("great &amp; cheap"));
+  EXPECT_TRUE(looks_like_html("<p>great</p>"));
+  EXPECT_EQ(tokenize_words("<p>Great&nbsp;phone &amp; fast delivery</p><script>var amp = 1;</script>"),
+            (std::vector<std::string>{"great", "phone", "fast", "delivery"}));
+  // Block elements separate words; inline ones do not split them.
+  EXPECT_EQ(tokenize_words("good<br>product<div>very <b>nice</b></div>"),
+            (std::vector<std::string>{"good", "product", "very", "nice"}));
+  EXPECT_EQ(tokenize_words("<p>质量&#24456;好</p>"), tokenize_words("质量很好"));
+}
+
+TEST(Html, HostileNestingStaysLinear) {
+  // gumbo alone takes minutes on 300,000 nested <div>s (it was stopped after 7); in pieces it is
+  // linear. The bound only tells a hang from a pass.
+  std::string nested;
+  for (int i = 0; i < 100000; ++i) nested += "<div>";
+  nested += "word";
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string text = html_to_text(nested);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
+  EXPECT_NE(text.find("word"), std::string::npos);
+}
+
 }  // namespace persona::text

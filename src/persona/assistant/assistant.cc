@@ -105,7 +105,7 @@ Understanding Assistant::understand(std::string_view message) const {
   const auto p = model.predict(message);
   u.confidence = p.confidence;
   const double threshold = options_.out_of_scope_threshold.value_or(model.unknown_threshold());
-  const bool out_of_scope = p.best < 0 || model.label_name(p.best) == ml::kOutOfScope;
+  const bool out_of_scope = p.best < 0 || model.label_name(p.best) == ml::kOutOfScope || ml::unfamiliar(p.unknown);
   u.label = out_of_scope || p.confidence < threshold ? "unknown" : model.label_name(p.best);
   return u;
 }

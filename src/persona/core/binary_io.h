@@ -45,10 +45,12 @@ class ByteReader {
     pos_ += sizeof v;
     return v;
   }
-  std::string get_string() {
+  std::string get_string() { return std::string(get_view()); }
+  // The same without a copy: valid as long as the bytes read from are.
+  std::string_view get_view() {
     const auto n = get<uint32_t>();
     need(n);
-    std::string s(in_.substr(pos_, n));
+    const std::string_view s = in_.substr(pos_, n);
     pos_ += n;
     return s;
   }

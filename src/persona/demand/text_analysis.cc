@@ -55,7 +55,11 @@ TaskAnswer answer(const ml::TextClassifier& classifier, std::string_view text, T
   TaskAnswer a;
   a.confidence = p.confidence;
   a.best = classifier.label_name(p.best);
-  a.label = p.label >= 0 ? classifier.label_name(p.label) : task == TextTask::Sentiment ? "neutral" : "unknown";
+  // Sentiment the model is unsure of is neutral; a text it cannot read has no sentiment it knows.
+  a.label = p.label >= 0                                                      ? classifier.label_name(p.label)
+            : task == TextTask::Sentiment && !ml::unfamiliar(p.unknown) ? "neutral"
+                                                                        : "unknown";
+  a.unknown_reason = ml::unknown_reason_name(p.unknown);
   std::vector<size_t> order(p.probabilities.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return p.probabilities[x] > p.probabilities[y]; });
@@ -130,6 +134,7 @@ nlohmann::json Analysis::to_json(size_t max_tokens) const {
     nlohmann::json top = nlohmann::json::array();
     for (const auto& [l, p] : t->top) top.push_back({{"label", l}, {"probability", p}});
     j[name] = {{"label", t->label}, {"confidence", t->confidence}, {"best", t->best}, {"top", top}};
+    if (!t->unknown_reason.empty()) j[name]["unknown_reason"] = t->unknown_reason;
   };
   task("sentiment", sentiment);
   task("category", category);

@@ -30,6 +30,7 @@ struct TaskAnswer {
   std::string label;         // the class, or "unknown" ("neutral" for sentiment) below the threshold
   double confidence = 0;     // probability of the most probable class
   std::string best;          // the most probable class even when unknown
+  std::string unknown_reason;  // why there is no class (ml::unknown_reason_name); empty when there is
   std::vector<std::pair<std::string, double>> top;  // up to three classes with probabilities
 };
 

@@ -187,6 +187,19 @@ std::vector<float> FastTextModel::predict(std::string_view text) const {
   return p;
 }
 
+bool FastTextModel::knows_word(std::string_view word) const {
+  const auto dictionary = model_->getDictionary();
+  // The same pieces fastText was trained on: Chinese words are split into characters.
+  const std::string line = fasttext_tokens(word);
+  for (size_t b = 0; b < line.size();) {
+    size_t e = line.find(' ', b);
+    if (e == std::string::npos) e = line.size();
+    if (dictionary->getId(line.substr(b, e - b)) < 0) return false;
+    b = e + 1;
+  }
+  return !line.empty();
+}
+
 std::string FastTextModel::to_bytes() const {
   TempDirectory dir;
   const std::string file = dir.file("model.bin");

@@ -37,6 +37,7 @@ class FastTextModel : public TextModel {
   int classes() const override { return classes_; }
   std::vector<float> predict(std::string_view text) const override;
   nlohmann::json params() const override { return params_.to_json(); }
+  bool knows_word(std::string_view word) const override;  // Chinese: every character of it
   // The parameters used (the hash buckets sized to the data).
   const FastTextParams& used_params() const { return params_; }
   std::string to_bytes() const override;

@@ -1,5 +1,6 @@
 #include "persona/ml/linear_text_model.h"
 
+#include <Imath/half.h>
 #include <linear.h>
 
 #include <algorithm>
@@ -100,7 +101,7 @@ std::unique_ptr<LinearTextModel> LinearTextModel::train_on_features(
   out->vectorizer_ = std::move(vectorizer);
   out->classes_ = classes;
   out->dimension_ = dim;
-  out->weights_.assign(static_cast<size_t>(dim) * static_cast<size_t>(classes), 0.0f);
+  std::vector<float> weights(static_cast<size_t>(dim) * static_cast<size_t>(classes), 0.0f);
   out->bias_.assign(static_cast<size_t>(classes), 0.0f);
   const int nr_class = get_nr_class(m);
   std::vector<int> model_labels(static_cast<size_t>(nr_class));
@@ -114,21 +115,23 @@ std::unique_ptr<LinearTextModel> LinearTextModel::train_on_features(
     const auto a = static_cast<size_t>(model_labels[0]), b = static_cast<size_t>(model_labels[1]);
     for (int32_t j = 0; j < dim; ++j) {
       const float w = static_cast<float>(m->w[j]) / 2;
-      out->weights_[static_cast<size_t>(j) * static_cast<size_t>(classes) + a] = w;
-      out->weights_[static_cast<size_t>(j) * static_cast<size_t>(classes) + b] = -w;
+      weights[static_cast<size_t>(j) * static_cast<size_t>(classes) + a] = w;
+      weights[static_cast<size_t>(j) * static_cast<size_t>(classes) + b] = -w;
     }
     out->bias_[a] = static_cast<float>(m->w[dim]) / 2;
     out->bias_[b] = -out->bias_[a];
   } else {
     for (int32_t j = 0; j < dim; ++j)
       for (int c = 0; c < nr_class; ++c)
-        out->weights_[static_cast<size_t>(j) * static_cast<size_t>(classes) + static_cast<size_t>(model_labels[static_cast<size_t>(c)])] =
+        weights[static_cast<size_t>(j) * static_cast<size_t>(classes) + static_cast<size_t>(model_labels[static_cast<size_t>(c)])] =
             static_cast<float>(m->w[static_cast<size_t>(j) * static_cast<size_t>(nr_class) + static_cast<size_t>(c)]);
     for (int c = 0; c < nr_class; ++c)
       out->bias_[static_cast<size_t>(model_labels[static_cast<size_t>(c)])] =
           static_cast<float>(m->w[static_cast<size_t>(dim) * static_cast<size_t>(nr_class) + static_cast<size_t>(c)]);
   }
   free_and_destroy_model(&m);
+  out->weights_.resize(weights.size());
+  for (size_t i = 0; i < weights.size(); ++i) out->weights_[i] = imath_float_to_half(weights[i]);
   return out;
 }
 
@@ -137,9 +140,9 @@ void LinearTextModel::scores(const SparseVector& x, std::vector<float>& out) con
   const size_t k = static_cast<size_t>(classes_);
   for (size_t i = 0; i < x.size(); ++i) {
     if (x.index[i] >= dimension_) continue;
-    const float* w = weights_.data() + static_cast<size_t>(x.index[i]) * k;
+    const uint16_t* w = weights_.data() + static_cast<size_t>(x.index[i]) * k;
     const float v = x.value[i];
-    for (size_t c = 0; c < k; ++c) out[c] += v * w[c];
+    for (size_t c = 0; c < k; ++c) out[c] += v * imath_half_to_float(w[c]);
   }
 }
 
@@ -182,7 +185,7 @@ void LinearTextModel::fit_temperature(const std::vector<SparseVector>& x, const 
   temperature_ = best;
 }
 
-std::string LinearTextModel::to_bytes() const {
+std::string LinearTextModel::to_bytes(bool with_vectorizer) const {
   ByteWriter w;
   w.put_string(params_.to_json().dump());
   w.put<int32_t>(static_cast<int32_t>(params_.solver));
@@ -192,24 +195,30 @@ std::string LinearTextModel::to_bytes() const {
   w.put<float>(temperature_);
   w.put_vector(weights_);
   w.put_vector(bias_);
-  w.put_string(vectorizer_->to_bytes());
+  w.put<uint8_t>(with_vectorizer);
+  if (with_vectorizer) w.put_string(vectorizer_->to_bytes());
   return std::move(w.bytes());
 }
 
-std::unique_ptr<LinearTextModel> LinearTextModel::from_bytes(std::string_view bytes) {
+std::unique_ptr<LinearTextModel> LinearTextModel::from_bytes(std::string_view bytes,
+                                                             std::shared_ptr<const text::TfidfVectorizer> shared) {
   ByteReader r(bytes);
   auto m = std::make_unique<LinearTextModel>();
-  r.get_string();  // the readable parameters, for people reading the file
+  r.get_view();  // the readable parameters, for people reading the file
   m->params_.solver = static_cast<LinearSolver>(r.get<int32_t>());
   m->params_.c = r.get<double>();
   m->classes_ = r.get<int32_t>();
   m->dimension_ = r.get<int32_t>();
   m->temperature_ = r.get<float>();
-  m->weights_ = r.get_vector<float>();
+  m->weights_ = r.get_vector<uint16_t>();
   m->bias_ = r.get_vector<float>();
-  auto v = std::make_shared<text::TfidfVectorizer>(text::TfidfVectorizer::from_bytes(r.get_string()));
-  m->params_.tfidf = v->options();
-  m->vectorizer_ = std::move(v);
+  if (r.get<uint8_t>() != 0)
+    m->vectorizer_ = std::make_shared<text::TfidfVectorizer>(text::TfidfVectorizer::from_bytes(r.get_view()));
+  else if (shared)
+    m->vectorizer_ = std::move(shared);
+  else
+    throw std::runtime_error("model payload is inconsistent: a linear model without its vectoriser");
+  m->params_.tfidf = m->vectorizer_->options();
   if (m->classes_ <= 0 || m->bias_.size() != static_cast<size_t>(m->classes_) ||
       m->weights_.size() != static_cast<size_t>(m->dimension_) * static_cast<size_t>(m->classes_) ||
       m->vectorizer_->dimension() != m->dimension_)

@@ -3,6 +3,8 @@
 // liblinear (Debian's liblinear-dev): L2-regularised logistic regression or L2-loss SVM, one
 // against the rest, or Crammer-Singer. Probabilities are a softmax of the decision values with a
 // temperature fitted on validation data, so that they are calibrated whichever loss was used.
+// Weights are kept in half precision (IEEE binary16, through Imath): half the size of floats, and
+// rounded as soon as liblinear returns them, so validation scores the model that is saved.
 #include "persona/ml/text_model.h"
 #include "persona/text/tfidf.h"
 
@@ -34,8 +36,16 @@ class LinearTextModel : public TextModel {
   std::vector<float> predict(std::string_view text) const override;
   std::vector<float> predict_features(const SparseVector& x) const;
   nlohmann::json params() const override { return params_.to_json(); }
-  std::string to_bytes() const override;
-  static std::unique_ptr<LinearTextModel> from_bytes(std::string_view bytes);
+  bool knows_word(std::string_view word) const override {
+    return vectorizer_->options().word_ngrams < 1 || vectorizer_->word_index(word) >= 0;
+  }
+  std::string to_bytes() const override { return to_bytes(true); }
+  // Without the vectoriser when an ensemble stores it once for all the members that share it.
+  std::string to_bytes(bool with_vectorizer) const;
+  // `shared`: the vectoriser, when the payload was written without it.
+  static std::unique_ptr<LinearTextModel> from_bytes(std::string_view bytes,
+                                                     std::shared_ptr<const text::TfidfVectorizer> shared = nullptr);
+  const std::shared_ptr<const text::TfidfVectorizer>& shared_vectorizer() const { return vectorizer_; }
 
   // Chooses the softmax temperature that minimises log-loss on held-out rows.
   void fit_temperature(const std::vector<SparseVector>& x, const std::vector<int>& labels);
@@ -50,7 +60,7 @@ class LinearTextModel : public TextModel {
   std::shared_ptr<const text::TfidfVectorizer> vectorizer_;
   int classes_ = 0;
   int32_t dimension_ = 0;
-  std::vector<float> weights_;  // feature-major: weights_[feature * classes_ + class]
+  std::vector<uint16_t> weights_;  // binary16 bits, feature-major: weights_[feature * classes_ + class]
   std::vector<float> bias_;
   float temperature_ = 1.0f;
 };

@@ -6,6 +6,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <sstream>
 #include <stdexcept>
 
@@ -82,7 +87,11 @@ ModelHeader read_model_header(const std::string& path) {
   return out;
 }
 
-ModelFile parse_model_file(std::string_view bytes, const std::string& name, std::string_view expected_kind) {
+namespace {
+
+// Checks the header and checksum of a whole file in `bytes`; the payload is where it starts.
+ModelFile verified_header(std::string_view bytes, const std::string& name, std::string_view expected_kind,
+                          size_t* payload_start) {
   if (bytes.substr(0, kMagic.size()) != kMagic) fail(name, "is not a Persona model file (no PERSONA-MODEL header)");
   const size_t line1 = bytes.find('\n');
   if (line1 == std::string_view::npos) fail(name, "is truncated in its header");
@@ -110,19 +119,48 @@ ModelFile parse_model_file(std::string_view bytes, const std::string& name, std:
       fail(name, fmt::format("is truncated or padded: payload has {} bytes, header says {}", payload.size(), size));
     if (hex64(XXH3_64bits(payload.data(), payload.size())) != sum)
       fail(name, "is corrupted: payload checksum does not match");
-    file.payload.assign(payload);
+    *payload_start = line2 + 1;
   } catch (const nlohmann::json::exception& e) {
     fail(name, std::string("has a corrupted header: ") + e.what());
   }
   return file;
 }
 
+}  // namespace
+
+ModelFile parse_model_file(std::string_view bytes, const std::string& name, std::string_view expected_kind) {
+  size_t start = 0;
+  ModelFile file = verified_header(bytes, name, expected_kind, &start);
+  auto copy = std::make_shared<const std::string>(bytes.substr(start));
+  file.payload = *copy;
+  file.storage = std::move(copy);
+  return file;
+}
+
 ModelFile read_model_file(const std::string& path, std::string_view expected_kind) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot be opened (does it exist? train one first)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_model_file(ss.str(), path, expected_kind);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path, "cannot be opened (does it exist? train one first)");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(path, "is not a regular file");
+  }
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    ::close(fd);
+    fail(path, "is empty: not a Persona model file");
+  }
+  // Populated at once: the checksum reads every page anyway, and one call maps them all.
+  void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  ::close(fd);
+  if (base == MAP_FAILED) fail(path, "cannot be read");
+  std::shared_ptr<const void> mapping(base, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  const std::string_view bytes(static_cast<const char*>(base), size);
+  size_t start = 0;
+  ModelFile file = verified_header(bytes, path, expected_kind, &start);
+  file.payload = bytes.substr(start);
+  file.storage = std::move(mapping);
+  return file;
 }
 
 }  // namespace persona::ml

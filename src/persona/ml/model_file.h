@@ -6,6 +6,7 @@
 //   then the payload bytes (the kind's own binary layout).
 // Loading checks the magic line, the format version, the kind the caller expects, the payload
 // length and its XXH3-64 checksum, so a truncated, corrupted or foreign file is a clear error.
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -25,7 +26,8 @@ struct ModelHeader {
 
 struct ModelFile {
   ModelHeader header;
-  std::string payload;
+  std::string_view payload;              // valid as long as `storage` (shared by copies) lives
+  std::shared_ptr<const void> storage;  // the file mapped read-only, or the bytes parsed
 };
 
 // Writes atomically (temporary file, then rename). Throws std::runtime_error naming the path.
@@ -40,7 +42,8 @@ ModelHeader read_model_header(const std::string& path);
 // data.
 std::string training_history_path(const std::string& models_dir);
 
-// Reads and verifies. `expected_kind` empty accepts any kind. Throws std::runtime_error with a
+// Reads and verifies. The file is mapped, not copied: a model of tens of megabytes is read by the
+// page cache straight into the loader's arrays. `expected_kind` empty accepts any kind. Throws std::runtime_error with a
 // message that names the path and what is wrong.
 ModelFile read_model_file(const std::string& path, std::string_view expected_kind = {});
 

@@ -21,6 +21,9 @@
 #include "persona/ml/linear_text_model.h"
 #include "persona/ml/model_file.h"
 #include "persona/ml/validation.h"
+#include "persona/text/language.h"
+#include "persona/text/normalize.h"
+#include "persona/text/tokenizer.h"
 
 namespace persona::ml {
 namespace {
@@ -331,6 +334,8 @@ nlohmann::json TextTrainingReport::to_json() const {
           {"validation_macro_f1", validation_macro_f1},
           {"unknown_threshold", unknown_threshold},
           {"validation_unknown_rate", validation_unknown_rate},
+          {"languages", languages},
+          {"min_coverage", min_coverage},
           {"train_rows", train_rows},
           {"validation_rows", validation_rows},
           {"seconds", seconds},
@@ -400,6 +405,85 @@ double open_set_margin(const std::vector<int>& truth, const std::vector<TextPred
 
 TextClassifier::TextClassifier(std::shared_ptr<const TextModel> model, std::vector<std::string> labels)
     : model_(std::move(model)), labels_(std::move(labels)), out_of_scope_(out_of_scope_index(labels_)) {}
+
+const char* unknown_reason_name(Unknown u) {
+  switch (u) {
+    case Unknown::No: return "";
+    case Unknown::BelowThreshold: return "below_threshold";
+    case Unknown::OutOfScope: return "out_of_scope";
+    case Unknown::NoWords: return "no_words";
+    case Unknown::NoKnownWords: return "no_known_words";
+    case Unknown::LowCoverage: return "low_coverage";
+    case Unknown::OtherLanguage: return "other_language";
+  }
+  return "";
+}
+
+namespace {
+
+// The words of a normalised text: tokens with letters or Han characters (numbers and symbols
+// alone say nothing a model can classify).
+std::vector<std::string> words_of(std::string_view normalized) {
+  std::vector<std::string> out;
+  for (auto& t : text::tokenize(normalized))
+    if (t.kind == text::TokenKind::Word || t.kind == text::TokenKind::Ideographic) out.push_back(std::move(t.text));
+  return out;
+}
+
+double known_share(const TextModel& model, const std::vector<std::string>& words) {
+  size_t known = 0;
+  for (const auto& w : words) known += model.knows_word(w);
+  return words.empty() ? 0 : static_cast<double>(known) / static_cast<double>(words.size());
+}
+
+}  // namespace
+
+std::vector<std::string> text_languages(const std::vector<std::string>& texts) {
+  std::map<std::string, size_t> counts;
+  size_t counted = 0;
+  for (const auto& t : texts) {
+    const auto guess = text::detect_language(text::normalize_for_analysis(t));
+    if (guess.letters == 0) continue;
+    ++counts[text::language_code(guess.language)];
+    ++counted;
+  }
+  std::vector<std::string> out;
+  for (const auto& [code, n] : counts)
+    if (static_cast<double>(n) >= kLanguageShare * static_cast<double>(counted)) out.push_back(code);
+  return out;
+}
+
+bool language_served(const std::string& language, const std::vector<std::string>& languages) {
+  if (languages.empty() || language == "unknown") return true;
+  auto has = [&](const char* code) { return std::find(languages.begin(), languages.end(), code) != languages.end(); };
+  return has(language.c_str()) || (language == "mixed" && (has("zh") || has("en")));
+}
+
+double choose_min_coverage(std::vector<double> validation_coverage) {
+  if (validation_coverage.empty()) return 0;
+  std::sort(validation_coverage.begin(), validation_coverage.end());
+  const auto at = static_cast<size_t>(kCoverageWithheld * static_cast<double>(validation_coverage.size()));
+  return std::min(0.5, validation_coverage[std::min(at, validation_coverage.size() - 1)]);
+}
+
+TextPrediction TextClassifier::screened(std::string_view text, std::vector<float> probabilities) const {
+  TextPrediction p = prediction_from(std::move(probabilities), threshold_, out_of_scope_);
+  if (p.label < 0) p.unknown = p.best == out_of_scope_ ? Unknown::OutOfScope : Unknown::BelowThreshold;
+  const std::string normalized = text::normalize_for_analysis(text);
+  p.language = text::language_code(text::detect_language(normalized).language);
+  const auto words = words_of(normalized);
+  p.coverage = known_share(*model_, words);
+  const Unknown screen = words.empty()                              ? Unknown::NoWords
+                         : !language_served(p.language, languages_) ? Unknown::OtherLanguage
+                         : p.coverage == 0                          ? Unknown::NoKnownWords
+                         : p.coverage < min_coverage_               ? Unknown::LowCoverage
+                                                                    : Unknown::No;
+  if (screen != Unknown::No) {
+    p.label = -1;
+    p.unknown = screen;
+  }
+  return p;
+}
 
 namespace {
 
@@ -622,6 +706,25 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
     unknown_rate = static_cast<double>(unknown) / static_cast<double>(predictions.size());
   }
 
+  // How familiar the validation texts are to the validated model(s): the least share of known
+  // words to accept; and the languages trained on.
+  std::vector<std::string> languages;
+  double min_coverage = 0;
+  if (validate && options.abstain) {
+    const int oos = out_of_scope_index(data.label_names);
+    std::vector<std::shared_ptr<const TextModel>> validated;
+    for (size_t m : blend ? blend_members : std::vector<size_t>{best}) validated.push_back(done[m].model);
+    const EnsembleTextModel known(validated);
+    std::vector<double> coverage;
+    for (size_t r = 0; r < valid_part.size(); ++r) {
+      if (valid_part.labels[r] == oos) continue;
+      const auto words = words_of(text::normalize_for_analysis(valid_part.texts[r]));
+      if (!words.empty()) coverage.push_back(known_share(known, words));
+    }
+    min_coverage = choose_min_coverage(std::move(coverage));
+    languages = text_languages(data.texts);
+  }
+
   // Retrain the chosen configuration(s) on all the data when the plan has room for it (decided
   // from the data's size, like the search); linear members one after another (sharing one
   // vectoriser) beside fastText's. A member not refitted stays as validated.
@@ -684,6 +787,10 @@ TextClassifier TextClassifier::train(const LabelledTexts& data, const TextClassi
   const std::string chosen_kind = blend ? "ensemble" : done[best].result.kind;
   TextClassifier out(final_model, data.label_names);
   out.threshold_ = threshold;
+  out.languages_ = languages;
+  out.min_coverage_ = min_coverage;
+  report->languages = languages;
+  report->min_coverage = min_coverage;
   report->chosen = chosen_kind;
   report->chosen_params = final_model->params();
   report->validation_accuracy = chosen.accuracy;
@@ -711,13 +818,19 @@ const std::string& TextClassifier::label_name(int label) const {
   return label >= 0 && static_cast<size_t>(label) < labels_.size() ? labels_[static_cast<size_t>(label)] : unknown;
 }
 
-TextPrediction TextClassifier::predict(std::string_view text) const {
-  return prediction_from(model_->predict(text), threshold_, out_of_scope_);
-}
+TextPrediction TextClassifier::predict(std::string_view text) const { return screened(text, model_->predict(text)); }
 
 std::vector<TextPrediction> TextClassifier::predict_all(const std::vector<std::string>& texts, int threads) const {
-  std::vector<TextPrediction> out;
-  for (auto& p : model_->predict_all(texts, threads)) out.push_back(prediction_from(std::move(p), threshold_, out_of_scope_));
+  auto probabilities = model_->predict_all(texts, threads);
+  std::vector<TextPrediction> out(texts.size());
+  const size_t t = std::clamp<size_t>(static_cast<size_t>(std::max(1, threads)), 1, texts.size() / 64 + 1);
+  std::vector<std::thread> pool;
+  for (size_t k = 0; k < t; ++k)
+    pool.emplace_back([&, k] {
+      for (size_t i = texts.size() * k / t; i < texts.size() * (k + 1) / t; ++i)
+        out[i] = screened(texts[i], std::move(probabilities[i]));
+    });
+  for (auto& th : pool) th.join();
   return out;
 }
 
@@ -748,18 +861,26 @@ ClassificationReport TextClassifier::evaluate(const LabelledTexts& data, int thr
   return classification_report(truth, predicted, names);
 }
 
+// The payload's first field. The first layout began with the model kind instead.
+constexpr const char* kPayloadFormat = "text-classifier/2";
+
 void TextClassifier::save(const std::string& path, const std::string& task, const nlohmann::json& metrics) const {
   ModelHeader h;
   h.kind = "text-classifier";
   h.task = task;
   h.schema = {{"model", model_->kind()}, {"labels", labels_}, {"unknown_threshold", threshold_},
+              {"languages", languages_}, {"min_coverage", min_coverage_},
               {"params", model_->params()}, {"input", "text (UTF-8)"}};
   h.metrics = metrics.is_null() ? nlohmann::json::object() : metrics;
   ByteWriter w;
+  w.put_string(kPayloadFormat);
   w.put_string(model_->kind());
   w.put<double>(threshold_);
   w.put<uint32_t>(static_cast<uint32_t>(labels_.size()));
   for (const auto& l : labels_) w.put_string(l);
+  w.put<uint32_t>(static_cast<uint32_t>(languages_.size()));
+  for (const auto& l : languages_) w.put_string(l);
+  w.put<double>(min_coverage_);
   w.put_string(model_->to_bytes());
   write_model_file(path, h, w.bytes());
 }
@@ -770,17 +891,27 @@ TextClassifier TextClassifier::load(const std::string& path, std::string* task) 
   const ModelFile file = read_model_file(path, "text-classifier");
   try {
     ByteReader r(file.payload);
+    if (r.get_string() != kPayloadFormat)
+      throw std::runtime_error("it was written by an older Persona (float weights, a vectoriser per member): train it "
+                               "again with `persona train text`");
     const std::string kind = r.get_string();
     const double threshold = r.get<double>();
     const auto n = r.get<uint32_t>();
     if (n > file.payload.size()) throw std::runtime_error("model payload is truncated");
     std::vector<std::string> labels;
     for (uint32_t i = 0; i < n; ++i) labels.push_back(r.get_string());
-    auto model = text_model_from_bytes(kind, r.get_string());
+    const auto l = r.get<uint32_t>();
+    if (l > 16) throw std::runtime_error("model payload is inconsistent: languages");
+    std::vector<std::string> languages;
+    for (uint32_t i = 0; i < l; ++i) languages.push_back(r.get_string());
+    const double min_coverage = r.get<double>();
+    auto model = text_model_from_bytes(kind, r.get_view());
     if (model->classes() != static_cast<int>(labels.size()))
       throw std::runtime_error("model payload is inconsistent: class count differs from the labels");
     TextClassifier out(std::move(model), std::move(labels));
     out.threshold_ = threshold;
+    out.languages_ = std::move(languages);
+    out.min_coverage_ = min_coverage;
     if (task) *task = file.header.task;
     return out;
   } catch (const std::exception& e) {

@@ -46,6 +46,8 @@ struct TextTrainingReport {
   double validation_accuracy = 0, validation_macro_f1 = 0;
   double majority_accuracy = 0;  // the baseline: always the most common class of the validation texts
   double unknown_threshold = 0, validation_unknown_rate = 0;
+  std::vector<std::string> languages;  // the languages of the training texts (see TextClassifier)
+  double min_coverage = 0;             // below it, a text is too unfamiliar to classify
   size_t train_rows = 0, validation_rows = 0;
   double seconds = 0, budget_s = 0;
   bool refit = true;               // false: some member is kept as validated (trained on the training part)
@@ -55,11 +57,24 @@ struct TextTrainingReport {
   nlohmann::json to_json() const;
 };
 
+// Why a text got no class. A model answers only texts like those it learnt from: a text with no
+// words, none the model knows, too few it knows, or in a language it was not trained on is
+// unknown whatever its probabilities say (a linear model or fastText is confident far from its
+// data, where it has seen nothing to doubt).
+enum class Unknown { No, BelowThreshold, OutOfScope, NoWords, NoKnownWords, LowCoverage, OtherLanguage };
+const char* unknown_reason_name(Unknown u);  // "", "below_threshold", "out_of_scope", "no_words", ...
+// The text itself is outside what the model knows (no words, unknown words, another language), as
+// opposed to the model being unsure between its classes.
+inline bool unfamiliar(Unknown u) { return u >= Unknown::NoWords; }
+
 struct TextPrediction {
-  int label = -1;         // -1: unknown (below the threshold, or the out-of-scope class)
+  int label = -1;         // -1: unknown (see `unknown`)
   int best = -1;          // the most probable class even when unknown
   double confidence = 0;  // probability of `best`
   std::vector<float> probabilities;
+  Unknown unknown = Unknown::No;
+  double coverage = 1;    // share of the text's words the model knows
+  std::string language;   // the text's language ("zh", "en", "mixed", "ja", "unknown")
 };
 
 class TextClassifier {
@@ -84,6 +99,12 @@ class TextClassifier {
   const std::string& label_name(int label) const;
   double unknown_threshold() const { return threshold_; }
   void set_unknown_threshold(double t) { threshold_ = t; }
+  // The languages of the training texts: a text in another is unknown. Empty: any language.
+  const std::vector<std::string>& languages() const { return languages_; }
+  void set_languages(std::vector<std::string> languages) { languages_ = std::move(languages); }
+  // The least share of a text's words the model must know (chosen on validation data).
+  double min_coverage() const { return min_coverage_; }
+  void set_min_coverage(double c) { min_coverage_ = c; }
   const TextModel& model() const { return *model_; }
 
   // Model file of kind "text-classifier"; `task` and `metrics` go into its header.
@@ -94,7 +115,11 @@ class TextClassifier {
  private:
   std::shared_ptr<const TextModel> model_;
   std::vector<std::string> labels_;
+  TextPrediction screened(std::string_view text, std::vector<float> probabilities) const;
+
   double threshold_ = 0;
+  std::vector<std::string> languages_;
+  double min_coverage_ = 0;
   int out_of_scope_ = -1;  // the index of kOutOfScope among the labels, -1 when absent
 };
 
@@ -111,6 +136,20 @@ double open_set_margin(const std::vector<int>& truth, const std::vector<TextPred
 
 // The confidence threshold that maximises right answers plus wrong answers withheld; texts of the
 // `out_of_scope` class (-1: none) are right when withheld.
+// The languages that hold at least kLanguageShare of the texts (by text::detect_language; texts
+// without letters are not counted), in code order.
+inline constexpr double kLanguageShare = 0.01;
+std::vector<std::string> text_languages(const std::vector<std::string>& texts);
+
+// Whether a text in `language` is one a model trained on `languages` can read: its own language,
+// or mixed Chinese and English when the model knows either.
+bool language_served(const std::string& language, const std::vector<std::string>& languages);
+
+// The least coverage to accept: the share of words known below which the least familiar 1% of the
+// validation texts (in scope, with words) fall, at most 0.5.
+inline constexpr double kCoverageWithheld = 0.01;
+double choose_min_coverage(std::vector<double> validation_coverage);
+
 double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions,
                                 int out_of_scope = -1);
 

@@ -50,31 +50,62 @@ std::vector<float> EnsembleTextModel::predict(std::string_view text) const {
   return sum;
 }
 
+bool EnsembleTextModel::knows_word(std::string_view word) const {
+  return std::any_of(members_.begin(), members_.end(), [&](const auto& m) { return m->knows_word(word); });
+}
+
 nlohmann::json EnsembleTextModel::params() const {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& m : members_) j.push_back({{"kind", m->kind()}, {"params", m->params()}});
   return {{"members", j}};
 }
 
+// Linear members trained on the same features share one vectoriser object; it is stored once,
+// before the members, which name it by its position (-1: none).
 std::string EnsembleTextModel::to_bytes() const {
-  ByteWriter w;
-  w.put<uint32_t>(static_cast<uint32_t>(members_.size()));
+  std::vector<const text::TfidfVectorizer*> shared;
+  std::vector<int32_t> uses;
   for (const auto& m : members_) {
-    w.put_string(m->kind());
-    w.put_string(m->to_bytes());
+    const auto* linear = dynamic_cast<const LinearTextModel*>(m.get());
+    if (!linear) {
+      uses.push_back(-1);
+      continue;
+    }
+    const auto* v = linear->shared_vectorizer().get();
+    auto it = std::find(shared.begin(), shared.end(), v);
+    if (it == shared.end()) it = shared.insert(shared.end(), v);
+    uses.push_back(static_cast<int32_t>(it - shared.begin()));
+  }
+  ByteWriter w;
+  w.put<uint32_t>(static_cast<uint32_t>(shared.size()));
+  for (const auto* v : shared) w.put_string(v->to_bytes());
+  w.put<uint32_t>(static_cast<uint32_t>(members_.size()));
+  for (size_t i = 0; i < members_.size(); ++i) {
+    w.put_string(members_[i]->kind());
+    w.put<int32_t>(uses[i]);
+    w.put_string(uses[i] >= 0 ? static_cast<const LinearTextModel&>(*members_[i]).to_bytes(false) : members_[i]->to_bytes());
   }
   return std::move(w.bytes());
 }
 
 std::unique_ptr<EnsembleTextModel> EnsembleTextModel::from_bytes(std::string_view bytes) {
   ByteReader r(bytes);
+  const auto vectorizers = r.get<uint32_t>();
+  if (vectorizers > 16) throw std::runtime_error("model payload is inconsistent: shared vectorisers");
+  std::vector<std::shared_ptr<const text::TfidfVectorizer>> shared;
+  for (uint32_t i = 0; i < vectorizers; ++i)
+    shared.push_back(std::make_shared<text::TfidfVectorizer>(text::TfidfVectorizer::from_bytes(r.get_view())));
   const auto n = r.get<uint32_t>();
   if (n == 0 || n > 16) throw std::runtime_error("model payload is inconsistent: ensemble size");
   std::vector<std::shared_ptr<const TextModel>> members;
   for (uint32_t i = 0; i < n; ++i) {
     const std::string kind = r.get_string();
     if (kind == "ensemble") throw std::runtime_error("model payload is inconsistent: nested ensemble");
-    members.push_back(text_model_from_bytes(kind, r.get_string()));
+    const auto use = r.get<int32_t>();
+    if (use < -1 || use >= static_cast<int32_t>(shared.size()) || (use >= 0 && kind != "tfidf-linear"))
+      throw std::runtime_error("model payload is inconsistent: a member names no stored vectoriser");
+    members.push_back(use >= 0 ? LinearTextModel::from_bytes(r.get_view(), shared[static_cast<size_t>(use)])
+                               : text_model_from_bytes(kind, r.get_view()));
   }
   try {
     return std::make_unique<EnsembleTextModel>(std::move(members));

@@ -38,6 +38,9 @@ class TextModel {
   virtual std::vector<std::vector<float>> predict_all(const std::vector<std::string>& texts, int threads) const;
   virtual nlohmann::json params() const = 0;
   virtual std::string to_bytes() const = 0;
+  // Whether training saw this word (a token as text::tokenize writes it) as a feature of its own;
+  // true when the model cannot tell (no word features).
+  virtual bool knows_word(std::string_view word) const = 0;
 };
 
 // The mean of several models' probabilities (the members must share the classes). Chosen when
@@ -51,6 +54,7 @@ class EnsembleTextModel : public TextModel {
   std::vector<float> predict(std::string_view text) const override;
   nlohmann::json params() const override;
   std::string to_bytes() const override;
+  bool knows_word(std::string_view word) const override;  // some member knows it
   static std::unique_ptr<EnsembleTextModel> from_bytes(std::string_view bytes);
   const std::vector<std::shared_ptr<const TextModel>>& members() const { return members_; }
 

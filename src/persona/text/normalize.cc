@@ -1,5 +1,7 @@
 #include "persona/text/normalize.h"
 
+#include "persona/text/html.h"
+
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -33,6 +35,7 @@ std::string repair_utf8(std::string_view s) {
 
 std::string normalize_for_analysis(std::string_view input) {
   std::string valid = repair_utf8(input);
+  if (looks_like_html(valid)) valid = html_to_text(valid);
   // Control characters (NUL, the C1 range) separate words: utf8proc's STRIPCC below would drop
   // them and glue "good\0product" into one word.
   for (size_t i = 0; i < valid.size(); ++i) {

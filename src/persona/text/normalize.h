@@ -6,7 +6,8 @@
 
 namespace persona::text {
 
-// NFKC + Unicode case folding + white space collapsed; invalid bytes become U+FFFD.
+// NFKC + Unicode case folding + white space collapsed; invalid bytes become U+FFFD. HTML is
+// reduced to its text first (see html.h).
 std::string normalize_for_analysis(std::string_view s);
 
 // Replaces every invalid UTF-8 sequence with U+FFFD so that later stages can rely on validity.
