@@ -135,6 +135,22 @@ TEXT_SETS = {
 }
 
 
+# One text per language for the one-off classification a `persona classify` process makes.
+ONE_TEXT = {"en": "where is the card I ordered last week", "zh": "质量很好，物流也很快，下次还会再买"}
+
+
+class cpu_hog:
+    """A CPU-bound process at normal priority for the duration of a `with` block."""
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
 def domain_accuracy(predictions_path):
     with open(predictions_path) as f:
         rows = [json.loads(line) for line in f]
@@ -153,21 +169,44 @@ def text_task(args):
         tests = [os.path.join(args.data, t) for t in spec["tests"]]
         results = {}
         with tempfile.TemporaryDirectory() as tmp:
-            model = os.path.join(tmp, "model")
-            out, wall, rss = measure([args.persona, "train", "text", train, "--preset", spec["preset"], "--task",
-                                      spec["dataset"], "--label", spec["field"], "--budget", str(args.text_budget),
-                                      "--out", model, "--json", "--quiet"])
-            trained = json.loads(out)
-            for test in tests:
-                preds = os.path.join(tmp, "predictions.jsonl")
+            def train_model(name):
+                model = os.path.join(tmp, name)
+                out, wall, rss = measure([args.persona, "train", "text", train, "--preset", spec["preset"], "--task",
+                                          spec["dataset"], "--label", spec["field"], "--budget", str(args.text_budget),
+                                          "--out", model, "--json", "--quiet"])
+                return model, json.loads(out), wall, rss
+
+            def predictions(model, test, name):
+                preds = os.path.join(tmp, name)
                 out, _, _ = measure([args.persona, "eval", "--model", model, "--preset", spec["preset"], "--label",
                                      spec["field"], test, "--predictions", preds, "--json", "--quiet"])
-                report = json.loads(out)
+                with open(preds) as f:
+                    return json.loads(out), preds, f.read()
+
+            model, trained, wall, rss = train_model("model")
+            # Reproducible: a second training with the same seed, and a third with a CPU-bound
+            # process at normal priority beside it, must give the same predictions.
+            again, _, _, _ = train_model("again")
+            with cpu_hog():
+                loaded_model, trained_loaded, _, _ = train_model("under_load")
+            # One-off use of the saved model: a process that loads it and classifies one text (or
+            # an empty one: the load alone).
+            _, load_s, _ = measure_median([args.persona, "classify", model, ""], 3)
+            _, one_s, one_rss = measure_median([args.persona, "classify", model, ONE_TEXT[spec["lang"]]], 3)
+            for i, test in enumerate(tests):
+                report, preds, first = predictions(model, test, f"predictions{i}.jsonl")
+                _, _, second = predictions(again, test, f"again{i}.jsonl")
+                _, _, third = predictions(loaded_model, test, f"under_load{i}.jsonl")
                 metrics = {"dataset": spec["dataset"], "test": os.path.basename(test),
                            "accuracy": round(report["accuracy"], 4), "macro_f1": round(report["macro_f1"], 4),
                            "train_s": round(wall, 2), "pred_per_s": round(report["pred_per_s"]),
                            "missing_text": trained["read"]["rejected"] + report["read"]["rejected"],
-                           "chosen": trained["training"]["chosen"]}
+                           "chosen": trained["training"]["chosen"],
+                           "model_bytes": os.path.getsize(model), "load_s": round(load_s, 3),
+                           "analyze_one_s": round(one_s, 3), "analyze_one_rss_bytes": one_rss,
+                           "reproducible": first == second,
+                           "same_under_cpu_load": first == third,
+                           "capped": trained["training"]["capped"] or trained_loaded["training"]["capped"]}
                 if "/" in spec["field"]:
                     metrics["domain_accuracy"] = domain_accuracy(preds)
                     metrics["slot_f1"] = None  # Persona's text classifiers do not extract slots

@@ -212,7 +212,7 @@ Command add_keywords(CLI::App& app, Common& common) {
 Command add_eval(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("eval", "Evaluate a trained text model on a labelled file (classification report)");
   struct Args {
-    std::string task, model, preset, file, label, models, predictions;
+    std::string task, model, preset, file, label, models, predictions, text_column, label_column;
     bool unknown = false;
     int threads = 2;
   };
@@ -220,7 +220,11 @@ Command add_eval(CLI::App& app, Common& common) {
   sub->add_option("--task", args->task, "sentiment, category or intent (its model in --models)");
   sub->add_option("file", args->file, "Labelled file");
   sub->add_option("--model", args->model, "A model file (instead of the task's)");
-  sub->add_option("-p,--preset", args->preset, "How to read the file (see `persona presets`)");
+  sub->add_option("-p,--preset", args->preset,
+                  "How to read the file (see `persona presets`); without one: any .csv/.tsv/.jsonl/.json file with "
+                  "the columns text and label");
+  sub->add_option("--text-column", args->text_column, "The column (JSON key) that holds the text");
+  sub->add_option("--label-column", args->label_column, "The column (JSON key) that holds the label");
   sub->add_option("--label", args->label, "label, category, sentiment or category/label (default: the task's)");
   sub->add_option("--models", args->models, "Model directory");
   sub->add_flag("--count-unknown", args->unknown, "Answers below the unknown threshold count as wrong");
@@ -229,8 +233,8 @@ Command add_eval(CLI::App& app, Common& common) {
   const auto recommend = add_eval_recommend(sub, common);
   return {sub, [args, recommend, &common] {
             if (const int rc = recommend(); rc >= 0) return rc;
-            if (args->file.empty() || args->preset.empty())
-              throw CLI::RequiredError("a labelled FILE and --preset (or the subcommand: persona eval recommend)");
+            if (args->file.empty())
+              throw CLI::RequiredError("a labelled FILE (or the subcommand: persona eval recommend)");
             std::string path = args->model;
             std::string field = args->label;
             if (path.empty()) {
@@ -241,7 +245,8 @@ Command add_eval(CLI::App& app, Common& common) {
             }
             if (field.empty()) field = "label";
             const auto classifier = ml::TextClassifier::load(path);
-            const auto source = pipeline::preset_source(args->preset, args->file);
+            const auto source =
+                pipeline::labelled_text_source(args->preset, args->file, field, args->text_column, args->label_column);
             pipeline::LabelledTextReport read;
             const auto data = pipeline::read_labelled_texts(source, source.rules, field, &read);
             if (data.size() == 0) throw Error("no labelled texts in the file", {args->file}, "check --preset and --label");

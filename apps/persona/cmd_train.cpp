@@ -31,21 +31,23 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 // Where labelled texts come from: a file read with a preset, or the store.
 struct TextSource {
-  std::string file, preset, store, config;
+  std::string file, preset, store, config, text_column, label_column;
 };
 
 void add_text_source(CLI::App* sub, TextSource& s) {
   sub->add_option("file", s.file, "Labelled file (omit to train on the store's texts)");
-  sub->add_option("-p,--preset", s.preset, "How to read the file (see `persona presets`)");
+  sub->add_option("-p,--preset", s.preset,
+                  "How to read the file (see `persona presets`); without one: any .csv/.tsv/.jsonl/.json file with "
+                  "the columns text and label");
+  sub->add_option("--text-column", s.text_column, "The column (JSON key) that holds the text");
+  sub->add_option("--label-column", s.label_column, "The column (JSON key) that holds the label");
   sub->add_option("-s,--store", s.store, "Store file (when no file is given)");
   sub->add_option("-c,--config", s.config, "Config file (for its store path)");
 }
 
 ml::LabelledTexts read_texts(const TextSource& s, const std::string& field, pipeline::LabelledTextReport& report) {
   if (!s.file.empty()) {
-    if (s.preset.empty())
-      throw Error("a labelled file needs --preset", {s.file}, "see `persona presets` (labelled_texts reads text,label)");
-    const auto source = pipeline::preset_source(s.preset, s.file);
+    const auto source = pipeline::labelled_text_source(s.preset, s.file, field, s.text_column, s.label_column);
     return pipeline::read_labelled_texts(source, source.rules, field, &report);
   }
   auto store = open_existing_store(store_path_from(s.store, s.config));
@@ -131,7 +133,8 @@ int run_text_training(const TextTrainArgs& a, const std::string& task_name, cons
                             {"majority_accuracy", report.majority_accuracy}, {"validation_texts", report.validation_rows}};
   ml::ClassificationReport test_report;
   if (!a.test.empty()) {
-    const auto source = pipeline::preset_source(a.source.preset, a.test);
+    const auto source =
+        pipeline::labelled_text_source(a.source.preset, a.test, field, a.source.text_column, a.source.label_column);
     pipeline::LabelledTextReport test_read;
     const auto test = pipeline::read_labelled_texts(source, source.rules, field, &test_read);
     warn_rejects(test_read, common.quiet || common.json);
@@ -452,8 +455,7 @@ Command add_train(CLI::App& app, Common& common) {
       if (!s->parsed()) return -1;
       text::KeywordIndex index;
       if (!source->file.empty()) {
-        if (source->preset.empty()) throw Error("a text file needs --preset", {source->file});
-        const auto src = pipeline::preset_source(source->preset, source->file);
+        const auto src = pipeline::labelled_text_source(source->preset, source->file, "label", source->text_column);
         pipeline::RunOptions options;
         options.progress = false;
         pipeline::run_source(src, src.rules, [&](const io::Record&, std::vector<io::FieldValue>& values,

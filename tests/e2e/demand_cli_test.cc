@@ -22,6 +22,44 @@ std::string intents_csv(int per_class, unsigned seed) {
   return csv;
 }
 
+TEST(DemandCli, AnyLabelledFileWithoutAPreset) {
+  test::TempDir dir;
+  // A JSON array with its own key names, and a TSV test file with others.
+  std::string json = "[\n";
+  for (const auto& t : test::synthetic_intents(40, 21))
+    json += nlohmann::json{{"utterance", t.text}, {"intent", t.label}}.dump() + ",\n";
+  json += R"({"utterance": "<p>I want my money back &amp; now</p>", "intent": "refund"}])";
+  test::write_file(dir.file("intents.json"), json);
+  std::string tsv = "query\tgold\n";
+  for (const auto& t : test::synthetic_intents(8, 22)) tsv += t.text + "\t" + t.label + "\n";
+  test::write_file(dir.file("test.tsv"), tsv);
+  const std::string model = dir.file("intent.model");
+  auto t = json_of(run_persona({"train", "text", dir.file("intents.json"), "--text-column", "utterance",
+                                "--label-column", "intent", "--task", "intent", "--label", "label", "--out", model,
+                                "--no-tune", "--model", "tfidf-linear", "--json"}));
+  EXPECT_EQ(t["read"]["rows"], 121) << t.dump();
+  EXPECT_EQ(t["read"]["rejected"], 0);
+  auto e = json_of(run_persona({"eval", "--model", model, dir.file("test.tsv"), "--text-column", "query",
+                                "--label-column", "gold", "--json"}));
+  EXPECT_EQ(e["support"], 24);
+  EXPECT_GT(e["accuracy"].get<double>(), 0.9);
+  // Without a preset or columns the file must have text and label.
+  auto missing = run_persona({"eval", "--model", model, dir.file("test.tsv"), "--json"});
+  EXPECT_NE(missing.exit_code, 0);
+
+  // Texts the model cannot read come back unknown, with the reason.
+  auto phone = json_of(run_persona({"classify", model, "--json", "13812345678"}));
+  EXPECT_EQ(phone["label"], "unknown");
+  EXPECT_EQ(phone["unknown_reason"], "no_words");
+  auto gibberish = json_of(run_persona({"classify", model, "--json", "xylophone quantum zebra"}));
+  EXPECT_EQ(gibberish["unknown_reason"], "no_known_words");
+  auto japanese = json_of(run_persona({"classify", model, "--json", "この商品はとても良いです"}));
+  EXPECT_EQ(japanese["unknown_reason"], "other_language");
+  auto html = json_of(run_persona({"classify", model, "--json", "<p>how do i <b>get</b> a refund</p>&nbsp;"}));
+  EXPECT_EQ(html["label"], "refund");
+  EXPECT_EQ(html.value("unknown_reason", ""), "");
+}
+
 TEST(DemandCli, TrainAnalyzeEvalClassify) {
   test::TempDir dir;
   const std::string models = dir.file("models");
@@ -149,9 +187,10 @@ TEST(DemandCli, LabelFilesWithProblems) {
                                 dir.file("m"), "--model", "tfidf-linear", "--no-tune", "--json"}));
   EXPECT_EQ(j["read"]["rejected"], 1);
   EXPECT_EQ(j["read"]["without_label"], 1);
-  r = run_persona({"train", "intent", dir.file("gaps.csv"), "--models", dir.file("m")});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("--preset"), std::string::npos);
+  // Without a preset a text,label file is read the same way.
+  auto k = json_of(run_persona({"train", "intent", dir.file("gaps.csv"), "--models", dir.file("m"), "--model",
+                                "tfidf-linear", "--no-tune", "--json"}));
+  EXPECT_EQ(k["read"], j["read"]);
   r = run_persona({"train", "text", dir.file("gaps.csv"), "--preset", "labelled_texts", "--task", "x", "--label", "mood"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("unknown label field"), std::string::npos) << r.err;

@@ -30,6 +30,40 @@ TEST(JsonlReader, SelectedKeysNestedKeysAndTypes) {
   EXPECT_FALSE(reader.next(r));
 }
 
+TEST(JsonlReader, AJsonArrayFileIsReadAnElementPerRecord) {
+  // Pretty-printed, with commas, brackets, braces and escaped quotes inside strings.
+  JsonlReader reader(ByteSource::from_memory("\n [\n  {\"text\": \"good, [really] {great} \\\"ok\\\"\",\n   \"label\": \"pos\"},\n"
+                                             "  {\"text\": \"bad\", \"label\": \"neg\", \"meta\": {\"a\": [1, 2]}},\n"
+                                             "  17,\n  {\"text\": \"last\"}\n ]\n",
+                                             "t.json"),
+                     {"text", "label", "meta.a"});
+  Record r;
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_TRUE(r.problem.empty()) << r.problem;
+  EXPECT_EQ(r.fields[0], "good, [really] {great} \"ok\"");
+  EXPECT_EQ(r.fields[1], "pos");
+  EXPECT_EQ(r.line, 1);
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(r.fields[1], "neg");
+  EXPECT_EQ(r.fields[2], "[1,2]");
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(r.line, 3);
+  EXPECT_FALSE(r.problem.empty());  // 17 is not an object: rejected, reading goes on
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(r.fields[0], "last");
+  EXPECT_FALSE(reader.next(r));
+
+  // A truncated array: the elements before the cut are read, the cut one is a problem.
+  JsonlReader cut(ByteSource::from_memory("[{\"text\": \"a\"}, {\"text\": \"b", "cut.json"), {"text"});
+  ASSERT_TRUE(cut.next(r));
+  EXPECT_EQ(r.fields[0], "a");
+  ASSERT_TRUE(cut.next(r));
+  EXPECT_FALSE(r.problem.empty());
+  EXPECT_FALSE(cut.next(r));
+  JsonlReader empty(ByteSource::from_memory("[]", "empty.json"), {"text"});
+  EXPECT_FALSE(empty.next(r));
+}
+
 TEST(JsonlReader, BadLinesAreProblemsAndReadingGoesOn) {
   JsonlReader reader(ByteSource::from_memory("{\"a\":1}\n{broken\n\n[1,2]\n{\"a\":\"\xFF\"}\n{\"a\":4}\n", "bad.jsonl"),
                      {"a"});

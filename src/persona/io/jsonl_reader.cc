@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "persona/core/error.h"
 #include "persona/core/json.h"
@@ -38,13 +39,112 @@ bool value_text(simdjson::dom::element e, std::string& out) {
     default: out = simdjson::minify(e); return true;
   }
 }
+// A JSON file that is one array of objects ([{...}, {...}], as many exports write) read as JSON
+// Lines: each top-level element becomes one line (white space inside it folded to spaces), so the
+// line reader, its limits and its errors apply unchanged, and the record's "line" is the element's
+// position. Any other file passes through as it is. Streaming: memory does not grow with the file.
+class ArrayAsLines final : public ByteSource {
+ public:
+  explicit ArrayAsLines(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)) {}
+  size_t read(char* buffer, size_t n) override {
+    while (pos_ == out_.size() && !eof_) refill();
+    const size_t k = std::min(n, out_.size() - pos_);
+    std::memcpy(buffer, out_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  void seek(uint64_t offset) override {
+    if (offset != 0) throw Error("a JSON array file can only be read from its start", {inner_->path()});
+    inner_->seek(0);
+    out_.clear();
+    leading_.clear();
+    pos_ = 0;
+    eof_ = false;
+    mode_ = Mode::Undecided;
+    depth_ = 0;
+    in_string_ = escape_ = in_element_ = false;
+  }
+  uint64_t compressed_position() const override { return inner_->compressed_position(); }
+  uint64_t file_size() const override { return inner_->file_size(); }
+  const std::string& path() const override { return inner_->path(); }
+
+ private:
+  enum class Mode { Undecided, Lines, Array, AfterArray };
+
+  void refill() {
+    out_.clear();
+    pos_ = 0;
+    char chunk[1 << 16];
+    const size_t got = inner_->read(chunk, sizeof chunk);
+    if (got == 0) {
+      eof_ = true;
+      out_ += leading_;  // a file of white space only
+      if (mode_ == Mode::Array && in_element_) out_ += '\n';  // a truncated array: its last element is rejected
+      return;
+    }
+    for (size_t i = 0; i < got; ++i) take(chunk[i]);
+  }
+
+  void take(char c) {
+    const bool space = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    switch (mode_) {
+      case Mode::Lines:
+      case Mode::AfterArray:
+        out_ += c;
+        return;
+      case Mode::Undecided:
+        // Leading blank lines count as lines in JSON Lines only.
+        if (space) {
+          leading_ += c;
+          return;
+        }
+        mode_ = c == '[' ? Mode::Array : Mode::Lines;
+        if (mode_ == Mode::Lines) out_ += leading_ + c;
+        leading_.clear();
+        return;
+      case Mode::Array:
+        break;
+    }
+    if (in_string_) {
+      out_ += c;
+      if (escape_) escape_ = false;
+      else if (c == '\\') escape_ = true;
+      else if (c == '"') in_string_ = false;
+      return;
+    }
+    if (space) {
+      if (in_element_) out_ += ' ';
+      return;
+    }
+    if (depth_ == 0 && (c == ',' || c == ']')) {
+      if (in_element_) out_ += '\n';
+      in_element_ = false;
+      if (c == ']') mode_ = Mode::AfterArray;
+      return;
+    }
+    in_element_ = true;
+    if (c == '"') in_string_ = true;
+    else if (c == '{' || c == '[') ++depth_;
+    else if (c == '}' || c == ']') --depth_;
+    out_ += c;
+  }
+
+  std::unique_ptr<ByteSource> inner_;
+  std::string out_, leading_;
+  size_t pos_ = 0;
+  bool eof_ = false;
+  Mode mode_ = Mode::Undecided;
+  int64_t depth_ = 0;
+  bool in_string_ = false, escape_ = false, in_element_ = false;
+};
+
 }  // namespace
 
 JsonlReader::JsonlReader(const std::string& path, std::vector<std::string> keys, size_t max_line_bytes)
     : JsonlReader(ByteSource::open_file(path), std::move(keys), max_line_bytes) {}
 
 JsonlReader::JsonlReader(std::unique_ptr<ByteSource> source, std::vector<std::string> keys, size_t max_line_bytes)
-    : lines_(std::move(source), line_options(max_line_bytes)),
+    : lines_(std::make_unique<ArrayAsLines>(std::move(source)), line_options(max_line_bytes)),
       keys_(std::move(keys)),
       parser_(std::make_unique<simdjson::dom::parser>()),
       values_(keys_.size()) {

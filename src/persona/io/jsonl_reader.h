@@ -3,6 +3,8 @@
 // names the keys it wants ("user_id", or "a.b" for nested objects); each record carries their
 // values as text (numbers as written in shortest form, objects and arrays as minified JSON).
 // A line that is not a JSON object comes back with Record::problem set; reading goes on.
+// A file that is one JSON array of objects is read the same way, an element per record (its
+// "line" is the element's position), streamed: it is not loaded whole.
 #include <memory>
 #include <string>
 #include <vector>

@@ -442,6 +442,37 @@ Config load_config(const std::string& path) {
   return parse_config(text, path, dir);
 }
 
+SourceConfig labelled_text_source(const std::string& preset, const std::string& path, const std::string& label_field,
+                                  const std::string& text_column, const std::string& label_column) {
+  SourceConfig source;
+  apply_preset(preset.empty() ? "labelled_texts" : preset, source);
+  auto& m = source.mapping;
+  if (preset.empty()) {
+    m.format = io::format_from_path(path);
+    if (m.format == io::Format::Tsv) m.csv.delimiter = "\t";
+  }
+  for (auto& output : m.outputs) {
+    if (output.entity != Entity::Text) continue;
+    auto set_column = [&](const std::string& field, const std::string& column) {
+      if (column.empty()) return;
+      auto it = std::find_if(output.fields.begin(), output.fields.end(), [&](const auto& f) { return f.first == field; });
+      if (it == output.fields.end()) it = output.fields.insert(output.fields.end(), {field, io::FieldSpec{}});
+      it->second = io::FieldSpec{};
+      it->second.column = column;
+    };
+    if (!label_column.empty() && label_field.find('/') != std::string::npos)
+      throw Error(fmt::format("--label-column names one column, and the label \"{}\" is a pair", label_field), {path},
+                  "map a pair of columns with a preset or a config's [text] table");
+    set_column("body", text_column);
+    // Without a preset the label is in the column "label" whatever field it fills.
+    set_column(label_field, label_column.empty() && preset.empty() && label_field != "label" ? "label" : label_column);
+  }
+  m.name = std::filesystem::path(path).filename().string();
+  m.path = path;
+  m.validate();
+  return source;
+}
+
 SourceConfig preset_source(const std::string& preset, const std::string& path) {
   SourceConfig source;
   apply_preset(preset, source);

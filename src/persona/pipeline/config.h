@@ -64,6 +64,12 @@ Config parse_config(const std::string& text, const std::string& name, const std:
 
 // A source built from a preset for one file (persona ingest --preset NAME FILE).
 SourceConfig preset_source(const std::string& preset, const std::string& path);
+// A labelled text file: read with `preset`, or without one as any labelled file (the
+// labelled_texts preset, in the format the file's name says: .csv, .tsv, .jsonl or a .json
+// array). `text_column` and `label_column`, when given, name the columns (JSON keys) that hold the
+// text and the label field `label_field` ("label", "category", "sentiment"; not a pair).
+SourceConfig labelled_text_source(const std::string& preset, const std::string& path, const std::string& label_field,
+                                  const std::string& text_column = {}, const std::string& label_column = {});
 struct PresetInfo {
   std::string name, description;
 };
