@@ -6,16 +6,25 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
-def measure(cmd):
-    """Runs cmd; returns (stdout, wall seconds, peak RSS bytes) of that child alone (wait4)."""
+def measure(cmd, timeout=None):
+    """Runs cmd; returns (stdout, wall seconds, peak RSS bytes) of that child alone (wait4).
+    With a timeout (seconds) a command still running then is killed and reported as hung."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        killer = threading.Timer(timeout, proc.kill) if timeout else None
+        if killer:
+            killer.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        if killer:
+            killer.cancel()
+            if wall >= timeout:
+                raise SystemExit(f"hung: killed after {wall:.0f} s (its own time limit was passed long before): {' '.join(cmd)}")
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -218,7 +227,9 @@ def text_task(args):
             cmd = ["/usr/bin/python3", os.path.join(args.root, "bench", "reference", script[0])] + script[1:] + [
                 spec["fmt"], spec["text"], spec["label"], spec["lang"], train] + tests
             try:
-                out, wall, rss = measure(cmd)
+                # fastText 0.9.2's autotune can start its timer late and never stop (issue 25): a
+                # reference still running at five times its budget is reported as hung.
+                out, wall, rss = measure(cmd, timeout=5 * args.text_budget + 60)
             except SystemExit as e:
                 emit({"task": task, "system": name, "dataset": spec["dataset"], "skipped": str(e)})
                 continue
