@@ -3,6 +3,7 @@ run, measures wall time and peak memory of each as a child process, and prints J
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,8 +16,10 @@ def measure(cmd, timeout=None):
     With a timeout (seconds) a command still running then is killed and reported as hung."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
-        killer = threading.Timer(timeout, proc.kill) if timeout else None
+        # Its own process group, so that a timeout kills what it started too (a reference script's
+        # fastText child outlived its killed parent and kept a core busy for an hour).
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=timeout is not None)
+        killer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL)) if timeout else None
         if killer:
             killer.start()
         _, status, usage = os.wait4(proc.pid, 0)
