@@ -83,8 +83,56 @@ TEST(TextClassifier, ChoosesTheBetterCandidateByValidation) {
                                        [](const CandidateResult& a, const CandidateResult& b) {
                                          return a.macro_f1 != b.macro_f1 ? a.macro_f1 < b.macro_f1 : a.accuracy < b.accuracy;
                                        });
-  EXPECT_EQ(report.chosen, best.kind);
+  // The best by validation, or the blend when the best alone is not clearly better.
+  if (report.chosen != best.kind) EXPECT_EQ(report.chosen, "ensemble");
   EXPECT_GT(report.validation_rows, 0u);
+}
+
+TEST(TextClassifier, ABlendIsKeptUnlessOneModelIsClearlyBetter) {
+  // Ten rows of class 0. The single model is right on the first `single_right` rows, the blend on
+  // the last `blend_right`.
+  auto answers = [](size_t right_from, size_t right_to) {
+    std::vector<std::vector<float>> p(10, std::vector<float>{0.2f, 0.8f});
+    for (size_t r = right_from; r < right_to; ++r) p[r] = {0.8f, 0.2f};
+    return p;
+  };
+  LabelledTexts truth;
+  truth.label_names = {"a", "b"};
+  truth.texts.assign(10, "x");
+  truth.labels.assign(10, 0);
+  // 9 right alone against 1: b = 8, c = 0, 8 > sqrt(8).
+  EXPECT_TRUE(clearly_better_alone(answers(0, 9), answers(9, 10), truth));
+  // 6 against 5, overlapping: b = 5 (rows 0-4), c = 4 (rows 6-9); 1 < 3.
+  EXPECT_FALSE(clearly_better_alone(answers(0, 6), answers(5, 10), truth));
+  // The same answers: no difference at all.
+  EXPECT_FALSE(clearly_better_alone(answers(0, 7), answers(0, 7), truth));
+}
+
+TEST(TextClassifier, FastTextSubwordBucketsFitTheData) {
+  // Character n-grams share the hash buckets with word n-grams, sized to what the texts hold:
+  // a few hundred short texts get the least, 2^16, not fastText's 2,000,000 (a 400 MB matrix).
+  FastTextParams params;
+  params.epoch = 2;
+  params.minn = 2;
+  params.maxn = 4;
+  params.threads = 1;
+  const auto m = FastTextModel::train(intents(40, 41), params);
+  EXPECT_EQ(m->used_params().bucket, 1 << 16);
+  EXPECT_LT(m->to_bytes().size(), size_t{20} << 20);
+  // 4 per distinct n-gram once there are more than 2^14 of them: made-up words give many.
+  LabelledTexts many = intents(40, 42);
+  uint32_t state = 42;
+  for (auto& text : many.texts)
+    for (int w = 0; w < 40; ++w) {
+      text += ' ';
+      for (int c = 0; c < 8; ++c) {
+        state = state * 1664525u + 1013904223u;
+        text += static_cast<char>('a' + (state >> 24) % 26);
+      }
+    }
+  const auto big = FastTextModel::train(many, params);
+  EXPECT_GT(big->used_params().bucket, 1 << 16);
+  EXPECT_LT(big->used_params().bucket, 2000000);
 }
 
 TEST(TextClassifier, TunedLinearOffersABlendOfItsSolvers) {
@@ -214,6 +262,30 @@ TEST(TextClassifier, EnsembleMembersShareOneStoredVectoriser) {
   for (const auto& m : members) apart += m->to_bytes().size();
   EXPECT_LT(std::filesystem::file_size(dir.file("e.model")), apart);
   for (const auto& text : intents(10, 14).texts) EXPECT_EQ(loaded.predict(text).probabilities, c.predict(text).probabilities);
+}
+
+TEST(TextClassifier, ABlendAveragesItsMembersWhateverTheirVectorisers) {
+  // Members that share a vectoriser share one vector of the text; one with its own gets its own.
+  const auto data = intents(60, 15);
+  auto shared = std::make_shared<text::TfidfVectorizer>(text::TfidfOptions{});
+  shared->fit(data.texts, 1);
+  text::TfidfOptions words_only;
+  words_only.use_chars = false;
+  auto own = std::make_shared<text::TfidfVectorizer>(words_only);
+  own->fit(data.texts, 1);
+  const auto xs = shared->transform_all(data.texts, 1), xo = own->transform_all(data.texts, 1);
+  const std::vector<std::shared_ptr<const TextModel>> members{
+      LinearTextModel::train_on_features(xs, data.labels, 3, shared, {LinearSolver::Svm, 1.0, {}}),
+      LinearTextModel::train_on_features(xo, data.labels, 3, own, {LinearSolver::Svm, 1.0, {}}),
+      LinearTextModel::train_on_features(xs, data.labels, 3, shared, {LinearSolver::LogisticRegression, 1.0, {}})};
+  const EnsembleTextModel blend(members);
+  for (const auto& text : intents(10, 16).texts) {
+    const auto p = blend.predict(text);
+    for (size_t c = 0; c < 3; ++c) {
+      const float mean = (members[0]->predict(text)[c] + members[1]->predict(text)[c] + members[2]->predict(text)[c]) / 3;
+      EXPECT_NEAR(p[c], mean, 1e-6) << text;
+    }
+  }
 }
 
 TEST(TextClassifier, BadTrainingSetsAreErrors) {

@@ -51,6 +51,10 @@ std::string models_dir_from(const std::string& given) {
 }
 
 TaskAnswer answer(const ml::TextClassifier& classifier, std::string_view text, TextTask task) {
+  return answer(classifier, text::prepare_text(text), task);
+}
+
+TaskAnswer answer(const ml::TextClassifier& classifier, const text::PreparedText& text, TextTask task) {
   const auto p = classifier.predict(text);
   TaskAnswer a;
   a.confidence = p.confidence;
@@ -99,15 +103,16 @@ std::vector<std::string> TextAnalyzer::missing_tasks() const {
 
 Analysis TextAnalyzer::analyze(std::string_view raw) const {
   Analysis a;
-  const std::string normalized = text::normalize_for_analysis(raw);
-  a.language = text::detect_language(normalized);
-  for (auto& t : text::tokenize(normalized)) a.tokens.push_back(std::move(t.text));
+  // Normalised and split once for the language, the tokens and every model.
+  const text::PreparedText prepared = text::prepare_text(raw);
+  a.language = text::detect_language(prepared.normalized);
+  for (const auto& t : prepared.tokens) a.tokens.push_back(t.text);
   a.token_count = a.tokens.size();
   // With no words there is nothing to classify: no answers rather than the model's prior.
   if (!a.tokens.empty()) {
-    if (sentiment_) a.sentiment = answer(*sentiment_, normalized, TextTask::Sentiment);
-    if (category_) a.category = answer(*category_, normalized, TextTask::Category);
-    if (intent_) a.intent = answer(*intent_, normalized, TextTask::Intent);
+    if (sentiment_) a.sentiment = answer(*sentiment_, prepared, TextTask::Sentiment);
+    if (category_) a.category = answer(*category_, prepared, TextTask::Category);
+    if (intent_) a.intent = answer(*intent_, prepared, TextTask::Intent);
   }
   const std::vector<std::string_view> one{raw};
   a.keywords = text::tfidf_keywords(one, 5, keywords_ ? &*keywords_ : nullptr);

@@ -59,6 +59,7 @@ class TextAnalyzer {
 
 // Answer of one classifier for one text (label "neutral" instead of "unknown" for sentiment).
 TaskAnswer answer(const ml::TextClassifier& classifier, std::string_view text, TextTask task);
+TaskAnswer answer(const ml::TextClassifier& classifier, const text::PreparedText& text, TextTask task);
 
 // Saves / loads the keyword index as a model file of kind "keyword-index".
 void save_keyword_index(const text::KeywordIndex& index, const std::string& path);

@@ -40,41 +40,66 @@ class TempDirectory {
   std::filesystem::path path_;
 };
 
-// Writes the texts in fastText's format and returns how many distinct word n-grams (2..max_n
-// words) they hold, which sizes the hash buckets.
-size_t write_training_file(const std::string& path, const LabelledTexts& data, int max_n = 1) {
+// The character n-grams fastText hashes for `word` (its computeSubwords): the n-grams of
+// "<word>" counted in UTF-8 characters, minn..maxn long, single brackets left out.
+void add_subword_hashes(std::string_view word, int minn, int maxn, std::unordered_set<uint64_t>& out) {
+  const std::string w = "<" + std::string(word) + ">";
+  std::vector<size_t> starts;  // byte offset of each character, and the end
+  for (size_t i = 0; i < w.size(); ++i)
+    if ((static_cast<unsigned char>(w[i]) & 0xC0) != 0x80) starts.push_back(i);
+  starts.push_back(w.size());
+  const size_t chars = starts.size() - 1;
+  for (size_t i = 0; i < chars; ++i) {
+    for (size_t n = static_cast<size_t>(std::max(1, minn)); n <= static_cast<size_t>(maxn) && i + n <= chars; ++n) {
+      if (n == 1 && (i == 0 || i + 1 == chars)) continue;
+      out.insert(std::hash<std::string_view>{}(std::string_view(w).substr(starts[i], starts[i + n] - starts[i])));
+    }
+  }
+}
+
+// Writes the texts in fastText's format and returns how many distinct hashed inputs (word
+// n-grams of 2..word_ngrams words, character n-grams of minn..maxn) they hold, which sizes the
+// hash buckets.
+size_t write_training_file(const std::string& path, const LabelledTexts& data, const FastTextParams& params) {
   std::ofstream out(path, std::ios::binary);
   std::unordered_set<uint64_t> ngrams;
+  std::unordered_set<std::string> words;
   std::vector<uint64_t> hashes;
+  const bool subwords = params.maxn > 0;
   for (size_t i = 0; i < data.size(); ++i) {
     const std::string line = fasttext_tokens(data.texts[i]);
     out << "__label__" << data.labels[i] << ' ' << line << '\n';
-    if (max_n < 2) continue;
     hashes.clear();
-    for (size_t b = 0; b < line.size();) {
-      size_t e = line.find(' ', b);
-      if (e == std::string::npos) e = line.size();
-      hashes.push_back(std::hash<std::string_view>{}(std::string_view(line).substr(b, e - b)));
+    const std::string_view text = line;
+    for (size_t b = 0; b < text.size();) {
+      size_t e = text.find(' ', b);
+      if (e == std::string::npos) e = text.size();
+      const auto word = text.substr(b, e - b);
+      if (subwords) words.emplace(word);
+      if (params.word_ngrams > 1) hashes.push_back(std::hash<std::string_view>{}(word));
       b = e + 1;
     }
     for (size_t w = 0; w < hashes.size(); ++w) {
       uint64_t h = hashes[w];
-      for (size_t n = 1; n < static_cast<size_t>(max_n) && w + n < hashes.size(); ++n) {
+      for (size_t n = 1; n < static_cast<size_t>(params.word_ngrams) && w + n < hashes.size(); ++n) {
         h = h * 116049371 + hashes[w + n];  // fastText's own n-gram hash step
         ngrams.insert(h);
       }
     }
   }
   if (!out.flush()) throw std::runtime_error("cannot write fastText training file " + path);
+  for (const auto& word : words) add_subword_hashes(word, params.minn, params.maxn, ngrams);
   return ngrams.size();
 }
 
-// Hash buckets for word n-grams: eight per distinct n-gram (about one n-gram in eight shares its
-// row), at least 2^16 and at most what was asked. fastText's 2,000,000 suit corpora of millions
-// of texts; for a few thousand they make a 400 MB matrix (dim 50) whose random start alone took
-// seconds, could not be stopped at a deadline, and was saved whole into the model file.
+// Hash buckets: four per distinct hashed input (about one in five shares its row with another),
+// at least 2^16 and at most what was asked. fastText's 2,000,000 suit corpora of millions of
+// texts; for tens of thousands they make a 400 MB matrix (dim 50) whose random start alone took
+// seconds, could not be stopped at a deadline, and was saved whole into the model file. On SST-2
+// (100,000 distinct word 2-grams and character 2-4-grams) 2,000,000, 800,000, 400,000 and
+// 200,000 buckets scored 0.814, 0.810, 0.813 and 0.802 on its dev set: within its noise.
 int buckets_for(size_t distinct_ngrams, int asked) {
-  const size_t wanted = std::max<size_t>(size_t{1} << 16, 8 * distinct_ngrams);
+  const size_t wanted = std::max<size_t>(size_t{1} << 16, 4 * distinct_ngrams);
   return static_cast<int>(std::min<size_t>(wanted, static_cast<size_t>(std::max(asked, 0))));
 }
 
@@ -106,9 +131,13 @@ void train_until(fasttext::FastText& ft, const fasttext::Args& args, FastTextMod
 }  // namespace
 
 std::string fasttext_tokens(std::string_view text) {
+  return fasttext_tokens(text::tokenize(text::normalize_for_analysis(text)));
+}
+
+std::string fasttext_tokens(const std::vector<text::Token>& tokens) {
   std::string line;
   std::u32string cps;
-  for (const auto& t : text::tokenize(text::normalize_for_analysis(text))) {
+  for (const auto& t : tokens) {
     if (t.kind == text::TokenKind::Ideographic) {
       text::decode_utf8(t.text, cps);
       for (char32_t c : cps) {
@@ -135,8 +164,7 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   if (data.size() == 0) throw std::invalid_argument("no training texts");
   TempDirectory dir;
   const std::string train_file = dir.file("train.txt");
-  const bool ngram_buckets = params.word_ngrams > 1 && params.maxn == 0;
-  const size_t distinct_ngrams = write_training_file(train_file, data, ngram_buckets ? params.word_ngrams : 1);
+  const size_t distinct_ngrams = write_training_file(train_file, data, params);
   fasttext::Args args;
   args.input = train_file;
   args.model = fasttext::model_name::sup;
@@ -147,8 +175,8 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   args.wordNgrams = params.word_ngrams;
   args.minn = params.minn;
   args.maxn = params.maxn;
-  // Subword n-grams share the buckets too: their number is not counted, so all asked are kept.
-  args.bucket = params.maxn > 0 ? params.bucket : ngram_buckets ? buckets_for(distinct_ngrams, params.bucket) : 0;
+  const bool hashed = params.word_ngrams > 1 || params.maxn > 0;
+  args.bucket = hashed ? buckets_for(distinct_ngrams, params.bucket) : 0;
   args.minCount = 1;
   args.thread = std::max(1, params.threads);
   args.seed = params.seed;
@@ -166,9 +194,9 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   return out;
 }
 
-std::vector<float> FastTextModel::predict(std::string_view text) const {
+std::vector<float> FastTextModel::predict(const text::PreparedText& text) const {
   std::vector<float> p(static_cast<size_t>(classes_), 0.0f);
-  std::istringstream in(fasttext_tokens(text) + "\n");
+  std::istringstream in(fasttext_tokens(text.tokens) + "\n");
   std::vector<std::pair<fasttext::real, std::string>> predictions;
   model_->predictLine(in, predictions, -1, 0.0);
   double sum = 0;

@@ -35,7 +35,8 @@ class FastTextModel : public TextModel {
   ~FastTextModel() override;
   std::string kind() const override { return "fasttext"; }
   int classes() const override { return classes_; }
-  std::vector<float> predict(std::string_view text) const override;
+  using TextModel::predict;
+  std::vector<float> predict(const text::PreparedText& text) const override;
   nlohmann::json params() const override { return params_.to_json(); }
   bool knows_word(std::string_view word) const override;  // Chinese: every character of it
   // The parameters used (the hash buckets sized to the data).
@@ -51,5 +52,6 @@ class FastTextModel : public TextModel {
 
 // The line fastText sees for a text: normalised tokens, Chinese split into characters.
 std::string fasttext_tokens(std::string_view text);
+std::string fasttext_tokens(const std::vector<text::Token>& tokens);
 
 }  // namespace persona::ml

@@ -153,8 +153,8 @@ std::vector<float> LinearTextModel::predict_features(const SparseVector& x) cons
   return s;
 }
 
-std::vector<float> LinearTextModel::predict(std::string_view text) const {
-  return predict_features(vectorizer_->transform(text));
+std::vector<float> LinearTextModel::predict(const text::PreparedText& text) const {
+  return predict_features(vectorizer_->transform(text.tokens));
 }
 
 void LinearTextModel::fit_temperature(const std::vector<SparseVector>& x, const std::vector<int>& labels) {

@@ -33,7 +33,8 @@ class LinearTextModel : public TextModel {
 
   std::string kind() const override { return "tfidf-linear"; }
   int classes() const override { return classes_; }
-  std::vector<float> predict(std::string_view text) const override;
+  using TextModel::predict;
+  std::vector<float> predict(const text::PreparedText& text) const override;
   std::vector<float> predict_features(const SparseVector& x) const;
   nlohmann::json params() const override { return params_.to_json(); }
   bool knows_word(std::string_view word) const override {

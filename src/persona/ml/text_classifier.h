@@ -90,6 +90,7 @@ class TextClassifier {
   TextClassifier(std::shared_ptr<const TextModel> model, std::vector<std::string> labels);
 
   TextPrediction predict(std::string_view text) const;
+  TextPrediction predict(const text::PreparedText& text) const;  // one text for several classifiers
   std::vector<TextPrediction> predict_all(const std::vector<std::string>& texts, int threads = 2) const;
   // Report on labelled texts; with allow_unknown, "unknown" answers count wrong, except for
   // out-of-scope texts when the model has that class (they are then reported as that class).
@@ -115,7 +116,7 @@ class TextClassifier {
  private:
   std::shared_ptr<const TextModel> model_;
   std::vector<std::string> labels_;
-  TextPrediction screened(std::string_view text, std::vector<float> probabilities) const;
+  TextPrediction screened(const text::PreparedText& text, std::vector<float> probabilities) const;
 
   double threshold_ = 0;
   std::vector<std::string> languages_;
@@ -149,6 +150,12 @@ bool language_served(const std::string& language, const std::vector<std::string>
 // validation texts (in scope, with words) fall, at most 0.5.
 inline constexpr double kCoverageWithheld = 0.01;
 double choose_min_coverage(std::vector<double> validation_coverage);
+
+// Whether the single model's validation answers beat the blend's by more than chance (McNemar's
+// paired comparison: the rows only it gets right outnumber those only the blend gets right by
+// more than one standard error); otherwise the blend is kept.
+bool clearly_better_alone(const std::vector<std::vector<float>>& single, const std::vector<std::vector<float>>& blend,
+                          const LabelledTexts& truth);
 
 double choose_unknown_threshold(const std::vector<int>& truth, const std::vector<TextPrediction>& predictions,
                                 int out_of_scope = -1);

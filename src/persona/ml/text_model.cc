@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <thread>
 
 #include "persona/core/binary_io.h"
+#include "persona/core/parallel.h"
 #include "persona/ml/fasttext_text_model.h"
 #include "persona/ml/linear_text_model.h"
 
@@ -24,13 +24,9 @@ LabelledTexts LabelledTexts::subset(const std::vector<size_t>& rows) const {
 
 std::vector<std::vector<float>> TextModel::predict_all(const std::vector<std::string>& texts, int threads) const {
   std::vector<std::vector<float>> out(texts.size());
-  const size_t t = std::clamp<size_t>(static_cast<size_t>(std::max(1, threads)), 1, texts.size() / 64 + 1);
-  std::vector<std::thread> pool;
-  for (size_t k = 0; k < t; ++k)
-    pool.emplace_back([&, k] {
-      for (size_t i = texts.size() * k / t; i < texts.size() * (k + 1) / t; ++i) out[i] = predict(texts[i]);
-    });
-  for (auto& th : pool) th.join();
+  parallel_chunks(texts.size(), threads, 64, [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) out[i] = predict(texts[i]);
+  });
   return out;
 }
 
@@ -40,10 +36,22 @@ EnsembleTextModel::EnsembleTextModel(std::vector<std::shared_ptr<const TextModel
     if (m->classes() != members_.front()->classes()) throw std::invalid_argument("ensemble members differ in classes");
 }
 
-std::vector<float> EnsembleTextModel::predict(std::string_view text) const {
-  std::vector<float> sum = members_.front()->predict(text);
-  for (size_t i = 1; i < members_.size(); ++i) {
-    const auto p = members_[i]->predict(text);
+std::vector<float> EnsembleTextModel::predict(const text::PreparedText& text) const {
+  // Linear members that share a vectoriser (a blend's do) share its vector of the text too.
+  const text::TfidfVectorizer* vectorised_by = nullptr;
+  SparseVector x;
+  std::vector<float> sum(static_cast<size_t>(classes()), 0.0f);
+  for (const auto& member : members_) {
+    std::vector<float> p;
+    if (const auto* linear = dynamic_cast<const LinearTextModel*>(member.get())) {
+      if (linear->shared_vectorizer().get() != vectorised_by) {
+        vectorised_by = linear->shared_vectorizer().get();
+        x = vectorised_by->transform(text.tokens);
+      }
+      p = linear->predict_features(x);
+    } else {
+      p = member->predict(text);
+    }
     for (size_t c = 0; c < sum.size(); ++c) sum[c] += p[c];
   }
   for (auto& x : sum) x /= static_cast<float>(members_.size());

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "persona/text/tokenizer.h"
+
 namespace persona::ml {
 
 // Texts with class indices into `label_names`.
@@ -34,7 +36,8 @@ class TextModel {
   virtual int classes() const = 0;
   // Probabilities over the classes, summing to 1. Empty or unreadable text gives the prior-free
   // uniform answer rather than an error.
-  virtual std::vector<float> predict(std::string_view text) const = 0;
+  std::vector<float> predict(std::string_view text) const { return predict(text::prepare_text(text)); }
+  virtual std::vector<float> predict(const text::PreparedText& text) const = 0;
   virtual std::vector<std::vector<float>> predict_all(const std::vector<std::string>& texts, int threads) const;
   virtual nlohmann::json params() const = 0;
   virtual std::string to_bytes() const = 0;
@@ -51,7 +54,8 @@ class EnsembleTextModel : public TextModel {
   explicit EnsembleTextModel(std::vector<std::shared_ptr<const TextModel>> members);
   std::string kind() const override { return "ensemble"; }
   int classes() const override { return members_.front()->classes(); }
-  std::vector<float> predict(std::string_view text) const override;
+  using TextModel::predict;
+  std::vector<float> predict(const text::PreparedText& text) const override;
   nlohmann::json params() const override;
   std::string to_bytes() const override;
   bool knows_word(std::string_view word) const override;  // some member knows it

@@ -15,6 +15,7 @@
 #include "persona/demand/forecast.h"
 #include "persona/ml/model_file.h"
 #include "persona/text/keywords.h"
+#include "persona/text/tokenizer.h"
 
 namespace persona::server {
 namespace {
@@ -187,8 +188,11 @@ nlohmann::json demand_overview(store::Store& store, const store::EventColumns& e
     for (auto& t : texts) {
       if (t.week < first) continue;
       const auto slot = static_cast<size_t>((t.week - first) / 7);
-      if (sentiment_model) t.sentiment = demand::answer(*sentiment_model, t.body, TextTask::Sentiment).label;
-      if (category_model) t.category = demand::answer(*category_model, t.body, TextTask::Category).label;
+      if (sentiment_model || category_model) {
+        const auto prepared = text::prepare_text(t.body);
+        if (sentiment_model) t.sentiment = demand::answer(*sentiment_model, prepared, TextTask::Sentiment).label;
+        if (category_model) t.category = demand::answer(*category_model, prepared, TextTask::Category).label;
+      }
       if (!t.sentiment.empty()) sentiment.try_emplace(t.sentiment, n, 0.0).first->second[slot] += 1;
       if (!t.category.empty() && t.category != "unknown") category.try_emplace(t.category, n, 0.0).first->second[slot] += 1;
       if (t.week > newest - 28) recent.push_back(t.body);

@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "persona/core/binary_io.h"
+#include "persona/core/parallel.h"
 #include "persona/text/normalize.h"
 
 namespace persona::text {
@@ -21,22 +22,13 @@ constexpr uint32_t kFormat = 0x32564654;
 
 uint64_t feature_hash(std::string_view feature) { return XXH3_64bits(feature.data(), feature.size()); }
 
-template <typename Fn>
-void parallel_chunks(size_t n, int threads, Fn fn) {
-  const size_t t = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, threads)), n / 256 + 1));
-  if (t == 1) {
-    fn(0, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (size_t k = 0; k < t; ++k) pool.emplace_back([&, k] { fn(n * k / t, n * (k + 1) / t); });
-  for (auto& th : pool) th.join();
-}
-
 }  // namespace
 
 std::vector<uint64_t> TfidfVectorizer::feature_hashes(std::string_view document) const {
-  const std::vector<Token> tokens = tokenize(normalize_for_analysis(document));
+  return feature_hashes(tokenize(normalize_for_analysis(document)));
+}
+
+std::vector<uint64_t> TfidfVectorizer::feature_hashes(const std::vector<Token>& tokens) const {
   std::vector<uint64_t> out;
   out.reserve(tokens.size() * 4);
   std::string buffer;
@@ -108,8 +100,12 @@ int32_t TfidfVectorizer::word_index(std::string_view word) const {
 }
 
 SparseVector TfidfVectorizer::transform(std::string_view document) const {
+  return transform(tokenize(normalize_for_analysis(document)));
+}
+
+SparseVector TfidfVectorizer::transform(const std::vector<Token>& tokens) const {
   std::vector<std::pair<int32_t, float>> counts;
-  for (uint64_t h : feature_hashes(document))
+  for (uint64_t h : feature_hashes(tokens))
     if (const int32_t i = index_of(h); i >= 0) counts.emplace_back(i, 1.0f);
   std::sort(counts.begin(), counts.end());
   SparseVector v;
@@ -134,7 +130,7 @@ SparseVector TfidfVectorizer::transform(std::string_view document) const {
 std::vector<SparseVector> TfidfVectorizer::transform_all(const std::vector<std::string>& documents,
                                                          int threads) const {
   std::vector<SparseVector> out(documents.size());
-  parallel_chunks(documents.size(), threads, [&](size_t lo, size_t hi) {
+  parallel_chunks(documents.size(), threads, 256, [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) out[i] = transform(documents[i]);
   });
   return out;

@@ -34,10 +34,12 @@ class TfidfVectorizer {
   void fit(const std::vector<std::string>& documents, int threads = 2);
   // L2-normalised TF-IDF vector of one document. Unknown features are ignored.
   SparseVector transform(std::string_view document) const;
+  SparseVector transform(const std::vector<Token>& tokens) const;  // of a text already prepared
   std::vector<SparseVector> transform_all(const std::vector<std::string>& documents, int threads = 2) const;
 
   // The features (before lookup) of a document, as hashes: words, bigrams and character n-grams.
   std::vector<uint64_t> feature_hashes(std::string_view document) const;
+  std::vector<uint64_t> feature_hashes(const std::vector<Token>& tokens) const;
 
   int32_t dimension() const { return static_cast<int32_t>(idf_.size()); }
   const TfidfOptions& options() const { return options_; }

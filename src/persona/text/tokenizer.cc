@@ -59,6 +59,13 @@ std::vector<Token> tokenize(std::string_view normalized) {
   return tokens;
 }
 
+PreparedText prepare_text(std::string_view raw_text) {
+  PreparedText p;
+  p.normalized = normalize_for_analysis(raw_text);
+  p.tokens = tokenize(p.normalized);
+  return p;
+}
+
 std::vector<std::string> tokenize_words(std::string_view raw_text) {
   std::vector<std::string> out;
   for (auto& t : tokenize(normalize_for_analysis(raw_text))) out.push_back(std::move(t.text));

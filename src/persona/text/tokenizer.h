@@ -20,6 +20,14 @@ struct Token {
 // punctuation are dropped. Thread-safe (one break iterator per thread).
 std::vector<Token> tokenize(std::string_view normalized);
 
+// A text as the models read it, normalised (normalize_for_analysis) and split once: a blend's
+// members, the unknown-text screening and every task of `persona analyze` share this work.
+struct PreparedText {
+  std::string normalized;
+  std::vector<Token> tokens;
+};
+PreparedText prepare_text(std::string_view raw_text);
+
 // Convenience: normalise, tokenise, and return the token strings.
 std::vector<std::string> tokenize_words(std::string_view raw_text);
 
