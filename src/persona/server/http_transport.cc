@@ -273,6 +273,10 @@ class Session {
   }
 
   void write(httplib::Response& res) {
+    // The request is answered: its body's room is given back before the answer goes out, so a
+    // client that has the answer finds the room free (after the write, a loaded machine left a
+    // window where the next large body was refused).
+    release_body();
     auto message = std::make_shared<http::response<http::string_body>>();
     message->version(version_);
     message->result(static_cast<unsigned>(res.status > 0 ? res.status : 500));
