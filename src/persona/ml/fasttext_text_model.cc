@@ -3,6 +3,7 @@
 #include <fasttext/fasttext.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <unordered_set>
 
+#include <Imath/half.h>
 #include <fmt/format.h>
 
 #include "persona/core/binary_io.h"
@@ -128,6 +130,93 @@ void train_until(fasttext::FastText& ft, const fasttext::Args& args, FastTextMod
   }
 }
 
+// The input matrix after training. Its rows no training text reaches (hash buckets none of its
+// n-grams fell into: about four in five, at four buckets per n-gram) hold only their random
+// start, noise added to any new text whose n-gram lands there: they are zeroed. The others are
+// rounded to half precision, as they are stored. Both happen before validation, so the model
+// validated is the model saved. Returns which rows are in use.
+std::vector<bool> settle_input_rows(fasttext::FastText& ft, const std::string& train_file) {
+  const auto dictionary = ft.getDictionary();
+  const auto matrix = ft.getInputMatrix();
+  const auto rows = static_cast<size_t>(matrix->size(0)), dim = static_cast<size_t>(matrix->size(1));
+  std::vector<bool> used(rows, false);
+  std::ifstream in(train_file, std::ios::binary);
+  std::vector<int32_t> ids, labels;
+  // getLine seeks back to the start at the end of the stream: stop before.
+  while (in.peek() != std::char_traits<char>::eof()) {
+    dictionary->getLine(in, ids, labels);
+    for (const int32_t id : ids)
+      if (id >= 0 && static_cast<size_t>(id) < rows) used[static_cast<size_t>(id)] = true;
+  }
+  // The matrix is fastText's own, not a const object: only its accessor is const.
+  float* data = const_cast<fasttext::DenseMatrix&>(*matrix).data();
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = data + r * dim;
+    if (!used[r]) {
+      std::fill(row, row + dim, 0.0f);
+      continue;
+    }
+    for (size_t d = 0; d < dim; ++d) row[d] = imath_half_to_float(imath_float_to_half(row[d]));
+  }
+  return used;
+}
+
+// fastText's model file read back from its stored pieces without building it whole in memory
+// first: the bytes before the input matrix's values, the matrix (its used rows in half precision,
+// the others zero) decoded a block of rows at a time, then the bytes after it.
+class StoredModelStream : public std::streambuf {
+ public:
+  StoredModelStream(std::string_view head, std::vector<bool> used, std::string_view halves, size_t dim,
+                    std::string_view tail)
+      : head_(head), used_(std::move(used)), halves_(halves), dim_(dim), tail_(tail) {}
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    if (stage_ == 0) {
+      stage_ = 1;
+      if (!head_.empty()) return serve(head_);
+    }
+    if (stage_ == 1 && row_ < used_.size()) return serve_rows();
+    if (stage_ == 1) {
+      stage_ = 2;
+      if (!tail_.empty()) return serve(tail_);
+    }
+    return traits_type::eof();
+  }
+
+ private:
+  int_type serve(std::string_view bytes) {
+    char* begin = const_cast<char*>(bytes.data());  // read only: the get area is never written
+    setg(begin, begin, begin + bytes.size());
+    return traits_type::to_int_type(*begin);
+  }
+  int_type serve_rows() {
+    constexpr size_t kRows = 1024;
+    const size_t end = std::min(used_.size(), row_ + kRows);
+    block_.assign((end - row_) * dim_, 0.0f);
+    for (size_t r = row_; r < end; ++r) {
+      if (!used_[r]) continue;
+      uint16_t h = 0;
+      float* out = block_.data() + (r - row_) * dim_;
+      for (size_t d = 0; d < dim_; ++d, half_ += sizeof h) {
+        std::memcpy(&h, halves_.data() + half_, sizeof h);
+        out[d] = imath_half_to_float(h);
+      }
+    }
+    row_ = end;
+    return serve({reinterpret_cast<const char*>(block_.data()), block_.size() * sizeof(float)});
+  }
+
+  std::string_view head_;
+  std::vector<bool> used_;
+  std::string_view halves_;
+  size_t dim_, row_ = 0, half_ = 0;
+  std::string_view tail_;
+  std::vector<float> block_;
+  int stage_ = 0;
+};
+
 }  // namespace
 
 std::string fasttext_tokens(std::string_view text) {
@@ -189,6 +278,7 @@ std::unique_ptr<FastTextModel> FastTextModel::train(const LabelledTexts& data, c
   // abort() throws and keeps the exception for the training threads to rethrow, and calling it
   // from another thread while they train races on it (ThreadSanitizer found it).
   train_until(*ft, args, abort_at);
+  out->used_rows_ = settle_input_rows(*ft, train_file);
   out->model_ = ft;
   out->classes_ = static_cast<int>(data.label_names.size());
   return out;
@@ -228,6 +318,11 @@ bool FastTextModel::knows_word(std::string_view word) const {
   return !line.empty();
 }
 
+// The payload: the parameters, the number of classes, then fastText's own model file in three
+// pieces: the bytes before the input matrix's values, the used rows (a bitmap and their values in
+// half precision; the other rows are zero, see settle_input_rows), and the bytes after (the
+// output matrix, classes x dim, kept whole). Models stored whole (before this layout, or when
+// the file does not have the layout expected) say so by lacking "rows" in the parameters.
 std::string FastTextModel::to_bytes() const {
   TempDirectory dir;
   const std::string file = dir.file("model.bin");
@@ -235,10 +330,47 @@ std::string FastTextModel::to_bytes() const {
   std::ifstream in(file, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
+  const std::string saved = ss.str();
+  nlohmann::json params = params_.to_json();
   ByteWriter w;
-  w.put_string(params_.to_json().dump());
+  const auto input = model_->getInputMatrix(), output = model_->getOutputMatrix();
+  const auto rows = static_cast<size_t>(input->size(0)), dim = static_cast<size_t>(input->size(1));
+  const size_t values = rows * dim * sizeof(float);
+  const size_t tail = 1 + 2 * sizeof(int64_t) + static_cast<size_t>(output->size(0) * output->size(1)) * sizeof(float);
+  const size_t values_at = saved.size() >= tail + values + 17 ? saved.size() - tail - values : 0;
+  auto int64_at = [&](size_t at) {
+    int64_t v = 0;
+    std::memcpy(&v, saved.data() + at, sizeof v);
+    return v;
+  };
+  const bool layout = used_rows_.size() == rows && values_at > 0 && saved[values_at - 17] == 0 &&
+                      int64_at(values_at - 16) == static_cast<int64_t>(rows) &&
+                      int64_at(values_at - 8) == static_cast<int64_t>(dim);
+  if (!layout) {
+    w.put_string(params.dump());
+    w.put<int32_t>(classes_);
+    w.put_string(saved);
+    return std::move(w.bytes());
+  }
+  params["rows"] = "used-f16";
+  std::string bitmap((rows + 7) / 8, '\0'), halves;
+  const float* data = input->data();
+  for (size_t r = 0; r < rows; ++r) {
+    if (!used_rows_[r]) continue;
+    bitmap[r / 8] = static_cast<char>(bitmap[r / 8] | (1 << (r % 8)));
+    for (size_t d = 0; d < dim; ++d) {
+      const uint16_t h = imath_float_to_half(data[r * dim + d]);
+      halves.append(reinterpret_cast<const char*>(&h), sizeof h);
+    }
+  }
+  w.put_string(params.dump());
   w.put<int32_t>(classes_);
-  w.put_string(ss.str());
+  w.put_string(std::string_view(saved).substr(0, values_at));
+  w.put<uint64_t>(rows);
+  w.put<uint64_t>(dim);
+  w.put_string(bitmap);
+  w.put_string(halves);
+  w.put_string(std::string_view(saved).substr(values_at + values));
   return std::move(w.bytes());
 }
 
@@ -253,9 +385,27 @@ std::unique_ptr<FastTextModel> FastTextModel::from_bytes(std::string_view bytes)
     m->params_.word_ngrams = params.value("word_ngrams", 2);
     m->params_.minn = params.value("minn", 0);
     m->params_.maxn = params.value("maxn", 0);
+    m->params_.bucket = params.value("bucket", 0);
   }
   m->classes_ = r.get<int32_t>();
-  std::istringstream in(r.get_string());
+  std::unique_ptr<std::streambuf> source;
+  if (params.is_object() && params.value("rows", "") == "used-f16") {
+    const std::string_view head = r.get_view();
+    const auto rows = r.get<uint64_t>(), dim = r.get<uint64_t>();
+    const std::string_view bitmap = r.get_view(), halves = r.get_view(), tail = r.get_view();
+    if (rows > (uint64_t{1} << 32) || dim > 4096 || bitmap.size() != (rows + 7) / 8)
+      throw std::runtime_error("the fastText part of the model is damaged");
+    std::vector<bool> used(rows);
+    size_t count = 0;
+    for (size_t i = 0; i < rows; ++i) count += used[i] = (static_cast<uint8_t>(bitmap[i / 8]) >> (i % 8)) & 1;
+    if (halves.size() != count * dim * sizeof(uint16_t)) throw std::runtime_error("the fastText part of the model is damaged");
+    m->used_rows_ = used;
+    source = std::make_unique<StoredModelStream>(head, std::move(used), halves, dim, tail);
+  } else {
+    const std::string_view whole = r.get_view();
+    source = std::make_unique<StoredModelStream>(whole, std::vector<bool>{}, std::string_view{}, 0, std::string_view{});
+  }
+  std::istream in(source.get());
   m->model_ = std::make_shared<fasttext::FastText>();
   // FastText::loadModel(istream&) expects the stream after the file signature, which only the
   // private checkModel reads: check it here (fastText 0.9's magic number and version 12).
@@ -269,6 +419,7 @@ std::unique_ptr<FastTextModel> FastTextModel::from_bytes(std::string_view bytes)
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("the fastText part of the model is unreadable: ") + e.what());
   }
+  if (!in) throw std::runtime_error("the fastText part of the model is truncated");
   return m;
 }
 

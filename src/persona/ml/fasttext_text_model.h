@@ -4,6 +4,7 @@
 // n-grams become character n-grams, which segment-free Chinese classification favours.
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "persona/ml/text_model.h"
 
@@ -46,6 +47,7 @@ class FastTextModel : public TextModel {
 
  private:
   std::shared_ptr<fasttext::FastText> model_;
+  std::vector<bool> used_rows_;  // of the input matrix: those training reached (the others are zero)
   FastTextParams params_;
   int classes_ = 0;
 };
