@@ -393,7 +393,7 @@ std::unique_ptr<FastTextModel> FastTextModel::from_bytes(std::string_view bytes)
     const std::string_view head = r.get_view();
     const auto rows = r.get<uint64_t>(), dim = r.get<uint64_t>();
     const std::string_view bitmap = r.get_view(), halves = r.get_view(), tail = r.get_view();
-    if (rows > (uint64_t{1} << 32) || dim > 4096 || bitmap.size() != (rows + 7) / 8)
+    if (rows > (uint64_t{1} << 32) || dim == 0 || dim > 4096 || bitmap.size() != (rows + 7) / 8)
       throw std::runtime_error("the fastText part of the model is damaged");
     std::vector<bool> used(rows);
     size_t count = 0;
