@@ -654,16 +654,17 @@ class Als : public Recommender {
 };
 
 // Bayesian personalised ranking (Rendle et al. 2009): factors and item biases trained by SGD so
-// that a user's chosen items score above sampled others. Threads share the item factors without
-// locks (Hogwild, Niu et al. 2011), through relaxed atomic loads and stores: updates may
-// interleave, which SGD tolerates, and the program stays free of data races. A user's factors
-// are fitted from their history at scoring time (a few seeded SGD passes, items fixed).
+// that a user's chosen items score above sampled others. One thread, one seeded sequence of
+// samples: the same seed gives the same model whatever --threads says. (Threads sharing the
+// factors without locks, Hogwild, were faster on two cores but gave a different model each run,
+// as their updates interleaved differently.) A user's factors are fitted from their history at
+// scoring time (a few seeded SGD passes, items fixed).
 class Bpr : public Recommender {
  public:
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Bpr(MethodSpec spec, Matrix items, std::vector<float> bias, std::vector<float> pop)
       : spec_(std::move(spec)), q_(std::move(items)), bias_(std::move(bias)), pop_(std::move(pop)) {}
-  static std::unique_ptr<Bpr> fit(const Interactions& x, const MethodSpec& spec, int threads) {
+  static std::unique_ptr<Bpr> fit(const Interactions& x, const MethodSpec& spec) {
     const auto f = static_cast<Eigen::Index>(std::max(1, spec.factors));
     const auto n_items = static_cast<Eigen::Index>(x.item_count());
     std::mt19937_64 init_rng(spec.seed);
@@ -678,39 +679,35 @@ class Bpr : public Recommender {
       for (auto i : x.rows[u].items) pairs.emplace_back(static_cast<int32_t>(u), i);
     if (pairs.empty() || n_items < 2) return std::make_unique<Bpr>(spec, std::move(q), std::move(bias), item_popularity(x));
     const auto lr = static_cast<float>(spec.learning_rate), reg = static_cast<float>(spec.regularization);
-    auto work = [&](int part) {
-      std::mt19937_64 rng(spec.seed + 1 + static_cast<uint64_t>(part));
-      std::vector<float> pu(static_cast<size_t>(f)), qi(static_cast<size_t>(f)), qj(static_cast<size_t>(f));
-      const size_t samples = pairs.size() * static_cast<size_t>(spec.epochs) / static_cast<size_t>(std::max(1, threads));
-      for (size_t s = 0; s < samples; ++s) {
-        const auto [u, i] = pairs[rng() % pairs.size()];
-        int32_t j = static_cast<int32_t>(rng() % static_cast<uint64_t>(n_items));
-        if (std::binary_search(x.rows[static_cast<size_t>(u)].items.begin(), x.rows[static_cast<size_t>(u)].items.end(), j)) continue;
-        float* P = p.data() + static_cast<Eigen::Index>(u) * f;
-        float* Qi = q.data() + static_cast<Eigen::Index>(i) * f;
-        float* Qj = q.data() + static_cast<Eigen::Index>(j) * f;
-        float score = load(bias[static_cast<size_t>(i)]) - load(bias[static_cast<size_t>(j)]);
-        for (Eigen::Index d = 0; d < f; ++d) {
-          pu[static_cast<size_t>(d)] = load(P[d]);
-          qi[static_cast<size_t>(d)] = load(Qi[d]);
-          qj[static_cast<size_t>(d)] = load(Qj[d]);
-          score += pu[static_cast<size_t>(d)] * (qi[static_cast<size_t>(d)] - qj[static_cast<size_t>(d)]);
-        }
-        const float g = 1 / (1 + std::exp(score));  // sigmoid(-score)
-        for (Eigen::Index d = 0; d < f; ++d) {
-          const auto k = static_cast<size_t>(d);
-          store(P[d], pu[k] + lr * (g * (qi[k] - qj[k]) - reg * pu[k]));
-          store(Qi[d], qi[k] + lr * (g * pu[k] - reg * qi[k]));
-          store(Qj[d], qj[k] + lr * (-g * pu[k] - reg * qj[k]));
-        }
-        store(bias[static_cast<size_t>(i)], load(bias[static_cast<size_t>(i)]) + lr * (g - reg * load(bias[static_cast<size_t>(i)])));
-        store(bias[static_cast<size_t>(j)], load(bias[static_cast<size_t>(j)]) + lr * (-g - reg * load(bias[static_cast<size_t>(j)])));
+    std::mt19937_64 rng(spec.seed + 1);
+    std::vector<float> pu(static_cast<size_t>(f)), qi(static_cast<size_t>(f)), qj(static_cast<size_t>(f));
+    const size_t samples = pairs.size() * static_cast<size_t>(spec.epochs);
+    for (size_t s = 0; s < samples; ++s) {
+      const auto [u, i] = pairs[rng() % pairs.size()];
+      const auto j = static_cast<int32_t>(rng() % static_cast<uint64_t>(n_items));
+      const auto& chosen = x.rows[static_cast<size_t>(u)].items;
+      if (std::binary_search(chosen.begin(), chosen.end(), j)) continue;
+      float* P = p.data() + static_cast<Eigen::Index>(u) * f;
+      float* Qi = q.data() + static_cast<Eigen::Index>(i) * f;
+      float* Qj = q.data() + static_cast<Eigen::Index>(j) * f;
+      float& bi = bias[static_cast<size_t>(i)];
+      float& bj = bias[static_cast<size_t>(j)];
+      float score = bi - bj;
+      for (Eigen::Index d = 0; d < f; ++d) {
+        const auto k = static_cast<size_t>(d);
+        pu[k] = P[d], qi[k] = Qi[d], qj[k] = Qj[d];
+        score += pu[k] * (qi[k] - qj[k]);
       }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
+      const float g = 1 / (1 + std::exp(score));  // sigmoid(-score)
+      for (Eigen::Index d = 0; d < f; ++d) {
+        const auto k = static_cast<size_t>(d);
+        P[d] = pu[k] + lr * (g * (qi[k] - qj[k]) - reg * pu[k]);
+        Qi[d] = qi[k] + lr * (g * pu[k] - reg * qi[k]);
+        Qj[d] = qj[k] + lr * (-g * pu[k] - reg * qj[k]);
+      }
+      bi += lr * (g - reg * bi);
+      bj += lr * (-g - reg * bj);
+    }
     return std::make_unique<Bpr>(spec, std::move(q), std::move(bias), item_popularity(x));
   }
   std::string method() const override { return "bpr"; }
@@ -742,8 +739,6 @@ class Bpr : public Recommender {
   }
 
  private:
-  static float load(float& v) { return std::atomic_ref<float>(v).load(std::memory_order_relaxed); }
-  static void store(float& v, float x) { std::atomic_ref<float>(v).store(x, std::memory_order_relaxed); }
   // The user's factors from their history, items fixed: seeded SGD passes over the history.
   Eigen::VectorXf fold_in(const Row& h) const {
     const Eigen::Index f = q_.cols();
@@ -917,7 +912,7 @@ std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const Method
   if (spec.method == "ease") return Ease::fit(x, spec);
   if (spec.method == "user-knn") return std::make_unique<UserKnn>(spec, x.rows, x.item_count(), item_popularity(x));
   if (spec.method == "als") return Als::fit(x, spec, threads);
-  if (spec.method == "bpr") return Bpr::fit(x, spec, threads);
+  if (spec.method == "bpr") return Bpr::fit(x, spec);
   if (spec.method == "hybrid") {
     if (spec.base == "hybrid") throw Error("a hybrid needs a plain base method");
     MethodSpec base = spec;
