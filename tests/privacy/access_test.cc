@@ -95,17 +95,20 @@ TEST(ApiKeys, AWrongSecretBeingCheckedHoldsNoOneUp) {
     argon2 = seconds([&] { EXPECT_FALSE(store.authenticate(wrong)); });
     checking = false;
   });
-  double slowest = 0;
+  // Counted, not timed (a loaded machine stretches any one call): a verified key that waited
+  // behind the hash would be answered once or twice while it runs, not again and again.
   int served = 0;
   while (checking) {
-    slowest = std::max(slowest, seconds([&] { EXPECT_TRUE(store.authenticate(good.secret)); }));
+    EXPECT_TRUE(store.authenticate(good.secret));
     ++served;
   }
   guesser.join();
-  EXPECT_GT(served, 1);
-  EXPECT_LT(slowest, argon2 / 4) << "a verified key waited for the wrong secret's Argon2id (" << argon2 << " s)";
-  // The same wrong secret again: refused from memory.
-  EXPECT_LT(seconds([&] { EXPECT_FALSE(store.authenticate(wrong)); }), argon2 / 4);
+  EXPECT_GT(served, 20) << "a verified key waited for the wrong secret's Argon2id (" << argon2 << " s)";
+  // The same wrong secret again: refused from memory (the quickest of three tries, so that one
+  // preempted call does not decide).
+  double again = argon2;
+  for (int i = 0; i < 3; ++i) again = std::min(again, seconds([&] { EXPECT_FALSE(store.authenticate(wrong)); }));
+  EXPECT_LT(again, argon2 / 4);
   EXPECT_EQ(api_key_id(wrong), victim.key.id);
   EXPECT_EQ(api_key_id("not a key"), "");
 }
