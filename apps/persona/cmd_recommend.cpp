@@ -3,13 +3,17 @@
 #include <filesystem>
 #include <fstream>
 
+#include <iostream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "persona/pipeline/erasure.h"
 #include "persona/core/error.h"
+#include "persona/core/parallel.h"
+#include "persona/io/csv_reader.h"
 #include "persona/demand/text_analysis.h"
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/profiles.h"
@@ -22,7 +26,7 @@ struct RecommendArgs {
   std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user,
               weighting = "cosine";
   int validation_days = 30, neighbours = 100, threads = 2;
-  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0, bm25_k1 = 100, bm25_b = 0.8;
+  double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0, bm25_k1 = 1.2, bm25_b = 0.75;
   int users = 300, factors = 64, iterations = 15;
   double regularization = 0.05, confidence = 2, learning_rate = 0.05, fraction = 0.2;
   std::string holdout = "temporal", lists;
@@ -30,7 +34,8 @@ struct RecommendArgs {
   uint64_t seed = 42;
   int epochs = 30;
   size_t k = 10;
-  bool exclude = false, include_unavailable = false;
+  bool exclude = false, include_unavailable = false, all = false;
+  std::string users_file;  // recommend --users
   std::optional<double> min_price, max_price;
 };
 
@@ -47,8 +52,8 @@ void add_method_options(CLI::App* s, RecommendArgs& a) {
   s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
   s->add_option("--neighbours", a.neighbours, "item-knn: neighbours kept per item")->check(CLI::Range(1, 100000));
   s->add_option("--weighting", a.weighting, "item-knn: cosine, tfidf or bm25")->check(CLI::IsMember({"cosine", "tfidf", "bm25"}));
-  s->add_option("--bm25-k1", a.bm25_k1, "item-knn bm25: weight saturation")->check(CLI::Range(0.0, 1e9));
-  s->add_option("--bm25-b", a.bm25_b, "item-knn bm25: length normalisation (0-1)")->check(CLI::Range(0.0, 1.0));
+  s->add_option("--bm25-k1", a.bm25_k1, "item-knn bm25: weight saturation, in units of the mean interaction weight (implicit's 1.2)")->check(CLI::Range(0.0, 1e9));
+  s->add_option("--bm25-b", a.bm25_b, "item-knn bm25: length normalisation (0-1; implicit's 0.75)")->check(CLI::Range(0.0, 1.0));
   s->add_option("--base", a.base, "hybrid: the model blended with the user's own history")
       ->check(CLI::IsMember({"popularity", "trending", "item-knn", "user-knn", "ease", "als", "bpr", "content"}));
   s->add_option("--own-weight", a.own_weight, "hybrid: weight of the user's own history")->check(CLI::Range(0.0, 1000.0));
@@ -256,10 +261,110 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
   };
 }
 
+namespace {
+
+// The request for one user: the command's filters, the user's segment, the store's unavailable items.
+recommend::RecommendRequest request_from(const RecommendArgs& a, int32_t segment, const std::vector<std::string>& unavailable) {
+  recommend::RecommendRequest q;
+  q.segment = segment;
+  q.k = a.k;
+  q.exclude_seen = a.exclude;
+  q.category = a.category;
+  q.min_price = a.min_price;
+  q.max_price = a.max_price;
+  q.diversity = a.diversity;
+  q.exclude_items = unavailable;
+  return q;
+}
+
+nlohmann::json recommendation_json(const recommend::Recommendation& r) {
+  return {{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason}, {"because", r.because}};
+}
+
+// The users a batch is for: every user of the store, or the ids of a file (one per line).
+std::vector<std::string> batch_users(store::Store& store, const RecommendArgs& a) {
+  std::vector<std::string> users;
+  if (a.users_file.empty()) {
+    for (auto& u : store.users(store::Use::Any)) users.push_back(std::move(u.id));
+    return users;
+  }
+  std::ifstream in(a.users_file);
+  if (!in) throw Error("cannot read the users file", {a.users_file});
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    const auto start = line.find_first_not_of(" \t");
+    if (start != std::string::npos) users.push_back(line.substr(start));
+  }
+  return users;
+}
+
+// Top-k lists for many users from one model load, as `persona recommend USER` gives each one:
+// the same consent rule, history, segment and filters. Threads split the users; the file is
+// written in the users' order.
+int recommend_batch(const RecommendArgs& a, const Common& common) {
+  const auto model = recommend::RecommendModel::load(model_path_from(a));
+  auto store = open_existing_store(store_path_from(a.store, a.config));
+  const auto users = batch_users(*store, a);
+  const auto refusing_list = store->users_refusing(store::Use::Personalisation);
+  const std::unordered_set<std::string> refusing(refusing_list.begin(), refusing_list.end());
+  const auto events = store->events(store::Use::Personalisation);
+  const auto rows = model.histories(events);
+  std::unordered_map<std::string_view, size_t> row_of;
+  for (size_t u = 0; u < events.user_ids.size(); ++u) row_of.emplace(events.user_ids[u], u);
+  const auto segments = pipeline::stored_segments(*store);
+  const auto unavailable = a.include_unavailable ? std::vector<std::string>{} : store->unavailable_items();
+  const recommend::Row none;
+  std::vector<std::vector<recommend::Recommendation>> lists(users.size());
+  parallel_chunks(users.size(), a.threads, 16, [&](size_t lo, size_t hi) {
+    for (size_t n = lo; n < hi; ++n) {
+      const bool personal = !refusing.count(users[n]);
+      const auto row = personal ? row_of.find(users[n]) : row_of.end();
+      const auto segment = personal ? segments.find(users[n]) : segments.end();
+      lists[n] = model.recommend(row != row_of.end() ? rows[row->second] : none,
+                                 request_from(a, segment != segments.end() ? segment->second : -1, unavailable));
+    }
+  });
+  const bool csv = a.out.size() >= 4 && a.out.compare(a.out.size() - 4, 4, ".csv") == 0;
+  std::ofstream file;
+  if (!a.out.empty()) {
+    file.open(a.out, std::ios::binary);
+    if (!file) throw Error("cannot write", {a.out});
+    pipeline::register_export(*store, a.out, {{"what", "recommendation lists"}, {"ids", "real"}});
+  }
+  std::ostream& out = a.out.empty() ? std::cout : file;
+  if (csv) out << "user,rank,item,score,category,reason,because\n";
+  for (size_t n = 0; n < users.size(); ++n) {
+    if (csv) {
+      for (size_t r = 0; r < lists[n].size(); ++r) {
+        const auto& x = lists[n][r];
+        out << io::csv_field(users[n]) << ',' << r + 1 << ',' << io::csv_field(x.item) << ',' << fmt::format("{:.6g}", x.score) << ','
+            << io::csv_field(x.category) << ',' << io::csv_field(x.reason) << ',' << io::csv_field(x.because) << '\n';
+      }
+      continue;
+    }
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& x : lists[n]) items.push_back(recommendation_json(x));
+    out << nlohmann::json{{"user", users[n]}, {"recommendations", items}}.dump() << '\n';
+  }
+  out.flush();
+  if (!out) throw Error("cannot write (disk full?)", {a.out.empty() ? "stdout" : a.out});
+  if (!a.out.empty() && !common.quiet)
+    fmt::print(stderr, "wrote the top {} of {} users to {}\n", a.k, users.size(), a.out);
+  return 0;
+}
+
+}  // namespace
+
 Command add_recommend(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("recommend", "Top-k items for a user, with a reason for each (from a trained model)");
+  auto* sub = app.add_subcommand("recommend", "Top-k items for a user, with a reason for each (from a trained model); "
+                                              "--all or --users FILE: lists for many users from one model load");
   auto a = std::make_shared<RecommendArgs>();
-  sub->add_option("user", a->user, "User id (an unknown user gets what is popular)")->required();
+  sub->add_option("user", a->user, "User id (an unknown user gets what is popular)");
+  sub->add_flag("--all", a->all, "Lists for every user of the store (JSON Lines, or CSV when --out ends in .csv)");
+  sub->add_option("--users", a->users_file, "Lists for the users of this file (one id per line)");
+  sub->add_option("--out", a->out, "With --all or --users: write the lists here (default: standard output)");
+  sub->add_option("--threads", a->threads, "With --all or --users: threads")->check(CLI::Range(1, 256));
   add_store_options(sub, *a);
   sub->add_option("--model", a->model, "Model file (default <models>/recommend.model)");
   sub->add_option("--models", a->models, "Model directory");
@@ -272,28 +377,29 @@ Command add_recommend(CLI::App& app, Common& common) {
       ->check(CLI::Range(0.0, 1.0));
   sub->add_flag("--include-unavailable", a->include_unavailable, "Also items the store marks unavailable");
   return {sub, [a, &common] {
+            const bool batch = a->all || !a->users_file.empty();
+            if (batch == !a->user.empty() || (a->all && !a->users_file.empty()))
+              throw Error("name one user, or give --all or --users FILE", {}, "e.g. `persona recommend u42` or `persona recommend --all --out lists.jsonl`");
+            if (!batch && !a->out.empty()) throw Error("--out is for lists of many users (--all or --users FILE)");
+            if (batch) return recommend_batch(*a, common);
             const auto model = recommend::RecommendModel::load(model_path_from(*a));
             auto store = open_existing_store(store_path_from(a->store, a->config));
             // Without consent to personalisation the user is served as a stranger: what is popular.
             const bool personal = store->consent(a->user).personalisation;
             const auto history = personal ? model.history(store->events_of({a->user})) : recommend::Row{};
-            recommend::RecommendRequest q;
+            int32_t segment = -1;
             if (const auto profile = personal ? store->profile(a->user) : std::nullopt)
-              q.segment = nlohmann::json::parse(*profile).value("segment", -1);
-            q.k = a->k;
-            q.exclude_seen = a->exclude;
-            q.category = a->category;
-            q.min_price = a->min_price;
-            q.max_price = a->max_price;
-            q.diversity = a->diversity;
-            if (!a->include_unavailable) q.exclude_items = store->unavailable_items();
+              segment = nlohmann::json::parse(*profile).value("segment", -1);
+            const auto q = request_from(*a, segment, a->include_unavailable ? std::vector<std::string>{} : store->unavailable_items());
             const auto recs = model.recommend(history, q);
             const auto titles = item_titles(*store);
             if (common.json) {
               nlohmann::json j = nlohmann::json::array();
-              for (const auto& r : recs)
-                j.push_back({{"item", r.item}, {"title", title_of(titles, r.item)}, {"category", r.category}, {"score", r.score},
-                             {"reason", r.reason}, {"because", r.because}});
+              for (const auto& r : recs) {
+                auto one = recommendation_json(r);
+                one["title"] = title_of(titles, r.item);
+                j.push_back(std::move(one));
+              }
               print_json({{"user", a->user}, {"personalised", personal}, {"history_items", history.size()}, {"segment", q.segment},
                           {"method", model.recommender().params()},
                           {"recommendations", j}});

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -108,6 +109,57 @@ TEST(RecommendCli, RecommendationsFollowTheSampleShopsHiddenTastes) {
   ASSERT_EQ(agreement.count("popularity"), 1u);
   EXPECT_GT(agreement.at("user-knn"), 1.5 * agreement.at("popularity"));
   EXPECT_GT(agreement.at("user-knn"), 0.12);  // a uniform draw from the catalogue agrees about 0.08
+}
+
+TEST(RecommendCli, BatchListsAreTheOneUserListsFromOneLoad) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), models = dir.file("models");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"train", "recommend", "--config", config, "--models", models, "--method", "item-knn", "-q"}).exit_code, 0);
+  auto r = run_persona({"recommend", "--all", "--config", config, "--models", models, "-k", "5", "--exclude-bought",
+                        "--threads", "2", "--out", dir.file("lists.jsonl")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, nlohmann::json> lists;
+  for (const auto& line : test::lines_of(dir.file("lists.jsonl"))) {
+    const auto j = nlohmann::json::parse(line);
+    lists[j["user"]] = j["recommendations"];
+  }
+  EXPECT_GT(lists.size(), 100u);  // every user of the store
+  for (const char* user : {"U000001", "U000002", "U000017", "U000100"}) {
+    ASSERT_EQ(lists.count(user), 1u) << user;
+    const auto one = json_of(run_persona({"recommend", user, "--config", config, "--models", models, "-k", "5",
+                                          "--exclude-bought", "--json"}));
+    ASSERT_EQ(lists[user].size(), one["recommendations"].size()) << user;
+    for (size_t i = 0; i < lists[user].size(); ++i) {
+      EXPECT_EQ(lists[user][i]["item"], one["recommendations"][i]["item"]) << user << " #" << i;
+      EXPECT_EQ(lists[user][i]["score"], one["recommendations"][i]["score"]) << user << " #" << i;
+      EXPECT_EQ(lists[user][i]["reason"], one["recommendations"][i]["reason"]) << user << " #" << i;
+    }
+  }
+  // A file of ids, CSV out: an unknown user gets what the one-user path gives a stranger.
+  {
+    std::ofstream ids(dir.file("users.txt"));
+    ids << "U000002\n\n  nobody-yet \r\n";
+  }
+  r = run_persona({"recommend", "--users", dir.file("users.txt"), "--config", config, "--models", models, "-k", "3",
+                   "--out", dir.file("lists.csv")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = test::lines_of(dir.file("lists.csv"));
+  ASSERT_EQ(rows.size(), 7u);  // the header, three for each user
+  EXPECT_EQ(rows[0], "user,rank,item,score,category,reason,because");
+  const auto stranger = json_of(run_persona({"recommend", "nobody-yet", "--config", config, "--models", models, "-k", "3", "--json"}));
+  const std::string first = stranger["recommendations"][0]["item"];
+  EXPECT_EQ(rows[4].rfind("nobody-yet,1," + first + ",", 0), 0u) << rows[4];
+  // One user or a batch, not both, not neither.
+  r = run_persona({"recommend", "--config", config, "--models", models});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--all"), std::string::npos) << r.err;
+  r = run_persona({"recommend", "U000001", "--all", "--config", config, "--models", models});
+  EXPECT_EQ(r.exit_code, 1);
+  r = run_persona({"recommend", "--users", dir.file("missing.txt"), "--config", config, "--models", models});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
 }
 
 TEST(RecommendCli, BadInputGetsClearErrors) {

@@ -108,16 +108,29 @@ RecommendModel RecommendModel::load(const std::string& path) {
   }
 }
 
+std::optional<Choice> RecommendModel::choice_of(const store::EventColumns& e, size_t k) const {
+  const double w = options_.weights[e.type[k]];
+  if (w <= 0) return std::nullopt;
+  const auto item = item_index_.find(e.item_ids[static_cast<size_t>(e.item[k])]);
+  if (!item) return std::nullopt;  // an item the model has not seen: nothing to score it by
+  return Choice{static_cast<int32_t>(*item), w, e.timestamp[k]};
+}
+
 Row RecommendModel::history(const store::EventColumns& e) const {
   std::vector<Choice> choices;
-  for (size_t k = 0; k < e.size(); ++k) {
-    const double w = options_.weights[e.type[k]];
-    if (w <= 0) continue;
-    const auto item = item_index_.find(e.item_ids[static_cast<size_t>(e.item[k])]);
-    if (!item) continue;  // an item the model has not seen: nothing to score it by
-    choices.push_back({static_cast<int32_t>(*item), w, e.timestamp[k]});
-  }
+  for (size_t k = 0; k < e.size(); ++k)
+    if (const auto c = choice_of(e, k)) choices.push_back(*c);
   return make_row(choices, options_.half_life_days);
+}
+
+std::vector<Row> RecommendModel::histories(const store::EventColumns& e) const {
+  std::vector<std::vector<Choice>> choices(e.user_ids.size());
+  for (size_t k = 0; k < e.size(); ++k)
+    if (const auto c = choice_of(e, k)) choices[static_cast<size_t>(e.user[k])].push_back(*c);
+  std::vector<Row> out;
+  out.reserve(choices.size());
+  for (const auto& c : choices) out.push_back(make_row(c, options_.half_life_days));
+  return out;
 }
 
 std::vector<Recommendation> RecommendModel::recommend(const Row& history, const RecommendRequest& q) const {

@@ -82,6 +82,8 @@ class RecommendModel {
 
   // The user's history row from their events (external item ids; unknown items are skipped).
   Row history(const store::EventColumns& user_events) const;
+  // Every user's history row at once, by user index of `events` (as history() gives each).
+  std::vector<Row> histories(const store::EventColumns& events) const;
   std::vector<Recommendation> recommend(const Row& history, const RecommendRequest& request) const;
   // The item's neighbours (item-item methods), leaving out `exclude` (e.g. unavailable items).
   std::vector<Recommendation> similar(const std::string& item, size_t k, const std::vector<std::string>& exclude = {}) const;
@@ -94,6 +96,7 @@ class RecommendModel {
 
  private:
   std::vector<Scored> diversify(const std::vector<Scored>& ranked, size_t k, double diversity) const;
+  std::optional<Choice> choice_of(const store::EventColumns& events, size_t k) const;  // none: not a choice it knows
 
   std::shared_ptr<const Recommender> recommender_;
   // Similar items whatever the chosen method: the method itself when it has item similarity,
