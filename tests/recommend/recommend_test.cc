@@ -169,9 +169,10 @@ TEST(Recommenders, ItemKnnWeightingsMatchTheFormulas) {
   s.weighting = "bm25";
   s.bm25_k1 = 1.2, s.bm25_b = 0.75;
   const double average = (3 + 2 + 4) / 3.0;  // items' total weights 3, 2, 4
+  const double k1 = 1.2 * 9 / 5;             // in units of the mean entry weight: 9 over 5 entries
   auto bm25 = [&](double w, double length, double idf) {
     const double norm = (1 - 0.75) + 0.75 * length / average;
-    return w * (1.2 + 1) / (1.2 * norm + w) * idf;
+    return w * (k1 + 1) / (k1 * norm + w) * idf;
   };
   EXPECT_NEAR(similarity(s, 0, 2), bm25(1, 3, idf_b) * bm25(4, 4, idf_b), 1e-5);
   EXPECT_NEAR(similarity(s, 1, 0), bm25(1, 2, idf_a) * bm25(2, 3, idf_a) + bm25(1, 2, idf_b) * bm25(1, 3, idf_b), 1e-5);

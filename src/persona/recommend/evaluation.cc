@@ -294,14 +294,14 @@ std::vector<MethodSpec> default_grid() {
   }
   s.weighting = "tfidf";
   grid.push_back(s);
-  // BM25's saturation depends on the weights' scale (a purchase weighs 5): from strong to none.
+  // BM25's saturation (k1 in units of the mean interaction weight): from strong to almost none.
   s.weighting = "bm25";
-  for (double k1 : {5.0, 20.0, 100.0}) {
+  for (double k1 : {1.2, 5.0, 30.0}) {
     s.bm25_k1 = k1;
     grid.push_back(s);
   }
   s.weighting = "cosine";
-  s.bm25_k1 = 100;
+  s.bm25_k1 = MethodSpec{}.bm25_k1;
   for (double l : {100.0, 500.0}) {
     s.method = "ease";
     s.lambda = l;

@@ -65,7 +65,9 @@ struct MethodSpec {
   // (binary, cosine with shrinkage), "tfidf" or "bm25" (weights, then dot products, as the
   // implicit library's TFIDF and BM25 recommenders do)
   std::string weighting = "cosine";
-  double bm25_k1 = 100, bm25_b = 0.8;  // item-knn bm25: saturation and length normalisation
+  // item-knn bm25: saturation (in units of the mean interaction weight) and length normalisation,
+  // implicit's defaults
+  double bm25_k1 = 1.2, bm25_b = 0.75;
   double lambda = 100;          // ease: L2 regularisation
   std::string base = "ease";    // hybrid: the model blended with the user's own history
   double own_weight = 1;        // hybrid: weight of the user's own (repurchase) scores
