@@ -317,12 +317,13 @@ int recommend_batch(const RecommendArgs& a, const Common& common) {
   const recommend::Row none;
   std::vector<std::vector<recommend::Recommendation>> lists(users.size());
   parallel_chunks(users.size(), a.threads, 16, [&](size_t lo, size_t hi) {
+    auto q = request_from(a, -1, unavailable);  // once per thread: only the segment differs by user
     for (size_t n = lo; n < hi; ++n) {
       const bool personal = !refusing.count(users[n]);
       const auto row = personal ? row_of.find(users[n]) : row_of.end();
       const auto segment = personal ? segments.find(users[n]) : segments.end();
-      lists[n] = model.recommend(row != row_of.end() ? rows[row->second] : none,
-                                 request_from(a, segment != segments.end() ? segment->second : -1, unavailable));
+      q.segment = segment != segments.end() ? segment->second : -1;
+      lists[n] = model.recommend(row != row_of.end() ? rows[row->second] : none, q);
     }
   });
   const bool csv = a.out.size() >= 4 && a.out.compare(a.out.size() - 4, 4, ".csv") == 0;
