@@ -94,21 +94,23 @@ nlohmann::json train_recommender(store::Store& store, const pipeline::ProfileCon
   const auto events = store.events();
   if (events.size() == 0) return nullptr;
   const int64_t end = *std::max_element(events.timestamp.begin(), events.timestamp.end()) + 1;
-  const auto trials = recommend::tune(events, recommend::InteractionOptions{}, end, 30, recommend::default_grid(), 10, 2,
-                                      pipeline::segments_as_of(events, profile_config, end - 30 * 86400));
+  const recommend::Protocol protocol{.split = end};
+  const auto plan = recommend::validation_plan(events, {}, protocol, 30);
+  recommend::TuneOptions o;
+  if (plan.protocol.kind == recommend::Protocol::Kind::Temporal)
+    o.segments = pipeline::segments_as_of(events, profile_config, plan.protocol.split);
+  const auto tuning = recommend::tune([&](const recommend::InteractionOptions& io) { return recommend::make_holdout(events, io, plan.protocol); },
+                                      recommend::default_grid(), o);
   recommend::InteractionOptions options;
-  const auto model = recommend::RecommendModel::train(events, options, trials.front().spec, 2, pipeline::stored_segments(store));
+  const auto model = recommend::RecommendModel::train(events, options, tuning.chosen, 2, pipeline::stored_segments(store));
   const auto path = (std::filesystem::path(models_dir) / "recommend.model").string();
-  nlohmann::json metrics = {{"method", trials.front().spec.to_json()}, {"validation", trials.front().validation.to_json()}};
-  for (const auto& t : trials)  // the baseline beside it
-    if (t.spec.method == "popularity") metrics["popularity_ndcg_at_10"] = t.validation.ndcg;
+  const auto& best = tuning.chosen_trial();
+  const double popularity = tuning.popularity().validation.ndcg;
+  nlohmann::json metrics = {{"method", tuning.chosen.to_json()}, {"validation", best.validation.to_json()},
+                            {"popularity_ndcg_at_10", popularity}, {"choice", tuning.reason}};
   model.save(path, metrics);
-  const auto& best = trials.front();
   if (print) {
-    double popularity = 0;
-    for (const auto& t : trials)
-      if (t.spec.method == "popularity") popularity = t.validation.ndcg;
-    fmt::print("    {} settings compared on {} users; best {} (nDCG@10 {:.3f}, popularity {:.3f})\n", trials.size(),
+    fmt::print("    {} settings compared on {} users; chose {} (nDCG@10 {:.3f}, popularity {:.3f})\n", tuning.trials.size(),
                best.validation.users, best.spec.to_json().dump(), best.validation.ndcg, popularity);
     recommend::RecommendRequest q;
     q.k = 3;

@@ -13,9 +13,8 @@
 
 namespace persona::cli {
 
-namespace {
 // The config from --config, or one built from --preset and the files given.
-pipeline::Config config_from(const std::string& config_path, const std::string& preset,
+pipeline::Config ingest_config_from(const std::string& config_path, const std::string& preset,
                              const std::vector<std::string>& files, const std::string& store, const std::string& encoding) {
   pipeline::Config config;
   if (!config_path.empty()) {
@@ -40,7 +39,6 @@ pipeline::Config config_from(const std::string& config_path, const std::string& 
   }
   return config;
 }
-}  // namespace
 
 Command add_ingest(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("ingest", "Read, map and clean files into the store (idempotent, resumable)");
@@ -63,7 +61,7 @@ Command add_ingest(CLI::App& app, Common& common) {
                   "0: fail only when none is kept)")
       ->check(CLI::Range(0.0, 1.0));
   return {sub, [args, &common] {
-            auto config = config_from(args->config, args->preset, args->files, args->store, args->encoding);
+            auto config = ingest_config_from(args->config, args->preset, args->files, args->store, args->encoding);
             // Relative to where we are (the config's own reject_log is relative to the config).
             if (!args->rejects.empty()) config.reject_log = std::filesystem::absolute(args->rejects).string();
             if (args->batch_rows) config.batch_rows = args->batch_rows;
@@ -106,7 +104,7 @@ Command add_clean(CLI::App& app, Common& common) {
   sub->add_option("-o,--out", args->out, "Write the kept rows here (CSV with the source's columns)");
   sub->add_option("--rejects", args->rejects, "Write the reject log here (JSON Lines)");
   return {sub, [args, &common] {
-            auto config = config_from(args->config, args->preset, args->files, "", args->encoding);
+            auto config = ingest_config_from(args->config, args->preset, args->files, "", args->encoding);
             std::unique_ptr<pipeline::RejectLogWriter> writer;
             if (!args->rejects.empty()) writer = std::make_unique<pipeline::RejectLogWriter>(args->rejects);
             std::vector<pipeline::SourceReport> reports;

@@ -28,8 +28,9 @@ struct RecommendArgs {
   int validation_days = 30, neighbours = 100, threads = 2;
   double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0, bm25_k1 = 1.2, bm25_b = 0.75;
   int users = 300, factors = 64, iterations = 15;
-  double regularization = 0.05, confidence = 2, learning_rate = 0.05, fraction = 0.2;
-  std::string holdout = "temporal", lists;
+  double regularization = 0.05, confidence = 2, learning_rate = 0.05, ratio = 0.2;
+  std::string protocol = "temporal", lists;
+  std::string train_file, test_file, preset, work;  // eval on a split the user supplies
   size_t last = 1;
   uint64_t seed = 42;
   int epochs = 30;
@@ -47,7 +48,9 @@ void add_store_options(CLI::App* s, RecommendArgs& a) {
 void add_method_options(CLI::App* s, RecommendArgs& a) {
   s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, trending, repurchase, item-knn, user-knn, ease, als, bpr, content, hybrid")
       ->check(CLI::IsMember({"auto", "popularity", "trending", "repurchase", "item-knn", "user-knn", "ease", "als", "bpr", "content", "hybrid"}));
-  s->add_option("--validation-days", a.validation_days, "Days before the training end that --method auto validates on")
+  s->add_option("--validation-days", a.validation_days,
+                 "Temporal protocol: days before the training end that --method auto validates on (too few users there: "
+                 "a random per-user split)")
       ->check(CLI::Range(1, 3650));
   s->add_option("--lambda", a.lambda, "ease: L2 regularisation")->check(CLI::Range(0.0, 1e9));
   s->add_option("--neighbours", a.neighbours, "item-knn: neighbours kept per item")->check(CLI::Range(1, 100000));
@@ -101,24 +104,75 @@ pipeline::ProfileConfig profile_config_of(const RecommendArgs& a) {
   return a.config.empty() ? pipeline::ProfileConfig{} : pipeline::load_config(a.config).profile;
 }
 
-// The method to train: the given one, or the best on the validation window before `split`
-// (reranking by segments as of the window's start, from the events before it).
-recommend::MethodSpec choose(const store::EventColumns& events, const RecommendArgs& a, int64_t split,
-                             nlohmann::json& trials_json, bool print) {
-  if (a.method != "auto") return spec_from(a);
-  const int64_t window = split - static_cast<int64_t>(a.validation_days) * 86400;
-  const auto trials = recommend::tune(events, recommend::InteractionOptions{}, split, a.validation_days,
-                                      recommend::default_grid(), a.k, a.threads,
-                                      pipeline::segments_as_of(events, profile_config_of(a), window));
-  trials_json = nlohmann::json::array();
-  for (const auto& t : trials)
-    trials_json.push_back({{"method", t.spec.to_json()}, {"validation", t.validation.to_json()}, {"train_s", t.train_s}});
-  if (print) {
-    fmt::print("validation ({} days before {}, {} users): nDCG@{}\n", a.validation_days, format_date(split),
-               trials.front().validation.users, a.k);
-    for (const auto& t : trials) fmt::print("  {:<60} {:.4f}  ({:.2f} s)\n", t.spec.to_json().dump(), t.validation.ndcg, t.train_s);
+// The protocol named by --protocol (--holdout's older names too) with its settings.
+recommend::Protocol protocol_from(const RecommendArgs& a) {
+  recommend::Protocol p;
+  const std::string name = a.protocol == "last-k" ? "leave-last-out" : a.protocol == "random" ? "random-per-user" : a.protocol;
+  p.kind = recommend::Protocol::kind_of(name);
+  p.last = a.last;
+  p.ratio = a.ratio;
+  p.seed = a.seed;
+  return p;
+}
+
+void add_protocol_options(CLI::App* s, RecommendArgs& a) {
+  s->add_option("--protocol,--holdout", a.protocol,
+                "temporal (train before --split, test after), leave-last-out (each user's last --last items) or "
+                "random-per-user (a seeded --ratio of each user's items)")
+      ->check(CLI::IsMember({"temporal", "leave-last-out", "random-per-user", "last-k", "random"}));
+  s->add_option("--last", a.last, "leave-last-out: items held out per user")->check(CLI::Range(1, 1000));
+  s->add_option("--ratio,--fraction", a.ratio, "random-per-user: share of each user's items held out")->check(CLI::Range(0.01, 0.99));
+  s->add_option("--seed", a.seed, "random-per-user: seed");
+  s->add_flag("--exclude-seen", a.exclude, "Never recommend what the user chose in training (validation follows the same rule)");
+}
+
+struct Choice {
+  recommend::MethodSpec spec;
+  std::optional<recommend::Tuning> tuning;  // with --method auto
+  nlohmann::json validation;                // the validation protocol, the choice and every trial (auto)
+};
+
+// The method to train: the given one, or with --method auto the one tuning chooses on a
+// validation split carved from `train` (the training events) by the evaluation's protocol,
+// with the same seen-item rule; reranking by segments as of a temporal window's start.
+Choice choose(const store::EventColumns& train, const RecommendArgs& a, const recommend::Protocol& evaluation, bool print) {
+  Choice c;
+  if (a.method != "auto") {
+    c.spec = spec_from(a);
+    return c;
   }
-  return trials.front().spec;
+  const recommend::InteractionOptions options;
+  const auto plan = recommend::validation_plan(train, options, evaluation, a.validation_days);
+  const bool temporal = plan.protocol.kind == recommend::Protocol::Kind::Temporal;
+  recommend::TuneOptions o;
+  o.k = a.k;
+  o.exclude_seen = a.exclude;
+  o.threads = a.threads;
+  if (temporal) o.segments = pipeline::segments_as_of(train, profile_config_of(a), plan.protocol.split);
+  c.tuning = recommend::tune([&](const recommend::InteractionOptions& io) { return recommend::make_holdout(train, io, plan.protocol); },
+                             recommend::default_grid(), o);
+  c.spec = c.tuning->chosen;
+  c.validation = c.tuning->to_json();
+  c.validation["protocol"] = plan.to_json();
+  c.validation["exclude_seen"] = a.exclude;
+  if (print) {
+    if (!plan.fallback.empty()) fmt::print("note: {}\n", plan.fallback);
+    fmt::print("validation ({}{}, {} users): nDCG@{}\n", plan.protocol.name(),
+               temporal ? fmt::format(" window {} to {}", format_date(plan.protocol.split), format_date(plan.protocol.end)) : "",
+               c.tuning->users, a.k);
+    for (const auto& t : c.tuning->trials)
+      fmt::print("  {:<60} {:.4f}  ({:.2f} s)\n", t.spec.to_json().dump(), t.validation.ndcg, t.train_s);
+    fmt::print("chosen {}: {}\n", c.spec.to_json().dump(), c.tuning->reason);
+  }
+  return c;
+}
+
+// The chosen setting's validation metrics and popularity's nDCG beside them, for the model file.
+void add_validation_metrics(const Choice& c, nlohmann::json& metrics) {
+  if (!c.tuning) return;
+  metrics["validation"] = c.tuning->chosen_trial().validation.to_json();
+  metrics["popularity_ndcg_at_10"] = c.tuning->popularity().validation.to_json()["ndcg_at_10"];
+  metrics["choice"] = c.tuning->reason;
 }
 
 void print_metrics(const std::string& what, const recommend::RankingMetrics& m) {
@@ -134,6 +188,7 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
   s->fallthrough();
   add_store_options(s, *a);
   add_method_options(s, *a);
+  add_protocol_options(s, *a);
   s->add_option("--before", a->before, "Train on events before this date (default: all)");
   s->add_option("--models", a->models, "Model directory (default $PERSONA_MODELS or ./models)");
   s->add_option("-o,--out", a->model, "Model file (default <models>/recommend.model)");
@@ -143,75 +198,149 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
     const auto events = store->events();
     if (events.size() == 0) throw Error("the store has no events to learn from", {}, "run `persona ingest` first");
     const int64_t split = a->before.empty() ? time_after(events.timestamp.back()) : parse_date(a->before, "--before");
-    nlohmann::json trials;
-    const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
+    auto protocol = protocol_from(*a);
+    protocol.split = split;
     recommend::InteractionOptions options;
     options.before = split;
+    const auto c = choose(recommend::training_events(events, options, recommend::Protocol{.split = split}), *a, protocol,
+                          !common.json && !common.quiet);
     const auto t0 = std::chrono::steady_clock::now();
     // Serving passes each user's stored profile segment, so the model learns those segments.
-    const auto model = recommend::RecommendModel::train(events, options, spec, a->threads, pipeline::stored_segments(*store));
+    const auto model = recommend::RecommendModel::train(events, options, c.spec, a->threads, pipeline::stored_segments(*store));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto path = model_path_from(*a);
-    nlohmann::json metrics = {{"method", spec.to_json()}, {"train_s", seconds}};
-    if (!trials.is_null()) metrics["validation"] = trials.front()["validation"];
-    for (const auto& t : trials)  // the baseline beside it
-      if (t["method"].value("method", "") == "popularity") metrics["popularity_ndcg_at_10"] = t["validation"]["ndcg_at_10"];
+    nlohmann::json metrics = {{"method", c.spec.to_json()}, {"train_s", seconds}};
+    add_validation_metrics(c, metrics);
     model.save(path, metrics);
-    if (common.json) print_json({{"model_file", path}, {"method", spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
-                                 {"segments", model.segments()}, {"trials", trials}});
-    else fmt::print("trained {} on {} items in {:.2f} s; saved {}\n", spec.to_json().dump(), model.items(), seconds, path);
+    if (common.json) print_json({{"model_file", path}, {"method", c.spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
+                                 {"segments", model.segments()}, {"validation", c.validation}});
+    else fmt::print("trained {} on {} items in {:.2f} s; saved {}\n", c.spec.to_json().dump(), model.items(), seconds, path);
     return 0;
   });
 }
 
+namespace {
+
+// The events of one file of a split the user supplies, ingested with the mapping of --preset or
+// --config into a store of its own in `work` (its reject log beside it).
+store::EventColumns events_of_file(const RecommendArgs& a, const std::string& file, const std::string& name,
+                                   const std::filesystem::path& work, nlohmann::json& report) {
+  auto config = ingest_config_from(a.config, a.preset, {file}, (work / (name + ".db")).string(), "");
+  if (!a.config.empty()) {
+    // The config's mapping, applied to this file.
+    if (config.sources.empty()) throw Error("the config names no source whose mapping to use", {a.config});
+    auto source = config.sources.front();
+    source.mapping.path = std::filesystem::absolute(file).string();
+    config.sources = {source};
+  }
+  config.reject_log = (work / (name + ".rejects.jsonl")).string();
+  auto store = open_store(config.store_path);
+  const auto r = pipeline::ingest(config, *store, {.progress = false});
+  report[name] = {{"file", file}, {"sources", nlohmann::json::array()}};
+  if (!a.work.empty()) report[name]["reject_log"] = config.reject_log;  // kept: the user named the directory
+  for (const auto& src : r.sources) {
+    if (src.status == "failed") throw Error(fmt::format("{} file: {}", name, src.failure), {file});
+    report[name]["sources"].push_back(src.to_json());
+  }
+  auto events = store->events();
+  if (events.size() == 0)
+    throw Error(fmt::format("the {} file has no usable events", name), {file},
+                a.work.empty() ? "give --work DIR to keep the reject log and read why" : "see the reject log: " + config.reject_log);
+  return events;
+}
+
+// A temporary directory removed when it goes out of scope (unless the user named it).
+struct WorkDir {
+  std::filesystem::path path;
+  bool remove = false;
+  explicit WorkDir(const std::string& given) {
+    if (!given.empty()) {
+      path = given;
+      std::filesystem::create_directories(path);
+      return;
+    }
+    std::string templ = (std::filesystem::temp_directory_path() / "persona-eval-XXXXXX").string();
+    if (!mkdtemp(templ.data())) throw Error("cannot create a temporary directory", {templ});
+    path = templ;
+    remove = true;
+  }
+  ~WorkDir() {
+    std::error_code ec;
+    if (remove) std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
 Runner add_eval_recommend(CLI::App* eval, Common& common) {
   auto a = std::make_shared<RecommendArgs>();
-  auto* s = eval->add_subcommand("recommend", "Evaluate recommendation methods on a temporal split of the store's events");
+  auto* s = eval->add_subcommand("recommend", "Evaluate recommendation methods on a split of the store's events "
+                                              "(temporal, leave-last-out, random per user) or on your own train and test files");
   s->fallthrough();
   add_store_options(s, *a);
   add_method_options(s, *a);
+  add_protocol_options(s, *a);
   s->add_option("--split", a->split, "Temporal split: test on events from this date on; train before it");
-  s->add_option("--holdout", a->holdout, "temporal (--split), last-k (each user's last --last items) or random (--fraction)")
-      ->check(CLI::IsMember({"temporal", "last-k", "random"}));
-  s->add_option("--last", a->last, "last-k: items held out per user")->check(CLI::Range(1, 1000));
-  s->add_option("--fraction", a->fraction, "random: share of each user's items held out")->check(CLI::Range(0.01, 0.99));
-  s->add_option("--seed", a->seed, "random: seed");
   s->add_option("--end", a->end, "Test on events before this date (default: all after the split)");
-  s->add_flag("--exclude-seen", a->exclude, "Never recommend what the user chose in training");
+  s->add_option("--train", a->train_file, "Your own split: train on this file's events (with --preset or --config's mapping)");
+  s->add_option("--test", a->test_file, "Your own split: test on this file's events");
+  s->add_option("-p,--preset", a->preset, "--train/--test: a built-in mapping for both files (see `persona presets`)");
+  s->add_option("--work", a->work, "--train/--test: where the two files are ingested (default: a temporary directory, "
+                                   "removed afterwards; name one to keep the reject logs)");
   s->add_option("--lists", a->lists, "Write each evaluated user's top k, per method, as JSON Lines to this file");
   return [s, a, &common]() -> int {
     if (!s->parsed()) return -1;
-    auto store = open_existing_store(store_path_from(a->store, a->config));
-    const auto events = store->events();
-    if (a->holdout == "temporal" && a->split.empty())
-      throw Error("a temporal hold-out needs --split DATE", {}, "or use --holdout last-k / random");
-    if (events.size() == 0) throw Error("the store has no events to evaluate on", {}, "run `persona ingest` first");
-    // Settings are chosen on a validation window before the split. The other hold-outs take
-    // items from every period, so a window of their own would overlap the test items: there,
-    // the method is given.
-    if (a->holdout != "temporal" && a->method == "auto")
-      throw Error("--method auto chooses on a window before a temporal --split", {},
-                  "give --method for a last-k or random hold-out (e.g. the one `eval recommend --split` chose)");
-    const int64_t split = !a->split.empty() ? parse_date(a->split, "--split")
-                                            : *std::max_element(events.timestamp.begin(), events.timestamp.end()) + 1;
-    const int64_t end = a->end.empty() ? std::numeric_limits<int64_t>::max() : parse_date(a->end, "--end");
-    nlohmann::json trials;
-    const auto spec = choose(events, *a, split, trials, !common.json && !common.quiet);
-    const auto split_segments = a->holdout == "temporal" && spec.rerank.segment > 0
-                                    ? pipeline::segments_as_of(events, profile_config_of(*a), split)
+    const bool given = !a->train_file.empty() || !a->test_file.empty();
+    if (given && (a->train_file.empty() || a->test_file.empty()))
+      throw Error("your own split needs both --train FILE and --test FILE");
+    if (given && a->preset.empty() && a->config.empty())
+      throw Error("--train/--test need a mapping", {}, "give --preset NAME (see `persona presets`) or --config FILE");
+    if (given && !a->store.empty()) throw Error("give either --store or --train/--test, not both");
+    auto protocol = protocol_from(*a);
+    if (!given && protocol.kind == recommend::Protocol::Kind::Temporal && a->split.empty())
+      throw Error("a temporal protocol needs --split DATE", {}, "or use --protocol leave-last-out / random-per-user, or --train/--test");
+    // The events: the store's, or the two files'.
+    std::optional<WorkDir> work;
+    nlohmann::json files;
+    std::unique_ptr<store::Store> store;
+    store::EventColumns events, test_events;
+    if (given) {
+      work.emplace(a->work);
+      events = events_of_file(*a, a->train_file, "train", work->path, files);
+      test_events = events_of_file(*a, a->test_file, "test", work->path, files);
+      // Validation mirrors the split: temporal when the test part follows training, else random per user.
+      const int64_t train_end = *std::max_element(events.timestamp.begin(), events.timestamp.end()) + 1;
+      const int64_t test_start = *std::min_element(test_events.timestamp.begin(), test_events.timestamp.end());
+      protocol = recommend::Protocol{};
+      if (test_start >= train_end) protocol.split = train_end;
+      else protocol.kind = recommend::Protocol::Kind::RandomPerUser, protocol.ratio = a->ratio, protocol.seed = a->seed;
+    } else {
+      store = open_existing_store(store_path_from(a->store, a->config));
+      events = store->events();
+      if (events.size() == 0) throw Error("the store has no events to evaluate on", {}, "run `persona ingest` first");
+      if (protocol.kind == recommend::Protocol::Kind::Temporal) {
+        protocol.split = parse_date(a->split, "--split");
+        if (!a->end.empty()) protocol.end = parse_date(a->end, "--end");
+      }
+    }
+    const recommend::InteractionOptions options;
+    const auto c = choose(given ? events : recommend::training_events(events, options, protocol), *a, protocol,
+                          !common.json && !common.quiet);
+    // Segments only as of a temporal split: profiles of the whole period would know the test.
+    const bool temporal = !given && protocol.kind == recommend::Protocol::Kind::Temporal;
+    const auto split_segments = temporal && c.spec.rerank.segment > 0
+                                    ? pipeline::segments_as_of(events, profile_config_of(*a), protocol.split)
                                     : pipeline::SegmentsByUser{};
     auto holdout_for = [&](double half_life) {
       recommend::InteractionOptions o;
       o.half_life_days = half_life;
-      auto h = a->holdout == "last-k"   ? recommend::leave_last_k_holdout(events, o, a->last)
-               : a->holdout == "random" ? recommend::random_holdout(events, o, a->fraction, a->seed)
-                                        : recommend::temporal_holdout(events, o, split, end);
-      // Segments only as of a temporal split: profiles of the whole period would know the test.
-      if (a->holdout == "temporal") h.assign_segments(split_segments);
+      auto h = given ? recommend::given_holdout(events, test_events, o) : recommend::make_holdout(events, o, protocol);
+      if (temporal) h.assign_segments(split_segments);
       if (h.evaluated_users() == 0)
-        throw Error(a->holdout == "temporal" ? "no user has events on both sides of the split"
-                                             : "no user has enough items to hold some out",
-                    {}, "choose a --split inside the data's time range, or a smaller --last");
+        throw Error(given ? "no user of the test file has events in the train file"
+                    : temporal ? "no user has events on both sides of the split"
+                               : "no user has enough items to hold some out",
+                    {}, given ? "the two files must share user ids" : "choose a --split inside the data's time range, or a smaller --last");
       return h;
     };
     const auto plain = holdout_for(0);
@@ -219,7 +348,7 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
     if (!a->lists.empty()) {
       lists.open(a->lists);
       if (!lists) throw Error("cannot write", {a->lists});
-      pipeline::register_export(*store, a->lists, {{"what", "evaluation lists"}, {"ids", "real"}});
+      if (store) pipeline::register_export(*store, a->lists, {{"what", "evaluation lists"}, {"ids", "real"}});
     }
     nlohmann::json results = nlohmann::json::array();
     auto run = [&](const recommend::MethodSpec& m, const std::string& role) {
@@ -243,9 +372,9 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
       results.push_back({{"role", role}, {"method", m.to_json()}, {"test", j}});
       if (!common.json) print_metrics(role + " " + m.to_json().dump(), metrics);
     };
-    run(spec, "chosen");
+    run(c.spec, "chosen");
     for (const char* baseline : {"popularity", "repurchase"}) {
-      if (spec.method == baseline) continue;
+      if (c.spec.method == baseline && !c.spec.rerank.active()) continue;
       recommend::MethodSpec b;
       b.method = baseline;
       run(b, "baseline");
@@ -254,9 +383,13 @@ Runner add_eval_recommend(CLI::App* eval, Common& common) {
       lists.close();
       if (lists.fail()) throw Error("cannot write (disk full?)", {a->lists});
     }
-    if (common.json) print_json({{"holdout", a->holdout}, {"split", a->holdout == "temporal" ? format_timestamp(split) : ""},
-                                 {"train_items", plain.train.item_count()},
-                                 {"results", results}, {"validation", trials}});
+    auto protocol_json = given ? nlohmann::json{{"protocol", "given"}, {"train", a->train_file}, {"test", a->test_file}} : protocol.to_json();
+    protocol_json["exclude_seen"] = a->exclude;
+    if (common.json) {
+      nlohmann::json out = {{"protocol", protocol_json}, {"train_items", plain.train.item_count()}, {"results", results}, {"validation", c.validation}};
+      if (given) out["files"] = files;
+      print_json(out);
+    }
     return 0;
   };
 }

@@ -82,6 +82,10 @@ nlohmann::json stats_json(const store::DatasetStats& stats);
 int64_t parse_date(const std::string& text, const char* option);
 // "persona.db" from --store, else from --config's [store], else ./persona.db.
 std::string store_path_from(const std::string& store, const std::string& config);
+// An ingest config from --config, or one built from --preset and the files given; with `store`,
+// that store instead of the config's (`encoding`: the files' encoding when not UTF-8).
+pipeline::Config ingest_config_from(const std::string& config_path, const std::string& preset,
+                                    const std::vector<std::string>& files, const std::string& store, const std::string& encoding);
 // Opens (creating when absent) a store with the key ring at hand, if any: --key-file when given,
 // else $PERSONA_KEY_FILE, PERSONA_MASTER_KEY or ./persona.key. With a key, sensitive columns are
 // sealed; a sealed store without one can be counted but not read or written.

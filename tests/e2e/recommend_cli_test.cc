@@ -22,7 +22,10 @@ TEST(RecommendCli, TrainRecommendSimilarEval) {
   const std::string config = dir.file("shop.toml"), models = dir.file("models");
   ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
   const auto trained = json_of(run_persona({"train", "recommend", "--config", config, "--models", models, "--json"}));
-  EXPECT_FALSE(trained["trials"].empty());  // --method auto compared the grid on validation
+  // --method auto compared the grid on validation and said why it chose what it chose.
+  EXPECT_GT(trained["validation"]["trials"].size(), 30u);
+  EXPECT_FALSE(trained["validation"]["reason"].get<std::string>().empty());
+  EXPECT_EQ(trained["validation"]["protocol"]["protocol"], "temporal");
   EXPECT_TRUE(std::filesystem::exists(models + "/recommend.model"));
 
   const auto recs = json_of(run_persona({"recommend", "U000001", "--config", config, "--models", models, "-k", "5", "--json"}));
@@ -160,6 +163,58 @@ TEST(RecommendCli, BatchListsAreTheOneUserListsFromOneLoad) {
   r = run_persona({"recommend", "--users", dir.file("missing.txt"), "--config", config, "--models", models});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+}
+
+TEST(RecommendCli, EvaluatesOnAnyProtocolAndOnYourOwnSplit) {
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
+  const std::string config = dir.file("shop.toml");
+  ASSERT_EQ(run_persona({"ingest", "--config", config, "-q"}).exit_code, 0);
+  // --method auto on a random per-user split (it used to be refused): validated on another draw
+  // of the same protocol with the same seen-item rule, and not below popularity on test.
+  const auto random = json_of(run_persona({"eval", "recommend", "--config", config, "--protocol", "random-per-user", "--ratio",
+                                           "0.25", "--seed", "3", "--exclude-seen", "--json"}));
+  EXPECT_EQ(random["protocol"]["protocol"], "random-per-user");
+  EXPECT_EQ(random["protocol"]["ratio"], 0.25);
+  EXPECT_EQ(random["protocol"]["exclude_seen"], true);
+  EXPECT_EQ(random["validation"]["protocol"]["protocol"], "random-per-user");
+  EXPECT_EQ(random["validation"]["protocol"]["seed"], 4);
+  EXPECT_EQ(random["validation"]["exclude_seen"], true);
+  const auto& results = random["results"];
+  ASSERT_GE(results.size(), 2u);
+  for (const auto& r : results)
+    if (r["method"]["method"] == "popularity")
+      EXPECT_GE(results[0]["test"]["ndcg_at_10"].get<double>(), r["test"]["ndcg_at_10"].get<double>());
+  const auto last = json_of(run_persona({"eval", "recommend", "--config", config, "--protocol", "leave-last-out", "--method",
+                                         "item-knn", "--json"}));
+  EXPECT_EQ(last["protocol"]["last"], 1);
+
+  // Your own split, in MovieLens 100K's format: two tastes of ten items each; the test file names
+  // each user's next item of their taste (one line is malformed: rejected, the rest goes on).
+  {
+    std::ofstream train(dir.file("train.tsv")), test(dir.file("test.tsv"));
+    for (int u = 1; u <= 40; ++u) {
+      const int base = u <= 20 ? 1 : 11;
+      for (int n = 0; n < 5; ++n) train << u << '\t' << base + (u + n * 3) % 10 << "\t4\t" << 1000000 + n * 86400 << '\n';
+      test << u << '\t' << base + (u + 7) % 10 << "\t5\t" << 2000000 << '\n';
+    }
+    test << "41\tnot-a-number\t5\tyesterday\n";
+  }
+  const auto own = json_of(run_persona({"eval", "recommend", "--train", dir.file("train.tsv"), "--test", dir.file("test.tsv"),
+                                        "--preset", "movielens_100k", "--method", "item-knn", "--exclude-seen", "--json"}));
+  EXPECT_EQ(own["protocol"]["protocol"], "given");
+  ASSERT_GE(own["results"].size(), 2u);
+  EXPECT_EQ(own["results"][0]["test"]["eval_users"], 40);
+  EXPECT_GT(own["results"][0]["test"]["ndcg_at_10"].get<double>(), own["results"][1]["test"]["ndcg_at_10"].get<double>());
+  EXPECT_EQ(own["files"]["test"]["sources"][0]["rows_removed"], 1) << own["files"].dump();
+  EXPECT_FALSE(own["files"]["test"].contains("reject_log"));  // a temporary directory, removed: not named
+  // Both files are needed, with a mapping.
+  auto r = run_persona({"eval", "recommend", "--train", dir.file("train.tsv"), "--preset", "movielens_100k"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--test"), std::string::npos) << r.err;
+  r = run_persona({"eval", "recommend", "--train", dir.file("train.tsv"), "--test", dir.file("test.tsv")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("mapping"), std::string::npos) << r.err;
 }
 
 TEST(RecommendCli, BadInputGetsClearErrors) {

@@ -597,17 +597,34 @@ TEST(RecommendModel, SegmentsServeColdStartAndRerank) {
   }
 }
 
-TEST(Evaluation, TuningPicksOnValidationNotTest) {
+// Tuning on a temporal window of the two-taste world (January trains, March validates).
+Tuning tune_two_tastes(const std::vector<MethodSpec>& grid, const UserSegments& segments = {}) {
   const auto e = two_tastes();
+  Protocol window;
+  window.split = 45 * kDay;
+  window.end = 90 * kDay;
+  TuneOptions o;
+  o.threads = 1;
+  o.segments = segments;
+  o.margin_se = 2;
+  return tune([&](const InteractionOptions& io) { return make_holdout(e, io, window); }, grid, o);
+}
+
+TEST(Evaluation, TuningPicksOnValidationNotTest) {
   std::vector<MethodSpec> grid(2);
   grid[0].method = "popularity";
   grid[1].method = "item-knn";
-  const auto trials = tune(e, InteractionOptions{}, 90 * kDay, 45, grid, 10, 1);
+  const auto tuning = tune_two_tastes(grid);
+  const auto& trials = tuning.trials;
   // The grid, then the best method with each reranking (no segments given: none by segment).
   ASSERT_EQ(trials.size(), 2u + rerank_grid(false).size());
   EXPECT_EQ(trials.front().spec.method, "item-knn");
+  EXPECT_EQ(tuning.chosen.method, "item-knn");
+  EXPECT_NE(tuning.reason.find("best on validation"), std::string::npos) << tuning.reason;
+  EXPECT_EQ(tuning.users, 40u);
   for (const auto& t : trials) {
     EXPECT_GE(trials.front().validation.ndcg, t.validation.ndcg);
+    EXPECT_EQ(t.user_ndcg.size(), 40u);
     if (t.spec.rerank.active()) {
       EXPECT_EQ(t.spec.method, "item-knn");
     }
@@ -615,10 +632,159 @@ TEST(Evaluation, TuningPicksOnValidationNotTest) {
   }
   UserSegments segments;
   for (int u = 0; u < 40; ++u) segments["u" + std::to_string(u)] = u < 20 ? 0 : 1;
-  const auto with_segments = tune(e, InteractionOptions{}, 90 * kDay, 45, grid, 10, 1, segments);
+  const auto with_segments = tune_two_tastes(grid, segments).trials;
   ASSERT_EQ(with_segments.size(), 2u + rerank_grid(true).size());
   EXPECT_TRUE(std::any_of(with_segments.begin(), with_segments.end(), [](const Trial& t) { return t.spec.rerank.segment > 0; }));
-  EXPECT_THROW(tune(e, InteractionOptions{}, 500 * kDay, 10, grid), Error);  // no users in that window
+  // Popularity is always compared, even when the grid leaves it out.
+  const auto without = tune_two_tastes({grid[1]});
+  EXPECT_NO_THROW(without.popularity());
+  const auto e = two_tastes();
+  Protocol empty;
+  empty.split = 500 * kDay;  // no users in that window
+  EXPECT_THROW(tune([&](const InteractionOptions& io) { return make_holdout(e, io, empty); }, grid), Error);
+}
+
+// Users who choose items at random: no method can beat popularity except by luck, and the best of
+// many settings by luck must not be trusted.
+TEST(Evaluation, TuningKeepsPopularityUnlessClearlyBeaten) {
+  store::EventColumns e;
+  std::mt19937_64 rng(5);
+  for (int u = 0; u < 300; ++u) e.user_ids.push_back("u" + std::to_string(u));
+  for (int i = 0; i < 60; ++i) e.item_ids.push_back("i" + std::to_string(i)), e.item_categories.push_back("c");
+  for (int u = 0; u < 300; ++u)
+    for (int n = 0; n < 8; ++n) add(e, u, static_cast<int32_t>(rng() % 60), EventType::Purchase, (n + 1) * kDay);
+  Protocol random;
+  random.kind = Protocol::Kind::RandomPerUser;
+  TuneOptions o;
+  o.threads = 1;
+  o.exclude_seen = true;
+  const auto tuning = tune([&](const InteractionOptions& io) { return make_holdout(e, io, random); }, default_grid(), o);
+  EXPECT_EQ(tuning.chosen.method, "popularity") << tuning.reason;
+  EXPECT_EQ(tuning.reason.rfind("popularity", 0), 0u) << tuning.reason;
+  // The two-taste world has a clear winner, chosen with the default margin.
+  std::vector<MethodSpec> grid(2);
+  grid[0].method = "popularity";
+  grid[1].method = "item-knn";
+  EXPECT_EQ(tune_two_tastes(grid).chosen.method, "item-knn");
+}
+
+// The validation follows the evaluation's seen-item rule: re-buyers make repurchase the best when
+// seen items may be recommended, and useless when they may not.
+TEST(Evaluation, ValidationUsesTheSeenItemRule) {
+  store::EventColumns e;
+  for (int u = 0; u < 60; ++u) e.user_ids.push_back("u" + std::to_string(u));
+  for (int i = 0; i < 40; ++i) e.item_ids.push_back("i" + std::to_string(i)), e.item_categories.push_back("c");
+  // Each user re-buys their own three items every week; half of them also try one new item of
+  // their group (items 20-29 or 30-39) that the group's others bought.
+  for (int u = 0; u < 60; ++u)
+    for (int week = 0; week < 10; ++week) {
+      for (int n = 0; n < 3; ++n) add(e, u, (u + n * 7) % 20, EventType::Purchase, (week * 7 + n) * kDay);
+      add(e, u, (u % 2 ? 20 : 30) + (u + week) % 10, EventType::Purchase, (week * 7 + 4) * kDay);
+    }
+  Protocol window;
+  window.split = 56 * kDay;
+  window.end = 70 * kDay;
+  std::vector<MethodSpec> grid(3);
+  grid[0].method = "popularity";
+  grid[1].method = "repurchase";
+  grid[2].method = "item-knn";
+  TuneOptions o;
+  o.threads = 1;
+  o.margin_se = 2;
+  const auto make = [&](const InteractionOptions& io) { return make_holdout(e, io, window); };
+  EXPECT_EQ(tune(make, grid, o).chosen.method, "repurchase");
+  o.exclude_seen = true;
+  const auto excluding = tune(make, grid, o);
+  EXPECT_EQ(excluding.chosen.method, "item-knn") << excluding.reason;
+  // Repurchase without the user's own items is popularity's list: no better than it.
+  for (const auto& t : excluding.trials)
+    if (t.spec.method == "repurchase") EXPECT_LE(t.validation.ndcg, excluding.popularity().validation.ndcg + 1e-9);
+}
+
+TEST(Evaluation, ProtocolsAsData) {
+  const auto e = two_tastes();
+  const InteractionOptions o;
+  Protocol p;
+  p.kind = Protocol::Kind::LeaveLastOut;
+  EXPECT_EQ(make_holdout(e, o, p).relevant, leave_last_k_holdout(e, o, 1).relevant);
+  EXPECT_EQ(p.to_json()["protocol"], "leave-last-out");
+  p.kind = Protocol::Kind::RandomPerUser;
+  p.ratio = 0.5;
+  p.seed = 7;
+  const auto h = make_holdout(e, o, p);
+  EXPECT_EQ(h.relevant, random_holdout(e, o, 0.5, 7).relevant);
+  EXPECT_EQ(Protocol::kind_of("random-per-user"), Protocol::Kind::RandomPerUser);
+  EXPECT_THROW(Protocol::kind_of("shuffle"), Error);
+  // The training events leave out exactly the held-out items.
+  const auto train = training_events(e, o, p);
+  EXPECT_EQ(train.size(), e.size() - 40 * 3);
+  for (size_t k = 0; k < train.size(); ++k) {
+    const auto row = h.train.users.find(train.user_ids[static_cast<size_t>(train.user[k])]);
+    ASSERT_TRUE(row);
+    const auto& held = h.relevant[*row];
+    EXPECT_FALSE(std::binary_search(held.begin(), held.end(), train.item[k]));
+  }
+  // Validation for a random split: the same protocol on the training events, another draw.
+  const auto plan = validation_plan(train, o, p, 30);
+  EXPECT_EQ(plan.protocol.kind, Protocol::Kind::RandomPerUser);
+  EXPECT_NE(plan.protocol.seed, p.seed);
+  EXPECT_TRUE(plan.fallback.empty());
+  // Temporal: the window before the split when it holds enough users...
+  Protocol t;
+  t.split = 90 * kDay;
+  auto many = two_tastes();
+  for (int copy = 1; copy < 3; ++copy)  // 120 users: past the minimum of 50
+    for (int u = 0; u < 40; ++u) {
+      many.user_ids.push_back("c" + std::to_string(copy) + "u" + std::to_string(u));
+      for (size_t k = 0; k < 6; ++k) add(many, static_cast<int32_t>(40 * copy + u), e.item[static_cast<size_t>(u) * 6 + k], EventType::Purchase,
+                                         e.timestamp[static_cast<size_t>(u) * 6 + k]);
+    }
+  const auto window = validation_plan(training_events(many, o, t), o, t, 45);
+  EXPECT_EQ(window.protocol.kind, Protocol::Kind::Temporal);
+  EXPECT_EQ(window.protocol.end, 60 * kDay + 1);  // the training events end at day 60
+  EXPECT_EQ(window.protocol.split, 60 * kDay + 1 - 45 * kDay);
+  // ...and a random per-user split when it does not (here: events without timestamps).
+  auto flat = many;
+  std::fill(flat.timestamp.begin(), flat.timestamp.end(), 0);
+  const auto fallback = validation_plan(flat, o, Protocol{}, 30);
+  EXPECT_EQ(fallback.protocol.kind, Protocol::Kind::RandomPerUser);
+  EXPECT_NE(fallback.fallback.find("random per-user"), std::string::npos);
+  TuneOptions quick;
+  quick.threads = 1;
+  std::vector<MethodSpec> grid(2);
+  grid[0].method = "popularity";
+  grid[1].method = "item-knn";
+  const auto tuned = tune([&](const InteractionOptions& io) { return make_holdout(flat, io, fallback.protocol); }, grid, quick);
+  EXPECT_EQ(tuned.chosen.method, "item-knn") << tuned.reason;
+}
+
+TEST(Evaluation, GivenSplitMatchesIdsByName) {
+  store::EventColumns train, test;
+  train.user_ids = {"a", "b"};
+  train.item_ids = {"x", "y", "z"};
+  add(train, 0, 0, EventType::Purchase, 0);
+  add(train, 1, 1, EventType::Purchase, 0);
+  add(train, 1, 2, EventType::View, 0);
+  // The test file's own ids: "b" is user 0 there, "y" item 2; "new" is unknown to training and
+  // "c" has no training history.
+  test.user_ids = {"b", "a", "c"};
+  test.item_ids = {"new", "x", "y"};
+  add(test, 0, 2, EventType::Purchase, 5);
+  add(test, 0, 0, EventType::Purchase, 5);
+  add(test, 1, 2, EventType::View, 5);  // not a purchase, and the test part has purchases
+  add(test, 2, 1, EventType::Purchase, 5);
+  const auto h = given_holdout(train, test, InteractionOptions{});
+  EXPECT_EQ(h.evaluated_users(), 1u);
+  const auto b = *h.train.users.find("b");
+  ASSERT_EQ(h.relevant[b].size(), 2u);
+  EXPECT_EQ(h.relevant[b][0], static_cast<int32_t>(*h.train.items.find("y")));
+  EXPECT_LT(h.relevant[b][1], 0);  // "new": relevant, never rankable
+  // A recommender that ranks "y" first finds one of two relevant items.
+  MethodSpec pop;
+  pop.method = "popularity";
+  const auto m = evaluate(*fit_recommender(h.train, pop, 1), h, {.k = 3, .threads = 1});
+  EXPECT_EQ(m.users, 1u);
+  EXPECT_DOUBLE_EQ(m.recall, 0.5);
 }
 
 }  // namespace

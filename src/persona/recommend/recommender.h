@@ -89,6 +89,8 @@ struct MethodSpec {
 
 // Trains one method. EASE refuses catalogues whose item x item matrix would not fit in memory.
 std::unique_ptr<Recommender> fit_recommender(const Interactions& x, const MethodSpec& spec, int threads = 2);
+// A hybrid of an already fitted base (shared: tuning fits a base once for several hybrids).
+std::unique_ptr<Recommender> make_hybrid(const MethodSpec& spec, std::shared_ptr<const Recommender> base);
 void write_recommender(const Recommender& r, ByteWriter& out);  // method spec, then the method's data
 std::unique_ptr<Recommender> read_recommender(ByteReader& in);
 
