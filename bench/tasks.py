@@ -3,6 +3,7 @@ run, measures wall time and peak memory of each as a child process, and prints J
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -353,7 +354,7 @@ def r3_dataset(args, dataset, store, split, tmp, shop_dir=None):
     r = json.loads(out)
     chosen = r["results"][0]
     metrics = dict(chosen["test"], dataset=dataset, method=chosen["method"],
-                   tune_s=round(sum(t["train_s"] for t in r["validation"]), 2))
+                   tune_s=round(sum(t["train_s"] for t in r["validation"]["trials"]), 2), choice=r["validation"]["reason"])
     emit({"task": "R3", "system": "persona", "metrics": metrics, "wall_s": round(wall, 3), "peak_rss_bytes": rss,
           "threads": 2})
     if shop_dir:
@@ -392,6 +393,62 @@ def r3_dataset(args, dataset, store, split, tmp, shop_dir=None):
     emit({"task": "R3", "ratio": ratio})
 
 
+def r3_random_per_user(args, dataset, store):
+    """The rating-data protocol: a seeded quarter of each user's items held out, seen items never
+    recommended; --method auto against the numpy references' own split of the same protocol."""
+    out, wall, rss = measure([args.persona, "eval", "recommend", "--store", store, "--protocol", "random-per-user",
+                              "--ratio", "0.25", "--seed", "42", "--exclude-seen", "--json", "--quiet"])
+    r = json.loads(out)
+    chosen = r["results"][0]
+    popularity = next(x for x in r["results"] if x["method"] == {"method": "popularity"})
+    trials = r["validation"]["trials"]
+    singles = [t for t in trials if "rerank" not in t["method"]]
+    chosen_validation = next(t["validation"]["ndcg_at_10"] for t in trials if t["method"] == chosen["method"])
+    best_single = max(singles, key=lambda t: t["validation"]["ndcg_at_10"])
+    emit({"task": "R3", "system": "persona", "protocol": "random-per-user",
+          "metrics": dict(chosen["test"], dataset=dataset, method=chosen["method"], choice=r["validation"]["reason"],
+                          validation_ndcg=chosen_validation, popularity_test_ndcg=popularity["test"]["ndcg_at_10"]),
+          "wall_s": round(wall, 3), "peak_rss_bytes": rss, "threads": 2})
+    ratio = {"dataset": dataset, "protocol": "random-per-user",
+             "validation_ndcg": chosen_validation, "best_single_validation_ndcg": best_single["validation"]["ndcg_at_10"],
+             "best_single": best_single["method"],
+             "at_least_best_single_on_validation": chosen_validation >= best_single["validation"]["ndcg_at_10"],
+             "never_below_popularity_on_test": chosen["test"]["ndcg_at_10"] >= popularity["test"]["ndcg_at_10"]}
+    try:
+        out, _, _ = measure(["/usr/bin/python3", os.path.join(args.root, "bench", "reference", "r3_reference.py"),
+                             store, "random-per-user", "0.25", "42"])
+        best = None
+        for line in out.splitlines():
+            m = dict(json.loads(line), dataset=dataset)
+            emit({"task": "R3", "system": "numpy-" + m["method"]["method"], "protocol": "random-per-user", "metrics": m,
+                  "threads": 1})
+            if best is None or m["ndcg_at_10"] > best["ndcg_at_10"]:
+                best = m
+        ratio["best_reference"] = best["method"]
+        ratio["ndcg_minus_best_reference"] = round(chosen["test"]["ndcg_at_10"] - best["ndcg_at_10"], 4)
+    except SystemExit as e:
+        emit({"task": "R3", "system": "numpy-references", "protocol": "random-per-user", "skipped": str(e)})
+    emit({"task": "R3", "ratio": ratio})
+
+
+def r3_tuning_time(args, store):
+    """Training with --method auto (tuning included) against the fastest single method, same store."""
+    walls = {}
+    for method in ["auto", "popularity", "item-knn", "ease", "als"]:
+        models = tempfile.mkdtemp()
+        try:
+            _, walls[method], _ = measure([args.persona, "train", "recommend", "--store", store, "--method", method,
+                                           "--models", models, "--quiet"])
+        finally:
+            shutil.rmtree(models, ignore_errors=True)
+    fastest = min((m for m in walls if m != "auto"), key=walls.get)
+    emit({"task": "R3", "ratio": {"dataset": "sample_shop_default", "auto_train_wall_s": round(walls["auto"], 3),
+                                  "single_train_wall_s": {m: round(w, 3) for m, w in walls.items() if m != "auto"},
+                                  "fastest_single": fastest,
+                                  "auto_vs_fastest_single": round(walls["auto"] / walls[fastest], 2),
+                                  "within_10x": walls["auto"] <= 10 * walls[fastest]}})
+
+
 def r3(args):
     path = os.path.join(args.data, "retail", "online_retail.csv.gz")
     with tempfile.TemporaryDirectory() as tmp:
@@ -400,6 +457,7 @@ def r3(args):
             store = os.path.join(tmp, "retail.db")
             measure([args.persona, "ingest", "--config", config, "--store", store, "--quiet"])
             r3_dataset(args, "online_retail", store, "2011-11-01", tmp)
+            r3_random_per_user(args, "online_retail", store)
         else:
             emit({"task": "R3", "dataset": "online_retail", "skipped": f"data not found: {path}"})
         shop = os.path.join(tmp, "shop")
@@ -407,6 +465,8 @@ def r3(args):
         shop_store = os.path.join(shop, "shop.db")
         measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", shop_store, "--quiet"])
         r3_dataset(args, "sample_shop_default", shop_store, "2025-12-01", tmp, shop_dir=shop)
+        r3_random_per_user(args, "sample_shop_default", shop_store)
+        r3_tuning_time(args, shop_store)
     # Serving at a synthetic 1M-item catalogue: the HNSW path against exact scoring (library, no HTTP).
     ann = os.path.join(os.path.dirname(args.persona), "..", "..", "bench", "persona_ann_bench")
     out, wall, rss = measure([ann, "1000000", "64", "300", "2"])

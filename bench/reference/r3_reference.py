@@ -3,7 +3,13 @@ events of a Persona store (the same clean rows Persona trains on), with the prot
 BENCHMARKS.md R3: train before SPLIT, test after; evaluated users have events on both sides;
 relevant = distinct items purchased in the test period; every training item ranked; re-buys
 allowed. Hyperparameters (EASE's lambda) are chosen on the VALIDATION_DAYS before SPLIT.
-Usage: r3_reference.py STORE.db SPLIT_UNIX VALIDATION_DAYS   (one JSON line per method)"""
+Usage: r3_reference.py STORE.db SPLIT_UNIX VALIDATION_DAYS   (one JSON line per method)
+
+Or the random per-user protocol of the rating-data literature, with its own split code here:
+each user's distinct weighted items, a seeded RATIO of them (at least one held out, one kept) is
+the test part; items the user has in training are never recommended; EASE's lambda is chosen on
+another draw of the same protocol inside the training part.
+Usage: r3_reference.py STORE.db random-per-user RATIO SEED"""
 import json
 import sqlite3
 import sys
@@ -12,7 +18,12 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-store, split, validation_days = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+store = sys.argv[1]
+RANDOM = sys.argv[2] == "random-per-user"
+if RANDOM:
+    ratio, seed = float(sys.argv[3]), int(sys.argv[4])
+else:
+    split, validation_days = int(sys.argv[2]), int(sys.argv[3])
 WEIGHTS = {0: 1, 1: 1, 2: 3, 3: 5, 4: 0, 5: 3, 6: 1, 7: 0, 8: 2}  # Persona's default event weights
 PURCHASE = 3
 K = 10
@@ -48,7 +59,37 @@ def holdout(start_split, end):
     return x, relevant
 
 
-def metrics(score_fn, x, relevant):
+def random_split(pair_users, pair_items, pair_weights, seed):
+    """Train matrix and relevant sets: a seeded `ratio` of each user's distinct items held out."""
+    u_ids, u_idx = np.unique(pair_users, return_inverse=True)
+    key = np.random.default_rng(seed).random(len(u_idx))
+    order = np.lexsort((key, u_idx))
+    counts = np.bincount(u_idx, minlength=len(u_ids))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts[u_idx[order]]
+    n_hold = np.where(counts >= 2, np.clip(np.round(ratio * counts), 1, counts - 1), 0)
+    held = rank < n_hold[u_idx]
+    i_ids, i_idx = np.unique(pair_items[~held], return_inverse=True)
+    keep_users, keep_u = np.unique(u_idx[~held], return_inverse=True)
+    x = sp.csr_matrix((pair_weights[~held], (keep_u, i_idx)), shape=(len(keep_users), len(i_ids)))
+    user_pos = {u: n for n, u in enumerate(keep_users)}
+    item_pos = {i: n for n, i in enumerate(i_ids)}
+    relevant = {}
+    for u, i in zip(u_idx[held], pair_items[held]):
+        if u in user_pos:
+            relevant.setdefault(user_pos[u], set()).add(item_pos.get(i, -1 - hash(i) % 1000000))
+    return x, relevant, held
+
+
+def weighted_pairs():
+    """Each (user, item) pair with a weighted event, and its summed weight."""
+    w = weights > 0
+    pairs, inverse = np.unique(np.stack([users[w], items[w]]), axis=1, return_inverse=True)
+    return pairs[0], pairs[1], np.bincount(inverse.ravel(), weights=weights[w])
+
+
+def metrics(score_fn, x, relevant, exclude_seen=False):
     pop = np.asarray((x > 0).sum(axis=0)).ravel().astype(np.float64)
     total = pop.sum()
     shown = np.zeros(x.shape[1], dtype=bool)
@@ -57,6 +98,9 @@ def metrics(score_fn, x, relevant):
     evaluated = sorted(relevant)
     for u in evaluated:
         s = score_fn(u)
+        if exclude_seen:
+            s = s.astype(np.float64, copy=True)
+            s[x[u].indices] = -np.inf
         top = np.argpartition(-s, K)[:K]
         top = top[np.lexsort((top, -s[top]))]
         rel = relevant[u]
@@ -114,21 +158,36 @@ def ease(x, lam):
     return lambda u: np.asarray(b[u] @ bb).ravel()
 
 
-def run(name, build, params):
-    x, relevant = holdout(split, np.iinfo(np.int64).max)
+def run(name, build, params, x, relevant, exclude_seen=False):
     start = time.perf_counter()
     fn = build(x)
     train_s = time.perf_counter() - start
-    m = metrics(lambda u: np.asarray(fn(u)).ravel(), x, relevant)
+    m = metrics(lambda u: np.asarray(fn(u)).ravel(), x, relevant, exclude_seen)
     m["train_s"] = round(train_s, 3)
     m["method"] = dict(params, method=name)
     print(json.dumps(m), flush=True)
 
 
-run("popularity", popularity, {})
-run("repurchase", repurchase, {})
-run("item-knn-cosine", item_knn, {})
-# EASE's lambda on the validation window, as Persona chooses its settings.
-vx, vrel = holdout(split - validation_days * 86400, split)
-best = max([10, 50, 100, 500], key=lambda lam: metrics((lambda f: lambda u: np.asarray(f(u)).ravel())(ease(vx, lam)), vx, vrel)["ndcg_at_10"])
-run("ease", lambda x: ease(x, best), {"lambda": best})
+def best_lambda(vx, vrel, exclude_seen, lambdas):
+    return max(lambdas,
+               key=lambda lam: metrics((lambda f: lambda u: np.asarray(f(u)).ravel())(ease(vx, lam)), vx, vrel,
+                                       exclude_seen)["ndcg_at_10"])
+
+
+if RANDOM:
+    pu, pi, pw = weighted_pairs()
+    x, relevant, held = random_split(pu, pi, pw, seed)
+    run("popularity", popularity, {}, x, relevant, True)
+    run("item-knn-cosine", item_knn, {}, x, relevant, True)
+    vx, vrel, _ = random_split(pu[~held], pi[~held], pw[~held], seed + 1)
+    lam = best_lambda(vx, vrel, True, [100, 1000, 3000])  # rating-like data wants a larger lambda
+    run("ease", lambda x: ease(x, lam), {"lambda": lam}, x, relevant, True)
+else:
+    x, relevant = holdout(split, np.iinfo(np.int64).max)
+    run("popularity", popularity, {}, x, relevant)
+    run("repurchase", repurchase, {}, x, relevant)
+    run("item-knn-cosine", item_knn, {}, x, relevant)
+    # EASE's lambda on the validation window, as Persona chooses its settings.
+    vx, vrel = holdout(split - validation_days * 86400, split)
+    lam = best_lambda(vx, vrel, False, [10, 50, 100, 500])
+    run("ease", lambda x: ease(x, lam), {"lambda": lam}, x, relevant)
