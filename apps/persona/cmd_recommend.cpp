@@ -46,7 +46,7 @@ void add_store_options(CLI::App* s, RecommendArgs& a) {
 }
 
 void add_method_options(CLI::App* s, RecommendArgs& a) {
-  s->add_option("--method", a.method, "auto (chosen on a validation window), popularity, trending, repurchase, item-knn, user-knn, ease, als, bpr, content, hybrid")
+  s->add_option("--method", a.method, "auto (chosen on a validation split carved from training by the same protocol), popularity, trending, repurchase, item-knn, user-knn, ease, als, bpr, content, hybrid")
       ->check(CLI::IsMember({"auto", "popularity", "trending", "repurchase", "item-knn", "user-knn", "ease", "als", "bpr", "content", "hybrid"}));
   s->add_option("--validation-days", a.validation_days,
                  "Temporal protocol: days before the training end that --method auto validates on (too few users there: "

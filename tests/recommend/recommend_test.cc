@@ -741,8 +741,8 @@ TEST(Evaluation, ProtocolsAsData) {
     }
   const auto window = validation_plan(training_events(many, o, t), o, t, 45);
   EXPECT_EQ(window.protocol.kind, Protocol::Kind::Temporal);
-  EXPECT_EQ(window.protocol.end, 60 * kDay + 1);  // the training events end at day 60
-  EXPECT_EQ(window.protocol.split, 60 * kDay + 1 - 45 * kDay);
+  EXPECT_EQ(window.protocol.end, 90 * kDay);  // the window ends at the evaluation's split
+  EXPECT_EQ(window.protocol.split, 45 * kDay);
   // ...and a random per-user split when it does not (here: events without timestamps).
   auto flat = many;
   std::fill(flat.timestamp.begin(), flat.timestamp.end(), 0);

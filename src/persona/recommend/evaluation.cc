@@ -256,9 +256,12 @@ ValidationPlan validation_plan(const store::EventColumns& train, const Interacti
     return plan;
   }
   if (evaluation.kind == Protocol::Kind::LeaveLastOut) return plan;
-  int64_t split = std::numeric_limits<int64_t>::min();
-  for (auto t : train.timestamp) split = std::max(split, t + 1);
-  if (evaluation.split != std::numeric_limits<int64_t>::max()) split = std::min(split, evaluation.split);
+  // The window ends where training ends: the evaluation's split, else after the last event.
+  int64_t split = evaluation.split;
+  if (split == std::numeric_limits<int64_t>::max()) {
+    split = std::numeric_limits<int64_t>::min();
+    for (auto t : train.timestamp) split = std::max(split, t + 1);
+  }
   plan.protocol.split = split - static_cast<int64_t>(validation_days) * 86400;
   plan.protocol.end = split;
   const auto [evaluated, users] = window_users(train, options, plan.protocol.split, split);
