@@ -182,9 +182,11 @@ TEST(RecommendCli, EvaluatesOnAnyProtocolAndOnYourOwnSplit) {
   EXPECT_EQ(random["validation"]["exclude_seen"], true);
   const auto& results = random["results"];
   ASSERT_GE(results.size(), 2u);
-  for (const auto& r : results)
-    if (r["method"]["method"] == "popularity")
+  for (const auto& r : results) {
+    if (r["method"]["method"] == "popularity") {
       EXPECT_GE(results[0]["test"]["ndcg_at_10"].get<double>(), r["test"]["ndcg_at_10"].get<double>());
+    }
+  }
   const auto last = json_of(run_persona({"eval", "recommend", "--config", config, "--protocol", "leave-last-out", "--method",
                                          "item-knn", "--json"}));
   EXPECT_EQ(last["protocol"]["last"], 1);

@@ -698,7 +698,9 @@ TEST(Evaluation, ValidationUsesTheSeenItemRule) {
   EXPECT_EQ(excluding.chosen.method, "item-knn") << excluding.reason;
   // Repurchase without the user's own items is popularity's list: no better than it.
   for (const auto& t : excluding.trials)
-    if (t.spec.method == "repurchase") EXPECT_LE(t.validation.ndcg, excluding.popularity().validation.ndcg + 1e-9);
+    if (t.spec.method == "repurchase") {
+      EXPECT_LE(t.validation.ndcg, excluding.popularity().validation.ndcg + 1e-9);
+    }
 }
 
 TEST(Evaluation, ProtocolsAsData) {
