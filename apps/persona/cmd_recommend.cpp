@@ -225,7 +225,9 @@ namespace {
 // --config into a store of its own in `work` (its reject log beside it).
 store::EventColumns events_of_file(const RecommendArgs& a, const std::string& file, const std::string& name,
                                    const std::filesystem::path& work, nlohmann::json& report) {
-  auto config = ingest_config_from(a.config, a.preset, {file}, (work / (name + ".db")).string(), "");
+  // With --config, its first source's mapping (the config names no files of ours); with --preset, the preset's.
+  auto config = ingest_config_from(a.config, a.preset, a.config.empty() ? std::vector<std::string>{file} : std::vector<std::string>{},
+                                   (work / (name + ".db")).string(), "");
   if (!a.config.empty()) {
     // The config's mapping, applied to this file.
     if (config.sources.empty()) throw Error("the config names no source whose mapping to use", {a.config});

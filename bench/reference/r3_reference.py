@@ -38,6 +38,18 @@ ts = np.array([r[3] for r in rows], dtype=np.int64)
 weights = np.array([WEIGHTS[t] for t in types], dtype=np.float64)
 
 
+def relevant_sets(train_users, train_items, test_users, test_items):
+    """Each training user's relevant set, by matrix row: item columns, or a distinct negative id
+    for an item training never saw (relevant, never ranked)."""
+    user_pos = {u: n for n, u in enumerate(train_users)}
+    item_pos = {i: n for n, i in enumerate(train_items)}
+    relevant = {}
+    for u, i in zip(test_users, test_items):
+        if u in user_pos:
+            relevant.setdefault(user_pos[u], set()).add(item_pos.get(i, -1 - hash(i) % 1000000))
+    return relevant
+
+
 def holdout(start_split, end):
     """Train matrix (users x items, weighted), item ids, and each evaluated user's relevant set."""
     train = (ts < start_split) & (weights > 0)
@@ -50,13 +62,7 @@ def holdout(start_split, end):
         test &= types == PURCHASE
     else:
         test &= weights > 0
-    user_pos = {u: n for n, u in enumerate(u_ids)}
-    item_pos = {i: n for n, i in enumerate(i_ids)}
-    relevant = {}
-    for u, i in zip(users[test], items[test]):
-        if u in user_pos:
-            relevant.setdefault(user_pos[u], set()).add(item_pos.get(i, -1 - hash(i) % 1000000))
-    return x, relevant
+    return x, relevant_sets(u_ids, i_ids, users[test], items[test])
 
 
 def random_split(pair_users, pair_items, pair_weights, seed):
@@ -73,13 +79,7 @@ def random_split(pair_users, pair_items, pair_weights, seed):
     i_ids, i_idx = np.unique(pair_items[~held], return_inverse=True)
     keep_users, keep_u = np.unique(u_idx[~held], return_inverse=True)
     x = sp.csr_matrix((pair_weights[~held], (keep_u, i_idx)), shape=(len(keep_users), len(i_ids)))
-    user_pos = {u: n for n, u in enumerate(keep_users)}
-    item_pos = {i: n for n, i in enumerate(i_ids)}
-    relevant = {}
-    for u, i in zip(u_idx[held], pair_items[held]):
-        if u in user_pos:
-            relevant.setdefault(user_pos[u], set()).add(item_pos.get(i, -1 - hash(i) % 1000000))
-    return x, relevant, held
+    return x, relevant_sets(keep_users, i_ids, u_idx[held], pair_items[held]), held
 
 
 def weighted_pairs():

@@ -210,6 +210,15 @@ TEST(RecommendCli, EvaluatesOnAnyProtocolAndOnYourOwnSplit) {
   EXPECT_GT(own["results"][0]["test"]["ndcg_at_10"].get<double>(), own["results"][1]["test"]["ndcg_at_10"].get<double>());
   EXPECT_EQ(own["files"]["test"]["sources"][0]["rows_removed"], 1) << own["files"].dump();
   EXPECT_FALSE(own["files"]["test"].contains("reject_log"));  // a temporary directory, removed: not named
+  // The same split with a config's mapping instead of the preset: the same figures.
+  test::write_file(dir.file("ratings.toml"), "[[sources]]\npath = \"unused.tsv\"\npreset = \"movielens_100k\"\n");
+  const auto by_config = json_of(run_persona({"eval", "recommend", "--train", dir.file("train.tsv"), "--test", dir.file("test.tsv"),
+                                              "--config", dir.file("ratings.toml"), "--method", "item-knn", "--exclude-seen", "--json"}));
+  ASSERT_EQ(by_config["results"].size(), own["results"].size()) << by_config.dump();
+  for (size_t i = 0; i < own["results"].size(); ++i) {
+    EXPECT_EQ(by_config["results"][i]["test"]["eval_users"], own["results"][i]["test"]["eval_users"]);
+    EXPECT_EQ(by_config["results"][i]["test"]["ndcg_at_10"], own["results"][i]["test"]["ndcg_at_10"]);
+  }
   // Both files are needed, with a mapping.
   auto r = run_persona({"eval", "recommend", "--train", dir.file("train.tsv"), "--preset", "movielens_100k"});
   EXPECT_EQ(r.exit_code, 1);

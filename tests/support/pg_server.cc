@@ -18,12 +18,16 @@
 namespace persona::test {
 namespace {
 
-// The newest installed PostgreSQL's bin directory ("" when none).
+// The newest installed PostgreSQL's bin directory, by major version ("" when none).
 std::string find_bin() {
   std::string best;
+  int best_version = -1;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql", ec))
-    if (std::filesystem::exists(entry.path() / "bin" / "initdb") && entry.path().string() > best) best = entry.path().string();
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql", ec)) {
+    const int version = std::atoi(entry.path().filename().c_str());
+    if (std::filesystem::exists(entry.path() / "bin" / "initdb") && version > best_version)
+      best = entry.path().string(), best_version = version;
+  }
   return best.empty() ? "" : best + "/bin";
 }
 
