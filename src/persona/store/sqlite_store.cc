@@ -3,7 +3,6 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -15,10 +14,9 @@
 
 #include "persona/core/error.h"
 #include "persona/core/id_map.h"
-#include "persona/privacy/crypto.h"
 #include "persona/privacy/keys.h"
-#include "persona/privacy/pii.h"
 #include "persona/store/store.h"
+#include "persona/store/store_rules.h"
 
 namespace persona::store {
 namespace {
@@ -90,50 +88,9 @@ ALTER TABLE items ADD COLUMN category_aliases TEXT;
 )sql",
 };
 
-// The associated data of a sealed value: the column and the row it belongs to, so a ciphertext
-// copied to another row or column does not open.
-std::string row_identity(const char* column, int64_t a, int64_t b = -1) {
-  return b < 0 ? fmt::format("{}:{}", column, a) : fmt::format("{}:{}:{}", column, a, b);
-}
-
-// The users column that holds a use's consent ("" for Use::Any).
-const char* consent_column(Use use) {
-  switch (use) {
-    case Use::Personalisation: return "consent_personalisation";
-    case Use::Analytics: return "consent_analytics";
-    case Use::Any: break;
-  }
-  return "";
-}
-
-// The words of a name, lower case (ASCII), of at least 4 bytes: shorter ones are too common to
-// mean the person ("Li", "Ann"); a Chinese name, without spaces, is one word.
-std::vector<std::string> name_words(const std::string& name) {
-  std::vector<std::string> out;
-  std::string word;
-  for (size_t i = 0; i <= name.size(); ++i) {
-    const char c = i < name.size() ? name[i] : ' ';
-    if (c == ' ' || c == '\t' || c == ',' || c == '.' || c == '-') {
-      if (word.size() >= 4) out.push_back(word);
-      word.clear();
-    } else {
-      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-  }
-  return out;
-}
-
-// Attribute names whose values identify a person (their values are traces to erase).
-bool identifying_attribute(std::string_view name) {
-  for (const char* word : {"name", "email", "mail", "phone", "mobile", "tel", "address", "addr", "姓名", "名字", "电话",
-                           "手机", "地址", "邮箱", "身份证"})
-    if (name.find(word) != std::string_view::npos) return true;
-  return false;
-}
-
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+using rules::consent_column;
+using rules::now_seconds;
+using rules::row_identity;
 
 // A prepared statement. Every path resets it before it is used again: a statement left stepped
 // (a loop that threw, a failed step) refuses new bindings with SQLITE_MISUSE, which SQLite only
@@ -228,22 +185,9 @@ class ReadSnapshot {
   bool owns_;
 };
 
-// Test hook (the fault-injection habit of LevelDB's Env): PERSONA_CRASH_AT="N:before" or
-// "N:after" ends the process abruptly, as kill -9 would, around the commit of the Nth batch.
-struct CrashPoint {
-  int64_t batch = -1;
-  bool before_commit = false;
-  CrashPoint() {
-    if (const char* s = std::getenv("PERSONA_CRASH_AT")) {
-      batch = std::atoll(s);
-      before_commit = std::strstr(s, "before") != nullptr;
-    }
-  }
-};
-
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const std::string& path, const StoreOptions& options) : path_(path), keys_(options.keys) {
+  SqliteStore(const std::string& path, const StoreOptions& options) : path_(path), sealer_(path, options.keys) {
     // Memory statistics cost a global mutex on every allocation (5% of an ingest); we never read
     // them. Must precede sqlite3_initialize; harmless (SQLITE_MISUSE) if something came first.
     static const bool configured = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
@@ -276,7 +220,7 @@ class SqliteStore final : public Store {
       // Sealing is an explicit act (reseal(): `persona keys init --store`, `keys reseal`, `keys
       // rotate --store`): a key at hand used to mark any store it opened "sealed", even `stats`,
       // while the texts already in it stayed plain.
-      sealed_ = get_meta("sealed").value_or(false) == true;
+      sealer_.sealed = get_meta("sealed").value_or(false) == true;
     } catch (const Error& e) {
       sqlite3_close(db_);
       db_ = nullptr;
@@ -342,9 +286,9 @@ class SqliteStore final : public Store {
   int64_t reseal() override;
   bool sealed() override {
     refresh_sealed();
-    return sealed_;
+    return sealer_.sealed;
   }
-  void refresh_sealed() { sealed_ = get_meta("sealed").value_or(false) == true; }
+  void refresh_sealed() { sealer_.sealed = get_meta("sealed").value_or(false) == true; }
 
   ChangeMark change_mark() override {
     ChangeMark m;
@@ -530,9 +474,7 @@ class SqliteStore final : public Store {
       // Read inside the write transaction: another process may have sealed the store since this
       // connection opened it, and nothing may be written plain into a sealed store.
       refresh_sealed();
-      if (sealed_ && !keys_)
-        throw KeyRequired("this store seals its sensitive values and no key was given", {path_},
-                          "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
+      sealer_.require_key_to_write();
       sync_ids();
       write_users(batch.users);
       write_items(batch.items);
@@ -542,9 +484,9 @@ class SqliteStore final : public Store {
       Statement cp(db_, "UPDATE ingests SET last_line=? WHERE id=?");
       cp.bind(1, last_line).bind(2, ingest).run();
       bump_generation();
-      if (crash_.batch == batches_ && crash_.before_commit) std::_Exit(137);
+      crash_.before(batches_);
       exec("COMMIT");
-      if (crash_.batch == batches_) std::_Exit(137);
+      crash_.after(batches_);
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       try {
@@ -590,8 +532,8 @@ class SqliteStore final : public Store {
     q.bind(1, ingest);
     while (q.step()) {
       const int64_t line = q.integer(0);
-      fn({line, q.text(1), q.text(2), open(q.text(3), row_identity("rejects.value", ingest, line)), q.text(4),
-          open(q.text(5), row_identity("rejects.raw", ingest, line)), q.integer(6) != 0});
+      fn({line, q.text(1), q.text(2), sealer_.open(q.text(3), row_identity("rejects.value", ingest, line)), q.text(4),
+          sealer_.open(q.text(5), row_identity("rejects.raw", ingest, line)), q.integer(6) != 0});
     }
   }
 
@@ -632,25 +574,6 @@ class SqliteStore final : public Store {
   }
 
  private:
-  // A sensitive value as stored: sealed when the store is sealed ("" stays "": no value).
-  std::string seal(const std::string& value, const std::string& identity) const {
-    if (!sealed_ || !keys_ || value.empty()) return value;
-    return privacy::seal_field(*keys_, value, identity);
-  }
-  // A stored value as read: sealed ones opened (a clear error without the key or when tampered).
-  std::string open(std::string value, const std::string& identity) const {
-    if (!privacy::is_sealed(value)) return value;
-    if (!keys_)
-      throw KeyRequired("the store's sensitive values are sealed and no key was given", {path_},
-                  "give the key: --key-file, PERSONA_KEY_FILE or PERSONA_MASTER_KEY (see docs/privacy.md)");
-    try {
-      return privacy::open_field(*keys_, value, identity);
-    } catch (const privacy::CryptoError& e) {
-      throw Error(fmt::format("a sealed value ({}) does not open: {}", identity, e.what()), {path_},
-                  "is this the store's key ring? a value that was edited or moved is refused");
-    }
-  }
-
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -761,42 +684,20 @@ class SqliteStore final : public Store {
     if (!read_attrs_) read_attrs_ = std::make_unique<Statement>(db_, "SELECT attrs FROM users WHERE id=?");
     if (!write_attrs_) write_attrs_ = std::make_unique<Statement>(db_, "UPDATE users SET attrs=? WHERE id=?");
     const std::string identity = row_identity("users.attrs", id);
-    nlohmann::json j = nlohmann::json::object();
+    std::string stored;
     read_attrs_->bind(1, id);
-    if (read_attrs_->step() && !read_attrs_->null(0)) {
-      j = nlohmann::json::parse(open(read_attrs_->text(0), identity), nullptr, false);
-      if (!j.is_object()) j = nlohmann::json::object();
-    }
+    if (read_attrs_->step() && !read_attrs_->null(0)) stored = sealer_.open(read_attrs_->text(0), identity);
     read_attrs_->reset();
-    for (const auto& [k, v] : attributes) j[k] = v;
-    write_attrs_->bind(1, seal(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), identity)).bind(2, id).run();
+    write_attrs_->bind(1, sealer_.seal(rules::merged_attributes(stored, attributes), identity)).bind(2, id).run();
   }
 
   void write_items(const std::vector<Item>& items) {
     if (items.empty()) return;
-    // A retail log repeats each item on every invoice line: write each item once per batch,
-    // the last non-empty value of each attribute winning.
-    std::unordered_map<std::string, Item> merged;
-    std::vector<std::string> order;
-    for (const auto& it : items) {
-      auto [pos, inserted] = merged.try_emplace(it.id, it);
-      if (inserted) { order.push_back(it.id); continue; }
-      Item& m = pos->second;
-      if (!it.title.empty()) m.title = it.title;
-      if (!it.category.empty()) m.category = it.category;
-      if (!it.brand.empty()) m.brand = it.brand;
-      if (!it.text.empty()) m.text = it.text;
-      if (it.price) m.price = it.price;
-      if (it.available) m.available = it.available;
-      if (!it.aliases.empty()) m.aliases = it.aliases;
-      if (!it.category_aliases.empty()) m.category_aliases = it.category_aliases;
-    }
     Statement q(db_, "UPDATE items SET title=COALESCE(?, title), category=COALESCE(?, category), "
                      "brand=COALESCE(?, brand), price=COALESCE(?, price), text=COALESCE(?, text), "
                      "available=COALESCE(?, available), aliases=COALESCE(?, aliases), "
                      "category_aliases=COALESCE(?, category_aliases) WHERE id=?");
-    for (const auto& ext : order) {
-      const Item& it = merged[ext];
+    for (const Item& it : rules::merged_items(items)) {
       const int64_t id = item_id(it.id);
       q.bind_text_or_null(1, it.title).bind_text_or_null(2, it.category).bind_text_or_null(3, it.brand);
       q.bind_opt(4, it.price).bind_text_or_null(5, it.text);
@@ -824,7 +725,7 @@ class SqliteStore final : public Store {
       const std::optional<int64_t> user = t.user.empty() ? std::nullopt : std::optional<int64_t>(user_id(t.user));
       const std::optional<int64_t> item = t.item.empty() ? std::nullopt : std::optional<int64_t>(item_id(t.item));
       q.bind_opt(1, user).bind_opt(2, item).bind(3, std::string(text_kind_name(t.kind)));
-      q.bind_text_or_null(4, t.language).bind(5, seal(t.body, row_identity("texts.body", ingest, line)));
+      q.bind_text_or_null(4, t.language).bind(5, sealer_.seal(t.body, row_identity("texts.body", ingest, line)));
       q.bind_text_or_null(6, t.label).bind_text_or_null(7, t.category);
       q.bind_opt(8, t.sentiment).bind_opt(9, t.timestamp).bind(10, ingest).bind(11, line).run();
     }
@@ -836,8 +737,8 @@ class SqliteStore final : public Store {
                      "VALUES (?,?,?,?,?,?,?,?)");
     for (const auto& r : rejects) {
       q.bind(1, ingest).bind(2, r.line).bind(3, r.rule).bind_text_or_null(4, r.field);
-      q.bind_text_or_null(5, seal(r.value, row_identity("rejects.value", ingest, r.line))).bind(6, r.reason);
-      q.bind(7, seal(r.raw, row_identity("rejects.raw", ingest, r.line))).bind(8, static_cast<int64_t>(r.flagged)).run();
+      q.bind_text_or_null(5, sealer_.seal(r.value, row_identity("rejects.value", ingest, r.line))).bind(6, r.reason);
+      q.bind(7, sealer_.seal(r.raw, row_identity("rejects.raw", ingest, r.line))).bind(8, static_cast<int64_t>(r.flagged)).run();
     }
   }
 
@@ -872,14 +773,13 @@ class SqliteStore final : public Store {
   }
 
   std::string path_;
-  std::shared_ptr<const privacy::KeyRing> keys_;
-  bool sealed_ = false;
+  rules::Sealer sealer_;
   sqlite3* db_ = nullptr;
   IdMap users_, items_;
   int64_t ids_version_ = -1, erasures_seen_ = 0;  // what the id maps were read at (sync_ids)
   std::unique_ptr<Statement> insert_user_, insert_item_, read_attrs_, write_attrs_, read_history_;
   int64_t batches_ = 0;
-  CrashPoint crash_;
+  rules::CrashPoint crash_;
 };
 
 EventColumns SqliteStore::read_events(const std::vector<std::string>* only, Use use) {
@@ -957,7 +857,7 @@ void SqliteStore::for_each_text(Use use, const std::function<void(const Text&)>&
     t.item = q.text(1);
     t.kind = parse_text_kind(q.text(2)).value_or(TextKind::Review);
     t.language = q.text(3);
-    t.body = open(q.text(4), row_identity("texts.body", q.integer(9), q.integer(10)));
+    t.body = sealer_.open(q.text(4), row_identity("texts.body", q.integer(9), q.integer(10)));
     t.label = q.text(5);
     t.category = q.text(6);
     t.sentiment = q.opt_real(7);
@@ -979,33 +879,17 @@ Erasure SqliteStore::erase_user(const std::string& user) {
   out.found = true;
   // The strings that identify the person: their id, identifying attributes, PII in their texts.
   out.traces.push_back(user);
-  auto add_pii = [&out](const std::string& text) {
-    for (const auto& f : privacy::find_pii(text)) out.traces.push_back(text.substr(f.begin, f.end - f.begin));
-  };
   {
     Statement q(db_, "SELECT attrs FROM users WHERE id=? AND attrs IS NOT NULL");
     q.bind(1, id);
-    if (q.step()) {
-      const auto attrs = nlohmann::json::parse(open(q.text(0), row_identity("users.attrs", id)), nullptr, false);
-      if (attrs.is_object())
-        for (const auto& [k, v] : attrs.items()) {
-          if (!v.is_string()) continue;
-          if (identifying_attribute(k)) out.traces.push_back(v.get<std::string>());
-          if (k.find("name") != std::string::npos || k.find("姓名") != std::string::npos || k.find("名字") != std::string::npos)
-            for (auto& word : name_words(v.get<std::string>())) out.name_words.push_back(std::move(word));
-          add_pii(v.get<std::string>());
-        }
-    }
+    if (q.step())
+      rules::add_attribute_traces(out, nlohmann::json::parse(sealer_.open(q.text(0), row_identity("users.attrs", id)), nullptr, false));
     Statement t(db_, "SELECT body, ingest, line FROM texts WHERE user=?");
     t.bind(1, id);
-    while (t.step()) add_pii(open(t.text(0), row_identity("texts.body", t.integer(1), t.integer(2))));
+    while (t.step()) rules::add_text_traces(out, sealer_.open(t.text(0), row_identity("texts.body", t.integer(1), t.integer(2))));
   }
-  std::sort(out.traces.begin(), out.traces.end());
-  out.traces.erase(std::unique(out.traces.begin(), out.traces.end()), out.traces.end());
-  auto names_the_user = [&out](const std::string& text) {
-    return std::any_of(out.traces.begin(), out.traces.end(),
-                       [&text](const std::string& t) { return text.find(t) != std::string::npos; });
-  };
+  rules::finish_traces(out);
+  auto names_the_user = [&out](const std::string& text) { return rules::names_the_user(out, text); };
 
   // Freed pages are overwritten with zeros, and VACUUM then rebuilds the file without them.
   exec("PRAGMA secure_delete=ON");
@@ -1025,8 +909,8 @@ Erasure SqliteStore::erase_user(const std::string& user) {
       Statement r(db_, "SELECT ingest, line, coalesce(value, ''), raw FROM rejects");
       while (r.step()) {
         const int64_t ingest = r.integer(0), line = r.integer(1);
-        if (names_the_user(open(r.text(2), row_identity("rejects.value", ingest, line))) ||
-            names_the_user(open(r.text(3), row_identity("rejects.raw", ingest, line))))
+        if (names_the_user(sealer_.open(r.text(2), row_identity("rejects.value", ingest, line))) ||
+            names_the_user(sealer_.open(r.text(3), row_identity("rejects.raw", ingest, line))))
           doomed.emplace_back(ingest, line);
       }
     }
@@ -1056,12 +940,12 @@ Erasure SqliteStore::erase_user(const std::string& user) {
 }
 
 int64_t SqliteStore::reseal() {
-  if (!keys_) throw Error("resealing the store needs its key ring", {path_}, "give --key-file or PERSONA_KEY_FILE");
+  sealer_.require_key_to_reseal();
   // Marked first: writers from now on (an ingest, the server) seal what they write, and the
   // rewrite below seals what was written before.
-  if (!sealed_) {
+  if (!sealer_.sealed) {
     put_meta("sealed", true);
-    sealed_ = true;
+    sealer_.sealed = true;
   }
   // Each column: its rows' keys, the sealed column and how its identity is made. Small
   // transactions, so readers (and the server) go on meanwhile.
@@ -1091,11 +975,8 @@ int64_t SqliteStore::reseal() {
         const int64_t a = q.integer(0), b = q.integer(1);
         const std::string stored = q.text(2);
         const std::string identity = row_identity(c.name, a, c.two_keys ? b : -1);
-        std::string next;
-        if (!privacy::is_sealed(stored)) next = seal(stored, identity);
-        else if (privacy::sealed_key_id(stored) != keys_->active_id())
-          next = privacy::reseal_field(*keys_, stored, identity);
-        if (!next.empty() && next != stored) changes.push_back({a, b, std::move(next)});
+        std::string next = sealer_.resealed(stored, identity);
+        if (!next.empty()) changes.push_back({a, b, std::move(next)});
       }
     }
     Statement u(db_, c.update);
