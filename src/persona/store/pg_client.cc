@@ -123,6 +123,16 @@ Result Connection::exec(const std::string& sql, const std::vector<Param>& params
                  c_.get(), where_, sql);
 }
 
+std::string Connection::literal(std::string_view value) {
+  char* quoted = PQescapeLiteral(c_.get(), value.data(), value.size());
+  if (!quoted) throw Error(fmt::format("PostgreSQL cannot quote a value: {}", trimmed(PQerrorMessage(c_.get()))), {where_});
+  std::string out(quoted);
+  PQfreemem(quoted);
+  return out;
+}
+
+bool Connection::in_transaction() { return PQtransactionStatus(c_.get()) != PQTRANS_IDLE; }
+
 void Connection::copy_in(const std::string& sql, const std::function<void(const std::function<void(std::string_view)>&)>& produce) {
   require(Result(PQexec(c_.get(), sql.c_str())), {PGRES_COPY_IN}, c_.get(), where_, sql);
   std::string buffer;
@@ -174,6 +184,47 @@ size_t Connection::copy_out(const std::string& sql, const std::function<void(std
   while (PGresult* r = PQgetResult(c_.get())) PQclear(r);
   require(done, {PGRES_COMMAND_OK}, c_.get(), where_, sql);
   return rows;
+}
+
+CopyRow::CopyRow(std::string_view line) {
+  size_t start = 0;
+  for (;;) {
+    const size_t tab = line.find('\t', start);
+    if (tab == std::string_view::npos) {
+      fields_.push_back(line.substr(start));
+      return;
+    }
+    fields_.push_back(line.substr(start, tab - start));
+    start = tab + 1;
+  }
+}
+
+int64_t CopyRow::int64(size_t i) const {
+  const auto s = fields_.at(i);
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size())
+    throw Error(fmt::format("PostgreSQL COPY field {} is not an integer: {}", i, quote_value(s)));
+  return v;
+}
+
+double CopyRow::real(size_t i) const {
+  const auto s = fields_.at(i);
+  if (s == "NaN") return std::nan("");
+  if (s == "Infinity") return HUGE_VAL;
+  if (s == "-Infinity") return -HUGE_VAL;
+  double v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size())
+    throw Error(fmt::format("PostgreSQL COPY field {} is not a number: {}", i, quote_value(s)));
+  return v;
+}
+
+std::string CopyRow::text(size_t i) const {
+  const auto raw = fields_.at(i);
+  if (raw == "\\N") return {};
+  if (raw.find('\\') == std::string_view::npos) return std::string(raw);
+  return *copy_fields(raw).front();
 }
 
 void copy_field(std::string& line, std::optional<std::string_view> value) {

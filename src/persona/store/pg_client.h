@@ -55,11 +55,31 @@ class Connection {
   void copy_in(const std::string& sql, const std::function<void(const std::function<void(std::string_view)>&)>& produce);
   // COPY ... TO STDOUT (text format): each row's line without the newline; returns the rows.
   size_t copy_out(const std::string& sql, const std::function<void(std::string_view)>& row);
+  // A string as an SQL literal (quoted and escaped), for the statements that take no parameters
+  // (COPY).
+  std::string literal(std::string_view value);
+  // Whether a transaction is open (BEGIN without COMMIT or ROLLBACK yet).
+  bool in_transaction();
   pg_conn* raw() { return c_.get(); }
 
  private:
   std::unique_ptr<pg_conn, void (*)(pg_conn*)> c_;
   std::string where_;  // the connection without its password, for messages
+};
+
+// One row of COPY text output, split without copying: fields are unescaped only when read as
+// text (the hot read of every event for training goes through here).
+class CopyRow {
+ public:
+  explicit CopyRow(std::string_view line);
+  size_t size() const { return fields_.size(); }
+  bool null(size_t i) const { return fields_[i] == "\\N"; }
+  int64_t int64(size_t i) const;
+  double real(size_t i) const;  // NaN, Infinity and -Infinity by name
+  std::string text(size_t i) const;  // NULL reads as ""
+
+ private:
+  std::vector<std::string_view> fields_;
 };
 
 // COPY text format: appends a field (tab-separated after the first), escaped, or \N for NULL.

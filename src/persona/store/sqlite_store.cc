@@ -339,7 +339,7 @@ class SqliteStore final : public Store {
   }
 
   void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
-    Statement q(db_, "SELECT user, profile FROM profiles");
+    Statement q(db_, "SELECT user, profile FROM profiles ORDER BY user");
     while (q.step()) fn(q.text(0), q.text(1));
   }
 
@@ -541,10 +541,11 @@ class SqliteStore final : public Store {
 
   std::vector<double> numeric_values(const std::string& field) override {
     static const std::unordered_map<std::string, const char*> columns = {
-        {"event.quantity", "SELECT quantity FROM events"}, {"event.value", "SELECT value FROM events WHERE value IS NOT NULL"},
-        {"item.price", "SELECT price FROM items WHERE price IS NOT NULL"},
-        {"user.age", "SELECT age FROM users WHERE age IS NOT NULL"},
-        {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL"}};
+        {"event.quantity", "SELECT quantity FROM events ORDER BY id"},
+        {"event.value", "SELECT value FROM events WHERE value IS NOT NULL ORDER BY id"},
+        {"item.price", "SELECT price FROM items WHERE price IS NOT NULL ORDER BY id"},
+        {"user.age", "SELECT age FROM users WHERE age IS NOT NULL ORDER BY id"},
+        {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL ORDER BY id"}};
     auto it = columns.find(field);
     if (it == columns.end())
       throw Error(fmt::format("\"{}\" is not a numeric field of the store", field), {},
@@ -1021,16 +1022,16 @@ DatasetStats SqliteStore::stats(int top_n) {
     if (q.step()) s.revenue = q.real(0);
   }
   s.event_types = counts("SELECT t.name, count(*), '' FROM events e JOIN event_types t ON t.code=e.type "
-                         "GROUP BY e.type ORDER BY count(*) DESC");
+                         "GROUP BY e.type ORDER BY count(*) DESC, e.type");
   s.top_items = counts(fmt::format("SELECT i.ext_id, n, coalesce(i.title, '') FROM (SELECT item, count(*) n FROM events "
-                                   "GROUP BY item ORDER BY n DESC LIMIT {}) e JOIN items i ON i.id=e.item ORDER BY n DESC",
+                                   "GROUP BY item ORDER BY n DESC, item LIMIT {}) e JOIN items i ON i.id=e.item ORDER BY n DESC, e.item",
                                    top_n));
   s.top_categories = counts(fmt::format("SELECT coalesce(i.category, '(none)'), count(*), '' FROM events e "
-                                        "JOIN items i ON i.id=e.item GROUP BY i.category ORDER BY count(*) DESC LIMIT {}",
+                                        "JOIN items i ON i.id=e.item GROUP BY i.category ORDER BY count(*) DESC, i.category LIMIT {}",
                                         top_n));
-  s.text_kinds = counts("SELECT kind, count(*), '' FROM texts GROUP BY kind ORDER BY count(*) DESC");
+  s.text_kinds = counts("SELECT kind, count(*), '' FROM texts GROUP BY kind ORDER BY count(*) DESC, kind");
   s.text_languages = counts("SELECT coalesce(language, '(unknown)'), count(*), '' FROM texts GROUP BY language "
-                            "ORDER BY count(*) DESC");
+                            "ORDER BY count(*) DESC, language");
   const std::pair<const char*, const char*> missing[] = {
       {"users.age", "SELECT count(*) FROM users WHERE age IS NULL"},
       {"users.gender", "SELECT count(*) FROM users WHERE gender IS NULL"},

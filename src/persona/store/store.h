@@ -214,6 +214,19 @@ class Store {
   virtual int schema_version() = 0;
 };
 
+// Opens a store by its location: "sqlite:PATH" or a bare path (the embedded default), or a
+// PostgreSQL URL ("postgresql://user@host/db", "postgres:///db?host=/socket/dir").
+std::unique_ptr<Store> open_store(const std::string& location, const StoreOptions& options = {});
+// Whether a location names a PostgreSQL database (not a file).
+bool is_postgres_location(const std::string& location);
+// The file of a SQLite location ("sqlite:PATH" -> PATH; a bare path as it is).
+std::string sqlite_path(const std::string& location);
+// A location as it may be shown and logged: a URL without its password.
+std::string printable_location(const std::string& location);
+
+// Opens a store on a PostgreSQL database that exists (its tables are created or migrated).
+std::unique_ptr<Store> open_postgres_store(const std::string& url, const StoreOptions& options = {});
+
 // Opens (creating when absent) an embedded SQLite store. Throws persona::Error for a file that
 // is not a Persona store or was written by a newer schema.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});

@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "persona/core/error.h"
+#include "persona/store/pg_client.h"
 #include "persona/store/store.h"
+#include "support/pg_server.h"
 #include "support/test_support.h"
 
 namespace persona::store {
@@ -36,9 +38,76 @@ Batch sample_batch(int first_line, int n) {
   return b;
 }
 
-TEST(SqliteStore, ItemAvailabilityIsKeptUntilTold) {
-  test::TempDir dir;
-  auto store = open_sqlite_store(dir.file("a.db"));
+
+// ---- the store suite: every test runs on both backends -----------------------------------------
+
+enum class Backend { Sqlite, Postgres };
+
+// A fresh store location per test: a file in a temporary directory, or a new database on the
+// suite's PostgreSQL server (opening the location twice reaches the same store).
+class StoreTest : public testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::Postgres) {
+      PERSONA_NEED_PG(server);
+      location_ = server->url(server->create_database());
+    } else {
+      location_ = "sqlite:" + dir_.file("store.db");
+    }
+  }
+  std::unique_ptr<Store> open(const StoreOptions& options = {}) { return open_store(location_, options); }
+  bool postgres() const { return GetParam() == Backend::Postgres; }
+  // Runs a statement on the store's database behind its back (what a person with a SQL shell,
+  // or a fault, would do).
+  void exec_raw(const std::string& sqlite_sql, const std::string& postgres_sql) {
+    if (postgres()) {
+      pg::Connection(location_).exec(postgres_sql);
+      return;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(sqlite_path(location_).c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sqlite_sql.c_str(), nullptr, nullptr, &err);
+    const std::string message = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+  // The first row of a query, every value as text (NULL: nullopt).
+  std::vector<std::optional<std::string>> first_row(const std::string& sql) {
+    std::vector<std::optional<std::string>> row;
+    if (postgres()) {
+      pg::Connection c(location_);
+      const auto r = c.exec(sql);
+      if (r.rows())
+        for (int i = 0; i < r.columns(); ++i)
+          row.push_back(r.null(0, i) ? std::nullopt : std::optional<std::string>(std::string(r.text(0, i))));
+      return row;
+    }
+    sqlite3* db = nullptr;
+    sqlite3_open(sqlite_path(location_).c_str(), &db);
+    sqlite3_stmt* q = nullptr;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr);
+    if (q && sqlite3_step(q) == SQLITE_ROW)
+      for (int i = 0; i < sqlite3_column_count(q); ++i) {
+        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(q, i));
+        row.push_back(t ? std::optional<std::string>(t) : std::nullopt);
+      }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return row;
+  }
+  test::TempDir dir_;
+  std::string location_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::Values(Backend::Sqlite, Backend::Postgres),
+                         [](const testing::TestParamInfo<Backend>& info) {
+                           return std::string(info.param == Backend::Sqlite ? "SQLite" : "PostgreSQL");
+                         });
+
+TEST_P(StoreTest, ItemAvailabilityIsKeptUntilTold) {
+  auto store = open();
   EXPECT_EQ(store->schema_version(), 7);
   const auto ingest = store->begin_ingest("items", "i.jsonl", "hash", "map");
   Batch b;
@@ -103,17 +172,15 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
   for (auto u : some.user) EXPECT_EQ(u, some.user[0]);
 }
 
-TEST(SqliteStore, FreshStoreHasTheCurrentSchemaAndReopens) {
-  test::TempDir dir;
-  const auto path = dir.file("p.db");
+TEST_P(StoreTest, FreshStoreHasTheCurrentSchemaAndReopens) {
   {
-    auto store = open_sqlite_store(path);
+    auto store = open();
     EXPECT_EQ(store->schema_version(), 7);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});
   }
-  auto again = open_sqlite_store(path);
+  auto again = open();
   const auto s = again->stats(3);
   EXPECT_EQ(s.events, 30);
   EXPECT_EQ(s.users, 7);
@@ -129,9 +196,8 @@ TEST(SqliteStore, FreshStoreHasTheCurrentSchemaAndReopens) {
   EXPECT_EQ(s.ingests[0].summary["rows_read"], 31);
 }
 
-TEST(SqliteStore, SameFileAndMappingIsOneIngest) {
-  test::TempDir dir;
-  auto store = open_sqlite_store(dir.file("p.db"));
+TEST_P(StoreTest, SameFileAndMappingIsOneIngest) {
+  auto store = open();
   const auto a = store->begin_ingest("events", "e.csv", "hash", "map");
   const auto b = store->begin_ingest("events", "copy.csv", "hash", "map");
   const auto c = store->begin_ingest("events", "e.csv", "hash", "other-map");
@@ -139,9 +205,8 @@ TEST(SqliteStore, SameFileAndMappingIsOneIngest) {
   EXPECT_NE(a.id, c.id);
 }
 
-TEST(SqliteStore, ItemsMergeTheirAttributesAndIdsStayDense) {
-  test::TempDir dir;
-  auto store = open_sqlite_store(dir.file("p.db"));
+TEST_P(StoreTest, ItemsMergeTheirAttributesAndIdsStayDense) {
+  auto store = open();
   const auto ingest = store->begin_ingest("items", "i.csv", "h", "m");
   Batch b;
   b.items.push_back({"A", "First title", "", "", "", std::nullopt});
@@ -154,25 +219,19 @@ TEST(SqliteStore, ItemsMergeTheirAttributesAndIdsStayDense) {
   const auto prices = store->numeric_values("item.price");
   ASSERT_EQ(prices.size(), 1u);
   EXPECT_EQ(prices[0], 3.0);
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(dir.file("p.db").c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* q;
-  sqlite3_prepare_v2(db, "SELECT id, title, category, brand FROM items ORDER BY id", -1, &q, nullptr);
-  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 0);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), "First title");
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 2)), "Toys");
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 3)), "Lego");
-  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 1);
-  sqlite3_finalize(q);
-  sqlite3_close(db);
+  const auto items = store->items();
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].id, "A");
+  EXPECT_EQ(items[0].title, "First title");
+  EXPECT_EQ(items[0].category, "Toys");
+  EXPECT_EQ(items[0].brand, "Lego");
+  EXPECT_EQ(items[1].id, "B");
+  EXPECT_EQ(first_row("SELECT id FROM items WHERE ext_id='B'")[0], "1");
 }
 
-TEST(SqliteStore, UserAttributesMergeAsJson) {
-  test::TempDir dir;
+TEST_P(StoreTest, UserAttributesMergeAsJson) {
   {
-    auto store = open_sqlite_store(dir.file("p.db"));
+    auto store = open();
     const auto ingest = store->begin_ingest("users", "u.csv", "h", "m");
     Batch a;
     a.users.push_back({"U1", 30, "", "", std::nullopt, {{"level", "gold"}, {"channel", "app"}}});
@@ -184,17 +243,12 @@ TEST(SqliteStore, UserAttributesMergeAsJson) {
     EXPECT_EQ(store->stats().missing[4].name, "users.attributes");
     EXPECT_EQ(store->stats().missing[4].count, 1);  // U2 has none
   }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(dir.file("p.db").c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* q;
-  sqlite3_prepare_v2(db, "SELECT age, json_extract(attrs, '$.level'), json_extract(attrs, '$.channel') FROM users "
-                         "WHERE ext_id='U1'", -1, &q, nullptr);
-  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 30);  // kept: the second row had no age
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), "silver");
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 2)), "app");
-  sqlite3_finalize(q);
-  sqlite3_close(db);
+  const auto row = first_row("SELECT age, attrs FROM users WHERE ext_id='U1'");
+  ASSERT_EQ(row.size(), 2u);
+  EXPECT_EQ(row[0], "30");  // kept: the second row had no age
+  const auto attrs = nlohmann::json::parse(row[1].value_or("null"));
+  EXPECT_EQ(attrs["level"], "silver");
+  EXPECT_EQ(attrs["channel"], "app");
 }
 
 TEST(SqliteStore, NotAStoreAndNewerSchemaAreClearErrors) {
@@ -216,9 +270,8 @@ TEST(SqliteStore, NotAStoreAndNewerSchemaAreClearErrors) {
   }
 }
 
-TEST(SqliteStore, MetaAndNumericFields) {
-  test::TempDir dir;
-  auto store = open_sqlite_store(dir.file("p.db"));
+TEST_P(StoreTest, MetaAndNumericFields) {
+  auto store = open();
   store->put_meta("normalisers", {{"event.value", {{"method", "zscore"}}}});
   EXPECT_EQ((*store->get_meta("normalisers"))["event.value"]["method"], "zscore");
   EXPECT_FALSE(store->get_meta("absent").has_value());
@@ -227,11 +280,11 @@ TEST(SqliteStore, MetaAndNumericFields) {
 
 // A crash in the middle of a batch's transaction leaves nothing of that batch; one right after
 // the commit leaves all of it. The crash is injected (PERSONA_CRASH_AT) in a forked child.
-void crash_in_child(const std::string& path, const char* when) {
+void crash_in_child(const std::string& location, const char* when) {
   const pid_t pid = fork();
   if (pid == 0) {
     setenv("PERSONA_CRASH_AT", when, 1);
-    auto store = open_sqlite_store(path);
+    auto store = open_store(location);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 10), 11);
     store->write_batch(ingest.id, sample_batch(12, 10), 21);
@@ -244,19 +297,17 @@ void crash_in_child(const std::string& path, const char* when) {
   ASSERT_EQ(WEXITSTATUS(status), 137);
 }
 
-TEST(SqliteStore, CrashBeforeCommitLosesOnlyThatBatch) {
-  test::TempDir dir;
-  crash_in_child(dir.file("p.db"), "2:before");
-  auto store = open_sqlite_store(dir.file("p.db"));
+TEST_P(StoreTest, CrashBeforeCommitLosesOnlyThatBatch) {
+  crash_in_child(location_, "2:before");
+  auto store = open();
   EXPECT_EQ(store->stats().events, 10);
   EXPECT_EQ(store->ingests()[0].last_line, 11);
   EXPECT_EQ(store->ingests()[0].status, "running");
 }
 
-TEST(SqliteStore, CrashAfterCommitKeepsThatBatch) {
-  test::TempDir dir;
-  crash_in_child(dir.file("p.db"), "2:after");
-  auto store = open_sqlite_store(dir.file("p.db"));
+TEST_P(StoreTest, CrashAfterCommitKeepsThatBatch) {
+  crash_in_child(location_, "2:after");
+  auto store = open();
   EXPECT_EQ(store->stats().events, 20);
   EXPECT_EQ(store->ingests()[0].last_line, 21);
 }
@@ -281,10 +332,9 @@ void expect_dense_unique(Store& store) {
   EXPECT_FALSE(ids.count("")) << "a gap in the dense ids";
 }
 
-TEST(SqliteStore, EveryConnectionHandsOutTheStoresNextIdNotItsOwn) {
-  test::TempDir dir;
-  auto a = open_sqlite_store(dir.file("s.db"));
-  auto b = open_sqlite_store(dir.file("s.db"));  // its id maps were read now
+TEST_P(StoreTest, EveryConnectionHandsOutTheStoresNextIdNotItsOwn) {
+  auto a = open();
+  auto b = open();  // its id maps were read now
   const auto ingest = a->begin_ingest("api", "POST", "h", "m");
   a->write_batch(ingest.id, users_batch({"alice", "bob"}), 1);
   b->write_batch(ingest.id, users_batch({"carol"}), 2);  // used to take alice's id: UNIQUE constraint failed
@@ -298,16 +348,13 @@ TEST(SqliteStore, EveryConnectionHandsOutTheStoresNextIdNotItsOwn) {
 
 // A statement that failed used to keep its old bindings (binding to it failed silently), so every
 // later insert of a new user failed the same way until a restart.
-TEST(SqliteStore, AFailedWriteLeavesTheNextOneUnharmed) {
-  test::TempDir dir;
-  auto store = open_sqlite_store(dir.file("s.db"));
-  {
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(dir.file("s.db").c_str(), &raw), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(raw, "CREATE TRIGGER poison BEFORE INSERT ON users WHEN NEW.ext_id = 'poison' "
-                                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END;", nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(raw);
-  }
+TEST_P(StoreTest, AFailedWriteLeavesTheNextOneUnharmed) {
+  auto store = open();
+  exec_raw("CREATE TRIGGER poison BEFORE INSERT ON users WHEN NEW.ext_id = 'poison' "
+           "BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+           "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.ext_id = 'poison' THEN "
+           "RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$; "
+           "CREATE TRIGGER poison BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION poison()");
   const auto ingest = store->begin_ingest("api", "POST", "h", "m");
   store->write_batch(ingest.id, users_batch({"first"}), 1);
   EXPECT_THROW(store->write_batch(ingest.id, users_batch({"poison"}), 2), Error);
@@ -319,10 +366,9 @@ TEST(SqliteStore, AFailedWriteLeavesTheNextOneUnharmed) {
 
 // After an erasure on one connection, the erased id written through another (whose maps still
 // named the tombstone's row) starts a new user, and a second erasure finds that one.
-TEST(SqliteStore, AnErasedIdWrittenElsewhereStartsANewUser) {
-  test::TempDir dir;
-  auto a = open_sqlite_store(dir.file("s.db"));
-  auto b = open_sqlite_store(dir.file("s.db"));
+TEST_P(StoreTest, AnErasedIdWrittenElsewhereStartsANewUser) {
+  auto a = open();
+  auto b = open();
   const auto ingest = a->begin_ingest("api", "POST", "h", "m");
   Batch first = users_batch({"U1", "U2"});
   first.users[1].attributes = {{"email", "old@example.com"}};
@@ -340,21 +386,22 @@ TEST(SqliteStore, AnErasedIdWrittenElsewhereStartsANewUser) {
   EXPECT_NE(std::find(again.traces.begin(), again.traces.end(), "new@example.com"), again.traces.end());
   a.reset();
   b.reset();
-  EXPECT_EQ(test::read_file(dir.file("s.db")).find("example.com"), std::string::npos);
+  if (postgres())
+    EXPECT_EQ(first_row("SELECT count(*) FROM users WHERE attrs LIKE '%example.com%'")[0], "0");
+  else
+    EXPECT_EQ(test::read_file(sqlite_path(location_)).find("example.com"), std::string::npos);
 }
 
 // Writers on their own connections at once (as two ingests or a server's pool): every batch
 // lands, ids stay dense and unique; a new store opened by several at once is made once.
-TEST(SqliteStore, ConcurrentWritersOnANewStoreAgree) {
-  test::TempDir dir;
-  const std::string path = dir.file("s.db");
+TEST_P(StoreTest, ConcurrentWritersOnANewStoreAgree) {
   constexpr int kWriters = 4, kBatches = 20;
   std::vector<std::thread> writers;
   std::atomic<int> failures{0};
   for (int w = 0; w < kWriters; ++w)
     writers.emplace_back([&, w] {
       try {
-        auto store = open_sqlite_store(path);
+        auto store = open();
         const auto ingest = store->begin_ingest("file", "f.csv", "same-hash", "same-mapping");  // one record for all
         for (int b = 0; b < kBatches; ++b) {
           Batch batch;
@@ -375,7 +422,7 @@ TEST(SqliteStore, ConcurrentWritersOnANewStoreAgree) {
     });
   for (auto& t : writers) t.join();
   EXPECT_EQ(failures.load(), 0);
-  auto store = open_sqlite_store(path);
+  auto store = open();
   EXPECT_EQ(store->ingests().size(), 1u);
   const auto e = store->events(Use::Any);
   EXPECT_EQ(e.size(), static_cast<size_t>(kWriters * kBatches * 5));
@@ -384,13 +431,11 @@ TEST(SqliteStore, ConcurrentWritersOnANewStoreAgree) {
   expect_dense_unique(*store);
 }
 
-TEST(SqliteStore, GenerationMovesWithEveryChangeAndOnlyThen) {
+TEST_P(StoreTest, GenerationMovesWithEveryChangeAndOnlyThen) {
   // What the server's kept whole-store answers (the dashboard's aggregates) are keyed by: it must
   // move with every kind of change, seen by every connection, and stand still on reads.
-  test::TempDir dir;
-  const auto path = dir.file("g.db");
-  auto writer = open_sqlite_store(path);
-  auto reader = open_sqlite_store(path);
+  auto writer = open();
+  auto reader = open();
   const int64_t g0 = reader->generation();
   const auto ingest = writer->begin_ingest("events", "e.csv", "hash", "map");
   writer->write_batch(ingest.id, sample_batch(2, 10), 12);
@@ -404,6 +449,122 @@ TEST(SqliteStore, GenerationMovesWithEveryChangeAndOnlyThen) {
   EXPECT_GT(g2, g1) << "profiles written (the RFM grid and segments' users read them)";
   writer->erase_user("u1");
   EXPECT_GT(reader->generation(), g2) << "an erasure";
+}
+
+// What the profile and incremental stages read: profiles replaced whole or in part, the change
+// mark, the users changed since one, some users' events.
+TEST_P(StoreTest, ProfilesChangeMarksAndSomeUsersEvents) {
+  auto store = open();
+  const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+  store->write_batch(ingest.id, sample_batch(2, 30), 32);
+  store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}, {"u1", "{\"b\":2}"}}, true);
+  EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
+  EXPECT_EQ(store->profile("u1"), "{\"b\":2}");  // the later row wins
+  std::vector<std::string> seen;
+  store->for_each_profile([&](const std::string& user, const std::string&) { seen.push_back(user); });
+  EXPECT_EQ(seen, (std::vector<std::string>{"u1", "u2"}));
+  store->put_profiles({{"u3", "{}"}}, true);  // replace_all drops the others
+  EXPECT_FALSE(store->profile("u1"));
+  EXPECT_TRUE(store->profile("u3"));
+  const auto mark = store->change_mark();
+  EXPECT_EQ(mark.event, 30);
+  EXPECT_TRUE(store->users_changed_since(mark).empty());
+  EXPECT_EQ(store->users_changed_since({}).size(), 7u);
+  store->write_batch(ingest.id, sample_batch(40, 3), 43);
+  EXPECT_EQ(store->users_changed_since(mark), (std::vector<std::string>{"u0", "u1", "u2"}));
+  const auto some = store->events_of({store->events().user_ids[0]});
+  EXPECT_GT(some.size(), 0u);
+  EXPECT_LT(some.size(), 33u);
+  for (auto u : some.user) EXPECT_EQ(u, some.user[0]);
+  const auto one = store->history("u3");
+  ASSERT_GT(one.size(), 0u);
+  EXPECT_EQ(one.user_ids, std::vector<std::string>{"u3"});
+  EXPECT_TRUE(std::is_sorted(one.timestamp.begin(), one.timestamp.end()));
+  EXPECT_EQ(one.item_prices[0], 9.99);
+}
+
+TEST_P(StoreTest, ANewerSchemaIsAClearError) {
+  open();
+  exec_raw("PRAGMA user_version=99", "UPDATE schema_version SET version=99");
+  try {
+    open();
+    FAIL() << "opened a store of a newer schema";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
+  }
+}
+
+// Texts, consent, the knowledge graph, erasure and values that must come back bit for bit.
+TEST_P(StoreTest, TextsConsentGraphAndExactValues) {
+  auto store = open();
+  const auto ingest = store->begin_ingest("mixed", "m.jsonl", "h", "m");
+  Batch b;
+  b.users.push_back({"refuser", std::nullopt, "", "", std::nullopt});
+  b.users[0].consent_analytics = false;
+  b.users.push_back({"张伟", 41, "M", "北京", 1600000000, {{"email", "zhang@example.cn"}}});
+  Event e;
+  e.user = "张伟";
+  e.item = "茶\t壶\\";  // a tab and a backslash survive COPY
+  e.type = EventType::Purchase;
+  e.quantity = 0.1 + 0.2;  // not a short decimal
+  e.value = 1e-300;
+  e.timestamp = -5;  // before 1970
+  b.events.emplace_back(1, e);
+  e.user = "refuser";
+  e.value = std::nullopt;
+  e.timestamp = 7;
+  b.events.emplace_back(2, e);
+  Text t;
+  t.user = "张伟";
+  t.kind = TextKind::Review;
+  t.body = "很好\n第二行 call me at zhang@example.cn";
+  t.sentiment = -0.25;
+  b.texts.emplace_back(3, t);
+  t.user = "";
+  t.body = "no user";
+  t.sentiment = std::nullopt;
+  b.texts.emplace_back(4, t);
+  b.rejects.push_back({5, "bad_time", "timestamp", "zhang@example.cn", "unparseable", "5,zhang@example.cn", false});
+  store->write_batch(ingest.id, b, 5);
+  const auto all = store->events(Use::Any);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all.timestamp[0], -5);
+  EXPECT_EQ(all.quantity[0], 0.1 + 0.2);
+  EXPECT_EQ(all.value[0], 1e-300);
+  EXPECT_EQ(all.item_ids[all.item[0]], "茶\t壶\\");
+  EXPECT_EQ(store->events(Use::Analytics).size(), 1u);
+  EXPECT_EQ(store->users_refusing(Use::Analytics), std::vector<std::string>{"refuser"});
+  EXPECT_FALSE(store->consent("refuser").analytics);
+  EXPECT_TRUE(store->consent("nobody").analytics);
+  std::vector<Text> texts;
+  store->for_each_text(Use::Any, [&](const Text& x) { texts.push_back(x); });
+  ASSERT_EQ(texts.size(), 2u);
+  EXPECT_EQ(texts[0].body, "很好\n第二行 call me at zhang@example.cn");
+  ASSERT_TRUE(texts[0].sentiment);
+  EXPECT_EQ(*texts[0].sentiment, -0.25);
+  EXPECT_EQ(texts[1].user, "");
+  const auto users = store->users(Use::Any);
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[1].region, "北京");
+  EXPECT_EQ(users[1].signup_time, 1600000000);
+
+  store->put_graph({{{"茶壶", "item"}, {"Tea", "category"}}, {{0, "in_category", 1, ""}, {0, "price", -1, "12.5"}}});
+  const auto g = store->graph();
+  ASSERT_EQ(g.triples.size(), 2u);
+  EXPECT_EQ(g.entities[0].name, "茶壶");
+  EXPECT_EQ(g.triples[1].literal, "12.5");
+  EXPECT_EQ(g.triples[1].object, -1);
+
+  const auto erased = store->erase_user("张伟");
+  EXPECT_TRUE(erased.found);
+  EXPECT_EQ(erased.events, 1);
+  EXPECT_EQ(erased.texts, 1);
+  EXPECT_EQ(erased.rejects, 1);
+  std::vector<RejectRow> rejects;
+  store->for_each_reject(ingest.id, [&](const RejectRow& r) { rejects.push_back(r); });
+  EXPECT_TRUE(rejects.empty());
+  EXPECT_EQ(store->users(Use::Any)[1].id, "(erased)#1");
+  EXPECT_FALSE(store->erase_user("张伟").found);
 }
 
 }  // namespace

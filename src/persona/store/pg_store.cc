@@ -1,0 +1,1061 @@
+// The store on a PostgreSQL server: the same interface, rules and results as the SQLite store
+// (tests compare the two), for data that several hosts share or that outgrows one disk.
+//
+// How it keeps SQLite's results: ids and timestamps are bigint, numbers double precision (read
+// back exactly), JSON documents text (jsonb would reorder keys), every sorted text column
+// COLLATE "C" (byte order, as SQLite's BINARY), and every ORDER BY has a tie-breaker. Dense ids
+// (users, items) and row ids (events, texts, ingests) are handed out inside the writing
+// transaction under one advisory lock, so several writer processes give gapless ids and the same
+// rows as one serial writer. Events, texts and rejects go in by COPY; the events read for
+// training come out by COPY, straight into the columns.
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "persona/core/error.h"
+#include "persona/core/id_map.h"
+#include "persona/store/pg_client.h"
+#include "persona/store/store.h"
+#include "persona/store/store_rules.h"
+
+namespace persona::store {
+namespace {
+
+using pg::CopyRow;
+using pg::Param;
+using rules::consent_column;
+using rules::now_seconds;
+using rules::row_identity;
+
+// One lock for every writer of a database (advisory locks are per database): the key spells
+// "persona" in ASCII.
+constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(31365354004725345)";
+
+// Migrations, by the schema version each one brings the store to; the versions are SQLite's, so
+// one number says what a store of either kind holds. A new store gets the whole schema of
+// version 7 at once (the store on PostgreSQL began there); later versions add a step to both
+// backends. Never edit one that has shipped: add a new one.
+struct Migration {
+  int version;
+  const char* sql;
+};
+const std::vector<Migration> kMigrations = {
+    {7, R"sql(
+CREATE TABLE meta(key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+CREATE TABLE users(
+  id bigint PRIMARY KEY, ext_id text COLLATE "C" NOT NULL UNIQUE,
+  age bigint, gender text COLLATE "C", region text COLLATE "C", signup_ts bigint,
+  attrs text, consent_personalisation smallint, consent_analytics smallint);
+CREATE TABLE items(
+  id bigint PRIMARY KEY, ext_id text COLLATE "C" NOT NULL UNIQUE,
+  title text COLLATE "C", category text COLLATE "C", brand text COLLATE "C", price double precision,
+  text text COLLATE "C", available smallint, aliases text COLLATE "C", category_aliases text COLLATE "C");
+CREATE TABLE event_types(code smallint PRIMARY KEY, name text COLLATE "C" NOT NULL);
+INSERT INTO event_types VALUES (0,'view'),(1,'click'),(2,'cart'),(3,'purchase'),(4,'return'),
+  (5,'rate'),(6,'review'),(7,'search'),(8,'favourite');
+CREATE TABLE ingests(
+  id bigint PRIMARY KEY, source text NOT NULL, path text NOT NULL,
+  content_hash text COLLATE "C" NOT NULL, mapping_hash text COLLATE "C" NOT NULL, status text NOT NULL,
+  last_line bigint NOT NULL DEFAULT 0, started bigint NOT NULL, finished bigint,
+  summary text, UNIQUE(content_hash, mapping_hash));
+-- The user leads the keys of events, texts and profiles, and no unique constraint spans users:
+-- ready to be distributed by user.
+CREATE TABLE events(
+  user_id bigint NOT NULL, id bigint NOT NULL, item_id bigint NOT NULL, type smallint NOT NULL,
+  quantity double precision NOT NULL, value double precision, ts bigint NOT NULL, session text COLLATE "C",
+  ingest bigint NOT NULL, line bigint NOT NULL, PRIMARY KEY(user_id, ts, id));
+CREATE INDEX events_id ON events(id);
+CREATE INDEX events_time ON events(ts, id);
+CREATE INDEX events_item ON events(item_id);
+CREATE INDEX events_ingest ON events(ingest);
+CREATE TABLE texts(
+  user_id bigint, id bigint NOT NULL PRIMARY KEY, item_id bigint,
+  kind text COLLATE "C" NOT NULL, language text COLLATE "C", body text NOT NULL, label text COLLATE "C",
+  category text COLLATE "C", sentiment double precision, ts bigint,
+  ingest bigint NOT NULL, line bigint NOT NULL);
+CREATE INDEX texts_user ON texts(user_id, id);
+CREATE INDEX texts_ingest ON texts(ingest);
+CREATE TABLE rejects(
+  ingest bigint NOT NULL, line bigint NOT NULL, rule text NOT NULL,
+  field text, value text, reason text, raw text, flagged smallint NOT NULL DEFAULT 0,
+  PRIMARY KEY(ingest, line));
+CREATE TABLE profiles(user_id text COLLATE "C" PRIMARY KEY, profile text NOT NULL);
+CREATE TABLE kg_entities(id bigint PRIMARY KEY, name text NOT NULL, type text NOT NULL);
+CREATE TABLE kg_triples(position bigint PRIMARY KEY, subject bigint NOT NULL, relation text NOT NULL,
+  object bigint, literal text);
+)sql"},
+};
+constexpr int kSchemaVersion = 7;
+
+std::optional<std::string_view> opt_text(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string_view>(s);
+}
+std::string number(int64_t v) { return std::to_string(v); }
+std::string number(double v) { return *Param::of(v).value; }
+template <typename T>
+std::optional<std::string> opt_number(const std::optional<T>& v) {
+  if (!v) return std::nullopt;
+  if constexpr (std::is_integral_v<T>) return number(static_cast<int64_t>(*v));
+  else return number(static_cast<double>(*v));
+}
+std::optional<std::string> opt_flag(const std::optional<bool>& v) {
+  return v ? std::optional<std::string>(*v ? "1" : "0") : std::nullopt;
+}
+void field(std::string& line, const std::optional<std::string>& v) {
+  pg::copy_field(line, v ? std::optional<std::string_view>(*v) : std::nullopt);
+}
+void field(std::string& line, std::string_view v) { pg::copy_field(line, v); }
+void field(std::string& line, const std::string& v) { pg::copy_field(line, std::string_view(v)); }
+void field(std::string& line, const char* v) { pg::copy_field(line, std::string_view(v)); }
+
+class PgStore final : public Store {
+ public:
+  PgStore(const std::string& url, const StoreOptions& options)
+      : where_(printable_location(url)), sealer_(where_, options.keys), conn_(connect(url)) {
+    try {
+      migrate();
+      // Temporary tables for the batch's users and items (merged into theirs by one UPDATE each).
+      conn_.exec(
+          "CREATE TEMP TABLE batch_users(ord bigint, id bigint, age bigint, gender text, region text, signup_ts bigint, "
+          "consent_personalisation smallint, consent_analytics smallint) ON COMMIT DELETE ROWS;"
+          "CREATE TEMP TABLE batch_items(id bigint, title text, category text, brand text, price double precision, "
+          "text text, available smallint, aliases text, category_aliases text) ON COMMIT DELETE ROWS");
+      sealer_.sealed = get_meta("sealed").value_or(false) == true;
+    } catch (const Error& e) {
+      throw Error(e.reason(), {where_}, e.hint().empty() ? "is this a Persona store?" : e.hint());
+    }
+  }
+
+  IngestRecord begin_ingest(const std::string& source, const std::string& path, const std::string& content_hash,
+                            const std::string& mapping_hash) override {
+    IngestRecord r;
+    bool found = false;
+    write([&] {
+      auto q = conn_.exec("SELECT id FROM ingests WHERE content_hash=$1 AND mapping_hash=$2",
+                          {Param::text(content_hash), Param::text(mapping_hash)});
+      int64_t id = 0;
+      if (q.rows()) {
+        found = true;
+        id = q.int64(0, 0);
+      } else {
+        id = conn_.exec("SELECT coalesce(max(id), 0) + 1 FROM ingests").int64(0, 0);
+        conn_.exec("INSERT INTO ingests(id, source, path, content_hash, mapping_hash, status, started) "
+                   "VALUES ($1,$2,$3,$4,$5,'running',$6)",
+                   {Param::of(id), Param::text(source), Param::text(path), Param::text(content_hash),
+                    Param::text(mapping_hash), Param::of(now_seconds())});
+      }
+      r = ingest_by_id(id);
+      if (r.status == "failed") {
+        // A failed run kept too little and was not recorded as done: start it again, afresh.
+        conn_.exec("DELETE FROM rejects WHERE ingest=$1", {Param::of(id)});
+        conn_.exec("UPDATE ingests SET status='running', last_line=0, started=$1, finished=NULL, summary=NULL WHERE id=$2",
+                   {Param::of(now_seconds()), Param::of(id)});
+        r = ingest_by_id(id);
+        found = false;
+      }
+    });
+    r.resumed = found && r.status == "running";
+    return r;
+  }
+
+  void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) override {
+    ++batches_;
+    try {
+      write([&] {
+        // Read inside the write transaction: another process may have sealed the store since.
+        refresh_sealed();
+        sealer_.require_key_to_write();
+        sync_ids();
+        BatchIds ids = assign_ids(batch);
+        insert_new_ids();
+        write_users(batch.users);
+        write_items(ids.items);
+        write_events(ingest, batch.events, ids);
+        write_texts(ingest, batch.texts, ids);
+        write_rejects(ingest, batch.rejects);
+        conn_.exec("UPDATE ingests SET last_line=$1 WHERE id=$2", {Param::of(last_line), Param::of(ingest)});
+        bump_generation();
+        crash_.before(batches_);
+      });
+      crash_.after(batches_);
+    } catch (...) {
+      ids_known_ = false;  // ids handed out in the rolled-back transaction are forgotten
+      throw;
+    }
+  }
+
+  void finish_ingest(int64_t ingest, const nlohmann::json& summary) override {
+    conn_.exec("UPDATE ingests SET status='complete', finished=$1, summary=$2 WHERE id=$3",
+               {Param::of(now_seconds()), Param::text(summary.dump()), Param::of(ingest)});
+  }
+
+  void fail_ingest(int64_t ingest, const nlohmann::json& summary) override {
+    write([&] {
+      conn_.exec("DELETE FROM events WHERE ingest=$1", {Param::of(ingest)});
+      conn_.exec("DELETE FROM texts WHERE ingest=$1", {Param::of(ingest)});
+      conn_.exec("UPDATE ingests SET status='failed', last_line=0, finished=$1, summary=$2 WHERE id=$3",
+                 {Param::of(now_seconds()), Param::text(summary.dump()), Param::of(ingest)});
+      bump_generation();
+    });
+  }
+
+  std::vector<IngestRecord> ingests() override {
+    std::vector<IngestRecord> out;
+    auto q = conn_.exec(std::string(kIngestColumns) + " ORDER BY id");
+    for (int i = 0; i < q.rows(); ++i) out.push_back(ingest_row(q, i));
+    return out;
+  }
+
+  void for_each_reject(int64_t ingest, const std::function<void(const RejectRow&)>& fn) override {
+    conn_.copy_out(fmt::format("COPY (SELECT line, rule, field, value, reason, raw, flagged FROM rejects WHERE ingest={} "
+                               "ORDER BY line) TO STDOUT",
+                               ingest),
+                   [&](std::string_view line) {
+                     const CopyRow r(line);
+                     const int64_t n = r.int64(0);
+                     fn({n, r.text(1), r.text(2), sealer_.open(r.text(3), row_identity("rejects.value", ingest, n)), r.text(4),
+                         sealer_.open(r.text(5), row_identity("rejects.raw", ingest, n)), r.int64(6) != 0});
+                   });
+  }
+
+  DatasetStats stats(int top_n) override;
+
+  std::vector<double> numeric_values(const std::string& field) override {
+    static const std::unordered_map<std::string, const char*> columns = {
+        {"event.quantity", "SELECT quantity FROM events ORDER BY id"},
+        {"event.value", "SELECT value FROM events WHERE value IS NOT NULL ORDER BY id"},
+        {"item.price", "SELECT price FROM items WHERE price IS NOT NULL ORDER BY id"},
+        {"user.age", "SELECT age FROM users WHERE age IS NOT NULL ORDER BY id"},
+        {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL ORDER BY id"}};
+    auto it = columns.find(field);
+    if (it == columns.end())
+      throw Error(fmt::format("\"{}\" is not a numeric field of the store", field), {},
+                  "numeric fields: event.quantity, event.value, item.price, user.age, text.sentiment");
+    std::vector<double> out;
+    conn_.copy_out(fmt::format("COPY ({}) TO STDOUT", it->second), [&](std::string_view line) { out.push_back(CopyRow(line).real(0)); });
+    return out;
+  }
+
+  void put_meta(const std::string& key, const nlohmann::json& value) override {
+    conn_.exec("INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+               {Param::text(key), Param::text(value.dump())});
+  }
+
+  std::optional<nlohmann::json> get_meta(const std::string& key) override {
+    auto q = conn_.exec("SELECT value FROM meta WHERE key=$1", {Param::text(key)});
+    if (!q.rows()) return std::nullopt;
+    return nlohmann::json::parse(q.text(0, 0), nullptr, false);
+  }
+
+  EventColumns events(Use use) override { return read_events(nullptr, use); }
+  EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users, Use::Any); }
+
+  EventColumns history(const std::string& user) override {
+    EventColumns e;
+    e.user_ids = {user};
+    auto q = conn_.exec(
+        "SELECT e.type, e.quantity, e.value, e.ts, i.ext_id, coalesce(i.category, ''), i.price FROM events e "
+        "JOIN items i ON i.id=e.item_id WHERE e.user_id=(SELECT id FROM users WHERE ext_id=$1) ORDER BY e.ts, e.id",
+        {Param::text(user)});
+    IdMap items;
+    for (int r = 0; r < q.rows(); ++r) {
+      const auto item = items.intern(q.text(r, 4));
+      if (item == e.item_ids.size()) {
+        e.item_ids.emplace_back(q.text(r, 4));
+        e.item_categories.emplace_back(q.text(r, 5));
+        e.item_prices.push_back(q.null(r, 6) ? std::numeric_limits<double>::quiet_NaN() : q.real(r, 6));
+      }
+      e.user.push_back(0);
+      e.item.push_back(static_cast<int32_t>(item));
+      e.session.push_back(-1);
+      e.type.push_back(static_cast<uint8_t>(q.int64(r, 0)));
+      e.quantity.push_back(q.real(r, 1));
+      e.value.push_back(q.null(r, 2) ? std::numeric_limits<double>::quiet_NaN() : q.real(r, 2));
+      e.timestamp.push_back(q.int64(r, 3));
+    }
+    e.item_brands.resize(e.item_ids.size());
+    e.item_texts.resize(e.item_ids.size());
+    return e;
+  }
+
+  ChangeMark change_mark() override {
+    auto q = conn_.exec("SELECT (SELECT coalesce(max(id), 0) FROM events), (SELECT coalesce(max(id), 0) FROM texts)");
+    return {q.int64(0, 0), q.int64(0, 1)};
+  }
+
+  int64_t generation() override { return meta_integer("generation"); }
+  int64_t erasure_count() override { return meta_integer("erasures"); }
+
+  std::vector<std::string> users_changed_since(const ChangeMark& since) override {
+    auto q = conn_.exec("SELECT ext_id FROM users WHERE id IN (SELECT user_id FROM events WHERE id > $1 "
+                        "UNION SELECT user_id FROM texts WHERE id > $2 AND user_id IS NOT NULL) ORDER BY ext_id",
+                        {Param::of(since.event), Param::of(since.text)});
+    return column(q);
+  }
+
+  void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) override {
+    write([&] {
+      if (replace_all) conn_.exec("DELETE FROM profiles");
+      conn_.exec("CREATE TEMP TABLE IF NOT EXISTS batch_profiles(position bigint, user_id text, profile text) ON COMMIT DELETE ROWS");
+      int64_t position = 0;
+      conn_.copy_in("COPY batch_profiles FROM STDIN", [&](const auto& send) {
+        std::string line;
+        for (const auto& [user, json] : rows) {
+          line.clear();
+          field(line, number(position++));
+          field(line, user);
+          field(line, json);
+          send(line);
+        }
+      });
+      // The last row of a user wins, as with one INSERT OR REPLACE after another.
+      conn_.exec("INSERT INTO profiles(user_id, profile) SELECT DISTINCT ON (user_id) user_id, profile FROM batch_profiles "
+                 "ORDER BY user_id, position DESC ON CONFLICT(user_id) DO UPDATE SET profile=excluded.profile");
+      bump_generation();  // the RFM grid and segments' users are read from the profiles
+    });
+  }
+
+  std::optional<std::string> profile(const std::string& user) override {
+    auto q = conn_.exec("SELECT profile FROM profiles WHERE user_id=$1", {Param::text(user)});
+    if (!q.rows()) return std::nullopt;
+    return std::string(q.text(0, 0));
+  }
+
+  void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {
+    conn_.copy_out("COPY (SELECT user_id, profile FROM profiles ORDER BY user_id) TO STDOUT", [&](std::string_view line) {
+      const CopyRow r(line);
+      fn(r.text(0), r.text(1));
+    });
+  }
+
+  void for_each_text(Use use, const std::function<void(const Text&)>& fn) override {
+    std::string sql =
+        "SELECT coalesce(u.ext_id, ''), coalesce(i.ext_id, ''), t.kind, coalesce(t.language, ''), t.body, "
+        "coalesce(t.label, ''), coalesce(t.category, ''), t.sentiment, t.ts, t.ingest, t.line FROM texts t "
+        "LEFT JOIN users u ON u.id=t.user_id LEFT JOIN items i ON i.id=t.item_id";
+    if (use != Use::Any) sql += fmt::format(" WHERE coalesce(u.{}, 1) != 0", consent_column(use));
+    sql += " ORDER BY t.id";
+    Text t;
+    conn_.copy_out("COPY (" + sql + ") TO STDOUT", [&](std::string_view line) {
+      const CopyRow r(line);
+      t.user = r.text(0);
+      t.item = r.text(1);
+      t.kind = parse_text_kind(r.text(2)).value_or(TextKind::Review);
+      t.language = r.text(3);
+      t.body = sealer_.open(r.text(4), row_identity("texts.body", r.int64(9), r.int64(10)));
+      t.label = r.text(5);
+      t.category = r.text(6);
+      t.sentiment = r.null(7) ? std::nullopt : std::optional<double>(r.real(7));
+      t.timestamp = r.null(8) ? std::nullopt : std::optional<int64_t>(r.int64(8));
+      fn(t);
+    });
+  }
+
+  Consent consent(const std::string& user) override {
+    auto q = conn_.exec("SELECT consent_personalisation, consent_analytics FROM users WHERE ext_id=$1", {Param::text(user)});
+    Consent c;
+    if (q.rows()) {
+      c.personalisation = q.null(0, 0) || q.int64(0, 0) != 0;
+      c.analytics = q.null(0, 1) || q.int64(0, 1) != 0;
+    }
+    return c;
+  }
+
+  std::vector<std::string> users_refusing(Use use) override {
+    if (use == Use::Any) return {};
+    return column(conn_.exec(fmt::format("SELECT ext_id FROM users WHERE {}=0 ORDER BY id", consent_column(use))));
+  }
+
+  Erasure erase_user(const std::string& user) override;
+  int64_t reseal() override;
+
+  bool sealed() override {
+    refresh_sealed();
+    return sealer_.sealed;
+  }
+
+  std::vector<std::string> unavailable_items() override {
+    return column(conn_.exec("SELECT ext_id FROM items WHERE available = 0 ORDER BY id"));
+  }
+
+  std::vector<User> users(Use use) override {
+    std::string sql = "SELECT ext_id, age, gender, region, signup_ts, consent_personalisation, consent_analytics FROM users";
+    if (use != Use::Any) sql += fmt::format(" WHERE coalesce({}, 1) != 0", consent_column(use));
+    sql += " ORDER BY id";
+    std::vector<User> out;
+    conn_.copy_out("COPY (" + sql + ") TO STDOUT", [&](std::string_view line) {
+      const CopyRow r(line);
+      User u;
+      u.id = r.text(0);
+      if (!r.null(1)) u.age = r.int64(1);
+      u.gender = r.text(2);
+      u.region = r.text(3);
+      if (!r.null(4)) u.signup_time = r.int64(4);
+      if (!r.null(5)) u.consent_personalisation = r.int64(5) != 0;
+      if (!r.null(6)) u.consent_analytics = r.int64(6) != 0;
+      out.push_back(std::move(u));
+    });
+    return out;
+  }
+
+  std::vector<Item> items() override {
+    std::vector<Item> out;
+    conn_.copy_out(
+        "COPY (SELECT ext_id, title, category, brand, price, text, available, aliases, category_aliases FROM items "
+        "ORDER BY id) TO STDOUT",
+        [&](std::string_view line) {
+          const CopyRow r(line);
+          Item it;  // NULL reads as "": no value
+          it.id = r.text(0);
+          it.title = r.text(1);
+          it.category = r.text(2);
+          it.brand = r.text(3);
+          if (!r.null(4)) it.price = r.real(4);
+          it.text = r.text(5);
+          if (!r.null(6)) it.available = r.int64(6) != 0;
+          it.aliases = r.text(7);
+          it.category_aliases = r.text(8);
+          out.push_back(std::move(it));
+        });
+    return out;
+  }
+
+  void put_graph(const Graph& g) override {
+    write([&] {
+      conn_.exec("DELETE FROM kg_triples; DELETE FROM kg_entities");
+      conn_.copy_in("COPY kg_entities(id, name, type) FROM STDIN", [&](const auto& send) {
+        std::string line;
+        for (size_t i = 0; i < g.entities.size(); ++i) {
+          line.clear();
+          field(line, number(static_cast<int64_t>(i)));
+          field(line, g.entities[i].name);
+          field(line, g.entities[i].type);
+          send(line);
+        }
+      });
+      conn_.copy_in("COPY kg_triples(position, subject, relation, object, literal) FROM STDIN", [&](const auto& send) {
+        std::string line;
+        int64_t position = 0;
+        for (const auto& tr : g.triples) {
+          line.clear();
+          field(line, number(position++));
+          field(line, number(tr.subject));
+          field(line, tr.relation);
+          field(line, tr.object >= 0 ? std::optional<std::string>(number(tr.object)) : std::nullopt);
+          pg::copy_field(line, opt_text(tr.literal));
+          send(line);
+        }
+      });
+    });
+  }
+
+  Graph graph() override {
+    Graph g;
+    const Snapshot snapshot(conn_);
+    auto e = conn_.exec("SELECT name, type FROM kg_entities ORDER BY id");
+    for (int i = 0; i < e.rows(); ++i) g.entities.push_back({std::string(e.text(i, 0)), std::string(e.text(i, 1))});
+    auto q = conn_.exec("SELECT subject, relation, object, literal FROM kg_triples ORDER BY position");
+    for (int i = 0; i < q.rows(); ++i)
+      g.triples.push_back({q.int64(i, 0), std::string(q.text(i, 1)), q.null(i, 2) ? -1 : q.int64(i, 2),
+                           q.null(i, 3) ? "" : std::string(q.text(i, 3))});
+    return g;
+  }
+
+  int schema_version() override { return static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)); }
+
+ private:
+  static constexpr const char* kIngestColumns =
+      "SELECT id, source, path, content_hash, mapping_hash, status, last_line, started, finished, summary FROM ingests";
+
+  // A read of one moment: every statement inside sees the store as of its first read. Nested in
+  // a transaction already open, it does nothing.
+  class Snapshot {
+   public:
+    explicit Snapshot(pg::Connection& c) : c_(c), owns_(!c.in_transaction()) {
+      if (owns_) c_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    }
+    ~Snapshot() {
+      if (!owns_) return;
+      try {
+        c_.exec("COMMIT");
+      } catch (const Error&) {
+      }
+    }
+    Snapshot(const Snapshot&) = delete;
+    Snapshot& operator=(const Snapshot&) = delete;
+
+   private:
+    pg::Connection& c_;
+    bool owns_;
+  };
+
+  static pg::Connection connect(const std::string& url) {
+    try {
+      return pg::Connection(url);
+    } catch (const Error& e) {
+      throw Error(e.reason(), {printable_location(url)},
+                  "is the server running, does the database exist (createdb NAME), and does the URL name its host or "
+                  "socket directory (postgresql:///NAME?host=/run/postgresql)?");
+    }
+  }
+
+  // One write transaction under the store's write lock (a writer of SQLite's BEGIN IMMEDIATE).
+  template <typename F>
+  void write(F&& body) {
+    conn_.exec("BEGIN");
+    try {
+      conn_.exec(kWriteLock);
+      body();
+      conn_.exec("COMMIT");
+    } catch (...) {
+      rollback();
+      throw;
+    }
+  }
+  void rollback() {
+    try {
+      conn_.exec("ROLLBACK");
+    } catch (const Error&) {
+      // the connection is gone; the server rolled the transaction back itself
+    }
+  }
+
+  // Under the write lock from the version check on: several processes opening a new store at
+  // once create its tables once. Whether the version table exists is asked of pg_class by a
+  // query (a fresh snapshot), not by to_regclass, whose catalog cache may predate the lock.
+  void migrate() {
+    auto have_now = [&] {
+      const bool exists =
+          conn_.exec("SELECT count(*) FROM pg_catalog.pg_class WHERE relname='schema_version' "
+                     "AND relnamespace=(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname=current_schema())")
+              .int64(0, 0) > 0;
+      return exists ? static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)) : -1;
+    };
+    if (have_now() == kSchemaVersion) return;  // the usual case, without taking the write lock
+    write([&] {
+      int have = have_now();
+      if (have < 0) {
+        conn_.exec("CREATE TABLE schema_version(version integer NOT NULL); INSERT INTO schema_version VALUES (0)");
+        have = 0;
+      }
+      if (have > kSchemaVersion)
+        throw Error(fmt::format("the store has schema version {}, newer than this Persona knows ({})", have, kSchemaVersion),
+                    {}, "upgrade Persona");
+      for (const auto& m : kMigrations)
+        if (m.version > have) conn_.exec(m.sql);
+      conn_.exec(fmt::format("UPDATE schema_version SET version={}", kSchemaVersion));
+    });
+  }
+
+  void refresh_sealed() { sealer_.sealed = get_meta("sealed").value_or(false) == true; }
+
+  int64_t meta_integer(const char* key) {
+    const auto n = get_meta(key);
+    return n && n->is_number_integer() ? n->get<int64_t>() : 0;
+  }
+  void bump_generation() {
+    conn_.exec("INSERT INTO meta(key, value) VALUES ('generation', '1') "
+               "ON CONFLICT(key) DO UPDATE SET value=(meta.value::bigint + 1)::text");
+  }
+
+  static std::vector<std::string> column(const pg::Result& q) {
+    std::vector<std::string> out;
+    out.reserve(static_cast<size_t>(q.rows()));
+    for (int i = 0; i < q.rows(); ++i) out.emplace_back(q.text(i, 0));
+    return out;
+  }
+
+  // The dense id maps, under the write lock: the store is the one source of truth. Users and
+  // items are never deleted (an erasure leaves a tombstone), so rows from the map's size on are
+  // the ones other writers added; an erasure renames a row, so after one the maps are read whole.
+  void sync_ids() {
+    const int64_t erasures = erasure_count();
+    if (!ids_known_ || erasures != erasures_seen_) {
+      users_ = IdMap();
+      items_ = IdMap();
+      erasures_seen_ = erasures;
+    }
+    load_map("users", users_);
+    load_map("items", items_);
+    next_event_ = conn_.exec("SELECT coalesce(max(id), 0) FROM events").int64(0, 0);
+    next_text_ = conn_.exec("SELECT coalesce(max(id), 0) FROM texts").int64(0, 0);
+    new_users_.clear();
+    new_items_.clear();
+    ids_known_ = true;
+  }
+  void load_map(const char* table, IdMap& map) {
+    conn_.copy_out(fmt::format("COPY (SELECT id, ext_id FROM {} WHERE id >= {} ORDER BY id) TO STDOUT", table, map.size()),
+                   [&](std::string_view line) {
+                     const CopyRow r(line);
+                     if (static_cast<int64_t>(map.intern(r.text(1))) != r.int64(0))
+                       throw Error("store ids are not dense (was the store edited by hand?)");
+                   });
+  }
+
+  // Dense ids of a batch, handed out in the SQLite store's order (users, items, then each event's
+  // user and item, then each text's), so both backends give every row the same id.
+  struct BatchIds {
+    std::vector<Item> items;  // merged
+    std::vector<int64_t> event_users, event_items;
+    std::vector<std::optional<int64_t>> text_users, text_items;
+  };
+  int64_t id_of(IdMap& map, std::vector<std::string>& fresh, const std::string& ext) {
+    const size_t before = map.size();
+    const auto id = map.intern(ext);
+    if (map.size() > before) fresh.push_back(ext);
+    return id;
+  }
+  BatchIds assign_ids(const Batch& batch) {
+    BatchIds ids;
+    for (const auto& u : batch.users) id_of(users_, new_users_, u.id);
+    ids.items = rules::merged_items(batch.items);
+    for (const auto& it : ids.items) id_of(items_, new_items_, it.id);
+    for (const auto& [line, e] : batch.events) {
+      ids.event_users.push_back(id_of(users_, new_users_, e.user));
+      ids.event_items.push_back(id_of(items_, new_items_, e.item));
+    }
+    for (const auto& [line, t] : batch.texts) {
+      ids.text_users.push_back(t.user.empty() ? std::nullopt : std::optional<int64_t>(id_of(users_, new_users_, t.user)));
+      ids.text_items.push_back(t.item.empty() ? std::nullopt : std::optional<int64_t>(id_of(items_, new_items_, t.item)));
+    }
+    return ids;
+  }
+  void insert_new_ids() {
+    auto insert = [&](const char* table, IdMap& map, std::vector<std::string>& fresh) {
+      if (fresh.empty()) return;
+      conn_.copy_in(fmt::format("COPY {}(id, ext_id) FROM STDIN", table), [&](const auto& send) {
+        std::string line;
+        for (const auto& ext : fresh) {
+          line.clear();
+          field(line, number(static_cast<int64_t>(*map.find(ext))));
+          field(line, ext);
+          send(line);
+        }
+      });
+      fresh.clear();
+    };
+    insert("users", users_, new_users_);
+    insert("items", items_, new_items_);
+  }
+
+  void write_users(const std::vector<User>& users) {
+    if (users.empty()) return;
+    // In order, as one UPDATE after another: a later row's non-empty value wins.
+    conn_.copy_in("COPY batch_users FROM STDIN", [&](const auto& send) {
+      std::string line;
+      int64_t ord = 0;
+      for (const auto& u : users) {
+        line.clear();
+        field(line, number(ord++));
+        field(line, number(static_cast<int64_t>(*users_.find(u.id))));
+        field(line, opt_number(u.age));
+        pg::copy_field(line, opt_text(u.gender));
+        pg::copy_field(line, opt_text(u.region));
+        field(line, opt_number(u.signup_time));
+        field(line, opt_flag(u.consent_personalisation));
+        field(line, opt_flag(u.consent_analytics));
+        send(line);
+      }
+    });
+    // Each column's last non-NULL value of the batch, per user.
+    conn_.exec(R"sql(
+UPDATE users u SET age=coalesce(b.age, u.age), gender=coalesce(b.gender, u.gender), region=coalesce(b.region, u.region),
+  signup_ts=coalesce(b.signup_ts, u.signup_ts),
+  consent_personalisation=coalesce(b.consent_personalisation, u.consent_personalisation),
+  consent_analytics=coalesce(b.consent_analytics, u.consent_analytics)
+FROM (SELECT id,
+  (array_remove(array_agg(age ORDER BY ord DESC), NULL))[1] age,
+  (array_remove(array_agg(gender ORDER BY ord DESC), NULL))[1] gender,
+  (array_remove(array_agg(region ORDER BY ord DESC), NULL))[1] region,
+  (array_remove(array_agg(signup_ts ORDER BY ord DESC), NULL))[1] signup_ts,
+  (array_remove(array_agg(consent_personalisation ORDER BY ord DESC), NULL))[1] consent_personalisation,
+  (array_remove(array_agg(consent_analytics ORDER BY ord DESC), NULL))[1] consent_analytics
+  FROM batch_users GROUP BY id) b WHERE u.id=b.id)sql");
+    // Attributes merge into the object already stored (new keys win), opened and sealed here.
+    std::unordered_map<int64_t, std::vector<std::pair<std::string, std::string>>> attributes;
+    std::vector<int64_t> order;
+    for (const auto& u : users) {
+      if (u.attributes.empty()) continue;
+      const int64_t id = *users_.find(u.id);
+      auto [pos, inserted] = attributes.try_emplace(id);
+      if (inserted) order.push_back(id);
+      pos->second.insert(pos->second.end(), u.attributes.begin(), u.attributes.end());
+    }
+    for (const int64_t id : order) {
+      const std::string identity = row_identity("users.attrs", id);
+      auto q = conn_.exec("SELECT attrs FROM users WHERE id=$1", {Param::of(id)});
+      const std::string stored = q.rows() && !q.null(0, 0) ? sealer_.open(std::string(q.text(0, 0)), identity) : "";
+      conn_.exec("UPDATE users SET attrs=$1 WHERE id=$2",
+                 {Param::text(sealer_.seal(rules::merged_attributes(stored, attributes[id]), identity)), Param::of(id)});
+    }
+  }
+
+  void write_items(const std::vector<Item>& items) {
+    if (items.empty()) return;
+    conn_.copy_in("COPY batch_items FROM STDIN", [&](const auto& send) {
+      std::string line;
+      for (const auto& it : items) {
+        line.clear();
+        field(line, number(static_cast<int64_t>(*items_.find(it.id))));
+        for (const auto* s : {&it.title, &it.category, &it.brand}) pg::copy_field(line, opt_text(*s));
+        field(line, opt_number(it.price));
+        pg::copy_field(line, opt_text(it.text));
+        field(line, opt_flag(it.available));
+        pg::copy_field(line, opt_text(it.aliases));
+        pg::copy_field(line, opt_text(it.category_aliases));
+        send(line);
+      }
+    });
+    conn_.exec("UPDATE items i SET title=coalesce(b.title, i.title), category=coalesce(b.category, i.category), "
+               "brand=coalesce(b.brand, i.brand), price=coalesce(b.price, i.price), text=coalesce(b.text, i.text), "
+               "available=coalesce(b.available, i.available), aliases=coalesce(b.aliases, i.aliases), "
+               "category_aliases=coalesce(b.category_aliases, i.category_aliases) FROM batch_items b WHERE i.id=b.id");
+  }
+
+  void write_events(int64_t ingest, const std::vector<std::pair<int64_t, Event>>& events, const BatchIds& ids) {
+    if (events.empty()) return;
+    const std::string ingest_field = number(ingest);
+    conn_.copy_in("COPY events(user_id, id, item_id, type, quantity, value, ts, session, ingest, line) FROM STDIN",
+                  [&](const auto& send) {
+                    std::string line;
+                    for (size_t i = 0; i < events.size(); ++i) {
+                      const auto& [source_line, e] = events[i];
+                      line.clear();
+                      field(line, number(ids.event_users[i]));
+                      field(line, number(++next_event_));
+                      field(line, number(ids.event_items[i]));
+                      field(line, number(static_cast<int64_t>(e.type)));
+                      field(line, number(e.quantity));
+                      field(line, opt_number(e.value));
+                      field(line, number(e.timestamp));
+                      pg::copy_field(line, opt_text(e.session));
+                      field(line, ingest_field);
+                      field(line, number(source_line));
+                      send(line);
+                    }
+                  });
+  }
+
+  void write_texts(int64_t ingest, const std::vector<std::pair<int64_t, Text>>& texts, const BatchIds& ids) {
+    if (texts.empty()) return;
+    conn_.copy_in(
+        "COPY texts(user_id, id, item_id, kind, language, body, label, category, sentiment, ts, ingest, line) FROM STDIN",
+        [&](const auto& send) {
+          std::string line;
+          for (size_t i = 0; i < texts.size(); ++i) {
+            const auto& [source_line, t] = texts[i];
+            line.clear();
+            field(line, opt_number(ids.text_users[i]));
+            field(line, number(++next_text_));
+            field(line, opt_number(ids.text_items[i]));
+            field(line, text_kind_name(t.kind));
+            pg::copy_field(line, opt_text(t.language));
+            field(line, sealer_.seal(t.body, row_identity("texts.body", ingest, source_line)));
+            pg::copy_field(line, opt_text(t.label));
+            pg::copy_field(line, opt_text(t.category));
+            field(line, opt_number(t.sentiment));
+            field(line, opt_number(t.timestamp));
+            field(line, number(ingest));
+            field(line, number(source_line));
+            send(line);
+          }
+        });
+  }
+
+  void write_rejects(int64_t ingest, const std::vector<RejectRow>& rejects) {
+    if (rejects.empty()) return;
+    // The first row of a line is kept (SQLite's INSERT OR IGNORE), and lines already stored stay.
+    conn_.exec("CREATE TEMP TABLE IF NOT EXISTS batch_rejects(LIKE rejects) ON COMMIT DELETE ROWS");
+    std::unordered_map<int64_t, bool> seen;
+    conn_.copy_in("COPY batch_rejects(ingest, line, rule, field, value, reason, raw, flagged) FROM STDIN", [&](const auto& send) {
+      std::string line;
+      for (const auto& r : rejects) {
+        if (!seen.emplace(r.line, true).second) continue;
+        line.clear();
+        field(line, number(ingest));
+        field(line, number(r.line));
+        field(line, r.rule);
+        pg::copy_field(line, opt_text(r.field));
+        const std::string value = sealer_.seal(r.value, row_identity("rejects.value", ingest, r.line));
+        pg::copy_field(line, opt_text(value));
+        field(line, r.reason);
+        field(line, sealer_.seal(r.raw, row_identity("rejects.raw", ingest, r.line)));
+        field(line, std::string_view(r.flagged ? "1" : "0"));
+        send(line);
+      }
+    });
+    conn_.exec("INSERT INTO rejects SELECT * FROM batch_rejects ON CONFLICT DO NOTHING");
+  }
+
+  IngestRecord ingest_by_id(int64_t id) {
+    auto q = conn_.exec(std::string(kIngestColumns) + " WHERE id=$1", {Param::of(id)});
+    if (!q.rows()) throw Error(fmt::format("store: no ingest {}", id));
+    return ingest_row(q, 0);
+  }
+  static IngestRecord ingest_row(const pg::Result& q, int i) {
+    IngestRecord r;
+    r.id = q.int64(i, 0);
+    r.source = q.text(i, 1);
+    r.path = q.text(i, 2);
+    r.content_hash = q.text(i, 3);
+    r.mapping_hash = q.text(i, 4);
+    r.status = q.text(i, 5);
+    r.last_line = q.int64(i, 6);
+    r.started = q.int64(i, 7);
+    r.finished = q.null(i, 8) ? 0 : q.int64(i, 8);
+    if (!q.null(i, 9)) r.summary = nlohmann::json::parse(q.text(i, 9), nullptr, false);
+    return r;
+  }
+
+  int64_t scalar(const std::string& sql) {
+    auto q = conn_.exec(sql);
+    return q.rows() && !q.null(0, 0) ? q.int64(0, 0) : 0;
+  }
+  std::vector<CountRow> counts(const std::string& sql) {
+    std::vector<CountRow> out;
+    auto q = conn_.exec(sql);
+    for (int i = 0; i < q.rows(); ++i) out.push_back({std::string(q.text(i, 0)), q.int64(i, 1), std::string(q.text(i, 2))});
+    return out;
+  }
+
+  EventColumns read_events(const std::vector<std::string>* only, Use use);
+
+  std::string where_;
+  rules::Sealer sealer_;
+  pg::Connection conn_;
+  IdMap users_, items_;
+  std::vector<std::string> new_users_, new_items_;  // ext ids given dense ids in this batch
+  bool ids_known_ = false;
+  int64_t erasures_seen_ = 0, next_event_ = 0, next_text_ = 0;
+  int64_t batches_ = 0;
+  rules::CrashPoint crash_;
+};
+
+EventColumns PgStore::read_events(const std::vector<std::string>* only, Use use) {
+  // One snapshot for the id tables and the events (a commit between them would give events whose
+  // users or items the tables do not have).
+  const Snapshot snapshot(conn_);
+  EventColumns e;
+  conn_.copy_out("COPY (SELECT id, ext_id, coalesce(region, ''), signup_ts FROM users ORDER BY id) TO STDOUT",
+                 [&](std::string_view line) {
+                   const CopyRow r(line);
+                   const auto id = static_cast<size_t>(r.int64(0));
+                   if (e.user_ids.size() <= id) {
+                     e.user_ids.resize(id + 1);
+                     e.user_regions.resize(id + 1);
+                     e.user_signups.resize(id + 1, std::numeric_limits<int64_t>::min());
+                   }
+                   e.user_ids[id] = r.text(1);
+                   e.user_regions[id] = r.text(2);
+                   if (!r.null(3)) e.user_signups[id] = r.int64(3);
+                 });
+  conn_.copy_out("COPY (SELECT id, ext_id, coalesce(category, ''), coalesce(brand, ''), price, "
+                 "trim(coalesce(title, '') || ' ' || coalesce(text, '')) FROM items ORDER BY id) TO STDOUT",
+                 [&](std::string_view line) {
+                   const CopyRow r(line);
+                   const auto id = static_cast<size_t>(r.int64(0));
+                   if (e.item_ids.size() <= id) {
+                     e.item_ids.resize(id + 1);
+                     e.item_categories.resize(id + 1);
+                     e.item_brands.resize(id + 1);
+                     e.item_prices.resize(id + 1, std::numeric_limits<double>::quiet_NaN());
+                     e.item_texts.resize(id + 1);
+                   }
+                   e.item_ids[id] = r.text(1);
+                   e.item_categories[id] = r.text(2);
+                   e.item_brands[id] = r.text(3);
+                   if (!r.null(4)) e.item_prices[id] = r.real(4);
+                   e.item_texts[id] = r.text(5);
+                 });
+  std::string sql = "SELECT user_id, item_id, type, quantity, value, ts, session FROM events";
+  if (only) {
+    std::string list;
+    for (const auto& u : *only) list += (list.empty() ? "" : ",") + conn_.literal(u);
+    sql += list.empty() ? " WHERE false" : " WHERE user_id IN (SELECT id FROM users WHERE ext_id IN (" + list + "))";
+  } else if (use != Use::Any) {
+    sql += fmt::format(" WHERE user_id NOT IN (SELECT id FROM users WHERE {}=0)", consent_column(use));
+  }
+  sql += " ORDER BY ts, id";
+  IdMap sessions;
+  conn_.copy_out("COPY (" + sql + ") TO STDOUT", [&](std::string_view line) {
+    const CopyRow r(line);
+    e.user.push_back(static_cast<int32_t>(r.int64(0)));
+    e.item.push_back(static_cast<int32_t>(r.int64(1)));
+    e.type.push_back(static_cast<uint8_t>(r.int64(2)));
+    e.quantity.push_back(r.real(3));
+    e.value.push_back(r.null(4) ? std::numeric_limits<double>::quiet_NaN() : r.real(4));
+    e.timestamp.push_back(r.int64(5));
+    e.session.push_back(r.null(6) ? -1 : static_cast<int32_t>(sessions.intern(r.text(6))));
+  });
+  e.sessions.reserve(sessions.size());
+  for (size_t i = 0; i < sessions.size(); ++i) e.sessions.emplace_back(sessions.name(static_cast<uint32_t>(i)));
+  return e;
+}
+
+DatasetStats PgStore::stats(int top_n) {
+  const Snapshot snapshot(conn_);  // counts of one moment
+  DatasetStats s;
+  s.users = scalar("SELECT count(*) FROM users");
+  s.items = scalar("SELECT count(*) FROM items");
+  s.events = scalar("SELECT count(*) FROM events");
+  s.texts = scalar("SELECT count(*) FROM texts");
+  s.rejects = scalar("SELECT count(*) FROM rejects WHERE flagged=0");
+  s.sessions = scalar("SELECT count(DISTINCT session) FROM events WHERE session IS NOT NULL");
+  {
+    auto q = conn_.exec("SELECT min(ts), max(ts) FROM events");
+    if (!q.null(0, 0)) {
+      s.first_event = q.int64(0, 0);
+      s.last_event = q.int64(0, 1);
+    }
+  }
+  {
+    auto q = conn_.exec("SELECT coalesce(sum(CASE type WHEN 3 THEN quantity*value WHEN 4 THEN -abs(quantity*value) END), 0) "
+                        "FROM events WHERE value IS NOT NULL");
+    s.revenue = q.real(0, 0);
+  }
+  s.event_types = counts("SELECT t.name, count(*), '' FROM events e JOIN event_types t ON t.code=e.type "
+                         "GROUP BY e.type, t.name ORDER BY count(*) DESC, e.type");
+  s.top_items = counts(fmt::format("SELECT i.ext_id, n, coalesce(i.title, '') FROM (SELECT item_id, count(*) n FROM events "
+                                   "GROUP BY item_id ORDER BY n DESC, item_id LIMIT {}) e JOIN items i ON i.id=e.item_id "
+                                   "ORDER BY n DESC, e.item_id",
+                                   top_n));
+  s.top_categories = counts(fmt::format("SELECT coalesce(i.category, '(none)'), count(*), '' FROM events e "
+                                        "JOIN items i ON i.id=e.item_id GROUP BY i.category "
+                                        "ORDER BY count(*) DESC, i.category NULLS FIRST LIMIT {}",
+                                        top_n));
+  s.text_kinds = counts("SELECT kind, count(*), '' FROM texts GROUP BY kind ORDER BY count(*) DESC, kind");
+  s.text_languages = counts("SELECT coalesce(language, '(unknown)'), count(*), '' FROM texts GROUP BY language "
+                            "ORDER BY count(*) DESC, language NULLS FIRST");
+  const std::pair<const char*, const char*> missing[] = {
+      {"users.age", "users WHERE age IS NULL"},
+      {"users.gender", "users WHERE gender IS NULL"},
+      {"users.region", "users WHERE region IS NULL"},
+      {"users.signup_time", "users WHERE signup_ts IS NULL"},
+      {"users.attributes", "users WHERE attrs IS NULL"},
+      {"items.title", "items WHERE title IS NULL"},
+      {"items.category", "items WHERE category IS NULL"},
+      {"items.brand", "items WHERE brand IS NULL"},
+      {"items.price", "items WHERE price IS NULL"},
+      {"events.value", "events WHERE value IS NULL"},
+      {"events.session", "events WHERE session IS NULL"},
+      {"texts.user", "texts WHERE user_id IS NULL"},
+      {"texts.item", "texts WHERE item_id IS NULL"},
+      {"texts.language", "texts WHERE language IS NULL"},
+      {"texts.label", "texts WHERE label IS NULL"},
+  };
+  for (const auto& [name, from] : missing) s.missing.push_back({name, scalar(fmt::format("SELECT count(*) FROM {}", from)), ""});
+  s.ingests = ingests();
+  return s;
+}
+
+Erasure PgStore::erase_user(const std::string& user) {
+  Erasure out;
+  auto found = conn_.exec("SELECT id, attrs FROM users WHERE ext_id=$1", {Param::text(user)});
+  if (!found.rows()) return out;
+  const int64_t id = found.int64(0, 0);
+  out.found = true;
+  // The strings that identify the person: their id, identifying attributes, PII in their texts.
+  out.traces.push_back(user);
+  if (!found.null(0, 1))
+    rules::add_attribute_traces(
+        out, nlohmann::json::parse(sealer_.open(std::string(found.text(0, 1)), row_identity("users.attrs", id)), nullptr, false));
+  conn_.copy_out(fmt::format("COPY (SELECT body, ingest, line FROM texts WHERE user_id={}) TO STDOUT", id),
+                 [&](std::string_view line) {
+                   const CopyRow r(line);
+                   rules::add_text_traces(out, sealer_.open(r.text(0), row_identity("texts.body", r.int64(1), r.int64(2))));
+                 });
+  rules::finish_traces(out);
+
+  write([&] {
+    out.events = conn_.exec("DELETE FROM events WHERE user_id=$1", {Param::of(id)}).affected();
+    out.texts = conn_.exec("DELETE FROM texts WHERE user_id=$1", {Param::of(id)}).affected();
+    out.profiles = conn_.exec("DELETE FROM profiles WHERE user_id=$1", {Param::text(user)}).affected();
+    std::vector<std::pair<int64_t, int64_t>> doomed;
+    conn_.copy_out("COPY (SELECT ingest, line, coalesce(value, ''), raw FROM rejects ORDER BY ingest, line) TO STDOUT",
+                   [&](std::string_view line) {
+                     const CopyRow r(line);
+                     const int64_t ingest = r.int64(0), n = r.int64(1);
+                     if (rules::names_the_user(out, sealer_.open(r.text(2), row_identity("rejects.value", ingest, n))) ||
+                         rules::names_the_user(out, sealer_.open(r.text(3), row_identity("rejects.raw", ingest, n))))
+                       doomed.emplace_back(ingest, n);
+                   });
+    for (const auto& [ingest, n] : doomed)
+      conn_.exec("DELETE FROM rejects WHERE ingest=$1 AND line=$2", {Param::of(ingest), Param::of(n)});
+    out.rejects = static_cast<int64_t>(doomed.size());
+    // A tombstone keeps the dense id; nothing in it points back at the person.
+    conn_.exec("UPDATE users SET ext_id=$1, age=NULL, gender=NULL, region=NULL, signup_ts=NULL, attrs=NULL, "
+               "consent_personalisation=0, consent_analytics=0 WHERE id=$2",
+               {Param::text(fmt::format("(erased)#{}", id)), Param::of(id)});
+    // Other writers see the count move and read their id maps again.
+    conn_.exec("INSERT INTO meta(key, value) VALUES ('erasures', '1') "
+               "ON CONFLICT(key) DO UPDATE SET value=(meta.value::bigint + 1)::text");
+    bump_generation();
+  });
+  ids_known_ = false;
+  // Dead rows are pruned from the tables' pages now rather than at autovacuum's leisure. What
+  // PostgreSQL does not promise (docs/privacy.md): that no byte of them stays in a page's free
+  // space, the WAL, a replica or a backup until those are rewritten or rotate.
+  conn_.exec("VACUUM events, texts, profiles, rejects, users");
+  return out;
+}
+
+int64_t PgStore::reseal() {
+  sealer_.require_key_to_reseal();
+  // Marked first: writers from now on seal what they write; the rewrite below seals the rest.
+  if (!sealer_.sealed) {
+    put_meta("sealed", true);
+    sealer_.sealed = true;
+  }
+  struct Column {
+    const char* select;
+    const char* update;
+    const char* name;
+    bool two_keys;
+  };
+  const Column columns[] = {
+      {"SELECT ingest, line, body FROM texts ORDER BY id", "UPDATE texts SET body=$1 WHERE ingest=$2 AND line=$3", "texts.body",
+       true},
+      {"SELECT id, -1, attrs FROM users WHERE attrs IS NOT NULL ORDER BY id", "UPDATE users SET attrs=$1 WHERE id=$2",
+       "users.attrs", false},
+      {"SELECT ingest, line, value FROM rejects WHERE value IS NOT NULL ORDER BY ingest, line",
+       "UPDATE rejects SET value=$1 WHERE ingest=$2 AND line=$3", "rejects.value", true},
+      {"SELECT ingest, line, raw FROM rejects ORDER BY ingest, line", "UPDATE rejects SET raw=$1 WHERE ingest=$2 AND line=$3",
+       "rejects.raw", true},
+  };
+  int64_t rewritten = 0;
+  for (const auto& c : columns) {
+    struct Change {
+      int64_t a, b;
+      std::string value;
+    };
+    std::vector<Change> changes;
+    conn_.copy_out(fmt::format("COPY ({}) TO STDOUT", c.select), [&](std::string_view line) {
+      const CopyRow r(line);
+      const int64_t a = r.int64(0), b = r.int64(1);
+      std::string next = sealer_.resealed(r.text(2), row_identity(c.name, a, c.two_keys ? b : -1));
+      if (!next.empty()) changes.push_back({a, b, std::move(next)});
+    });
+    // Small transactions, so readers and writers go on meanwhile.
+    for (size_t i = 0; i < changes.size(); i += 1000) {
+      write([&] {
+        for (size_t j = i; j < std::min(changes.size(), i + 1000); ++j) {
+          std::vector<Param> params = {Param::text(changes[j].value), Param::of(changes[j].a)};
+          if (c.two_keys) params.push_back(Param::of(changes[j].b));
+          conn_.exec(c.update, params);
+        }
+      });
+    }
+    rewritten += static_cast<int64_t>(changes.size());
+  }
+  return rewritten;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgres_store(const std::string& url, const StoreOptions& options) {
+  return std::make_unique<PgStore>(url, options);
+}
+
+}  // namespace persona::store

@@ -1,0 +1,33 @@
+// Where a store lives, named by one string everywhere (CLI, config, server).
+#include <string_view>
+
+#include "persona/store/store.h"
+
+namespace persona::store {
+namespace {
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+}  // namespace
+
+bool is_postgres_location(const std::string& location) {
+  return starts_with(location, "postgresql://") || starts_with(location, "postgres://");
+}
+
+std::string sqlite_path(const std::string& location) {
+  return starts_with(location, "sqlite:") ? location.substr(7) : location;
+}
+
+std::string printable_location(const std::string& location) {
+  if (!is_postgres_location(location)) return sqlite_path(location);
+  const auto scheme = location.find("://");
+  const auto at = location.find('@');
+  const auto colon = location.find(':', scheme + 3);
+  if (at == std::string::npos || colon == std::string::npos || colon > at) return location;
+  return location.substr(0, colon) + location.substr(at);
+}
+
+std::unique_ptr<Store> open_store(const std::string& location, const StoreOptions& options) {
+  if (is_postgres_location(location)) return open_postgres_store(location, options);
+  return open_sqlite_store(sqlite_path(location), options);
+}
+
+}  // namespace persona::store
