@@ -373,7 +373,7 @@ struct LoadedKnowledge {
     namespace fs = std::filesystem;
     const auto dir = demand::models_dir_from(a.models);
     const auto store_path = store_path_from(a.store, a.config);
-    if (fs::exists(store_path)) store = open_existing_store(store_path);
+    if (store::store_exists(store_path)) store = open_existing_store(store_path);
     if (fs::exists(fs::path(dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(dir) / "faq.index").string());
     if (store) {
       graph.emplace(store->graph());

@@ -428,8 +428,8 @@ Command add_dp(CLI::App& app, Common& common) {
   }
   return {sub, [a, which, &common] {
             const std::string store_path = store_path_from(a->store, a->config);
-            const std::string dataset = std::filesystem::absolute(store_path).lexically_normal().string();
-            privacy::BudgetLedger ledger(a->ledger.empty() ? store_path + ".dp-ledger.jsonl" : a->ledger);
+            const std::string dataset = store::store_identity(store_path);
+            privacy::BudgetLedger ledger(a->ledger.empty() ? store::local_base(store_path) + ".dp-ledger.jsonl" : a->ledger);
             if (*which == "budget") {
               if (a->set >= 0) {
                 ledger.set_budget(dataset, a->query.analyst, a->set);
@@ -594,7 +594,7 @@ Command add_erase(CLI::App& app, Common& common) {
             const std::string store_path = store_path_from(a->store, a->config);
             std::string reject_log = a->reject_log;
             if (reject_log.empty())
-              reject_log = a->config.empty() ? store_path + ".rejects.jsonl" : pipeline::load_config(a->config).reject_log_path();
+              reject_log = a->config.empty() ? store::local_base(store_path) + ".rejects.jsonl" : pipeline::load_config(a->config).reject_log_path();
             const auto keys = privacy::KeyRing::discover(a->key_file);
             auto store = open_existing_store(store_path, a->key_file);
             pipeline::ErasureOptions options;

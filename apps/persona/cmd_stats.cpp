@@ -13,11 +13,11 @@ namespace persona::cli {
 std::unique_ptr<store::Store> open_store(const std::string& path, const std::string& key_file) {
   store::StoreOptions options;
   if (auto keys = privacy::KeyRing::discover(key_file)) options.keys = std::make_shared<privacy::KeyRing>(std::move(*keys));
-  return store::open_sqlite_store(path, options);
+  return store::open_store(path, options);
 }
 
 std::unique_ptr<store::Store> open_existing_store(const std::string& path, const std::string& key_file) {
-  if (!std::filesystem::exists(path))
+  if (!store::store_exists(path))
     throw Error("no store here", {path}, "run `persona ingest` first, or give --store / --config");
   return open_store(path, key_file);
 }

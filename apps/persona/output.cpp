@@ -95,7 +95,7 @@ int64_t parse_date(const std::string& text, const char* option) {
 }
 
 std::string store_path_from(const std::string& store, const std::string& config) {
-  if (!store.empty()) return store;
+  if (!store.empty()) return store::normal_location(store);
   if (!config.empty()) {
     const auto c = pipeline::load_config(config);
     return c.resolve(c.store_path);

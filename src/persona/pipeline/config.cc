@@ -1,5 +1,7 @@
 #include "persona/pipeline/config.h"
 
+#include "persona/store/store.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -304,12 +306,14 @@ void apply_preset(const std::string& preset, SourceConfig& source) {
 }  // namespace
 
 std::string Config::resolve(const std::string& path) const {
+  if (store::is_postgres_location(path)) return path;  // a database, not a file
+  if (path.rfind("sqlite:", 0) == 0) return resolve(store::sqlite_path(path));
   if (path.empty() || path == "-" || path.front() == '/' || base_dir.empty()) return path;  // "-": standard input
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
 std::string Config::reject_log_path() const {
-  return reject_log.empty() ? resolve(store_path) + ".rejects.jsonl" : resolve(reject_log);
+  return reject_log.empty() ? resolve(store::local_base(store_path)) + ".rejects.jsonl" : resolve(reject_log);
 }
 
 const std::vector<prep::RuleSpec>& Config::rules_for(const SourceConfig& source) const {

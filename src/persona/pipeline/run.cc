@@ -25,6 +25,7 @@
 #include "persona/pipeline/erasure.h"
 #include "persona/prep/normaliser.h"
 #include "persona/privacy/pii.h"
+#include "persona/store/pg_client.h"
 
 namespace persona::pipeline {
 
@@ -445,6 +446,26 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
 }
 
 IngestLock::IngestLock(const std::string& store_path) {
+  if (store::is_postgres_location(store_path)) {
+    // "ingest" in ASCII: another key than the store's write lock.
+    constexpr const char* kKey = "110410488902516";
+    const std::string host = [] {
+      char name[256] = {};
+      return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("?");
+    }();
+    pg_ = std::make_unique<store::pg::Connection>(store_path);
+    pg_->exec("SET application_name = " + pg_->literal(fmt::format("persona ingest pid {} on {}", ::getpid(), host)));
+    if (pg_->exec(fmt::format("SELECT pg_try_advisory_lock({})", kKey)).text(0, 0) == "t") return;
+    const auto holder = pg_->exec(fmt::format(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid=l.pid WHERE l.locktype='advisory' "
+        "AND l.granted AND l.database=(SELECT oid FROM pg_database WHERE datname=current_database()) "
+        "AND ((l.classid::bigint << 32) | l.objid::bigint) = {}",
+        kKey));
+    throw Error(fmt::format("another ingest is writing to this store{}",
+                            holder.rows() ? fmt::format(" ({})", holder.text(0, 0).substr(std::string("persona ingest ").size()))
+                                          : ""),
+                {store::printable_location(store_path)}, "wait for it to finish: ingests of one store run one at a time");
+  }
   const std::string path = store_path + ".ingest.lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error(fmt::format("cannot open the ingest lock: {}", std::strerror(errno)), {path});
@@ -465,7 +486,7 @@ IngestLock::IngestLock(const std::string& store_path) {
 }
 
 IngestLock::~IngestLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the lock
+  if (fd_ >= 0) ::close(fd_);  // releases the lock (a PostgreSQL one goes with its connection)
 }
 
 void register_reject_log(store::Store& store, const std::string& path) {

@@ -12,6 +12,10 @@
 #include "persona/io/record.h"
 #include "persona/pipeline/config.h"
 #include "persona/prep/cleaner.h"
+
+namespace persona::store::pg {
+class Connection;
+}
 #include "persona/store/store.h"
 
 namespace persona::pipeline {
@@ -86,16 +90,18 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
 // holds the writer's pid, released when the process ends however it ends. The store is correct
 // under concurrent writers too (the server writes beside an ingest), but two runs of one file
 // would both claim its checkpoint; a second ingest stops at once with "another ingest is writing
-// to this store (pid N)".
+// to this store (pid N)". On PostgreSQL the lock is a session advisory lock held by a
+// connection of its own (any host), named with the pid in its application_name.
 class IngestLock {
  public:
-  explicit IngestLock(const std::string& store_path);
+  explicit IngestLock(const std::string& store_location);
   ~IngestLock();
   IngestLock(const IngestLock&) = delete;
   IngestLock& operator=(const IngestLock&) = delete;
 
  private:
   int fd_ = -1;
+  std::unique_ptr<store::pg::Connection> pg_;
 };
 
 // A reject log written from a store, registered with its exports (pipeline/erasure.h) so that an

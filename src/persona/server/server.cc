@@ -124,7 +124,7 @@ class StorePool {
         return Lease(*this, std::move(s));
       }
     }
-    return Lease(*this, store::open_sqlite_store(path_, options_));
+    return Lease(*this, store::open_store(path_, options_));
   }
 
  private:
@@ -669,7 +669,7 @@ void Server::Impl::load() {
                   "make one with `persona keys create --name NAME --role service`, or serve --no-auth on a laptop");
     api_keys = std::make_unique<privacy::ApiKeyStore>(path);
   }
-  if (!fs::exists(options.store_path))
+  if (!store::store_exists(options.store_path))
     throw Error("no store here", {options.store_path}, "run `persona ingest` first, or give --store / --config");
   stores = std::make_unique<StorePool>(options.store_path, store::StoreOptions{shared_keys});
   {
@@ -682,7 +682,7 @@ void Server::Impl::load() {
         std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(model_path)));
   analyzer = demand::TextAnalyzer::load(models_dir);
   if (fs::exists(demand::keyword_index_path(models_dir))) keyword_index = demand::load_keyword_index(demand::keyword_index_path(models_dir));
-  assistant_store = store::open_sqlite_store(options.store_path, store::StoreOptions{shared_keys});
+  assistant_store = store::open_store(options.store_path, store::StoreOptions{shared_keys});
   if (fs::exists(fs::path(models_dir) / "faq.index")) faq = assistant::FaqIndex::load((fs::path(models_dir) / "faq.index").string());
   graph.emplace(assistant_store->graph());
   if (graph->entity_count() > 0) answerer.emplace(*graph);
@@ -1192,8 +1192,8 @@ Reply Server::Impl::dp(const httplib::Request& req, const Caller& caller) {
   };
   q.bins = whole("bins", 100, 2, 100000);
   q.max_per_user = whole("max_per_user", 1, 1, 1000);
-  const std::string dataset = fs::absolute(options.store_path).lexically_normal().string();
-  privacy::BudgetLedger ledger(options.store_path + ".dp-ledger.jsonl");
+  const std::string dataset = store::store_identity(options.store_path);
+  privacy::BudgetLedger ledger(store::local_base(options.store_path) + ".dp-ledger.jsonl");
   auto s = stores->acquire();
   auto j = pipeline::run_dp_query(*s, dataset, ledger, q);
   audit(caller, "dp." + q.statistic, {{"dataset", dataset}, {"epsilon", q.epsilon}});
@@ -1206,7 +1206,7 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     std::lock_guard lock(write_mutex);
     auto s = stores->acquire();
     pipeline::ErasureOptions o;
-    o.reject_log = options.config_path.empty() ? options.store_path + ".rejects.jsonl" : config.reject_log_path();  // and the registered ones
+    o.reject_log = options.config_path.empty() ? store::local_base(options.store_path) + ".rejects.jsonl" : config.reject_log_path();  // and the registered ones
     o.models_dir = models_dir;
     o.keys = keys ? &*keys : nullptr;
     o.api_keys = api_keys ? api_keys->path() : "";
@@ -1308,9 +1308,9 @@ Reply Server::Impl::demand_page(const httplib::Request& req) {
 
 Reply Server::Impl::privacy_page() {
   nlohmann::json j;
-  const std::string dataset = fs::absolute(options.store_path).lexically_normal().string();
+  const std::string dataset = store::store_identity(options.store_path);
   nlohmann::json budgets = nlohmann::json::array();
-  for (const auto& a : privacy::BudgetLedger(options.store_path + ".dp-ledger.jsonl").accounts(dataset))
+  for (const auto& a : privacy::BudgetLedger(store::local_base(options.store_path) + ".dp-ledger.jsonl").accounts(dataset))
     budgets.push_back({{"analyst", a.analyst}, {"budget", a.budget}, {"spent", a.spent}, {"queries", a.queries},
                        {"last", a.last_time ? format_timestamp(a.last_time) : ""}});
   j["budgets"] = budgets;
@@ -1353,7 +1353,7 @@ Reply Server::Impl::retrain(const Caller& caller) {
     // As a writer: an erasure cannot run between reading the events and saving the model, so a
     // model never learns from someone erased meanwhile (erase() waits for this one to be swapped in).
     std::lock_guard lock(write_mutex);
-    auto s = store::open_sqlite_store(store_path, store::StoreOptions{keys_for_store});
+    auto s = store::open_store(store_path, store::StoreOptions{keys_for_store});
     auto model = pipeline::retrain_recommender(*s, path);
     if (!model) throw std::runtime_error("the store has no events left to train on");
     cache.clear();

@@ -223,6 +223,15 @@ bool is_postgres_location(const std::string& location);
 std::string sqlite_path(const std::string& location);
 // A location as it may be shown and logged: a URL without its password.
 std::string printable_location(const std::string& location);
+// A location as the program keeps it: "sqlite:PATH" becomes PATH; URLs stay as they are.
+std::string normal_location(const std::string& location);
+// Where files kept beside a store start (its reject log, DP ledger, ingest lock): the SQLite
+// file itself, or for a database its name, in the working directory ("shop" for .../shop).
+std::string local_base(const std::string& location);
+// The store's identity in ledgers: the absolute file, or the URL without its password.
+std::string store_identity(const std::string& location);
+// Whether there is a store to open (a database is asked when it is opened).
+bool store_exists(const std::string& location);
 
 // Opens a store on a PostgreSQL database that exists (its tables are created or migrated).
 std::unique_ptr<Store> open_postgres_store(const std::string& url, const StoreOptions& options = {});
