@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -7,6 +9,7 @@
 #include "persona/pipeline/config.h"
 #include "persona/prep/normaliser.h"
 #include "persona/privacy/keys.h"
+#include "persona/store/store_copy.h"
 
 namespace persona::cli {
 
@@ -45,6 +48,62 @@ Command add_stats(CLI::App& app, Common& common) {
               fmt::print("  sealed: {}\n", store->sealed() ? "yes (texts, attributes and reject rows; docs/privacy.md)"
                                                            : "no (`persona keys init --store` or `keys reseal --store` seals it)");
             }
+            return 0;
+          }};
+}
+
+Command add_store(CLI::App& app, Common& common) {
+  auto* sub = app.add_subcommand("store", "Copy a store to another backend (SQLite <-> PostgreSQL); digest a store");
+  sub->require_subcommand(1);
+  struct Args {
+    std::string from, to, store, config, key_file;
+    bool without_times = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* copy = sub->add_subcommand("copy", "Copy every row into a new, empty store and verify both by their digests");
+  copy->add_option("--from", args->from, "The store to copy: a file, sqlite:PATH or postgresql://...")->required();
+  copy->add_option("--to", args->to, "The new store: a file (created) or an empty PostgreSQL database")->required();
+  auto* dig = sub->add_subcommand("digest", "A canonical digest of every row: equal digests, equal stores");
+  dig->add_option("-s,--store", args->store, "Store: a file, sqlite:PATH or postgresql://...");
+  dig->add_option("-c,--config", args->config, "Config file (for its store location)");
+  dig->add_flag("--without-times", args->without_times,
+                "Leave out when each ingest started and finished (two ingests of the same files differ only there)");
+  return {sub, [args, copy, dig, &common] {
+            if (copy->parsed()) {
+              auto from = open_existing_store(store::normal_location(args->from));
+              const auto to_location = store::normal_location(args->to);
+              auto to = store::open_store(to_location);  // sealed values travel sealed: no key needed
+              const bool show_progress = !common.quiet && !common.json && ::isatty(2);
+              const auto report = store::copy_store(*from, *to, [&](const std::string& table, int64_t rows) {
+                if (show_progress) fmt::print(stderr, "\r  {:<12} {:>12} rows", table, rows);
+              });
+              if (show_progress) fmt::print(stderr, "\r{:40}\r", "");
+              nlohmann::json tables = nlohmann::json::object();
+              for (const auto& t : report.tables) tables[t.table] = t.rows;
+              if (common.json) {
+                print_json({{"from", store::printable_location(args->from)}, {"to", store::printable_location(to_location)},
+                            {"tables", tables}, {"digest_from", report.digest_from}, {"digest_to", report.digest_to},
+                            {"same", report.same()}});
+              } else {
+                for (const auto& t : report.tables) fmt::print("{:<12} {:>12} rows\n", t.table, t.rows);
+                fmt::print("digest of {}: {}\ndigest of {}: {}\n", store::printable_location(args->from), report.digest_from,
+                           store::printable_location(to_location), report.digest_to);
+                fmt::print("{}\n", report.same() ? "the copy holds every row of the store" : "THE COPY DIFFERS");
+              }
+              if (!report.same())
+                throw Error("the copy's digest differs from the store's", {store::printable_location(to_location)},
+                            "was the source written to during the copy? copy from a store nothing writes to");
+              return 0;
+            }
+            const auto location = store_path_from(args->store, args->config);
+            auto s = open_existing_store(location);
+            std::vector<store::TableCount> counts;
+            const auto d = store::digest(*s, !args->without_times, &counts);
+            nlohmann::json tables = nlohmann::json::object();
+            for (const auto& t : counts) tables[t.table] = t.rows;
+            if (common.json) print_json({{"store", store::printable_location(location)}, {"digest", d}, {"tables", tables},
+                                         {"with_times", !args->without_times}});
+            else fmt::print("{}  {}\n", d, store::printable_location(location));
             return 0;
           }};
 }

@@ -31,6 +31,7 @@ Command add_generate(CLI::App& app, Common& common);
 Command add_ingest(CLI::App& app, Common& common);
 Command add_clean(CLI::App& app, Common& common);
 Command add_stats(CLI::App& app, Common& common);
+Command add_store(CLI::App& app, Common& common);
 Command add_demo(CLI::App& app, Common& common);
 Command add_presets(CLI::App& app, Common& common);
 Command add_rejects(CLI::App& app, Common& common);

@@ -248,6 +248,10 @@ class DiskFullStore : public store::Store {
   std::vector<User> users(store::Use use) override { return inner_->users(use); }
   store::Graph graph() override { return inner_->graph(); }
   int schema_version() override { return inner_->schema_version(); }
+  void export_table(const store::StoreTable& t, const std::function<void(const store::StoreRow&)>& fn) override {
+    inner_->export_table(t, fn);
+  }
+  void import_rows(const store::StoreTable& t, const std::vector<store::StoreRow>& rows) override { inner_->import_rows(t, rows); }
   int writes() const { return writes_; }
 
  private:

@@ -9,6 +9,7 @@
 // rows as one serial writer. Events, texts and rejects go in by COPY; the events read for
 // training come out by COPY, straight into the columns.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <unordered_map>
 
@@ -93,10 +94,14 @@ std::optional<std::string_view> opt_text(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string_view>(s);
 }
 std::string number(int64_t v) { return std::to_string(v); }
-std::string number(double v) { return *Param::of(v).value; }
+// As SQLite keeps a double: -0.0 as 0 (SQLite stores a whole REAL as an integer) and NaN as
+// NULL, so both backends read back the same values.
+std::string number(double v) { return *Param::of(v == 0 ? 0.0 : v).value; }
 template <typename T>
 std::optional<std::string> opt_number(const std::optional<T>& v) {
   if (!v) return std::nullopt;
+  if constexpr (std::is_floating_point_v<T>)
+    if (std::isnan(*v)) return std::nullopt;
   if constexpr (std::is_integral_v<T>) return number(static_cast<int64_t>(*v));
   else return number(static_cast<double>(*v));
 }
@@ -463,6 +468,42 @@ class PgStore final : public Store {
     return g;
   }
 
+  void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) override {
+    std::string columns;
+    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+    StoreRow row(table.columns.size());
+    conn_.copy_out(fmt::format("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT", columns, table.name, column_of(table, table.order)),
+                   [&](std::string_view line) {
+                     const CopyRow r(line);
+                     for (size_t i = 0; i < table.columns.size(); ++i) {
+                       if (r.null(i)) row[i].reset();
+                       else if (table.columns[i].kind == 'R') row[i] = fmt::format("{}", r.real(i));
+                       else row[i] = r.text(i);
+                     }
+                     fn(row);
+                   });
+  }
+
+  void import_rows(const StoreTable& table, const std::vector<StoreRow>& rows) override {
+    std::string columns;
+    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+    write([&] {
+      conn_.copy_in(fmt::format("COPY {}({}) FROM STDIN", table.name, columns), [&](const auto& send) {
+        std::string line;
+        for (const auto& row : rows) {
+          line.clear();
+          for (size_t i = 0; i < row.size(); ++i) {
+            if (row[i] && table.columns[i].kind == 'R') field(line, number(std::strtod(row[i]->c_str(), nullptr)));
+            else field(line, row[i]);
+          }
+          send(line);
+        }
+      });
+    });
+    ids_known_ = false;
+    refresh_sealed();
+  }
+
   int schema_version() override { return static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)); }
 
  private:
@@ -490,6 +531,14 @@ class PgStore final : public Store {
     pg::Connection& c_;
     bool owns_;
   };
+
+  // A canonical column's name here: events and texts name their user and item by id columns.
+  static std::string column_of(const StoreTable& table, std::string_view column) {
+    const std::string_view name = table.name;
+    if ((column == "user" || column == "item") && (name == "events" || name == "texts")) return std::string(column) + "_id";
+    if (column == "user" && name == "profiles") return "user_id";
+    return std::string(column);
+  }
 
   static pg::Connection connect(const std::string& url) {
     try {

@@ -568,6 +568,52 @@ class SqliteStore final : public Store {
     return nlohmann::json::parse(q.text(0), nullptr, false);
   }
 
+  void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) override {
+    const ReadSnapshot snapshot(db_);
+    std::string columns;
+    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+    Statement q(db_, fmt::format("SELECT {} FROM {} ORDER BY {}", columns, table.name, column_of(table, table.order)).c_str());
+    StoreRow row(table.columns.size());
+    while (q.step()) {
+      for (size_t i = 0; i < table.columns.size(); ++i) {
+        const int col = static_cast<int>(i);
+        if (q.null(col)) row[i].reset();
+        else if (table.columns[i].kind == 'I') row[i] = std::to_string(q.integer(col));
+        else if (table.columns[i].kind == 'R') row[i] = fmt::format("{}", q.real(col));
+        else row[i] = q.text(col);
+      }
+      fn(row);
+    }
+  }
+
+  void import_rows(const StoreTable& table, const std::vector<StoreRow>& rows) override {
+    std::string columns, marks;
+    for (const auto& c : table.columns) {
+      columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+      marks += marks.empty() ? "?" : ", ?";
+    }
+    exec("BEGIN IMMEDIATE");
+    try {
+      Statement q(db_, fmt::format("INSERT INTO {}({}) VALUES ({})", table.name, columns, marks).c_str());
+      for (const auto& row : rows) {
+        for (size_t i = 0; i < row.size(); ++i) {
+          const int col = static_cast<int>(i) + 1;
+          if (!row[i]) q.bind_null(col);
+          else if (table.columns[i].kind == 'I') q.bind(col, static_cast<int64_t>(std::stoll(*row[i])));
+          else if (table.columns[i].kind == 'R') q.bind(col, std::strtod(row[i]->c_str(), nullptr));
+          else q.bind(col, *row[i]);
+        }
+        q.run();
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    load_ids();
+    refresh_sealed();
+  }
+
   int schema_version() override {
     Statement q(db_, "PRAGMA user_version");
     q.step();
@@ -575,6 +621,12 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // A canonical column's name here (the position of a graph triple is its rowid).
+  static std::string column_of(const StoreTable& table, std::string_view column) {
+    if (std::string_view(table.name) == "kg_triples" && column == "position") return "rowid";
+    return std::string(column);
+  }
+
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {

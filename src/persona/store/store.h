@@ -134,6 +134,23 @@ struct Graph {
   std::vector<GraphTriple> triples;
 };
 
+// A table of the store in its canonical form, the same on every backend: what `persona store
+// copy` moves and `persona store digest` hashes (docs/data-formats.md, "Store tables").
+struct StoreColumn {
+  const char* name;
+  char kind;  // 'I' integer, 'R' double, 'T' text
+};
+struct StoreTable {
+  const char* name;
+  std::vector<StoreColumn> columns;
+  const char* order;  // the key the rows are listed by
+};
+// Every table, in the order a copy writes them.
+const std::vector<StoreTable>& store_tables();
+// One row: values as stored (sealed values stay sealed; integers in decimal, doubles in their
+// shortest exact form), NULL as nullopt.
+using StoreRow = std::vector<std::optional<std::string>>;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -212,6 +229,12 @@ class Store {
   virtual Graph graph() = 0;
 
   virtual int schema_version() = 0;
+
+  // The rows of a canonical table, in key order, from one snapshot of the store.
+  virtual void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) = 0;
+  // Rows added to a table as they are (ids and all), in one transaction: the receiving end of a
+  // copy into an empty store.
+  virtual void import_rows(const StoreTable& table, const std::vector<StoreRow>& rows) = 0;
 };
 
 // Opens a store by its location: "sqlite:PATH" or a bare path (the embedded default), or a

@@ -1,0 +1,108 @@
+#include "persona/store/store_copy.h"
+
+#include <xxhash.h>
+
+#include <fmt/format.h>
+
+#include "persona/core/error.h"
+
+namespace persona::store {
+
+const std::vector<StoreTable>& store_tables() {
+  static const std::vector<StoreTable> tables = {
+      {"meta", {{"key", 'T'}, {"value", 'T'}}, "key"},
+      {"users",
+       {{"id", 'I'}, {"ext_id", 'T'}, {"age", 'I'}, {"gender", 'T'}, {"region", 'T'}, {"signup_ts", 'I'}, {"attrs", 'T'},
+        {"consent_personalisation", 'I'}, {"consent_analytics", 'I'}},
+       "id"},
+      {"items",
+       {{"id", 'I'}, {"ext_id", 'T'}, {"title", 'T'}, {"category", 'T'}, {"brand", 'T'}, {"price", 'R'}, {"text", 'T'},
+        {"available", 'I'}, {"aliases", 'T'}, {"category_aliases", 'T'}},
+       "id"},
+      {"ingests",
+       {{"id", 'I'}, {"source", 'T'}, {"path", 'T'}, {"content_hash", 'T'}, {"mapping_hash", 'T'}, {"status", 'T'},
+        {"last_line", 'I'}, {"started", 'I'}, {"finished", 'I'}, {"summary", 'T'}},
+       "id"},
+      {"events",
+       {{"id", 'I'}, {"user", 'I'}, {"item", 'I'}, {"type", 'I'}, {"quantity", 'R'}, {"value", 'R'}, {"ts", 'I'},
+        {"session", 'T'}, {"ingest", 'I'}, {"line", 'I'}},
+       "id"},
+      {"texts",
+       {{"id", 'I'}, {"user", 'I'}, {"item", 'I'}, {"kind", 'T'}, {"language", 'T'}, {"body", 'T'}, {"label", 'T'},
+        {"category", 'T'}, {"sentiment", 'R'}, {"ts", 'I'}, {"ingest", 'I'}, {"line", 'I'}},
+       "id"},
+      {"rejects",
+       {{"ingest", 'I'}, {"line", 'I'}, {"rule", 'T'}, {"field", 'T'}, {"value", 'T'}, {"reason", 'T'}, {"raw", 'T'},
+        {"flagged", 'I'}},
+       "ingest, line"},
+      {"profiles", {{"user", 'T'}, {"profile", 'T'}}, "user"},
+      {"kg_entities", {{"id", 'I'}, {"name", 'T'}, {"type", 'T'}}, "id"},
+      {"kg_triples", {{"position", 'I'}, {"subject", 'I'}, {"relation", 'T'}, {"object", 'I'}, {"literal", 'T'}}, "position"},
+  };
+  return tables;
+}
+
+std::string digest(Store& store, bool with_times, std::vector<TableCount>* counts) {
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_128bits_reset(state);
+  auto add = [&](std::string_view bytes) { XXH3_128bits_update(state, bytes.data(), bytes.size()); };
+  for (const auto& table : store_tables()) {
+    add(table.name);
+    add(std::string_view("\0", 1));
+    int64_t rows = 0;
+    store.export_table(table, [&](const StoreRow& row) {
+      ++rows;
+      for (size_t c = 0; c < row.size(); ++c) {
+        const std::string_view column = table.columns[c].name;
+        const bool time = std::string_view(table.name) == "ingests" && (column == "started" || column == "finished");
+        if (time && !with_times) continue;
+        if (!row[c]) {
+          add(std::string_view("N", 1));
+          continue;
+        }
+        const uint64_t n = row[c]->size();
+        add("V");
+        add(std::string_view(reinterpret_cast<const char*>(&n), sizeof n));  // length first: no two rows collide
+        add(*row[c]);
+      }
+    });
+    if (counts) counts->push_back({table.name, rows});
+  }
+  const XXH128_hash_t h = XXH3_128bits_digest(state);
+  XXH3_freeState(state);
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+CopyReport copy_store(Store& from, Store& to, const std::function<void(const std::string&, int64_t)>& progress,
+                      size_t batch_rows) {
+  for (const auto& table : store_tables()) {
+    bool empty = true;
+    to.export_table(table, [&](const StoreRow&) { empty = false; });
+    if (!empty)
+      throw Error(fmt::format("the destination store already holds data (table {})", table.name), {},
+                  "copy into a new, empty store (a new file, or a database made with createdb)");
+  }
+  CopyReport report;
+  for (const auto& table : store_tables()) {
+    std::vector<StoreRow> rows;
+    int64_t n = 0;
+    auto flush = [&] {
+      if (rows.empty()) return;
+      to.import_rows(table, rows);
+      n += static_cast<int64_t>(rows.size());
+      rows.clear();
+      if (progress) progress(table.name, n);
+    };
+    from.export_table(table, [&](const StoreRow& row) {
+      rows.push_back(row);
+      if (rows.size() >= batch_rows) flush();
+    });
+    flush();
+    report.tables.push_back({table.name, n});
+  }
+  report.digest_from = digest(from);
+  report.digest_to = digest(to);
+  return report;
+}
+
+}  // namespace persona::store
