@@ -63,11 +63,13 @@ Command add_store(CLI::App& app, Common& common) {
   auto* copy = sub->add_subcommand("copy", "Copy every row into a new, empty store and verify both by their digests");
   copy->add_option("--from", args->from, "The store to copy: a file, sqlite:PATH or postgresql://...")->required();
   copy->add_option("--to", args->to, "The new store: a file (created) or an empty PostgreSQL database")->required();
+  copy->fallthrough();  // --json and --quiet belong to `store`
   auto* dig = sub->add_subcommand("digest", "A canonical digest of every row: equal digests, equal stores");
+  dig->fallthrough();
   dig->add_option("-s,--store", args->store, "Store: a file, sqlite:PATH or postgresql://...");
   dig->add_option("-c,--config", args->config, "Config file (for its store location)");
   dig->add_flag("--without-times", args->without_times,
-                "Leave out when each ingest started and finished (two ingests of the same files differ only there)");
+                "Leave out when each ingest started and finished and how long it took (two ingests of the same files differ only there)");
   return {sub, [args, copy, dig, &common] {
             if (copy->parsed()) {
               auto from = open_existing_store(store::normal_location(args->from));
@@ -100,7 +102,7 @@ Command add_store(CLI::App& app, Common& common) {
             std::vector<store::TableCount> counts;
             const auto d = store::digest(*s, !args->without_times, &counts);
             nlohmann::json tables = nlohmann::json::object();
-            for (const auto& t : counts) tables[t.table] = t.rows;
+            for (const auto& t : counts) tables[t.table] = {{"rows", t.rows}, {"digest", t.digest}};
             if (common.json) print_json({{"store", store::printable_location(location)}, {"digest", d}, {"tables", tables},
                                          {"with_times", !args->without_times}});
             else fmt::print("{}  {}\n", d, store::printable_location(location));

@@ -442,7 +442,7 @@ class PgStore final : public Store {
       });
       conn_.copy_in("COPY kg_triples(position, subject, relation, object, literal) FROM STDIN", [&](const auto& send) {
         std::string line;
-        int64_t position = 0;
+        int64_t position = 1;  // as SQLite's rowids of a table emptied first
         for (const auto& tr : g.triples) {
           line.clear();
           field(line, number(position++));

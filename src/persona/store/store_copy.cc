@@ -42,11 +42,38 @@ const std::vector<StoreTable>& store_tables() {
   return tables;
 }
 
+namespace {
+
+// An ingest's summary without how long it took ("seconds" at any depth): the rest of it is what
+// the ingest did, the same on every run of the same files.
+std::string without_durations(const std::string& summary) {
+  auto j = nlohmann::json::parse(summary, nullptr, false);
+  if (j.is_discarded()) return summary;
+  std::function<void(nlohmann::json&)> strip = [&](nlohmann::json& v) {
+    if (v.is_object()) {
+      v.erase("seconds");
+      for (auto& [k, child] : v.items()) strip(child);
+    } else if (v.is_array()) {
+      for (auto& child : v) strip(child);
+    }
+  };
+  strip(j);
+  return j.dump();
+}
+
+}  // namespace
+
 std::string digest(Store& store, bool with_times, std::vector<TableCount>* counts) {
   XXH3_state_t* state = XXH3_createState();
+  XXH3_state_t* table_state = XXH3_createState();
   XXH3_128bits_reset(state);
-  auto add = [&](std::string_view bytes) { XXH3_128bits_update(state, bytes.data(), bytes.size()); };
+  auto add = [&](std::string_view bytes) {
+    XXH3_128bits_update(state, bytes.data(), bytes.size());
+    XXH3_128bits_update(table_state, bytes.data(), bytes.size());
+  };
+  auto hex = [](XXH128_hash_t h) { return fmt::format("{:016x}{:016x}", h.high64, h.low64); };
   for (const auto& table : store_tables()) {
+    XXH3_128bits_reset(table_state);
     add(table.name);
     add(std::string_view("\0", 1));
     int64_t rows = 0;
@@ -54,23 +81,25 @@ std::string digest(Store& store, bool with_times, std::vector<TableCount>* count
       ++rows;
       for (size_t c = 0; c < row.size(); ++c) {
         const std::string_view column = table.columns[c].name;
-        const bool time = std::string_view(table.name) == "ingests" && (column == "started" || column == "finished");
-        if (time && !with_times) continue;
+        const bool ingests = std::string_view(table.name) == "ingests";
+        if (ingests && !with_times && (column == "started" || column == "finished")) continue;
         if (!row[c]) {
           add(std::string_view("N", 1));
           continue;
         }
-        const uint64_t n = row[c]->size();
+        const std::string value = ingests && !with_times && column == "summary" ? without_durations(*row[c]) : *row[c];
+        const uint64_t n = value.size();
         add("V");
         add(std::string_view(reinterpret_cast<const char*>(&n), sizeof n));  // length first: no two rows collide
-        add(*row[c]);
+        add(value);
       }
     });
-    if (counts) counts->push_back({table.name, rows});
+    if (counts) counts->push_back({table.name, rows, hex(XXH3_128bits_digest(table_state))});
   }
-  const XXH128_hash_t h = XXH3_128bits_digest(state);
+  const std::string whole = hex(XXH3_128bits_digest(state));
   XXH3_freeState(state);
-  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+  XXH3_freeState(table_state);
+  return whole;
 }
 
 CopyReport copy_store(Store& from, Store& to, const std::function<void(const std::string&, int64_t)>& progress,

@@ -12,11 +12,12 @@ namespace persona::store {
 struct TableCount {
   std::string table;
   int64_t rows = 0;
+  std::string digest;  // of this table alone: which table differs
 };
 
 // A canonical digest (XXH3-128, hex) of every table's rows in key order. `with_times`: include
-// when each ingest started and finished (a copy keeps them; two separate ingests of the same
-// files differ only there).
+// when each ingest started and finished and how long its steps took (a copy keeps them; two
+// separate ingests of the same files differ only there).
 std::string digest(Store& store, bool with_times = true, std::vector<TableCount>* counts = nullptr);
 
 struct CopyReport {

@@ -1,0 +1,178 @@
+// The same CLI on both store backends: the small sample shop ingested into SQLite and into
+// PostgreSQL gives the same rows, statistics, reject log, profiles, recommendations and
+// assistant answers; a kill -9 during an ingest into PostgreSQL resumes to the same store; a
+// store copied either way is verified by its digest.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "support/pg_server.h"
+#include "support/test_support.h"
+
+namespace persona {
+namespace {
+
+using test::run_persona;
+
+// The store's digest and each table's (so that a difference names its table).
+nlohmann::json digest_of(const std::string& store) {
+  auto r = run_persona({"store", "digest", "--store", store, "--without-times", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  if (r.exit_code != 0) return {};
+  auto j = nlohmann::json::parse(r.out);
+  j.erase("store");
+  return j;
+}
+
+// What `stats --json` says of the data, without where it is and how long each step took.
+nlohmann::json data_stats(const std::vector<std::string>& where) {
+  std::vector<std::string> args = {"stats", "--json"};
+  args.insert(args.end(), where.begin(), where.end());
+  auto r = run_persona(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  nlohmann::json kept;
+  for (const char* key : {"users", "items", "events", "texts", "sessions", "rejected_rows", "revenue", "first_event",
+                          "last_event", "event_types", "top_items", "top_categories", "text_kinds", "text_languages", "missing"})
+    kept[key] = j.value(key, nlohmann::json());
+  return kept;
+}
+
+std::string out_of(const std::vector<std::string>& args) {
+  auto r = run_persona(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+TEST(PostgresCli, TheSmallShopGivesTheSameAnswersOnBothBackends) {
+  PERSONA_NEED_PG(server);
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--seed", "11", "--out", dir.path()}).exit_code, 0);
+  const std::string config = dir.file("shop.toml"), sqlite = dir.file("persona.db");
+  const std::string pg = server->url(server->create_database());
+  auto a = run_persona({"ingest", "--config", config});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const std::string sqlite_rejects = test::read_file(dir.file("rejects.jsonl"));
+  auto b = run_persona({"ingest", "--config", config, "--store", pg});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(test::read_file(dir.file("rejects.jsonl")), sqlite_rejects) << "the reject log written from each store";
+  EXPECT_EQ(out_of({"rejects", "--store", pg}), out_of({"rejects", "--store", sqlite}));
+
+  EXPECT_EQ(digest_of(pg), digest_of(sqlite)) << "every row of every table";
+  EXPECT_EQ(data_stats({"--store", pg}), data_stats({"--store", sqlite}));
+
+  // Profiles, tags and segments.
+  for (const auto& store : {sqlite, pg}) {
+    auto r = run_persona({"profile", "build", "--config", config, "--store", store, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_EQ(out_of({"profile", "show", "U000042", "--store", pg, "--json"}),
+            out_of({"profile", "show", "U000042", "--store", sqlite, "--json"}));
+  EXPECT_EQ(digest_of(pg), digest_of(sqlite)) << "profiles built from each store";
+
+  // Every user's recommendations from a model trained on each store (the lists written to one
+  // path: each store registers it as an export, for erasure).
+  std::vector<std::string> lists;
+  for (const auto& [store, models] : {std::pair{sqlite, dir.file("m-sqlite")}, std::pair{pg, dir.file("m-pg")}}) {
+    auto r = run_persona({"train", "recommend", "--store", store, "--method", "item-knn", "--models", models});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_persona({"recommend", "--all", "--store", store, "--models", models, "--out", dir.file("lists.jsonl")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    lists.push_back(test::read_file(dir.file("lists.jsonl")));
+  }
+  EXPECT_GT(test::lines_of(dir.file("lists.jsonl")).size(), 100u);
+  EXPECT_EQ(lists[1], lists[0]);
+
+  // The assistant: its knowledge graph built from each store, and a signed-in user's question.
+  for (const auto& store : {sqlite, pg}) ASSERT_EQ(run_persona({"kg", "build", "--store", store, "--catalogue"}).exit_code, 0);
+  EXPECT_EQ(digest_of(pg), digest_of(sqlite)) << "the knowledge graph";
+  auto ask = [&](const std::string& store) {
+    return test::run_shell(fmt::format("printf 'where is my order?\\n' | '{}' chat --store '{}' --user U000042 --json",
+                                       PERSONA_BINARY, store))
+        .out;
+  };
+  const auto answer = ask(sqlite);
+  EXPECT_FALSE(answer.empty());
+  EXPECT_EQ(ask(pg), answer);
+
+  // An erasure on each, and the file ingested again: still the same.
+  const std::vector<std::string> env = {"PERSONA_AUDIT_LOG=" + dir.file("audit.jsonl"), "PERSONA_API_KEYS=" + dir.file("keys.json")};
+  for (const auto& store : {sqlite, pg}) {
+    auto r = run_persona({"erase", "U000042", "--config", config, "--store", store, "--models", dir.file("none"), "--json"}, 120, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+    ASSERT_EQ(run_persona({"ingest", "--config", config, "--store", store}).exit_code, 0);
+  }
+  EXPECT_EQ(digest_of(pg), digest_of(sqlite)) << "after an erasure";
+
+  // Copies either way hold every row, times included.
+  const std::string copy = server->url(server->create_database());
+  auto c = run_persona({"store", "copy", "--from", sqlite, "--to", copy, "--json"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_TRUE(nlohmann::json::parse(c.out)["same"].get<bool>());
+  c = run_persona({"store", "copy", "--from", copy, "--to", "sqlite:" + dir.file("back.db"), "--json"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(nlohmann::json::parse(c.out)["digest_to"], nlohmann::json::parse(c.out)["digest_from"]);
+  c = run_persona({"store", "copy", "--from", sqlite, "--to", copy});
+  EXPECT_NE(c.exit_code, 0) << "a copy into a store that holds data";
+  EXPECT_NE(c.err.find("already holds data"), std::string::npos) << c.err;
+}
+
+TEST(PostgresCli, KillNineDuringAnIngestResumesToTheSameStore) {
+  PERSONA_NEED_PG(server);
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--seed", "5", "--out", dir.path()}).exit_code, 0);
+  auto text = test::read_file(dir.file("shop.toml"));
+  text.replace(text.find("batch_rows = 50000"), 18, "batch_rows = 300");  // kills land between and inside transactions
+  test::write_file(dir.file("shop.toml"), text);
+  const std::string config = dir.file("shop.toml"), pg = server->url(server->create_database());
+  ASSERT_EQ(run_persona({"ingest", "--config", config}).exit_code, 0);  // the uninterrupted reference, in SQLite
+
+  const std::string binary = PERSONA_BINARY;
+  for (int delay_ms : {20, 60, 120, 200, 300}) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      freopen("/dev/null", "w", stdout);
+      freopen("/dev/null", "w", stderr);
+      execl(binary.c_str(), binary.c_str(), "ingest", "--config", config.c_str(), "--store", pg.c_str(), "--quiet", nullptr);
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+  }
+  // A second ingest while one holds the store's ingest lock stops at once, naming the holder.
+  const pid_t holder = fork();
+  if (holder == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    execl(binary.c_str(), binary.c_str(), "ingest", "--config", config.c_str(), "--store", pg.c_str(), "--quiet", nullptr);
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto second = run_persona({"ingest", "--config", config, "--store", pg});
+  int status = 0;
+  waitpid(holder, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (second.exit_code != 0) EXPECT_NE(second.err.find("another ingest is writing to this store (pid"), std::string::npos) << second.err;
+  auto last = run_persona({"ingest", "--config", config, "--store", pg});
+  ASSERT_EQ(last.exit_code, 0) << last.err;
+  // Every table equals an uninterrupted ingest's; the ingest records differ only where they say
+  // that an ingest was resumed.
+  auto resumed = digest_of(pg)["tables"], reference = digest_of(dir.file("persona.db"))["tables"];
+  EXPECT_EQ(resumed["ingests"]["rows"], reference["ingests"]["rows"]);
+  resumed.erase("ingests");
+  reference.erase("ingests");
+  EXPECT_EQ(resumed, reference) << "the killed and resumed store equals an uninterrupted one";
+  EXPECT_EQ(data_stats({"--store", pg}), data_stats({"--store", dir.file("persona.db")}));
+}
+
+}  // namespace
+}  // namespace persona
