@@ -11,9 +11,8 @@
 #include <thread>
 
 #include "persona/core/error.h"
-#include "persona/store/pg_client.h"
 #include "persona/store/store.h"
-#include "support/pg_server.h"
+#include "store/store_backends.h"
 #include "support/test_support.h"
 
 namespace persona::store {
@@ -39,72 +38,8 @@ Batch sample_batch(int first_line, int n) {
 }
 
 
-// ---- the store suite: every test runs on both backends -----------------------------------------
-
-enum class Backend { Sqlite, Postgres };
-
-// A fresh store location per test: a file in a temporary directory, or a new database on the
-// suite's PostgreSQL server (opening the location twice reaches the same store).
-class StoreTest : public testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      PERSONA_NEED_PG(server);
-      location_ = server->url(server->create_database());
-    } else {
-      location_ = "sqlite:" + dir_.file("store.db");
-    }
-  }
-  std::unique_ptr<Store> open(const StoreOptions& options = {}) { return open_store(location_, options); }
-  bool postgres() const { return GetParam() == Backend::Postgres; }
-  // Runs a statement on the store's database behind its back (what a person with a SQL shell,
-  // or a fault, would do).
-  void exec_raw(const std::string& sqlite_sql, const std::string& postgres_sql) {
-    if (postgres()) {
-      pg::Connection(location_).exec(postgres_sql);
-      return;
-    }
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(sqlite_path(location_).c_str(), &db), SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, sqlite_sql.c_str(), nullptr, nullptr, &err);
-    const std::string message = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << message;
-  }
-  // The first row of a query, every value as text (NULL: nullopt).
-  std::vector<std::optional<std::string>> first_row(const std::string& sql) {
-    std::vector<std::optional<std::string>> row;
-    if (postgres()) {
-      pg::Connection c(location_);
-      const auto r = c.exec(sql);
-      if (r.rows())
-        for (int i = 0; i < r.columns(); ++i)
-          row.push_back(r.null(0, i) ? std::nullopt : std::optional<std::string>(std::string(r.text(0, i))));
-      return row;
-    }
-    sqlite3* db = nullptr;
-    sqlite3_open(sqlite_path(location_).c_str(), &db);
-    sqlite3_stmt* q = nullptr;
-    sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr);
-    if (q && sqlite3_step(q) == SQLITE_ROW)
-      for (int i = 0; i < sqlite3_column_count(q); ++i) {
-        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(q, i));
-        row.push_back(t ? std::optional<std::string>(t) : std::nullopt);
-      }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return row;
-  }
-  test::TempDir dir_;
-  std::string location_;
-};
-
-INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const testing::TestParamInfo<Backend>& info) {
-                           return std::string(info.param == Backend::Sqlite ? "SQLite" : "PostgreSQL");
-                         });
+using StoreTest = StoreBackendTest;
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::Values(Backend::Sqlite, Backend::Postgres), backend_name);
 
 TEST_P(StoreTest, ItemAvailabilityIsKeptUntilTold) {
   auto store = open();
