@@ -5,13 +5,17 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <atomic>
 #include <cstdlib>
 #include <set>
 #include <thread>
 
 #include "persona/core/error.h"
+#include "persona/privacy/keys.h"
 #include "persona/store/store.h"
+#include "persona/store/store_copy.h"
 #include "store/store_backends.h"
 #include "support/test_support.h"
 
@@ -500,6 +504,112 @@ TEST_P(StoreTest, TextsConsentGraphAndExactValues) {
   EXPECT_TRUE(rejects.empty());
   EXPECT_EQ(store->users(Use::Any)[1].id, "(erased)#1");
   EXPECT_FALSE(store->erase_user("张伟").found);
+}
+
+// The same writes into both backends leave the same rows, value for value, on data that tends
+// to differ between databases; then erasure and the same data written again.
+TEST(StoreBackends, EdgeValuesAreStoredAlikeOnBoth) {
+  PERSONA_NEED_PG(server);
+  test::TempDir dir;
+  auto sqlite = open_store("sqlite:" + dir.file("edge.db"));
+  auto pg = open_store(server->url(server->create_database()));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto edge_batch = [&] {
+    Batch b;
+    b.users.push_back({"emoji😀", std::numeric_limits<int64_t>::max(), "", "", std::numeric_limits<int64_t>::min()});
+    b.users.push_back({"e\u0301mile", 0, "F", "", std::nullopt, {{"name", "Émile Zola"}, {"note", ""}}});
+    b.items.push_back({"item\tone", "", "", "", "", nan});  // NaN price: no price
+    b.items.push_back({"茶壶", "紫砂茶壶", "茶具 > 壶", "宜兴", "", 1e308});
+    int64_t line = 1;
+    for (const double v : {-0.0, 1e308, 5e-324, nan, 0.1 + 0.2}) {
+      Event e;
+      e.user = line % 2 ? "emoji😀" : "e\u0301mile";
+      e.item = line % 2 ? "茶壶" : "item\tone";
+      e.type = EventType::Purchase;
+      e.quantity = v == v ? v : 1;
+      e.value = v;
+      e.timestamp = line < 3 ? 1700000000 : std::numeric_limits<int64_t>::max() - line;  // equal times too
+      e.session = line == 1 ? "" : "s\\1";
+      b.events.emplace_back(line++, e);
+    }
+    Text big;
+    big.user = "e\u0301mile";
+    big.body = std::string(10 << 20, 'x') + "尾";  // a 10 MiB text
+    b.texts.emplace_back(line++, big);
+    Text empty_label;
+    empty_label.body = "\\N is not NULL";
+    empty_label.label = "";
+    b.texts.emplace_back(line++, empty_label);
+    b.rejects.push_back({line++, "r", "", "", "", "", false});
+    return b;
+  };
+  for (Store* s : {sqlite.get(), pg.get()}) {
+    const auto ingest = s->begin_ingest("edge", "e", "h", "m");
+    s->write_batch(ingest.id, edge_batch(), 100);
+    s->finish_ingest(ingest.id, {{"rows", 8}});
+  }
+  std::vector<TableCount> a, b;
+  EXPECT_EQ(digest(*pg, false, &b), digest(*sqlite, false, &a));
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) EXPECT_EQ(b[i].digest, a[i].digest) << a[i].table;
+  const auto pe = pg->events(Use::Any), se = sqlite->events(Use::Any);
+  ASSERT_EQ(pe.size(), 5u);
+  for (size_t i = 0; i < pe.size(); ++i) {
+    EXPECT_EQ(pe.timestamp[i], se.timestamp[i]);
+    EXPECT_EQ(std::isnan(pe.value[i]), std::isnan(se.value[i]));
+    if (!std::isnan(pe.value[i])) EXPECT_EQ(pe.value[i], se.value[i]) << i;
+    EXPECT_EQ(pe.sessions.empty() ? -2 : pe.session[i], se.sessions.empty() ? -2 : se.session[i]);
+  }
+  std::vector<Text> pt, st;
+  pg->for_each_text(Use::Any, [&](const Text& t) { pt.push_back(t); });
+  sqlite->for_each_text(Use::Any, [&](const Text& t) { st.push_back(t); });
+  ASSERT_EQ(pt.size(), 2u);
+  EXPECT_EQ(pt[0].body.size(), st[0].body.size());
+  EXPECT_TRUE(pt[0].body == st[0].body);
+  EXPECT_EQ(pt[1].body, "\\N is not NULL");
+  EXPECT_EQ(pg->items()[1].price, 1e308);
+  EXPECT_FALSE(pg->items()[0].price) << "NaN is kept as no price, as SQLite keeps it";
+
+  // Erased, then the same data written again: a new user, the same on both.
+  for (Store* s : {sqlite.get(), pg.get()}) {
+    EXPECT_TRUE(s->erase_user("e\u0301mile").found);
+    const auto again = s->begin_ingest("edge", "e", "h2", "m");
+    s->write_batch(again.id, edge_batch(), 100);
+  }
+  EXPECT_EQ(digest(*pg, false), digest(*sqlite, false));
+  EXPECT_EQ(pg->users(Use::Any).size(), 3u);
+}
+
+// Sealed values copied between backends stay sealed (no key on the way) and open at the other end.
+TEST(StoreBackends, SealedStoresCopyBothWaysWithoutTheKey) {
+  PERSONA_NEED_PG(server);
+  test::TempDir dir;
+  auto keys = std::make_shared<privacy::KeyRing>(privacy::KeyRing::create(dir.file("persona.key")));
+  auto source = open_store("sqlite:" + dir.file("sealed.db"), {keys});
+  source->reseal();
+  const auto ingest = source->begin_ingest("s", "s.csv", "h", "m");
+  source->write_batch(ingest.id, sample_batch(2, 30), 32);
+  Batch texts;
+  Text t;
+  t.user = "u1";
+  t.body = "call me at 13912345678";
+  texts.texts.emplace_back(40, t);
+  source->write_batch(ingest.id, texts, 40);
+  const std::string pg_location = server->url(server->create_database());
+  {
+    auto bare_source = open_store("sqlite:" + dir.file("sealed.db"));
+    auto bare_pg = open_store(pg_location);
+    const auto report = copy_store(*bare_source, *bare_pg);
+    EXPECT_TRUE(report.same());
+    EXPECT_TRUE(bare_pg->sealed());
+    EXPECT_THROW(bare_pg->for_each_text(Use::Any, [](const Text&) {}), Error);
+  }
+  auto pg = open_store(pg_location, {keys});
+  std::vector<std::string> bodies;
+  pg->for_each_text(Use::Any, [&](const Text& x) { bodies.push_back(x.body); });
+  EXPECT_EQ(bodies, std::vector<std::string>{"call me at 13912345678"});
+  auto back = open_store("sqlite:" + dir.file("back.db"));
+  EXPECT_TRUE(copy_store(*pg, *back).same());
+  EXPECT_EQ(digest(*back), digest(*source));
 }
 
 }  // namespace
