@@ -73,20 +73,35 @@ std::unique_ptr<PgServer> PgServer::start(const std::string& dir, std::string* w
       !run(s->as_user_, fmt::format("{}/initdb -D {} -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync > {}/initdb.log 2>&1",
                                     s->bin_, data, dir)))
     reason = "initdb failed: see " + dir + "/initdb.log";
-  // Unix socket in the directory, no TCP; durability off (a test cluster, thrown away).
-  if (reason.empty() &&
-      !run(s->as_user_, fmt::format("{}/pg_ctl -D {} -l {} -w -t 60 -o \"-k {} -c listen_addresses='' -c fsync=off "
-                                    "-c synchronous_commit=off -c full_page_writes=off\" start > /dev/null 2>&1",
-                                    s->bin_, data, log, dir)))
-    reason = "PostgreSQL did not start: see " + log;
+  if (reason.empty()) s->launch(&reason);
   if (!reason.empty()) {
     s->owned_ = false;  // the directory is kept for its logs
     if (why) *why = reason;
     return nullptr;
   }
-  s->pid_ = pid_of(data);
   return s;
 }
+
+bool PgServer::launch(std::string* why) {
+  const std::string data = dir_ + "/data", log = dir_ + "/server.log";
+  // Unix socket in the directory, no TCP; durability off (a test cluster, thrown away).
+  if (!run(as_user_, fmt::format("{}/pg_ctl -D {} -l {} -w -t 60 -o \"-k {} -c listen_addresses='' -c fsync=off "
+                                 "-c synchronous_commit=off -c full_page_writes=off\" start > /dev/null 2>&1",
+                                 bin_, data, log, dir_))) {
+    if (why) *why = "PostgreSQL did not start: see " + log;
+    return false;
+  }
+  pid_ = pid_of(data);
+  return true;
+}
+
+void PgServer::stop_immediately() {
+  if (pid_ > 0 && ::kill(pid_, SIGQUIT) == 0)  // the postmaster's immediate shutdown
+    for (int i = 0; i < 600 && ::kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  pid_ = 0;
+}
+
+bool PgServer::restart(std::string* why) { return launch(why); }
 
 std::unique_ptr<PgServer> PgServer::attach(const std::string& dir) {
   const int pid = pid_of(dir + "/data");

@@ -26,10 +26,17 @@ class PgServer {
   // A new, empty database: one per test.
   std::string create_database();
   int pid() const { return pid_; }
+  // Stops the server as a power cut would (an immediate shutdown: no checkpoint, clients cut
+  // off mid-statement), keeping its data.
+  void stop_immediately();
+  // Starts a server stopped by stop_immediately() again on the same data (it recovers from its
+  // WAL); false with `why` when it cannot.
+  bool restart(std::string* why);
   void keep_running() { owned_ = false; }  // not stopped when this object goes
 
  private:
   PgServer() = default;
+  bool launch(std::string* why);
   std::string dir_, bin_, as_user_;
   int pid_ = 0;
   bool owned_ = true;  // stopped (and its directory removed) when this object goes

@@ -36,7 +36,12 @@ void require(const Result& r, std::initializer_list<ExecStatusType> wanted, PGco
   const auto status = r.raw() ? PQresultStatus(r.raw()) : PGRES_FATAL_ERROR;
   for (auto w : wanted)
     if (status == w) return;
-  const std::string message = trimmed(r.raw() ? PQresultErrorMessage(r.raw()) : PQerrorMessage(c));
+  std::string message = trimmed(r.raw() ? PQresultErrorMessage(r.raw()) : PQerrorMessage(c));
+  for (auto& ch : message)
+    if (ch == '\n' || ch == '\t') ch = ' ';
+  if (PQstatus(c) == CONNECTION_BAD)
+    throw Error(fmt::format("lost the connection to PostgreSQL: {}", message), {where},
+                "is the server up? run the same command again once it is: an ingest resumes where it stopped");
   throw Error(fmt::format("PostgreSQL refused a statement: {}", message), {where},
               fmt::format("the statement began: {}", quote_value(sql, 120)));
 }
