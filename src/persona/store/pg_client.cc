@@ -39,7 +39,10 @@ void require(const Result& r, std::initializer_list<ExecStatusType> wanted, PGco
   std::string message = trimmed(r.raw() ? PQresultErrorMessage(r.raw()) : PQerrorMessage(c));
   for (auto& ch : message)
     if (ch == '\n' || ch == '\t') ch = ' ';
-  if (PQstatus(c) == CONNECTION_BAD)
+  // A client-side failure has no SQLSTATE; 08: connection exceptions; 57P: the server shut down.
+  const char* state = r.raw() ? PQresultErrorField(r.raw(), PG_DIAG_SQLSTATE) : nullptr;
+  const std::string_view code = state ? state : "";
+  if (PQstatus(c) == CONNECTION_BAD || code.empty() || code.substr(0, 2) == "08" || code.substr(0, 3) == "57P")
     throw Error(fmt::format("lost the connection to PostgreSQL: {}", message), {where},
                 "is the server up? run the same command again once it is: an ingest resumes where it stopped");
   throw Error(fmt::format("PostgreSQL refused a statement: {}", message), {where},
