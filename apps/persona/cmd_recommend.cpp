@@ -23,7 +23,7 @@ namespace persona::cli {
 namespace {
 
 struct RecommendArgs {
-  std::string store, config, models, out, model, before, split, end, method = "auto", base = "ease", category, user,
+  std::string store, config, models, out, model, before, since, split, end, method = "auto", base = "ease", category, user,
               weighting = "cosine";
   int validation_days = 30, neighbours = 100, threads = 2;
   double lambda = 100, own_weight = 1, alpha = 0.8, half_life = 0, diversity = 0, bm25_k1 = 1.2, bm25_b = 0.75;
@@ -190,12 +190,17 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
   add_method_options(s, *a);
   add_protocol_options(s, *a);
   s->add_option("--before", a->before, "Train on events before this date (default: all)");
+  s->add_option("--since", a->since,
+                "Train on events from this date on (default: all): only the window is read, so memory follows the window");
   s->add_option("--models", a->models, "Model directory (default $PERSONA_MODELS or ./models)");
   s->add_option("-o,--out", a->model, "Model file (default <models>/recommend.model)");
   runners.push_back([s, a, &common]() -> int {
     if (!s->parsed()) return -1;
     auto store = open_existing_store(store_path_from(a->store, a->config));
-    const auto events = store->events();
+    const auto events = a->since.empty() ? store->events()
+                                         : store->events_since(store::Use::Analytics, parse_date(a->since, "--since"));
+    if (events.size() == 0 && !a->since.empty())
+      throw Error(fmt::format("the store has no events on or after {} to learn from", a->since), {}, "give an earlier --since");
     if (events.size() == 0) throw Error("the store has no events to learn from", {}, "run `persona ingest` first");
     const int64_t split = a->before.empty() ? time_after(events.timestamp.back()) : parse_date(a->before, "--before");
     auto protocol = protocol_from(*a);

@@ -248,6 +248,7 @@ class DiskFullStore : public store::Store {
   std::vector<User> users(store::Use use) override { return inner_->users(use); }
   store::Graph graph() override { return inner_->graph(); }
   int schema_version() override { return inner_->schema_version(); }
+  store::EventColumns events_since(store::Use use, int64_t since) override { return inner_->events_since(use, since); }
   void export_table(const store::StoreTable& t, const std::function<void(const store::StoreRow&)>& fn) override {
     inner_->export_table(t, fn);
   }

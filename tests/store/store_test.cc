@@ -422,6 +422,25 @@ TEST_P(StoreTest, ProfilesChangeMarksAndSomeUsersEvents) {
   EXPECT_EQ(one.item_prices[0], 9.99);
 }
 
+// A time window of the events: only those at or after it, in time order, ids as in the whole.
+TEST_P(StoreTest, EventsSinceReadOnlyTheWindow) {
+  auto store = open();
+  const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+  store->write_batch(ingest.id, sample_batch(2, 30), 32);
+  const auto all = store->events(Use::Any);
+  const auto window = store->events_since(Use::Any, 1700000020);
+  ASSERT_EQ(window.size(), 10u);
+  EXPECT_EQ(window.timestamp.front(), 1700000020);
+  EXPECT_EQ(window.user_ids, all.user_ids);
+  EXPECT_EQ(window.item_ids, all.item_ids);
+  for (size_t i = 0; i < window.size(); ++i) {
+    EXPECT_EQ(window.user[i], all.user[20 + i]);
+    EXPECT_EQ(window.item[i], all.item[20 + i]);
+  }
+  EXPECT_EQ(store->events_since(Use::Any, 1800000000).size(), 0u);
+  EXPECT_EQ(store->events_since(Use::Any, std::numeric_limits<int64_t>::min()).size(), 30u);
+}
+
 TEST_P(StoreTest, ANewerSchemaIsAClearError) {
   open();
   exec_raw("PRAGMA user_version=99", "UPDATE schema_version SET version=99");

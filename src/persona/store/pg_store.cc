@@ -255,6 +255,7 @@ class PgStore final : public Store {
   }
 
   EventColumns events(Use use) override { return read_events(nullptr, use); }
+  EventColumns events_since(Use use, int64_t since) override { return read_events(nullptr, use, since); }
   EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users, Use::Any); }
 
   EventColumns history(const std::string& user) override {
@@ -869,7 +870,7 @@ FROM (SELECT id,
     return out;
   }
 
-  EventColumns read_events(const std::vector<std::string>* only, Use use);
+  EventColumns read_events(const std::vector<std::string>* only, Use use, int64_t since = std::numeric_limits<int64_t>::min());
 
   std::string where_;
   rules::Sealer sealer_;
@@ -882,7 +883,7 @@ FROM (SELECT id,
   rules::CrashPoint crash_;
 };
 
-EventColumns PgStore::read_events(const std::vector<std::string>* only, Use use) {
+EventColumns PgStore::read_events(const std::vector<std::string>* only, Use use, int64_t since) {
   // One snapshot for the id tables and the events (a commit between them would give events whose
   // users or items the tables do not have).
   const Snapshot snapshot(conn_);
@@ -926,6 +927,8 @@ EventColumns PgStore::read_events(const std::vector<std::string>* only, Use use)
   } else if (use != Use::Any) {
     sql += fmt::format(" WHERE user_id NOT IN (SELECT id FROM users WHERE {}=0)", consent_column(use));
   }
+  if (since != std::numeric_limits<int64_t>::min())
+    sql += fmt::format(" {} ts >= {}", sql.find(" WHERE ") == std::string::npos ? "WHERE" : "AND", since);
   sql += " ORDER BY ts, id";
   IdMap sessions;
   conn_.copy_out("COPY (" + sql + ") TO STDOUT", [&](std::string_view line) {

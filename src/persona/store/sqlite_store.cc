@@ -228,8 +228,10 @@ class SqliteStore final : public Store {
     }
   }
   EventColumns events(Use use) override { return read_events(nullptr, use); }
+  EventColumns events_since(Use use, int64_t since) override { return read_events(nullptr, use, since); }
   EventColumns events_of(const std::vector<std::string>& users) override { return read_events(&users, Use::Any); }
-  EventColumns read_events(const std::vector<std::string>* only, Use use);
+  EventColumns read_events(const std::vector<std::string>* only, Use use,
+                           int64_t since = std::numeric_limits<int64_t>::min());
 
   EventColumns history(const std::string& user) override {
     // By SQL, not the id map: another connection (a server's ingest) may have added the user.
@@ -835,7 +837,7 @@ class SqliteStore final : public Store {
   rules::CrashPoint crash_;
 };
 
-EventColumns SqliteStore::read_events(const std::vector<std::string>* only, Use use) {
+EventColumns SqliteStore::read_events(const std::vector<std::string>* only, Use use, int64_t since) {
   // One snapshot for the id tables and the events: another connection's commit in between would
   // give events whose users or items the tables do not have (read past their end, seen as heap
   // corruption under a server's concurrent ingest).
@@ -879,9 +881,10 @@ EventColumns SqliteStore::read_events(const std::vector<std::string>* only, Use 
   if (only) sql += " WHERE user IN (SELECT id FROM users WHERE ext_id IN (SELECT value FROM json_each(?)))";
   else if (use != Use::Any)
     sql += fmt::format(" WHERE user NOT IN (SELECT id FROM users WHERE {}=0)", consent_column(use));
-  sql += " ORDER BY ts, id";
+  sql += fmt::format(" {} ts >= ? ORDER BY ts, id", sql.find(" WHERE ") == std::string::npos ? "WHERE" : "AND");
   Statement q(db_, sql.c_str());
   if (only) q.bind(1, nlohmann::json(*only).dump());
+  q.bind(only ? 2 : 1, since);
   while (q.step()) {
     e.user.push_back(static_cast<int32_t>(q.integer(0)));
     e.item.push_back(static_cast<int32_t>(q.integer(1)));

@@ -178,6 +178,9 @@ class Store {
   // All events in time order (ties by insertion) of the users who consent to `use`.
   virtual EventColumns events(Use use) = 0;
   EventColumns events() { return events(Use::Analytics); }
+  // Only the events at or after `since` (unix seconds), in time order: memory bounded by the
+  // window, not the store (the id tables stay complete, so ids mean what they mean elsewhere).
+  virtual EventColumns events_since(Use use, int64_t since) = 0;
   // The events of some users only (external ids), in time order; the id tables stay complete.
   // Their own data, served to them: no consent filter.
   virtual EventColumns events_of(const std::vector<std::string>& users) = 0;
