@@ -2,7 +2,9 @@
 // PostgreSQL gives the same rows, statistics, reject log, profiles, recommendations and
 // assistant answers; a kill -9 during an ingest into PostgreSQL resumes to the same store; a
 // store copied either way is verified by its digest.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,8 @@
 
 #include "support/pg_server.h"
 #include "support/test_support.h"
+
+#include <httplib.h>
 
 namespace persona {
 namespace {
@@ -213,6 +217,84 @@ TEST(PostgresCli, AServerStoppedMidIngestLosesNothingOnceBack) {
   reference.erase("ingests");
   EXPECT_EQ(got, reference);
   EXPECT_EQ(data_stats({"--store", pg}), data_stats({"--store", dir.file("persona.db")}));
+}
+
+int free_port() {
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+// `persona serve` on a database that goes away and comes back: requests that need the store
+// answer 503 with Retry-After meanwhile (never 400 or 500, never a crash), and once the database
+// is back the server reconnects by itself.
+TEST(PostgresCli, TheServerAnswers503WhileItsDatabaseIsDownAndRecovers) {
+  {
+    PERSONA_NEED_PG(suite);
+  }
+  char templ[] = "/tmp/persona-pg-own-XXXXXX";
+  ASSERT_NE(mkdtemp(templ), nullptr);
+  std::filesystem::remove(templ);
+  std::string why;
+  auto server = test::PgServer::start(templ, &why);
+  ASSERT_TRUE(server) << why;
+  test::TempDir dir;
+  ASSERT_EQ(run_persona({"generate", "--size", "small", "--seed", "3", "--out", dir.path()}).exit_code, 0);
+  const std::string pg = server->url(server->create_database());
+  ASSERT_EQ(run_persona({"ingest", "--config", dir.file("shop.toml"), "--store", pg, "-q"}).exit_code, 0);
+  const int64_t base = nlohmann::json::parse(run_persona({"stats", "--store", pg, "--json"}).out)["events"].get<int64_t>();
+  const int port = free_port();
+  const std::string binary = PERSONA_BINARY, port_text = std::to_string(port);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen(dir.file("serve.err").c_str(), "w", stderr);
+    execl(binary.c_str(), binary.c_str(), "serve", "--store", pg.c_str(), "--no-auth", "--port", port_text.c_str(),
+          "--access-log", "", "--models", dir.file("models").c_str(), nullptr);
+    _exit(127);
+  }
+  httplib::Client c("127.0.0.1", port);
+  bool up = false;
+  for (int i = 0; i < 400 && !up; ++i) {
+    const auto r = c.Get("/healthz");
+    up = r && r->status == 200;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(up) << test::read_file(dir.file("serve.err"));
+  auto post = [&](int n) {
+    const nlohmann::json batch = {{{"user", "UPG"}, {"item", "P00001"}, {"type", "view"}, {"timestamp", 1764590400 + n}}};
+    return c.Post("/v1/events", batch.dump(), "application/json");
+  };
+  auto r = post(1);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+
+  server->stop_immediately();
+  r = post(2);
+  ASSERT_TRUE(r) << "the server is still up";
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  EXPECT_NE(r->body.find("PostgreSQL"), std::string::npos) << r->body;
+
+  ASSERT_TRUE(server->restart(&why)) << why;
+  int status = 0;
+  for (int i = 0; i < 20 && status != 200; ++i) {  // the first request may still meet a cut connection
+    r = post(3 + i);
+    status = r ? r->status : 0;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status, 200) << (r ? r->body : "no answer");
+  kill(pid, SIGTERM);
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::read_file(dir.file("serve.err"));
+  const auto events = nlohmann::json::parse(run_persona({"stats", "--store", pg, "--json"}).out)["events"].get<int64_t>();
+  EXPECT_EQ(events, base + 2) << "the accepted events, and not the refused one";
 }
 
 }  // namespace

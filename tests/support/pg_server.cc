@@ -84,9 +84,11 @@ std::unique_ptr<PgServer> PgServer::start(const std::string& dir, std::string* w
 
 bool PgServer::launch(std::string* why) {
   const std::string data = dir_ + "/data", log = dir_ + "/server.log";
-  // Unix socket in the directory, no TCP; durability off (a test cluster, thrown away).
+  // Unix socket in the directory, no TCP; no fsync (a test cluster, thrown away). Commits are
+  // written to the WAL before they return (synchronous_commit stays on), so a test that stops the
+  // server immediately loses no committed transaction, as with a real server.
   if (!run(as_user_, fmt::format("{}/pg_ctl -D {} -l {} -w -t 60 -o \"-k {} -c listen_addresses='' -c fsync=off "
-                                 "-c synchronous_commit=off -c full_page_writes=off\" start > /dev/null 2>&1",
+                                 "-c full_page_writes=off\" start > /dev/null 2>&1",
                                  bin_, data, log, dir_))) {
     if (why) *why = "PostgreSQL did not start: see " + log;
     return false;

@@ -129,7 +129,7 @@ class StorePool {
 
  private:
   void give_back(std::unique_ptr<store::Store> s) {
-    if (!s) return;
+    if (!s || !s->connected()) return;  // a cut database connection is dropped; the next acquire opens one
     std::lock_guard lock(mutex_);
     free_.push_back(std::move(s));
   }
@@ -815,6 +815,10 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
     if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(e.retry_after))));
   } catch (const privacy::BudgetExhausted& e) {
     reply = {403, problem_body(403, "Forbidden", e.what()), "application/problem+json"};
+  } catch (const store::Unavailable& e) {
+    // The database, not the request: try again shortly.
+    reply = {503, problem_body(503, "Service Unavailable", e.what()), "application/problem+json"};
+    res.set_header("Retry-After", "1");
   } catch (const store::KeyRequired& e) {
     // The server's configuration, not the request: 503 (and /readyz says not ready).
     reply = {503, problem_body(503, "Service Unavailable", fmt::format("{}; {}", e.reason(), e.hint())),

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/store/store.h"
 
 namespace persona::store::pg {
 namespace {
@@ -43,7 +44,7 @@ void require(const Result& r, std::initializer_list<ExecStatusType> wanted, PGco
   const char* state = r.raw() ? PQresultErrorField(r.raw(), PG_DIAG_SQLSTATE) : nullptr;
   const std::string_view code = state ? state : "";
   if (PQstatus(c) == CONNECTION_BAD || code.empty() || code.substr(0, 2) == "08" || code.substr(0, 3) == "57P")
-    throw Error(fmt::format("lost the connection to PostgreSQL: {}", message), {where},
+    throw Unavailable(fmt::format("lost the connection to PostgreSQL: {}", message), {where},
                 "is the server up? run the same command again once it is: an ingest resumes where it stopped");
   throw Error(fmt::format("PostgreSQL refused a statement: {}", message), {where},
               fmt::format("the statement began: {}", quote_value(sql, 120)));
@@ -108,7 +109,7 @@ int64_t Result::affected() const {
 
 Connection::Connection(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str()), PQfinish) {
   if (!c_ || PQstatus(c_.get()) != CONNECTION_OK)
-    throw Error(fmt::format("cannot connect to PostgreSQL: {}", trimmed(c_ ? PQerrorMessage(c_.get()) : "out of memory")), {},
+    throw Unavailable(fmt::format("cannot connect to PostgreSQL: {}", trimmed(c_ ? PQerrorMessage(c_.get()) : "out of memory")), {},
                 "is the server running, and does the URL name its socket directory or host?");
   where_ = describe(c_.get());
   PQsetNoticeProcessor(c_.get(), quiet_notices, nullptr);
@@ -138,6 +139,8 @@ std::string Connection::literal(std::string_view value) {
   PQfreemem(quoted);
   return out;
 }
+
+bool Connection::connected() { return PQstatus(c_.get()) == CONNECTION_OK; }
 
 bool Connection::in_transaction() { return PQtransactionStatus(c_.get()) != PQTRANS_IDLE; }
 

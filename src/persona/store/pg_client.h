@@ -60,6 +60,7 @@ class Connection {
   std::string literal(std::string_view value);
   // Whether a transaction is open (BEGIN without COMMIT or ROLLBACK yet).
   bool in_transaction();
+  bool connected();  // the connection is still up
   pg_conn* raw() { return c_.get(); }
 
  private:

@@ -128,6 +128,8 @@ class PgStore final : public Store {
           "CREATE TEMP TABLE batch_items(id bigint, title text, category text, brand text, price double precision, "
           "text text, available smallint, aliases text, category_aliases text) ON COMMIT DELETE ROWS");
       sealer_.sealed = get_meta("sealed").value_or(false) == true;
+    } catch (const Unavailable&) {
+      throw;
     } catch (const Error& e) {
       throw Error(e.reason(), {where_}, e.hint().empty() ? "is this a Persona store?" : e.hint());
     }
@@ -505,6 +507,8 @@ class PgStore final : public Store {
     refresh_sealed();
   }
 
+  bool connected() override { return conn_.connected(); }
+
   int schema_version() override { return static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)); }
 
  private:
@@ -544,8 +548,8 @@ class PgStore final : public Store {
   static pg::Connection connect(const std::string& url) {
     try {
       return pg::Connection(url);
-    } catch (const Error& e) {
-      throw Error(e.reason(), {printable_location(url)},
+    } catch (const Unavailable& e) {
+      throw Unavailable(e.reason(), {printable_location(url)},
                   "is the server running, does the database exist (createdb NAME), and does the URL name its host or "
                   "socket directory (postgresql:///NAME?host=/run/postgresql)?");
     }

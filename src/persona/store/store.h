@@ -52,6 +52,12 @@ struct KeyRequired : Error {
   using Error::Error;
 };
 
+// The store cannot be reached (its database server is down, restarting or unreachable): nothing
+// is wrong with the request, which may be tried again later (the server answers 503).
+struct Unavailable : Error {
+  using Error::Error;
+};
+
 // A row the cleaning rules removed (or flagged), kept for the reject log.
 struct RejectRow {
   int64_t line = 0;
@@ -232,6 +238,9 @@ class Store {
   virtual Graph graph() = 0;
 
   virtual int schema_version() = 0;
+  // Whether the store's connection still works (a database connection can be cut; a pool drops
+  // a store that answers false and opens another).
+  virtual bool connected() { return true; }
 
   // The rows of a canonical table, in key order, from one snapshot of the store.
   virtual void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) = 0;
