@@ -47,6 +47,7 @@ Command add_ingest(CLI::App& app, Common& common) {
     std::vector<std::string> files;
     size_t batch_rows = 0;
     std::optional<double> min_kept;
+    bool bulk = false;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-c,--config", args->config, "Config file (TOML) naming the sources and their mappings");
@@ -56,6 +57,9 @@ Command add_ingest(CLI::App& app, Common& common) {
   sub->add_option("-s,--store", args->store, "Store file (default: the config's [store] path, or persona.db)");
   sub->add_option("--rejects", args->rejects, "Reject log to write (JSON Lines; default <store>.rejects.jsonl)");
   sub->add_option("--batch-rows", args->batch_rows, "Rows per transaction");
+  sub->add_flag("--bulk", args->bulk,
+                "A backfill: on PostgreSQL the events' and texts' indexes are built once at the end (fast for a large "
+                "load, slow for readers meanwhile); on SQLite the same as without");
   sub->add_option("--min-kept", args->min_kept,
                   "Fail a source that keeps a smaller share of its rows (0-1; default [ingest] min_kept_share, "
                   "0: fail only when none is kept)")
@@ -69,7 +73,7 @@ Command add_ingest(CLI::App& app, Common& common) {
             const std::string store_path = config.resolve(config.store_path);
             const pipeline::IngestLock lock(store_path);
             auto store = open_store(store_path);
-            const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet});
+            const auto report = pipeline::ingest(config, *store, {.progress = !common.quiet, .bulk = args->bulk});
             if (common.json) {
               print_json(report.to_json());
             } else {

@@ -441,6 +441,44 @@ TEST_P(StoreTest, EventsSinceReadOnlyTheWindow) {
   EXPECT_EQ(store->events_since(Use::Any, std::numeric_limits<int64_t>::min()).size(), 30u);
 }
 
+// A bulk load gives the rows of a normal one; one that dies leaves its indexes to the next open.
+TEST_P(StoreTest, ABulkLoadGivesTheSameRowsAndItsIndexesComeBack) {
+  auto index_count = [&] {
+    return postgres() ? std::stoi(first_row("SELECT count(*) FROM pg_indexes WHERE tablename IN ('events', 'texts')")[0].value())
+                      : 0;
+  };
+  {
+    auto store = open();
+    const int indexes = index_count();
+    store->begin_bulk_load();
+    if (postgres()) EXPECT_EQ(index_count(), 0);
+    const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+    store->write_batch(ingest.id, sample_batch(2, 30), 32);
+    store->write_batch(ingest.id, sample_batch(40, 10), 50);
+    store->end_bulk_load();
+    EXPECT_EQ(index_count(), indexes);
+    EXPECT_EQ(store->events(Use::Any).size(), 40u);
+    EXPECT_EQ(store->history("u3").size(), 5u);
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    auto store = open_store(location_);
+    store->begin_bulk_load();
+    const auto ingest = store->begin_ingest("events", "f.csv", "hash2", "map");
+    store->write_batch(ingest.id, sample_batch(2, 10), 12);
+    std::_Exit(137);  // dies with the indexes gone
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const int left = index_count();
+  auto store = open();
+  if (postgres()) {
+    EXPECT_EQ(left, 0);
+    EXPECT_EQ(index_count(), 5) << "built again by the next open";
+  }
+  EXPECT_EQ(store->events(Use::Any).size(), 50u);
+}
+
 TEST_P(StoreTest, ANewerSchemaIsAClearError) {
   open();
   exec_raw("PRAGMA user_version=99", "UPDATE schema_version SET version=99");

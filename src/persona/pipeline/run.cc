@@ -513,8 +513,21 @@ IngestReport ingest(const Config& config, store::Store& store, const RunOptions&
   report.reject_log = config.reject_log_path();
   RunOptions run = options;
   run.min_kept_share = config.min_kept_share;
-  for (const auto& source : config.sources)
-    report.sources.push_back(ingest_source(store, source, config.rules_for(source), config.batch_rows, nullptr, run));
+  if (options.bulk) store.begin_bulk_load();
+  try {
+    for (const auto& source : config.sources)
+      report.sources.push_back(ingest_source(store, source, config.rules_for(source), config.batch_rows, nullptr, run));
+  } catch (...) {
+    if (options.bulk) {
+      try {
+        store.end_bulk_load();
+      } catch (const std::exception&) {
+        // the store builds them at its next open
+      }
+    }
+    throw;
+  }
+  if (options.bulk) store.end_bulk_load();
   // The reject log holds every rejected row of the config's sources, read back from the store.
   // An ingest that added nothing leaves it as it is (it used to be emptied); otherwise it is
   // written whole to a temporary and renamed over the old one, so a crash never leaves half a log.

@@ -23,6 +23,7 @@ namespace persona::pipeline {
 struct RunOptions {
   bool progress = true;  // a progress line on a terminal (never when stderr is not one)
   double min_kept_share = 0;  // ingest: see Config::min_kept_share
+  bool bulk = false;          // ingest: a backfill (Store::begin_bulk_load)
 };
 
 struct SourceReport {

@@ -63,21 +63,16 @@ CREATE TABLE ingests(
   summary text, UNIQUE(content_hash, mapping_hash));
 -- The user leads the keys of events, texts and profiles, and no unique constraint spans users:
 -- ready to be distributed by user.
+-- Their indexes are made by kIndexes (dropped and built again by a bulk load).
 CREATE TABLE events(
   user_id bigint NOT NULL, id bigint NOT NULL, item_id bigint NOT NULL, type smallint NOT NULL,
   quantity double precision NOT NULL, value double precision, ts bigint NOT NULL, session text COLLATE "C",
-  ingest bigint NOT NULL, line bigint NOT NULL, PRIMARY KEY(user_id, ts, id));
-CREATE INDEX events_id ON events(id);
-CREATE INDEX events_time ON events(ts, id);
-CREATE INDEX events_item ON events(item_id);
-CREATE INDEX events_ingest ON events(ingest);
+  ingest bigint NOT NULL, line bigint NOT NULL);
 CREATE TABLE texts(
-  user_id bigint, id bigint NOT NULL PRIMARY KEY, item_id bigint,
+  user_id bigint, id bigint NOT NULL, item_id bigint,
   kind text COLLATE "C" NOT NULL, language text COLLATE "C", body text NOT NULL, label text COLLATE "C",
   category text COLLATE "C", sentiment double precision, ts bigint,
   ingest bigint NOT NULL, line bigint NOT NULL);
-CREATE INDEX texts_user ON texts(user_id, id);
-CREATE INDEX texts_ingest ON texts(ingest);
 CREATE TABLE rejects(
   ingest bigint NOT NULL, line bigint NOT NULL, rule text NOT NULL,
   field text, value text, reason text, raw text, flagged smallint NOT NULL DEFAULT 0,
@@ -89,6 +84,20 @@ CREATE TABLE kg_triples(position bigint PRIMARY KEY, subject bigint NOT NULL, re
 )sql"},
 };
 constexpr int kSchemaVersion = 7;
+
+// The indexes of the big tables: a user's history in time order (the primary key, user first:
+// ready to distribute by user), new rows since a mark (incremental profiles), the time order of
+// whole reads and windows, a text by id. Only what a query uses: each one costs every ingest.
+const std::vector<std::pair<const char*, const char*>> kIndexes = {
+    {"events_pkey", "ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (user_id, ts, id)"},
+    {"events_id", "CREATE INDEX events_id ON events(id)"},
+    {"events_time", "CREATE INDEX events_time ON events(ts, id)"},
+    {"texts_pkey", "ALTER TABLE texts ADD CONSTRAINT texts_pkey PRIMARY KEY (id)"},
+    {"texts_user", "CREATE INDEX texts_user ON texts(user_id, id)"},
+};
+// Held by a bulk load for its whole run ("bulk" in ASCII): an open that finds the indexes gone
+// and can take it knows no load is running, and builds them.
+constexpr const char* kBulkLock = "1651862635";
 
 std::optional<std::string_view> opt_text(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string_view>(s);
@@ -128,6 +137,7 @@ class PgStore final : public Store {
           "CREATE TEMP TABLE batch_items(id bigint, title text, category text, brand text, price double precision, "
           "text text, available smallint, aliases text, category_aliases text) ON COMMIT DELETE ROWS");
       sealer_.sealed = get_meta("sealed").value_or(false) == true;
+      if (get_meta("bulk_load").value_or(false) == true) finish_abandoned_bulk_load();
     } catch (const Unavailable&) {
       throw;
     } catch (const Error& e) {
@@ -509,6 +519,30 @@ class PgStore final : public Store {
 
   bool connected() override { return conn_.connected(); }
 
+  void begin_bulk_load() override {
+    conn_.exec(fmt::format("SELECT pg_advisory_lock({})", kBulkLock));
+    write([&] {
+      for (auto it = kIndexes.rbegin(); it != kIndexes.rend(); ++it) {
+        const std::string name = it->first;
+        if (name.size() > 5 && name.substr(name.size() - 5) == "_pkey")
+          conn_.exec(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", name.substr(0, name.size() - 5), name));
+        else
+          conn_.exec(fmt::format("DROP INDEX IF EXISTS {}", name));
+      }
+      conn_.exec("INSERT INTO meta(key, value) VALUES ('bulk_load', 'true') ON CONFLICT(key) DO UPDATE SET value='true'");
+    });
+  }
+
+  void end_bulk_load() override {
+    write([&] {
+      build_missing_indexes();
+      conn_.exec("DELETE FROM meta WHERE key='bulk_load'");
+    });
+    conn_.exec("ANALYZE events");
+    conn_.exec("ANALYZE texts");
+    conn_.exec(fmt::format("SELECT pg_advisory_unlock({})", kBulkLock));
+  }
+
   int schema_version() override { return static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)); }
 
  private:
@@ -599,8 +633,32 @@ class PgStore final : public Store {
                     {}, "upgrade Persona");
       for (const auto& m : kMigrations)
         if (m.version > have) conn_.exec(m.sql);
+      if (have < 7) build_missing_indexes();
       conn_.exec(fmt::format("UPDATE schema_version SET version={}", kSchemaVersion));
     });
+  }
+
+  // Builds every index of kIndexes that is not there (inside a write transaction).
+  void build_missing_indexes() {
+    for (const auto& [name, sql] : kIndexes)
+      if (conn_.exec("SELECT count(*) FROM pg_catalog.pg_class WHERE relname=$1 AND relkind='i'", {Param::text(name)})
+              .int64(0, 0) == 0)
+        conn_.exec(sql);
+  }
+  // A bulk load that died left the indexes gone: built again now, unless a load is still running.
+  void finish_abandoned_bulk_load() {
+    if (conn_.exec(fmt::format("SELECT pg_try_advisory_lock({})", kBulkLock)).text(0, 0) != "t") return;
+    try {
+      write([&] {
+        if (get_meta("bulk_load").value_or(false) != true) return;
+        build_missing_indexes();
+        conn_.exec("DELETE FROM meta WHERE key='bulk_load'");
+      });
+    } catch (...) {
+      conn_.exec(fmt::format("SELECT pg_advisory_unlock({})", kBulkLock));
+      throw;
+    }
+    conn_.exec(fmt::format("SELECT pg_advisory_unlock({})", kBulkLock));
   }
 
   void refresh_sealed() { sealer_.sealed = get_meta("sealed").value_or(false) == true; }

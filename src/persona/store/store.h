@@ -238,6 +238,13 @@ class Store {
   virtual Graph graph() = 0;
 
   virtual int schema_version() = 0;
+  // A backfill (`persona ingest --bulk`): between these two, the events' and texts' indexes are
+  // gone and are built again in one pass at the end, which is much faster for a large load and
+  // slow for anyone reading meanwhile. Batches, checkpoints and ingest records are as always. A
+  // load that dies in between leaves the indexes to the next open of the store. The SQLite store
+  // does nothing here: one writer with its indexes in cache is its bulk path already.
+  virtual void begin_bulk_load() {}
+  virtual void end_bulk_load() {}
   // Whether the store's connection still works (a database connection can be cut; a pool drops
   // a store that answers false and opens another).
   virtual bool connected() { return true; }
