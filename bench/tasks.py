@@ -1038,6 +1038,192 @@ def dash(args):
         raise SystemExit(out.returncode)
 
 
+class Postgres:
+    """A PostgreSQL cluster of the bench's own in a temporary directory, with the server's default
+    durability (fsync on, synchronous_commit on), reached by a Unix socket; stopped by its pid.
+    initdb refuses root: as root the cluster belongs to the postgres user (runuser)."""
+
+    def __init__(self):
+        versions = sorted((d for d in os.listdir("/usr/lib/postgresql") if d.isdigit()), key=int) \
+            if os.path.isdir("/usr/lib/postgresql") else []
+        if not versions:
+            raise RuntimeError("PostgreSQL is not installed (scripts/install-deps installs postgresql-15)")
+        self.bin = f"/usr/lib/postgresql/{versions[-1]}/bin"
+        self.dir = tempfile.mkdtemp(prefix="persona-bench-pg-")
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = os.path.join(self.dir, "data")
+        subprocess.run(self.as_user + [f"{self.bin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                                       "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(self.as_user + [f"{self.bin}/pg_ctl", "-D", data, "-l", os.path.join(self.dir, "server.log"), "-w",
+                                       "-o", f"-k {self.dir} -c listen_addresses=''", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(data, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+        self.databases = 0
+
+    def url(self, db="postgres"):
+        return f"postgresql:///{db}?host={self.dir}&user=postgres"
+
+    def psql(self, sql, db="postgres"):
+        return subprocess.run(["psql", "-X", "-At", self.url(db), "-c", sql], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def create(self):
+        self.databases += 1
+        name = f"bench{self.databases}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def settings(self):
+        names = ["server_version", "fsync", "synchronous_commit", "wal_level", "shared_buffers", "max_wal_size",
+                 "checkpoint_timeout", "work_mem", "maintenance_work_mem"]
+        rows = self.psql("SELECT name, setting, coalesce(unit, '') FROM pg_settings WHERE name IN (%s) ORDER BY name"
+                         % ",".join(f"'{n}'" for n in names))
+        return {r.split("|")[0]: (r.split("|")[1] + (" x " + r.split("|")[2] if r.split("|")[2] else "")) for r in rows.splitlines()}
+
+    def server_rss(self):
+        """The largest resident set of the server's processes now (a backend serving Persona)."""
+        best = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().split()
+                if pid != str(self.pid) and fields[3] != str(self.pid):
+                    continue
+                best = max(best, rss_of(int(pid)))
+            except (OSError, IndexError, ValueError):
+                continue
+        return best
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGINT)  # a fast shutdown, by its pid
+            for _ in range(600):
+                os.kill(self.pid, 0)
+                time.sleep(0.05)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def measure_with_server(cmd, server):
+    """measure(cmd), sampling the PostgreSQL server's largest process meanwhile."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], server.server_rss())
+            done.wait(0.2)
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        return measure(cmd) + (peak[0],)
+    finally:
+        done.set()
+        t.join()
+
+
+def pg_ingest_lines(args, server, dataset, ingest_args, rows_of, tmp):
+    """One data set into SQLite and into PostgreSQL (normal and --bulk), and the raw COPY ceiling."""
+    results = {}
+    sqlite_store = os.path.join(tmp, f"{dataset}.db")
+    out, wall, rss = measure([args.persona, "ingest"] + ingest_args + ["--store", sqlite_store, "--json", "-q"])
+    rows = rows_of(json.loads(out))
+    results["sqlite"] = rows / wall
+    emit({"task": "PG", "system": "persona-sqlite", "dataset": dataset,
+          "metrics": {"rows": rows, "rows_per_s": round(rows / wall), "wall_s": round(wall, 3), "peak_rss_bytes": rss}})
+    digests = {}
+    for mode in ["normal", "bulk"]:
+        url = server.create()
+        cmd = [args.persona, "ingest"] + ingest_args + ["--store", url, "--json", "-q"] + (["--bulk"] if mode == "bulk" else [])
+        out, wall, rss, server_rss = measure_with_server(cmd, server)
+        results[mode] = rows / wall
+        emit({"task": "PG", "system": "persona-postgresql" + ("-bulk" if mode == "bulk" else ""), "dataset": dataset,
+              "metrics": {"rows": rows, "rows_per_s": round(rows / wall), "wall_s": round(wall, 3), "peak_rss_bytes": rss,
+                          "server_peak_rss_bytes": server_rss}})
+        digests[mode] = json.loads(subprocess.run([args.persona, "store", "digest", "--store", url, "--without-times", "--json"],
+                                                  check=True, capture_output=True, text=True).stdout)["digest"]
+        last_url = url
+    digests["sqlite"] = json.loads(subprocess.run([args.persona, "store", "digest", "--store", sqlite_store, "--without-times",
+                                                   "--json"], check=True, capture_output=True, text=True).stdout)["digest"]
+    # The ceiling: the cleaned events copied into an empty events table with the same indexes, by
+    # psql's COPY alone (no parsing, cleaning or id assignment).
+    copy_file = os.path.join(tmp, f"{dataset}.events.copy")
+    db = last_url.split("///")[1].split("?")[0]
+    server.psql(f"\\copy (SELECT * FROM events) TO '{copy_file}'", db)
+    server.psql("CREATE TABLE events_ceiling (LIKE events INCLUDING ALL)", db)
+    events = int(server.psql("SELECT count(*) FROM events", db))
+    start = time.perf_counter()
+    server.psql(f"\\copy events_ceiling FROM '{copy_file}'", db)
+    copy_wall = time.perf_counter() - start
+    emit({"task": "PG", "system": "postgresql-copy", "dataset": dataset,
+          "metrics": {"rows": events, "rows_per_s": round(events / copy_wall), "wall_s": round(copy_wall, 3),
+                      "what": "psql \\copy of the cleaned events into a table with the store's indexes"}})
+    os.remove(copy_file)
+    emit({"task": "PG", "dataset": dataset, "ratio": {
+        "postgresql_to_sqlite": round(results["normal"] / results["sqlite"], 3),
+        "postgresql_bulk_to_sqlite": round(results["bulk"] / results["sqlite"], 3),
+        "targets": {"postgresql_to_sqlite": 0.5, "postgresql_bulk_to_sqlite": 1.0},
+        "same_rows": digests["normal"] == digests["sqlite"] == digests["bulk"]}})
+    return sqlite_store, last_url
+
+
+def pg(args):
+    try:
+        server = Postgres()
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        emit({"task": "PG", "skipped": str(e)})
+        return
+    try:
+        emit({"task": "PG", "postgresql": server.settings(), "cpus": os.cpu_count()})
+        with tempfile.TemporaryDirectory() as tmp:
+            retail = os.path.join(args.data, "retail", "online_retail.csv.gz")
+            if os.path.exists(retail):
+                pg_ingest_lines(args, server, "online_retail",
+                                ["--preset", "online_retail", retail, "--rejects", os.path.join(tmp, "retail.rejects.jsonl")],
+                                lambda r: sum(s["rows_read"] for s in r["sources"]), tmp)
+            else:
+                emit({"task": "PG", "dataset": "online_retail", "skipped": f"data not found: {retail}"})
+            shop = os.path.join(tmp, "shop")
+            subprocess.run([args.persona, "generate", "--out", shop, "-q"], check=True)
+            pg_ingest_lines(args, server, "sample_shop_default", ["--config", os.path.join(shop, "shop.toml")],
+                            lambda r: sum(s["rows_read"] for s in r["sources"]), tmp)
+            shutil.rmtree(shop)
+            # Reading every event for training: a shop of --pg-events events in both stores, then
+            # the popularity recommender trained on each (reading is nearly all of its work).
+            big = os.path.join(tmp, "big")
+            subprocess.run([args.persona, "generate", "--out", big, "--events", str(args.pg_events), "-q"], check=True)
+            sqlite_store = os.path.join(tmp, "big.db")
+            subprocess.run([args.persona, "ingest", "--config", os.path.join(big, "shop.toml"), "--store", sqlite_store, "-q"],
+                           check=True, stdout=subprocess.DEVNULL)
+            url = server.create()
+            subprocess.run([args.persona, "ingest", "--config", os.path.join(big, "shop.toml"), "--store", url, "-q", "--bulk"],
+                           check=True, stdout=subprocess.DEVNULL)
+            shutil.rmtree(big)
+            walls = {}
+            for name, store in [("sqlite", sqlite_store), ("postgresql", url)]:
+                cmd = [args.persona, "train", "recommend", "--store", store, "--method", "popularity",
+                       "--models", os.path.join(tmp, "models-" + name), "--json", "-q"]
+                if name == "postgresql":
+                    _, wall, rss, server_rss = measure_with_server(cmd, server)
+                else:
+                    (_, wall, rss), server_rss = measure(cmd), None
+                walls[name] = wall
+                events = int(server.psql("SELECT count(*) FROM events", url.split("///")[1].split("?")[0]))
+                emit({"task": "PG", "system": "persona-" + name, "dataset": f"sample_shop_{args.pg_events}_events",
+                      "metrics": {"what": "train recommend --method popularity (reads every event)", "events": events,
+                                  "wall_s": round(wall, 3), "peak_rss_bytes": rss, "server_peak_rss_bytes": server_rss}})
+            emit({"task": "PG", "dataset": f"sample_shop_{args.pg_events}_events",
+                  "ratio": {"read_speed_postgresql_to_sqlite": round(walls["sqlite"] / walls["postgresql"], 3), "target": 0.5}})
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("task")
@@ -1050,9 +1236,10 @@ def main():
     parser.add_argument("--text-budget", type=int, default=60,
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     parser.add_argument("--size", default="default", help="DASH: the demo shop's size (small, default, large)")
+    parser.add_argument("--pg-events", type=int, default=10000000, help="PG: events of the shop read for training")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

@@ -79,6 +79,10 @@ CREATE TABLE rejects(
   PRIMARY KEY(ingest, line));
 CREATE TABLE profiles(user_id text COLLATE "C" PRIMARY KEY, profile text NOT NULL);
 CREATE TABLE kg_entities(id bigint PRIMARY KEY, name text NOT NULL, type text NOT NULL);
+-- Counts write transactions: a writer that sees the count moved by one since its own last write
+-- knows nobody else wrote, and keeps its id maps and next ids without reading them again.
+CREATE TABLE write_count(n bigint NOT NULL);
+INSERT INTO write_count VALUES (0);
 CREATE TABLE kg_triples(position bigint PRIMARY KEY, subject bigint NOT NULL, relation text NOT NULL,
   object bigint, literal text);
 )sql"},
@@ -595,6 +599,11 @@ class PgStore final : public Store {
     conn_.exec("BEGIN");
     try {
       conn_.exec(kWriteLock);
+      if (schema_ready_) {
+        const int64_t n = conn_.exec("UPDATE write_count SET n = n + 1 RETURNING n").int64(0, 0);
+        others_wrote_ = n != last_write_ + 1;
+        last_write_ = n;
+      }
       body();
       conn_.exec("COMMIT");
     } catch (...) {
@@ -621,7 +630,10 @@ class PgStore final : public Store {
               .int64(0, 0) > 0;
       return exists ? static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)) : -1;
     };
-    if (have_now() == kSchemaVersion) return;  // the usual case, without taking the write lock
+    if (have_now() == kSchemaVersion) {  // the usual case, without taking the write lock
+      schema_ready_ = true;
+      return;
+    }
     write([&] {
       int have = have_now();
       if (have < 0) {
@@ -636,6 +648,7 @@ class PgStore final : public Store {
       if (have < 7) build_missing_indexes();
       conn_.exec(fmt::format("UPDATE schema_version SET version={}", kSchemaVersion));
     });
+    schema_ready_ = true;
   }
 
   // Builds every index of kIndexes that is not there (inside a write transaction).
@@ -683,6 +696,7 @@ class PgStore final : public Store {
   // items are never deleted (an erasure leaves a tombstone), so rows from the map's size on are
   // the ones other writers added; an erasure renames a row, so after one the maps are read whole.
   void sync_ids() {
+    if (ids_known_ && !others_wrote_) return;  // the maps and next ids are this connection's own
     const int64_t erasures = erasure_count();
     if (!ids_known_ || erasures != erasures_seen_) {
       users_ = IdMap();
@@ -939,7 +953,8 @@ FROM (SELECT id,
   pg::Connection conn_;
   IdMap users_, items_;
   std::vector<std::string> new_users_, new_items_;  // ext ids given dense ids in this batch
-  bool ids_known_ = false;
+  bool ids_known_ = false, others_wrote_ = true, schema_ready_ = false;
+  int64_t last_write_ = -1;  // write_count after this connection's last write
   int64_t erasures_seen_ = 0, next_event_ = 0, next_text_ = 0;
   int64_t batches_ = 0;
   rules::CrashPoint crash_;
