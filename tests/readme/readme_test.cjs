@@ -18,6 +18,10 @@ const persona = path.resolve(argv[argv.indexOf('--persona') + 1]);
 const long = argv.includes('--long') || process.env.PERSONA_README_LONG === '1';
 const repo = path.resolve(__dirname, '../..');
 const shared = path.resolve(repo, '../shared');
+// The suite's PostgreSQL (tests/support/pg_server.h), reached as a reader's own server would be:
+// libpq's PGHOST and PGUSER.
+const pgDir = process.env.PERSONA_TEST_PG_DIR || '';
+const pgEnv = pgDir ? { PGHOST: pgDir, PGUSER: 'postgres' } : {};
 
 // The ```sh blocks of the Examples section, continuation lines joined.
 function exampleBlocks(markdown) {
@@ -62,6 +66,12 @@ async function main() {
       const commands = [];
       for (const line of block) {
         if (/^P=/.test(line)) continue;
+        // PostgreSQL examples run against the suite's server (CTest's fixture; PGHOST below), and
+        // are skipped without one, except under CI=true, where they fail as written.
+        if (/postgresql:|createdb/.test(line) && !pgDir && process.env.CI !== 'true') {
+          skipped.push(line);
+          continue;
+        }
         if ((line.includes('../shared/data') || skippedFiles.some((f) => line.includes(f))) && !(long && haveData)) {
           skipped.push(line);
           // What it writes is not there for the lines after it: they are skipped too.
@@ -78,7 +88,7 @@ async function main() {
         'wait'].join('\n');
       const t0 = Date.now();
       const r = spawnSync('bash', ['-c', script], {
-        cwd: work, env: { ...process.env, P: persona, PERSONA_MODELS: '' }, encoding: 'utf8', timeout: 1800000, maxBuffer: 1 << 28,
+        cwd: work, env: { ...process.env, P: persona, PERSONA_MODELS: '', ...pgEnv }, encoding: 'utf8', timeout: 1800000, maxBuffer: 1 << 28,
       });
       const seconds = ((Date.now() - t0) / 1000).toFixed(1);
       const ok = r.status === 0;
@@ -89,7 +99,8 @@ async function main() {
   } finally {
     fs.rmSync(top, { recursive: true, force: true });
   }
-  for (const s of skipped) console.log(`skipped (long: needs ../shared/data and --long): ${s.trim()}`);
+  for (const s of skipped)
+    console.log(`skipped (${/postgresql:|createdb/.test(s) ? 'needs the suite\'s PostgreSQL' : 'long: needs ../shared/data and --long'}): ${s.trim()}`);
   console.log(`${ran} README commands run, ${skipped.length} skipped, ${failed} block(s) failed`);
   process.exit(failed ? 1 : 0);
 }
