@@ -56,6 +56,17 @@ std::string out_of(const std::vector<std::string>& args) {
   return r.out;
 }
 
+// A cluster of the test's own (one it may stop and restart), in a new directory under /tmp.
+std::unique_ptr<test::PgServer> own_server(std::string* why) {
+  char templ[] = "/tmp/persona-pg-own-XXXXXX";
+  if (!mkdtemp(templ)) {
+    *why = "cannot make a temporary directory";
+    return nullptr;
+  }
+  std::filesystem::remove(templ);  // start() makes it, for the postgres user
+  return test::PgServer::start(templ, why);
+}
+
 TEST(PostgresCli, TheSmallShopGivesTheSameAnswersOnBothBackends) {
   PERSONA_NEED_PG(server);
   test::TempDir dir;
@@ -186,11 +197,8 @@ TEST(PostgresCli, AServerStoppedMidIngestLosesNothingOnceBack) {
   {
     PERSONA_NEED_PG(suite);  // skipped (or failed under CI=true) as the others when PostgreSQL is missing
   }
-  char templ[] = "/tmp/persona-pg-own-XXXXXX";
-  ASSERT_NE(mkdtemp(templ), nullptr);
-  std::filesystem::remove(templ);
   std::string why;
-  auto server = test::PgServer::start(templ, &why);
+  auto server = own_server(&why);
   ASSERT_TRUE(server) << why;
   test::TempDir dir;
   ASSERT_EQ(run_persona({"generate", "--size", "small", "--seed", "9", "--out", dir.path()}).exit_code, 0);
@@ -219,18 +227,6 @@ TEST(PostgresCli, AServerStoppedMidIngestLosesNothingOnceBack) {
   EXPECT_EQ(data_stats({"--store", pg}), data_stats({"--store", dir.file("persona.db")}));
 }
 
-int free_port() {
-  const int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  close(s);
-  return ntohs(a.sin_port);
-}
-
 // `persona serve` on a database that goes away and comes back: requests that need the store
 // answer 503 with Retry-After meanwhile (never 400 or 500, never a crash), and once the database
 // is back the server reconnects by itself.
@@ -238,18 +234,15 @@ TEST(PostgresCli, TheServerAnswers503WhileItsDatabaseIsDownAndRecovers) {
   {
     PERSONA_NEED_PG(suite);
   }
-  char templ[] = "/tmp/persona-pg-own-XXXXXX";
-  ASSERT_NE(mkdtemp(templ), nullptr);
-  std::filesystem::remove(templ);
   std::string why;
-  auto server = test::PgServer::start(templ, &why);
+  auto server = own_server(&why);
   ASSERT_TRUE(server) << why;
   test::TempDir dir;
   ASSERT_EQ(run_persona({"generate", "--size", "small", "--seed", "3", "--out", dir.path()}).exit_code, 0);
   const std::string pg = server->url(server->create_database());
   ASSERT_EQ(run_persona({"ingest", "--config", dir.file("shop.toml"), "--store", pg, "-q"}).exit_code, 0);
   const int64_t base = nlohmann::json::parse(run_persona({"stats", "--store", pg, "--json"}).out)["events"].get<int64_t>();
-  const int port = free_port();
+  const int port = test::free_port();
   const std::string binary = PERSONA_BINARY, port_text = std::to_string(port);
   const pid_t pid = fork();
   if (pid == 0) {

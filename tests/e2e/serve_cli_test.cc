@@ -22,18 +22,6 @@ namespace {
 
 using test::run_persona;
 
-int free_port() {
-  const int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  close(s);
-  return ntohs(a.sin_port);
-}
-
 TEST(ServeCli, RefusesToStartWithoutWhatItNeeds) {
   test::TempDir dir;
   auto r = run_persona({"serve", "--store", dir.file("none.db"), "--no-auth"});
@@ -54,7 +42,7 @@ TEST(ServeCli, SigtermFinishesRequestsInFlightAndLosesNothing) {
   ASSERT_EQ(run_persona({"generate", "--size", "small", "--out", dir.path(), "-q"}).exit_code, 0);
   ASSERT_EQ(run_persona({"ingest", "--config", dir.file("shop.toml"), "-q"}).exit_code, 0);
   const auto base = nlohmann::json::parse(run_persona({"stats", "--config", dir.file("shop.toml"), "--json"}).out)["events"];
-  const int port = free_port();
+  const int port = test::free_port();
   const std::string binary = PERSONA_BINARY, config = dir.file("shop.toml"), port_text = std::to_string(port);
   const pid_t pid = fork();
   if (pid == 0) {

@@ -47,6 +47,9 @@ void write_truncated_gzip(const std::string& path, int rows, double keep_fractio
 std::string read_file(const std::string& path);
 std::vector<std::string> lines_of(const std::string& path);  // without the newlines; no empty last line
 
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_port();
+
 struct RunResult {
   int exit_code = -1;   // the exit status, or 128 + signal when killed
   bool timed_out = false;

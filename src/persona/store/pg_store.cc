@@ -244,18 +244,9 @@ class PgStore final : public Store {
   DatasetStats stats(int top_n) override;
 
   std::vector<double> numeric_values(const std::string& field) override {
-    static const std::unordered_map<std::string, const char*> columns = {
-        {"event.quantity", "SELECT quantity FROM events ORDER BY id"},
-        {"event.value", "SELECT value FROM events WHERE value IS NOT NULL ORDER BY id"},
-        {"item.price", "SELECT price FROM items WHERE price IS NOT NULL ORDER BY id"},
-        {"user.age", "SELECT age FROM users WHERE age IS NOT NULL ORDER BY id"},
-        {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL ORDER BY id"}};
-    auto it = columns.find(field);
-    if (it == columns.end())
-      throw Error(fmt::format("\"{}\" is not a numeric field of the store", field), {},
-                  "numeric fields: event.quantity, event.value, item.price, user.age, text.sentiment");
+    const char* query = rules::numeric_field_query(field);
     std::vector<double> out;
-    conn_.copy_out(fmt::format("COPY ({}) TO STDOUT", it->second), [&](std::string_view line) { out.push_back(CopyRow(line).real(0)); });
+    conn_.copy_out(fmt::format("COPY ({}) TO STDOUT", query), [&](std::string_view line) { out.push_back(CopyRow(line).real(0)); });
     return out;
   }
 
@@ -487,9 +478,9 @@ class PgStore final : public Store {
 
   void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) override {
     std::string columns;
-    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table.name, c.name));
     StoreRow row(table.columns.size());
-    conn_.copy_out(fmt::format("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT", columns, table.name, column_of(table, table.order)),
+    conn_.copy_out(fmt::format("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT", columns, table.name, column_of(table.name, table.order)),
                    [&](std::string_view line) {
                      const CopyRow r(line);
                      for (size_t i = 0; i < table.columns.size(); ++i) {
@@ -503,7 +494,7 @@ class PgStore final : public Store {
 
   void import_rows(const StoreTable& table, const std::vector<StoreRow>& rows) override {
     std::string columns;
-    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table.name, c.name));
     write([&] {
       conn_.copy_in(fmt::format("COPY {}({}) FROM STDIN", table.name, columns), [&](const auto& send) {
         std::string line;
@@ -576,8 +567,7 @@ class PgStore final : public Store {
   };
 
   // A canonical column's name here: events and texts name their user and item by id columns.
-  static std::string column_of(const StoreTable& table, std::string_view column) {
-    const std::string_view name = table.name;
+  static std::string column_of(std::string_view name, std::string_view column) {
     if ((column == "user" || column == "item") && (name == "events" || name == "texts")) return std::string(column) + "_id";
     if (column == "user" && name == "profiles") return "user_id";
     return std::string(column);
@@ -799,7 +789,8 @@ FROM (SELECT id,
   (array_remove(array_agg(consent_personalisation ORDER BY ord DESC), NULL))[1] consent_personalisation,
   (array_remove(array_agg(consent_analytics ORDER BY ord DESC), NULL))[1] consent_analytics
   FROM batch_users GROUP BY id) b WHERE u.id=b.id)sql");
-    // Attributes merge into the object already stored (new keys win), opened and sealed here.
+    // Attributes merge into the object already stored (new keys win), opened and sealed here:
+    // the batch's users' stored objects read in one query, written back by one UPDATE.
     std::unordered_map<int64_t, std::vector<std::pair<std::string, std::string>>> attributes;
     std::vector<int64_t> order;
     for (const auto& u : users) {
@@ -809,13 +800,27 @@ FROM (SELECT id,
       if (inserted) order.push_back(id);
       pos->second.insert(pos->second.end(), u.attributes.begin(), u.attributes.end());
     }
-    for (const int64_t id : order) {
-      const std::string identity = row_identity("users.attrs", id);
-      auto q = conn_.exec("SELECT attrs FROM users WHERE id=$1", {Param::of(id)});
-      const std::string stored = q.rows() && !q.null(0, 0) ? sealer_.open(std::string(q.text(0, 0)), identity) : "";
-      conn_.exec("UPDATE users SET attrs=$1 WHERE id=$2",
-                 {Param::text(sealer_.seal(rules::merged_attributes(stored, attributes[id]), identity)), Param::of(id)});
-    }
+    if (order.empty()) return;
+    std::string ids;
+    for (const int64_t id : order) ids += (ids.empty() ? "{" : ",") + std::to_string(id);
+    std::unordered_map<int64_t, std::string> stored;
+    conn_.copy_out(fmt::format("COPY (SELECT id, attrs FROM users WHERE id = ANY('{}}}'::bigint[]) AND attrs IS NOT NULL) TO STDOUT", ids),
+                   [&](std::string_view line) {
+                     const CopyRow r(line);
+                     const int64_t id = r.int64(0);
+                     stored[id] = sealer_.open(r.text(1), row_identity("users.attrs", id));
+                   });
+    conn_.exec("CREATE TEMP TABLE IF NOT EXISTS batch_attrs(id bigint, attrs text) ON COMMIT DELETE ROWS");
+    conn_.copy_in("COPY batch_attrs FROM STDIN", [&](const auto& send) {
+      std::string line;
+      for (const int64_t id : order) {
+        line.clear();
+        field(line, number(id));
+        field(line, sealer_.seal(rules::merged_attributes(stored[id], attributes[id]), row_identity("users.attrs", id)));
+        send(line);
+      }
+    });
+    conn_.exec("UPDATE users u SET attrs=b.attrs FROM batch_attrs b WHERE u.id=b.id");
   }
 
   void write_items(const std::vector<Item>& items) {
@@ -1057,24 +1062,10 @@ DatasetStats PgStore::stats(int top_n) {
   s.text_kinds = counts("SELECT kind, count(*), '' FROM texts GROUP BY kind ORDER BY count(*) DESC, kind");
   s.text_languages = counts("SELECT coalesce(language, '(unknown)'), count(*), '' FROM texts GROUP BY language "
                             "ORDER BY count(*) DESC, language NULLS FIRST");
-  const std::pair<const char*, const char*> missing[] = {
-      {"users.age", "users WHERE age IS NULL"},
-      {"users.gender", "users WHERE gender IS NULL"},
-      {"users.region", "users WHERE region IS NULL"},
-      {"users.signup_time", "users WHERE signup_ts IS NULL"},
-      {"users.attributes", "users WHERE attrs IS NULL"},
-      {"items.title", "items WHERE title IS NULL"},
-      {"items.category", "items WHERE category IS NULL"},
-      {"items.brand", "items WHERE brand IS NULL"},
-      {"items.price", "items WHERE price IS NULL"},
-      {"events.value", "events WHERE value IS NULL"},
-      {"events.session", "events WHERE session IS NULL"},
-      {"texts.user", "texts WHERE user_id IS NULL"},
-      {"texts.item", "texts WHERE item_id IS NULL"},
-      {"texts.language", "texts WHERE language IS NULL"},
-      {"texts.label", "texts WHERE label IS NULL"},
-  };
-  for (const auto& [name, from] : missing) s.missing.push_back({name, scalar(fmt::format("SELECT count(*) FROM {}", from)), ""});
+  for (const auto& m : rules::missing_columns())
+    s.missing.push_back({m.name, scalar(fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL", m.table,
+                                                    column_of(m.table, m.column))),
+                         ""});
   s.ingests = ingests();
   return s;
 }

@@ -542,18 +542,9 @@ class SqliteStore final : public Store {
   DatasetStats stats(int top_n) override;
 
   std::vector<double> numeric_values(const std::string& field) override {
-    static const std::unordered_map<std::string, const char*> columns = {
-        {"event.quantity", "SELECT quantity FROM events ORDER BY id"},
-        {"event.value", "SELECT value FROM events WHERE value IS NOT NULL ORDER BY id"},
-        {"item.price", "SELECT price FROM items WHERE price IS NOT NULL ORDER BY id"},
-        {"user.age", "SELECT age FROM users WHERE age IS NOT NULL ORDER BY id"},
-        {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL ORDER BY id"}};
-    auto it = columns.find(field);
-    if (it == columns.end())
-      throw Error(fmt::format("\"{}\" is not a numeric field of the store", field), {},
-                  "numeric fields: event.quantity, event.value, item.price, user.age, text.sentiment");
+    const char* query = rules::numeric_field_query(field);
     std::vector<double> out;
-    Statement q(db_, it->second);
+    Statement q(db_, query);
     while (q.step()) out.push_back(q.real(0));
     return out;
   }
@@ -573,8 +564,8 @@ class SqliteStore final : public Store {
   void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) override {
     const ReadSnapshot snapshot(db_);
     std::string columns;
-    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
-    Statement q(db_, fmt::format("SELECT {} FROM {} ORDER BY {}", columns, table.name, column_of(table, table.order)).c_str());
+    for (const auto& c : table.columns) columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table.name, c.name));
+    Statement q(db_, fmt::format("SELECT {} FROM {} ORDER BY {}", columns, table.name, column_of(table.name, table.order)).c_str());
     StoreRow row(table.columns.size());
     while (q.step()) {
       for (size_t i = 0; i < table.columns.size(); ++i) {
@@ -591,7 +582,7 @@ class SqliteStore final : public Store {
   void import_rows(const StoreTable& table, const std::vector<StoreRow>& rows) override {
     std::string columns, marks;
     for (const auto& c : table.columns) {
-      columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table, c.name));
+      columns += fmt::format("{}{}", columns.empty() ? "" : ", ", column_of(table.name, c.name));
       marks += marks.empty() ? "?" : ", ?";
     }
     exec("BEGIN IMMEDIATE");
@@ -624,8 +615,8 @@ class SqliteStore final : public Store {
 
  private:
   // A canonical column's name here (the position of a graph triple is its rowid).
-  static std::string column_of(const StoreTable& table, std::string_view column) {
-    if (std::string_view(table.name) == "kg_triples" && column == "position") return "rowid";
+  static std::string column_of(std::string_view table, std::string_view column) {
+    if (table == "kg_triples" && column == "position") return "rowid";
     return std::string(column);
   }
 
@@ -1087,24 +1078,8 @@ DatasetStats SqliteStore::stats(int top_n) {
   s.text_kinds = counts("SELECT kind, count(*), '' FROM texts GROUP BY kind ORDER BY count(*) DESC, kind");
   s.text_languages = counts("SELECT coalesce(language, '(unknown)'), count(*), '' FROM texts GROUP BY language "
                             "ORDER BY count(*) DESC, language");
-  const std::pair<const char*, const char*> missing[] = {
-      {"users.age", "SELECT count(*) FROM users WHERE age IS NULL"},
-      {"users.gender", "SELECT count(*) FROM users WHERE gender IS NULL"},
-      {"users.region", "SELECT count(*) FROM users WHERE region IS NULL"},
-      {"users.signup_time", "SELECT count(*) FROM users WHERE signup_ts IS NULL"},
-      {"users.attributes", "SELECT count(*) FROM users WHERE attrs IS NULL"},
-      {"items.title", "SELECT count(*) FROM items WHERE title IS NULL"},
-      {"items.category", "SELECT count(*) FROM items WHERE category IS NULL"},
-      {"items.brand", "SELECT count(*) FROM items WHERE brand IS NULL"},
-      {"items.price", "SELECT count(*) FROM items WHERE price IS NULL"},
-      {"events.value", "SELECT count(*) FROM events WHERE value IS NULL"},
-      {"events.session", "SELECT count(*) FROM events WHERE session IS NULL"},
-      {"texts.user", "SELECT count(*) FROM texts WHERE user IS NULL"},
-      {"texts.item", "SELECT count(*) FROM texts WHERE item IS NULL"},
-      {"texts.language", "SELECT count(*) FROM texts WHERE language IS NULL"},
-      {"texts.label", "SELECT count(*) FROM texts WHERE label IS NULL"},
-  };
-  for (const auto& [name, sql] : missing) s.missing.push_back({name, scalar(sql), ""});
+  for (const auto& m : rules::missing_columns())
+    s.missing.push_back({m.name, scalar(fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL", m.table, m.column).c_str()), ""});
   s.ingests = ingests();
   return s;
 }

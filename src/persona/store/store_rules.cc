@@ -64,6 +64,34 @@ int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+const char* numeric_field_query(const std::string& field) {
+  static const std::unordered_map<std::string, const char*> queries = {
+      {"event.quantity", "SELECT quantity FROM events ORDER BY id"},
+      {"event.value", "SELECT value FROM events WHERE value IS NOT NULL ORDER BY id"},
+      {"item.price", "SELECT price FROM items WHERE price IS NOT NULL ORDER BY id"},
+      {"user.age", "SELECT age FROM users WHERE age IS NOT NULL ORDER BY id"},
+      {"text.sentiment", "SELECT sentiment FROM texts WHERE sentiment IS NOT NULL ORDER BY id"}};
+  const auto it = queries.find(field);
+  if (it == queries.end())
+    throw Error(fmt::format("\"{}\" is not a numeric field of the store", field), {},
+                "numeric fields: event.quantity, event.value, item.price, user.age, text.sentiment");
+  return it->second;
+}
+
+const std::vector<MissingColumn>& missing_columns() {
+  static const std::vector<MissingColumn> columns = {
+      {"users.age", "users", "age"},           {"users.gender", "users", "gender"},
+      {"users.region", "users", "region"},     {"users.signup_time", "users", "signup_ts"},
+      {"users.attributes", "users", "attrs"},  {"items.title", "items", "title"},
+      {"items.category", "items", "category"}, {"items.brand", "items", "brand"},
+      {"items.price", "items", "price"},       {"events.value", "events", "value"},
+      {"events.session", "events", "session"}, {"texts.user", "texts", "user"},
+      {"texts.item", "texts", "item"},         {"texts.language", "texts", "language"},
+      {"texts.label", "texts", "label"},
+  };
+  return columns;
+}
+
 std::vector<Item> merged_items(const std::vector<Item>& items) {
   std::unordered_map<std::string, size_t> position;
   std::vector<Item> out;

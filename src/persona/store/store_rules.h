@@ -23,6 +23,19 @@ const char* consent_column(Use use);
 
 int64_t now_seconds();
 
+// The query of a numeric model field's values ("event.value" -> SELECT value FROM events ...),
+// the same SQL on every backend; a clear error for a field that is not one.
+const char* numeric_field_query(const std::string& field);
+
+// The columns whose missing values `stats` counts: its name there, the table and the canonical
+// column (StoreTable's names; a backend maps them to its own).
+struct MissingColumn {
+  const char* name;
+  const char* table;
+  const char* column;
+};
+const std::vector<MissingColumn>& missing_columns();
+
 // A retail log repeats each item on every invoice line: each item once per batch, in first-seen
 // order, the last non-empty value of each attribute winning.
 std::vector<Item> merged_items(const std::vector<Item>& items);
