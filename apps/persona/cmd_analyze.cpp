@@ -169,7 +169,7 @@ Command add_keywords(CLI::App& app, Common& common) {
   };
   auto args = std::make_shared<Args>();
   sub->add_option("text", args->text, "A text (omit to read texts from the store)");
-  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--user", args->user, "Texts written by this user");
   sub->add_option("--item", args->item, "Texts about this item");

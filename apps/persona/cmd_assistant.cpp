@@ -228,7 +228,7 @@ Command add_kg(CLI::App& app, Common& common) {
   auto a = std::make_shared<KgArgs>();
   auto store_options = [&](CLI::App* s) {
     s->fallthrough();
-    s->add_option("-s,--store", a->store, "Store file");
+    s->add_option("-s,--store", a->store, "Store: a file, or a postgresql:// URL");
     s->add_option("-c,--config", a->config, "Config file (for its store path)");
   };
   auto* build = sub->add_subcommand("build", "Build the graph from the catalogue, triples files and CrossWOZ databases");
@@ -334,7 +334,7 @@ struct ChatArgs {
 };
 
 void add_knowledge_options(CLI::App* sub, ChatArgs& a) {
-  sub->add_option("-s,--store", a.store, "Store file (orders, knowledge graph)");
+  sub->add_option("-s,--store", a.store, "Store: a file or a postgresql:// URL (orders, knowledge graph)");
   sub->add_option("-c,--config", a.config, "Config file (for its store path)");
   sub->add_option("--models", a.models, "Model directory: faq.index, recommend.model, sentiment (default $PERSONA_MODELS or ./models)");
   sub->add_option("--order-pattern", a.order_pattern,

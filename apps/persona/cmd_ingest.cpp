@@ -54,7 +54,7 @@ Command add_ingest(CLI::App& app, Common& common) {
   sub->add_option("-p,--preset", args->preset, "A built-in mapping for the files given (see `persona presets`)");
   sub->add_option("files", args->files, "Files to read with --preset (\"-\": standard input)");
   sub->add_option("--encoding", args->encoding, "The files' text encoding when not UTF-8 (gb18030, big5, utf-16le, ...)");
-  sub->add_option("-s,--store", args->store, "Store file (default: the config's [store] path, or persona.db)");
+  sub->add_option("-s,--store", args->store, "Store: a file or a postgresql:// URL (default: the config's [store] path, or persona.db)");
   sub->add_option("--rejects", args->rejects, "Reject log to write (JSON Lines; default <store>.rejects.jsonl)");
   sub->add_option("--batch-rows", args->batch_rows, "Rows per transaction");
   sub->add_flag("--bulk", args->bulk,

@@ -238,7 +238,7 @@ Command add_keys(CLI::App& app, Common& common) {
     if (name == "init")
       s->add_option("--store", a->store, "Seal this store with the new key (created when missing): its texts, "
                                          "attributes and reject rows, now and from now on");
-    if (name == "reseal") s->add_option("-s,--store", a->store, "Store file")->required();
+    if (name == "reseal") s->add_option("-s,--store", a->store, "Store: a file, or a postgresql:// URL")->required();
     s->fallthrough();  // --json and --quiet belong to `keys`
     s->callback([a, name = name] { a->action = name; });
   }
@@ -401,7 +401,7 @@ Command add_dp(CLI::App& app, Common& common) {
       {"budget", "Show, or --set, an analyst's budget on this store"}};
   for (const auto& [name, help] : kinds) {
     auto* s = sub->add_subcommand(name, help);
-    s->add_option("-s,--store", a->store, "Store file");
+    s->add_option("-s,--store", a->store, "Store: a file, or a postgresql:// URL");
     s->add_option("-c,--config", a->config, "Config file (for its store path)");
     s->add_option("--analyst", a->query.analyst, "Who is asking (budgets are per analyst)")->required();
     s->add_option("--ledger", a->ledger, "Budget ledger (default <store>.dp-ledger.jsonl)");
@@ -542,7 +542,7 @@ Command add_export(CLI::App& app, Common& common) {
   auto a = std::make_shared<Args>();
   a->anonymize.qi = {"age", "gender", "region"};
   a->anonymize.numeric = {"age"};
-  users->add_option("-s,--store", a->store, "Store file");
+  users->add_option("-s,--store", a->store, "Store: a file, or a postgresql:// URL");
   users->add_option("-c,--config", a->config, "Config file (for its store path)");
   users->add_option("-k,--k-anonymity", a->anonymize.k, "Every released class has at least k rows")->check(CLI::Range(1, 1000000));
   users->add_option("--qi", a->anonymize.qi, "Quasi-identifiers (default age,gender,region)")->delimiter(',');
@@ -582,7 +582,7 @@ Command add_erase(CLI::App& app, Common& common) {
   };
   auto a = std::make_shared<Args>();
   sub->add_option("user", a->user, "External user id")->required();
-  sub->add_option("-s,--store", a->store, "Store file");
+  sub->add_option("-s,--store", a->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", a->config, "Config file (its store and reject log)");
   sub->add_option("--models", a->models, "Model directory (default $PERSONA_MODELS or ./models)");
   sub->add_option("--reject-log", a->reject_log,

@@ -110,7 +110,7 @@ Command add_profile(CLI::App& app, Common& common) {
   sub->require_subcommand(1);
   auto args = std::make_shared<ProfileArgs>();
   auto store_options = [&](CLI::App* s) {
-    s->add_option("-s,--store", args->store, "Store file");
+    s->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
     s->add_option("-c,--config", args->config, "Config file (store path, [profile] and [[tag]] settings)");
   };
   auto* build = sub->add_subcommand("build", "Compute every user's profile, tags and segments into the store");
@@ -232,7 +232,7 @@ Command add_profile(CLI::App& app, Common& common) {
 Command add_segments(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("segments", "The learned segments and the RFM segments of the stored profiles");
   auto args = std::make_shared<ProfileArgs>();
-  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   return {sub, [args, &common] {
             auto store = open_existing_store(store_path_from(args->store, args->config));

@@ -41,7 +41,7 @@ struct RecommendArgs {
 };
 
 void add_store_options(CLI::App* s, RecommendArgs& a) {
-  s->add_option("-s,--store", a.store, "Store file");
+  s->add_option("-s,--store", a.store, "Store: a file, or a postgresql:// URL");
   s->add_option("-c,--config", a.config, "Config file (for its store path)");
 }
 

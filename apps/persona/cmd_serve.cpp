@@ -20,7 +20,7 @@ Command add_serve(CLI::App& app, Common& common) {
   auto o = std::make_shared<server::ServerOptions>();
   auto store = std::make_shared<std::string>();
   auto no_auth = std::make_shared<bool>(false), no_cache = std::make_shared<bool>(false);
-  sub->add_option("-s,--store", *store, "Store file");
+  sub->add_option("-s,--store", *store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", o->config_path, "Config file (its store, profile settings, reject log, assistant)");
   sub->add_option("--models", o->models_dir, "Model directory (default $PERSONA_MODELS or ./models)");
   sub->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");

@@ -32,7 +32,7 @@ Command add_stats(CLI::App& app, Common& common) {
     int top = 10;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--top", args->top, "How many top items and categories")->check(CLI::Range(1, 1000));
   return {sub, [args, &common] {
@@ -117,7 +117,7 @@ Command add_rejects(CLI::App& app, Common&) {  // always JSON Lines: --json chan
     int64_t ingest = 0;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--ingest", args->ingest, "Only this ingest id (see `persona stats`)");
   return {sub, [args] {
@@ -138,7 +138,7 @@ Command add_normalise(CLI::App& app, Common& common) {
     std::vector<double> apply;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--field", args->field, "event.value, event.quantity, item.price, user.age or text.sentiment");
   sub->add_option("--method", args->method, "minmax, zscore, robust or log1p");

@@ -41,7 +41,7 @@ void add_text_source(CLI::App* sub, TextSource& s) {
                   "the columns text and label");
   sub->add_option("--text-column", s.text_column, "The column (JSON key) that holds the text");
   sub->add_option("--label-column", s.label_column, "The column (JSON key) that holds the label");
-  sub->add_option("-s,--store", s.store, "Store file (when no file is given)");
+  sub->add_option("-s,--store", s.store, "Store: a file, or a postgresql:// URL (when no file is given)");
   sub->add_option("-c,--config", s.config, "Config file (for its store path)");
 }
 
@@ -480,7 +480,7 @@ Command add_train(CLI::App& app, Common& common) {
     auto args = std::make_shared<PropensityArgs>();
     auto* s = sub->add_subcommand("propensity", "Purchase propensity: will a customer buy within the horizon after a snapshot?");
     s->fallthrough();
-    s->add_option("-s,--store", args->store, "Store file");
+    s->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
     s->add_option("-c,--config", args->config, "Config file (for its store path)");
     s->add_option("--snapshot", args->snapshot, "Training snapshot date (features before it, label after it)")->required();
     s->add_option("--test-snapshot", args->test_snapshot, "A later snapshot to test on");
@@ -535,7 +535,7 @@ Command add_train(CLI::App& app, Common& common) {
     auto args = std::make_shared<Args>();
     auto* s = sub->add_subcommand("next-category", "Which category each customer buys from next");
     s->fallthrough();
-    s->add_option("-s,--store", args->store, "Store file");
+    s->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
     s->add_option("-c,--config", args->config, "Config file (for its store path)");
     s->add_option("--cutoff", args->cutoff, "Evaluate on purchases from this date on (default: the last 20% of time)");
     s->add_option("--models", args->models, "Model directory");
@@ -584,7 +584,7 @@ Command add_predict(CLI::App& app, Common& common) {
   auto args = std::make_shared<Args>();
   auto* prop = sub->add_subcommand("propensity", "Purchase probability of every customer at a snapshot");
   prop->fallthrough();
-  prop->add_option("-s,--store", args->store, "Store file");
+  prop->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   prop->add_option("-c,--config", args->config, "Config file (for its store path)");
   prop->add_option("--snapshot", args->snapshot, "Date to score at (default: after the last event)");
   prop->add_option("--model", args->model, "Model file (default <models>/propensity.model)");
@@ -600,7 +600,7 @@ Command add_predict(CLI::App& app, Common& common) {
   auto* next = sub->add_subcommand("next-category", "The categories a customer is likely to buy from next");
   next->fallthrough();
   next->add_option("user", args->user, "User id")->required();
-  next->add_option("-s,--store", args->store, "Store file");
+  next->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   next->add_option("-c,--config", args->config, "Config file (for its store path)");
   next->add_option("--model", args->model, "Model file (default <models>/next-category.model)");
   next->add_option("--models", args->models, "Model directory");
@@ -692,7 +692,7 @@ Command add_forecast(CLI::App& app, Common& common) {
     int horizon = 14;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("-s,--store", args->store, "Store file");
+  sub->add_option("-s,--store", args->store, "Store: a file, or a postgresql:// URL");
   sub->add_option("-c,--config", args->config, "Config file (for its store path)");
   sub->add_option("--category", args->category, "One category (default: all of them, and \"all\")");
   sub->add_option("--horizon", args->horizon, "Days to forecast")->check(CLI::Range(1, 365));
