@@ -324,6 +324,7 @@ TEST_P(StoreTest, AnErasedIdWrittenElsewhereStartsANewUser) {
 // Writers on their own connections at once (as two ingests or a server's pool): every batch
 // lands, ids stay dense and unique; a new store opened by several at once is made once.
 TEST_P(StoreTest, ConcurrentWritersOnANewStoreAgree) {
+  if (postgres()) location_ = test::PgServer::shared(nullptr)->url(test::PgServer::shared(nullptr)->create_database(true));
   constexpr int kWriters = 4, kBatches = 20;
   std::vector<std::thread> writers;
   std::atomic<int> failures{0};

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "persona/store/pg_client.h"
+#include "persona/store/store.h"
 
 namespace persona::test {
 namespace {
@@ -159,9 +160,24 @@ std::string PgServer::url(const std::string& database) const {
   return fmt::format("postgresql:///{}?host={}&user=postgres", database, dir_);
 }
 
-std::string PgServer::create_database() {
+std::string PgServer::create_database(bool empty) {
   const std::string name = fmt::format("test_{}_{}", ::getpid(), ++databases_);
-  store::pg::Connection(url()).exec("CREATE DATABASE " + name);
+  store::pg::Connection admin(url());
+  if (empty) {
+    admin.exec("CREATE DATABASE " + name);
+    return name;
+  }
+  // One migrated template per server, made once by whichever test process comes first (under
+  // an advisory lock: several run at once); each database is a copy of it, ready to use.
+  admin.exec("SELECT pg_advisory_lock(72)");
+  if (admin.exec("SELECT count(*) FROM pg_database WHERE datname='persona_template'").int64(0, 0) == 0) {
+    admin.exec("DROP DATABASE IF EXISTS persona_template_new");  // half made by a process that died
+    admin.exec("CREATE DATABASE persona_template_new");
+    store::open_postgres_store(url("persona_template_new"));  // creates and migrates the tables, then disconnects
+    admin.exec("ALTER DATABASE persona_template_new RENAME TO persona_template");
+  }
+  admin.exec("SELECT pg_advisory_unlock(72)");
+  admin.exec("CREATE DATABASE " + name + " TEMPLATE persona_template");
   return name;
 }
 

@@ -23,8 +23,9 @@ class PgServer {
   ~PgServer();
   // A connection URL for one database of the server.
   std::string url(const std::string& database = "postgres") const;
-  // A new, empty database: one per test.
-  std::string create_database();
+  // A new database with Persona's tables and no rows, copied from a migrated template: one per
+  // test. `empty`: without tables (for tests of creating them).
+  std::string create_database(bool empty = false);
   int pid() const { return pid_; }
   // Stops the server as a power cut would (an immediate shutdown: no checkpoint, clients cut
   // off mid-statement), keeping its data.
