@@ -1133,9 +1133,10 @@ int64_t PgStore::reseal() {
     const char* update;
     const char* name;
     bool two_keys;
+    bool by_id = false;  // updated by the row's id (the select's 4th column), which is indexed
   };
   const Column columns[] = {
-      {"SELECT ingest, line, body FROM texts ORDER BY id", "UPDATE texts SET body=$1 WHERE ingest=$2 AND line=$3", "texts.body",
+      {"SELECT ingest, line, body, id FROM texts ORDER BY id", "UPDATE texts SET body=$1 WHERE id=$2", "texts.body", true,
        true},
       {"SELECT id, -1, attrs FROM users WHERE attrs IS NOT NULL ORDER BY id", "UPDATE users SET attrs=$1 WHERE id=$2",
        "users.attrs", false},
@@ -1155,14 +1156,14 @@ int64_t PgStore::reseal() {
       const CopyRow r(line);
       const int64_t a = r.int64(0), b = r.int64(1);
       std::string next = sealer_.resealed(r.text(2), row_identity(c.name, a, c.two_keys ? b : -1));
-      if (!next.empty()) changes.push_back({a, b, std::move(next)});
+      if (!next.empty()) c.by_id ? changes.push_back({r.int64(3), -1, std::move(next)}) : changes.push_back({a, b, std::move(next)});
     });
     // Small transactions, so readers and writers go on meanwhile.
     for (size_t i = 0; i < changes.size(); i += 1000) {
       write([&] {
         for (size_t j = i; j < std::min(changes.size(), i + 1000); ++j) {
           std::vector<Param> params = {Param::text(changes[j].value), Param::of(changes[j].a)};
-          if (c.two_keys) params.push_back(Param::of(changes[j].b));
+          if (c.two_keys && !c.by_id) params.push_back(Param::of(changes[j].b));
           conn_.exec(c.update, params);
         }
       });
