@@ -97,8 +97,9 @@ const char* status_title(int status) {
   }
 }
 
-// Store connections, one per request at a time: the SQLite store is one connection per object
-// and not shared between threads; WAL lets the readers go on while one writer writes.
+// Store connections, one per request at a time: a store object is one connection (SQLite or
+// PostgreSQL) and not shared between threads; WAL (or PostgreSQL's MVCC) lets the readers go on
+// while one writer writes. A PostgreSQL connection that was cut is not given back.
 class StorePool {
  public:
   StorePool(std::string path, store::StoreOptions options) : path_(std::move(path)), options_(std::move(options)) {}

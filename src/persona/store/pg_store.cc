@@ -508,8 +508,8 @@ class PgStore final : public Store {
         }
       });
     });
-    ids_known_ = false;
-    refresh_sealed();
+    ids_known_ = false;  // read again at the next write
+    if (std::string_view(table.name) == "meta") refresh_sealed();
   }
 
   bool connected() override { return conn_.connected(); }

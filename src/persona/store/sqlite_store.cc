@@ -603,8 +603,11 @@ class SqliteStore final : public Store {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
-    load_ids();
-    refresh_sealed();
+    // Only the id tables and meta change what this connection keeps (a copy of a large store
+    // imports its events in many pieces: the maps are not read again for each).
+    const std::string_view name = table.name;
+    if (name == "users" || name == "items") load_ids();
+    if (name == "meta") refresh_sealed();
   }
 
   int schema_version() override {
