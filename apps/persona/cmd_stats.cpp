@@ -69,7 +69,7 @@ Command add_store(CLI::App& app, Common& common) {
   dig->add_option("-s,--store", args->store, "Store: a file, sqlite:PATH or postgresql://...");
   dig->add_option("-c,--config", args->config, "Config file (for its store location)");
   dig->add_flag("--without-times", args->without_times,
-                "Leave out when each ingest started and finished and how long it took (two ingests of the same files differ only there)");
+                "Leave out when each ingest started and finished, how long it took and the count of write transactions (two ingests of the same files differ only there)");
   return {sub, [args, copy, dig, &common] {
             if (copy->parsed()) {
               auto from = open_existing_store(store::normal_location(args->from));

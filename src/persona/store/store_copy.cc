@@ -77,7 +77,11 @@ std::string digest(Store& store, bool with_times, std::vector<TableCount>* count
     add(table.name);
     add(std::string_view("\0", 1));
     int64_t rows = 0;
+    const bool meta = std::string_view(table.name) == "meta";
     store.export_table(table, [&](const StoreRow& row) {
+      // "generation" counts the transactions that wrote the store (it names cache entries): one
+      // ingest and a killed and resumed one write the same rows in different numbers of them.
+      if (meta && !with_times && row[0] && *row[0] == "generation") return;
       ++rows;
       for (size_t c = 0; c < row.size(); ++c) {
         const std::string_view column = table.columns[c].name;

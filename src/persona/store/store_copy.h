@@ -16,8 +16,8 @@ struct TableCount {
 };
 
 // A canonical digest (XXH3-128, hex) of every table's rows in key order. `with_times`: include
-// when each ingest started and finished and how long its steps took (a copy keeps them; two
-// separate ingests of the same files differ only there).
+// when each ingest started and finished, how long its steps took and how many write transactions
+// the store has seen (a copy keeps them; two separate ingests of the same files differ only there).
 std::string digest(Store& store, bool with_times = true, std::vector<TableCount>* counts = nullptr);
 
 struct CopyReport {
