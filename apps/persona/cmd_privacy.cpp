@@ -21,6 +21,7 @@
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/erasure.h"
 #include "persona/pipeline/statistics.h"
+#include "persona/store/pg_changes.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
@@ -404,7 +405,7 @@ Command add_dp(CLI::App& app, Common& common) {
     s->add_option("-s,--store", a->store, "Store: a file, or a postgresql:// URL");
     s->add_option("-c,--config", a->config, "Config file (for its store path)");
     s->add_option("--analyst", a->query.analyst, "Who is asking (budgets are per analyst)")->required();
-    s->add_option("--ledger", a->ledger, "Budget ledger (default <store>.dp-ledger.jsonl)");
+    s->add_option("--ledger", a->ledger, "Budget ledger file (default: in the database of a PostgreSQL store, else <store>.dp-ledger.jsonl)");
     if (name == "budget") {
       s->add_option("--set", a->set, "Set the analyst's total epsilon on this store");
     } else {
@@ -429,7 +430,8 @@ Command add_dp(CLI::App& app, Common& common) {
   return {sub, [a, which, &common] {
             const std::string store_path = store_path_from(a->store, a->config);
             const std::string dataset = store::store_identity(store_path);
-            privacy::BudgetLedger ledger(a->ledger.empty() ? store::local_base(store_path) + ".dp-ledger.jsonl" : a->ledger);
+            const auto ledger_kept = store::open_budget_ledger(store_path, a->ledger);
+            privacy::BudgetLedger& ledger = *ledger_kept;
             if (*which == "budget") {
               if (a->set >= 0) {
                 ledger.set_budget(dataset, a->query.analyst, a->set);

@@ -103,13 +103,13 @@ TEST(Dp, ContributionsAreBounded) {
 
 TEST(Dp, TheLedgerRefusesOnceTheBudgetIsSpentEvenUnderConcurrency) {
   test::TempDir dir;
-  BudgetLedger ledger(dir.file("ledger.jsonl"), 1.0);
+  JsonlBudgetLedger ledger(dir.file("ledger.jsonl"), 1.0);
   ledger.set_budget("shop", "ana", 1.0);
   std::atomic<int> granted{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
-      BudgetLedger mine(dir.file("ledger.jsonl"), 1.0);
+      JsonlBudgetLedger mine(dir.file("ledger.jsonl"), 1.0);
       for (int i = 0; i < 10; ++i) {
         try {
           mine.spend("shop", "ana", 0.1, "count");

@@ -241,7 +241,14 @@ DpValue dp_quantile(const std::vector<double>& per_user, double upper, int bins,
   return out;
 }
 
-BudgetLedger::BudgetLedger(std::string path, double default_budget) : path_(std::move(path)), default_budget_(default_budget) {}
+void require_budget(const std::string& dataset, const std::string& analyst, double budget, double spent, double epsilon) {
+  if (spent + epsilon > budget + 1e-12)
+    throw BudgetExhausted(fmt::format("the privacy budget of {} on {} is spent: {:.4g} of {:.4g} used, this query needs {:.4g}",
+                                      analyst, dataset, spent, budget, epsilon));
+}
+
+JsonlBudgetLedger::JsonlBudgetLedger(std::string path, double default_budget)
+    : path_(std::move(path)), default_budget_(default_budget) {}
 
 namespace {
 
@@ -301,24 +308,24 @@ int64_t now_s() {
 
 }  // namespace
 
-void BudgetLedger::set_budget(const std::string& dataset, const std::string& analyst, double epsilon) {
+void JsonlBudgetLedger::set_budget(const std::string& dataset, const std::string& analyst, double epsilon) {
   if (!(epsilon >= 0 && epsilon <= 1000)) throw std::invalid_argument("a budget must be between 0 and 1000");
   Locked lock(path_);
   append(path_, {{"dataset", dataset}, {"analyst", analyst}, {"budget", epsilon}, {"time", now_s()}});
 }
 
-double BudgetLedger::budget(const std::string& dataset, const std::string& analyst) const {
+double JsonlBudgetLedger::budget(const std::string& dataset, const std::string& analyst) const {
   Locked lock(path_);
   const auto t = read_totals(path_, dataset, analyst);
   return t.budget < 0 ? default_budget_ : t.budget;
 }
 
-double BudgetLedger::spent(const std::string& dataset, const std::string& analyst) const {
+double JsonlBudgetLedger::spent(const std::string& dataset, const std::string& analyst) const {
   Locked lock(path_);
   return read_totals(path_, dataset, analyst).spent;
 }
 
-std::vector<BudgetLedger::Account> BudgetLedger::accounts(const std::string& dataset) const {
+std::vector<BudgetLedger::Account> JsonlBudgetLedger::accounts(const std::string& dataset) const {
   Locked lock(path_);
   std::map<std::string, Account> by_analyst;
   for_each_entry(path_, dataset, [&](const nlohmann::json& e) {
@@ -339,13 +346,11 @@ std::vector<BudgetLedger::Account> BudgetLedger::accounts(const std::string& dat
   return out;
 }
 
-void BudgetLedger::spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query) {
+void JsonlBudgetLedger::spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query) {
   Locked lock(path_);
   const auto t = read_totals(path_, dataset, analyst);
   const double budget = t.budget < 0 ? default_budget_ : t.budget;
-  if (t.spent + epsilon > budget + 1e-12)
-    throw BudgetExhausted(fmt::format("the privacy budget of {} on {} is spent: {:.4g} of {:.4g} used, this query needs {:.4g}",
-                                      analyst, dataset, t.spent, budget, epsilon));
+  require_budget(dataset, analyst, budget, t.spent, epsilon);
   append(path_, {{"dataset", dataset}, {"analyst", analyst}, {"spent", epsilon}, {"query", query}, {"time", now_s()}});
 }
 

@@ -73,17 +73,18 @@ class BudgetExhausted : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The privacy budget per dataset and analyst: an append-only JSON Lines ledger (budgets set and
-// epsilons spent), locked while read and appended so concurrent queries cannot both spend the
-// last of a budget.
+// The privacy budget per dataset and analyst: budgets set and epsilons spent, charged so that
+// concurrent queries cannot both spend the last of a budget. Two kinds: a JSON Lines file
+// (JsonlBudgetLedger, beside a SQLite store) and a table of a PostgreSQL store, shared by every
+// server of the database (store::PgBudgetLedger).
 class BudgetLedger {
  public:
-  explicit BudgetLedger(std::string path, double default_budget = 1.0);
-  void set_budget(const std::string& dataset, const std::string& analyst, double epsilon);
-  double budget(const std::string& dataset, const std::string& analyst) const;
-  double spent(const std::string& dataset, const std::string& analyst) const;
+  virtual ~BudgetLedger() = default;
+  virtual void set_budget(const std::string& dataset, const std::string& analyst, double epsilon) = 0;
+  virtual double budget(const std::string& dataset, const std::string& analyst) const = 0;
+  virtual double spent(const std::string& dataset, const std::string& analyst) const = 0;
   // Charges `epsilon`, or throws BudgetExhausted (nothing charged) when it would exceed the budget.
-  void spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query);
+  virtual void spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query) = 0;
 
   // Every analyst's account on `dataset` (for the privacy dashboard), by analyst.
   struct Account {
@@ -91,7 +92,21 @@ class BudgetLedger {
     double budget = 0, spent = 0;
     int64_t queries = 0, last_time = 0;
   };
-  std::vector<Account> accounts(const std::string& dataset) const;
+  virtual std::vector<Account> accounts(const std::string& dataset) const = 0;
+};
+
+// The budget's check of a charge, the same for every kind of ledger.
+void require_budget(const std::string& dataset, const std::string& analyst, double budget, double spent, double epsilon);
+
+// An append-only JSON Lines ledger, locked (flock) while read and appended.
+class JsonlBudgetLedger final : public BudgetLedger {
+ public:
+  explicit JsonlBudgetLedger(std::string path, double default_budget = 1.0);
+  void set_budget(const std::string& dataset, const std::string& analyst, double epsilon) override;
+  double budget(const std::string& dataset, const std::string& analyst) const override;
+  double spent(const std::string& dataset, const std::string& analyst) const override;
+  void spend(const std::string& dataset, const std::string& analyst, double epsilon, const std::string& query) override;
+  std::vector<Account> accounts(const std::string& dataset) const override;
 
  private:
   std::string path_;

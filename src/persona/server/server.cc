@@ -42,6 +42,7 @@
 #include "persona/server/http_transport.h"
 #include "persona/server/json_records.h"
 #include "persona/server/metrics.h"
+#include "persona/store/pg_changes.h"
 #include "persona/store/store.h"
 #include "persona/text/normalize.h"
 
@@ -141,21 +142,23 @@ class StorePool {
 };
 
 // Recommendation answers by user and query, until that user's data, the catalogue or the model
-// changes. Served users are mostly repeat visitors; a hit costs a map look-up instead of a store
-// read and a scoring pass.
+// changes (here, or on another server of the same PostgreSQL store: its change feed says so), and
+// at most `ttl` seconds. Served users are mostly repeat visitors; a hit costs a map look-up
+// instead of a store read and a scoring pass.
 class AnswerCache {
  public:
+  void set_ttl(double seconds) { ttl_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)); }
   std::optional<std::string> get(const std::string& user, const std::string& query) const {
     std::shared_lock lock(mutex_);
     const auto it = entries_.find(key(user, query));
-    if (it == entries_.end()) return std::nullopt;
-    return it->second;
+    if (it == entries_.end() || Clock::now() - it->second.at > ttl_) return std::nullopt;
+    return it->second.body;
   }
   void put(const std::string& user, const std::string& query, std::string body, uint64_t generation) {
     std::unique_lock lock(mutex_);
     if (generation != generation_) return;  // computed before an invalidation: stale
     if (entries_.size() >= kMaxEntries) entries_.clear();
-    entries_[key(user, query)] = std::move(body);
+    entries_[key(user, query)] = {std::move(body), Clock::now()};
   }
   uint64_t generation() const {
     std::shared_lock lock(mutex_);
@@ -179,11 +182,17 @@ class AnswerCache {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    std::string body;
+    Clock::time_point at;
+  };
   static constexpr size_t kMaxEntries = 200000;
   static std::string key(const std::string& user, const std::string& query) { return user + '\x1f' + query; }
   mutable std::shared_mutex mutex_;
-  std::map<std::string, std::string> entries_;
+  std::map<std::string, Entry> entries_;
   uint64_t generation_ = 0;
+  Clock::duration ttl_ = std::chrono::seconds(300);
 };
 
 // A token bucket per API key (or per client address, key id...).
@@ -551,6 +560,15 @@ struct Server::Impl {
   std::unique_ptr<GatheringWorker> refresher;  // after everything they use: stopped first
   std::unique_ptr<GatheringWorker> warmer;     // the dashboard's aggregates, after a change
   std::unique_ptr<GatheringWorker> erasure_followups;  // retrains after erasures answered 202
+  // Several servers of one PostgreSQL store (docs/operations.md, "Several servers"): the changes
+  // others commit, followed; the leader lock; the shared privacy-budget ledger.
+  bool shared_store = false;
+  std::unique_ptr<privacy::BudgetLedger> ledger;
+  std::mutex ledger_mutex;  // one database connection (or one file)
+  std::unique_ptr<store::ChangeFeed> feed;
+  std::unique_ptr<store::LeaderLock> leader;
+  std::atomic<bool> leading{false}, following{false};
+  std::thread follower;  // last: started once the rest is ready
 
   explicit Impl(ServerOptions o) : options(std::move(o)), limiter(options.rate_per_s, options.burst) {}
   ~Impl() {
@@ -558,6 +576,12 @@ struct Server::Impl {
   }
 
   void load();
+  void follow_changes();
+  void apply(const store::ChangeFeed::Update& update);
+  void stop_following() {
+    following = false;
+    if (follower.joinable()) follower.join();
+  }
   void add_routes();
   void install();
   Plan plan(httplib::Request& req);
@@ -713,6 +737,74 @@ void Server::Impl::load() {
   warmer->request({});
   erasure_followups = std::make_unique<GatheringWorker>(
       [this](const std::set<std::string>& ids) { retrain_after_erasures(ids); }, std::chrono::milliseconds(100));
+  cache.set_ttl(options.cache_ttl_s);
+  ledger = store::open_budget_ledger(options.store_path);
+  shared_store = store::is_postgres_location(options.store_path);
+  if (shared_store) {
+    feed = std::make_unique<store::ChangeFeed>(options.store_path);
+    leader = std::make_unique<store::LeaderLock>(options.store_path);
+    following = true;
+    follower = std::thread([this] { follow_changes(); });
+  }
+}
+
+// On a PostgreSQL store: what every writer commits (other servers, `persona ingest`, erasures)
+// reaches this server's caches within a notification's time; the leader (one server of the
+// database at a time) refreshes the profiles of the users whose data changed, whoever wrote it.
+void Server::Impl::follow_changes() {
+  while (following) {
+    const bool lead = leader->held();
+    if (lead != leading.exchange(lead)) metrics.set_gauge("persona_leader", "", lead ? 1 : 0);
+    const auto update = feed->wait(std::chrono::milliseconds(250));
+    if (!update.error.empty()) {
+      metrics.add_counter("persona_change_feed_errors_total", "", 1);
+      continue;
+    }
+    try {
+      apply(update);
+    } catch (const std::exception& e) {  // the store went away meanwhile: the next changes say more
+      cache.clear();
+      if (log) {
+        std::lock_guard lock(log_mutex);
+        fmt::print(log, "{}\n", dump_json({{"error", std::string(e.what()).substr(0, 1000)}, {"task", "change feed"}}));
+      }
+    }
+  }
+}
+
+void Server::Impl::apply(const store::ChangeFeed::Update& update) {
+  if (update.reconnected) metrics.add_counter("persona_change_feed_reconnects_total", "", 1);
+  if (update.missed) cache.clear();
+  std::set<std::string> refresh;
+  bool catalogue = false, model = false;
+  for (const auto& c : update.changes) {
+    metrics.add_counter("persona_changes_applied_total", fmt::format("what=\"{}\"", c.what), 1);
+    if (c.what == "data" || c.what == "profiles") {
+      for (const auto& u : c.users) cache.forget(u);
+      if (c.what == "data") refresh.insert(c.users.begin(), c.users.end());
+    } else if (c.what == "catalogue") {
+      catalogue = true;
+    } else if (c.what == "model") {
+      model = true;
+    } else {
+      cache.clear();  // an erasure (whose id the log does not keep), or everything
+    }
+  }
+  if (update.changes.empty()) return;
+  if (catalogue) {
+    auto s = stores->acquire();
+    refresh_unavailable(*s);
+    cache.clear();
+  }
+  // A model published by another server (models are shared through the models folder): read
+  // again when its file is not the one in use.
+  // (A server started before any model was trained takes its first one at its next start.)
+  if (model && recommender && fs::exists(recommend_model_path())) swap_in_recommender();
+  warmer->request({});
+  if (!refresh.empty() && leading) {
+    auto s = stores->acquire();
+    if (s->get_meta("profile.build")) refresher->request(refresh);
+  }
 }
 
 void Server::Impl::note_model_version() {
@@ -882,8 +974,9 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
     }
     // Live: the touched users' profiles in a moment (when profiles are kept), their
     // recommendations on the next request.
+    // (On a PostgreSQL store the leader does it, for every server's writes: see apply().)
     if (s->get_meta("profile.build") && (entity == Entity::Event || entity == Entity::Text || entity == Entity::User)) {
-      refresher->request(decoded.users);
+      if (!shared_store) refresher->request(decoded.users);
       answer["profiles"] = "updating";
     }
   }
@@ -1198,9 +1291,12 @@ Reply Server::Impl::dp(const httplib::Request& req, const Caller& caller) {
   q.bins = whole("bins", 100, 2, 100000);
   q.max_per_user = whole("max_per_user", 1, 1, 1000);
   const std::string dataset = store::store_identity(options.store_path);
-  privacy::BudgetLedger ledger(store::local_base(options.store_path) + ".dp-ledger.jsonl");
   auto s = stores->acquire();
-  auto j = pipeline::run_dp_query(*s, dataset, ledger, q);
+  nlohmann::json j;
+  {
+    std::lock_guard lock(ledger_mutex);
+    j = pipeline::run_dp_query(*s, dataset, *ledger, q);
+  }
   audit(caller, "dp." + q.statistic, {{"dataset", dataset}, {"epsilon", q.epsilon}});
   return json_reply(j);
 }
@@ -1250,6 +1346,8 @@ void Server::Impl::retrain_after_erasures(const std::set<std::string>& ids) {
     auto s = stores->acquire();
     if (!pipeline::retrain_recommender(*s, recommend_model_path(), {{"retrained_after_erasure", true}}))
       error = "the store has no events left to train on: the recommender file was removed";
+    else
+      s->announce("model");  // the other servers of a shared store swap it in too
   } catch (const std::exception& e) {
     // A model that learned from the people erased must not stay on disk.
     std::error_code ec;
@@ -1315,7 +1413,12 @@ Reply Server::Impl::privacy_page() {
   nlohmann::json j;
   const std::string dataset = store::store_identity(options.store_path);
   nlohmann::json budgets = nlohmann::json::array();
-  for (const auto& a : privacy::BudgetLedger(store::local_base(options.store_path) + ".dp-ledger.jsonl").accounts(dataset))
+  std::vector<privacy::BudgetLedger::Account> accounts;
+  {
+    std::lock_guard lock(ledger_mutex);
+    accounts = ledger->accounts(dataset);
+  }
+  for (const auto& a : accounts)
     budgets.push_back({{"analyst", a.analyst}, {"budget", a.budget}, {"spent", a.spent}, {"queries", a.queries},
                        {"last", a.last_time ? format_timestamp(a.last_time) : ""}});
   j["budgets"] = budgets;
@@ -1361,6 +1464,7 @@ Reply Server::Impl::retrain(const Caller& caller) {
     auto s = store::open_store(store_path, store::StoreOptions{keys_for_store});
     auto model = pipeline::retrain_recommender(*s, path);
     if (!model) throw std::runtime_error("the store has no events left to train on");
+    s->announce("model");  // the other servers of a shared store swap it in too
     cache.clear();
     note_model_version();
     return std::move(*model);
@@ -1553,6 +1657,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
 
 Server::~Server() {
   stop();
+  impl_->stop_following();
   impl_->refresher->stop();
   impl_->warmer->stop(false);
   impl_->erasure_followups->stop();
@@ -1571,6 +1676,7 @@ void Server::run() {
   impl_->ready = true;
   impl_->http->run();  // returns once every request in flight is answered
   impl_->ready = false;
+  impl_->stop_following();
   impl_->refresher->stop();  // profiles still due are refreshed first
   impl_->warmer->stop(false);
   impl_->erasure_followups->stop();  // the people erased leave the recommender before the server stops

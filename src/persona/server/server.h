@@ -36,6 +36,7 @@ struct ServerOptions {
   double rate_per_s = 100, burst = 200;  // per API key (0: unlimited)
   std::string web_dir;               // the dashboard's files, served at / ("" = none)
   bool cache = true;                 // keep recommendation answers until the user's data changes
+  double cache_ttl_s = 300;          // and at most this long (a safety net: changes empty them first)
   std::string access_log = "-";      // "-" stderr, "" none, or a file
 };
 

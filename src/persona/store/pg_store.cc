@@ -17,6 +17,7 @@
 
 #include "persona/core/error.h"
 #include "persona/core/id_map.h"
+#include "persona/store/pg_changes.h"
 #include "persona/store/pg_client.h"
 #include "persona/store/store.h"
 #include "persona/store/store_rules.h"
@@ -86,8 +87,21 @@ INSERT INTO write_count VALUES (0);
 CREATE TABLE kg_triples(position bigint PRIMARY KEY, subject bigint NOT NULL, relation text NOT NULL,
   object bigint, literal text);
 )sql"},
+    {8, R"sql(
+-- What several servers of one database share (docs/operations.md, "Several servers").
+-- Changes that empty servers' answer caches, written in the transaction that made them; seq is
+-- that transaction's write count, so commit order (writers take one lock). NOTIFY persona_changes
+-- tells the listening servers to read them. Users by dense id: an erased person's id names
+-- nobody here.
+CREATE TABLE changes(seq bigint NOT NULL, what text NOT NULL, at bigint NOT NULL, users bigint[],
+  PRIMARY KEY(seq, what));
+-- The privacy-budget ledger of DP queries: a charge is one transaction under a lock.
+CREATE TABLE dp_ledger(seq bigserial PRIMARY KEY, dataset text NOT NULL, analyst text COLLATE "C" NOT NULL,
+  budget double precision, spent double precision, query text, time bigint NOT NULL);
+CREATE INDEX dp_ledger_account ON dp_ledger(dataset, analyst);
+)sql"},
 };
-constexpr int kSchemaVersion = 7;
+constexpr int kSchemaVersion = 8;
 
 // The indexes of the big tables: a user's history in time order (the primary key, user first:
 // ready to distribute by user), new rows since a mark (incremental profiles), the time order of
@@ -195,6 +209,7 @@ class PgStore final : public Store {
         write_items(ids.items);
         write_events(ingest, batch.events, ids);
         write_texts(ingest, batch.texts, ids);
+        note_change("data", users_touched(batch, ids));
         write_rejects(ingest, batch.rejects);
         conn_.exec("UPDATE ingests SET last_line=$1 WHERE id=$2", {Param::of(last_line), Param::of(ingest)});
         bump_generation();
@@ -219,6 +234,7 @@ class PgStore final : public Store {
       conn_.exec("UPDATE ingests SET status='failed', last_line=0, finished=$1, summary=$2 WHERE id=$3",
                  {Param::of(now_seconds()), Param::text(summary.dump()), Param::of(ingest)});
       bump_generation();
+      note_change("all");
     });
   }
 
@@ -326,6 +342,14 @@ class PgStore final : public Store {
       // The last row of a user wins, as with one INSERT OR REPLACE after another.
       conn_.exec("INSERT INTO profiles(user_id, profile) SELECT DISTINCT ON (user_id) user_id, profile FROM batch_profiles "
                  "ORDER BY user_id, position DESC ON CONFLICT(user_id) DO UPDATE SET profile=excluded.profile");
+      if (replace_all) {
+        note_change("all");
+      } else {
+        auto ids = conn_.exec("SELECT DISTINCT u.id FROM users u JOIN batch_profiles b ON u.ext_id=b.user_id");
+        std::vector<int64_t> users;
+        for (int i = 0; i < ids.rows(); ++i) users.push_back(ids.int64(i, 0));
+        note_change("profiles", std::move(users));
+      }
       bump_generation();  // the RFM grid and segments' users are read from the profiles
     });
   }
@@ -538,6 +562,10 @@ class PgStore final : public Store {
     conn_.exec(fmt::format("SELECT pg_advisory_unlock({})", kBulkLock));
   }
 
+  void announce(const std::string& what) override {
+    write([&] { note_change(what.c_str()); });
+  }
+
   int schema_version() override { return static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)); }
 
  private:
@@ -670,6 +698,33 @@ class PgStore final : public Store {
     const auto n = get_meta(key);
     return n && n->is_number_integer() ? n->get<int64_t>() : 0;
   }
+  // A change that empties servers' answer caches (docs/operations.md, "Several servers"),
+  // recorded in the write transaction it belongs to: NOTIFY is delivered at commit, so a server
+  // never hears of a change that did not happen, and one that was away reads what it missed.
+  // `what`: "data" (these users' events, texts or attributes: their answers, and their profiles
+  // to refresh), "profiles" (these users'), "catalogue", "erasure" or "all" (everything).
+  void note_change(const char* what, std::vector<int64_t> users = {}) {
+    if (!schema_ready_) return;
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    // Past this many users a server is better off emptying its cache than reading them.
+    constexpr size_t kMaxUsersPerChange = 20000;
+    if (users.size() > kMaxUsersPerChange) {
+      what = "all";
+      users.clear();
+    }
+    std::string array = "{";
+    for (const auto id : users) array += (array.size() > 1 ? "," : "") + std::to_string(id);
+    array += "}";
+    const int64_t now = now_seconds();
+    conn_.exec("INSERT INTO changes(seq, what, at, users) VALUES ($1, $2, $3, $4::bigint[]) "
+               "ON CONFLICT (seq, what) DO UPDATE SET users = changes.users || excluded.users",
+               {Param::of(last_write_), Param::text(what), Param::of(now), Param::text(array)});
+    conn_.exec("NOTIFY persona_changes");
+    // A server away for longer than this empties its cache on return instead of replaying.
+    if (last_write_ % 256 == 0) conn_.exec("DELETE FROM changes WHERE at < $1", {Param::of(now - kChangesKeptSeconds)});
+  }
+
   void bump_generation() {
     conn_.exec("INSERT INTO meta(key, value) VALUES ('generation', '1') "
                "ON CONFLICT(key) DO UPDATE SET value=(meta.value::bigint + 1)::text");
@@ -717,6 +772,14 @@ class PgStore final : public Store {
     std::vector<int64_t> event_users, event_items;
     std::vector<std::optional<int64_t>> text_users, text_items;
   };
+  // The users whose answers a batch changes: the events', the texts' and the attributes'.
+  std::vector<int64_t> users_touched(const Batch& batch, const BatchIds& ids) {
+    std::vector<int64_t> users(ids.event_users.begin(), ids.event_users.end());
+    for (const auto& u : ids.text_users)
+      if (u) users.push_back(*u);
+    for (const auto& u : batch.users) users.push_back(static_cast<int64_t>(*users_.find(u.id)));
+    return users;
+  }
   int64_t id_of(IdMap& map, std::vector<std::string>& fresh, const std::string& ext) {
     const size_t before = map.size();
     const auto id = map.intern(ext);
@@ -839,10 +902,19 @@ FROM (SELECT id,
         send(line);
       }
     });
-    conn_.exec("UPDATE items i SET title=coalesce(b.title, i.title), category=coalesce(b.category, i.category), "
-               "brand=coalesce(b.brand, i.brand), price=coalesce(b.price, i.price), text=coalesce(b.text, i.text), "
-               "available=coalesce(b.available, i.available), aliases=coalesce(b.aliases, i.aliases), "
-               "category_aliases=coalesce(b.category_aliases, i.category_aliases) FROM batch_items b WHERE i.id=b.id");
+    // Only rows that change: whether any did says if servers' catalogues must be read again (an
+    // event feed that repeats each item's price changes nothing).
+    const auto changed = conn_.exec(
+        "UPDATE items i SET title=coalesce(b.title, i.title), category=coalesce(b.category, i.category), "
+        "brand=coalesce(b.brand, i.brand), price=coalesce(b.price, i.price), text=coalesce(b.text, i.text), "
+        "available=coalesce(b.available, i.available), aliases=coalesce(b.aliases, i.aliases), "
+        "category_aliases=coalesce(b.category_aliases, i.category_aliases) FROM batch_items b WHERE i.id=b.id AND "
+        "(coalesce(b.title, i.title) IS DISTINCT FROM i.title OR coalesce(b.category, i.category) IS DISTINCT FROM i.category OR "
+        "coalesce(b.brand, i.brand) IS DISTINCT FROM i.brand OR coalesce(b.price, i.price) IS DISTINCT FROM i.price OR "
+        "coalesce(b.text, i.text) IS DISTINCT FROM i.text OR coalesce(b.available, i.available) IS DISTINCT FROM i.available OR "
+        "coalesce(b.aliases, i.aliases) IS DISTINCT FROM i.aliases OR "
+        "coalesce(b.category_aliases, i.category_aliases) IS DISTINCT FROM i.category_aliases)");
+    if (changed.affected() > 0) note_change("catalogue");
   }
 
   void write_events(int64_t ingest, const std::vector<std::pair<int64_t, Event>>& events, const BatchIds& ids) {
@@ -1112,6 +1184,7 @@ Erasure PgStore::erase_user(const std::string& user) {
     conn_.exec("INSERT INTO meta(key, value) VALUES ('erasures', '1') "
                "ON CONFLICT(key) DO UPDATE SET value=(meta.value::bigint + 1)::text");
     bump_generation();
+    note_change("erasure");  // no id: every server empties its whole cache
   });
   ids_known_ = false;
   // Dead rows are pruned from the tables' pages now rather than at autovacuum's leisure. What

@@ -86,6 +86,10 @@ ALTER TABLE users ADD COLUMN consent_analytics INTEGER;
     R"sql(
 ALTER TABLE items ADD COLUMN category_aliases TEXT;
 )sql",
+    // 8: nothing on SQLite. PostgreSQL's version 8 adds what several servers of one database
+    // share (the change log their caches follow, the privacy-budget ledger); a SQLite store has
+    // one server, which keeps its ledger beside the file.
+    "",
 };
 
 using rules::consent_column;

@@ -248,6 +248,10 @@ class Store {
   // Whether the store's connection still works (a database connection can be cut; a pool drops
   // a store that answers false and opens another).
   virtual bool connected() { return true; }
+  // Tells the other servers of a shared store that something each keeps must be read again
+  // (PostgreSQL: a change of `what`, e.g. "model", on the change feed of pg_changes.h). Nothing on
+  // SQLite, which one server serves.
+  virtual void announce(const std::string& what) { (void)what; }
 
   // The rows of a canonical table, in key order, from one snapshot of the store.
   virtual void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) = 0;

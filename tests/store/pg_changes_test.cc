@@ -1,0 +1,152 @@
+// What several servers of one PostgreSQL store share: the change log and its feed, the leader
+// lock, the privacy-budget ledger (pg_changes.h).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "persona/privacy/dp.h"
+#include "persona/store/pg_changes.h"
+#include "persona/store/pg_client.h"
+#include "persona/store/store.h"
+#include "support/pg_server.h"
+
+namespace persona::store {
+namespace {
+
+Batch events_of(const std::vector<std::string>& users, int first_line) {
+  Batch b;
+  int line = first_line;
+  for (const auto& u : users) {
+    Event e;
+    e.user = u;
+    e.item = "i1";
+    e.timestamp = 1700000000 + line;
+    b.events.emplace_back(line++, e);
+  }
+  return b;
+}
+
+// Waits (a few seconds at most) until the feed has returned `n` changes.
+std::vector<Change> changes(ChangeFeed& feed, size_t n, ChangeFeed::Update* last = nullptr) {
+  std::vector<Change> out;
+  for (int i = 0; i < 40 && out.size() < n; ++i) {
+    auto u = feed.wait(std::chrono::milliseconds(100));
+    for (auto& c : u.changes) out.push_back(std::move(c));
+    if (last && (u.reconnected || u.missed)) *last = u;
+  }
+  return out;
+}
+
+TEST(PgChanges, EveryWriteThatEmptiesCachesIsHeardInCommitOrderAndReplayedAfterALostConnection) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  auto store = open_store(url);
+  ChangeFeed feed(url);
+  EXPECT_TRUE(feed.wait(std::chrono::milliseconds(10)).changes.empty()) << "connects: nothing before it is replayed";
+
+  const auto ingest = store->begin_ingest("events", "e.csv", "h", "m");
+  store->write_batch(ingest.id, events_of({"u2", "u1", "u2"}, 2), 4);
+  auto got = changes(feed, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].what, "data");
+  std::sort(got[0].users.begin(), got[0].users.end());
+  EXPECT_EQ(got[0].users, (std::vector<std::string>{"u1", "u2"}));
+
+  // The catalogue changes only when an item's attributes do.
+  Batch items;
+  items.items.push_back({"i1", "Kettle", "Home > Kitchen", "", "", 20.0});
+  store->write_batch(ingest.id, items, 5);
+  got = changes(feed, 2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].what, "catalogue");
+  store->write_batch(ingest.id, items, 6);  // the same again: data (nobody), no catalogue
+  got = changes(feed, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].what, "data");
+
+  // The feed's connection cut: what is written meanwhile comes on reconnection, in order.
+  pg::Connection admin(url);
+  admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'persona change feed'");
+  store->write_batch(ingest.id, events_of({"u3"}, 7), 7);
+  store->put_profiles({{"u1", "{}"}}, false);
+  EXPECT_TRUE(store->erase_user("u2").found);
+  ChangeFeed::Update reconnection;
+  got = changes(feed, 3, &reconnection);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(reconnection.reconnected);
+  EXPECT_FALSE(reconnection.missed);
+  EXPECT_EQ(got[0].what, "data");
+  EXPECT_EQ(got[0].users, std::vector<std::string>{"u3"});
+  EXPECT_EQ(got[1].what, "profiles");
+  EXPECT_EQ(got[1].users, std::vector<std::string>{"u1"});
+  EXPECT_EQ(got[2].what, "erasure");
+  EXPECT_TRUE(got[2].users.empty()) << "the log never names the person erased";
+  EXPECT_LT(got[0].seq, got[1].seq);
+  EXPECT_LT(got[1].seq, got[2].seq);
+  EXPECT_EQ(admin.exec("SELECT count(*) FROM changes WHERE users::text LIKE '%u2%'").int64(0, 0), 0);
+  // A change a server announces (a model it published).
+  store->announce("model");
+  got = changes(feed, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].what, "model");
+}
+
+TEST(PgChanges, OneLeaderAtATimeAndAnotherTakesOverWhenItsConnectionDies) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  open_store(url);
+  auto a = std::make_unique<LeaderLock>(url);
+  LeaderLock b(url);
+  EXPECT_TRUE(a->held());
+  EXPECT_FALSE(b.held());
+  EXPECT_TRUE(a->held()) << "kept while its connection lives";
+  pg::Connection(url).exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'persona leader lock' "
+                           "AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)");
+  EXPECT_FALSE(a->held()) << "its connection was cut: it no longer leads";
+  bool taken = false;
+  for (int i = 0; i < 50 && !taken; ++i) {
+    taken = b.held();
+    if (!taken) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(taken);
+  EXPECT_FALSE(a->held()) << "and the first does not take it back";
+  a.reset();
+  EXPECT_TRUE(b.held());
+}
+
+TEST(PgChanges, TheBudgetHoldsExactlyUnderConcurrentChargesFromSeveralConnections) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  auto first = open_budget_ledger(url);
+  first->set_budget("shop", "ana", 1.0);
+  std::atomic<int> charged{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      PgBudgetLedger mine(url);  // a connection of its own, as each server has
+      for (int i = 0; i < 10; ++i) {
+        try {
+          mine.spend("shop", "ana", 0.1, "count");
+          ++charged;
+        } catch (const privacy::BudgetExhausted&) {
+          ++refused;
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(charged.load(), 10);
+  EXPECT_EQ(refused.load(), 30);
+  EXPECT_NEAR(first->spent("shop", "ana"), 1.0, 1e-9);
+  const auto accounts = first->accounts("shop");
+  ASSERT_EQ(accounts.size(), 1u);
+  EXPECT_EQ(accounts[0].queries, 10);
+  EXPECT_EQ(accounts[0].budget, 1.0);
+  EXPECT_EQ(first->budget("shop", "bob"), 1.0) << "the default budget";
+  // A file ledger when one is named, whatever the store.
+  EXPECT_EQ(dynamic_cast<privacy::JsonlBudgetLedger*>(open_budget_ledger(url, "/nonexistent/ledger.jsonl").get()) != nullptr, true);
+}
+
+}  // namespace
+}  // namespace persona::store
