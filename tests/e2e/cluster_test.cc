@@ -1,0 +1,222 @@
+// Three `persona serve` processes on one PostgreSQL store behave as one server
+// (docs/operations.md, "Several servers"): what one of them (or the CLI) writes reaches the
+// others' caches through the change feed, an erasure empties every cache and the model every
+// server serves, the privacy budget holds exactly across them, and when the leader dies another
+// takes over the profile refreshes.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "support/pg_server.h"
+#include "support/serve_process.h"
+#include "support/test_support.h"
+
+namespace persona {
+namespace {
+
+using test::run_persona;
+using Clock = std::chrono::steady_clock;
+
+// The small generated shop in a database of the suite's PostgreSQL, with profiles and a
+// recommender, served by `n` servers sharing a models folder.
+struct Cluster {
+  test::TempDir dir;
+  std::string pg, models;
+  std::vector<std::unique_ptr<test::ServeProcess>> servers;
+
+  // False (with the reason in `why`) when any step fails.
+  bool start(const std::string& url, int n, std::string* why) {
+    pg = url;
+    models = dir.file("models");
+    auto step = [&](const std::vector<std::string>& args) {
+      const auto r = run_persona(args);
+      if (r.exit_code != 0) *why = fmt::format("persona {} failed: {}", args[0], r.err);
+      return r.exit_code == 0;
+    };
+    if (!step({"generate", "--size", "small", "--seed", "3", "--out", dir.path(), "-q"}) ||
+        !step({"ingest", "--config", dir.file("shop.toml"), "--store", pg, "-q"}) ||
+        !step({"profile", "build", "--config", dir.file("shop.toml"), "--store", pg, "--models", models, "-q"}) ||
+        !step({"train", "recommend", "--store", pg, "--method", "item-knn", "--models", models, "-q"}))
+      return false;
+    for (int i = 0; i < n; ++i) {
+      servers.push_back(std::make_unique<test::ServeProcess>(
+          std::vector<std::string>{"--store", pg, "--config", dir.file("shop.toml"), "--models", models, "--no-auth", "--web",
+                                   "none"},
+          dir.file(fmt::format("serve{}.err", i))));
+    }
+    for (auto& s : servers)
+      if (!s->up()) {
+        *why = "a server did not start: " + s->err();
+        return false;
+      }
+    return true;
+  }
+  httplib::Client& client(size_t i) {
+    while (clients.size() < servers.size()) clients.push_back(servers[clients.size()]->client());
+    return *clients[i];
+  }
+  nlohmann::json get(size_t i, const std::string& path) {
+    const auto r = client(i).Get(path);
+    if (!r) return {{"error", "no answer"}};
+    return nlohmann::json::parse(r->body, nullptr, false);
+  }
+  // The history_items of an answer of server i (-1, with the answer in `last`, when it has none).
+  int64_t history(size_t i, const std::string& path) {
+    last = get(i, path);
+    return last.contains("history_items") && last["history_items"].is_number() ? last["history_items"].get<int64_t>() : -1;
+  }
+  nlohmann::json last;
+  // A metric's value on server i (summed over its labels; 0 when absent).
+  double metric(size_t i, const std::string& name) {
+    const auto r = client(i).Get("/metrics");
+    double total = 0;
+    if (!r) return -1;
+    for (size_t at = 0; (at = r->body.find("\n" + name, at)) != std::string::npos; ++at) {
+      const size_t end = r->body.find('\n', at + 1);
+      const std::string line = r->body.substr(at + 1, end - at - 1);
+      if (line.compare(name.size(), 1, " ") == 0 || line.compare(name.size(), 1, "{") == 0)
+        total += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return total;
+  }
+  std::vector<std::unique_ptr<httplib::Client>> clients;
+};
+
+// Polls `check` until it holds or `limit` passes; returns the time it took (or the limit).
+template <typename F>
+double seconds_until(F check, double limit = 10) {
+  const auto t0 = Clock::now();
+  for (;;) {
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (check() || s > limit) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string purchases(const std::string& user, const std::vector<std::string>& items, int64_t ts) {
+  nlohmann::json batch = nlohmann::json::array();
+  for (const auto& item : items) batch.push_back({{"user", user}, {"item", item}, {"type", "purchase"}, {"timestamp", ts++}});
+  return batch.dump();
+}
+
+#define START_CLUSTER(cluster, n)                   \
+  PERSONA_NEED_PG(pg_server_);                      \
+  Cluster cluster;                                  \
+  {                                                 \
+    std::string why;                                \
+    const auto url = pg_server_->url(pg_server_->create_database()); \
+    ASSERT_TRUE(cluster.start(url, n, &why)) << why; \
+  }
+
+TEST(Cluster, WritesOnOneServerReachTheOthersCachesAndAnErasureEmptiesThemAll) {
+  START_CLUSTER(c, 3);
+  const std::string user = "U000010", path = "/v1/users/" + user + "/recommendations?k=5&exclude_bought=true";
+  const auto before = c.get(1, path);
+  ASSERT_TRUE(before.contains("history_items")) << before.dump();
+  const int64_t h0 = before["history_items"];
+  ASSERT_GE(h0, 0);
+  EXPECT_EQ(c.history(2, path), h0);  // B and C have it cached now
+  std::vector<std::string> items;
+  for (const auto& r : before["recommendations"]) items.push_back(r["item"]);
+  ASSERT_GE(items.size(), 2u);
+
+  // Posted to A: B and C answer with the new history at once (a notification's time).
+  const auto posted = c.client(0).Post("/v1/events", purchases(user, {items[0], items[1]}, 1764590400), "application/json");
+  ASSERT_TRUE(posted && posted->status == 200) << (posted ? posted->body : "no answer");
+  for (size_t i : {1u, 2u}) {
+    const double took = seconds_until([&] { return c.history(i, path) > h0; });
+    EXPECT_LT(took, 5) << "server " << i << " still serves the cached answer: " << c.last.dump();
+  }
+  // Written by the CLI, not a server: the same.
+  const std::string other = "U000011", other_path = "/v1/users/" + other + "/recommendations?k=5&exclude_bought=true";
+  const int64_t o0 = c.history(2, other_path);
+  test::write_file(c.dir.file("more.csv"), fmt::format("userId,movieId,rating,timestamp\n{},{},5,1764590400\n", other, items[1]));
+  ASSERT_EQ(run_persona({"ingest", "--preset", "movielens", c.dir.file("more.csv"), "--store", c.pg, "--rejects", c.dir.file("more.rejects.jsonl"), "-q"}).exit_code, 0);
+  EXPECT_LT(seconds_until([&] { return c.history(2, other_path) > o0; }), 5) << c.last.dump();
+
+  // The feed's connections cut: what is written meanwhile is replayed when they are back.
+  const std::string third = "U000012", third_path = "/v1/users/" + third + "/recommendations?k=5&exclude_bought=true";
+  const int64_t t0 = c.history(1, third_path);
+  const auto cut = test::run_shell(fmt::format("psql -XAtq '{}' -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE application_name = 'persona change feed'\"", c.pg));
+  ASSERT_EQ(cut.exit_code, 0) << cut.err;
+  ASSERT_EQ(c.client(0).Post("/v1/events", purchases(third, {items[0]}, 1764600000), "application/json")->status, 200);
+  EXPECT_LT(seconds_until([&] { return c.history(1, third_path) > t0; }), 5) << c.last.dump();
+  EXPECT_LT(seconds_until([&] { return c.metric(1, "persona_change_feed_reconnects_total") >= 1; }), 5);
+
+  // Erased through A: B's and C's caches hold nothing of the person, and the recommender every
+  // server serves is the one retrained without them.
+  const auto erased = c.client(0).Delete("/v1/users/" + user);
+  ASSERT_TRUE(erased && (erased->status == 200 || erased->status == 202)) << (erased ? erased->body : "");
+  for (size_t i : {1u, 2u}) {
+    EXPECT_LT(seconds_until([&] { return c.history(i, path) == 0; }, 2), 2) << "server " << i << ": " << c.last.dump();
+    EXPECT_LT(seconds_until([&] {
+                return c.get(i, "/v1/models")["recommend"]["metrics"].value("retrained_after_erasure", false);
+              }, 60),
+              60)
+        << "server " << i << " serves a model that learned from the person erased";
+  }
+}
+
+TEST(Cluster, ThePrivacyBudgetHoldsExactlyAcrossServers) {
+  START_CLUSTER(c, 3);
+  ASSERT_EQ(run_persona({"dp", "budget", "--store", c.pg, "--analyst", "local", "--set", "0.5"}).exit_code, 0);
+  std::atomic<int> answered{0}, refused{0}, other{0};
+  std::vector<std::thread> askers;
+  for (size_t s = 0; s < 3; ++s)
+    askers.emplace_back([&, s] {
+      auto client = c.servers[s]->client();
+      for (int i = 0; i < 4; ++i) {
+        const auto r = client->Post("/v1/stats/dp", R"({"statistic":"count","epsilon":0.1})", "application/json");
+        if (r && r->status == 200) ++answered;
+        else if (r && r->status == 403) ++refused;
+        else ++other;
+      }
+    });
+  for (auto& t : askers) t.join();
+  EXPECT_EQ(answered.load(), 5) << "0.5 of budget, 0.1 a query, whichever server answers";
+  EXPECT_EQ(refused.load(), 7);
+  EXPECT_EQ(other.load(), 0);
+  const auto budget = test::json_of(run_persona({"dp", "budget", "--store", c.pg, "--analyst", "local", "--json"}));
+  EXPECT_NEAR(budget["spent"].get<double>(), 0.5, 1e-9);
+  // Every server's privacy page shows the one ledger.
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(c.get(i, "/v1/privacy")["budgets"][0]["queries"], 5) << i;
+}
+
+TEST(Cluster, OneLeaderRefreshesProfilesAndAnotherTakesOverWhenItDies) {
+  START_CLUSTER(c, 3);
+  auto leaders = [&] {
+    std::vector<size_t> out;
+    for (size_t i = 0; i < c.servers.size(); ++i)
+      if (c.servers[i]->running() && c.metric(i, "persona_leader") == 1) out.push_back(i);
+    return out;
+  };
+  ASSERT_LT(seconds_until([&] { return leaders().size() == 1; }, 5), 5);
+  const size_t leader = leaders()[0];
+  c.servers[leader]->stop(SIGKILL);
+  ASSERT_LT(seconds_until([&] { return leaders().size() == 1; }, 10), 10) << "no server took the lead";
+  const size_t next = leaders()[0];
+  EXPECT_NE(next, leader);
+  // Events posted to a server that is not the leader: the leader refreshes that user's profile.
+  const size_t poster = next == 0 || leader == 0 ? (next == 1 || leader == 1 ? 2 : 1) : 0;
+  ASSERT_NE(poster, next);
+  const std::string user = "U000020", path = "/v1/users/" + user + "/profile";
+  const auto before = c.get(poster, path);
+  ASSERT_TRUE(before.contains("activity")) << before.dump();
+  const int64_t events = before["activity"]["events"];
+  ASSERT_EQ(c.client(poster).Post("/v1/events", purchases(user, {"P00007", "P00008", "P00009"}, 1764590400), "application/json")->status,
+            200);
+  EXPECT_LT(seconds_until([&] { return c.get(poster, path)["activity"]["events"].get<int64_t>() == events + 3; }, 20), 20)
+      << "nobody refreshed the profile";
+  EXPECT_GE(c.metric(next, "persona_profile_refreshes_total"), 1);
+  EXPECT_EQ(c.metric(poster, "persona_profile_refreshes_total"), 0) << "only the leader refreshes";
+}
+
+}  // namespace
+}  // namespace persona
