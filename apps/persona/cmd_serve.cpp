@@ -46,6 +46,8 @@ Command add_serve(CLI::App& app, Common& common) {
   sub->add_option("--burst", o->burst, "Requests a key may send at once above its rate (default 200)")->check(CLI::Range(1.0, 1e9));
   sub->add_option("--web", o->web_dir, "The dashboard's files, served at / (default: the built one; \"none\": no dashboard)");
   sub->add_flag("--no-cache", *no_cache, "Compute every recommendation afresh (no answer cache)");
+  sub->add_option("--redis", o->redis_url,
+                  "Redis shared by several servers: rate limits per key and assistant conversations (redis://host:port/db)");
   sub->add_option("--cache-ttl", o->cache_ttl_s, "Seconds a cached answer is kept at most (changes empty it first; default 300)")
       ->check(CLI::Range(0.0, 1e7));
   sub->add_option("--access-log", o->access_log, "Access log: - for stderr (default), a file, or \"\" for none");

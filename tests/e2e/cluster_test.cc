@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/pg_server.h"
+#include "support/redis_server.h"
 #include "support/serve_process.h"
 #include "support/test_support.h"
 
@@ -31,7 +32,7 @@ struct Cluster {
   std::vector<std::unique_ptr<test::ServeProcess>> servers;
 
   // False (with the reason in `why`) when any step fails.
-  bool start(const std::string& url, int n, std::string* why) {
+  bool start(const std::string& url, int n, std::string* why, const std::vector<std::string>& extra = {}) {
     pg = url;
     models = dir.file("models");
     auto step = [&](const std::vector<std::string>& args) {
@@ -45,10 +46,9 @@ struct Cluster {
         !step({"train", "recommend", "--store", pg, "--method", "item-knn", "--models", models, "-q"}))
       return false;
     for (int i = 0; i < n; ++i) {
-      servers.push_back(std::make_unique<test::ServeProcess>(
-          std::vector<std::string>{"--store", pg, "--config", dir.file("shop.toml"), "--models", models, "--no-auth", "--web",
-                                   "none"},
-          dir.file(fmt::format("serve{}.err", i))));
+      std::vector<std::string> args = {"--store", pg, "--config", dir.file("shop.toml"), "--models", models, "--no-auth", "--web", "none"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      servers.push_back(std::make_unique<test::ServeProcess>(args, dir.file(fmt::format("serve{}.err", i))));
     }
     for (auto& s : servers)
       if (!s->up()) {
@@ -105,13 +105,13 @@ std::string purchases(const std::string& user, const std::vector<std::string>& i
   return batch.dump();
 }
 
-#define START_CLUSTER(cluster, n)                   \
-  PERSONA_NEED_PG(pg_server_);                      \
-  Cluster cluster;                                  \
-  {                                                 \
-    std::string why;                                \
-    const auto url = pg_server_->url(pg_server_->create_database()); \
-    ASSERT_TRUE(cluster.start(url, n, &why)) << why; \
+#define START_CLUSTER(cluster, n, ...)                               \
+  PERSONA_NEED_PG(pg_server_);                                        \
+  Cluster cluster;                                                    \
+  {                                                                   \
+    std::string why;                                                  \
+    const auto url = pg_server_->url(pg_server_->create_database());  \
+    ASSERT_TRUE(cluster.start(url, n, &why, {__VA_ARGS__})) << why;   \
   }
 
 TEST(Cluster, WritesOnOneServerReachTheOthersCachesAndAnErasureEmptiesThemAll) {
@@ -216,6 +216,54 @@ TEST(Cluster, OneLeaderRefreshesProfilesAndAnotherTakesOverWhenItDies) {
       << "nobody refreshed the profile";
   EXPECT_GE(c.metric(next, "persona_profile_refreshes_total"), 1);
   EXPECT_EQ(c.metric(poster, "persona_profile_refreshes_total"), 0) << "only the leader refreshes";
+}
+
+// With --redis: a conversation whose turns alternate between the servers goes as on one server,
+// and one key's rate limit holds across them.
+TEST(Cluster, ConversationsAndRateLimitsAreSharedThroughRedis) {
+  PERSONA_NEED_REDIS(redis);
+  START_CLUSTER(c, 3, "--redis", redis->url(), "--rate", "20", "--burst", "12");
+  const std::vector<std::string> messages = {"hello", "I want to return an item", "S00001234", "yes",
+                                             "qwerty", "asdf", "zxcv", "我想退货"};
+  auto say = [&](size_t server, const std::string& session, const std::string& message) {
+    const auto r = c.client(server).Post(
+        "/v1/chat", nlohmann::json{{"user", "U000001"}, {"session", session}, {"message", message}}.dump(), "application/json");
+    if (!r || r->status != 200) return nlohmann::json{{"status", r ? r->status : 0}};
+    auto j = nlohmann::json::parse(r->body);
+    return nlohmann::json{{"reply", j["reply"]}, {"intent", j["intent"]}, {"handoff", j["handoff"]}, {"slots", j.value("slots", nlohmann::json())},
+                          {"summary", j.value("summary", "")}};
+  };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto alone = say(0, "one-server", messages[i]);
+    const auto moving = say(i % 3, "moving", messages[i]);
+    EXPECT_EQ(moving, alone) << "turn " << i << ": " << messages[i];
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // well below the rate limit (tested next)
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the bucket full again
+  EXPECT_EQ(c.metric(1, "persona_rate_limit_servers"), 3);
+
+  // One key (all callers are "local" without keys) at 20 a second, burst 12, through 3 servers.
+  std::atomic<int> accepted{0}, limited{0};
+  std::vector<std::thread> callers;
+  const double seconds = 3;
+  for (size_t s = 0; s < 3; ++s)
+    callers.emplace_back([&, s] {
+      auto client = c.servers[s]->client();
+      const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+      while (Clock::now() < end) {
+        const auto r = client->Get("/v1/users/U000002/recommendations?k=3");
+        if (r && r->status == 200) ++accepted;
+        else if (r && r->status == 429) ++limited;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_GT(limited.load(), 0);
+  // The bucket (rate x time + burst), each server's first credit (burst / 3), a fifth of a second.
+  EXPECT_LE(accepted.load(), 20 * seconds + 12 + 3 * 4 + 20 * 0.2) << "three servers admit one key's rate, not three times it";
+  EXPECT_GE(accepted.load(), 0.8 * 20 * seconds);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(c.metric(0, "persona_rate_limit_local_decisions"), 0) << "Redis was there all along";
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ nlohmann::json Reply::to_json() const {
 
 Assistant::Assistant(Knowledge knowledge, AssistantOptions options) : knowledge_(knowledge), options_(std::move(options)) {
   validate_intent_actions(options_);
+  if (!options_.sessions) options_.sessions = std::make_shared<MemorySessions>();
   if (options_.responder.enabled()) responder_.emplace(options_.responder);
   if (knowledge_.store)
     for (const auto& item : knowledge_.store->items()) {
@@ -84,12 +85,7 @@ std::string Assistant::item_name(const std::string& id, bool chinese) const {
   return id;
 }
 
-std::optional<Session> Assistant::session(const std::string& id) const {
-  std::lock_guard lock(mutex_);
-  const auto it = sessions_.find(id);
-  if (it == sessions_.end()) return std::nullopt;
-  return it->second;
-}
+std::optional<Session> Assistant::session(const std::string& id) const { return options_.sessions->find(id); }
 
 Understanding Assistant::understand(std::string_view message) const {
   Understanding u;
@@ -132,27 +128,28 @@ Reply Assistant::reply(const std::string& session_id, const std::string& user, s
 
 Reply Assistant::converse(const std::string& session_id, const std::string& user, const std::string& text, int64_t now,
                           const Understanding& understood) {
-  std::lock_guard lock(mutex_);
+  Reply r;
   // Idle sessions expire; a session belongs to the user it started with.
-  for (auto it = sessions_.begin(); it != sessions_.end();)
-    it = now - it->second.last_active > options_.session_ttl_s ? sessions_.erase(it) : std::next(it);
-  auto [it, fresh] = sessions_.try_emplace(session_id);
-  Session& s = it->second;
-  if (fresh) s.id = session_id, s.user = user;
-  if (s.user != user) {
-    Reply r;
-    r.intent = "refused";
-    r.text = "This conversation belongs to someone else; please start a new one.";
-    return r;
-  }
-  s.last_active = now;
-  const bool chinese = text::contains_han(text);
-  s.history.push_back({"user", text, ""});
-  Reply r = answer(s, text, chinese, now, understood);
-  r.understood = understood.label;
-  r.understood_confidence = understood.confidence;
-  s.history.back().intent = r.intent;
-  s.history.push_back({"assistant", r.text, r.intent});
+  options_.sessions->with_session(session_id, now, options_.session_ttl_s, [&](Session& s, bool fresh) {
+    if (fresh) {
+      s = Session();
+      s.id = session_id;
+      s.user = user;
+    }
+    if (s.user != user) {
+      r.intent = "refused";
+      r.text = "This conversation belongs to someone else; please start a new one.";
+      return;
+    }
+    s.last_active = now;
+    const bool chinese = text::contains_han(text);
+    s.history.push_back({"user", text, ""});
+    r = answer(s, text, chinese, now, understood);
+    r.understood = understood.label;
+    r.understood_confidence = understood.confidence;
+    s.history.back().intent = r.intent;
+    s.history.push_back({"assistant", r.text, r.intent});
+  });
   return r;
 }
 

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -23,6 +23,7 @@
 #include "persona/assistant/forms.h"
 #include "persona/assistant/graph_answerer.h"
 #include "persona/assistant/responder.h"
+#include "persona/assistant/sessions.h"
 #include "persona/assistant/settings.h"
 #include "persona/store/store.h"
 
@@ -38,26 +39,6 @@ class TextClassifier;
 }
 
 namespace persona::assistant {
-
-struct Turn {
-  std::string role;  // user | assistant
-  std::string text;
-  std::string intent;
-};
-
-struct Session {
-  std::string id, user;        // user: the signed-in user ("" when anonymous)
-  std::vector<Turn> history;
-  std::vector<int64_t> recent; // knowledge-graph entities, most recent first
-  int failures = 0;            // misunderstandings in a row
-  bool handed_off = false;
-  int64_t last_active = 0;
-  // The form in progress ("" when none), its filled slots, and whether it awaits a yes or no.
-  std::string form;
-  nlohmann::json slots = nlohmann::json::object();
-  bool confirming = false;
-  bool chinese = false;  // the language of the conversation so far
-};
 
 struct Reply {
   std::string text, intent;
@@ -89,6 +70,8 @@ struct AssistantOptions {
   std::optional<double> out_of_scope_threshold;  // overrides the intent model's own threshold
   ResponderConfig responder;                      // off unless responder.base_url is set
   std::string responder_key_env = "PERSONA_LLM_API_KEY";
+  // Where conversations are kept (null: this process's memory).
+  std::shared_ptr<SessionStore> sessions;
 };
 
 // What the assistant answers from; any part may be missing (that kind of answer is then skipped).
@@ -118,6 +101,8 @@ class Assistant {
   Reply reply(const std::string& session_id, const std::string& user, std::string_view message, int64_t now = 0);
   // A session's state (for tests and the console); none when unknown or expired.
   std::optional<Session> session(const std::string& id) const;
+  // Ends every conversation of `user` (an erasure); returns how many.
+  size_t forget_user(const std::string& user) { return options_.sessions->forget_user(user); }
   // The intent model's reading of a message, with the configured out-of-scope threshold.
   Understanding understand(std::string_view message) const;
   const AssistantOptions& options() const { return options_; }
@@ -147,8 +132,6 @@ class Assistant {
   // The item's name for a reader of that language (the id when the store has no title).
   std::string item_name(const std::string& id, bool chinese) const;
   std::optional<Responder> responder_;
-  mutable std::mutex mutex_;
-  std::map<std::string, Session> sessions_;
 };
 
 }  // namespace persona::assistant

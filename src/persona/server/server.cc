@@ -39,9 +39,12 @@
 #include "persona/privacy/keys.h"
 #include "persona/recommend/recommend_model.h"
 #include "persona/server/dashboard.h"
+#include "persona/server/global_rate_limiter.h"
 #include "persona/server/http_transport.h"
 #include "persona/server/json_records.h"
 #include "persona/server/metrics.h"
+#include "persona/server/redis_client.h"
+#include "persona/server/redis_sessions.h"
 #include "persona/store/pg_changes.h"
 #include "persona/store/store.h"
 #include "persona/text/normalize.h"
@@ -563,6 +566,7 @@ struct Server::Impl {
   // Several servers of one PostgreSQL store (docs/operations.md, "Several servers"): the changes
   // others commit, followed; the leader lock; the shared privacy-budget ledger.
   bool shared_store = false;
+  std::unique_ptr<GlobalRateLimiter> global_limiter;  // with --redis: per key across every server
   std::unique_ptr<privacy::BudgetLedger> ledger;
   std::mutex ledger_mutex;  // one database connection (or one file)
   std::unique_ptr<store::ChangeFeed> feed;
@@ -576,6 +580,7 @@ struct Server::Impl {
   }
 
   void load();
+  void use_redis(assistant::AssistantOptions& assistant_options);
   void follow_changes();
   void apply(const store::ChangeFeed::Update& update);
   void stop_following() {
@@ -722,6 +727,7 @@ void Server::Impl::load() {
   if (!config.assistant.is_null()) assistant_options = assistant::apply_assistant_settings(config.assistant, std::move(assistant_options));
   assistant_options.responder =
       assistant::responder_from_environment(assistant_options.responder, assistant_options.responder_key_env);
+  if (!options.redis_url.empty()) use_redis(assistant_options);
   bot = std::make_unique<assistant::Assistant>(k, std::move(assistant_options));
   if (options.access_log == "-") log = stderr;
   else if (!options.access_log.empty() && !(log = std::fopen(options.access_log.c_str(), "a")))
@@ -805,6 +811,21 @@ void Server::Impl::apply(const store::ChangeFeed::Update& update) {
     auto s = stores->acquire();
     if (s->get_meta("profile.build")) refresher->request(refresh);
   }
+}
+
+// Rate limits and conversations shared by every server using this Redis for this store (keys
+// named "persona:<store>:..."). Redis away at start is not fatal: limits fall back to each
+// server's share, conversations answer 503 until it is back.
+void Server::Impl::use_redis(assistant::AssistantOptions& assistant_options) {
+  const auto store_hash = XXH3_64bits(options.store_path.data(), options.store_path.size());
+  const std::string prefix = fmt::format("persona:{:08x}:", static_cast<uint32_t>(store_hash >> 32));
+  try {
+    redis::Connection(options.redis_url).command({"PING"});
+  } catch (const Error& e) {
+    fmt::print(stderr, "warning: {} (rate limits fall back to each server's share until it answers)\n", e.what());
+  }
+  global_limiter = std::make_unique<GlobalRateLimiter>(options.redis_url, prefix, options.rate_per_s, options.burst);
+  assistant_options.sessions = std::make_shared<RedisSessions>(options.redis_url, prefix);
 }
 
 void Server::Impl::note_model_version() {
@@ -895,7 +916,7 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
         throw HttpError(403, "Forbidden",
                         fmt::format("this key's role ({}) may not {} {}{}", privacy::role_name(caller.key.role), route.method,
                                     route.path, caller.key.role == privacy::Role::User ? " for another user" : ""));
-      if (const double wait = limiter.take(caller.id()); wait > 0) {
+      if (const double wait = global_limiter ? global_limiter->take(caller.id()) : limiter.take(caller.id()); wait > 0) {
         HttpError e(429, "Too Many Requests", fmt::format("this key's rate limit is {} requests per second", options.rate_per_s));
         e.extra["retry_after_s"] = wait;
         e.retry_after = wait;
@@ -906,6 +927,11 @@ void Server::Impl::dispatch(const Route& route, const httplib::Request& req, htt
   } catch (const HttpError& e) {
     reply = {e.status, problem_body(e.status, e.title, e.what(), e.extra), "application/problem+json"};
     if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(e.retry_after))));
+  } catch (const assistant::SessionBusy& e) {
+    reply = {409, problem_body(409, "Conflict", e.what()), "application/problem+json"};
+  } catch (const redis::Unavailable& e) {
+    reply = {503, problem_body(503, "Service Unavailable", e.what()), "application/problem+json"};
+    res.set_header("Retry-After", "1");
   } catch (const privacy::BudgetExhausted& e) {
     reply = {403, problem_body(403, "Forbidden", e.what()), "application/problem+json"};
   } catch (const store::Unavailable& e) {
@@ -1318,6 +1344,17 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     report = pipeline::erase_user(*s, user, o);
   }
   cache.forget(user);
+  try {
+    std::lock_guard lock(chat_mutex);
+    bot->forget_user(user);  // the person's conversations (in Redis: every server's)
+  } catch (const std::exception& e) {
+    HttpError failed(503, "Service Unavailable",
+                     fmt::format("the store's data of this user is erased, but not their conversations: {}; send the erasure "
+                                 "again once Redis answers",
+                                 e.what()));
+    failed.retry_after = 1;
+    throw failed;
+  }
   warmer->request({});
   if (!report.complete()) {
     // The person may still be somewhere: say exactly where, as a server error (retry later).
@@ -1494,6 +1531,11 @@ void Server::Impl::add_routes() {
   });
   add("GET", "/metrics", {"stats:read"}, false, [this](auto&, auto&) {
     metrics.set_gauge("persona_recommend_cache_entries", "", static_cast<double>(cache.size()));
+    if (global_limiter) {
+      metrics.set_gauge("persona_rate_limit_redis_up", "", global_limiter->redis_up() ? 1 : 0);
+      metrics.set_gauge("persona_rate_limit_servers", "", global_limiter->servers());
+      metrics.set_gauge("persona_rate_limit_local_decisions", "", static_cast<double>(global_limiter->local_decisions()));
+    }
     return Reply{200, metrics.render(), "text/plain; version=0.0.4"};
   });
   add("GET", "/v1/openapi.json", {}, false, [](auto&, auto&) { return Reply{200, kOpenApiJson, "application/json"}; });

@@ -38,6 +38,9 @@ struct ServerOptions {
   bool cache = true;                 // keep recommendation answers until the user's data changes
   double cache_ttl_s = 300;          // and at most this long (a safety net: changes empty them first)
   std::string access_log = "-";      // "-" stderr, "" none, or a file
+  // Several servers (docs/operations.md): rate limits and assistant conversations shared through
+  // Redis (redis://host:port/db); "" keeps both in this process.
+  std::string redis_url;
 };
 
 class Server {
