@@ -1224,6 +1224,264 @@ def pg(args):
         server.stop()
 
 
+class Redis:
+    """redis-server of the bench's own on a free loopback port, nothing saved; stopped by its pid."""
+
+    def __init__(self):
+        if not shutil.which("redis-server"):
+            raise RuntimeError("redis-server is not installed (scripts/install-deps installs it)")
+        self.dir = tempfile.mkdtemp(prefix="persona-bench-redis-")
+        self.port = free_port()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer")
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nginx_in_front(root, ports, tmp):
+    """nginx on deploy/nginx.conf (the documented deployment) in front of the servers on `ports`."""
+    front = os.path.join(tmp, f"nginx-{'-'.join(map(str, ports))}")
+    os.makedirs(front)
+    os.chmod(front, 0o755)
+    port = free_port()
+    with open(os.path.join(root, "deploy", "nginx.conf")) as f:
+        text = f.read()
+    servers = "\n    ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
+    text = text.replace("@PREFIX@", front).replace("@LISTEN@", f"127.0.0.1:{port}").replace("@SERVERS@", servers)
+    conf = os.path.join(front, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(text)
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", front, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    wait_for(f"http://127.0.0.1:{port}/healthz")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def s2(args):
+    """Several servers: N = 1, 2, 3 `persona serve` on one PostgreSQL store and one Redis, behind
+    nginx (deploy/nginx.conf), under S1's load; one server direct and nginx's static file in the
+    same run; then post-to-visible across servers, a global rate limit's accuracy, and a server
+    killed mid-run."""
+    import urllib.request
+    if not shutil.which("wrk") or not shutil.which("nginx"):
+        emit({"task": "S2", "skipped": "wrk and nginx are needed (scripts/install-deps --bench)"})
+        return
+    try:
+        pg_server, redis = Postgres(), Redis()
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        emit({"task": "S2", "skipped": str(e)})
+        return
+    duration = args.duration
+    servers_running = []
+    tmp_holder = tempfile.TemporaryDirectory()
+    tmp = tmp_holder.name
+    os.chmod(tmp, 0o755)  # nginx's workers (an unprivileged user under root) reach their folders
+    try:
+        url = pg_server.create()
+        retail = os.path.join(args.data, "retail", "online_retail.csv.gz")
+        if os.path.exists(retail):
+            dataset = "online_retail"
+            config = local_config(args, tmp, "r1.toml", retail)
+            measure([args.persona, "ingest", "--config", config, "--store", url, "--quiet"])
+        else:
+            dataset = "sample_shop_default"
+            shop = os.path.join(tmp, "shop")
+            measure([args.persona, "generate", "--out", shop, "--quiet"])
+            measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", url, "--quiet"])
+        # S1's model, published in the database: every server takes it from there.
+        measure([args.persona, "train", "recommend", "--store", url, "--models", os.path.join(tmp, "models"), "--method", "auto",
+                 "--quiet"])
+        db = url.split("///")[1].split("?")[0]
+        users = pg_server.psql("SELECT DISTINCT u.ext_id FROM events e JOIN users u ON u.id = e.user_id", db).splitlines()
+        items = pg_server.psql("SELECT ext_id FROM items", db).splitlines()
+        users_file, items_file = os.path.join(tmp, "users.txt"), os.path.join(tmp, "items.txt")
+        with open(users_file, "w") as f:
+            f.write("\n".join(users) + "\n")
+        with open(items_file, "w") as f:
+            f.write("\n".join(items) + "\n")
+        key = json.loads(measure([args.persona, "keys", "create", "--store", url, "--name", "s2", "--role", "service",
+                                  "--json"])[0])["secret"]
+        get_script = os.path.join(tmp, "get.lua")
+        with open(get_script, "w") as f:
+            f.write(WRK_GET)
+        env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
+        emit({"task": "S2", "dataset": dataset, "users": len(users), "cpus": os.cpu_count(), "postgresql": pg_server.settings()})
+
+        def start_server(i, extra=()):
+            port = free_port()
+            proc = subprocess.Popen([args.persona, "serve", "--store", url, "--redis", redis.url(), "--models",
+                                     os.path.join(tmp, f"models-{i}"), "--port", str(port), "--rate", "0", "--access-log", "",
+                                     "--web", "none", "--quiet"] + list(extra), stderr=subprocess.DEVNULL)
+            servers_running.append(proc)
+            wait_for(f"http://127.0.0.1:{port}/healthz")
+            return proc, port
+
+        def stop_all():
+            for proc in servers_running:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=60)
+            servers_running.clear()
+
+        def get(base, path):
+            req = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + key})
+            with urllib.request.urlopen(req) as r:
+                return r.read()
+
+        # One server direct (S1's setting, on PostgreSQL), the baseline of the ratios.
+        proc, port = start_server(0)
+        direct = f"http://127.0.0.1:{port}"
+        sample = get(direct, f"/v1/users/{users[0]}/recommendations?k=10")
+        run_wrk(direct + "/", get_script, env, 3)
+        cpu0 = cpu_seconds(proc.pid)
+        one = run_wrk(direct + "/", get_script, env, duration)
+        one["cpu_ms_per_1k_requests"] = round((cpu_seconds(proc.pid) - cpu0) / max(1, one["requests"]) * 1e6, 1)
+        stop_all()
+        emit({"task": "S2", "system": "persona-direct", "servers": 1, "metrics": one, "duration_s": duration, "threads": 2,
+              "connections": 64})
+
+        results = {}
+        for n in (1, 2, 3):
+            procs = [start_server(i) for i in range(n)]
+            front_proc, front = nginx_in_front(args.root, [p for _, p in procs], tmp)
+            run_wrk(front + "/", get_script, env, 3)  # warm-up: keys verified, caches filled
+            rss_start = [rss_of(p.pid) for p, _ in procs]
+            cpu_start = sum(cpu_seconds(p.pid) for p, _ in procs)
+            m = run_wrk(front + "/", get_script, env, duration)
+            m["cpu_ms_per_1k_requests"] = round((sum(cpu_seconds(p.pid) for p, _ in procs) - cpu_start) / max(1, m["requests"]) * 1e6, 1)
+            m["rss_start_bytes"] = rss_start
+            m["rss_end_bytes"] = [rss_of(p.pid) for p, _ in procs]
+            results[n] = m
+            front_proc.terminate()
+            front_proc.wait(timeout=30)
+            stop_all()
+            emit({"task": "S2", "system": "persona-behind-nginx", "servers": n, "metrics": m, "duration_s": duration,
+                  "threads": 2, "connections": 64})
+
+        # nginx serving a static file of the same size (S1's reference), in the same run.
+        www = os.path.join(tmp, "www")
+        os.makedirs(www)
+        os.chmod(www, 0o755)
+        with open(os.path.join(www, "recs.json"), "wb") as f:
+            f.write(sample)
+        os.chmod(os.path.join(www, "recs.json"), 0o644)
+        static_port = free_port()
+        conf = os.path.join(tmp, "static.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 2;
+pid {tmp}/static.pid;
+error_log {tmp}/static-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {tmp}/static-body;
+  proxy_temp_path {tmp}/static-proxy;
+  fastcgi_temp_path {tmp}/static-fastcgi;
+  uwsgi_temp_path {tmp}/static-uwsgi;
+  scgi_temp_path {tmp}/static-scgi;
+  default_type application/json;
+  server {{ listen 127.0.0.1:{static_port}; root {www}; }}
+}}
+""")
+        static = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+        wait_for(f"http://127.0.0.1:{static_port}/recs.json")
+        static_env = dict(env, S1_PATH="/recs.json", S1_KEY="")
+        run_wrk(f"http://127.0.0.1:{static_port}/", get_script, static_env, 3)
+        ref = run_wrk(f"http://127.0.0.1:{static_port}/", get_script, static_env, duration)
+        static.terminate()
+        static.wait(timeout=30)
+        emit({"task": "S2", "system": "nginx-static", "metrics": dict(ref, response_bytes=len(sample)), "duration_s": duration,
+              "threads": 2, "connections": 64})
+
+        # Post-to-visible across servers: an event posted to A, polled on B until B's answer has it.
+        procs = [start_server(i) for i in range(3)]
+        a, b = f"http://127.0.0.1:{procs[0][1]}", f"http://127.0.0.1:{procs[1][1]}"
+        visible = []
+        for n, user in enumerate(users[1:101]):
+            path = f"/v1/users/{user}/recommendations?k=10&exclude_bought=true"
+            answer = json.loads(get(b, path))
+            if not answer["recommendations"]:
+                continue
+            before = answer["history_items"]
+            body = json.dumps([{"user": user, "item": answer["recommendations"][0]["item"], "type": "purchase",
+                                "timestamp": 1900000000 + n}]).encode()
+            post = urllib.request.Request(a + "/v1/events", data=body, method="POST",
+                                          headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+            t0 = time.perf_counter()
+            urllib.request.urlopen(post).read()
+            while json.loads(get(b, path))["history_items"] == before and time.perf_counter() - t0 < 5:
+                pass
+            visible.append((time.perf_counter() - t0) * 1000)
+        visible.sort()
+        emit({"task": "S2", "system": "persona-post-to-visible", "servers": 3, "metrics": {
+            "trials": len(visible), "p50_ms": round(visible[len(visible) // 2], 2),
+            "p99_ms": round(visible[min(len(visible) - 1, int(len(visible) * 0.99))], 2), "max_ms": round(visible[-1], 2),
+            "target_p99_ms": 100}})
+        stop_all()
+
+        # A global rate limit: one key at 300/s (burst 300) through three servers for 10 s.
+        procs = [start_server(i, ["--rate", "300", "--burst", "300"]) for i in range(3)]
+        front_proc, front = nginx_in_front(args.root, [p for _, p in procs], tmp)
+        time.sleep(1)  # the servers have seen each other in Redis
+        limited = run_wrk(front + "/", get_script, env, 10, connections=16)
+        accepted = limited["requests"] - limited["errors"]
+        expected = 300 * 10 + 300
+        emit({"task": "S2", "system": "persona-global-rate-limit", "servers": 3, "metrics": {
+            "rate_per_s": 300, "burst": 300, "seconds": 10, "offered": limited["requests"], "accepted": accepted,
+            "expected": expected, "error_share": round(accepted / expected - 1, 4), "target_error_share": 0.1}})
+        front_proc.terminate()
+        front_proc.wait(timeout=30)
+        stop_all()
+
+        # One server killed (SIGKILL) in the middle of a run behind nginx.
+        procs = [start_server(i) for i in range(3)]
+        front_proc, front = nginx_in_front(args.root, [p for _, p in procs], tmp)
+        run_wrk(front + "/", get_script, env, 3)
+        killer = threading.Timer(duration / 2, procs[1][0].kill)
+        killer.start()
+        killed = run_wrk(front + "/", get_script, env, duration)
+        killer.join()
+        front_proc.terminate()
+        front_proc.wait(timeout=30)
+        stop_all()
+        emit({"task": "S2", "system": "persona-one-server-killed", "servers": 3, "metrics": dict(
+            killed, connections_per_server=round(64 / 3, 1)), "duration_s": duration})
+
+        emit({"task": "S2", "ratio": {
+            "two_behind_nginx_to_one_direct": round(results[2]["rps"] / one["rps"], 3), "target": 0.8,
+            "one_behind_nginx_to_one_direct": round(results[1]["rps"] / one["rps"], 3),
+            "three_behind_nginx_to_one_direct": round(results[3]["rps"] / one["rps"], 3),
+            "one_direct_to_nginx_static": round(one["rps"] / ref["rps"], 3)}})
+    finally:
+        stop_all()
+        redis.stop()
+        pg_server.stop()
+        tmp_holder.cleanup()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("task")
@@ -1239,7 +1497,7 @@ def main():
     parser.add_argument("--pg-events", type=int, default=10000000, help="PG: events of the shop read for training")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg, "S2": s2}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

@@ -21,7 +21,7 @@
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/erasure.h"
 #include "persona/pipeline/statistics.h"
-#include "persona/store/pg_changes.h"
+#include "persona/store/pg_shared.h"
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
@@ -193,21 +193,23 @@ Command add_anonymize(CLI::App& app, Common& common) {
 
 namespace {
 
-// The audit log of this key ring (when keys are at hand: the chain is keyed).
-void audit(const privacy::KeyRing& keys, const std::string& action, const nlohmann::json& details) {
-  privacy::AuditLog(privacy::default_audit_log_path(), keys).append("cli", action, details);
+// The audit log of this key ring (when keys are at hand: the chain is keyed): the store's (in its
+// database on PostgreSQL), else the file.
+void audit(const privacy::KeyRing& keys, const std::string& action, const nlohmann::json& details, const std::string& store = "") {
+  store::open_audit_log(store, keys).append("cli", action, details);
 }
 
 // Audited when keys are at hand (statistics and API keys do not need them otherwise); a failure
 // to write the entry is still an error.
-void audit_if_keys(const std::string& action, const nlohmann::json& details, const std::string& key_file = "") {
+void audit_if_keys(const std::string& action, const nlohmann::json& details, const std::string& key_file = "",
+                   const std::string& store = "") {
   std::optional<privacy::KeyRing> keys;
   try {
     keys = privacy::KeyRing::resolve(key_file);
   } catch (const Error&) {
     return;
   }
-  audit(*keys, action, details);
+  audit(*keys, action, details, store);
 }
 
 }  // namespace
@@ -235,6 +237,8 @@ Command add_keys(CLI::App& app, Common& common) {
       s->add_option("--user", a->user, "The user a user-role key belongs to");
     }
     if (name == "revoke") s->add_option("id", a->id, "The API key's id")->required();
+    if (name == "create" || name == "revoke" || name == "list")
+      s->add_option("-s,--store", a->store, "A PostgreSQL store whose database keeps the API keys (instead of the file)");
     if (name == "rotate") s->add_option("--store", a->store, "Store to re-seal with the new key");
     if (name == "init")
       s->add_option("--store", a->store, "Seal this store with the new key (created when missing): its texts, "
@@ -245,21 +249,25 @@ Command add_keys(CLI::App& app, Common& common) {
   }
   return {sub, [a, &common] {
             const std::string path = privacy::key_file_path(a->file);
-            privacy::ApiKeyStore api(a->api_keys.empty() ? privacy::default_api_keys_path() : a->api_keys);
+            const bool api_action = a->action == "create" || a->action == "revoke" || a->action == "list";
+            const auto api_kept = api_action ? store::open_api_keys(a->store, a->api_keys) : nullptr;
+            const std::string api_store = api_action ? a->store : "";  // where their audit entries go
             if (a->action == "create") {
+              auto& api = *api_kept;
               const auto c = api.create(a->name, *privacy::parse_role(a->role), a->user);
               // The audit log outlives erasures: a user-role key's owner is recorded as a keyed receipt id.
               if (auto keys = privacy::KeyRing::discover(a->file))
                 audit(*keys, "apikey.create",
                       {{"id", c.key.id}, {"name", c.key.name}, {"role", a->role},
-                       {"user", c.key.user.empty() ? "" : privacy::erasure_receipt(*keys, c.key.user)}});
+                       {"user", c.key.user.empty() ? "" : privacy::erasure_receipt(*keys, c.key.user)}},
+                      api_store);
               if (common.json) print_json({{"id", c.key.id}, {"role", a->role}, {"secret", c.secret}});
               else fmt::print("{}\n(API key {} for {}: shown once, keep it secret)\n", c.secret, c.key.id, a->role);
               return 0;
             }
             if (a->action == "revoke") {
-              if (!api.revoke(a->id)) throw Error(fmt::format("no API key {}", a->id), {api.path()});
-              audit_if_keys("apikey.revoke", {{"id", a->id}}, a->file);
+              if (!api_kept->revoke(a->id)) throw Error(fmt::format("no API key {}", a->id), {api_kept->path()});
+              audit_if_keys("apikey.revoke", {{"id", a->id}}, a->file, api_store);
               if (!common.quiet && !common.json) fmt::print("revoked {}\n", a->id);
               return 0;
             }
@@ -276,14 +284,14 @@ Command add_keys(CLI::App& app, Common& common) {
                 if (!common.json && !common.quiet)
                   fmt::print("{}: {} values sealed with key {}\n", a->store, j["resealed"].get<int64_t>(), keys.active_id());
               }
-              if (a->action != "list") audit(keys, "keys." + a->action, j);
+              if (a->action != "list") audit(keys, "keys." + a->action, j, a->store);
               if (!common.json && !common.quiet)
                 fmt::print("{}: keys {}, active {}{}\n", path, fmt::join(keys.ids(), ", "), keys.active_id(),
                            a->action == "init" ? " (keep this file secret and backed up: data sealed with it is lost without it)" : "");
             }
             if (a->action == "list") {
               nlohmann::json list = nlohmann::json::array();
-              for (const auto& k : api.list()) {
+              for (const auto& k : api_kept->list()) {
                 list.push_back({{"id", k.id}, {"name", k.name}, {"role", privacy::role_name(k.role)}, {"user", k.user},
                                 {"created", k.created}, {"revoked", k.revoked}});
                 if (!common.json)
@@ -347,25 +355,27 @@ Command add_audit(CLI::App& app, Common& common) {
   sub->require_subcommand(1);
   auto log = std::make_shared<std::string>();
   auto file = std::make_shared<std::string>();
+  auto store = std::make_shared<std::string>();
   auto action = std::make_shared<std::string>();
   for (const char* name : {"verify", "show"}) {
     auto* s = sub->add_subcommand(name, std::string(name) == "verify" ? "Check every entry and the chain; exit 1 when broken"
                                                                        : "Print the entries");
-    s->add_option("--log", *log, "Audit log (default $PERSONA_AUDIT_LOG or ./persona-audit.jsonl)");
+    s->add_option("--log", *log, "Audit log (default $PERSONA_AUDIT_LOG, the database of a PostgreSQL --store, or ./persona-audit.jsonl)");
+    s->add_option("-s,--store", *store, "A PostgreSQL store whose database keeps the audit log");
     s->add_option("--key-file", *file, "Key file");
     s->fallthrough();
     s->callback([action, name] { *action = name; });
   }
-  return {sub, [log, file, action, &common] {
+  return {sub, [log, file, store, action, &common] {
             const auto keys = privacy::KeyRing::resolve(*file);
-            const std::string path = log->empty() ? privacy::default_audit_log_path() : *log;
+            const auto audit_log = store::open_audit_log(*store, keys, *log);
+            const std::string path = audit_log.path();
             if (*action == "show") {
-              std::ifstream in(path);
-              if (!in) throw Error("cannot read the audit log", {path});
-              for (std::string line; std::getline(in, line);) fmt::print("{}\n", line);
+              if (!log->empty() && !std::filesystem::exists(*log)) throw Error("cannot read the audit log", {path});
+              audit_log.for_each([](const std::string& line) { fmt::print("{}\n", line); });
               return 0;
             }
-            const auto v = privacy::AuditLog(path, keys).verify();
+            const auto v = audit_log.verify();
             if (common.json) {
               print_json({{"log", path}, {"intact", v.intact}, {"entries", v.entries}, {"first_bad_line", v.first_bad_line},
                           {"problem", v.problem}});
@@ -435,7 +445,7 @@ Command add_dp(CLI::App& app, Common& common) {
             if (*which == "budget") {
               if (a->set >= 0) {
                 ledger.set_budget(dataset, a->query.analyst, a->set);
-                audit_if_keys("dp.budget", {{"dataset", dataset}, {"analyst", a->query.analyst}, {"budget", a->set}});
+                audit_if_keys("dp.budget", {{"dataset", dataset}, {"analyst", a->query.analyst}, {"budget", a->set}}, "", store_path);
               }
               const nlohmann::json j = {{"dataset", dataset}, {"analyst", a->query.analyst}, {"budget", ledger.budget(dataset, a->query.analyst)},
                                         {"spent", ledger.spent(dataset, a->query.analyst)}};
@@ -452,7 +462,8 @@ Command add_dp(CLI::App& app, Common& common) {
             } catch (const privacy::BudgetExhausted& e) {
               throw Error(e.what(), {}, "ask for a larger budget (persona dp budget --set) or use less epsilon");
             }
-            audit_if_keys("dp." + *which, {{"dataset", dataset}, {"analyst", a->query.analyst}, {"epsilon", a->query.epsilon}});
+            audit_if_keys("dp." + *which, {{"dataset", dataset}, {"analyst", a->query.analyst}, {"epsilon", a->query.epsilon}}, "",
+                          store_path);
             if (common.json) print_json(j);
             else fmt::print("{}\n", j.dump(2));
             return 0;
@@ -570,7 +581,7 @@ Command add_export(CLI::App& app, Common& common) {
               throw;
             }
             std::filesystem::remove_all(dir);
-            audit_if_keys("export", {{"what", "users, k-anonymous"}, {"k", args.k}, {"path", args.out}});
+            audit_if_keys("export", {{"what", "users, k-anonymous"}, {"k", args.k}, {"path", args.out}}, "", store_path_from(a->store, a->config));
             return rc;
           }};
 }
@@ -590,7 +601,8 @@ Command add_erase(CLI::App& app, Common& common) {
   sub->add_option("--reject-log", a->reject_log,
                   "A reject log to search besides the ones the store's ingests wrote (default the config's, or <store>.rejects.jsonl)");
   sub->add_option("--key-file", a->key_file, "Key file (default $PERSONA_KEY_FILE, PERSONA_MASTER_KEY or ./persona.key)");
-  sub->add_option("--api-keys", a->api_keys, "API key file (default $PERSONA_API_KEYS or ./persona-api-keys.json)");
+  sub->add_option("--api-keys", a->api_keys,
+                  "API key file (default $PERSONA_API_KEYS, the database of a PostgreSQL store, or ./persona-api-keys.json)");
   sub->add_flag("--no-retrain", a->no_retrain, "Remove a recommender that knows the user instead of retraining it");
   return {sub, [a, &common] {
             const std::string store_path = store_path_from(a->store, a->config);
@@ -603,7 +615,8 @@ Command add_erase(CLI::App& app, Common& common) {
             options.reject_log = reject_log;
             options.models_dir = demand::models_dir_from(a->models);
             options.keys = keys ? &*keys : nullptr;
-            options.api_keys = a->api_keys.empty() ? privacy::default_api_keys_path() : a->api_keys;
+            options.api_keys = a->api_keys;  // "": the store's (its database's on PostgreSQL, else the default file)
+            options.store_location = store_path;
             options.retrain = !a->no_retrain;
             const auto report = pipeline::erase_user(*store, a->user, options);
             if (common.json) {

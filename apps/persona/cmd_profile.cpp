@@ -12,6 +12,7 @@
 #include "persona/core/error.h"
 #include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
+#include "persona/store/pg_shared.h"
 #include "persona/pipeline/erasure.h"
 #include "persona/pipeline/profiles.h"
 
@@ -222,7 +223,7 @@ Command add_profile(CLI::App& app, Common& common) {
             const size_t n = pipeline::export_profiles(*store, args->format, args->out.empty() ? std::cout : file, rename);
             const nlohmann::json details = {{"what", "profiles"}, {"path", args->out.empty() ? "-" : args->out},
                                             {"users", n}, {"ids", args->real_ids ? "real" : "pseudonyms"}};
-            if (keys) privacy::AuditLog(privacy::default_audit_log_path(), *keys).append("cli", "export", details);
+            if (keys) store::open_audit_log(store_path_from(args->store, args->config), *keys).append("cli", "export", details);
             if (!args->out.empty()) pipeline::register_export(*store, args->out, details);
             if (!args->out.empty() && !common.quiet) fmt::print(stderr, "wrote {} profiles to {}\n", n, args->out);
             return 0;

@@ -217,6 +217,8 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
     nlohmann::json metrics = {{"method", c.spec.to_json()}, {"train_s", seconds}};
     add_validation_metrics(c, metrics);
     model.save(path, metrics);
+    // On a PostgreSQL store every server swaps it in (a model saved elsewhere is an experiment).
+    if (pipeline::model_name(path) == "recommend") pipeline::publish_model(*store, path);
     if (common.json) print_json({{"model_file", path}, {"method", c.spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
                                  {"segments", model.segments()}, {"validation", c.validation}});
     else fmt::print("trained {} on {} items in {:.2f} s; saved {}\n", c.spec.to_json().dump(), model.items(), seconds, path);

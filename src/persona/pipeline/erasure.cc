@@ -20,6 +20,7 @@
 #include "persona/privacy/crypto.h"
 #include "persona/privacy/keys.h"
 #include "persona/recommend/recommend_model.h"
+#include "persona/store/pg_shared.h"
 
 namespace persona::pipeline {
 namespace fs = std::filesystem;
@@ -75,6 +76,7 @@ std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store
   const auto events = store.events();
   if (events.size() == 0) {
     fs::remove(path);
+    store.withdraw_model(model_name(path));
     return std::nullopt;
   }
   recommend::InteractionOptions options;
@@ -84,7 +86,17 @@ std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store
   nlohmann::json metrics = old.metrics();
   for (const auto& [k, v] : note.items()) metrics[k] = v;
   model.save(path, metrics);
+  publish_model(store, path);
   return model;
+}
+
+std::string model_name(const std::string& path) { return fs::path(path).stem().string(); }
+
+void publish_model(store::Store& store, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read the model to publish it", {path});
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  store.publish_model(model_name(path), bytes);
 }
 
 void register_export(store::Store& store, const std::string& path, const nlohmann::json& details) {
@@ -194,9 +206,15 @@ ErasureReport erase_user(store::Store& store, const std::string& user, const Era
   std::vector<std::string> traces = erased.found ? erased.traces : std::vector<std::string>{user};
   if (options.keys) traces.push_back(privacy::pseudonym(*options.keys, user));
 
-  if (!options.api_keys.empty() && fs::exists(options.api_keys))
-    attempt(report, "api_keys", options.api_keys,
-            [&] { report.api_keys = static_cast<int64_t>(privacy::ApiKeyStore(options.api_keys).forget_user(user)); });
+  {
+    // The store's API keys (in its database on PostgreSQL) or the file named: keys bound to the user go.
+    const bool in_database = options.api_keys.empty() && store::api_keys_in_database(options.store_location);
+    const std::string file = options.api_keys.empty() ? privacy::default_api_keys_path() : options.api_keys;
+    if (in_database || fs::exists(file))
+      attempt(report, "api_keys", in_database ? store::printable_location(options.store_location) : file, [&] {
+        report.api_keys = static_cast<int64_t>(store::open_api_keys(options.store_location, options.api_keys)->forget_user(user));
+      });
+  }
 
   std::vector<std::string> files;
   attempt(report, "files", "", [&] { files = files_to_search(store, options); });
@@ -245,15 +263,17 @@ ErasureReport erase_user(store::Store& store, const std::string& user, const Era
           }
         }
         if (fs::exists(path)) fs::remove(path);
+        store.withdraw_model(model_name(path.string()));  // every server's copy of a shared store's
         report.models_removed.push_back(path.string());
       });
     }
   }
 
   if (options.keys) {
-    attempt(report, "audit", privacy::default_audit_log_path(), [&] {
+    auto log = store::open_audit_log(options.store_location, *options.keys);
+    attempt(report, "audit", log.path(), [&] {
       report.receipt = privacy::erasure_receipt(*options.keys, user);
-      privacy::AuditLog(privacy::default_audit_log_path(), *options.keys).append(options.actor, "erase", report.to_json());
+      log.append(options.actor, "erase", report.to_json());
     });
   }
   return report;

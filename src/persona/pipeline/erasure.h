@@ -27,7 +27,8 @@ struct ErasureOptions {
   std::string reject_log;                  // a reject log file besides the ones the store registered ("": none)
   std::string models_dir;                  // searched for model files naming the user ("": none)
   const privacy::KeyRing* keys = nullptr;  // pseudonyms to look for, sealed exports, the receipt
-  std::string api_keys;                    // API key file: keys bound to the user are deleted
+  std::string store_location;              // the store's location: its API keys and audit log (store::open_api_keys)
+  std::string api_keys;                    // API key file ("": the store's): keys bound to the user are deleted
   bool retrain = true;                     // retrain the recommender (else it is removed)
   // Leave the recommender's retraining to the caller (listed in models_pending): a server answers
   // once the data is gone and retrains in the background. A model file that names the person is
@@ -57,6 +58,11 @@ struct ErasureReport {
 // Every step is tried even when one fails; the report says which did not finish (and the audit
 // log records the attempt either way).
 ErasureReport erase_user(store::Store& store, const std::string& user, const ErasureOptions& options);
+
+// A model file published for every server of a shared store (PostgreSQL; nothing on SQLite),
+// under its file's name without extension ("recommend").
+void publish_model(store::Store& store, const std::string& path);
+std::string model_name(const std::string& path);
 
 // The recommender file at `path` trained again, with its own method, on the store's events (of
 // the users who consent to analytics) and saved with its metrics and `note`; none (and the file

@@ -67,59 +67,38 @@ std::string default_api_keys_path() {
   return p && *p ? p : "persona-api-keys.json";
 }
 
-ApiKeyStore::ApiKeyStore(std::string path, Argon2Cost cost) : path_(std::move(path)), cost_(cost) {
+ApiKeyStore::ApiKeyStore(std::string path, Argon2Cost cost) : ApiKeyStore(std::make_unique<KeyFile>(std::move(path)), cost) {}
+
+ApiKeyStore::ApiKeyStore(std::unique_ptr<KeyStorage> storage, Argon2Cost cost) : storage_(std::move(storage)), cost_(cost) {
   sodium_ready();
   crypto_generichash_keygen(cache_key_);
 }
 
-namespace {
 // The key file's identity now: every save renames a new file over the old one, so the inode
 // tells; mtimes alone are too coarse. All zero when the file is missing.
-std::array<int64_t, 4> file_version(const std::string& path) {
+std::array<int64_t, 4> KeyFile::version() {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
+  if (::stat(path_.c_str(), &st) != 0) return {};
   return {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec),
           static_cast<int64_t>(st.st_size)};
 }
-}  // namespace
 
-std::vector<ApiKey> ApiKeyStore::load() const {
-  std::vector<ApiKey> out;
-  // Read again only when the file changed (another process may have made or revoked a key).
-  const auto version = file_version(path_);
-  if (version == std::array<int64_t, 4>{}) return out;
-  if (version == cached_version_) return cached_;
+std::vector<ApiKey> KeyFile::load() {
+  if (!std::filesystem::exists(path_)) return {};
   std::ifstream in(path_);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const nlohmann::json j = parse_json_or_throw(text, {path_}, "the API key file is damaged: restore it, or make new keys");
-  for (const auto& k : j.at("keys")) {
-    ApiKey a;
-    a.id = k.at("id");
-    a.name = k.value("name", "");
-    const auto role = parse_role(k.at("role").get<std::string>());
-    if (!role) throw Error(fmt::format("API key {} has an unknown role", a.id), {path_});
-    a.role = *role;
-    a.user = k.value("user", "");
-    a.created = k.value("created", int64_t{0});
-    a.revoked = k.value("revoked", false);
-    a.hash = k.at("hash");
-    out.push_back(std::move(a));
-  }
-  cached_ = out;
-  cached_version_ = version;
-  return out;
+  return api_keys_from_json(j.at("keys"), path_);
 }
 
-void ApiKeyStore::save(const std::vector<ApiKey>& keys) const {
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& k : keys)
-    list.push_back({{"id", k.id}, {"name", k.name}, {"role", role_name(k.role)}, {"user", k.user}, {"created", k.created},
-                    {"revoked", k.revoked}, {"hash", k.hash}});
+void KeyFile::update(const std::function<void(std::vector<ApiKey>&)>& change) {
+  auto keys = load();
+  change(keys);
   const std::string tmp = path_ + ".tmp";
   const mode_t old = umask(077);
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << nlohmann::json{{"format", "persona-api-keys-1"}, {"keys", list}}.dump(2) << '\n';
+    out << nlohmann::json{{"format", "persona-api-keys-1"}, {"keys", api_keys_to_json(keys)}}.dump(2) << '\n';
     if (!out) {
       umask(old);
       throw Error("cannot write the API key file", {tmp});
@@ -127,13 +106,47 @@ void ApiKeyStore::save(const std::vector<ApiKey>& keys) const {
   }
   umask(old);
   std::filesystem::rename(tmp, path_);
-  cached_version_ = {};  // read again after our own write
+}
+
+nlohmann::json api_keys_to_json(const std::vector<ApiKey>& keys) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& k : keys)
+    list.push_back({{"id", k.id}, {"name", k.name}, {"role", role_name(k.role)}, {"user", k.user}, {"created", k.created},
+                    {"revoked", k.revoked}, {"hash", k.hash}});
+  return list;
+}
+
+std::vector<ApiKey> api_keys_from_json(const nlohmann::json& list, const std::string& where) {
+  std::vector<ApiKey> out;
+  for (const auto& k : list) {
+    ApiKey a;
+    a.id = k.at("id");
+    a.name = k.value("name", "");
+    const auto role = parse_role(k.at("role").get<std::string>());
+    if (!role) throw Error(fmt::format("API key {} has an unknown role", a.id), {where});
+    a.role = *role;
+    a.user = k.value("user", "");
+    a.created = k.value("created", int64_t{0});
+    a.revoked = k.value("revoked", false);
+    a.hash = k.at("hash");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::vector<ApiKey> ApiKeyStore::load() const {
+  // Read again only when the keys changed (another process may have made or revoked one).
+  const auto version = storage_->version();
+  if (version == std::array<int64_t, 4>{}) return {};
+  if (version == cached_version_) return cached_;
+  cached_ = storage_->load();
+  cached_version_ = version;
+  return cached_;
 }
 
 ApiKeyStore::Created ApiKeyStore::create(const std::string& name, Role role, const std::string& user) {
   if (role == Role::User && user.empty()) throw Error("a user key needs the user it belongs to (--user)");
   std::lock_guard lock(mutex_);
-  auto keys = load();
   unsigned char id_bytes[6], secret_bytes[32];
   randombytes_buf(id_bytes, sizeof id_bytes);
   randombytes_buf(secret_bytes, sizeof secret_bytes);
@@ -150,8 +163,8 @@ ApiKeyStore::Created ApiKeyStore::create(const std::string& name, Role role, con
   if (crypto_pwhash_str(hash, c.secret.data(), c.secret.size(), cost_.ops, cost_.memory) != 0)
     throw Error("not enough memory to hash the API key");
   c.key.hash = hash;
-  keys.push_back(c.key);
-  save(keys);
+  storage_->update([&](std::vector<ApiKey>& keys) { keys.push_back(c.key); });
+  cached_version_ = {};  // read again after our own write
   return c;
 }
 
@@ -162,28 +175,36 @@ std::vector<ApiKey> ApiKeyStore::list() const {
 
 bool ApiKeyStore::revoke(const std::string& id) {
   std::lock_guard lock(mutex_);
-  auto keys = load();
-  const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });
-  if (it == keys.end()) return false;
-  it->revoked = true;
-  save(keys);
-  for (auto v = verified_.begin(); v != verified_.end();) v = v->second == id ? verified_.erase(v) : std::next(v);
-  return true;
+  bool found = false;
+  storage_->update([&](std::vector<ApiKey>& keys) {
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.id == id; });
+    if (it == keys.end()) return;
+    it->revoked = true;
+    found = true;
+  });
+  cached_version_ = {};
+  if (found) forget_verified({id});
+  return found;
 }
 
 size_t ApiKeyStore::forget_user(const std::string& user) {
+  if (user.empty()) return 0;
   std::lock_guard lock(mutex_);
-  auto keys = load();
-  const auto before = keys.size();
   std::vector<std::string> gone;
-  for (const auto& k : keys)
-    if (!user.empty() && k.user == user) gone.push_back(k.id);
-  if (gone.empty()) return 0;
-  keys.erase(std::remove_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.user == user; }), keys.end());
-  save(keys);
+  storage_->update([&](std::vector<ApiKey>& keys) {
+    for (const auto& k : keys)
+      if (k.user == user) gone.push_back(k.id);
+    keys.erase(std::remove_if(keys.begin(), keys.end(), [&](const ApiKey& k) { return k.user == user; }), keys.end());
+  });
+  cached_version_ = {};
+  forget_verified(gone);
+  return gone.size();
+}
+
+// (Under the exclusive lock.)
+void ApiKeyStore::forget_verified(const std::vector<std::string>& ids) {
   for (auto v = verified_.begin(); v != verified_.end();)
-    v = std::find(gone.begin(), gone.end(), v->second) != gone.end() ? verified_.erase(v) : std::next(v);
-  return before - keys.size();
+    v = std::find(ids.begin(), ids.end(), v->second) != ids.end() ? verified_.erase(v) : std::next(v);
 }
 
 // pk_<id>_<secret>: the id, or "" when `presented` is not shaped like a key.
@@ -207,7 +228,7 @@ std::optional<ApiKey> ApiKeyStore::authenticate_cached(std::string_view presente
   const std::string tag = cache_tag(presented);
   // The hot path, on every request of a busy server: a key verified before, the file unchanged
   // (checked by stat outside any lock). Only a shared lock: no convoy of request threads.
-  const auto version = file_version(path_);
+  const auto version = storage_->version();
   std::shared_lock read(mutex_);
   if (version == cached_version_ && version != std::array<int64_t, 4>{})
     if (const auto v = verified_.find(tag); v != verified_.end() && v->second == id)

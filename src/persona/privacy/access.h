@@ -15,13 +15,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace persona::privacy {
 
@@ -50,9 +54,44 @@ struct Argon2Cost {
   static Argon2Cost minimal();      // for tests only
 };
 
+// Where API keys are kept: a JSON file (KeyFile, the default), or a table of a PostgreSQL store
+// that every server of it reads (store::PgKeyStorage).
+class KeyStorage {
+ public:
+  virtual ~KeyStorage() = default;
+  // A value that changes whenever the keys do. Checked on every request: cheap (a stat, or a
+  // number in memory that refresh() moves).
+  virtual std::array<int64_t, 4> version() = 0;
+  virtual std::vector<ApiKey> load() = 0;
+  // Changes the keys as one step: no other process's change in between is lost.
+  virtual void update(const std::function<void(std::vector<ApiKey>&)>& change) = 0;
+  // Looks for changes made elsewhere (a database's keys; a file's version is its stat).
+  virtual void refresh() {}
+  virtual std::string where() const = 0;  // for messages
+};
+
+// A JSON file {"format": "persona-api-keys-1", "keys": [...]}, written whole (owner-only) and
+// renamed over the old one.
+class KeyFile final : public KeyStorage {
+ public:
+  explicit KeyFile(std::string path) : path_(std::move(path)) {}
+  std::array<int64_t, 4> version() override;
+  std::vector<ApiKey> load() override;
+  void update(const std::function<void(std::vector<ApiKey>&)>& change) override;
+  std::string where() const override { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// API keys as JSON (the file's "keys" array) and back; an unknown role is an error naming `where`.
+nlohmann::json api_keys_to_json(const std::vector<ApiKey>& keys);
+std::vector<ApiKey> api_keys_from_json(const nlohmann::json& list, const std::string& where);
+
 class ApiKeyStore {
  public:
   explicit ApiKeyStore(std::string path, Argon2Cost cost = Argon2Cost::interactive());
+  explicit ApiKeyStore(std::unique_ptr<KeyStorage> storage, Argon2Cost cost = Argon2Cost::interactive());
   struct Created {
     ApiKey key;
     std::string secret;  // shown once; not kept anywhere
@@ -69,13 +108,16 @@ class ApiKeyStore {
   // no file read, microseconds); nullopt otherwise, which proves nothing. Lets a server answer a
   // known key's request on its event loop and send the others to a worker.
   std::optional<ApiKey> authenticate_cached(std::string_view presented) const;
-  const std::string& path() const { return path_; }
+  // Where the keys are: a file's path, or the database's location.
+  std::string path() const { return storage_->where(); }
+  // Reads changes made elsewhere now (a server calls it often; see KeyStorage::refresh).
+  void refresh() { storage_->refresh(); }
 
  private:
   std::vector<ApiKey> load() const;
   std::string cache_tag(std::string_view presented) const;  // keyed hash of a presented secret
-  void save(const std::vector<ApiKey>& keys) const;
-  std::string path_;
+  void forget_verified(const std::vector<std::string>& ids);
+  std::unique_ptr<KeyStorage> storage_;
   Argon2Cost cost_;
   // Shared for the hot path (a key verified before, a file unchanged); exclusive to read the
   // file again, verify a new key or write.

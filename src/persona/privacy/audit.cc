@@ -24,18 +24,6 @@ std::string hex(const unsigned char* data, size_t size) {
   return out;
 }
 
-struct Head {
-  int64_t seq = 0;
-  std::string hash;
-};
-
-Head read_head(const std::string& path) {
-  Head h;
-  std::ifstream in(path + ".head");
-  if (in) in >> h.seq >> h.hash;
-  return h;
-}
-
 }  // namespace
 
 std::string default_audit_log_path() {
@@ -43,24 +31,28 @@ std::string default_audit_log_path() {
   return p && *p ? p : "persona-audit.jsonl";
 }
 
-AuditLog::AuditLog(std::string path, const KeyRing& keys) : path_(std::move(path)), key_(keys.derive(1, "auditlog")) {}
+AuditLog::AuditLog(std::string path, const KeyRing& keys) : AuditLog(std::make_unique<AuditFile>(std::move(path)), keys) {}
 
-std::string AuditLog::entry_hash(const nlohmann::json& entry) const {
-  nlohmann::json body = entry;
-  body.erase("hash");
-  const std::string text = body.dump();  // nlohmann orders object keys: a canonical form
-  unsigned char out[32];
-  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(text.data()), text.size(), key_.data(), key_.size());
-  return hex(out, sizeof out);
+AuditLog::AuditLog(std::unique_ptr<AuditStorage> storage, const KeyRing& keys)
+    : storage_(std::move(storage)), key_(keys.derive(1, "auditlog")) {}
+
+AuditStorage::Head AuditFile::head() const {
+  Head h;
+  std::ifstream in(path_ + ".head");
+  if (in) in >> h.seq >> h.hash;
+  return h;
 }
 
-nlohmann::json AuditLog::append(const std::string& actor, const std::string& action, const nlohmann::json& details) {
+bool AuditFile::exists() const { return std::ifstream(path_, std::ios::binary).good(); }
+
+void AuditFile::for_each(const std::function<void(const std::string& line)>& fn) const {
+  std::ifstream in(path_, std::ios::binary);
+  for (std::string line; std::getline(in, line);) fn(line);
+}
+
+nlohmann::json AuditFile::append(const std::function<nlohmann::json(const Head&)>& make) {
   std::lock_guard lock(append_mutex);
-  const Head head = read_head(path_);
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  nlohmann::json entry = {{"seq", head.seq + 1}, {"time", now},     {"actor", actor},
-                          {"action", action},    {"details", details}, {"prev", head.hash.empty() ? std::string(64, '0') : head.hash}};
-  entry["hash"] = entry_hash(entry);
+  const nlohmann::json entry = make(head());
   {
     std::ofstream out(path_, std::ios::binary | std::ios::app);
     if (!out) throw Error("cannot append to the audit log", {path_});
@@ -77,37 +69,60 @@ nlohmann::json AuditLog::append(const std::string& actor, const std::string& act
   return entry;
 }
 
+std::string AuditLog::entry_hash(const nlohmann::json& entry) const {
+  nlohmann::json body = entry;
+  body.erase("hash");
+  const std::string text = body.dump();  // nlohmann orders object keys: a canonical form
+  unsigned char out[32];
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(text.data()), text.size(), key_.data(), key_.size());
+  return hex(out, sizeof out);
+}
+
+nlohmann::json AuditLog::append(const std::string& actor, const std::string& action, const nlohmann::json& details) {
+  return storage_->append([&](const AuditStorage::Head& head) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    nlohmann::json entry = {{"seq", head.seq + 1}, {"time", now},     {"actor", actor},
+                            {"action", action},    {"details", details}, {"prev", head.hash.empty() ? std::string(64, '0') : head.hash}};
+    entry["hash"] = entry_hash(entry);
+    return entry;
+  });
+}
+
 AuditVerdict AuditLog::verify() const {
   AuditVerdict v;
-  std::ifstream in(path_, std::ios::binary);
-  const Head head = read_head(path_);
-  if (!in) {
+  const auto head = storage_->head();
+  if (!storage_->exists()) {
     v.intact = head.seq == 0;
     if (!v.intact) v.problem = fmt::format("the log is missing but its head says {} entries", head.seq);
     return v;
   }
-  std::string prev(64, '0'), line;
+  std::string prev(64, '0');
   int64_t line_no = 0;
+  bool failed = false;
   auto bad = [&](const std::string& why) {
+    failed = true;
     v.first_bad_line = line_no;
     v.problem = why;
-    return v;
   };
-  while (std::getline(in, line)) {
+  storage_->for_each([&](const std::string& line) {
+    if (failed) return;
     ++line_no;
     nlohmann::json e;
     if (auto parsed = parse_json(line)) e = std::move(*parsed);
     else return bad("not a JSON entry");
     if (!e.is_object() || !e.contains("seq") || !e.contains("hash") || !e.contains("prev")) return bad("not an audit entry");
-    if (e["seq"] != line_no) return bad(fmt::format("sequence number {} where {} was due (an entry removed or inserted)", e["seq"].dump(), line_no));
+    if (e["seq"] != line_no)
+      return bad(fmt::format("sequence number {} where {} was due (an entry removed or inserted)", e["seq"].dump(), line_no));
     if (e["prev"] != prev) return bad("it does not follow the entry before it (an entry removed, inserted or changed)");
     if (e["hash"] != entry_hash(e)) return bad("its content does not match its hash (the entry was changed)");
     prev = e["hash"].get<std::string>();
     ++v.entries;
-  }
+  });
+  if (failed) return v;
   if (head.seq != v.entries || (head.seq > 0 && head.hash != prev)) {
-    line_no = v.entries + 1;
-    return bad(fmt::format("the log ends at entry {} but its head says {} (entries cut off the end)", v.entries, head.seq));
+    v.first_bad_line = v.entries + 1;
+    v.problem = fmt::format("the log ends at entry {} but its head says {} (entries cut off the end)", v.entries, head.seq);
+    return v;
   }
   v.intact = true;
   return v;

@@ -1,5 +1,7 @@
 #include "persona/server/server.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -45,7 +47,7 @@
 #include "persona/server/metrics.h"
 #include "persona/server/redis_client.h"
 #include "persona/server/redis_sessions.h"
-#include "persona/store/pg_changes.h"
+#include "persona/store/pg_shared.h"
 #include "persona/store/store.h"
 #include "persona/text/normalize.h"
 
@@ -581,6 +583,12 @@ struct Server::Impl {
 
   void load();
   void use_redis(assistant::AssistantOptions& assistant_options);
+  bool take_published_model(store::Store& s);
+  static std::string file_checksum(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return store::model_checksum(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  }
+  std::mutex model_mutex;  // the model file, written from the published one
   void follow_changes();
   void apply(const store::ChangeFeed::Update& update);
   void stop_following() {
@@ -683,7 +691,7 @@ struct Server::Impl {
   }
   std::string recommend_model_path() const { return (fs::path(models_dir) / "recommend.model").string(); }
   void audit(const Caller& caller, const std::string& action, const nlohmann::json& details) {
-    if (keys) privacy::AuditLog(privacy::default_audit_log_path(), *keys).append("api:" + caller.id(), action, details);
+    if (keys) store::open_audit_log(options.store_path, *keys).append("api:" + caller.id(), action, details);
   }
 };
 
@@ -692,24 +700,32 @@ void Server::Impl::load() {
   models_dir = demand::models_dir_from(options.models_dir);
   keys = privacy::KeyRing::discover(options.key_file);
   if (keys) shared_keys = std::make_shared<privacy::KeyRing>(*keys);
-  if (options.require_keys) {
-    const std::string path = options.api_keys_path.empty() ? privacy::default_api_keys_path() : options.api_keys_path;
-    if (!fs::exists(path))
-      throw Error("no API keys: every route but health needs one", {path},
-                  "make one with `persona keys create --name NAME --role service`, or serve --no-auth on a laptop");
-    api_keys = std::make_unique<privacy::ApiKeyStore>(path);
-  }
   if (!store::store_exists(options.store_path))
     throw Error("no store here", {options.store_path}, "run `persona ingest` first, or give --store / --config");
+  shared_store = store::is_postgres_location(options.store_path);
+  if (options.require_keys) {
+    // A file, or the database of a PostgreSQL store (every server of it reads the same keys).
+    api_keys = store::open_api_keys(options.store_path, options.api_keys_path);
+    const bool in_database = options.api_keys_path.empty() && store::api_keys_in_database(options.store_path);
+    if (in_database ? api_keys->list().empty() : !fs::exists(api_keys->path()))
+      throw Error("no API keys: every route but health needs one", {api_keys->path()},
+                  fmt::format("make one with `persona keys create --name NAME --role service{}`, or serve --no-auth on a laptop",
+                              in_database ? " --store " + store::printable_location(options.store_path) : ""));
+  }
   stores = std::make_unique<StorePool>(options.store_path, store::StoreOptions{shared_keys});
   {
     auto s = stores->acquire();
     refresh_unavailable(*s);
   }
   const auto model_path = recommend_model_path();
-  if (fs::exists(model_path))
+  if (shared_store) {
+    auto s = stores->acquire();
+    take_published_model(*s);  // the one every server of the store serves, when it is not the file here
+  }
+  if (fs::exists(model_path)) {
     recommender = std::make_unique<recommend::RecommendService>(
         std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(model_path)));
+  }
   analyzer = demand::TextAnalyzer::load(models_dir);
   if (fs::exists(demand::keyword_index_path(models_dir))) keyword_index = demand::load_keyword_index(demand::keyword_index_path(models_dir));
   assistant_store = store::open_store(options.store_path, store::StoreOptions{shared_keys});
@@ -745,7 +761,6 @@ void Server::Impl::load() {
       [this](const std::set<std::string>& ids) { retrain_after_erasures(ids); }, std::chrono::milliseconds(100));
   cache.set_ttl(options.cache_ttl_s);
   ledger = store::open_budget_ledger(options.store_path);
-  shared_store = store::is_postgres_location(options.store_path);
   if (shared_store) {
     feed = std::make_unique<store::ChangeFeed>(options.store_path);
     leader = std::make_unique<store::LeaderLock>(options.store_path);
@@ -759,6 +774,7 @@ void Server::Impl::load() {
 // database at a time) refreshes the profiles of the users whose data changed, whoever wrote it.
 void Server::Impl::follow_changes() {
   while (following) {
+    if (api_keys) api_keys->refresh();  // a revocation is seen within a second even without its notification
     const bool lead = leader->held();
     if (lead != leading.exchange(lead)) metrics.set_gauge("persona_leader", "", lead ? 1 : 0);
     const auto update = feed->wait(std::chrono::milliseconds(250));
@@ -792,6 +808,8 @@ void Server::Impl::apply(const store::ChangeFeed::Update& update) {
       catalogue = true;
     } else if (c.what == "model") {
       model = true;
+    } else if (c.what == "keys") {
+      if (api_keys) api_keys->refresh();
     } else {
       cache.clear();  // an erasure (whose id the log does not keep), or everything
     }
@@ -802,10 +820,12 @@ void Server::Impl::apply(const store::ChangeFeed::Update& update) {
     refresh_unavailable(*s);
     cache.clear();
   }
-  // A model published by another server (models are shared through the models folder): read
-  // again when its file is not the one in use.
+  // A model published by another server or the CLI: fetched when it is not the one in use.
   // (A server started before any model was trained takes its first one at its next start.)
-  if (model && recommender && fs::exists(recommend_model_path())) swap_in_recommender();
+  if (model && recommender) {
+    auto s = stores->acquire();
+    if (take_published_model(*s)) swap_in_recommender();
+  }
   warmer->request({});
   if (!refresh.empty() && leading) {
     auto s = stores->acquire();
@@ -826,6 +846,25 @@ void Server::Impl::use_redis(assistant::AssistantOptions& assistant_options) {
   }
   global_limiter = std::make_unique<GlobalRateLimiter>(options.redis_url, prefix, options.rate_per_s, options.burst);
   assistant_options.sessions = std::make_shared<RedisSessions>(options.redis_url, prefix);
+}
+
+// The recommender published for every server of a PostgreSQL store, written over the file here
+// (whole, then renamed) when it is not the one this server has; true when it was.
+bool Server::Impl::take_published_model(store::Store& s) {
+  std::lock_guard lock(model_mutex);
+  const auto path = recommend_model_path();
+  const std::string have = fs::exists(path) ? file_checksum(path) : "";
+  const auto bytes = s.published_model("recommend", have);
+  if (!bytes) return false;
+  fs::create_directories(models_dir);
+  const std::string tmp = fmt::format("{}.{}.{}.tmp", path, ::getpid(), privacy::random_hex(4));  // servers may share the folder
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+    if (!out) throw Error("cannot write the published model", {tmp});
+  }
+  fs::rename(tmp, path);
+  return true;
 }
 
 void Server::Impl::note_model_version() {
@@ -1336,7 +1375,8 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
     o.reject_log = options.config_path.empty() ? store::local_base(options.store_path) + ".rejects.jsonl" : config.reject_log_path();  // and the registered ones
     o.models_dir = models_dir;
     o.keys = keys ? &*keys : nullptr;
-    o.api_keys = api_keys ? api_keys->path() : "";
+    o.api_keys = options.api_keys_path;  // "": the store's (its database's on PostgreSQL)
+    o.store_location = options.store_path;
     o.actor = "api:" + caller.id();
     // The answer comes once the data is gone; the recommender (which learned item scores from the
     // person's events, tens of seconds to train again on a large store) follows in the background.
@@ -1381,14 +1421,18 @@ void Server::Impl::retrain_after_erasures(const std::set<std::string>& ids) {
     recommender->wait();
     std::lock_guard lock(write_mutex);
     auto s = stores->acquire();
+    // Published too: the other servers of a shared store swap it in.
     if (!pipeline::retrain_recommender(*s, recommend_model_path(), {{"retrained_after_erasure", true}}))
       error = "the store has no events left to train on: the recommender file was removed";
-    else
-      s->announce("model");  // the other servers of a shared store swap it in too
   } catch (const std::exception& e) {
-    // A model that learned from the people erased must not stay on disk.
+    // A model that learned from the people erased must not stay on disk, nor published.
     std::error_code ec;
     fs::remove(recommend_model_path(), ec);
+    try {
+      stores->acquire()->withdraw_model("recommend");
+    } catch (const std::exception&) {
+      // the store is away: its copy is withdrawn by the next erasure or retrain
+    }
     error = fmt::format("retraining failed ({}): the recommender file was removed", e.what());
   }
   if (fs::exists(recommend_model_path())) swap_in_recommender();
@@ -1464,20 +1508,21 @@ Reply Server::Impl::privacy_page() {
   nlohmann::json audit_json = {{"path", privacy::default_audit_log_path()}, {"entries", nlohmann::json::array()}};
   int64_t erasures = 0;
   if (keys) {
-    const auto verdict = privacy::AuditLog(privacy::default_audit_log_path(), *keys).verify();
+    const auto log = store::open_audit_log(options.store_path, *keys);  // the database's on PostgreSQL
+    audit_json["path"] = log.path();
+    const auto verdict = log.verify();
     audit_json["intact"] = verdict.intact;
     audit_json["total"] = verdict.entries;
     if (!verdict.intact) audit_json["problem"] = verdict.problem;
-    std::ifstream in(privacy::default_audit_log_path());
     std::vector<nlohmann::json> entries;
-    for (std::string line; std::getline(in, line);) {
+    log.for_each([&](const std::string& line) {
       auto e = parse_json(line).value_or(nlohmann::json());
-      if (!e.is_object()) continue;
+      if (!e.is_object()) return;
       if (e.value("action", "").rfind("erase", 0) == 0) ++erasures;
       entries.push_back({{"seq", e.value("seq", int64_t{0})}, {"time", e.value("time", nlohmann::json())},
                          {"actor", e.value("actor", "")}, {"action", e.value("action", "")},
                          {"details", e.value("details", nlohmann::json::object())}});
-    }
+    });
     for (size_t i = 0; i < entries.size() && i < 100; ++i) audit_json["entries"].push_back(entries[entries.size() - 1 - i]);
   }
   j["audit"] = audit_json;
@@ -1500,8 +1545,7 @@ Reply Server::Impl::retrain(const Caller& caller) {
     std::lock_guard lock(write_mutex);
     auto s = store::open_store(store_path, store::StoreOptions{keys_for_store});
     auto model = pipeline::retrain_recommender(*s, path);
-    if (!model) throw std::runtime_error("the store has no events left to train on");
-    s->announce("model");  // the other servers of a shared store swap it in too
+    if (!model) throw std::runtime_error("the store has no events left to train on");  // (published: every server swaps it in)
     cache.clear();
     note_model_version();
     return std::move(*model);

@@ -17,7 +17,7 @@
 
 #include "persona/core/error.h"
 #include "persona/core/id_map.h"
-#include "persona/store/pg_changes.h"
+#include "persona/store/pg_shared.h"
 #include "persona/store/pg_client.h"
 #include "persona/store/store.h"
 #include "persona/store/store_rules.h"
@@ -31,9 +31,7 @@ using rules::consent_column;
 using rules::now_seconds;
 using rules::row_identity;
 
-// One lock for every writer of a database (advisory locks are per database): the key spells
-// "persona" in ASCII.
-constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(31365354004725345)";
+constexpr const char* kWriteLock = kStoreWriteLock;
 
 // Migrations, by the schema version each one brings the store to; the versions are SQLite's, so
 // one number says what a store of either kind holds. A new store gets the whole schema of
@@ -99,6 +97,14 @@ CREATE TABLE changes(seq bigint NOT NULL, what text NOT NULL, at bigint NOT NULL
 CREATE TABLE dp_ledger(seq bigserial PRIMARY KEY, dataset text NOT NULL, analyst text COLLATE "C" NOT NULL,
   budget double precision, spent double precision, query text, time bigint NOT NULL);
 CREATE INDEX dp_ledger_account ON dp_ledger(dataset, analyst);
+-- API keys (Argon2id hashes, never secrets), the audit log's chain and its head, and published
+-- models, for every server of the database.
+CREATE TABLE api_keys(id text COLLATE "C" PRIMARY KEY, name text NOT NULL, role text NOT NULL,
+  user_id text COLLATE "C" NOT NULL, created bigint NOT NULL, revoked boolean NOT NULL, hash text NOT NULL);
+CREATE TABLE audit_log(seq bigint PRIMARY KEY, entry text NOT NULL);
+CREATE TABLE audit_head(seq bigint NOT NULL, hash text NOT NULL);
+CREATE TABLE models(name text COLLATE "C" PRIMARY KEY, checksum text NOT NULL, bytes bytea NOT NULL,
+  published bigint NOT NULL);
 )sql"},
 };
 constexpr int kSchemaVersion = 8;
@@ -566,6 +572,31 @@ class PgStore final : public Store {
     write([&] { note_change(what.c_str()); });
   }
 
+  void publish_model(const std::string& name, const std::string& bytes) override {
+    write([&] {
+      conn_.exec("INSERT INTO models(name, checksum, bytes, published) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE "
+                 "SET checksum=excluded.checksum, bytes=excluded.bytes, published=excluded.published",
+                 {Param::text(name), Param::text(model_checksum(bytes)), Param::bytes(bytes), Param::of(now_seconds())});
+      note_change("model");
+    });
+  }
+
+  void withdraw_model(const std::string& name) override {
+    write([&] {
+      if (conn_.exec("DELETE FROM models WHERE name=$1", {Param::text(name)}).affected() > 0) note_change("model");
+    });
+  }
+
+  std::optional<std::string> published_model(const std::string& name, const std::string& have_checksum) override {
+    const auto q = conn_.exec("SELECT checksum, bytes FROM models WHERE name=$1 AND checksum <> $2",
+                              {Param::text(name), Param::text(have_checksum)});
+    if (!q.rows()) return std::nullopt;
+    std::string bytes = q.bytes(0, 1);
+    if (model_checksum(bytes) != q.text(0, 0))
+      throw Error(fmt::format("the published model {} does not match its checksum", name), {where_}, "publish it again");
+    return bytes;
+  }
+
   int schema_version() override { return static_cast<int>(conn_.exec("SELECT version FROM schema_version").int64(0, 0)); }
 
  private:
@@ -704,25 +735,7 @@ class PgStore final : public Store {
   // `what`: "data" (these users' events, texts or attributes: their answers, and their profiles
   // to refresh), "profiles" (these users'), "catalogue", "erasure" or "all" (everything).
   void note_change(const char* what, std::vector<int64_t> users = {}) {
-    if (!schema_ready_) return;
-    std::sort(users.begin(), users.end());
-    users.erase(std::unique(users.begin(), users.end()), users.end());
-    // Past this many users a server is better off emptying its cache than reading them.
-    constexpr size_t kMaxUsersPerChange = 20000;
-    if (users.size() > kMaxUsersPerChange) {
-      what = "all";
-      users.clear();
-    }
-    std::string array = "{";
-    for (const auto id : users) array += (array.size() > 1 ? "," : "") + std::to_string(id);
-    array += "}";
-    const int64_t now = now_seconds();
-    conn_.exec("INSERT INTO changes(seq, what, at, users) VALUES ($1, $2, $3, $4::bigint[]) "
-               "ON CONFLICT (seq, what) DO UPDATE SET users = changes.users || excluded.users",
-               {Param::of(last_write_), Param::text(what), Param::of(now), Param::text(array)});
-    conn_.exec("NOTIFY persona_changes");
-    // A server away for longer than this empties its cache on return instead of replaying.
-    if (last_write_ % 256 == 0) conn_.exec("DELETE FROM changes WHERE at < $1", {Param::of(now - kChangesKeptSeconds)});
+    if (schema_ready_) record_change(conn_, last_write_, what, std::move(users));
   }
 
   void bump_generation() {

@@ -249,9 +249,19 @@ class Store {
   // a store that answers false and opens another).
   virtual bool connected() { return true; }
   // Tells the other servers of a shared store that something each keeps must be read again
-  // (PostgreSQL: a change of `what`, e.g. "model", on the change feed of pg_changes.h). Nothing on
+  // (PostgreSQL: a change of `what`, e.g. "model", on the change feed of pg_shared.h). Nothing on
   // SQLite, which one server serves.
   virtual void announce(const std::string& what) { (void)what; }
+  // A model file published for every server of a shared store (PostgreSQL: table models, with
+  // its checksum, announced as a "model" change); nothing on SQLite, where servers share the
+  // models folder. published_model: the bytes when its checksum is not `have_checksum` (none
+  // when unpublished or the same); a damaged copy throws.
+  virtual void publish_model(const std::string& name, const std::string& bytes) { (void)name, (void)bytes; }
+  virtual void withdraw_model(const std::string& name) { (void)name; }  // no longer published (it was removed)
+  virtual std::optional<std::string> published_model(const std::string& name, const std::string& have_checksum) {
+    (void)name, (void)have_checksum;
+    return std::nullopt;
+  }
 
   // The rows of a canonical table, in key order, from one snapshot of the store.
   virtual void export_table(const StoreTable& table, const std::function<void(const StoreRow&)>& fn) = 0;
@@ -263,6 +273,8 @@ class Store {
 // Opens a store by its location: "sqlite:PATH" or a bare path (the embedded default), or a
 // PostgreSQL URL ("postgresql://user@host/db", "postgres:///db?host=/socket/dir").
 std::unique_ptr<Store> open_store(const std::string& location, const StoreOptions& options = {});
+// A model file's checksum (XXH3-128, hex): what a published model is checked against.
+std::string model_checksum(std::string_view bytes);
 // Whether a location names a PostgreSQL database (not a file).
 bool is_postgres_location(const std::string& location);
 // The file of a SQLite location ("sqlite:PATH" -> PATH; a bare path as it is).

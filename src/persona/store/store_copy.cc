@@ -138,4 +138,9 @@ CopyReport copy_store(Store& from, Store& to, const std::function<void(const std
   return report;
 }
 
+std::string model_checksum(std::string_view bytes) {
+  const auto h = XXH3_128bits(bytes.data(), bytes.size());
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
 }  // namespace persona::store

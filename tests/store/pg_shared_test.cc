@@ -1,5 +1,5 @@
 // What several servers of one PostgreSQL store share: the change log and its feed, the leader
-// lock, the privacy-budget ledger (pg_changes.h).
+// lock, the privacy-budget ledger (pg_shared.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,10 +7,12 @@
 #include <thread>
 
 #include "persona/privacy/dp.h"
-#include "persona/store/pg_changes.h"
+#include "persona/store/pg_shared.h"
 #include "persona/store/pg_client.h"
 #include "persona/store/store.h"
+#include "persona/privacy/keys.h"
 #include "support/pg_server.h"
+#include "support/test_support.h"
 
 namespace persona::store {
 namespace {
@@ -39,7 +41,7 @@ std::vector<Change> changes(ChangeFeed& feed, size_t n, ChangeFeed::Update* last
   return out;
 }
 
-TEST(PgChanges, EveryWriteThatEmptiesCachesIsHeardInCommitOrderAndReplayedAfterALostConnection) {
+TEST(PgShared, EveryWriteThatEmptiesCachesIsHeardInCommitOrderAndReplayedAfterALostConnection) {
   PERSONA_NEED_PG(server);
   const std::string url = server->url(server->create_database());
   auto store = open_store(url);
@@ -93,7 +95,7 @@ TEST(PgChanges, EveryWriteThatEmptiesCachesIsHeardInCommitOrderAndReplayedAfterA
   EXPECT_EQ(got[0].what, "model");
 }
 
-TEST(PgChanges, OneLeaderAtATimeAndAnotherTakesOverWhenItsConnectionDies) {
+TEST(PgShared, OneLeaderAtATimeAndAnotherTakesOverWhenItsConnectionDies) {
   PERSONA_NEED_PG(server);
   const std::string url = server->url(server->create_database());
   open_store(url);
@@ -116,7 +118,7 @@ TEST(PgChanges, OneLeaderAtATimeAndAnotherTakesOverWhenItsConnectionDies) {
   EXPECT_TRUE(b.held());
 }
 
-TEST(PgChanges, TheBudgetHoldsExactlyUnderConcurrentChargesFromSeveralConnections) {
+TEST(PgShared, TheBudgetHoldsExactlyUnderConcurrentChargesFromSeveralConnections) {
   PERSONA_NEED_PG(server);
   const std::string url = server->url(server->create_database());
   auto first = open_budget_ledger(url);
@@ -146,6 +148,63 @@ TEST(PgChanges, TheBudgetHoldsExactlyUnderConcurrentChargesFromSeveralConnection
   EXPECT_EQ(first->budget("shop", "bob"), 1.0) << "the default budget";
   // A file ledger when one is named, whatever the store.
   EXPECT_EQ(dynamic_cast<privacy::JsonlBudgetLedger*>(open_budget_ledger(url, "/nonexistent/ledger.jsonl").get()) != nullptr, true);
+}
+
+// The audit log in the database: appends from several connections at once make one chain, which
+// verifies; a changed or removed entry is found.
+TEST(PgShared, TheAuditLogIsOneChainForEveryWriterAndTamperingIsFound) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  test::TempDir dir;
+  const auto keys = privacy::KeyRing::create(dir.file("persona.key"));
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t)
+    writers.emplace_back([&, t] {
+      auto log = open_audit_log(url, keys);  // a connection of its own, as each server has
+      for (int i = 0; i < 10; ++i) log.append("api:k" + std::to_string(t), "dp.count", {{"i", i}});
+    });
+  for (auto& w : writers) w.join();
+  auto log = open_audit_log(url, keys);
+  EXPECT_NE(log.path().find("table audit_log"), std::string::npos);
+  auto v = log.verify();
+  EXPECT_TRUE(v.intact) << v.problem;
+  EXPECT_EQ(v.entries, 30);
+  pg::Connection admin(url);
+  admin.exec("UPDATE audit_log SET entry = replace(entry, 'dp.count', 'dp.sum') WHERE seq = 7");
+  v = log.verify();
+  EXPECT_FALSE(v.intact);
+  EXPECT_EQ(v.first_bad_line, 7);
+  admin.exec("UPDATE audit_log SET entry = replace(entry, 'dp.sum', 'dp.count') WHERE seq = 7");
+  admin.exec("DELETE FROM audit_log WHERE seq = 30");
+  v = log.verify();
+  EXPECT_FALSE(v.intact) << "an entry cut off the end is found by the head";
+  EXPECT_NE(v.problem.find("cut off"), std::string::npos) << v.problem;
+}
+
+// API keys in the database: made on one connection, seen on another at its next refresh, and a
+// revocation with them.
+TEST(PgShared, ApiKeysInTheDatabaseAreSeenByEveryServerAfterARefresh) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  auto mine = open_api_keys(url, "", privacy::Argon2Cost::minimal());
+  auto theirs = open_api_keys(url, "", privacy::Argon2Cost::minimal());
+  EXPECT_TRUE(theirs->list().empty());
+  const auto made = mine->create("svc", privacy::Role::Service);
+  EXPECT_NE(mine->path().find("table api_keys"), std::string::npos);
+  theirs->refresh();
+  ASSERT_TRUE(theirs->authenticate(made.secret));
+  EXPECT_TRUE(theirs->authenticate_cached(made.secret));
+  EXPECT_TRUE(mine->revoke(made.key.id));
+  EXPECT_TRUE(theirs->authenticate_cached(made.secret)) << "until it looks again";
+  theirs->refresh();
+  EXPECT_FALSE(theirs->authenticate_cached(made.secret));
+  EXPECT_FALSE(theirs->authenticate(made.secret));
+  mine->create("u", privacy::Role::User, "alice");
+  EXPECT_EQ(theirs->forget_user("alice"), 1u);
+  EXPECT_EQ(mine->list().size(), 1u) << "the revoked key stays listed, the user's is gone";
+  // A file named wins over the database.
+  test::TempDir dir;
+  EXPECT_EQ(open_api_keys(url, dir.file("keys.json"))->path(), dir.file("keys.json"));
 }
 
 }  // namespace

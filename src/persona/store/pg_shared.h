@@ -3,12 +3,18 @@
 // (docs/operations.md, "Several servers"): the changes every writer records in its write
 // transactions (pg_store.cc, note_change), followed by LISTEN/NOTIFY; a leader lock; the
 // privacy-budget ledger in the database.
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "persona/privacy/access.h"
+#include "persona/privacy/audit.h"
 #include "persona/privacy/dp.h"
 
 namespace persona::store {
@@ -16,6 +22,17 @@ namespace persona::store {
 namespace pg {
 class Connection;
 }
+
+// One lock for every writer of a database (advisory locks are per database): the key spells
+// "persona" in ASCII.
+constexpr const char* kStoreWriteLock = "SELECT pg_advisory_xact_lock(31365354004725345)";
+
+// Records a change that empties servers' answer caches, in the write transaction `seq` (the
+// transaction's write count) is of; NOTIFY persona_changes tells the servers at commit.
+// `what`: "data" (these users' events, texts or attributes: their answers, and their profiles to
+// refresh), "profiles" (these users'), "catalogue", "erasure", "model", "keys" or "all". Users
+// by dense id; past 20,000 of them, "all" instead.
+void record_change(pg::Connection& c, int64_t seq, const char* what, std::vector<int64_t> users = {});
 
 // How long the change log keeps a change: a server away for longer empties its cache on return
 // instead of replaying what it missed.
@@ -89,9 +106,60 @@ class PgBudgetLedger final : public privacy::BudgetLedger {
   std::vector<Account> accounts(const std::string& dataset) const override;
 
  private:
-  std::unique_ptr<pg::Connection> conn_;
+  pg::Connection& connection() const;  // connected again when it was lost
+  std::string url_;
+  mutable std::unique_ptr<pg::Connection> conn_;
   double default_budget_;
 };
+
+// The API keys of a PostgreSQL store (table api_keys): every server reads the same keys, and a
+// change (made, revoked, a user's erased) is seen by each within a second: at once through the
+// change feed ("keys"), or at its next refresh().
+class PgKeyStorage final : public privacy::KeyStorage {
+ public:
+  explicit PgKeyStorage(std::string url);
+  ~PgKeyStorage() override;
+  std::array<int64_t, 4> version() override { return {1, version_.load(), 0, 0}; }
+  std::vector<privacy::ApiKey> load() override;
+  void update(const std::function<void(std::vector<privacy::ApiKey>&)>& change) override;
+  void refresh() override;
+  std::string where() const override;
+
+ private:
+  pg::Connection& connection();  // connected again when it was lost
+  std::string url_;
+  std::mutex mutex_;
+  std::unique_ptr<pg::Connection> conn_;
+  std::atomic<int64_t> version_{0};
+  int64_t last_seen_ = -1;  // the newest "keys" change refresh() saw
+};
+
+// The audit log of a PostgreSQL store (tables audit_log and audit_head): one hash chain for
+// every server and CLI of the store, an append one transaction under a lock.
+class PgAuditStorage final : public privacy::AuditStorage {
+ public:
+  explicit PgAuditStorage(const std::string& url);
+  ~PgAuditStorage() override;
+  nlohmann::json append(const std::function<nlohmann::json(const Head&)>& make) override;
+  Head head() const override;
+  bool exists() const override;
+  void for_each(const std::function<void(const std::string& line)>& fn) const override;
+  std::string where() const override { return where_; }
+
+ private:
+  std::unique_ptr<pg::Connection> conn_;
+  std::string where_;
+};
+
+// The API keys of a store: `path` when given, else $PERSONA_API_KEYS, else the database of a
+// PostgreSQL store, else ./persona-api-keys.json.
+std::unique_ptr<privacy::ApiKeyStore> open_api_keys(const std::string& store_location, const std::string& path = "",
+                                                    privacy::Argon2Cost cost = privacy::Argon2Cost::interactive());
+// Whether a store's API keys are in its database (open_api_keys without a path would find them there).
+bool api_keys_in_database(const std::string& store_location);
+// The audit log of a store: `path` when given, else $PERSONA_AUDIT_LOG, else the database of a
+// PostgreSQL store, else ./persona-audit.jsonl.
+privacy::AuditLog open_audit_log(const std::string& store_location, const privacy::KeyRing& keys, const std::string& path = "");
 
 // The ledger of a store: in the database for PostgreSQL, else `path` (a JSON Lines file; ""
 // = beside the store, <store>.dp-ledger.jsonl). A path given wins on either.
