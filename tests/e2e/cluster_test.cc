@@ -137,7 +137,7 @@ std::string purchases(const std::string& user, const std::vector<std::string>& i
 #define START_CLUSTER(cluster, n, ...) START_CLUSTER_WITH(cluster, n, false, __VA_ARGS__)
 
 TEST(Cluster, WritesOnOneServerReachTheOthersCachesAndAnErasureEmptiesThemAll) {
-  START_CLUSTER(c, 3);
+  START_CLUSTER(c, 3, "--rate", "0");  // the test polls faster than the default rate
   const std::string user = "U000010", path = "/v1/users/" + user + "/recommendations?k=5&exclude_bought=true";
   const auto before = c.get(1, path);
   ASSERT_TRUE(before.contains("history_items")) << before.dump();
@@ -187,7 +187,7 @@ TEST(Cluster, WritesOnOneServerReachTheOthersCachesAndAnErasureEmptiesThemAll) {
 }
 
 TEST(Cluster, ThePrivacyBudgetHoldsExactlyAcrossServers) {
-  START_CLUSTER(c, 3);
+  START_CLUSTER(c, 3, "--rate", "0");  // the test polls faster than the default rate
   ASSERT_EQ(run_persona({"dp", "budget", "--store", c.pg, "--analyst", "local", "--set", "0.5"}).exit_code, 0);
   std::atomic<int> answered{0}, refused{0}, other{0};
   std::vector<std::thread> askers;
@@ -212,7 +212,7 @@ TEST(Cluster, ThePrivacyBudgetHoldsExactlyAcrossServers) {
 }
 
 TEST(Cluster, OneLeaderRefreshesProfilesAndAnotherTakesOverWhenItDies) {
-  START_CLUSTER(c, 3);
+  START_CLUSTER(c, 3, "--rate", "0");  // the test polls faster than the default rate
   auto leaders = [&] {
     std::vector<size_t> out;
     for (size_t i = 0; i < c.servers.size(); ++i)
@@ -328,7 +328,7 @@ TEST(Cluster, BehindNginxAServerKilledMidStreamCostsNoRequest) {
 // API keys and the audit log live in the database: a key made once works on every server, its
 // revocation reaches every server within a second, and what each server audits goes into one chain.
 TEST(Cluster, KeysAndTheAuditLogAreTheDatabasesForEveryServer) {
-  START_CLUSTER_WITH(c, 3, true);
+  START_CLUSTER_WITH(c, 3, true, "--rate", "0");
   for (size_t i = 0; i < 3; ++i) {
     const auto r = c.client(i).Get("/v1/stats");
     ASSERT_TRUE(r && r->status == 200) << i << ": " << (r ? r->body : "no answer");
