@@ -845,6 +845,54 @@ def run_wrk(url, script, env, duration, connections=64):
     return parse_wrk(out)
 
 
+def nginx_static(tmp, sample):
+    """nginx serving `sample` as a static JSON file (S1's reference): keep-alive, no access log,
+    one worker per core. Returns the process and its port, once it answers."""
+    www = os.path.join(tmp, "www")
+    os.makedirs(www)
+    with open(os.path.join(www, "recs.json"), "wb") as f:
+        f.write(sample)
+    # nginx's workers run as an unprivileged user when started by root: they must reach the file.
+    for d in (tmp, www):
+        os.chmod(d, 0o755)
+    os.chmod(os.path.join(www, "recs.json"), 0o644)
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 2;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {tmp}/nginx-body;
+  proxy_temp_path {tmp}/nginx-proxy;
+  fastcgi_temp_path {tmp}/nginx-fastcgi;
+  uwsgi_temp_path {tmp}/nginx-uwsgi;
+  scgi_temp_path {tmp}/nginx-scgi;
+  default_type application/json;
+  server {{ listen 127.0.0.1:{port}; root {www}; }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    wait_for(f"http://127.0.0.1:{port}/recs.json")
+    return proc, port
+
+
+def nginx_static_run(task, tmp, sample, get_script, env, duration):
+    """wrk against nginx_static (after 3 s of warm-up); emits and returns its figures."""
+    nginx, port = nginx_static(tmp, sample)
+    static_env = dict(env, S1_PATH="/recs.json", S1_KEY="")
+    run_wrk(f"http://127.0.0.1:{port}/", get_script, static_env, 3)
+    ref = run_wrk(f"http://127.0.0.1:{port}/", get_script, static_env, duration)
+    nginx.terminate()
+    nginx.wait(timeout=30)
+    emit({"task": task, "system": "nginx-static", "metrics": dict(ref, response_bytes=len(sample)), "duration_s": duration,
+          "threads": 2, "connections": 64})
+    return ref
+
+
 def s1(args):
     """Serving under load: wrk against recommendations for random known users (keep-alive, 2
     threads, 64 connections), nginx serving a static file of the same size in the same run; then
@@ -932,42 +980,7 @@ def s1(args):
               response_bytes=len(sample), **memory), "duration_s": main_duration, "threads": 2, "connections": 64})
 
         # nginx: a static JSON file of the same size, keep-alive, no access log, one worker per core.
-        www = os.path.join(tmp, "www")
-        os.makedirs(www)
-        with open(os.path.join(www, "recs.json"), "wb") as f:
-            f.write(sample)
-        # nginx's workers run as an unprivileged user when started by root: they must reach the file.
-        for d in (tmp, www):
-            os.chmod(d, 0o755)
-        os.chmod(os.path.join(www, "recs.json"), 0o644)
-        nginx_port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 2;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path {tmp}/nginx-body;
-  proxy_temp_path {tmp}/nginx-proxy;
-  fastcgi_temp_path {tmp}/nginx-fastcgi;
-  uwsgi_temp_path {tmp}/nginx-uwsgi;
-  scgi_temp_path {tmp}/nginx-scgi;
-  default_type application/json;
-  server {{ listen 127.0.0.1:{nginx_port}; root {www}; }}
-}}
-""")
-        nginx = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-        wait_for(f"http://127.0.0.1:{nginx_port}/recs.json")
-        nginx_env = dict(env, S1_PATH="/recs.json", S1_KEY="")
-        run_wrk(f"http://127.0.0.1:{nginx_port}/", get_script, nginx_env, 3)
-        ref = run_wrk(f"http://127.0.0.1:{nginx_port}/", get_script, nginx_env, duration)
-        nginx.terminate()
-        nginx.wait(timeout=30)
-        emit({"task": "S1", "system": "nginx-static", "metrics": dict(ref, response_bytes=len(sample)), "duration_s": duration,
-              "threads": 2, "connections": 64})
+        ref = nginx_static_run("S1", tmp, sample, get_script, env, duration)
 
         # Without the answer cache: every request reads the store and scores.
         proc, url = persona_server(["--no-cache"])
@@ -1381,40 +1394,7 @@ def s2(args):
                   "threads": 2, "connections": 64})
 
         # nginx serving a static file of the same size (S1's reference), in the same run.
-        www = os.path.join(tmp, "www")
-        os.makedirs(www)
-        os.chmod(www, 0o755)
-        with open(os.path.join(www, "recs.json"), "wb") as f:
-            f.write(sample)
-        os.chmod(os.path.join(www, "recs.json"), 0o644)
-        static_port = free_port()
-        conf = os.path.join(tmp, "static.conf")
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 2;
-pid {tmp}/static.pid;
-error_log {tmp}/static-error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path {tmp}/static-body;
-  proxy_temp_path {tmp}/static-proxy;
-  fastcgi_temp_path {tmp}/static-fastcgi;
-  uwsgi_temp_path {tmp}/static-uwsgi;
-  scgi_temp_path {tmp}/static-scgi;
-  default_type application/json;
-  server {{ listen 127.0.0.1:{static_port}; root {www}; }}
-}}
-""")
-        static = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-        wait_for(f"http://127.0.0.1:{static_port}/recs.json")
-        static_env = dict(env, S1_PATH="/recs.json", S1_KEY="")
-        run_wrk(f"http://127.0.0.1:{static_port}/", get_script, static_env, 3)
-        ref = run_wrk(f"http://127.0.0.1:{static_port}/", get_script, static_env, duration)
-        static.terminate()
-        static.wait(timeout=30)
-        emit({"task": "S2", "system": "nginx-static", "metrics": dict(ref, response_bytes=len(sample)), "duration_s": duration,
-              "threads": 2, "connections": 64})
+        ref = nginx_static_run("S2", tmp, sample, get_script, env, duration)
 
         # Post-to-visible across servers: an event posted to A, polled on B until B's answer has it.
         procs = [start_server(i) for i in range(3)]

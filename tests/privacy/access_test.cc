@@ -2,6 +2,9 @@
 // revoked key stops at once (in this process and in another reading the same file), and each
 // role reaches only its scopes; a user key only its own user's data.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -20,6 +23,10 @@ TEST(ApiKeys, OnlyTheSecretAuthenticatesAndRevocationIsImmediate) {
   ApiKeyStore store(dir.file("keys.json"), Argon2Cost::minimal());
   const auto made = store.create("dashboard", Role::Analyst);
   EXPECT_EQ(made.secret.rfind("pk_" + made.key.id + "_", 0), 0u);
+  for (int i = 0; i < 200; ++i) {  // ids are letters and digits (never a leading '-' on a command line)
+    const auto id = store.create("k", Role::Service).key.id;
+    ASSERT_TRUE(std::all_of(id.begin(), id.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)); })) << id;
+  }
   std::ifstream in(dir.file("keys.json"));
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(file.find(made.secret.substr(made.secret.rfind('_') + 1)), std::string::npos) << "the secret is not kept";

@@ -152,7 +152,10 @@ ApiKeyStore::Created ApiKeyStore::create(const std::string& name, Role role, con
   randombytes_buf(secret_bytes, sizeof secret_bytes);
   Created c;
   c.key.id = to_base64(id_bytes, sizeof id_bytes);
-  std::replace(c.key.id.begin(), c.key.id.end(), '_', 'x');  // the id sits between underscores
+  // Letters and digits only: the id sits between underscores, and one starting with '-' would read
+  // as an option on a command line (`persona keys revoke -Xa2...`).
+  std::replace(c.key.id.begin(), c.key.id.end(), '_', 'x');
+  std::replace(c.key.id.begin(), c.key.id.end(), '-', 'y');
   c.key.name = name;
   c.key.role = role;
   c.key.user = user;

@@ -72,13 +72,11 @@ void record_change(pg::Connection& c, int64_t seq, const char* what, std::vector
 
 namespace {
 
-// A write of shared state as one transaction under the store's write lock, counted as the store's
-// writes are (so its changes take their place in commit order). `body` gets the write's seq.
-void shared_write(pg::Connection& c, const std::function<void(int64_t seq)>& body) {
+// `body` as one transaction on `c`: committed, or rolled back when it throws.
+void in_transaction(pg::Connection& c, const std::function<void()>& body) {
   c.exec("BEGIN");
   try {
-    c.exec(kStoreWriteLock);
-    body(c.exec("UPDATE write_count SET n = n + 1 RETURNING n").int64(0, 0));
+    body();
     c.exec("COMMIT");
   } catch (...) {
     try {
@@ -88,6 +86,15 @@ void shared_write(pg::Connection& c, const std::function<void(int64_t seq)>& bod
     }
     throw;
   }
+}
+
+// A write of shared state as one transaction under the store's write lock, counted as the store's
+// writes are (so its changes take their place in commit order). `body` gets the write's seq.
+void shared_write(pg::Connection& c, const std::function<void(int64_t seq)>& body) {
+  in_transaction(c, [&] {
+    c.exec(kStoreWriteLock);
+    body(c.exec("UPDATE write_count SET n = n + 1 RETURNING n").int64(0, 0));
+  });
 }
 
 // Opens the store once first: a database Persona has not migrated yet gets its tables.
@@ -179,24 +186,16 @@ PgAuditStorage::PgAuditStorage(const std::string& url)
 PgAuditStorage::~PgAuditStorage() = default;
 
 nlohmann::json PgAuditStorage::append(const std::function<nlohmann::json(const Head&)>& make) {
-  conn_->exec("BEGIN");
-  try {
+  nlohmann::json entry;
+  in_transaction(*conn_, [&] {
     conn_->exec(fmt::format("SELECT pg_advisory_xact_lock({})", kAuditLock));
-    const nlohmann::json entry = make(head());
+    entry = make(head());
     const int64_t seq = entry.at("seq").get<int64_t>();
     conn_->exec("INSERT INTO audit_log(seq, entry) VALUES ($1, $2)", {Param::of(seq), Param::text(entry.dump())});
     conn_->exec("DELETE FROM audit_head");
     conn_->exec("INSERT INTO audit_head(seq, hash) VALUES ($1, $2)", {Param::of(seq), Param::text(entry.at("hash").get<std::string>())});
-    conn_->exec("COMMIT");
-    return entry;
-  } catch (...) {
-    try {
-      conn_->exec("ROLLBACK");
-    } catch (const std::exception&) {
-      // the connection is gone, and the transaction with it
-    }
-    throw;
-  }
+  });
+  return entry;
 }
 
 privacy::AuditStorage::Head PgAuditStorage::head() const {
@@ -380,21 +379,12 @@ void PgBudgetLedger::spend(const std::string& dataset, const std::string& analys
   // finishes it elsewhere): two servers charging the same account at once are one after the
   // other, and the second sees the first's charge.
   auto& c = connection();
-  c.exec("BEGIN");
-  try {
+  in_transaction(c, [&] {
     c.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kBudgetLock));
     privacy::require_budget(dataset, analyst, budget_on(c, dataset, analyst, default_budget_), spent_on(c, dataset, analyst), epsilon);
     c.exec("INSERT INTO dp_ledger(dataset, analyst, spent, query, time) VALUES ($1, $2, $3, $4, $5)",
            {Param::text(dataset), Param::text(analyst), Param::of(epsilon), Param::text(query), Param::of(rules::now_seconds())});
-    c.exec("COMMIT");
-  } catch (...) {
-    try {
-      c.exec("ROLLBACK");
-    } catch (const std::exception&) {
-      // the connection is gone, and the transaction with it
-    }
-    throw;
-  }
+  });
 }
 
 std::vector<privacy::BudgetLedger::Account> PgBudgetLedger::accounts(const std::string& dataset) const {
