@@ -1336,16 +1336,18 @@ def s2(args):
             f.write("\n".join(items) + "\n")
         key = json.loads(measure([args.persona, "keys", "create", "--store", url, "--name", "s2", "--role", "service",
                                   "--json"])[0])["secret"]
+        analyst = json.loads(measure([args.persona, "keys", "create", "--store", url, "--name", "s2-warm", "--role", "analyst",
+                                      "--json"])[0])["secret"]
         get_script = os.path.join(tmp, "get.lua")
         with open(get_script, "w") as f:
             f.write(WRK_GET)
         env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
         emit({"task": "S2", "dataset": dataset, "users": len(users), "cpus": os.cpu_count(), "postgresql": pg_server.settings()})
 
-        def start_server(i, extra=()):
+        def start_server(i, rate="0", extra=()):
             port = free_port()
             proc = subprocess.Popen([args.persona, "serve", "--store", url, "--redis", redis.url(), "--models",
-                                     os.path.join(tmp, f"models-{i}"), "--port", str(port), "--rate", "0", "--access-log", "",
+                                     os.path.join(tmp, f"models-{i}"), "--port", str(port), "--rate", rate, "--access-log", "",
                                      "--web", "none", "--quiet"] + list(extra), stderr=subprocess.DEVNULL)
             servers_running.append(proc)
             wait_for(f"http://127.0.0.1:{port}/healthz")
@@ -1358,15 +1360,28 @@ def s2(args):
                     proc.wait(timeout=60)
             servers_running.clear()
 
-        def get(base, path):
-            req = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + key})
-            with urllib.request.urlopen(req) as r:
+        def get(base, path, secret=None):
+            req = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + (secret or key)})
+            with urllib.request.urlopen(req, timeout=300) as r:
                 return r.read()
+
+        def warm(ports):
+            """Each server's caches filled before a measured run: its dashboard aggregates (computed
+            at start from the whole store) and every user's recommendations, asked of it directly. A
+            run then measures serving, not N servers' cold starts (S1 measures one warm server too)."""
+            from concurrent.futures import ThreadPoolExecutor
+            for port in ports:
+                base = f"http://127.0.0.1:{port}"
+                for path in ("/v1/stats", "/v1/stats/timeline", "/v1/demand"):
+                    get(base, path, analyst)
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(lambda u: get(base, f"/v1/users/{u}/recommendations?k=10"), users))
 
         # One server direct (S1's setting, on PostgreSQL), the baseline of the ratios.
         proc, port = start_server(0)
         direct = f"http://127.0.0.1:{port}"
         sample = get(direct, f"/v1/users/{users[0]}/recommendations?k=10")
+        warm([port])
         run_wrk(direct + "/", get_script, env, 3)
         cpu0 = cpu_seconds(proc.pid)
         one = run_wrk(direct + "/", get_script, env, duration)
@@ -1379,7 +1394,8 @@ def s2(args):
         for n in (1, 2, 3):
             procs = [start_server(i) for i in range(n)]
             front_proc, front = nginx_in_front(args.root, [p for _, p in procs], tmp)
-            run_wrk(front + "/", get_script, env, 3)  # warm-up: keys verified, caches filled
+            warm([p for _, p in procs])
+            run_wrk(front + "/", get_script, env, 3)  # and nginx's connections to the servers open
             rss_start = [rss_of(p.pid) for p, _ in procs]
             cpu_start = sum(cpu_seconds(p.pid) for p, _ in procs)
             m = run_wrk(front + "/", get_script, env, duration)
@@ -1423,7 +1439,7 @@ def s2(args):
         stop_all()
 
         # A global rate limit: one key at 300/s (burst 300) through three servers for 10 s.
-        procs = [start_server(i, ["--rate", "300", "--burst", "300"]) for i in range(3)]
+        procs = [start_server(i, "300", ["--burst", "300"]) for i in range(3)]
         front_proc, front = nginx_in_front(args.root, [p for _, p in procs], tmp)
         time.sleep(1)  # the servers have seen each other in Redis
         limited = run_wrk(front + "/", get_script, env, 10, connections=16)
@@ -1439,6 +1455,7 @@ def s2(args):
         # One server killed (SIGKILL) in the middle of a run behind nginx.
         procs = [start_server(i) for i in range(3)]
         front_proc, front = nginx_in_front(args.root, [p for _, p in procs], tmp)
+        warm([p for _, p in procs])
         run_wrk(front + "/", get_script, env, 3)
         killer = threading.Timer(duration / 2, procs[1][0].kill)
         killer.start()

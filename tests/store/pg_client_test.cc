@@ -112,5 +112,22 @@ TEST(PgClient, ErrorsCarryTheServersMessage) {
   }
 }
 
+// A prepared statement is prepared once per connection and runs with each call's values.
+TEST(PgClient, PreparedStatementsArePreparedOnceAndTakeEachCallsValues) {
+  PERSONA_NEED_PG(server);
+  Connection c(server->url(server->create_database()));
+  c.exec("CREATE TABLE t(k text, v bigint); INSERT INTO t VALUES ('a', 1), ('b', 2), ('中', 3)");
+  const std::string sql = "SELECT v FROM t WHERE k=$1";
+  for (const auto& [k, v] : std::vector<std::pair<std::string, int64_t>>{{"a", 1}, {"中", 3}, {"b", 2}}) {
+    const auto r = c.exec_prepared("lookup", sql, {Param::text(k)});
+    ASSERT_EQ(r.rows(), 1);
+    EXPECT_EQ(r.int64(0, 0), v);
+  }
+  EXPECT_EQ(c.exec("SELECT count(*) FROM pg_prepared_statements WHERE name='lookup'").int64(0, 0), 1) << "prepared once";
+  EXPECT_EQ(c.exec_prepared("lookup", sql, {Param::null()}).rows(), 0);
+  EXPECT_THROW(c.exec_prepared("broken", "SELECT v FROM no_such_table WHERE k=$1", {Param::text("a")}), Error);
+  EXPECT_EQ(c.exec_prepared("lookup", sql, {Param::text("b")}).int64(0, 0), 2) << "still usable";
+}
+
 }  // namespace
 }  // namespace persona::store::pg

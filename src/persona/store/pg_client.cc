@@ -119,16 +119,37 @@ Connection::Connection(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_
 
 Result Connection::exec(const std::string& sql) { return checked(PQexec(c_.get(), sql.c_str()), c_.get(), where_, sql); }
 
-Result Connection::exec(const std::string& sql, const std::vector<Param>& params) {
-  std::vector<const char*> values(params.size());
-  std::vector<int> lengths(params.size()), formats(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].value ? params[i].value->data() : nullptr;
-    lengths[i] = params[i].value ? static_cast<int>(params[i].value->size()) : 0;
-    formats[i] = params[i].binary ? 1 : 0;
+namespace {
+
+// Parameters as libpq takes them: values (NULL: a null), lengths, formats (1: binary).
+struct ParamArrays {
+  explicit ParamArrays(const std::vector<Param>& params) : values(params.size()), lengths(params.size()), formats(params.size()) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].value ? params[i].value->data() : nullptr;
+      lengths[i] = params[i].value ? static_cast<int>(params[i].value->size()) : 0;
+      formats[i] = params[i].binary ? 1 : 0;
+    }
   }
-  return checked(PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), lengths.data(),
-                              formats.data(), 0),
+  int count() const { return static_cast<int>(values.size()); }
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats;
+};
+
+}  // namespace
+
+Result Connection::exec(const std::string& sql, const std::vector<Param>& params) {
+  const ParamArrays p(params);
+  return checked(PQexecParams(c_.get(), sql.c_str(), p.count(), nullptr, p.values.data(), p.lengths.data(), p.formats.data(), 0),
+                 c_.get(), where_, sql);
+}
+
+Result Connection::exec_prepared(const std::string& name, const std::string& sql, const std::vector<Param>& params) {
+  if (!prepared_.count(name)) {
+    checked(PQprepare(c_.get(), name.c_str(), sql.c_str(), static_cast<int>(params.size()), nullptr), c_.get(), where_, sql);
+    prepared_.insert(name);
+  }
+  const ParamArrays p(params);
+  return checked(PQexecPrepared(c_.get(), name.c_str(), p.count(), p.values.data(), p.lengths.data(), p.formats.data(), 0),
                  c_.get(), where_, sql);
 }
 

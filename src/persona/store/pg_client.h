@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,9 @@ class Connection {
   explicit Connection(const std::string& conninfo);
   Result exec(const std::string& sql);  // one or more statements, no parameters
   Result exec(const std::string& sql, const std::vector<Param>& params);
+  // The same, as a statement prepared once per connection under `name` (planned once: the hot
+  // per-request reads, where planning cost as much as running).
+  Result exec_prepared(const std::string& name, const std::string& sql, const std::vector<Param>& params);
   // COPY ... FROM STDIN (text format): `produce` is given a function that sends one row (its
   // line without the newline; build it with copy_field()).
   void copy_in(const std::string& sql, const std::function<void(const std::function<void(std::string_view)>&)>& produce);
@@ -66,6 +70,7 @@ class Connection {
  private:
   std::unique_ptr<pg_conn, void (*)(pg_conn*)> c_;
   std::string where_;  // the connection without its password, for messages
+  std::set<std::string> prepared_;  // statements prepared on this connection
 };
 
 // One row of COPY text output, split without copying: fields are unescaped only when read as

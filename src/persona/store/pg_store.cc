@@ -290,9 +290,12 @@ class PgStore final : public Store {
   EventColumns history(const std::string& user) override {
     EventColumns e;
     e.user_ids = {user};
-    auto q = conn_.exec(
-        "SELECT e.type, e.quantity, e.value, e.ts, i.ext_id, coalesce(i.category, ''), i.price FROM events e "
-        "JOIN items i ON i.id=e.item_id WHERE e.user_id=(SELECT id FROM users WHERE ext_id=$1) ORDER BY e.ts, e.id",
+    // Joined through users (not a subquery): the planner then expects one user's few events and
+    // fetches their items by key, where a subquery's unknown id made it hash the whole catalogue.
+    auto q = conn_.exec_prepared(
+        "history",
+        "SELECT e.type, e.quantity, e.value, e.ts, i.ext_id, coalesce(i.category, ''), i.price FROM users u "
+        "JOIN events e ON e.user_id=u.id JOIN items i ON i.id=e.item_id WHERE u.ext_id=$1 ORDER BY e.ts, e.id",
         {Param::text(user)});
     IdMap items;
     for (int r = 0; r < q.rows(); ++r) {
@@ -361,7 +364,7 @@ class PgStore final : public Store {
   }
 
   std::optional<std::string> profile(const std::string& user) override {
-    auto q = conn_.exec("SELECT profile FROM profiles WHERE user_id=$1", {Param::text(user)});
+    auto q = conn_.exec_prepared("profile", "SELECT profile FROM profiles WHERE user_id=$1", {Param::text(user)});
     if (!q.rows()) return std::nullopt;
     return std::string(q.text(0, 0));
   }
@@ -397,7 +400,8 @@ class PgStore final : public Store {
   }
 
   Consent consent(const std::string& user) override {
-    auto q = conn_.exec("SELECT consent_personalisation, consent_analytics FROM users WHERE ext_id=$1", {Param::text(user)});
+    auto q = conn_.exec_prepared("consent", "SELECT consent_personalisation, consent_analytics FROM users WHERE ext_id=$1",
+                                 {Param::text(user)});
     Consent c;
     if (q.rows()) {
       c.personalisation = q.null(0, 0) || q.int64(0, 0) != 0;
