@@ -713,6 +713,13 @@ void Server::Impl::load() {
                               in_database ? " --store " + store::printable_location(options.store_path) : ""));
   }
   stores = std::make_unique<StorePool>(options.store_path, store::StoreOptions{shared_keys});
+  if (shared_store) {
+    // Listening before the catalogue and the model are read: a change committed meanwhile is heard.
+    feed = std::make_unique<store::ChangeFeed>(options.store_path);
+    if (const auto first = feed->wait(std::chrono::milliseconds(0)); !first.error.empty())
+      throw store::Unavailable(first.error, {store::printable_location(options.store_path)});
+    leader = std::make_unique<store::LeaderLock>(options.store_path);
+  }
   {
     auto s = stores->acquire();
     refresh_unavailable(*s);
@@ -762,8 +769,6 @@ void Server::Impl::load() {
   cache.set_ttl(options.cache_ttl_s);
   ledger = store::open_budget_ledger(options.store_path);
   if (shared_store) {
-    feed = std::make_unique<store::ChangeFeed>(options.store_path);
-    leader = std::make_unique<store::LeaderLock>(options.store_path);
     following = true;
     follower = std::thread([this] { follow_changes(); });
   }
