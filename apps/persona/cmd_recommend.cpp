@@ -197,6 +197,7 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
   runners.push_back([s, a, &common]() -> int {
     if (!s->parsed()) return -1;
     auto store = open_existing_store(store_path_from(a->store, a->config));
+    const int64_t erasures = store->erasure_count();  // before the events are read (see publish below)
     const auto events = a->since.empty() ? store->events()
                                          : store->events_since(store::Use::Analytics, parse_date(a->since, "--since"));
     if (events.size() == 0 && !a->since.empty())
@@ -218,7 +219,11 @@ void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& run
     add_validation_metrics(c, metrics);
     model.save(path, metrics);
     // On a PostgreSQL store every server swaps it in (a model saved elsewhere is an experiment).
-    if (pipeline::model_name(path) == "recommend") pipeline::publish_model(*store, path);
+    if (pipeline::model_name(path) == "recommend" && !pipeline::publish_model(*store, path, erasures)) {
+      std::filesystem::remove(path);  // it may have learned from the person erased meanwhile
+      throw Error("a user was erased while the model trained: it was neither published nor kept", {path},
+                  "run `persona train recommend` again");
+    }
     if (common.json) print_json({{"model_file", path}, {"method", c.spec.to_json()}, {"train_s", seconds}, {"items", model.items()},
                                  {"segments", model.segments()}, {"validation", c.validation}});
     else fmt::print("trained {} on {} items in {:.2f} s; saved {}\n", c.spec.to_json().dump(), model.items(), seconds, path);

@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "persona/privacy/dp.h"
-#include "persona/store/pg_shared.h"
-#include "persona/store/pg_client.h"
-#include "persona/store/store.h"
 #include "persona/privacy/keys.h"
+#include "persona/store/pg_client.h"
+#include "persona/store/pg_shared.h"
+#include "persona/store/store.h"
 #include "support/pg_server.h"
 #include "support/test_support.h"
 
@@ -88,6 +88,15 @@ TEST(PgShared, EveryWriteThatEmptiesCachesIsHeardInCommitOrderAndReplayedAfterAL
   EXPECT_LT(got[0].seq, got[1].seq);
   EXPECT_LT(got[1].seq, got[2].seq);
   EXPECT_EQ(admin.exec("SELECT count(*) FROM changes WHERE users::text LIKE '%u2%'").int64(0, 0), 0);
+  // A batch of more users than a change lists: none listed, "everyone".
+  std::vector<std::string> many;
+  for (int i = 0; i < 20001; ++i) many.push_back("m" + std::to_string(i));
+  store->write_batch(ingest.id, events_of(many, 100), 20100);
+  got = changes(feed, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].what, "data");
+  EXPECT_TRUE(got[0].everyone);
+  EXPECT_TRUE(got[0].users.empty());
   // A change a server announces (a model it published).
   store->announce("model");
   got = changes(feed, 1);
@@ -148,6 +157,32 @@ TEST(PgShared, TheBudgetHoldsExactlyUnderConcurrentChargesFromSeveralConnections
   EXPECT_EQ(first->budget("shop", "bob"), 1.0) << "the default budget";
   // A file ledger when one is named, whatever the store.
   EXPECT_EQ(dynamic_cast<privacy::JsonlBudgetLedger*>(open_budget_ledger(url, "/nonexistent/ledger.jsonl").get()) != nullptr, true);
+}
+
+// A published model: refused when an erasure committed since its training began, checked
+// against its checksum when taken, withdrawn when removed.
+TEST(PgShared, AModelIsPublishedOnlyIfNoErasureCommittedWhileItTrained) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  auto store = open_store(url);
+  const auto ingest = store->begin_ingest("events", "e.csv", "h", "m");
+  store->write_batch(ingest.id, events_of({"u1", "u2"}, 2), 3);
+  const int64_t before = store->erasure_count();
+  EXPECT_TRUE(store->erase_user("u1").found);  // by another server, while this one trained
+  EXPECT_FALSE(store->publish_model("recommend", "model bytes v1", before));
+  EXPECT_FALSE(store->published_model("recommend", ""));
+  EXPECT_TRUE(store->publish_model("recommend", "model bytes v2", store->erasure_count()));
+  EXPECT_EQ(store->published_model("recommend", "").value_or(""), "model bytes v2");
+  EXPECT_FALSE(store->published_model("recommend", model_checksum("model bytes v2"))) << "the same: nothing to take";
+  pg::Connection(url).exec("UPDATE models SET bytes = 'damaged'::bytea");
+  EXPECT_THROW(store->published_model("recommend", ""), Error);
+  store->withdraw_model("recommend");
+  EXPECT_FALSE(store->published_model("recommend", ""));
+  // SQLite: nothing published, always "done".
+  test::TempDir dir;
+  auto file = open_store("sqlite:" + dir.file("s.db"));
+  EXPECT_TRUE(file->publish_model("recommend", "x", 12345));
+  EXPECT_FALSE(file->published_model("recommend", ""));
 }
 
 // The audit log in the database: appends from several connections at once make one chain, which

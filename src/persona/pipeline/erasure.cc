@@ -73,30 +73,34 @@ size_t scrub_sealed(const std::string& path, const std::vector<std::string>& nee
 std::optional<recommend::RecommendModel> retrain_recommender(store::Store& store, const std::string& path,
                                                              const nlohmann::json& note) {
   const auto old = recommend::RecommendModel::load(path);
-  const auto events = store.events();
-  if (events.size() == 0) {
-    fs::remove(path);
-    store.withdraw_model(model_name(path));
-    return std::nullopt;
+  // Another server's erasure may commit while this one trains: then it trains again, so the model
+  // every server of a shared store takes never learned from someone erased before it was published.
+  for (;;) {
+    const int64_t erasures = store.erasure_count();
+    const auto events = store.events();
+    if (events.size() == 0) {
+      fs::remove(path);
+      store.withdraw_model(model_name(path));
+      return std::nullopt;
+    }
+    recommend::InteractionOptions options;
+    options.before = time_after(events.timestamp.back());
+    auto model = recommend::RecommendModel::train(events, options, recommend::MethodSpec::from_json(old.metrics().at("method")),
+                                                  2, stored_segments(store));
+    nlohmann::json metrics = old.metrics();
+    for (const auto& [k, v] : note.items()) metrics[k] = v;
+    model.save(path, metrics);
+    if (publish_model(store, path, erasures)) return model;
   }
-  recommend::InteractionOptions options;
-  options.before = time_after(events.timestamp.back());
-  auto model = recommend::RecommendModel::train(events, options, recommend::MethodSpec::from_json(old.metrics().at("method")),
-                                                2, stored_segments(store));
-  nlohmann::json metrics = old.metrics();
-  for (const auto& [k, v] : note.items()) metrics[k] = v;
-  model.save(path, metrics);
-  publish_model(store, path);
-  return model;
 }
 
 std::string model_name(const std::string& path) { return fs::path(path).stem().string(); }
 
-void publish_model(store::Store& store, const std::string& path) {
+bool publish_model(store::Store& store, const std::string& path, int64_t erasures_before) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read the model to publish it", {path});
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  store.publish_model(model_name(path), bytes);
+  return store.publish_model(model_name(path), bytes, erasures_before);
 }
 
 void register_export(store::Store& store, const std::string& path, const nlohmann::json& details) {

@@ -60,8 +60,10 @@ struct ErasureReport {
 ErasureReport erase_user(store::Store& store, const std::string& user, const ErasureOptions& options);
 
 // A model file published for every server of a shared store (PostgreSQL; nothing on SQLite),
-// under its file's name without extension ("recommend").
-void publish_model(store::Store& store, const std::string& path);
+// under its file's name without extension ("recommend"). `erasures_before`: the store's erasure
+// count before training read the events; false (nothing published) when an erasure committed
+// since (Store::publish_model).
+bool publish_model(store::Store& store, const std::string& path, int64_t erasures_before = -1);
 std::string model_name(const std::string& path);
 
 // The recommender file at `path` trained again, with its own method, on the store's events (of

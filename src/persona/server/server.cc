@@ -803,12 +803,16 @@ void Server::Impl::apply(const store::ChangeFeed::Update& update) {
   if (update.reconnected) metrics.add_counter("persona_change_feed_reconnects_total", "", 1);
   if (update.missed) cache.clear();
   std::set<std::string> refresh;
-  bool catalogue = false, model = false;
+  bool catalogue = false, model = false, data = false;
   for (const auto& c : update.changes) {
     metrics.add_counter("persona_changes_applied_total", fmt::format("what=\"{}\"", c.what), 1);
     if (c.what == "data" || c.what == "profiles") {
+      if (c.everyone) cache.clear();
       for (const auto& u : c.users) cache.forget(u);
-      if (c.what == "data") refresh.insert(c.users.begin(), c.users.end());
+      if (c.what == "data") {
+        data = true;
+        refresh.insert(c.users.begin(), c.users.end());
+      }
     } else if (c.what == "catalogue") {
       catalogue = true;
     } else if (c.what == "model") {
@@ -832,7 +836,9 @@ void Server::Impl::apply(const store::ChangeFeed::Update& update) {
     if (take_published_model(*s)) swap_in_recommender();
   }
   warmer->request({});
-  if (!refresh.empty() && leading) {
+  // (update_profiles finds the users itself from the store's change mark: `refresh` names only
+  // whose cached answers to drop once their profiles are written.)
+  if (data && leading) {
     auto s = stores->acquire();
     if (s->get_meta("profile.build")) refresher->request(refresh);
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -52,19 +53,19 @@ std::vector<int64_t> parse_ids(std::string_view text) {
 void record_change(pg::Connection& c, int64_t seq, const char* what, std::vector<int64_t> users) {
   std::sort(users.begin(), users.end());
   users.erase(std::unique(users.begin(), users.end()), users.end());
-  // Past this many users a server is better off emptying its cache than reading them.
+  // Past this many users a server is better off emptying its cache than reading them: no list
+  // (NULL) says "everyone".
   constexpr size_t kMaxUsersPerChange = 20000;
-  if (users.size() > kMaxUsersPerChange) {
-    what = "all";
-    users.clear();
+  std::optional<std::string> array;
+  if (users.size() <= kMaxUsersPerChange) {
+    array = "{";
+    for (const auto id : users) *array += (array->size() > 1 ? "," : "") + std::to_string(id);
+    *array += "}";
   }
-  std::string array = "{";
-  for (const auto id : users) array += (array.size() > 1 ? "," : "") + std::to_string(id);
-  array += "}";
   const int64_t now = rules::now_seconds();
   c.exec("INSERT INTO changes(seq, what, at, users) VALUES ($1, $2, $3, $4::bigint[]) "
          "ON CONFLICT (seq, what) DO UPDATE SET users = changes.users || excluded.users",
-         {Param::of(seq), Param::text(what), Param::of(now), Param::text(array)});
+         {Param::of(seq), Param::text(what), Param::of(now), array ? Param::text(*array) : Param::null()});
   c.exec("NOTIFY persona_changes");
   // A server away for longer than this empties its cache on return instead of replaying.
   if (seq % 256 == 0) c.exec("DELETE FROM changes WHERE at < $1", {Param::of(now - kChangesKeptSeconds)});
@@ -267,6 +268,7 @@ void ChangeFeed::read(Update& update) {
     Change c;
     c.seq = rows.int64(i, 0);
     c.what = std::string(rows.text(i, 1));
+    c.everyone = rows.null(i, 2);
     for (const auto id : ids[static_cast<size_t>(i)])
       if (const auto it = names.find(id); it != names.end()) c.users.push_back(it->second);
     last_seq_ = std::max(last_seq_, c.seq);

@@ -31,7 +31,7 @@ constexpr const char* kStoreWriteLock = "SELECT pg_advisory_xact_lock(3136535400
 // transaction's write count) is of; NOTIFY persona_changes tells the servers at commit.
 // `what`: "data" (these users' events, texts or attributes: their answers, and their profiles to
 // refresh), "profiles" (these users'), "catalogue", "erasure", "model", "keys" or "all". Users
-// by dense id; past 20,000 of them, "all" instead.
+// by dense id; past 20,000 of them, none listed (Change::everyone).
 void record_change(pg::Connection& c, int64_t seq, const char* what, std::vector<int64_t> users = {});
 
 // How long the change log keeps a change: a server away for longer empties its cache on return
@@ -43,6 +43,7 @@ struct Change {
   int64_t seq = 0;                 // in commit order
   std::string what;                // "data", "profiles", "catalogue", "erasure" or "all"
   std::vector<std::string> users;  // the users concerned (data, profiles), by their ids
+  bool everyone = false;           // too many users to list (a large batch): take it as all of them
 };
 
 // Follows the changes committed to a PostgreSQL store, on a connection of its own that LISTENs

@@ -576,13 +576,18 @@ class PgStore final : public Store {
     write([&] { note_change(what.c_str()); });
   }
 
-  void publish_model(const std::string& name, const std::string& bytes) override {
+  bool publish_model(const std::string& name, const std::string& bytes, int64_t erasures_before) override {
+    bool published = false;
     write([&] {
+      // Under the write lock: no erasure commits between this check and the publication.
+      if (erasures_before >= 0 && erasure_count() != erasures_before) return;
+      published = true;
       conn_.exec("INSERT INTO models(name, checksum, bytes, published) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE "
                  "SET checksum=excluded.checksum, bytes=excluded.bytes, published=excluded.published",
                  {Param::text(name), Param::text(model_checksum(bytes)), Param::bytes(bytes), Param::of(now_seconds())});
       note_change("model");
     });
+    return published;
   }
 
   void withdraw_model(const std::string& name) override {
@@ -1134,8 +1139,10 @@ DatasetStats PgStore::stats(int top_n) {
     }
   }
   {
-    auto q = conn_.exec("SELECT coalesce(sum(CASE type WHEN 3 THEN quantity*value WHEN 4 THEN -abs(quantity*value) END), 0) "
-                        "FROM events WHERE value IS NOT NULL");
+    // Summed in id order, as SQLite's scan sums: doubles added in another order (a heap whose rows
+    // an interrupted ingest left in another place) differ in their last bits.
+    auto q = conn_.exec("SELECT coalesce(sum(CASE type WHEN 3 THEN quantity*value WHEN 4 THEN -abs(quantity*value) END "
+                        "ORDER BY id), 0) FROM events WHERE value IS NOT NULL");
     s.revenue = q.real(0, 0);
   }
   s.event_types = counts("SELECT t.name, count(*), '' FROM events e JOIN event_types t ON t.code=e.type "

@@ -256,7 +256,13 @@ class Store {
   // its checksum, announced as a "model" change); nothing on SQLite, where servers share the
   // models folder. published_model: the bytes when its checksum is not `have_checksum` (none
   // when unpublished or the same); a damaged copy throws.
-  virtual void publish_model(const std::string& name, const std::string& bytes) { (void)name, (void)bytes; }
+  // `erasures_before`: the erasure count read before the model's training read the events; when
+  // another erasure has committed since, nothing is published and the answer is false (train
+  // again: a published model never predates a committed erasure). -1: publish regardless.
+  virtual bool publish_model(const std::string& name, const std::string& bytes, int64_t erasures_before = -1) {
+    (void)name, (void)bytes, (void)erasures_before;
+    return true;
+  }
   virtual void withdraw_model(const std::string& name) { (void)name; }  // no longer published (it was removed)
   virtual std::optional<std::string> published_model(const std::string& name, const std::string& have_checksum) {
     (void)name, (void)have_checksum;
