@@ -97,8 +97,8 @@ TEST(PgShared, EveryWriteThatEmptiesCachesIsHeardInCommitOrderAndReplayedAfterAL
   EXPECT_EQ(got[0].what, "data");
   EXPECT_TRUE(got[0].everyone);
   EXPECT_TRUE(got[0].users.empty());
-  // A change a server announces (a model it published).
-  store->announce("model");
+  // A model published (by a server's retrain, or the CLI).
+  ASSERT_TRUE(store->publish_model("recommend", "model bytes"));
   got = changes(feed, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].what, "model");

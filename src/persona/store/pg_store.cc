@@ -572,10 +572,6 @@ class PgStore final : public Store {
     conn_.exec(fmt::format("SELECT pg_advisory_unlock({})", kBulkLock));
   }
 
-  void announce(const std::string& what) override {
-    write([&] { note_change(what.c_str()); });
-  }
-
   bool publish_model(const std::string& name, const std::string& bytes, int64_t erasures_before) override {
     bool published = false;
     write([&] {

@@ -248,13 +248,9 @@ class Store {
   // Whether the store's connection still works (a database connection can be cut; a pool drops
   // a store that answers false and opens another).
   virtual bool connected() { return true; }
-  // Tells the other servers of a shared store that something each keeps must be read again
-  // (PostgreSQL: a change of `what`, e.g. "model", on the change feed of pg_shared.h). Nothing on
-  // SQLite, which one server serves.
-  virtual void announce(const std::string& what) { (void)what; }
   // A model file published for every server of a shared store (PostgreSQL: table models, with
-  // its checksum, announced as a "model" change); nothing on SQLite, where servers share the
-  // models folder. published_model: the bytes when its checksum is not `have_checksum` (none
+  // its checksum, recorded as a "model" change); nothing on SQLite, which one server serves
+  // from its models folder. published_model: the bytes when its checksum is not `have_checksum` (none
   // when unpublished or the same); a damaged copy throws.
   // `erasures_before`: the erasure count read before the model's training read the events; when
   // another erasure has committed since, nothing is published and the answer is false (train
