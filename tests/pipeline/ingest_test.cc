@@ -227,8 +227,8 @@ class DiskFullStore : public store::Store {
   int64_t generation() override { return inner_->generation(); }
   int64_t erasure_count() override { return inner_->erasure_count(); }
   std::vector<std::string> users_changed_since(const store::ChangeMark& m) override { return inner_->users_changed_since(m); }
-  void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool all) override {
-    inner_->put_profiles(rows, all);
+  bool put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool all, int64_t erasures_before) override {
+    return inner_->put_profiles(rows, all, erasures_before);
   }
   std::optional<std::string> profile(const std::string& user) override { return inner_->profile(user); }
   void for_each_profile(const std::function<void(const std::string&, const std::string&)>& fn) override {

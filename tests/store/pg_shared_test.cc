@@ -185,6 +185,71 @@ TEST(PgShared, AModelIsPublishedOnlyIfNoErasureCommittedWhileItTrained) {
   EXPECT_FALSE(file->published_model("recommend", ""));
 }
 
+// A profile write holds the store's write lock only at its end: an ingest goes on while its rows
+// are written (here: a transaction holding the profiles' lock and a profile row, as
+// put_profiles does before the write lock), and an erasure of that user waits for it instead of
+// deadlocking with it.
+TEST(PgShared, AnIngestDoesNotWaitForAProfileWriteAndAnErasureWaitsWithoutDeadlock) {
+  PERSONA_NEED_PG(server);
+  const std::string url = server->url(server->create_database());
+  auto store = open_store(url);
+  const auto ingest = store->begin_ingest("events", "e.csv", "h", "m");
+  store->write_batch(ingest.id, events_of({"u1", "u2"}, 2), 3);
+  pg::Connection profiles(url);
+  profiles.exec("BEGIN");
+  profiles.exec("SELECT pg_advisory_xact_lock(31651020176714853)");
+  profiles.exec("INSERT INTO profiles(user_id, profile) VALUES ('u1', '{}')");
+
+  auto ingester = open_store(url);
+  const auto started = std::chrono::steady_clock::now();
+  ingester->write_batch(ingest.id, events_of({"u3"}, 10), 11);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5)) << "the ingest waited for the profiles";
+
+  std::atomic<bool> erased{false};
+  std::thread eraser([&] {
+    auto other = open_store(url);
+    other->erase_user("u1");
+    erased = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(erased) << "the erasure did not wait for the profile write";
+  profiles.exec(kStoreWriteLock);  // the end of a profile write: deadlocks if the erasure took it first
+  profiles.exec("COMMIT");
+  eraser.join();
+  EXPECT_TRUE(erased);
+  EXPECT_FALSE(store->profile("u1")) << "the erasure ran before the profile's commit";
+
+  // Many at once: profile writes (refused after an erasure), ingests and erasures; none fails.
+  std::atomic<int> failures{0}, written{0};
+  std::vector<std::thread> writers;
+  writers.emplace_back([&] {
+    auto s = open_store(url);
+    for (int i = 0; i < 30; ++i) try {
+        const int64_t before = s->erasure_count();
+        std::vector<std::pair<std::string, std::string>> rows;
+        for (int u = 0; u < 40; ++u) rows.emplace_back("p" + std::to_string(u), "{}");
+        written += s->put_profiles(rows, i % 2 == 0, before) ? 1 : 0;
+      } catch (const std::exception& e) {
+        ++failures;
+        ADD_FAILURE() << e.what();
+      }
+  });
+  writers.emplace_back([&] {
+    auto s = open_store(url);
+    for (int i = 0; i < 30; ++i) try {
+        const auto user = "p" + std::to_string(i);
+        s->write_batch(ingest.id, events_of({user}, 100 + i), 101 + i);
+        if (i % 3 == 0) s->erase_user(user);
+      } catch (const std::exception& e) {
+        ++failures;
+        ADD_FAILURE() << e.what();
+      }
+  });
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_GT(written, 0);
+}
+
 // The audit log in the database: appends from several connections at once make one chain, which
 // verifies; a changed or removed entry is found.
 TEST(PgShared, TheAuditLogIsOneChainForEveryWriterAndTamperingIsFound) {

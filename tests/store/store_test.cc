@@ -441,6 +441,24 @@ TEST_P(StoreTest, ProfilesChangeMarksAndSomeUsersEvents) {
   EXPECT_EQ(one.item_prices[0], 9.99);
 }
 
+// Profiles computed before an erasure committed are refused whole (they may hold the person);
+// computed after it, written.
+TEST_P(StoreTest, ProfilesComputedBeforeAnErasureAreNotWritten) {
+  auto store = open();
+  const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+  store->write_batch(ingest.id, sample_batch(2, 30), 32);
+  store->put_profiles({{"u1", "{\"v\":1}"}, {"u2", "{\"v\":1}"}}, true);
+  const int64_t before = store->erasure_count();
+  ASSERT_TRUE(store->erase_user("u1").found);
+  const int64_t generation = store->generation();
+  EXPECT_FALSE(store->put_profiles({{"u1", "{\"v\":2}"}, {"u2", "{\"v\":2}"}}, true, before));
+  EXPECT_FALSE(store->profile("u1")) << "the erased user's profile came back";
+  EXPECT_EQ(store->profile("u2"), "{\"v\":1}") << "a refused write changes nothing";
+  EXPECT_EQ(store->generation(), generation);
+  EXPECT_TRUE(store->put_profiles({{"u2", "{\"v\":3}"}}, false, store->erasure_count()));
+  EXPECT_EQ(store->profile("u2"), "{\"v\":3}");
+}
+
 // A time window of the events: only those at or after it, in time order, ids as in the whole.
 TEST_P(StoreTest, EventsSinceReadOnlyTheWindow) {
   auto store = open();

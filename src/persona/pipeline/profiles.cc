@@ -103,11 +103,32 @@ struct DemandModels {
   }
 };
 
-void write_profiles(store::Store& store, const std::vector<profile::UserProfile>& profiles, bool replace_all) {
+// An erasure committed after the profiles' data was read: they may hold the erased person.
+struct ErasedMeanwhile {};
+
+// Throws ErasedMeanwhile, writing nothing, when the store's erasure count is no longer `erasures_before`.
+void write_profiles(store::Store& store, const std::vector<profile::UserProfile>& profiles, bool replace_all,
+                    int64_t erasures_before) {
   std::vector<std::pair<std::string, std::string>> rows;
   rows.reserve(profiles.size());
   for (const auto& p : profiles) rows.emplace_back(p.user, p.to_json().dump());
-  store.put_profiles(rows, replace_all);
+  if (!store.put_profiles(rows, replace_all, erasures_before)) throw ErasedMeanwhile{};
+}
+
+// Runs `compute` (which reads the data, then writes profiles) until no erasure commits during
+// it. Erasures are rare; one after another for this long means something is wrong.
+template <typename Compute>
+ProfileRunReport until_no_erasure_meanwhile(store::Store& store, Compute&& compute) {
+  constexpr int kAttempts = 20;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return compute(store.erasure_count());
+    } catch (const ErasedMeanwhile&) {
+      if (attempt == kAttempts)
+        throw Error(fmt::format("profiles were computed {} times and an erasure committed during each", kAttempts), {},
+                    "run it again when erasures have stopped");
+    }
+  }
 }
 
 // Consent is read again inside the writes: someone who withdrew it while the profiles were
@@ -168,8 +189,10 @@ nlohmann::json ProfileRunReport::to_json() const {
           {"segments", segments}};
 }
 
-ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
-                                std::optional<int64_t> as_of, const ProfileWriteGuard& guard) {
+namespace {
+
+ProfileRunReport build_once(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                            std::optional<int64_t> as_of, const ProfileWriteGuard& guard, int64_t erasures_before) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto rules = profile::compile_tag_rules(config.tags);
   const auto mark = store.change_mark();
@@ -187,7 +210,7 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   profile::apply_tags(rules, profiles);
   const auto segments = fit_segments(store, profiles, config.segments);
   guarded(guard, [&] {
-    write_profiles(store, consenting_profiles(profiles, refusing(store, store::Use::Personalisation)), true);
+    write_profiles(store, consenting_profiles(profiles, refusing(store, store::Use::Personalisation)), true, erasures_before);
     store.put_meta(kBuildMeta, {{"as_of", report.as_of}, {"as_of_given", as_of.has_value()}, {"mark", mark.to_json()},
                                 {"options", config.options.to_json()}, {"catalogue", builder.catalogue().to_json()}});
     store.put_meta(kSegmentsMeta, segments.to_json());
@@ -202,8 +225,8 @@ ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config
   return report;
 }
 
-ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
-                                 const ProfileWriteGuard& guard) {
+ProfileRunReport update_once(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                             const ProfileWriteGuard& guard, int64_t erasures_before) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto meta = store.get_meta(kBuildMeta);
   const auto seg_meta = store.get_meta(kSegmentsMeta);
@@ -221,7 +244,7 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
     withdrawn = withdrawn || no_personalisation.count(user) > 0;
   });
   if (withdrawn) {
-    auto r = build_profiles(store, config, models_dir, std::nullopt, guard);
+    auto r = build_once(store, config, models_dir, std::nullopt, guard, erasures_before);
     r.mode = "rebuild";
     return r;
   }
@@ -230,7 +253,7 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
   // A new event on or after as_of moves it: every time-relative feature changes.
   if (!meta->value("as_of_given", false) && events.size() > 0 &&
       *std::max_element(events.timestamp.begin(), events.timestamp.end()) >= as_of) {
-    auto r = build_profiles(store, config, models_dir, std::nullopt, guard);
+    auto r = build_once(store, config, models_dir, std::nullopt, guard, erasures_before);
     r.mode = "rebuild";
     return r;
   }
@@ -270,7 +293,8 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
     if (it == before.end() || it->second != p.to_json().dump()) changed_profiles.push_back(p);
   }
   guarded(guard, [&] {
-    write_profiles(store, consenting_profiles(changed_profiles, refusing(store, store::Use::Personalisation)), false);
+    write_profiles(store, consenting_profiles(changed_profiles, refusing(store, store::Use::Personalisation)), false,
+                   erasures_before);
     auto updated = *meta;
     updated["mark"] = mark.to_json();
     store.put_meta(kBuildMeta, updated);
@@ -282,6 +306,22 @@ ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& confi
   report.models = models.used;
   report.seconds = seconds_since(t0);
   return report;
+}
+
+}  // namespace
+
+ProfileRunReport build_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                                std::optional<int64_t> as_of, const ProfileWriteGuard& guard) {
+  return until_no_erasure_meanwhile(store, [&](int64_t erasures_before) {
+    return build_once(store, config, models_dir, as_of, guard, erasures_before);
+  });
+}
+
+ProfileRunReport update_profiles(store::Store& store, const ProfileConfig& config, const std::string& models_dir,
+                                 const ProfileWriteGuard& guard) {
+  return until_no_erasure_meanwhile(store, [&](int64_t erasures_before) {
+    return update_once(store, config, models_dir, guard, erasures_before);
+  });
 }
 
 std::vector<profile::UserProfile> load_profiles(store::Store& store) {

@@ -33,7 +33,9 @@ struct ProfileRunReport {
 
 // Runs the writes of a build or update (the profiles, then the build's record). Everything
 // before them only reads the store, so a server computes beside ingest and passes a guard that
-// takes its writer lock just for the writes (and may throw to start again under it).
+// takes its writer lock just for the writes. An erasure that commits while profiles are computed
+// voids them (the store refuses the write): build and update compute them again, so a profile of
+// someone erased is never written back.
 using ProfileWriteGuard = std::function<void(const std::function<void()>& write)>;
 
 // Builds every profile. `as_of` absent: midnight after the last event.

@@ -1068,24 +1068,16 @@ Reply Server::Impl::ingest(Entity entity, const httplib::Request& req, const Cal
 void Server::Impl::refresh_profiles(const std::set<std::string>& users) {
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    // Computed beside ingest (a rebuild of 1M events takes seconds); only the writes take the
-    // writer lock, and an erasure in between means starting again under it, so that a profile
-    // of someone just erased is never written back.
+    // Computed beside ingest (a rebuild of 1M events takes seconds); on SQLite only the writes
+    // take this server's writer lock. PostgreSQL orders writers itself, and ingests wait only for
+    // the end of a profile write (Store::put_profiles), not for this server's lock.
     auto s = stores->acquire();
-    const int64_t erasures = s->erasure_count();
-    struct ErasedMeanwhile {};
     auto guard = [&](const std::function<void()>& write) {
+      if (shared_store) return write();
       std::lock_guard lock(write_mutex);
-      if (s->erasure_count() != erasures) throw ErasedMeanwhile{};
       write();
     };
-    pipeline::ProfileRunReport report;
-    try {
-      report = pipeline::update_profiles(*s, config.profile, models_dir, guard);
-    } catch (const ErasedMeanwhile&) {
-      std::lock_guard lock(write_mutex);
-      report = pipeline::update_profiles(*s, config.profile, models_dir);
-    }
+    const auto report = pipeline::update_profiles(*s, config.profile, models_dir, guard);
     metrics.add_counter("persona_profile_refreshes_total", fmt::format("mode=\"{}\"", report.mode), 1);
     metrics.add_counter("persona_profiles_written_total", "", static_cast<double>(report.written));
   } catch (const std::exception& e) {

@@ -32,6 +32,8 @@ using rules::now_seconds;
 using rules::row_identity;
 
 constexpr const char* kWriteLock = kStoreWriteLock;
+// Taken by every transaction that writes the profiles table, before the write lock ("profile").
+constexpr const char* kProfilesLock = "SELECT pg_advisory_xact_lock(31651020176714853)";
 
 // Migrations, by the schema version each one brings the store to; the versions are SQLite's, so
 // one number says what a store of either kind holds. A new store gets the whole schema of
@@ -333,8 +335,16 @@ class PgStore final : public Store {
     return column(q);
   }
 
-  void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) override {
-    write([&] {
+  // The rows are written before the store's write lock is taken, under a lock of their own (every
+  // writer of the profiles table takes it, before the write lock): rebuilding every profile writes
+  // megabytes, and ingests, which never touch profiles, wait only for the short end (the count,
+  // the erasure check, the change) rather than the whole write.
+  bool put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all,
+                    int64_t erasures_before) override {
+    bool written = false;
+    conn_.exec("BEGIN");
+    try {
+      conn_.exec(kProfilesLock);
       if (replace_all) conn_.exec("DELETE FROM profiles");
       conn_.exec("CREATE TEMP TABLE IF NOT EXISTS batch_profiles(position bigint, user_id text, profile text) ON COMMIT DELETE ROWS");
       int64_t position = 0;
@@ -351,16 +361,25 @@ class PgStore final : public Store {
       // The last row of a user wins, as with one INSERT OR REPLACE after another.
       conn_.exec("INSERT INTO profiles(user_id, profile) SELECT DISTINCT ON (user_id) user_id, profile FROM batch_profiles "
                  "ORDER BY user_id, position DESC ON CONFLICT(user_id) DO UPDATE SET profile=excluded.profile");
-      if (replace_all) {
-        note_change("all");
-      } else {
+      std::vector<int64_t> users;
+      if (!replace_all) {
         auto ids = conn_.exec("SELECT DISTINCT u.id FROM users u JOIN batch_profiles b ON u.ext_id=b.user_id");
-        std::vector<int64_t> users;
         for (int i = 0; i < ids.rows(); ++i) users.push_back(ids.int64(i, 0));
-        note_change("profiles", std::move(users));
       }
-      bump_generation();  // the RFM grid and segments' users are read from the profiles
-    });
+      take_write_lock();
+      // Under the write lock: no erasure commits between this check and the profiles' commit.
+      if (erasures_before < 0 || erasure_count() == erasures_before) {
+        if (replace_all) note_change("all");
+        else note_change("profiles", std::move(users));
+        bump_generation();  // the RFM grid and segments' users are read from the profiles
+        written = true;
+      }
+      conn_.exec(written ? "COMMIT" : "ROLLBACK");
+    } catch (...) {
+      rollback();
+      throw;
+    }
+    return written;
   }
 
   std::optional<std::string> profile(const std::string& user) override {
@@ -541,7 +560,7 @@ class PgStore final : public Store {
           send(line);
         }
       });
-    });
+    }, /*profiles_too=*/true);
     ids_known_ = false;  // read again at the next write
     if (std::string_view(table.name) == "meta") refresh_sealed();
   }
@@ -648,21 +667,28 @@ class PgStore final : public Store {
   }
 
   // One write transaction under the store's write lock (a writer of SQLite's BEGIN IMMEDIATE).
+  // `profiles_too`: the body writes or alters the profiles table, whose writers take their own
+  // lock before the write lock (see put_profiles); taken first here too, the order holds (no deadlock).
   template <typename F>
-  void write(F&& body) {
+  void write(F&& body, bool profiles_too = false) {
     conn_.exec("BEGIN");
     try {
-      conn_.exec(kWriteLock);
-      if (schema_ready_) {
-        const int64_t n = conn_.exec("UPDATE write_count SET n = n + 1 RETURNING n").int64(0, 0);
-        others_wrote_ = n != last_write_ + 1;
-        last_write_ = n;
-      }
+      if (profiles_too) conn_.exec(kProfilesLock);
+      take_write_lock();
       body();
       conn_.exec("COMMIT");
     } catch (...) {
       rollback();
       throw;
+    }
+  }
+  // Inside a transaction: the store's write lock, and this write's place in the count.
+  void take_write_lock() {
+    conn_.exec(kWriteLock);
+    if (schema_ready_) {
+      const int64_t n = conn_.exec("UPDATE write_count SET n = n + 1 RETURNING n").int64(0, 0);
+      others_wrote_ = n != last_write_ + 1;
+      last_write_ = n;
     }
   }
   void rollback() {
@@ -701,7 +727,7 @@ class PgStore final : public Store {
         if (m.version > have) conn_.exec(m.sql);
       if (have < 7) build_missing_indexes();
       conn_.exec(fmt::format("UPDATE schema_version SET version={}", kSchemaVersion));
-    });
+    }, /*profiles_too=*/true);
     schema_ready_ = true;
   }
 
@@ -1205,7 +1231,7 @@ Erasure PgStore::erase_user(const std::string& user) {
                "ON CONFLICT(key) DO UPDATE SET value=(meta.value::bigint + 1)::text");
     bump_generation();
     note_change("erasure");  // no id: every server empties its whole cache
-  });
+  }, /*profiles_too=*/true);
   ids_known_ = false;
   // Dead rows are pruned from the tables' pages now rather than at autovacuum's leisure. What
   // PostgreSQL does not promise (docs/privacy.md): that no byte of them stays in a page's free

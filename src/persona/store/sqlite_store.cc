@@ -319,9 +319,15 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) override {
+  bool put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all,
+                    int64_t erasures_before) override {
     exec("BEGIN IMMEDIATE");
     try {
+      // Under the write lock: no erasure commits between this check and the profiles' commit.
+      if (erasures_before >= 0 && erasure_count() != erasures_before) {
+        exec("ROLLBACK");
+        return false;
+      }
       if (replace_all) exec("DELETE FROM profiles");
       Statement q(db_, "INSERT OR REPLACE INTO profiles(user, profile) VALUES (?, ?)");
       for (const auto& [user, json] : rows) {
@@ -331,6 +337,7 @@ class SqliteStore final : public Store {
       }
       bump_generation();  // the RFM grid and segments' users are read from the profiles
       exec("COMMIT");
+      return true;
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;

@@ -204,7 +204,11 @@ class Store {
   virtual std::vector<std::string> users_changed_since(const ChangeMark& since) = 0;
 
   // Profiles: one JSON document per user. replace_all drops every profile not in `rows`.
-  virtual void put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all) = 0;
+  // `erasures_before`: the erasure count read before the profiles' data was; when an erasure has
+  // committed since, nothing is written and the answer is false (compute again: a profile of
+  // someone erased is never written back). -1: write regardless.
+  virtual bool put_profiles(const std::vector<std::pair<std::string, std::string>>& rows, bool replace_all,
+                            int64_t erasures_before = -1) = 0;
   virtual std::optional<std::string> profile(const std::string& user) = 0;
   virtual void for_each_profile(const std::function<void(const std::string& user, const std::string& json)>& fn) = 0;
   // Every stored text (with external user and item ids), in insertion order; texts of users who
