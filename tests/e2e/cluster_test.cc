@@ -242,6 +242,43 @@ TEST(Cluster, OneLeaderRefreshesProfilesAndAnotherTakesOverWhenItDies) {
   EXPECT_EQ(c.metric(poster, "persona_profile_refreshes_total"), 0) << "only the leader refreshes";
 }
 
+// The dashboard's aggregates (whole-store reads: seconds at a million events) are computed by the
+// leader for every server: the others take them from the store, including after new data; an
+// erasure is never answered with an aggregate that still counts the person.
+TEST(Cluster, TheDashboardsAggregatesAreComputedByTheLeaderForAll) {
+  START_CLUSTER(c, 3, "--rate", "0");
+  auto leaders = [&] {
+    std::vector<size_t> out;
+    for (size_t i = 0; i < c.servers.size(); ++i)
+      if (c.metric(i, "persona_leader") == 1) out.push_back(i);
+    return out;
+  };
+  ASSERT_LT(seconds_until([&] { return leaders().size() == 1; }, 10), 10);
+  const size_t leader = leaders()[0], follower = (leader + 1) % 3;
+  auto computed = [&](size_t i) { return c.metric(i, "persona_aggregates_total{source=\"computed\"}"); };
+  auto events = [&](size_t i) {
+    const auto stats = c.get(i, "/v1/stats");
+    return stats.contains("events") ? stats["events"].get<int64_t>() : -1;
+  };
+  // The leader warms them a moment after it takes the lead.
+  ASSERT_LT(seconds_until([&] { return computed(leader) >= 4; }, 30), 30) << "the leader computed nothing";
+  const int64_t before = events(follower);
+  ASSERT_GT(before, 0);
+  EXPECT_EQ(before, events(leader));
+  EXPECT_EQ(computed(follower), 0) << "the follower computed what the leader had";
+  EXPECT_GE(c.metric(follower, "persona_aggregates_total{source=\"shared\"}"), 1);
+
+  ASSERT_EQ(c.client(follower).Post("/v1/events", purchases("U000030", {"P00007", "P00008"}, 1764590400), "application/json")->status, 200);
+  EXPECT_LT(seconds_until([&] { return events(follower) == before + 2; }, 30), 30) << "the new events never reached the overview";
+  EXPECT_EQ(computed(follower), 0) << "the follower computed the overview again itself";
+
+  const auto erased = c.client(follower).Delete("/v1/users/U000030");
+  ASSERT_TRUE(erased && (erased->status == 200 || erased->status == 202)) << (erased ? erased->body : "no answer");
+  const auto left = events(follower);
+  EXPECT_LT(left, before + 2) << "an overview that still counts the erased person";
+  EXPECT_EQ(events((follower + 1) % 3), left);
+}
+
 // deploy/nginx.conf in front of the servers: nginx started on it (a skip without nginx, a failure
 // under CI=true), stopped by its pid.
 class Nginx {

@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::Values(Backend::Sqlite, B
 
 TEST_P(StoreTest, ItemAvailabilityIsKeptUntilTold) {
   auto store = open();
-  EXPECT_EQ(store->schema_version(), 8);
+  EXPECT_EQ(store->schema_version(), 9);
   const auto ingest = store->begin_ingest("items", "i.jsonl", "hash", "map");
   Batch b;
   for (const char* id : {"in", "out", "unknown"}) b.items.push_back({id, "t", "c", "", "", 1.0});
@@ -94,7 +94,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
     sqlite3_close(db);
   }
   auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), 8);
+  EXPECT_EQ(store->schema_version(), 9);
   EXPECT_EQ(store->stats(3).events, 30);
   store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}}, true);  // the tables it gained work
   EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
@@ -104,7 +104,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
 TEST_P(StoreTest, FreshStoreHasTheCurrentSchemaAndReopens) {
   {
     auto store = open();
-    EXPECT_EQ(store->schema_version(), 8);
+    EXPECT_EQ(store->schema_version(), 9);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});

@@ -310,10 +310,12 @@ class GatheringWorker {
 // moves). After ingest only, the answer of an earlier generation is served at once while a fresh
 // one is computed in the background (`stale` is called: it asks for that); after an erasure, or
 // with no earlier answer, the request computes, and requests for the same answer wait for that
-// one computation. Different answers compute side by side.
+// one computation. Different answers compute side by side. On PostgreSQL the store keeps the
+// newest answer computed by any server (Store::share_answer): one newer than this server's is
+// taken from there instead of being computed again.
 class WholeStoreAnswers {
  public:
-  explicit WholeStoreAnswers(std::function<void()> stale) : stale_(std::move(stale)) {}
+  WholeStoreAnswers(std::function<void()> stale, Metrics& metrics) : stale_(std::move(stale)), metrics_(metrics) {}
 
   // `fresh`: never an earlier generation's answer (the warmer's own calls).
   std::string get(store::Store& s, const std::string& key, const std::function<std::string()>& compute, bool fresh = false) {
@@ -321,10 +323,25 @@ class WholeStoreAnswers {
     const int64_t generation = s.generation(), erasures = s.erasure_count();
     std::unique_lock lock(mutex_);
     forget_beyond(kMaxAnswers, key);
+    bool asked_store = false;
     for (;;) {
       auto& a = answers_[key];
       a.used = ++uses_;
-      if (a.generation == generation) return a.body;
+      if (a.generation >= generation) return a.body;
+      if (!asked_store) {  // another server's answer, when it is newer
+        asked_store = true;
+        lock.unlock();
+        auto shared = s.shared_answer(key);
+        lock.lock();
+        auto& b = answers_[key];
+        if (shared && shared->erasures == erasures && shared->generation > b.generation) {
+          b.body = std::move(shared->body);
+          b.generation = shared->generation;
+          b.erasures = shared->erasures;
+          metrics_.add_counter("persona_aggregates_total", "source=\"shared\"", 1);
+          continue;
+        }
+      }
       if (!fresh && a.generation >= 0 && a.erasures == erasures) {
         std::string body = a.body;  // copied under the lock: the warmer replaces it
         lock.unlock();
@@ -339,6 +356,8 @@ class WholeStoreAnswers {
     std::string body;
     try {
       body = compute();
+      metrics_.add_counter("persona_aggregates_total", "source=\"computed\"", 1);
+      s.share_answer(key, {generation, erasures, body});
     } catch (...) {
       lock.lock();
       answers_[key].computing = false;
@@ -355,6 +374,13 @@ class WholeStoreAnswers {
     }
     done_.notify_all();
     return body;
+  }
+
+  // A key this server has no answer for yet, to be warmed with the others.
+  void know(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    forget_beyond(kMaxAnswers, key);
+    answers_.try_emplace(key);
   }
 
   // The keys kept: what the warmer computes again after a change.
@@ -391,6 +417,7 @@ class WholeStoreAnswers {
   };
   uint64_t uses_ = 0;
   std::function<void()> stale_;
+  Metrics& metrics_;
   std::mutex mutex_;
   std::condition_variable done_;
   std::map<std::string, Answer> answers_;
@@ -542,7 +569,7 @@ struct Server::Impl {
   std::optional<demand::TextAnalyzer> analyzer;
   std::mutex analyze_mutex;  // its classifiers keep scratch buffers: one text at a time
   std::optional<text::KeywordIndex> keyword_index;
-  WholeStoreAnswers aggregates{[this] { warmer->request({}); }};
+  WholeStoreAnswers aggregates{[this] { warmer->request({}); }, metrics};
   ErasureFollowUps erasures;
   std::unique_ptr<store::Store> assistant_store;
   std::optional<assistant::FaqIndex> faq;
@@ -781,7 +808,10 @@ void Server::Impl::follow_changes() {
   while (following) {
     if (api_keys) api_keys->refresh();  // a revocation is seen within a second even without its notification
     const bool lead = leader->held();
-    if (lead != leading.exchange(lead)) metrics.set_gauge("persona_leader", "", lead ? 1 : 0);
+    if (lead != leading.exchange(lead)) {
+      metrics.set_gauge("persona_leader", "", lead ? 1 : 0);
+      if (lead) warmer->request({});  // the dashboard's aggregates are the leader's to compute now
+    }
     const auto update = feed->wait(std::chrono::milliseconds(250));
     if (!update.error.empty()) {
       metrics.add_counter("persona_change_feed_errors_total", "", 1);
@@ -1307,7 +1337,14 @@ std::string Server::Impl::demand_body(int weeks, bool fresh) {
 // What the dashboard's overview and demand pages ask for by default (web/src/pages), computed
 // for the data as it is now.
 void Server::Impl::warm_aggregates() {
+  // Several servers of one PostgreSQL store: the leader computes them for all (the others take
+  // them from the store), and every answer any server was asked for (the store lists their keys).
+  if (shared_store && !leading) return;
   try {
+    if (shared_store) {
+      auto s = stores->acquire();
+      for (const auto& key : s->shared_answer_keys()) aggregates.know(key);
+    }
     stats_body(true);
     timeline_body(90, true);
     demand_body(12, true);

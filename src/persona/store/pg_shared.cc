@@ -71,9 +71,6 @@ void record_change(pg::Connection& c, int64_t seq, const char* what, std::vector
   if (seq % 256 == 0) c.exec("DELETE FROM changes WHERE at < $1", {Param::of(now - kChangesKeptSeconds)});
 }
 
-namespace {
-
-// `body` as one transaction on `c`: committed, or rolled back when it throws.
 void in_transaction(pg::Connection& c, const std::function<void()>& body) {
   c.exec("BEGIN");
   try {
@@ -88,6 +85,8 @@ void in_transaction(pg::Connection& c, const std::function<void()>& body) {
     throw;
   }
 }
+
+namespace {
 
 // A write of shared state as one transaction under the store's write lock, counted as the store's
 // writes are (so its changes take their place in commit order). `body` gets the write's seq.

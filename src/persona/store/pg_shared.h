@@ -34,6 +34,9 @@ constexpr const char* kStoreWriteLock = "SELECT pg_advisory_xact_lock(3136535400
 // by dense id; past 20,000 of them, none listed (Change::everyone).
 void record_change(pg::Connection& c, int64_t seq, const char* what, std::vector<int64_t> users = {});
 
+// `body` as one transaction on `c`: committed, or rolled back when it throws.
+void in_transaction(pg::Connection& c, const std::function<void()>& body);
+
 // How long the change log keeps a change: a server away for longer empties its cache on return
 // instead of replaying what it missed.
 constexpr int64_t kChangesKeptSeconds = 3600;

@@ -32,6 +32,9 @@ using rules::now_seconds;
 using rules::row_identity;
 
 constexpr const char* kWriteLock = kStoreWriteLock;
+// Shared by writers of the answers table, exclusive in an erasure ("answers").
+constexpr int64_t kAnswersLock = 27424514944365171;
+constexpr int kAnswersKept = 64;
 // Taken by every transaction that writes the profiles table, before the write lock ("profile").
 constexpr const char* kProfilesLock = "SELECT pg_advisory_xact_lock(31651020176714853)";
 
@@ -108,8 +111,15 @@ CREATE TABLE audit_head(seq bigint NOT NULL, hash text NOT NULL);
 CREATE TABLE models(name text COLLATE "C" PRIMARY KEY, checksum text NOT NULL, bytes bytea NOT NULL,
   published bigint NOT NULL);
 )sql"},
+    {9, R"sql(
+-- The dashboard's aggregates (answers computed from the whole store), as the server that
+-- computed them last left them: computed once for every server, not once per server. Derived
+-- data: emptied by an erasure, never copied.
+CREATE TABLE answers(key text COLLATE "C" PRIMARY KEY, generation bigint NOT NULL, erasures bigint NOT NULL,
+  body text NOT NULL, computed bigint NOT NULL);
+)sql"},
 };
-constexpr int kSchemaVersion = 8;
+constexpr int kSchemaVersion = 9;
 
 // The indexes of the big tables: a user's history in time order (the primary key, user first:
 // ready to distribute by user), new rows since a mark (incremental profiles), the time order of
@@ -603,6 +613,33 @@ class PgStore final : public Store {
       note_change("model");
     });
     return published;
+  }
+
+  // A shared lock here, the exclusive one in an erasure (after its count moved, before it empties
+  // the table): an answer computed before an erasure is never left behind by it.
+  void share_answer(const std::string& key, const SharedAnswer& answer) override {
+    in_transaction(conn_, [&] {
+      conn_.exec(fmt::format("SELECT pg_advisory_xact_lock_shared({})", kAnswersLock));
+      if (erasure_count() != answer.erasures) return;
+      conn_.exec("INSERT INTO answers(key, generation, erasures, body, computed) VALUES ($1, $2, $3, $4, $5) "
+                 "ON CONFLICT (key) DO UPDATE SET generation=excluded.generation, erasures=excluded.erasures, "
+                 "body=excluded.body, computed=excluded.computed WHERE answers.generation <= excluded.generation",
+                 {Param::text(key), Param::of(answer.generation), Param::of(answer.erasures), Param::text(answer.body),
+                  Param::of(now_seconds())});
+      conn_.exec(fmt::format("DELETE FROM answers WHERE key IN (SELECT key FROM answers ORDER BY computed DESC, key OFFSET {})",
+                             kAnswersKept));
+    });
+  }
+
+  std::optional<SharedAnswer> shared_answer(const std::string& key) override {
+    const auto q = conn_.exec_prepared("shared answer", "SELECT generation, erasures, body FROM answers WHERE key=$1",
+                                       {Param::text(key)});
+    if (!q.rows()) return std::nullopt;
+    return SharedAnswer{q.int64(0, 0), q.int64(0, 1), std::string(q.text(0, 2))};
+  }
+
+  std::vector<std::string> shared_answer_keys() override {
+    return column(conn_.exec("SELECT key FROM answers ORDER BY key"));
   }
 
   void withdraw_model(const std::string& name) override {
@@ -1229,6 +1266,9 @@ Erasure PgStore::erase_user(const std::string& user) {
     // Other writers see the count move and read their id maps again.
     conn_.exec("INSERT INTO meta(key, value) VALUES ('erasures', '1') "
                "ON CONFLICT(key) DO UPDATE SET value=(meta.value::bigint + 1)::text");
+    // Every answer computed from the whole store counted the person.
+    conn_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kAnswersLock));
+    conn_.exec("DELETE FROM answers");
     bump_generation();
     note_change("erasure");  // no id: every server empties its whole cache
   }, /*profiles_too=*/true);

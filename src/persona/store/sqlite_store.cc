@@ -90,6 +90,8 @@ ALTER TABLE items ADD COLUMN category_aliases TEXT;
     // share (the change log their caches follow, the privacy-budget ledger); a SQLite store has
     // one server, which keeps its ledger beside the file.
     "",
+    // 9: nothing on SQLite. PostgreSQL's version 9 shares the dashboard's aggregates between servers.
+    "",
 };
 
 using rules::consent_column;

@@ -157,6 +157,12 @@ const std::vector<StoreTable>& store_tables();
 // shortest exact form), NULL as nullopt.
 using StoreRow = std::vector<std::optional<std::string>>;
 
+// See Store::share_answer.
+struct SharedAnswer {
+  int64_t generation = -1, erasures = 0;
+  std::string body;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -264,6 +270,17 @@ class Store {
     return true;
   }
   virtual void withdraw_model(const std::string& name) { (void)name; }  // no longer published (it was removed)
+  // Answers computed from the whole store (the dashboard's aggregates) under a key, with the
+  // generation and erasure count they were computed at: on PostgreSQL, computed by one server and
+  // read by the others (the newest kept; none kept from before an erasure, which empties them; a
+  // few dozen keys, the least recently computed dropped). Nothing on SQLite, whose one server
+  // keeps its own.
+  virtual void share_answer(const std::string& key, const SharedAnswer& answer) { (void)key, (void)answer; }
+  virtual std::optional<SharedAnswer> shared_answer(const std::string& key) {
+    (void)key;
+    return std::nullopt;
+  }
+  virtual std::vector<std::string> shared_answer_keys() { return {}; }
   virtual std::optional<std::string> published_model(const std::string& name, const std::string& have_checksum) {
     (void)name, (void)have_checksum;
     return std::nullopt;
