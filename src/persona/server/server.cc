@@ -805,6 +805,7 @@ void Server::Impl::load() {
 // reaches this server's caches within a notification's time; the leader (one server of the
 // database at a time) refreshes the profiles of the users whose data changed, whoever wrote it.
 void Server::Impl::follow_changes() {
+  metrics.set_gauge("persona_leader", "", 0);  // said by every server, so that "no leader" shows
   while (following) {
     if (api_keys) api_keys->refresh();  // a revocation is seen within a second even without its notification
     const bool lead = leader->held();
