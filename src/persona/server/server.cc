@@ -357,12 +357,16 @@ class WholeStoreAnswers {
     try {
       body = compute();
       metrics_.add_counter("persona_aggregates_total", "source=\"computed\"", 1);
-      s.share_answer(key, {generation, erasures, body});
     } catch (...) {
       lock.lock();
       answers_[key].computing = false;
       done_.notify_all();
       throw;
+    }
+    try {
+      s.share_answer(key, {generation, erasures, body});
+    } catch (const std::exception&) {
+      // Not shared this time (the database went away meanwhile): the answer is still this server's.
     }
     lock.lock();
     auto& a = answers_[key];
