@@ -339,8 +339,8 @@ class WholeStoreAnswers {
           b.generation = shared->generation;
           b.erasures = shared->erasures;
           metrics_.add_counter("persona_aggregates_total", "source=\"shared\"", 1);
-          continue;
         }
+        continue;  // with the answer looked up again: another thread may have dropped it meanwhile
       }
       if (!fresh && a.generation >= 0 && a.erasures == erasures) {
         std::string body = a.body;  // copied under the lock: the warmer replaces it
