@@ -1445,9 +1445,10 @@ def s2(args):
                   "metrics": m, "duration_s": duration, "threads": 2, "connections": 64})
         one_after, _ = direct_run("after")
         one = {"rps": (one_before["rps"] + one_after["rps"]) / 2}
-        # What two shared cores allow: every request behind nginx costs nginx's CPU on top of the
-        # client's and Persona's, so at best (client + Persona) / (client + Persona + nginx) of
-        # the direct rate, from this run's CPU per request.
+        # Why two shared cores cap the ratio: a request behind nginx costs nginx's CPU on top of
+        # the client's and Persona's. (client + Persona) / (client + Persona + nginx), with the
+        # direct run's client and Persona costs: the ratio were those costs the same behind nginx
+        # (they come out a little lower there, so the ratio measured is a little higher).
         direct_cost = one_before["wrk_cpu_ms_per_1k_requests"] + one_before["cpu_ms_per_1k_requests"]
         proxied_cost = direct_cost + results[2]["nginx_cpu_ms_per_1k_requests"]
 
