@@ -210,6 +210,8 @@ class DiskFullStore : public store::Store {
     if (++writes_ == fail_at_) throw Error("store: database or disk is full", {}, "the disk is full");
     inner_->write_batch(ingest, batch, last_line);
   }
+  std::vector<bool> stored_stream_entries(const store::StreamEntries& e) override { return inner_->stored_stream_entries(e); }
+  void prune_stream_entries(const std::string& s, const store::StreamEntryKey& k) override { inner_->prune_stream_entries(s, k); }
   void finish_ingest(int64_t ingest, const nlohmann::json& summary) override { inner_->finish_ingest(ingest, summary); }
   void fail_ingest(int64_t ingest, const nlohmann::json& summary) override { inner_->fail_ingest(ingest, summary); }
   std::vector<store::IngestRecord> ingests() override { return inner_->ingests(); }

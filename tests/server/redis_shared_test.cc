@@ -8,7 +8,7 @@
 
 #include "persona/assistant/sessions.h"
 #include "persona/server/global_rate_limiter.h"
-#include "persona/server/redis_client.h"
+#include "persona/io/redis_client.h"
 #include "persona/server/redis_sessions.h"
 #include "support/redis_server.h"
 

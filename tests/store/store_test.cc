@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::Values(Backend::Sqlite, B
 
 TEST_P(StoreTest, ItemAvailabilityIsKeptUntilTold) {
   auto store = open();
-  EXPECT_EQ(store->schema_version(), 9);
+  EXPECT_EQ(store->schema_version(), 10);
   const auto ingest = store->begin_ingest("items", "i.jsonl", "hash", "map");
   Batch b;
   for (const char* id : {"in", "out", "unknown"}) b.items.push_back({id, "t", "c", "", "", 1.0});
@@ -94,7 +94,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
     sqlite3_close(db);
   }
   auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), 9);
+  EXPECT_EQ(store->schema_version(), 10);
   EXPECT_EQ(store->stats(3).events, 30);
   store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}}, true);  // the tables it gained work
   EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
@@ -104,7 +104,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
 TEST_P(StoreTest, FreshStoreHasTheCurrentSchemaAndReopens) {
   {
     auto store = open();
-    EXPECT_EQ(store->schema_version(), 9);
+    EXPECT_EQ(store->schema_version(), 10);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});
@@ -457,6 +457,43 @@ TEST_P(StoreTest, ProfilesComputedBeforeAnErasureAreNotWritten) {
   EXPECT_EQ(store->generation(), generation);
   EXPECT_TRUE(store->put_profiles({{"u2", "{\"v\":3}"}}, false, store->erasure_count()));
   EXPECT_EQ(store->profile("u2"), "{\"v\":3}");
+}
+
+// A stream's entries are stored with their batch: asked again, they are known; a batch with one
+// of them already stored is refused whole; keys below a watermark are forgotten; Kafka's
+// partitions and other streams are apart.
+TEST_P(StoreTest, StreamEntriesAreStoredOnceWithTheirBatch) {
+  auto store = open();
+  const std::string stream = "redis-stream://h/k#g";
+  const auto ingest = store->begin_ingest("events", stream, "stream:1", "map");
+  Batch b = sample_batch(1, 3);
+  b.stream = {stream, {{"", 1700000000000, 0}, {"", 1700000000000, 1}, {"", 1700000000001, 0}}};
+  store->write_batch(ingest.id, b, 3);
+  EXPECT_EQ(store->stored_stream_entries({stream, {{"", 1700000000000, 1}, {"", 1700000000002, 0}}}),
+            (std::vector<bool>{true, false}));
+  EXPECT_EQ(store->stored_stream_entries({"redis-stream://h/k#other", {{"", 1700000000000, 1}}}), std::vector<bool>{false});
+  EXPECT_EQ(store->stored_stream_entries({stream, {{"0", 1700000000000, 1}}}), std::vector<bool>{false});
+
+  const auto events = store->stats().events;
+  Batch again = sample_batch(4, 2);
+  again.stream = {stream, {{"", 1700000000001, 0}, {"", 1700000000002, 0}}};
+  EXPECT_THROW(store->write_batch(ingest.id, again, 5), StreamEntriesStored);
+  EXPECT_EQ(store->stats().events, events) << "a refused batch wrote something";
+  again.stream.keys.erase(again.stream.keys.begin());
+  store->write_batch(ingest.id, again, 5);
+  EXPECT_EQ(store->stats().events, events + 2);
+
+  Batch kafka = sample_batch(6, 1);
+  kafka.stream = {"kafka://b/t#g", {{"3", 41, 0}, {"we\"ird\\part", 7, 0}}};
+  store->write_batch(ingest.id, kafka, 6);
+  EXPECT_EQ(store->stored_stream_entries({"kafka://b/t#g", {{"3", 41, 0}, {"2", 41, 0}, {"we\"ird\\part", 7, 0}}}),
+            (std::vector<bool>{true, false, true}));
+
+  store->prune_stream_entries(stream, {"", 1700000000001, 0});
+  EXPECT_EQ(store->stored_stream_entries(
+                {stream, {{"", 1700000000000, 0}, {"", 1700000000000, 1}, {"", 1700000000001, 0}, {"", 1700000000002, 0}}}),
+            (std::vector<bool>{false, false, true, true}));
+  EXPECT_EQ(store->stored_stream_entries({"kafka://b/t#g", {{"3", 41, 0}}}), std::vector<bool>{true}) << "pruned another stream";
 }
 
 // A time window of the events: only those at or after it, in time order, ids as in the whole.

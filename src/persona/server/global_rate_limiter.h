@@ -26,11 +26,11 @@
 #include <thread>
 #include <unordered_map>
 
-namespace persona::server {
-
-namespace redis {
+namespace persona::redis {
 class Connection;
 }
+
+namespace persona::server {
 
 class GlobalRateLimiter {
  public:

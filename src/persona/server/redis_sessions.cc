@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "persona/privacy/crypto.h"
-#include "persona/server/redis_client.h"
+#include "persona/io/redis_client.h"
 
 namespace persona::server {
 namespace {

@@ -10,11 +10,11 @@
 
 #include "persona/assistant/sessions.h"
 
-namespace persona::server {
-
-namespace redis {
+namespace persona::redis {
 class Connection;
 }
+
+namespace persona::server {
 
 class RedisSessions final : public assistant::SessionStore {
  public:

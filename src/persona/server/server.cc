@@ -45,7 +45,7 @@
 #include "persona/server/http_transport.h"
 #include "persona/server/json_records.h"
 #include "persona/server/metrics.h"
-#include "persona/server/redis_client.h"
+#include "persona/io/redis_client.h"
 #include "persona/server/redis_sessions.h"
 #include "persona/store/pg_shared.h"
 #include "persona/store/store.h"

@@ -118,8 +118,13 @@ CREATE TABLE models(name text COLLATE "C" PRIMARY KEY, checksum text NOT NULL, b
 CREATE TABLE answers(key text COLLATE "C" PRIMARY KEY, generation bigint NOT NULL, erasures bigint NOT NULL,
   body text NOT NULL, computed bigint NOT NULL);
 )sql"},
+    {10, R"sql(
+-- The keys of stream entries stored (persona consume), so that none is stored twice.
+CREATE TABLE stream_entries(stream text COLLATE "C" NOT NULL, part text COLLATE "C" NOT NULL, hi bigint NOT NULL,
+  lo bigint NOT NULL, PRIMARY KEY(stream, part, hi, lo));
+)sql"},
 };
-constexpr int kSchemaVersion = 9;
+constexpr int kSchemaVersion = 10;
 
 // The indexes of the big tables: a user's history in time order (the primary key, user first:
 // ready to distribute by user), new rows since a mark (incremental profiles), the time order of
@@ -229,6 +234,7 @@ class PgStore final : public Store {
         write_texts(ingest, batch.texts, ids);
         note_change("data", users_touched(batch, ids));
         write_rejects(ingest, batch.rejects);
+        write_stream_entries(batch.stream);
         conn_.exec("UPDATE ingests SET last_line=$1 WHERE id=$2", {Param::of(last_line), Param::of(ingest)});
         bump_generation();
         crash_.before(batches_);
@@ -238,6 +244,30 @@ class PgStore final : public Store {
       ids_known_ = false;  // ids handed out in the rolled-back transaction are forgotten
       throw;
     }
+  }
+
+  std::vector<bool> stored_stream_entries(const StreamEntries& entries) override {
+    std::vector<bool> out(entries.keys.size(), false);
+    if (entries.keys.empty()) return out;
+    std::string parts = "{", his = "{", los = "{";
+    for (const auto& k : entries.keys) {
+      const bool first = parts.size() == 1;
+      parts += fmt::format("{}\"{}\"", first ? "" : ",", array_element(k.part));
+      his += fmt::format("{}{}", first ? "" : ",", k.hi);
+      los += fmt::format("{}{}", first ? "" : ",", k.lo);
+    }
+    parts += "}", his += "}", los += "}";
+    const auto q = conn_.exec(
+        "SELECT k.i FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k(part, hi, lo, i) "
+        "JOIN stream_entries s ON s.stream=$1 AND s.part=k.part AND s.hi=k.hi AND s.lo=k.lo",
+        {Param::text(entries.stream), Param::text(parts), Param::text(his), Param::text(los)});
+    for (int r = 0; r < q.rows(); ++r) out[static_cast<size_t>(q.int64(r, 0) - 1)] = true;
+    return out;
+  }
+
+  void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) override {
+    conn_.exec("DELETE FROM stream_entries WHERE stream=$1 AND part=$2 AND (hi, lo) < ($3, $4)",
+               {Param::text(stream), Param::text(below.part), Param::of(below.hi), Param::of(below.lo)});
   }
 
   void finish_ingest(int64_t ingest, const nlohmann::json& summary) override {
@@ -719,6 +749,34 @@ class PgStore final : public Store {
       throw;
     }
   }
+  // Inside the write transaction, whose lock makes the check exact.
+  void write_stream_entries(const StreamEntries& entries) {
+    if (entries.keys.empty()) return;
+    const auto stored = stored_stream_entries(entries);
+    if (std::find(stored.begin(), stored.end(), true) != stored.end())
+      throw StreamEntriesStored("some entries of the batch were stored by another consumer", {entries.stream});
+    conn_.copy_in("COPY stream_entries(stream, part, hi, lo) FROM STDIN", [&](const auto& send) {
+      std::string line;
+      for (const auto& k : entries.keys) {
+        line.clear();
+        field(line, entries.stream);
+        field(line, k.part);
+        field(line, number(k.hi));
+        field(line, number(k.lo));
+        send(line);
+      }
+    });
+  }
+  // A text array's element between double quotes: backslashes and quotes escaped.
+  static std::string array_element(const std::string& s) {
+    std::string out;
+    for (const char c : s) {
+      if (c == '\\' || c == '"') out += '\\';
+      out += c;
+    }
+    return out;
+  }
+
   // Inside a transaction: the store's write lock, and this write's place in the count.
   void take_write_lock() {
     conn_.exec(kWriteLock);

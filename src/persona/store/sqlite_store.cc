@@ -92,6 +92,11 @@ ALTER TABLE items ADD COLUMN category_aliases TEXT;
     "",
     // 9: nothing on SQLite. PostgreSQL's version 9 shares the dashboard's aggregates between servers.
     "",
+    // 10: the keys of stream entries stored (persona consume), so that none is stored twice.
+    R"sql(
+CREATE TABLE stream_entries(stream TEXT NOT NULL, part TEXT NOT NULL, hi INTEGER NOT NULL, lo INTEGER NOT NULL,
+  PRIMARY KEY(stream, part, hi, lo)) WITHOUT ROWID;
+)sql",
 };
 
 using rules::consent_column;
@@ -496,6 +501,7 @@ class SqliteStore final : public Store {
       write_events(ingest, batch.events);
       write_texts(ingest, batch.texts);
       write_rejects(ingest, batch.rejects);
+      write_stream_entries(batch.stream);
       Statement cp(db_, "UPDATE ingests SET last_line=? WHERE id=?");
       cp.bind(1, last_line).bind(2, ingest).run();
       bump_generation();
@@ -511,6 +517,23 @@ class SqliteStore final : public Store {
       }
       throw;
     }
+  }
+
+  std::vector<bool> stored_stream_entries(const StreamEntries& entries) override {
+    Statement q(db_, "SELECT 1 FROM stream_entries WHERE stream=? AND part=? AND hi=? AND lo=?");
+    std::vector<bool> out;
+    out.reserve(entries.keys.size());
+    for (const auto& k : entries.keys) {
+      q.bind(1, entries.stream).bind(2, k.part).bind(3, k.hi).bind(4, k.lo);
+      out.push_back(q.step());
+      q.reset();
+    }
+    return out;
+  }
+
+  void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) override {
+    Statement q(db_, "DELETE FROM stream_entries WHERE stream=? AND part=? AND (hi < ? OR (hi = ? AND lo < ?))");
+    q.bind(1, stream).bind(2, below.part).bind(3, below.hi).bind(4, below.hi).bind(5, below.lo).run();
   }
 
   void finish_ingest(int64_t ingest, const nlohmann::json& summary) override {
@@ -790,6 +813,20 @@ class SqliteStore final : public Store {
       q.bind_text_or_null(4, t.language).bind(5, sealer_.seal(t.body, row_identity("texts.body", ingest, line)));
       q.bind_text_or_null(6, t.label).bind_text_or_null(7, t.category);
       q.bind_opt(8, t.sentiment).bind_opt(9, t.timestamp).bind(10, ingest).bind(11, line).run();
+    }
+  }
+
+  // Inside the write transaction, whose lock makes the check exact.
+  void write_stream_entries(const StreamEntries& entries) {
+    if (entries.keys.empty()) return;
+    const auto stored = stored_stream_entries(entries);
+    if (std::find(stored.begin(), stored.end(), true) != stored.end())
+      throw StreamEntriesStored("some entries of the batch were stored by another consumer", {entries.stream});
+    Statement q(db_, "INSERT INTO stream_entries(stream, part, hi, lo) VALUES (?, ?, ?, ?)");
+    for (const auto& k : entries.keys) {
+      q.bind(1, entries.stream).bind(2, k.part).bind(3, k.hi).bind(4, k.lo);
+      q.run();
+      q.reset();
     }
   }
 

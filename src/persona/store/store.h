@@ -1,6 +1,7 @@
 #pragma once
 // The Store: where ingested, cleaned data lives. One interface, so that a server database can
 // replace the embedded SQLite default later without touching the stages that read and write it.
+#include <compare>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -67,12 +68,34 @@ struct RejectRow {
 
 // Everything one batch of source rows produced; written in one transaction together with the
 // ingest's checkpoint, so a crash leaves either all of it or none of it.
+// Where an entry of a stream came from (persona consume): a Redis entry id ms-seq (part "",
+// hi = ms, lo = seq) or a Kafka message (part = its partition, hi = its offset, lo = 0).
+struct StreamEntryKey {
+  std::string part;
+  int64_t hi = 0, lo = 0;
+  auto operator<=>(const StreamEntryKey&) const = default;
+};
+// The entries of one stream (with its consumer group, e.g. "redis-stream://host/key#group")
+// that a batch came from: stored with it, in its transaction, so that an entry delivered again
+// is never stored twice.
+struct StreamEntries {
+  std::string stream;
+  std::vector<StreamEntryKey> keys;
+};
+
+// Another writer stored some of a batch's stream entries first (a consumer that claimed them
+// from one thought dead): nothing was written; drop the stored ones and write the rest.
+struct StreamEntriesStored : Error {
+  using Error::Error;
+};
+
 struct Batch {
   std::vector<User> users;
   std::vector<Item> items;
   std::vector<std::pair<int64_t, Event>> events;  // (source line, event)
   std::vector<std::pair<int64_t, Text>> texts;
   std::vector<RejectRow> rejects;
+  StreamEntries stream;  // none for a file
 };
 
 // One file ingested with one mapping. Identified by the file's content hash and the mapping's
@@ -171,8 +194,14 @@ class Store {
   // (an earlier run that was killed) is resumed from its last_line; a failed one starts again.
   virtual IngestRecord begin_ingest(const std::string& source, const std::string& path, const std::string& content_hash,
                                     const std::string& mapping_hash) = 0;
-  // Writes a batch and moves the ingest's checkpoint to `last_line`, atomically.
+  // Writes a batch and moves the ingest's checkpoint to `last_line`, atomically; with its stream
+  // entries' keys, refused whole (StreamEntriesStored) when any of them is stored already.
   virtual void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) = 0;
+  // Of `entries`, which an earlier batch stored (in the order of entries.keys).
+  virtual std::vector<bool> stored_stream_entries(const StreamEntries& entries) = 0;
+  // Forgets the stored keys of `stream`'s `part` below `below`: entries the stream will never
+  // deliver again (acknowledged and older than any pending one).
+  virtual void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) = 0;
   virtual void finish_ingest(int64_t ingest, const nlohmann::json& summary) = 0;
   // Marks an ingest failed (it kept too little): its events and texts are removed, its rejects
   // kept for the reject log; users and items it upserted stay (a later run upserts them again).

@@ -1,4 +1,4 @@
-#include "persona/server/redis_client.h"
+#include "persona/io/redis_client.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace persona::server::redis {
+namespace persona::redis {
 namespace {
 
 struct Address {
@@ -116,4 +116,4 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
   return out;
 }
 
-}  // namespace persona::server::redis
+}  // namespace persona::redis

@@ -1,7 +1,8 @@
 #pragma once
 // A small RAII client over hiredis (Debian's libhiredis): one connection, commands as argument
 // vectors (binary-safe), pipelines. What several servers share per request lives in Redis
-// (docs/operations.md, "Several servers"): rate limits and assistant conversations.
+// (docs/operations.md, "Several servers"): rate limits and assistant conversations; and
+// `persona consume` reads Redis streams with it.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -12,7 +13,7 @@
 
 struct redisContext;
 
-namespace persona::server::redis {
+namespace persona::redis {
 
 // Redis cannot be reached, or the connection was lost (the caller falls back or answers 503).
 struct Unavailable : Error {
@@ -52,4 +53,4 @@ class Connection {
 // The URL without its password, for messages and logs.
 std::string printable_url(const std::string& url);
 
-}  // namespace persona::server::redis
+}  // namespace persona::redis
