@@ -255,12 +255,27 @@ void append_csv_field(std::string& out, std::string_view field) {
   out += '"';
 }
 
+}  // namespace
+
 // The reject log keeps the row for whoever fixes the data, but never a person's PII in clear.
 store::RejectRow reject_row(const io::Record& record, const prep::RowVerdict& verdict) {
   return {record.line,    verdict.rule, verdict.field, privacy::redact_pii(verdict.value), verdict.reason,
           privacy::redact_pii(record.raw), verdict.flagged};
 }
-}  // namespace
+
+void add_row(store::Batch& batch, const io::Record& record, const std::vector<io::FieldValue>& values,
+             const prep::RowVerdict& verdict, const io::Mapper& mapper) {
+  if (!verdict.kept || verdict.flagged) batch.rejects.push_back(reject_row(record, verdict));
+  if (!verdict.kept) return;
+  io::MappedRecords r = mapper.build(values);
+  if (r.user) batch.users.push_back(std::move(*r.user));
+  if (r.item) batch.items.push_back(std::move(*r.item));
+  if (r.event) batch.events.emplace_back(record.line, std::move(*r.event));
+  if (r.text) {
+    r.text->body = privacy::redact_pii(r.text->body);  // texts are stored for analytics: no PII
+    batch.texts.emplace_back(record.line, std::move(*r.text));
+  }
+}
 
 SourceReport clean_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
                           const std::string& kept_csv, RejectLogWriter* rejects, const RunOptions& options) {
@@ -413,17 +428,7 @@ SourceReport ingest_source(store::Store& store, const SourceConfig& source, cons
                     io::Mapper& mapper) {
     if (!verdict.kept && !first_removed.count(verdict.rule)) first_removed.emplace(verdict.rule, reject_row(record, verdict));
     if (record.line <= resume_after) return;
-    if (!verdict.kept || verdict.flagged) batch.rejects.push_back(reject_row(record, verdict));
-    if (verdict.kept) {
-      io::MappedRecords r = mapper.build(values);
-      if (r.user) batch.users.push_back(std::move(*r.user));
-      if (r.item) batch.items.push_back(std::move(*r.item));
-      if (r.event) batch.events.emplace_back(record.line, std::move(*r.event));
-      if (r.text) {
-        r.text->body = privacy::redact_pii(r.text->body);  // texts are stored for analytics: no PII
-        batch.texts.emplace_back(record.line, std::move(*r.text));
-      }
-    }
+    add_row(batch, record, values, verdict, mapper);
     last_line = record.line;
     if (++rows_in_batch >= batch_rows) flush();
   };

@@ -71,6 +71,13 @@ class RejectLogWriter {
   uint64_t lines_ = 0;
 };
 
+// A row as the reject log keeps it (PII redacted).
+store::RejectRow reject_row(const io::Record& record, const prep::RowVerdict& verdict);
+// What one read row adds to a batch: its mapped records when kept, its reject row when removed
+// or flagged.
+void add_row(store::Batch& batch, const io::Record& record, const std::vector<io::FieldValue>& values,
+             const prep::RowVerdict& verdict, const io::Mapper& mapper);
+
 // persona clean: no store; kept rows optionally written to a CSV with the source's columns.
 SourceReport clean_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
                           const std::string& kept_csv, RejectLogWriter* rejects, const RunOptions& options);
