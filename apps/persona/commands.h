@@ -29,6 +29,7 @@ struct Command {
 
 Command add_generate(CLI::App& app, Common& common);
 Command add_ingest(CLI::App& app, Common& common);
+Command add_consume(CLI::App& app, Common& common);
 Command add_clean(CLI::App& app, Common& common);
 Command add_stats(CLI::App& app, Common& common);
 Command add_store(CLI::App& app, Common& common);

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "persona 0.1.0");
   Common common;
-  const std::vector<Command> commands = {add_demo(app, common),    add_generate(app, common), add_ingest(app, common),
+  const std::vector<Command> commands = {add_demo(app, common),    add_generate(app, common), add_ingest(app, common), add_consume(app, common),
                                         add_clean(app, common),   add_stats(app, common),    add_store(app, common),    add_rejects(app, common),
                                         add_normalise(app, common), add_presets(app, common),
                                         add_analyze(app, common),  add_keywords(app, common),  add_classify(app, common),

@@ -32,6 +32,7 @@ class RedisStream final : public StreamSource {
   explicit RedisStream(RedisStreamOptions options);
   ~RedisStream() override;
   const std::string& name() const override { return name_; }
+  const std::string& consumer() const override { return options_.consumer; }
   std::vector<StreamEntry> poll(size_t max, std::chrono::milliseconds wait) override;
   void acknowledge(const std::vector<store::StreamEntryKey>& keys) override;
   std::vector<store::StreamEntryKey> watermarks() override;

@@ -25,6 +25,9 @@ class StreamSource {
   virtual ~StreamSource() = default;
   // The stream and group as stored with the entries ("redis-stream://host/key#group").
   virtual const std::string& name() const = 0;
+  // This consumer's name in the group: each consumer has an ingest record of its own (its own
+  // line numbers), while the entries' keys are the stream's, whoever stored them.
+  virtual const std::string& consumer() const = 0;
   // Up to `max` entries: first any left pending at this consumer or claimed from a dead one,
   // then new ones; waits at most `wait` when there are none.
   virtual std::vector<StreamEntry> poll(size_t max, std::chrono::milliseconds wait) = 0;

@@ -74,8 +74,9 @@ ConsumeReport consume(store::Store& store, const SourceConfig& source, const std
   prep::ExactDuplicates seen;
   int64_t seen_count = 0;
 
-  const std::string identity = fmt::format("stream:{:016x}", XXH3_64bits(stream.name().data(), stream.name().size()));
-  const auto ingest = store.begin_ingest(source.mapping.name, stream.name(), identity, source_fingerprint(source, rules));
+  const std::string path = fmt::format("{} consumer {}", stream.name(), stream.consumer());
+  const std::string identity = fmt::format("stream:{:016x}", XXH3_64bits(path.data(), path.size()));
+  const auto ingest = store.begin_ingest(source.mapping.name, path, identity, source_fingerprint(source, rules));
   report.ingest_id = ingest.id;
   int64_t line = ingest.last_line;  // entries get the ingest's next line numbers (reject rows, events)
   auto last_entry = Clock::now(), last_progress = Clock::now();
