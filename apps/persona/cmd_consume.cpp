@@ -50,7 +50,7 @@ Command add_consume(CLI::App& app, Common& common) {
   sub->add_option("-c,--config", args->config, "Config file (TOML): the mapping and rules of the entries' source")->required();
   sub->add_option("--from", args->from, "The stream: redis-stream://HOST[:PORT][/DB]/KEY")->required();
   sub->add_option("--group", args->group, "The consumer group (created at the stream's start when missing)")->required();
-  sub->add_option("--consumer", args->consumer, "This consumer's name in the group (default: host and pid)");
+  sub->add_option("--consumer", args->consumer, "This consumer's name in the group (default: the host's name; name each of several on one host)");
   sub->add_option("--source", args->source, "The config's source whose mapping the entries follow (default: its only one)");
   sub->add_option("-s,--store", args->store, "Store: a file or a postgresql:// URL (default: the config's [store] path)");
   sub->add_option("--rejects", args->rejects, "Reject log to append to (JSON Lines)");

@@ -16,10 +16,12 @@ namespace {
 // The longest a read blocks: the connection's timeout must exceed it.
 constexpr std::chrono::milliseconds kMaxBlock{2000};
 
+// The host's name: a consumer restarted on the same host is the same consumer, and reads its own
+// pending entries first (--consumer names several on one host).
 std::string default_consumer() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '?';
-  return fmt::format("{}-{}", host, ::getpid());
+  return host;
 }
 
 // "ms-seq" as a key; false when it is not one.

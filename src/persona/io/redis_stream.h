@@ -20,7 +20,7 @@ struct RedisStreamOptions {
   std::string url;       // redis://host[:port][/db] (the stream's key is not part of it)
   std::string key;       // the stream's key
   std::string group;     // the consumer group (created at the stream's start when missing)
-  std::string consumer;  // this consumer's name in the group (default: host and pid)
+  std::string consumer;  // this consumer's name in the group (default: the host's name)
   std::chrono::milliseconds claim_after{30000};  // an entry idle this long at another consumer is claimed
 };
 
