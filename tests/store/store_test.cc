@@ -89,7 +89,8 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
                                  "ALTER TABLE items DROP COLUMN available; "
                                  "DROP TABLE profiles; DROP INDEX texts_user; "
                                  "ALTER TABLE users DROP COLUMN consent_personalisation; "
-                                 "ALTER TABLE users DROP COLUMN consent_analytics; PRAGMA user_version=1", nullptr, nullptr, nullptr),
+                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_entries; PRAGMA user_version=1",
+                           nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
