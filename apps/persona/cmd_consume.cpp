@@ -1,12 +1,13 @@
 // persona consume: a live stream into the store (pipeline/consume.h).
-// Work in progress (branch wip/issue-22): not built yet; see WIP-issue-22.md.
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "persona/core/error.h"
+#include "persona/io/kafka_stream.h"
 #include "persona/io/redis_stream.h"
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/consume.h"
@@ -34,13 +35,19 @@ std::unique_ptr<io::StreamSource> open_stream(const std::string& url, const std:
     options.consumer = consumer;
     return std::make_unique<io::RedisStream>(options);
   }
-  throw Error("not a stream Persona reads", {url}, "redis-stream://HOST[:PORT][/DB]/KEY");
+  if (url.rfind("kafka://", 0) == 0) {
+    auto options = io::parse_kafka_url(url);
+    options.group = group;
+    options.consumer = consumer;
+    return std::make_unique<io::KafkaStream>(options);
+  }
+  throw Error("not a stream Persona reads", {url}, "redis-stream://HOST[:PORT][/DB]/KEY or kafka://BROKER[,BROKER]/TOPIC");
 }
 
 }  // namespace
 
 Command add_consume(CLI::App& app, Common& common) {
-  auto* sub = app.add_subcommand("consume", "Read a live stream into the store: every entry stored once (a Redis stream)");
+  auto* sub = app.add_subcommand("consume", "Read a live stream into the store, every entry once: a Redis stream or a Kafka topic");
   struct Args {
     std::string config, from, group, consumer, source, store, rejects;
     size_t batch = 1000;
@@ -48,8 +55,8 @@ Command add_consume(CLI::App& app, Common& common) {
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-c,--config", args->config, "Config file (TOML): the mapping and rules of the entries' source")->required();
-  sub->add_option("--from", args->from, "The stream: redis-stream://HOST[:PORT][/DB]/KEY")->required();
-  sub->add_option("--group", args->group, "The consumer group (created at the stream's start when missing)")->required();
+  sub->add_option("--from", args->from, "The stream: redis-stream://HOST[:PORT][/DB]/KEY or kafka://BROKER[:PORT][,BROKER...]/TOPIC[?librdkafka.setting=value]")->required();
+  sub->add_option("--group", args->group, "The consumer group (a new one starts at the stream's beginning)")->required();
   sub->add_option("--consumer", args->consumer, "This consumer's name in the group (default: the host's name; name each of several on one host)");
   sub->add_option("--source", args->source, "The config's source whose mapping the entries follow (default: its only one)");
   sub->add_option("-s,--store", args->store, "Store: a file or a postgresql:// URL (default: the config's [store] path)");
@@ -70,12 +77,15 @@ Command add_consume(CLI::App& app, Common& common) {
             options.batch = args->batch;
             options.until_idle = std::chrono::milliseconds(static_cast<int64_t>(args->until_idle * 1000));
             options.stop = &g_stop;
+            // The crash tests' hook (tests/e2e/consume_kill_test.cc): die right after a commit.
+            if (const char* n = std::getenv("PERSONA_TEST_DIE_AFTER_COMMIT")) options.die_after_commit = std::atoll(n);
             const auto report = pipeline::consume(*store, source, config.rules_for(source), *stream, rejects ? &*rejects : nullptr,
                                                   options, [&](const pipeline::ConsumeReport& r) {
                                                     if (common.json) print_json(r.to_json());
                                                     else if (!common.quiet)
-                                                      fmt::print(stderr, "{}: {} entries, {} kept, {} rejected, {} already stored, lag {}\n",
-                                                                 r.stream, r.entries, r.records_kept, r.rejected, r.already_stored, r.lag);
+                                                      fmt::print(stderr, "{}: {} entries, {} kept, {} rejected, {} already stored, lag {}{}\n",
+                                                                 r.stream, r.entries, r.records_kept, r.rejected, r.already_stored, r.lag,
+                                                                 r.trouble.empty() ? "" : "; waiting: " + r.trouble);
                                                   });
             if (rejects) rejects->close();
             (void)report;

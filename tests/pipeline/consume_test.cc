@@ -1,6 +1,5 @@
 // persona consume against a real redis-server (tests/support/redis_server.h): a stream's entries
 // are stored as the same records in a file would be, each once, whatever is delivered again.
-// Work in progress (branch wip/issue-22): not built yet; see WIP-issue-22.md.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -11,47 +10,12 @@
 #include "persona/pipeline/consume.h"
 #include "persona/pipeline/run.h"
 #include "persona/store/store.h"
+#include "pipeline/consume_events.h"
 #include "support/redis_server.h"
 #include "support/test_support.h"
 
 namespace persona::pipeline {
 namespace {
-
-const char* kConfig = R"(
-[store]
-path = "file.db"
-[[sources]]
-name = "events"
-path = "events.jsonl"
-[sources.event]
-user = "user"
-item = "item"
-type = "type"
-timestamp = { column = "ts", format = "unix" }
-[[sources.clean]]
-rule = "exact_duplicate"
-[[sources.clean]]
-rule = "missing"
-fields = ["event.user"]
-)";
-
-// Every 10th duplicates the one before, every 37th has no user; the 101st is not JSON.
-std::vector<std::string> event_lines(int n, int first = 0) {
-  std::vector<std::string> out;
-  for (int i = first; i < first + n; ++i) {
-    if (i % 10 == 9 && !out.empty()) {
-      out.push_back(out.back());
-      continue;
-    }
-    if (i == 101) {
-      out.push_back("{\"user\": \"u1\", \"item\": ");
-      continue;
-    }
-    out.push_back(fmt::format(R"({{"user": "{}", "item": "i{}", "type": "{}", "ts": {}}})", i % 37 == 0 ? "" : fmt::format("u{}", i % 50),
-                              i % 30, i % 4 ? "view" : "purchase", 1700000000 + i));
-  }
-  return out;
-}
 
 struct Fixture {
   test::TempDir dir;
@@ -82,14 +46,6 @@ struct Fixture {
   }
 };
 
-std::vector<std::tuple<std::string, std::string, int, int64_t>> events_of(store::Store& s) {
-  const auto e = s.events();
-  std::vector<std::tuple<std::string, std::string, int, int64_t>> out;
-  for (size_t i = 0; i < e.size(); ++i) out.emplace_back(e.user_ids[e.user[i]], e.item_ids[e.item[i]], e.type[i], e.timestamp[i]);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // The same records as a file and as a stream: the same events and the same rejects; consumed
 // again, nothing more; new entries later, only those.
 TEST(Consume, AStreamIsStoredAsItsFileWouldBeAndOnlyOnce) {
@@ -119,22 +75,6 @@ TEST(Consume, AStreamIsStoredAsItsFileWouldBeAndOnlyOnce) {
   EXPECT_GT(from_stream->stats().events, from_file->stats().events);
 }
 
-// A consumer that stored its batches but died before acknowledging them: its entries come again
-// (to itself after a restart, or to another that claims them) and are not stored twice.
-class ForgetsToAcknowledge final : public io::StreamSource {
- public:
-  explicit ForgetsToAcknowledge(io::StreamSource& inner) : inner_(inner) {}
-  const std::string& name() const override { return inner_.name(); }
-  const std::string& consumer() const override { return inner_.consumer(); }
-  std::vector<io::StreamEntry> poll(size_t max, std::chrono::milliseconds wait) override { return inner_.poll(max, wait); }
-  void acknowledge(const std::vector<store::StreamEntryKey>&) override {}
-  std::vector<store::StreamEntryKey> watermarks() override { return inner_.watermarks(); }
-  int64_t lag() override { return inner_.lag(); }
-
- private:
-  io::StreamSource& inner_;
-};
-
 TEST(Consume, EntriesDeliveredAgainAreStoredOnce) {
   PERSONA_NEED_REDIS(redis);
   Fixture f(std::move(redis));
@@ -163,6 +103,51 @@ TEST(Consume, EntriesDeliveredAgainAreStoredOnce) {
   EXPECT_GT(store->stats().events, events);
   const auto pending = redis::Connection(f.redis->url()).command({"XPENDING", "shop:events", "persona"});
   EXPECT_EQ(pending.elements[0].integer, 0) << "entries left unacknowledged";
+}
+
+// The stream deleted under a running consumer (and written to again): its group is created again
+// and the new entries are stored; nothing fails.
+TEST(Consume, ADeletedStreamIsCreatedAgainAndReadingGoesOn) {
+  PERSONA_NEED_REDIS(redis);
+  Fixture f(std::move(redis));
+  f.produce(clean_lines(0, 50));
+  auto store = store::open_store("sqlite:" + f.dir.file("s.db"));
+  auto stream = f.stream("a");
+  EXPECT_EQ(f.consume(*store, *stream).records_kept, 50);
+  redis::Connection(f.redis->url()).command({"DEL", "shop:events"});
+  EXPECT_EQ(f.consume(*store, *stream).entries, 0);  // nothing there: the group is made again
+  f.produce(clean_lines(50, 30));
+  EXPECT_EQ(f.consume(*store, *stream).records_kept, 30);
+  EXPECT_EQ(store->stats().events, 80);
+  EXPECT_NO_THROW(stream->watermarks());
+}
+
+// Redis goes away under a running consumer and comes back empty (no persistence): the consumer
+// says it is waiting, then reads what is written to the new stream.
+TEST(Consume, RedisGoingAwayAndComingBackLosesNothingWritten) {
+  PERSONA_NEED_REDIS(redis);
+  Fixture f(std::move(redis));
+  f.produce(clean_lines(0, 100));
+  auto store = store::open_store("sqlite:" + f.dir.file("s.db"));
+  auto stream = f.stream("a");
+  ConsumerThread consumer([&](const std::atomic<bool>& stop, auto progress) {
+    ConsumeOptions options;
+    options.batch = 32;
+    options.wait = std::chrono::milliseconds(100);
+    options.progress_every = std::chrono::milliseconds(50);
+    options.stop = &stop;
+    pipeline::consume(*store, f.config.sources[0], f.config.rules_for(f.config.sources[0]), *stream, nullptr, options, progress);
+  });
+  EXPECT_TRUE(consumer.wait_for([](const ConsumeReport& r) { return r.records_kept == 100; }, std::chrono::seconds(30)));
+  f.redis->stop();
+  EXPECT_TRUE(consumer.wait_for([](const ConsumeReport& r) { return !r.trouble.empty(); }, std::chrono::seconds(30)))
+      << "no trouble said while Redis was down";
+  ASSERT_TRUE(f.redis->restart());
+  f.produce(clean_lines(100, 50));
+  EXPECT_TRUE(consumer.wait_for([](const ConsumeReport& r) { return r.records_kept == 150 && r.trouble.empty(); },
+                                std::chrono::seconds(30)));
+  consumer.stop();
+  EXPECT_EQ(store->stats().events, 150);
 }
 
 }  // namespace

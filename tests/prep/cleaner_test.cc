@@ -174,5 +174,17 @@ TEST(Cleaner, RangeOnTimestampsUsesTheTime) {
   EXPECT_TRUE(out.verdicts[0].kept);
 }
 
+TEST(SeenHashes, ABoundedMemoryRemembersAtLeastItsLimitAndForgetsOlderRows) {
+  SeenHashes seen;
+  seen.limit_to(4);
+  for (uint64_t i = 0; i < 10; ++i) EXPECT_FALSE(seen.insert_seen({i, 0})) << i;
+  // Rows 6..9 are always remembered (at least the last 4); 0 and 1 are forgotten (at most 8).
+  for (uint64_t i = 6; i < 10; ++i) EXPECT_TRUE(seen.insert_seen({i, 0})) << i;
+  EXPECT_FALSE(seen.insert_seen({0, 0}));
+  SeenHashes all;  // unlimited: a file remembers every row
+  for (uint64_t i = 0; i < 1000; ++i) EXPECT_FALSE(all.insert_seen({i, 1}));
+  for (uint64_t i = 0; i < 1000; ++i) EXPECT_TRUE(all.insert_seen({i, 1}));
+}
+
 }  // namespace
 }  // namespace persona::prep

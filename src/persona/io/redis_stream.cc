@@ -65,6 +65,17 @@ StreamEntry entry_of(const redis::Reply& entry) {
 
 bool is_nogroup(const Error& e) { return std::string(e.what()).find("NOGROUP") != std::string::npos; }
 
+// Redis out of reach is the consumer's to wait out (StreamUnavailable), whatever was asked.
+template <typename F>
+auto reachable(const std::string& name, F&& f) {
+  try {
+    return f();
+  } catch (const redis::Unavailable& e) {
+    throw StreamUnavailable(fmt::format("Redis cannot be reached: {}", e.what()), {name},
+                            "the consumer reads on once it is back");
+  }
+}
+
 }  // namespace
 
 RedisStreamOptions parse_redis_stream_url(const std::string& url) {
@@ -83,13 +94,21 @@ RedisStreamOptions parse_redis_stream_url(const std::string& url) {
 RedisStream::RedisStream(RedisStreamOptions options) : options_(std::move(options)) {
   if (options_.consumer.empty()) options_.consumer = default_consumer();
   name_ = fmt::format("redis-stream://{}/{}#{}", redis::printable_url(options_.url).substr(8), options_.key, options_.group);
-  ensure_group();
+  reachable(name_, [&] { ensure_group(); });
 }
 
 RedisStream::~RedisStream() = default;
 
+std::string RedisStream::position(const store::StreamEntryKey& key) const { return "entry " + id_of(key); }
+
 redis::Connection& RedisStream::connection() {
-  if (!conn_ || !conn_->ok()) conn_ = std::make_unique<redis::Connection>(options_.url, kMaxBlock + std::chrono::seconds(2));
+  if (conn_ && conn_->ok()) return *conn_;
+  if (conn_) {  // lost: acknowledgements may have been lost with it, so this consumer's pending entries come first again
+    conn_.reset();
+    own_pending_done_ = false;
+    own_pending_after_ = "0";
+  }
+  conn_ = std::make_unique<redis::Connection>(options_.url, kMaxBlock + std::chrono::seconds(2));
   return *conn_;
 }
 
@@ -138,6 +157,10 @@ std::vector<StreamEntry> RedisStream::claim(size_t max) {
 }
 
 std::vector<StreamEntry> RedisStream::poll(size_t max, std::chrono::milliseconds wait) {
+  return reachable(name_, [&] { return poll_reachable(max, wait); });
+}
+
+std::vector<StreamEntry> RedisStream::poll_reachable(size_t max, std::chrono::milliseconds wait) {
   // This consumer's own pending entries first: read before a crash, perhaps stored, not acknowledged.
   if (!own_pending_done_) {
     auto mine = read(own_pending_after_, max, wait);
@@ -160,12 +183,22 @@ void RedisStream::acknowledge(const std::vector<store::StreamEntryKey>& keys) {
   if (keys.empty()) return;
   std::vector<std::string> args = {"XACK", options_.key, options_.group};
   for (const auto& k : keys) args.push_back(id_of(k));
-  connection().command(args);
+  reachable(name_, [&] { return connection().command(args); });
 }
 
 // Below the oldest entry pending anywhere in the group, and not past the last one delivered,
 // nothing is delivered again.
 std::vector<store::StreamEntryKey> RedisStream::watermarks() {
+  try {
+    return reachable(name_, [&] { return watermarks_reachable(); });
+  } catch (const StreamUnavailable&) {
+    throw;
+  } catch (const Error&) {
+    return {};  // the stream or its group was deleted: nothing to forget until the next poll creates them
+  }
+}
+
+std::vector<store::StreamEntryKey> RedisStream::watermarks_reachable() {
   const auto pending = connection().command({"XPENDING", options_.key, options_.group});
   store::StreamEntryKey mark;
   if (pending.elements.size() >= 2 && !pending.elements[1].nil() && parse_id(pending.elements[1].text, mark)) return {mark};
@@ -180,7 +213,15 @@ std::vector<store::StreamEntryKey> RedisStream::watermarks() {
 }
 
 int64_t RedisStream::lag() {
-  for (const auto& group : connection().command({"XINFO", "GROUPS", options_.key}).elements) {
+  redis::Reply groups;
+  try {
+    groups = reachable(name_, [&] { return connection().command({"XINFO", "GROUPS", options_.key}); });
+  } catch (const StreamUnavailable&) {
+    throw;
+  } catch (const Error&) {
+    return -1;  // deleted: the next poll creates it again
+  }
+  for (const auto& group : groups.elements) {
     bool ours = false;
     for (size_t i = 0; i + 1 < group.elements.size(); i += 2) {
       if (group.elements[i].text == "name") ours = group.elements[i + 1].text == options_.group;

@@ -3,7 +3,6 @@
 // pending at this consumer first (a restart after a crash), entries idle too long at another
 // consumer claimed (XAUTOCLAIM: it died), then new ones. Acknowledged (XACK) only once stored.
 // A deleted stream or group is created again and reading goes on.
-// Work in progress (branch wip/issue-22): not built yet; see WIP-issue-22.md.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -33,6 +32,7 @@ class RedisStream final : public StreamSource {
   ~RedisStream() override;
   const std::string& name() const override { return name_; }
   const std::string& consumer() const override { return options_.consumer; }
+  std::string position(const store::StreamEntryKey& key) const override;
   std::vector<StreamEntry> poll(size_t max, std::chrono::milliseconds wait) override;
   void acknowledge(const std::vector<store::StreamEntryKey>& keys) override;
   std::vector<store::StreamEntryKey> watermarks() override;
@@ -41,6 +41,8 @@ class RedisStream final : public StreamSource {
  private:
   redis::Connection& connection();  // connected again when it was lost
   void ensure_group();
+  std::vector<StreamEntry> poll_reachable(size_t max, std::chrono::milliseconds wait);
+  std::vector<store::StreamEntryKey> watermarks_reachable();
   std::vector<StreamEntry> read(const std::string& from, size_t max, std::chrono::milliseconds wait);
   std::vector<StreamEntry> claim(size_t max);
 

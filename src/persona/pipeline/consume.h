@@ -3,7 +3,8 @@
 // cleaning rules, as a file is ingested, and every entry stored exactly once: each batch is
 // written with its entries' keys in one transaction (Store::write_batch), acknowledged only
 // after; entries delivered again are found stored and only acknowledged.
-// Work in progress (branch wip/issue-22): not built yet; see WIP-issue-22.md.
+// The stream's server may go away and come back: the consumer waits (trouble says why) and reads
+// on; unacknowledged entries come again and are found stored.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,6 +24,9 @@ struct ConsumeOptions {
   std::chrono::milliseconds until_idle{0};       // stop after this long without entries (0: never)
   std::chrono::milliseconds progress_every{5000};
   const std::atomic<bool>* stop = nullptr;       // set (SIGTERM): the batch in hand is stored, then it returns
+  // For the crash tests: the process kills itself (SIGKILL) once this batch is committed and
+  // before it is acknowledged, the moment exactly-once is about (0: never).
+  int64_t die_after_commit = 0;
 };
 
 struct ConsumeReport {
@@ -32,6 +36,7 @@ struct ConsumeReport {
   int64_t already_stored = 0;  // delivered again, found stored: acknowledged only
   int64_t batches = 0, records_kept = 0, rejected = 0;
   int64_t lag = -1;            // entries not yet delivered to the group (-1: unknown)
+  std::string trouble;         // what keeps entries from coming just now (empty: nothing)
   double seconds = 0;
   nlohmann::json to_json() const;
 };

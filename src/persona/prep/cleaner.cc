@@ -22,11 +22,26 @@ void append_key(std::string& key, std::string_view value, bool present) {
   key.append(value);
 }
 
+bool SeenHashes::insert_seen(Hash128 h) {
+  if (previous_.contains(h)) return true;
+  if (!current_.insert(h).second) return true;
+  if (limit_ > 0 && current_.size() >= limit_) {
+    previous_ = std::move(current_);
+    current_ = {};
+  }
+  return false;
+}
+
+void SeenHashes::clear() {
+  current_.clear();
+  previous_.clear();
+}
+
 bool ExactDuplicates::seen_before(const io::Record& record) {
   key_.clear();
   for (size_t c = 0; c < record.fields.size(); ++c) append_key(key_, record.fields[c], record.present[c]);
   const XXH128_hash_t h = XXH3_128bits(key_.data(), key_.size());
-  return !seen_.insert(Hash128{h.low64, h.high64}).second;
+  return seen_.insert_seen({h.low64, h.high64});
 }
 
 uint64_t CleanSummary::removed_by(const std::string& rule) const {
@@ -138,6 +153,11 @@ bool Cleaner::missing(const Ref& ref, const io::Record& record, const std::vecto
 
 bool Cleaner::needs_first_pass() const { return declared(rules_, "outlier"); }
 
+void Cleaner::remember_at_most(size_t rows) {
+  for (auto& s : exact_) s.limit_to(rows);
+  for (auto& s : keys_) s.limit_to(rows);
+}
+
 void Cleaner::reset_duplicates() {
   for (auto& s : exact_) s.clear();
   for (auto& s : keys_) s.clear();
@@ -235,7 +255,7 @@ bool Cleaner::run_rule(size_t index, const io::Record& record, std::vector<io::F
     key_buffer_.clear();
     for (const auto& ref : refs) append_key(key_buffer_, text_of(ref, record, values), !missing(ref, record, values));
     const XXH128_hash_t h = XXH3_128bits(key_buffer_.data(), key_buffer_.size());
-    if (!keys_[index].insert({h.low64, h.high64}).second)
+    if (keys_[index].insert_seen({h.low64, h.high64}))
       return reject(nullptr, fmt::format("a row with the same {} came earlier", fmt::join(rule.fields, ", ")));
     return true;
   }

@@ -20,16 +20,33 @@ class RE2;
 
 namespace persona::prep {
 
-// Remembers every record seen (a 128-bit hash of its fields; collisions ~1e-20 per pair) and
-// says whether an identical one came before. The exact_duplicate rule's memory.
+// The 128-bit hashes of rows seen (collisions ~1e-20 per pair), for the duplicate rules. A file
+// remembers every row. A stream never ends, so it remembers at least the last `limit` rows and at
+// most twice that: when the current generation is full, it becomes the previous one and the one
+// before is forgotten.
+class SeenHashes {
+ public:
+  using Hash128 = std::pair<uint64_t, uint64_t>;
+  // True when the hash was seen before (within the window); remembers it either way.
+  bool insert_seen(Hash128 h);
+  void clear();
+  void limit_to(size_t limit) { limit_ = limit; }  // 0: remember everything
+
+ private:
+  absl::flat_hash_set<Hash128> current_, previous_;
+  size_t limit_ = 0;
+};
+
+// Says whether an identical record came before (a hash of all its fields). The exact_duplicate
+// rule's memory.
 class ExactDuplicates {
  public:
   bool seen_before(const io::Record& record);
   void clear() { seen_.clear(); }
+  void limit_to(size_t limit) { seen_.limit_to(limit); }
 
  private:
-  using Hash128 = std::pair<uint64_t, uint64_t>;
-  absl::flat_hash_set<Hash128> seen_;
+  SeenHashes seen_;
   std::string key_;
 };
 
@@ -69,6 +86,9 @@ class Cleaner {
   // Runs the rules on one row. Values may be changed in place (text hygiene).
   RowVerdict apply(const io::Record& record, std::vector<io::FieldValue>& values);
   const CleanSummary& summary() const { return summary_; }
+  // The duplicate rules remember at least the last `rows` rows, at most twice that (a stream:
+  // memory stays bounded). By default they remember every row (a file).
+  void remember_at_most(size_t rows);
   // The outlier bounds found by the first pass, for the summary: rule -> [low, high].
   std::vector<std::pair<std::string, std::pair<double, double>>> outlier_bounds() const;
 
@@ -100,7 +120,7 @@ class Cleaner {
   std::vector<Kind> kinds_;
   std::vector<bool> null_action_;
   std::vector<ExactDuplicates> exact_;                   // exact_duplicate rules
-  std::vector<absl::flat_hash_set<std::pair<uint64_t, uint64_t>>> keys_;  // duplicate_key rules
+  std::vector<SeenHashes> keys_;                         // duplicate_key rules
   std::string key_buffer_;
   std::vector<std::string> cleaned_;  // storage for text changed by hygiene, per slot
   io::Mapper& mapper_;
