@@ -1267,6 +1267,255 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RedisConn:
+    """The few Redis commands the ST bench needs, over one socket (RESP by hand: Debian's python3
+    has no Redis client by default, and a pipeline of XADDs is all the producer does)."""
+
+    def __init__(self, port):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.reader = self.sock.makefile("rb")
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def read(self):
+        line = self.reader.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.reader.read(n + 2)[:-2]
+            return data.decode(errors="replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RuntimeError(f"unexpected reply: {line!r}")
+
+    def command(self, *args):
+        self.sock.sendall(self.encode(args))
+        return self.read()
+
+    def pipeline(self, commands):
+        self.sock.sendall(b"".join(self.encode(c) for c in commands))
+        return [self.read() for _ in commands]
+
+    def close(self):
+        self.sock.close()
+
+
+def st_behind(conn, key, group):
+    """Entries of the stream not yet stored by the group: not delivered (lag) plus delivered and not
+    acknowledged (pending); the consumer acknowledges only after its store commit."""
+    lag = 0
+    try:
+        for g in conn.command("XINFO", "GROUPS", key):
+            fields = dict(zip(g[::2], g[1::2]))
+            if fields.get("name") == group:
+                lag = (fields.get("lag") or 0) + fields.get("pending", 0)
+    except RuntimeError:
+        return None
+    return lag
+
+
+ST_CONFIG = """[store]
+path = "st.db"
+[[sources]]
+name = "events"
+path = "events.jsonl"
+[sources.event]
+user = "user_id"
+item = "item_id"
+type = "event"
+quantity = {{ column = "quantity", default = "1" }}
+value = "price"
+timestamp = "timestamp"
+session = "session_id"
+[[sources.clean]]
+rule = "exact_duplicate"
+[[sources.clean]]
+rule = "missing"
+fields = ["event.user"]
+[[sources.clean]]
+rule = "type_error"
+[[sources.clean]]
+rule = "range"
+name = "nonpositive_quantity"
+fields = ["event.quantity"]
+min = 0
+min_exclusive = true
+[[sources.clean]]
+rule = "range"
+name = "negative_price"
+fields = ["event.value"]
+min = 0
+"""
+
+
+def st(args):
+    """A Redis stream into SQLite and into PostgreSQL (persona consume) beside the file ingest of
+    the same events in the same run; then the lag under a producer at a fixed rate."""
+    import csv
+    import gzip
+    try:
+        redis = Redis()
+    except RuntimeError as e:
+        emit({"task": "ST", "skipped": str(e)})
+        return
+    try:
+        pg_server = Postgres()
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        pg_server = None
+        emit({"task": "ST", "postgresql": "skipped: " + str(e)})
+    tmp_holder = tempfile.TemporaryDirectory()
+    tmp = tmp_holder.name
+    try:
+        shop = os.path.join(tmp, "shop")
+        subprocess.run([args.persona, "generate", "--out", shop, "--events", str(args.st_events), "-q"], check=True,
+                       stdout=subprocess.DEVNULL)
+        lines = []
+        with gzip.open(os.path.join(shop, "events.csv.gz"), "rt", newline="") as f:
+            for row in csv.DictReader(f):
+                lines.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+        with open(os.path.join(tmp, "events.jsonl"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        shutil.rmtree(shop)
+        config = os.path.join(tmp, "st.toml")
+        with open(config, "w") as f:
+            f.write(ST_CONFIG.format())
+        emit({"task": "ST", "dataset": f"sample_shop_events_as_json_lines", "events": len(lines), "cpus": os.cpu_count(),
+              "batch": args.st_batch or "default", "redis": subprocess.run(["redis-server", "--version"], capture_output=True,
+                                                              text=True).stdout.split()[2]})
+        conn = RedisConn(redis.port)
+        runs = [0]
+        batch_args = ["--batch", str(args.st_batch)] if args.st_batch else []
+
+        def fill():
+            runs[0] += 1
+            key = f"st:events:{runs[0]}"
+            for i in range(0, len(lines), 5000):
+                conn.pipeline([("XADD", key, "*", "json", line) for line in lines[i:i + 5000]])
+            return key
+
+        def stats(store):
+            return json.loads(subprocess.run([args.persona, "stats", "--store", store, "--json"], check=True,
+                                             capture_output=True, text=True).stdout)
+
+        # No peak RSS from measure() here: a child's ru_maxrss keeps what it had before exec, and
+        # this driver holds every line (hundreds of MB). The live run samples the consumer's own.
+        def file_run(store):
+            out, wall, _ = measure([args.persona, "ingest", "--config", config, "--store", store, "--json", "-q"])
+            rows = sum(s["rows_read"] for s in json.loads(out)["sources"])
+            return rows / wall, wall
+
+        def stream_run(store):
+            key = fill()
+            out, wall, _ = measure([args.persona, "consume", "--config", config, "--store", store, "--from",
+                                      f"redis-stream://127.0.0.1:{redis.port}/{key}", "--group", "persona", "--until-idle", "1",
+                                      "--json", "-q"] + batch_args)
+            report = json.loads(out.strip().splitlines()[-1])
+            busy = wall - (report["seconds"] - report["active_seconds"])  # without the idle second at the end
+            conn.command("DEL", key)
+            return report["entries"] / busy, busy, report
+
+        backends = [("sqlite", lambda n: os.path.join(tmp, f"st-{n}.db"))]
+        if pg_server:
+            backends.append(("postgresql", lambda n: pg_server.create()))
+        rates = {}
+        for backend, new_store in backends:
+            file_rates, stream_rates, counts = [], [], []
+            for r in range(args.repeats):
+                a, b = new_store(f"file-{r}"), new_store(f"stream-{r}")
+                fr, fwall = file_run(a)
+                sr, swall, report = stream_run(b)
+                file_rates.append(fr)
+                stream_rates.append(sr)
+                counts.append((stats(a)["events"], stats(b)["events"]))
+                emit({"task": "ST", "system": f"persona-file-ingest-{backend}", "run": r,
+                      "metrics": {"events_per_s": round(fr), "wall_s": round(fwall, 3)}})
+                emit({"task": "ST", "system": f"persona-consume-redis-{backend}", "run": r,
+                      "metrics": {"events_per_s": round(sr), "wall_s": round(swall, 3), "entries": report["entries"], "rejected": report["rejected"],
+                                  "stored_events": counts[-1][1], "file_stored_events": counts[-1][0]}})
+            med = lambda v: sorted(v)[len(v) // 2]
+            rates[backend] = med(stream_rates)
+            emit({"task": "ST", "backend": backend, "ratio": {
+                "stream_to_file": round(med(stream_rates) / med(file_rates), 3), "target": 0.7,
+                "stream_events_per_s_median": round(med(stream_rates)), "file_events_per_s_median": round(med(file_rates)),
+                "same_events": all(a == b for a, b in counts)}})
+
+        # Lag: a producer at a fixed rate (half the stream's measured rate into SQLite, unless
+        # given) for --duration seconds; the entries not yet stored sampled every 100 ms.
+        rate = args.st_rate or int(rates["sqlite"] * 0.5 // 1000 * 1000) or 1000
+        key, group = "st:live", "persona"
+        store = os.path.join(tmp, "live.db")
+        consumer = subprocess.Popen([args.persona, "consume", "--config", config, "--store", store, "--from",
+                                     f"redis-stream://127.0.0.1:{redis.port}/{key}", "--group", group, "--until-idle", "3",
+                                     "--json", "-q"] + batch_args,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        sampler_conn = RedisConn(redis.port)
+        for _ in range(100):
+            if st_behind(sampler_conn, key, group) is not None:
+                break
+            time.sleep(0.05)
+        samples, sent = [], [0]
+        producing = threading.Event()
+        producing.set()
+
+        def produce():
+            tick, start, i = 0.01, time.perf_counter(), 0
+            while producing.is_set() and i < len(lines):
+                due = int((time.perf_counter() - start) * rate)
+                if due > i:
+                    conn.pipeline([("XADD", key, "*", "json", line) for line in lines[i:min(due, len(lines))]])
+                    i = min(due, len(lines))
+                time.sleep(tick)
+            sent[0] = i
+        producer = threading.Thread(target=produce)
+        producer.start()
+        start = time.perf_counter()
+        rss_max = 0
+        while time.perf_counter() - start < min(args.duration, len(lines) / rate):
+            samples.append(st_behind(sampler_conn, key, group))
+            rss_max = max(rss_max, rss_of(consumer.pid))
+            time.sleep(0.1)
+        producing.clear()
+        producer.join()
+        stop = time.perf_counter()
+        while st_behind(sampler_conn, key, group) not in (0, None) and time.perf_counter() - stop < 120:
+            time.sleep(0.02)
+        drain = time.perf_counter() - stop
+        out, _ = consumer.communicate(timeout=120)
+        final = json.loads(out.strip().splitlines()[-1])
+        samples.sort()
+        pct = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
+        emit({"task": "ST", "system": "persona-consume-redis-sqlite-live", "metrics": {
+            "rate_per_s": rate, "seconds": round(stop - start, 1), "sent": sent[0], "entries": final["entries"],
+            "stored_events": stats(store)["events"], "rejected": final["rejected"],
+            "behind_p50": pct(0.5), "behind_p99": pct(0.99), "behind_max": samples[-1],
+            "behind_p99_ms": round(pct(0.99) / rate * 1000, 1), "drain_s_after_producer_stopped": round(drain, 3),
+            "consumer_rss_max_bytes": rss_max,
+            "what": "entries not yet stored (XINFO lag + pending), sampled every 100 ms"}})
+        sampler_conn.close()
+        conn.close()
+    finally:
+        redis.stop()
+        if pg_server:
+            pg_server.stop()
+        tmp_holder.cleanup()
+
+
 def cpu_seconds(pid):
     """User + system CPU time a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:
@@ -1556,9 +1805,12 @@ def main():
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
     parser.add_argument("--size", default="default", help="DASH: the demo shop's size (small, default, large)")
     parser.add_argument("--pg-events", type=int, default=10000000, help="PG: events of the shop read for training")
+    parser.add_argument("--st-events", type=int, default=1000000, help="ST: the generated shop's --events (events; at least ~90,000)")
+    parser.add_argument("--st-batch", type=int, default=0, help="ST: persona consume --batch (default: its own)")
+    parser.add_argument("--st-rate", type=int, default=0, help="ST: the live producer's entries/s (default: half the measured rate)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg, "S2": s2}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg, "S2": s2, "ST": st}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)

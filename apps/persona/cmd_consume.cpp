@@ -50,8 +50,9 @@ Command add_consume(CLI::App& app, Common& common) {
   auto* sub = app.add_subcommand("consume", "Read a live stream into the store, every entry once: a Redis stream or a Kafka topic");
   struct Args {
     std::string config, from, group, consumer, source, store, rejects;
-    size_t batch = 1000;
+    size_t batch = 0;  // 0: the config's [ingest] batch_rows
     double until_idle = 0;
+    bool without_outlier_rules = false;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("-c,--config", args->config, "Config file (TOML): the mapping and rules of the entries' source")->required();
@@ -61,8 +62,10 @@ Command add_consume(CLI::App& app, Common& common) {
   sub->add_option("--source", args->source, "The config's source whose mapping the entries follow (default: its only one)");
   sub->add_option("-s,--store", args->store, "Store: a file or a postgresql:// URL (default: the config's [store] path)");
   sub->add_option("--rejects", args->rejects, "Reject log to append to (JSON Lines)");
-  sub->add_option("--batch", args->batch, "Entries per transaction, at most")->check(CLI::Range(1, 100000));
+  sub->add_option("--batch", args->batch, "Entries per transaction, at most (default: the config's [ingest] batch_rows, 50000); fewer when fewer are waiting, so a quiet stream is stored at once")->check(CLI::Range(1, 1000000));
   sub->add_option("--until-idle", args->until_idle, "Stop after this many seconds without entries (default: never)");
+  sub->add_flag("--without-outlier-rules", args->without_outlier_rules,
+                "Run the source's rules except its outlier rules (they need the whole data first, which a stream never has)");
   return {sub, [args, &common] {
             auto config = pipeline::load_config(args->config);
             if (!args->store.empty()) config.store_path = args->store;
@@ -74,9 +77,10 @@ Command add_consume(CLI::App& app, Common& common) {
             std::signal(SIGTERM, on_stop_signal);
             std::signal(SIGINT, on_stop_signal);
             pipeline::ConsumeOptions options;
-            options.batch = args->batch;
+            options.batch = args->batch > 0 ? args->batch : config.batch_rows;
             options.until_idle = std::chrono::milliseconds(static_cast<int64_t>(args->until_idle * 1000));
             options.stop = &g_stop;
+            options.without_outlier_rules = args->without_outlier_rules;
             // The crash tests' hook (tests/e2e/consume_kill_test.cc): die right after a commit.
             if (const char* n = std::getenv("PERSONA_TEST_DIE_AFTER_COMMIT")) options.die_after_commit = std::atoll(n);
             const auto report = pipeline::consume(*store, source, config.rules_for(source), *stream, rejects ? &*rejects : nullptr,

@@ -123,6 +123,49 @@ int64_t events_in(const std::string& path) {
   return n;
 }
 
+// SIGTERM: the batch in hand is stored and acknowledged, then the process exits 0; nothing
+// delivered is left pending, and what was not yet read is there for the next run.
+TEST(KillNine, ConsumeStopsOnSigtermAfterStoringTheBatchInHand) {
+  PERSONA_NEED_REDIS(redis);
+  test::TempDir dir;
+  constexpr int kEvents = 20000;
+  test::write_file(dir.file("stream.toml"), fmt::format(fmt::runtime(kConfig), fmt::arg("store", "stream.db")));
+  {
+    redis::Connection c(redis->url());
+    std::vector<std::vector<std::string>> adds;
+    for (int i = 0; i < kEvents; ++i) adds.push_back({"XADD", "shop:events", "*", "json", event_line(i)});
+    c.pipeline(adds);
+  }
+  const std::string binary = PERSONA_BINARY, config = dir.file("stream.toml"), store = dir.file("stream.db");
+  const std::string from = fmt::format("redis-stream://127.0.0.1:{}/shop:events", redis->port());
+  auto start = [&] {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      freopen("/dev/null", "w", stdout);
+      freopen("/dev/null", "w", stderr);
+      execl(binary.c_str(), binary.c_str(), "consume", "--config", config.c_str(), "--from", from.c_str(), "--group", "g",
+            "--batch", "200", "--until-idle", "1", "--quiet", nullptr);
+      _exit(127);
+    }
+    return pid;
+  };
+  const pid_t pid = start();
+  for (int i = 0; i < 1200 && events_in(store) <= 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  redis::Connection c(redis->url());
+  EXPECT_EQ(c.command({"XPENDING", "shop:events", "g"}).elements[0].integer, 0) << "entries delivered and not stored";
+  const int64_t stored = events_in(store);
+  EXPECT_GT(stored, 0);
+  EXPECT_LT(stored, kEvents) << "SIGTERM came after the end: nothing was stopped";
+  const pid_t rest = start();
+  waitpid(rest, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(events_in(store), kEvents);
+}
+
 // Kafka: offsets are committed only as far as every message before them is stored. Each kill
 // lands while the consumer is storing (the store's events grew since it started), at a
 // different moment after a commit; afterwards the store equals the file ingest.

@@ -186,5 +186,30 @@ TEST(ConsumeKafka, ABrokerThatGoesDownAndComesBackLosesNothing) {
   EXPECT_EQ(store->stats().events, 150);
 }
 
+// A topic that does not exist yet is waited for, and read once it does.
+TEST(ConsumeKafka, ATopicThatDoesNotExistYetIsWaitedFor) {
+  KafkaFixture f;
+  f.kafka.create_topic("later", 1);
+  f.kafka.topic_error("later", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  auto o = io::parse_kafka_url(f.kafka.url("later"));
+  o.group = "persona";
+  io::KafkaStream stream(o);
+  auto store = store::open_store("sqlite:" + f.dir.file("s.db"));
+  ConsumerThread consumer([&](const std::atomic<bool>& stop, auto progress) {
+    ConsumeOptions options;
+    options.wait = 100ms;
+    options.progress_every = 100ms;
+    options.stop = &stop;
+    pipeline::consume(*store, f.config.sources[0], f.config.rules_for(f.config.sources[0]), stream, nullptr, options, progress);
+  });
+  EXPECT_TRUE(consumer.wait_for([](const ConsumeReport& r) { return !r.trouble.empty(); }, 30s)) << "not said";
+  f.kafka.topic_error("later", RD_KAFKA_RESP_ERR_NO_ERROR);
+  for (const auto& line : clean_lines(0, 10)) f.kafka.send("later", line, line);
+  f.kafka.flush();
+  EXPECT_TRUE(consumer.wait_for([](const ConsumeReport& r) { return r.records_kept == 10; }, 60s));
+  consumer.stop();
+  EXPECT_EQ(store->stats().events, 10);
+}
+
 }  // namespace
 }  // namespace persona::pipeline

@@ -150,5 +150,37 @@ TEST(Consume, RedisGoingAwayAndComingBackLosesNothingWritten) {
   EXPECT_EQ(store->stats().events, 150);
 }
 
+// Outlier rules need the whole data first: refused on a stream, unless told to run the others.
+TEST(Consume, OutlierRulesAreRefusedUnlessTheOthersAreToRunWithoutThem) {
+  PERSONA_NEED_REDIS(redis);
+  Fixture f(std::move(redis));
+  test::write_file(f.dir.file("outlier.toml"), std::string(kConfig) + R"(
+[[sources.clean]]
+rule = "outlier"
+fields = ["event.timestamp"]
+method = "iqr"
+action = "flag"
+)");
+  const auto config = load_config(f.dir.file("outlier.toml"));
+  f.produce(event_lines(40));
+  auto store = store::open_store("sqlite:" + f.dir.file("s.db"));
+  auto stream = f.stream("a");
+  ConsumeOptions options;
+  options.wait = std::chrono::milliseconds(50);
+  options.until_idle = std::chrono::milliseconds(300);
+  try {
+    pipeline::consume(*store, config.sources[0], config.rules_for(config.sources[0]), *stream, nullptr, options);
+    FAIL() << "an outlier rule ran on a stream";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("outlier"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("--without-outlier-rules"), std::string::npos) << e.hint();
+  }
+  EXPECT_EQ(store->stats().events, 0);
+  options.without_outlier_rules = true;
+  const auto report = pipeline::consume(*store, config.sources[0], config.rules_for(config.sources[0]), *stream, nullptr, options);
+  EXPECT_EQ(report.entries, 40);
+  EXPECT_GT(store->stats().events, 30);
+}
+
 }  // namespace
 }  // namespace persona::pipeline

@@ -1,7 +1,8 @@
 // The README is a test: every ```sh block after "## Examples" runs as written, in order, in one
 // fresh directory, each block as one bash script that stops at the first command that fails.
 // $P is the persona binary under test (the README's own `P=` line is left out), and the
-// README's port 8080 becomes a free one. Commands that read ../shared/data (real data sets,
+// README's ports 8080 (persona serve) and 6380 (a Redis of its own) become free ones; a Redis
+// a failed block left running is stopped. Commands that read ../shared/data (real data sets,
 // minutes each) are long: they run with --long (CI) when the data is there, and are listed as
 // skipped otherwise.
 //
@@ -59,6 +60,7 @@ async function main() {
   if (haveData) fs.symlinkSync(shared, path.join(top, 'shared'));
   fs.symlinkSync(path.join(repo, 'tests'), path.join(work, 'tests'));
   const port = await freePort();
+  const redisPort = await freePort();  // the README's own Redis (6380)
   let failed = 0, ran = 0;
   const skipped = [], skippedFiles = [];
   try {
@@ -78,7 +80,7 @@ async function main() {
           for (const m of line.matchAll(/(?:>|\s-o|--out|--store)\s+(\S+)/g)) skippedFiles.push(m[1]);
           continue;
         }
-        commands.push(line.replace(/8080/g, String(port)).replace(/^(\$P serve .*?)(\s+&|\s*#|$)/, `$1 --port ${port}$2`));
+        commands.push(line.replace(/8080/g, String(port)).replace(/6380/g, String(redisPort)).replace(/^(\$P serve .*?)(\s+&|\s*#|$)/, `$1 --port ${port}$2`));
       }
       if (!commands.length) continue;
       ran += commands.length;
@@ -97,6 +99,7 @@ async function main() {
       if (!ok) console.log(`${(r.stderr || '').slice(-4000)}\n${(r.stdout || '').slice(-2000)}${r.error ? '\n' + r.error : ''}`);
     }
   } finally {
+    spawnSync('pkill', ['-KILL', '-f', `redis-server [^ ]*:${redisPort}`]);
     fs.rmSync(top, { recursive: true, force: true });
   }
   for (const s of skipped)

@@ -89,7 +89,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
                                  "ALTER TABLE items DROP COLUMN available; "
                                  "DROP TABLE profiles; DROP INDEX texts_user; "
                                  "ALTER TABLE users DROP COLUMN consent_personalisation; "
-                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_entries; PRAGMA user_version=1",
+                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_entries; DROP TABLE streams; PRAGMA user_version=1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);

@@ -61,6 +61,11 @@ class KafkaMock {
   void flush() {
     if (rd_kafka_flush(producer_, 10000)) throw std::runtime_error("messages not delivered");
   }
+  // Metadata requests for the topic answer this error (UNKNOWN_TOPIC_OR_PART: it does not exist);
+  // RD_KAFKA_RESP_ERR_NO_ERROR undoes it.
+  void topic_error(const std::string& topic, rd_kafka_resp_err_t error) {
+    rd_kafka_mock_topic_set_error(cluster_, topic.c_str(), error);
+  }
   void broker_down(int id) { rd_kafka_mock_broker_set_down(cluster_, id); }
   void broker_up(int id) { rd_kafka_mock_broker_set_up(cluster_, id); }
 

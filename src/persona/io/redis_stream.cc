@@ -71,7 +71,7 @@ auto reachable(const std::string& name, F&& f) {
   try {
     return f();
   } catch (const redis::Unavailable& e) {
-    throw StreamUnavailable(fmt::format("Redis cannot be reached: {}", e.what()), {name},
+    throw StreamUnavailable(fmt::format("Redis cannot be reached: {}", e.reason()), {name},
                             "the consumer reads on once it is back");
   }
 }
@@ -94,7 +94,12 @@ RedisStreamOptions parse_redis_stream_url(const std::string& url) {
 RedisStream::RedisStream(RedisStreamOptions options) : options_(std::move(options)) {
   if (options_.consumer.empty()) options_.consumer = default_consumer();
   name_ = fmt::format("redis-stream://{}/{}#{}", redis::printable_url(options_.url).substr(8), options_.key, options_.group);
-  reachable(name_, [&] { ensure_group(); });
+  try {
+    ensure_group();
+  } catch (const redis::Unavailable& e) {  // at the start: a wrong URL is likelier than an outage
+    throw Error(fmt::format("cannot reach Redis: {}", e.reason()), {name_},
+                "start redis-server there, or give the stream's URL: redis-stream://HOST[:PORT][/DB]/KEY");
+  }
 }
 
 RedisStream::~RedisStream() = default;

@@ -7,7 +7,13 @@
 #include <csignal>
 #include <thread>
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
+#include <mutex>
+
 #include "persona/core/error.h"
+#include "persona/core/handoff.h"
 #include "persona/io/byte_source.h"
 #include "persona/io/jsonl_reader.h"
 #include "persona/io/mapping.h"
@@ -71,10 +77,11 @@ void acknowledge(io::StreamSource& stream, const std::vector<store::StreamEntryK
   }
 }
 
-void forget_below_watermarks(store::Store& store, io::StreamSource& stream) {
+std::vector<store::StreamEntryKey> watermarks_of(io::StreamSource& stream) {
   try {
-    for (const auto& mark : stream.watermarks()) store.prune_stream_entries(stream.name(), mark);
-  } catch (const io::StreamUnavailable&) {  // next time
+    return stream.watermarks();
+  } catch (const io::StreamUnavailable&) {
+    return {};  // next time
   }
 }
 
@@ -85,6 +92,169 @@ int64_t lag_of(io::StreamSource& stream) {
     return -1;
   }
 }
+
+std::vector<prep::RuleSpec> stream_rules(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
+                                         const ConsumeOptions& options) {
+  std::vector<prep::RuleSpec> kept;
+  for (const auto& rule : rules) {
+    if (rule.kind != "outlier") kept.push_back(rule);
+    else if (!options.without_outlier_rules)
+      throw Error(fmt::format("outlier rule \"{}\" needs the whole data before its first row, which a stream never has",
+                              rule.label()),
+                  {source.mapping.name},
+                  "consume with --without-outlier-rules (the other rules run as for a file), or use a source without it");
+  }
+  return kept;
+}
+
+
+// One batch of entries on its way to the store: built (mapped, cleaned) on the caller's thread,
+// written on the writer's, so that the store's inserts overlap with reading and cleaning the
+// next batch (as a file ingest's BatchWriter does).
+struct Job {
+  store::Batch batch;          // every row the entries produced; batch.stream.keys[i] is entry i
+  std::vector<int64_t> lines;  // entry i's line in the ingest (its rows carry it)
+  std::vector<uint8_t> kept;   // entry i's record was kept by the rules
+  int64_t last_line = 0;
+  std::vector<store::StreamEntryKey> prune_below;  // the stream's watermarks: stored keys under them can go
+};
+
+// What the writer did with a job, for the caller to acknowledge and count.
+struct Written {
+  std::vector<store::StreamEntryKey> keys;  // every entry of the job: stored now or before
+  int64_t already_stored = 0, kept = 0, rejected = 0;
+  bool wrote = false;
+};
+
+// Drops the entries found stored (a restart's own pending entries, a claim's, another consumer's
+// win of a race) with every event, text and reject row they produced. Their users and items stay:
+// upserts of the same records, which change nothing when written again.
+int64_t drop_stored(Job& job, const std::vector<bool>& stored) {
+  absl::flat_hash_set<int64_t> dropped;
+  size_t out = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (stored[i]) {
+      dropped.insert(job.lines[i]);
+      continue;
+    }
+    job.batch.stream.keys[out] = job.batch.stream.keys[i];
+    job.lines[out] = job.lines[i];
+    job.kept[out++] = job.kept[i];
+  }
+  if (dropped.empty()) return 0;
+  job.batch.stream.keys.resize(out);
+  job.lines.resize(out);
+  job.kept.resize(out);
+  auto gone = [&](const auto& row) { return dropped.contains(row.first); };
+  std::erase_if(job.batch.events, gone);
+  std::erase_if(job.batch.texts, gone);
+  std::erase_if(job.batch.rejects, [&](const store::RejectRow& r) { return dropped.contains(r.line); });
+  return static_cast<int64_t>(dropped.size());
+}
+
+class JobWriter {
+ public:
+  JobWriter(store::Store& store, int64_t ingest, const std::string& source, const io::StreamSource& stream,
+            RejectLogWriter* rejects, int64_t die_after_commit)
+      : store_(store), ingest_(ingest), source_(source), stream_(stream), rejects_(rejects), die_after_commit_(die_after_commit) {
+    worker_ = std::thread([this] { run(); });
+  }
+  ~JobWriter() {
+    jobs_.finish();
+    if (worker_.joinable()) worker_.join();
+  }
+  // Waits while a job is waiting (one being written, one waiting: memory stays bounded).
+  void write(Job job) {
+    {
+      std::lock_guard lock(mutex_);
+      ++in_flight_;
+    }
+    if (!jobs_.push(std::move(job))) rethrow();
+  }
+  // Jobs written since the last call, in order.
+  std::vector<Written> take_written() {
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    std::vector<Written> out;
+    out.swap(written_);
+    return out;
+  }
+  bool busy() {
+    std::lock_guard lock(mutex_);
+    return in_flight_ > 0;
+  }
+  void close() {
+    jobs_.finish();
+    if (worker_.joinable()) worker_.join();
+    rethrow();
+  }
+
+ private:
+  void run() {
+    try {
+      while (auto job = jobs_.pop()) {
+        auto done = store_job(*job);
+        std::lock_guard lock(mutex_);
+        written_.push_back(std::move(done));
+        --in_flight_;
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      error_ = std::current_exception();
+      jobs_.stop();  // the caller's next write() sees it
+    }
+  }
+  void rethrow() {
+    if (worker_.joinable()) {
+      jobs_.finish();
+      worker_.join();
+    }
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+  }
+  Written store_job(Job& job) {
+    Written w;
+    w.keys = job.batch.stream.keys;
+    // The write checks, under the store's write lock, that none of the entries is stored; when some
+    // are (a restart's own pending entries, a claim, a race), they are dropped and it goes again.
+    for (int attempt = 1; !job.batch.stream.keys.empty(); ++attempt) {
+      try {
+        store_.write_batch(ingest_, job.batch, job.last_line);
+        w.wrote = true;
+        break;
+      } catch (const store::StreamEntriesStored&) {
+        if (attempt == 100) throw;
+        w.already_stored += drop_stored(job, store_.stored_stream_entries(job.batch.stream));
+      }
+    }
+    for (const auto& mark : job.prune_below) store_.prune_stream_entries(stream_.name(), mark);
+    if (!w.wrote) return w;
+    if (++batches_ == die_after_commit_) ::raise(SIGKILL);
+    for (const uint8_t k : job.kept) w.kept += k;
+    w.rejected = static_cast<int64_t>(job.batch.rejects.size());
+    if (rejects_) {  // where each came from, as a file's rejects name the file (and the line)
+      absl::flat_hash_map<int64_t, size_t> entry_of_line;
+      for (size_t i = 0; i < job.lines.size(); ++i) entry_of_line[job.lines[i]] = i;
+      for (const auto& r : job.batch.rejects)
+        rejects_->write(source_, fmt::format("{} {}", stream_.name(), stream_.position(job.batch.stream.keys[entry_of_line.at(r.line)])), r);
+    }
+    return w;
+  }
+
+  store::Store& store_;
+  const int64_t ingest_;
+  const std::string source_;
+  const io::StreamSource& stream_;  // its name and positions only: the caller's thread reads and acknowledges
+  RejectLogWriter* rejects_;
+  const int64_t die_after_commit_;
+  int64_t batches_ = 0;
+  Handoff<Job> jobs_{1};
+  std::mutex mutex_;
+  std::vector<Written> written_;
+  int64_t in_flight_ = 0;
+  std::exception_ptr error_;
+  std::thread worker_;
+};
 
 }  // namespace
 
@@ -100,7 +270,8 @@ nlohmann::json ConsumeReport::to_json() const {
           {"lag", lag},
           {"trouble", trouble.empty() ? nlohmann::json() : nlohmann::json(trouble)},
           {"seconds", seconds},
-          {"entries_per_s", seconds > 0 ? static_cast<double>(entries) / seconds : 0.0}};
+          {"active_seconds", active_seconds},
+          {"entries_per_s", active_seconds > 0 ? static_cast<double>(entries) / active_seconds : 0.0}};
 }
 
 ConsumeReport consume(store::Store& store, const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
@@ -114,10 +285,7 @@ ConsumeReport consume(store::Store& store, const SourceConfig& source, const std
   // One reader per batch, over the batch's entries as JSON Lines; the mapper and the cleaner
   // are the stream's, for its whole life (the cleaner's summary counts every batch).
   io::Mapper mapper(source.mapping, keys, stream.name());
-  prep::Cleaner cleaner(rules, mapper, stream.name());
-  if (cleaner.needs_first_pass())
-    throw Error("outlier rules read their data twice, which a stream cannot", {source.mapping.name},
-                "consume with a config whose rules for this source have no outlier rule");
+  prep::Cleaner cleaner(stream_rules(source, rules, options), mapper, stream.name());
   cleaner.remember_at_most(kDuplicateWindow);
 
   const std::string path = fmt::format("{} consumer {}", stream.name(), stream.consumer());
@@ -127,83 +295,82 @@ ConsumeReport consume(store::Store& store, const SourceConfig& source, const std
   int64_t line = ingest.last_line;  // entries get the ingest's next line numbers (reject rows, events)
   auto last_entry = Clock::now(), last_progress = Clock::now();
 
+  // Entries as JSON Lines through a reader, the source's mapper and the cleaner, as a file's
+  // lines are; each entry gets the ingest's next line number.
+  auto build_job = [&](std::vector<io::StreamEntry>& entries, int64_t line_before) {
+    Job job;
+    job.batch.stream.stream = stream.name();
+    job.kept.assign(entries.size(), 0);
+    std::string lines;
+    std::vector<size_t> entry_of;  // the entry of each JSON line in `lines`
+    for (size_t i = 0; i < entries.size(); ++i) {
+      auto& e = entries[i];
+      const int64_t line_no = line_before + 1 + static_cast<int64_t>(i);
+      job.batch.stream.keys.push_back(e.key);
+      job.lines.push_back(line_no);
+      if (!e.problem.empty() || !on_one_line(e)) {
+        job.batch.rejects.push_back(malformed(e, line_no));
+      } else {
+        lines += e.json;
+        lines += '\n';
+        entry_of.push_back(i);
+      }
+    }
+    job.last_line = line_before + static_cast<int64_t>(entries.size());
+    io::JsonlReader reader(io::ByteSource::from_memory(std::move(lines), stream.name()), keys,
+                           source.mapping.csv.max_record_bytes);
+    io::Record record;
+    std::vector<io::FieldValue> values;
+    for (size_t n = 0; reader.next(record); ++n) {
+      const size_t i = entry_of[std::min(n, entry_of.size() - 1)];
+      record.line = job.lines[i];
+      if (record.problem.empty()) mapper.map(record, values);
+      else values.clear();
+      const auto verdict = cleaner.apply(record, values);
+      add_row(job.batch, record, values, verdict, mapper);
+      job.kept[i] = verdict.kept ? 1 : 0;
+    }
+    return job;
+  };
+
+  JobWriter writer(store, ingest.id, source.mapping.name, stream, rejects, options.die_after_commit);
+  // Acknowledges what the writer committed (only now: acknowledging is the stream's, on this thread).
+  auto absorb = [&] {
+    for (auto& w : writer.take_written()) {
+      acknowledge(stream, w.keys);
+      report.already_stored += w.already_stored;
+      report.records_kept += w.kept;
+      report.rejected += w.rejected;
+      if (w.wrote) {
+        ++report.batches;
+        report.active_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      }
+    }
+  };
+  int64_t jobs = 0;
   for (;;) {
+    absorb();
     if (options.stop && *options.stop) break;
+    // While a batch is being written, short polls: its acknowledgement should not wait for entries.
+    const bool writing = writer.busy();
+    const auto wait = writing ? std::min(options.wait, std::chrono::milliseconds(5)) : options.wait;
     std::vector<io::StreamEntry> entries;
     try {
-      entries = stream.poll(options.batch, options.wait);
+      entries = stream.poll(options.batch, wait);
       report.trouble = stream.trouble();
     } catch (const io::StreamUnavailable& e) {
       report.trouble = e.what();
       wait_for_stream(options.wait, options.stop);
     }
     if (entries.empty()) {
-      if (options.until_idle.count() > 0 && Clock::now() - last_entry >= options.until_idle) break;
+      if (!writing && options.until_idle.count() > 0 && Clock::now() - last_entry >= options.until_idle) break;
     } else {
       last_entry = Clock::now();
       report.entries += static_cast<int64_t>(entries.size());
-    }
-    for (int attempt = 1;; ++attempt) {  // until stored: again without the entries another consumer stored first
-      store::StreamEntries keys_of{stream.name(), {}};
-      for (const auto& e : entries) keys_of.keys.push_back(e.key);
-      const auto stored = store.stored_stream_entries(keys_of);
-      std::vector<store::StreamEntryKey> done;
-      std::vector<io::StreamEntry> fresh;
-      for (size_t i = 0; i < entries.size(); ++i)
-        (stored[i] ? done.push_back(entries[i].key) : fresh.push_back(std::move(entries[i])));
-      report.already_stored += static_cast<int64_t>(done.size());
-      acknowledge(stream, done);
-      if (fresh.empty()) break;
-
-      store::Batch batch;
-      batch.stream.stream = stream.name();
-      std::string lines;
-      std::vector<int64_t> line_of;  // the ingest's line of each JSON line in `lines`
-      const int64_t first_line = line + 1;  // fresh[i] is line first_line + i
-      int64_t next = line;
-      for (auto& e : fresh) {
-        batch.stream.keys.push_back(e.key);
-        ++next;
-        if (!e.problem.empty() || !on_one_line(e)) {
-          batch.rejects.push_back(malformed(e, next));
-        } else {
-          lines += e.json;
-          lines += '\n';
-          line_of.push_back(next);
-        }
-      }
-      io::JsonlReader reader(io::ByteSource::from_memory(std::move(lines), stream.name()), keys,
-                             source.mapping.csv.max_record_bytes);
-      io::Record record;
-      std::vector<io::FieldValue> values;
-      for (size_t i = 0; reader.next(record); ++i) {
-        record.line = line_of[std::min(i, line_of.size() - 1)];
-        if (record.problem.empty()) mapper.map(record, values);
-        else values.clear();
-        const auto verdict = cleaner.apply(record, values);
-        add_row(batch, record, values, verdict, mapper);
-        report.records_kept += verdict.kept ? 1 : 0;
-      }
-      try {
-        store.write_batch(ingest.id, batch, next);
-      } catch (const store::StreamEntriesStored&) {
-        // Another consumer stored some meanwhile: sort them out again. Each round finds more
-        // stored, so only a store that says stored but then does not find them goes on and on.
-        if (attempt == 100) throw;
-        entries = std::move(fresh);
-        continue;
-      }
-      line = next;
-      ++report.batches;
-      if (report.batches == options.die_after_commit) ::raise(SIGKILL);
-      report.rejected += static_cast<int64_t>(batch.rejects.size());
-      if (rejects)  // where each came from, as a file's rejects name the file (and the line)
-        for (const auto& r : batch.rejects)
-          rejects->write(source.mapping.name,
-                         fmt::format("{} {}", stream.name(), stream.position(batch.stream.keys[static_cast<size_t>(r.line - first_line)])), r);
-      acknowledge(stream, batch.stream.keys);  // only now: the batch is committed
-      if (report.batches % kPruneEvery == 0) forget_below_watermarks(store, stream);
-      break;
+      Job job = build_job(entries, line);
+      line = job.last_line;
+      if (++jobs % kPruneEvery == 0) job.prune_below = watermarks_of(stream);
+      writer.write(std::move(job));
     }
     if (progress && Clock::now() - last_progress >= options.progress_every) {
       last_progress = Clock::now();
@@ -212,6 +379,8 @@ ConsumeReport consume(store::Store& store, const SourceConfig& source, const std
       progress(report);
     }
   }
+  writer.close();
+  absorb();
   report.lag = lag_of(stream);
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (progress) progress(report);

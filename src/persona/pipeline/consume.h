@@ -19,7 +19,7 @@
 namespace persona::pipeline {
 
 struct ConsumeOptions {
-  size_t batch = 1000;                           // entries per transaction, at most
+  size_t batch = 50000;                          // entries per transaction, at most (fewer when fewer are waiting)
   std::chrono::milliseconds wait{1000};          // a poll waits this long for entries
   std::chrono::milliseconds until_idle{0};       // stop after this long without entries (0: never)
   std::chrono::milliseconds progress_every{5000};
@@ -27,6 +27,9 @@ struct ConsumeOptions {
   // For the crash tests: the process kills itself (SIGKILL) once this batch is committed and
   // before it is acknowledged, the moment exactly-once is about (0: never).
   int64_t die_after_commit = 0;
+  // Outlier rules need the whole data first, which a stream never has: they are refused, unless
+  // this says to run without them.
+  bool without_outlier_rules = false;
 };
 
 struct ConsumeReport {
@@ -38,6 +41,7 @@ struct ConsumeReport {
   int64_t lag = -1;            // entries not yet delivered to the group (-1: unknown)
   std::string trouble;         // what keeps entries from coming just now (empty: nothing)
   double seconds = 0;
+  double active_seconds = 0;   // from the start to the last batch stored (without the idle wait at the end)
   nlohmann::json to_json() const;
 };
 

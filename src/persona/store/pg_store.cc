@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -120,7 +122,9 @@ CREATE TABLE answers(key text COLLATE "C" PRIMARY KEY, generation bigint NOT NUL
 )sql"},
     {10, R"sql(
 -- The keys of stream entries stored (persona consume), so that none is stored twice.
-CREATE TABLE stream_entries(stream text COLLATE "C" NOT NULL, part text COLLATE "C" NOT NULL, hi bigint NOT NULL,
+-- Streams by number: the keys are many, and a stream's name is long.
+CREATE TABLE streams(id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE);
+CREATE TABLE stream_entries(stream integer NOT NULL, part text COLLATE "C" NOT NULL, hi bigint NOT NULL,
   lo bigint NOT NULL, PRIMARY KEY(stream, part, hi, lo));
 )sql"},
 };
@@ -246,27 +250,31 @@ class PgStore final : public Store {
     }
   }
 
+  // One range read per part (a batch's keys are nearly contiguous; usually none is stored), not
+  // an array of every key to join: the check runs on every batch.
   std::vector<bool> stored_stream_entries(const StreamEntries& entries) override {
     std::vector<bool> out(entries.keys.size(), false);
-    if (entries.keys.empty()) return out;
-    std::string parts = "{", his = "{", los = "{";
+    std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> span;  // part -> [lowest, highest]
     for (const auto& k : entries.keys) {
-      const bool first = parts.size() == 1;
-      parts += fmt::format("{}\"{}\"", first ? "" : ",", array_element(k.part));
-      his += fmt::format("{}{}", first ? "" : ",", k.hi);
-      los += fmt::format("{}{}", first ? "" : ",", k.lo);
+      auto [it, fresh] = span.try_emplace(k.part, k, k);
+      if (!fresh) it->second = {std::min(it->second.first, k), std::max(it->second.second, k)};
     }
-    parts += "}", his += "}", los += "}";
-    const auto q = conn_.exec(
-        "SELECT k.i FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k(part, hi, lo, i) "
-        "JOIN stream_entries s ON s.stream=$1 AND s.part=k.part AND s.hi=k.hi AND s.lo=k.lo",
-        {Param::text(entries.stream), Param::text(parts), Param::text(his), Param::text(los)});
-    for (int r = 0; r < q.rows(); ++r) out[static_cast<size_t>(q.int64(r, 0) - 1)] = true;
+    std::set<StreamEntryKey> stored;
+    for (const auto& [part, range] : span) {
+      const auto q = conn_.exec(
+          "SELECT hi, lo FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=$1) AND part=$2 "
+          "AND (hi, lo) >= ($3, $4) AND (hi, lo) <= ($5, $6)",
+          {Param::text(entries.stream), Param::text(part), Param::of(range.first.hi), Param::of(range.first.lo),
+           Param::of(range.second.hi), Param::of(range.second.lo)});
+      for (int r = 0; r < q.rows(); ++r) stored.insert({part, q.int64(r, 0), q.int64(r, 1)});
+    }
+    if (stored.empty()) return out;
+    for (size_t i = 0; i < entries.keys.size(); ++i) out[i] = stored.contains(entries.keys[i]);
     return out;
   }
 
   void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) override {
-    conn_.exec("DELETE FROM stream_entries WHERE stream=$1 AND part=$2 AND (hi, lo) < ($3, $4)",
+    conn_.exec("DELETE FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=$1) AND part=$2 AND (hi, lo) < ($3, $4)",
                {Param::text(stream), Param::text(below.part), Param::of(below.hi), Param::of(below.lo)});
   }
 
@@ -755,11 +763,14 @@ class PgStore final : public Store {
     const auto stored = stored_stream_entries(entries);
     if (std::find(stored.begin(), stored.end(), true) != stored.end())
       throw StreamEntriesStored("some entries of the batch were stored by another consumer", {entries.stream});
+    conn_.exec("INSERT INTO streams(name) VALUES ($1) ON CONFLICT DO NOTHING", {Param::text(entries.stream)});
+    const std::string stream =
+        number(conn_.exec("SELECT id FROM streams WHERE name=$1", {Param::text(entries.stream)}).int64(0, 0));
     conn_.copy_in("COPY stream_entries(stream, part, hi, lo) FROM STDIN", [&](const auto& send) {
       std::string line;
       for (const auto& k : entries.keys) {
         line.clear();
-        field(line, entries.stream);
+        field(line, stream);
         field(line, k.part);
         field(line, number(k.hi));
         field(line, number(k.lo));

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -94,7 +96,9 @@ ALTER TABLE items ADD COLUMN category_aliases TEXT;
     "",
     // 10: the keys of stream entries stored (persona consume), so that none is stored twice.
     R"sql(
-CREATE TABLE stream_entries(stream TEXT NOT NULL, part TEXT NOT NULL, hi INTEGER NOT NULL, lo INTEGER NOT NULL,
+-- Streams by number: the keys are many, and a stream's name is long.
+CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE stream_entries(stream INTEGER NOT NULL, part TEXT NOT NULL, hi INTEGER NOT NULL, lo INTEGER NOT NULL,
   PRIMARY KEY(stream, part, hi, lo)) WITHOUT ROWID;
 )sql",
 };
@@ -519,20 +523,32 @@ class SqliteStore final : public Store {
     }
   }
 
+  // One range read per part (a batch's keys are nearly contiguous), not a lookup per key: a
+  // statement outside a transaction costs two file-lock calls, and a batch has thousands of keys.
   std::vector<bool> stored_stream_entries(const StreamEntries& entries) override {
-    Statement q(db_, "SELECT 1 FROM stream_entries WHERE stream=? AND part=? AND hi=? AND lo=?");
-    std::vector<bool> out;
-    out.reserve(entries.keys.size());
+    std::vector<bool> out(entries.keys.size(), false);
+    std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> span;  // part -> [lowest, highest]
     for (const auto& k : entries.keys) {
-      q.bind(1, entries.stream).bind(2, k.part).bind(3, k.hi).bind(4, k.lo);
-      out.push_back(q.step());
+      auto [it, fresh] = span.try_emplace(k.part, k, k);
+      if (!fresh) it->second = {std::min(it->second.first, k), std::max(it->second.second, k)};
+    }
+    std::set<StreamEntryKey> stored;
+    Statement q(db_, "SELECT hi, lo FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=?) AND part=? "
+                     "AND (hi, lo) >= (?, ?) AND (hi, lo) <= (?, ?)");
+    for (const auto& [part, range] : span) {
+      q.bind(1, entries.stream).bind(2, part).bind(3, range.first.hi).bind(4, range.first.lo);
+      q.bind(5, range.second.hi).bind(6, range.second.lo);
+      while (q.step()) stored.insert({part, q.integer(0), q.integer(1)});
       q.reset();
     }
+    if (stored.empty()) return out;
+    for (size_t i = 0; i < entries.keys.size(); ++i) out[i] = stored.contains(entries.keys[i]);
     return out;
   }
 
   void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) override {
-    Statement q(db_, "DELETE FROM stream_entries WHERE stream=? AND part=? AND (hi < ? OR (hi = ? AND lo < ?))");
+    Statement q(db_, "DELETE FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=?) AND part=? "
+                     "AND (hi < ? OR (hi = ? AND lo < ?))");
     q.bind(1, stream).bind(2, below.part).bind(3, below.hi).bind(4, below.hi).bind(5, below.lo).run();
   }
 
@@ -822,9 +838,13 @@ class SqliteStore final : public Store {
     const auto stored = stored_stream_entries(entries);
     if (std::find(stored.begin(), stored.end(), true) != stored.end())
       throw StreamEntriesStored("some entries of the batch were stored by another consumer", {entries.stream});
+    Statement(db_, "INSERT OR IGNORE INTO streams(name) VALUES (?)").bind(1, entries.stream).run();
+    Statement id(db_, "SELECT id FROM streams WHERE name=?");
+    id.bind(1, entries.stream).step();
+    const int64_t stream = id.integer(0);
     Statement q(db_, "INSERT INTO stream_entries(stream, part, hi, lo) VALUES (?, ?, ?, ?)");
     for (const auto& k : entries.keys) {
-      q.bind(1, entries.stream).bind(2, k.part).bind(3, k.hi).bind(4, k.lo);
+      q.bind(1, stream).bind(2, k.part).bind(3, k.hi).bind(4, k.lo);
       q.run();
       q.reset();
     }
