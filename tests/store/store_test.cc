@@ -89,7 +89,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
                                  "ALTER TABLE items DROP COLUMN available; "
                                  "DROP TABLE profiles; DROP INDEX texts_user; "
                                  "ALTER TABLE users DROP COLUMN consent_personalisation; "
-                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_entries; DROP TABLE streams; PRAGMA user_version=1",
+                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_batches; DROP TABLE streams; PRAGMA user_version=1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -461,7 +461,7 @@ TEST_P(StoreTest, ProfilesComputedBeforeAnErasureAreNotWritten) {
 }
 
 // A stream's entries are stored with their batch: asked again, they are known; a batch with one
-// of them already stored is refused whole; keys below a watermark are forgotten; Kafka's
+// of them already stored is refused whole; batches wholly below a watermark are forgotten; Kafka's
 // partitions and other streams are apart.
 TEST_P(StoreTest, StreamEntriesAreStoredOnceWithTheirBatch) {
   auto store = open();
@@ -490,10 +490,13 @@ TEST_P(StoreTest, StreamEntriesAreStoredOnceWithTheirBatch) {
   EXPECT_EQ(store->stored_stream_entries({"kafka://b/t#g", {{"3", 41, 0}, {"2", 41, 0}, {"we\"ird\\part", 7, 0}}}),
             (std::vector<bool>{true, false, true}));
 
+  // Keys are forgotten a batch at a time: the first batch's last key is not below this mark yet...
   store->prune_stream_entries(stream, {"", 1700000000001, 0});
-  EXPECT_EQ(store->stored_stream_entries(
-                {stream, {{"", 1700000000000, 0}, {"", 1700000000000, 1}, {"", 1700000000001, 0}, {"", 1700000000002, 0}}}),
-            (std::vector<bool>{false, false, true, true}));
+  const StreamEntries all = {stream, {{"", 1700000000000, 0}, {"", 1700000000000, 1}, {"", 1700000000001, 0}, {"", 1700000000002, 0}}};
+  EXPECT_EQ(store->stored_stream_entries(all), (std::vector<bool>{true, true, true, true}));
+  // ...and is below this one; the second batch is not.
+  store->prune_stream_entries(stream, {"", 1700000000001, 1});
+  EXPECT_EQ(store->stored_stream_entries(all), (std::vector<bool>{false, false, false, true}));
   EXPECT_EQ(store->stored_stream_entries({"kafka://b/t#g", {{"3", 41, 0}}}), std::vector<bool>{true}) << "pruned another stream";
 }
 

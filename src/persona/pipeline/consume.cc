@@ -330,6 +330,9 @@ ConsumeReport consume(store::Store& store, const SourceConfig& source, const std
       add_row(job.batch, record, values, verdict, mapper);
       job.kept[i] = verdict.kept ? 1 : 0;
     }
+    // In the stream's order, however the entries were rejected (before reading, or by a rule).
+    std::stable_sort(job.batch.rejects.begin(), job.batch.rejects.end(),
+                     [](const store::RejectRow& a, const store::RejectRow& b) { return a.line < b.line; });
     return job;
   };
 

@@ -11,8 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
-#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -124,8 +122,11 @@ CREATE TABLE answers(key text COLLATE "C" PRIMARY KEY, generation bigint NOT NUL
 -- The keys of stream entries stored (persona consume), so that none is stored twice.
 -- Streams by number: the keys are many, and a stream's name is long.
 CREATE TABLE streams(id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE);
-CREATE TABLE stream_entries(stream integer NOT NULL, part text COLLATE "C" NOT NULL, hi bigint NOT NULL,
-  lo bigint NOT NULL, PRIMARY KEY(stream, part, hi, lo));
+-- A batch's keys in one row per part: its lowest and highest, and all of them packed (16 bytes
+-- each, sorted). Rows wholly below what the stream can still deliver are deleted.
+CREATE TABLE stream_batches(stream integer NOT NULL, part text COLLATE "C" NOT NULL, first_hi bigint NOT NULL,
+  first_lo bigint NOT NULL, last_hi bigint NOT NULL, last_lo bigint NOT NULL, keys bytea NOT NULL);
+CREATE INDEX stream_batches_last ON stream_batches(stream, part, last_hi, last_lo);
 )sql"},
 };
 constexpr int kSchemaVersion = 10;
@@ -250,31 +251,24 @@ class PgStore final : public Store {
     }
   }
 
-  // One range read per part (a batch's keys are nearly contiguous; usually none is stored), not
-  // an array of every key to join: the check runs on every batch.
+  // The batches whose span meets this batch's, one read per part (usually none: a batch's keys
+  // are newer than every stored one).
   std::vector<bool> stored_stream_entries(const StreamEntries& entries) override {
     std::vector<bool> out(entries.keys.size(), false);
-    std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> span;  // part -> [lowest, highest]
-    for (const auto& k : entries.keys) {
-      auto [it, fresh] = span.try_emplace(k.part, k, k);
-      if (!fresh) it->second = {std::min(it->second.first, k), std::max(it->second.second, k)};
-    }
-    std::set<StreamEntryKey> stored;
-    for (const auto& [part, range] : span) {
+    for (const auto& [part, range] : rules::stream_key_spans(entries.keys)) {
       const auto q = conn_.exec(
-          "SELECT hi, lo FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=$1) AND part=$2 "
-          "AND (hi, lo) >= ($3, $4) AND (hi, lo) <= ($5, $6)",
+          "SELECT keys FROM stream_batches WHERE stream=(SELECT id FROM streams WHERE name=$1) AND part=$2 "
+          "AND (last_hi, last_lo) >= ($3, $4) AND (first_hi, first_lo) <= ($5, $6)",
           {Param::text(entries.stream), Param::text(part), Param::of(range.first.hi), Param::of(range.first.lo),
            Param::of(range.second.hi), Param::of(range.second.lo)});
-      for (int r = 0; r < q.rows(); ++r) stored.insert({part, q.int64(r, 0), q.int64(r, 1)});
+      for (int r = 0; r < q.rows(); ++r) rules::mark_stored(entries.keys, part, q.bytes(r, 0), out);
     }
-    if (stored.empty()) return out;
-    for (size_t i = 0; i < entries.keys.size(); ++i) out[i] = stored.contains(entries.keys[i]);
     return out;
   }
 
   void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) override {
-    conn_.exec("DELETE FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=$1) AND part=$2 AND (hi, lo) < ($3, $4)",
+    conn_.exec("DELETE FROM stream_batches WHERE stream=(SELECT id FROM streams WHERE name=$1) AND part=$2 "
+               "AND (last_hi, last_lo) < ($3, $4)",
                {Param::text(stream), Param::text(below.part), Param::of(below.hi), Param::of(below.lo)});
   }
 
@@ -766,26 +760,11 @@ class PgStore final : public Store {
     conn_.exec("INSERT INTO streams(name) VALUES ($1) ON CONFLICT DO NOTHING", {Param::text(entries.stream)});
     const std::string stream =
         number(conn_.exec("SELECT id FROM streams WHERE name=$1", {Param::text(entries.stream)}).int64(0, 0));
-    conn_.copy_in("COPY stream_entries(stream, part, hi, lo) FROM STDIN", [&](const auto& send) {
-      std::string line;
-      for (const auto& k : entries.keys) {
-        line.clear();
-        field(line, stream);
-        field(line, k.part);
-        field(line, number(k.hi));
-        field(line, number(k.lo));
-        send(line);
-      }
-    });
-  }
-  // A text array's element between double quotes: backslashes and quotes escaped.
-  static std::string array_element(const std::string& s) {
-    std::string out;
-    for (const char c : s) {
-      if (c == '\\' || c == '"') out += '\\';
-      out += c;
-    }
-    return out;
+    for (const auto& p : rules::pack_stream_keys(entries.keys))
+      conn_.exec("INSERT INTO stream_batches(stream, part, first_hi, first_lo, last_hi, last_lo, keys) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 {Param::text(stream), Param::text(p.part), Param::of(p.first.hi), Param::of(p.first.lo), Param::of(p.last.hi),
+                  Param::of(p.last.lo), Param::bytes(p.packed)});
   }
 
   // Inside a transaction: the store's write lock, and this write's place in the count.

@@ -7,8 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <map>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -98,8 +96,11 @@ ALTER TABLE items ADD COLUMN category_aliases TEXT;
     R"sql(
 -- Streams by number: the keys are many, and a stream's name is long.
 CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE stream_entries(stream INTEGER NOT NULL, part TEXT NOT NULL, hi INTEGER NOT NULL, lo INTEGER NOT NULL,
-  PRIMARY KEY(stream, part, hi, lo)) WITHOUT ROWID;
+-- A batch's keys in one row per part: its lowest and highest, and all of them packed (16 bytes
+-- each, sorted). Rows wholly below what the stream can still deliver are deleted.
+CREATE TABLE stream_batches(stream INTEGER NOT NULL, part TEXT NOT NULL, first_hi INTEGER NOT NULL,
+  first_lo INTEGER NOT NULL, last_hi INTEGER NOT NULL, last_lo INTEGER NOT NULL, keys BLOB NOT NULL);
+CREATE INDEX stream_batches_last ON stream_batches(stream, part, last_hi, last_lo);
 )sql",
 };
 
@@ -127,6 +128,10 @@ class Statement {
     return check(sqlite3_bind_text(ready(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   Statement& bind_null(int i) { return check(sqlite3_bind_null(ready(), i)); }
+  // Bytes that must outlive the statement's next step (not copied).
+  Statement& bind_blob(int i, const std::string& v) {
+    return check(sqlite3_bind_blob(ready(), i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
   // Empty strings and nullopt are stored as NULL: "no value".
   Statement& bind_text_or_null(int i, const std::string& v) { return v.empty() ? bind_null(i) : bind(i, v); }
   template <typename T>
@@ -158,6 +163,10 @@ class Statement {
   std::optional<int64_t> opt_integer(int col) const { return null(col) ? std::nullopt : std::optional(integer(col)); }
   std::optional<double> opt_real(int col) const { return null(col) ? std::nullopt : std::optional(real(col)); }
   std::optional<bool> opt_bool(int col) const { return null(col) ? std::nullopt : std::optional(integer(col) != 0); }
+  std::string_view blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string_view();
+  }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
@@ -523,33 +532,25 @@ class SqliteStore final : public Store {
     }
   }
 
-  // One range read per part (a batch's keys are nearly contiguous), not a lookup per key: a
-  // statement outside a transaction costs two file-lock calls, and a batch has thousands of keys.
+  // The batches whose span meets this batch's, one read per part (usually none: a batch's keys
+  // are newer than every stored one).
   std::vector<bool> stored_stream_entries(const StreamEntries& entries) override {
     std::vector<bool> out(entries.keys.size(), false);
-    std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> span;  // part -> [lowest, highest]
-    for (const auto& k : entries.keys) {
-      auto [it, fresh] = span.try_emplace(k.part, k, k);
-      if (!fresh) it->second = {std::min(it->second.first, k), std::max(it->second.second, k)};
-    }
-    std::set<StreamEntryKey> stored;
-    Statement q(db_, "SELECT hi, lo FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=?) AND part=? "
-                     "AND (hi, lo) >= (?, ?) AND (hi, lo) <= (?, ?)");
-    for (const auto& [part, range] : span) {
+    Statement q(db_, "SELECT keys FROM stream_batches WHERE stream=(SELECT id FROM streams WHERE name=?) AND part=? "
+                     "AND (last_hi, last_lo) >= (?, ?) AND (first_hi, first_lo) <= (?, ?)");
+    for (const auto& [part, range] : rules::stream_key_spans(entries.keys)) {
       q.bind(1, entries.stream).bind(2, part).bind(3, range.first.hi).bind(4, range.first.lo);
       q.bind(5, range.second.hi).bind(6, range.second.lo);
-      while (q.step()) stored.insert({part, q.integer(0), q.integer(1)});
+      while (q.step()) rules::mark_stored(entries.keys, part, q.blob(0), out);
       q.reset();
     }
-    if (stored.empty()) return out;
-    for (size_t i = 0; i < entries.keys.size(); ++i) out[i] = stored.contains(entries.keys[i]);
     return out;
   }
 
   void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) override {
-    Statement q(db_, "DELETE FROM stream_entries WHERE stream=(SELECT id FROM streams WHERE name=?) AND part=? "
-                     "AND (hi < ? OR (hi = ? AND lo < ?))");
-    q.bind(1, stream).bind(2, below.part).bind(3, below.hi).bind(4, below.hi).bind(5, below.lo).run();
+    Statement q(db_, "DELETE FROM stream_batches WHERE stream=(SELECT id FROM streams WHERE name=?) AND part=? "
+                     "AND (last_hi, last_lo) < (?, ?)");
+    q.bind(1, stream).bind(2, below.part).bind(3, below.hi).bind(4, below.lo).run();
   }
 
   void finish_ingest(int64_t ingest, const nlohmann::json& summary) override {
@@ -842,11 +843,11 @@ class SqliteStore final : public Store {
     Statement id(db_, "SELECT id FROM streams WHERE name=?");
     id.bind(1, entries.stream).step();
     const int64_t stream = id.integer(0);
-    Statement q(db_, "INSERT INTO stream_entries(stream, part, hi, lo) VALUES (?, ?, ?, ?)");
-    for (const auto& k : entries.keys) {
-      q.bind(1, stream).bind(2, k.part).bind(3, k.hi).bind(4, k.lo);
-      q.run();
-      q.reset();
+    Statement q(db_, "INSERT INTO stream_batches(stream, part, first_hi, first_lo, last_hi, last_lo, keys) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& p : rules::pack_stream_keys(entries.keys)) {
+      q.bind(1, stream).bind(2, p.part).bind(3, p.first.hi).bind(4, p.first.lo).bind(5, p.last.hi).bind(6, p.last.lo);
+      q.bind_blob(7, p.packed).run();
     }
   }
 

@@ -199,8 +199,8 @@ class Store {
   virtual void write_batch(int64_t ingest, const Batch& batch, int64_t last_line) = 0;
   // Of `entries`, which an earlier batch stored (in the order of entries.keys).
   virtual std::vector<bool> stored_stream_entries(const StreamEntries& entries) = 0;
-  // Forgets the stored keys of `stream`'s `part` below `below`: entries the stream will never
-  // deliver again (acknowledged and older than any pending one).
+  // Forgets the stored keys of `stream`'s `part` below `below`, a batch at a time (a batch with a
+  // key at or above it stays whole): entries the stream will never deliver again.
   virtual void prune_stream_entries(const std::string& stream, const StreamEntryKey& below) = 0;
   virtual void finish_ingest(int64_t ingest, const nlohmann::json& summary) = 0;
   // Marks an ingest failed (it kept too little): its events and texts are removed, its rejects

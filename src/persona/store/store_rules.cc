@@ -193,4 +193,36 @@ void CrashPoint::after(int64_t batch_number) const {
   if (batch == batch_number) std::_Exit(137);
 }
 
+std::vector<PackedKeys> pack_stream_keys(const std::vector<StreamEntryKey>& keys) {
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> by_part;
+  for (const auto& k : keys) by_part[k.part].emplace_back(k.hi, k.lo);
+  std::vector<PackedKeys> out;
+  for (auto& [part, pairs] : by_part) {
+    std::sort(pairs.begin(), pairs.end());
+    PackedKeys p{part, {part, pairs.front().first, pairs.front().second}, {part, pairs.back().first, pairs.back().second}, {}};
+    p.packed.resize(pairs.size() * 16);
+    std::memcpy(p.packed.data(), pairs.data(), p.packed.size());  // little-endian hosts only write and read it
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> stream_key_spans(const std::vector<StreamEntryKey>& keys) {
+  std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> span;
+  for (const auto& k : keys) {
+    auto [it, fresh] = span.try_emplace(k.part, k, k);
+    if (!fresh) it->second = {std::min(it->second.first, k), std::max(it->second.second, k)};
+  }
+  return span;
+}
+
+void mark_stored(const std::vector<StreamEntryKey>& keys, const std::string& part, std::string_view packed,
+                 std::vector<bool>& stored) {
+  std::vector<std::pair<int64_t, int64_t>> pairs(packed.size() / 16);
+  std::memcpy(pairs.data(), packed.data(), pairs.size() * 16);
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (keys[i].part == part && std::binary_search(pairs.begin(), pairs.end(), std::pair(keys[i].hi, keys[i].lo)))
+      stored[i] = true;
+}
+
 }  // namespace persona::store::rules

@@ -3,6 +3,7 @@
 // values are bound to, how a batch's repeated items merge, which strings identify a person who
 // asks to be forgotten, and the crash hook of the durability tests. Internal to the store.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,5 +84,20 @@ struct CrashPoint {
   void before(int64_t batch_number) const;
   void after(int64_t batch_number) const;
 };
+
+// A batch's stream keys are stored as one row per part: its lowest and highest key, and every
+// key packed (sorted, 16 bytes each), not a row per key: a batch has tens of thousands, each
+// written once and deleted soon after, and one row costs the writer almost nothing.
+struct PackedKeys {
+  std::string part;
+  StreamEntryKey first, last;
+  std::string packed;
+};
+std::vector<PackedKeys> pack_stream_keys(const std::vector<StreamEntryKey>& keys);
+// The lowest and highest of `keys` in each part.
+std::map<std::string, std::pair<StreamEntryKey, StreamEntryKey>> stream_key_spans(const std::vector<StreamEntryKey>& keys);
+// Sets stored[i] for each keys[i] of `part` found in `packed`.
+void mark_stored(const std::vector<StreamEntryKey>& keys, const std::string& part, std::string_view packed,
+                 std::vector<bool>& stored);
 
 }  // namespace persona::store::rules
