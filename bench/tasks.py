@@ -1395,7 +1395,9 @@ def st(args):
         config = os.path.join(tmp, "st.toml")
         with open(config, "w") as f:
             f.write(ST_CONFIG.format())
-        emit({"task": "ST", "dataset": f"sample_shop_events_as_json_lines", "events": len(lines), "cpus": os.cpu_count(),
+        cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        emit({"task": "ST", "dataset": "sample_shop_events_as_json_lines", "events": len(lines), "cpus": os.cpu_count(),
+              "cpu_model": cpu_model,
               "batch": args.st_batch or "default", "redis": subprocess.run(["redis-server", "--version"], capture_output=True,
                                                               text=True).stdout.split()[2]})
         conn = RedisConn(redis.port)
@@ -1455,59 +1457,63 @@ def st(args):
                 "stream_events_per_s_median": round(med(stream_rates)), "file_events_per_s_median": round(med(file_rates)),
                 "same_events": all(a == b for a, b in counts)}})
 
-        # Lag: a producer at a fixed rate (half the stream's measured rate into SQLite, unless
-        # given) for --duration seconds; the entries not yet stored sampled every 100 ms.
-        rate = args.st_rate or int(rates["sqlite"] * 0.5 // 1000 * 1000) or 1000
-        key, group = "st:live", "persona"
-        store = os.path.join(tmp, "live.db")
-        consumer = subprocess.Popen([args.persona, "consume", "--config", config, "--store", store, "--from",
-                                     f"redis-stream://127.0.0.1:{redis.port}/{key}", "--group", group, "--until-idle", "3",
-                                     "--json", "-q"] + batch_args,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        sampler_conn = RedisConn(redis.port)
-        for _ in range(100):
-            if st_behind(sampler_conn, key, group) is not None:
-                break
-            time.sleep(0.05)
-        samples, sent = [], [0]
-        producing = threading.Event()
-        producing.set()
+        # Lag: a producer at a fixed rate for --duration seconds (or until the events run out), the
+        # entries not yet stored sampled every 100 ms: at 10,000/s, and at half the stream's
+        # measured rate into SQLite (or --st-rate).
+        def live(rate, run):
+            key, group = f"st:live:{run}", "persona"
+            store = os.path.join(tmp, f"live-{run}.db")
+            consumer = subprocess.Popen([args.persona, "consume", "--config", config, "--store", store, "--from",
+                                         f"redis-stream://127.0.0.1:{redis.port}/{key}", "--group", group, "--until-idle",
+                                         "3", "--json", "-q"] + batch_args,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            sampler_conn = RedisConn(redis.port)
+            for _ in range(100):
+                if st_behind(sampler_conn, key, group) is not None:
+                    break
+                time.sleep(0.05)
+            samples, sent = [], [0]
+            producing = threading.Event()
+            producing.set()
 
-        def produce():
-            tick, start, i = 0.01, time.perf_counter(), 0
-            while producing.is_set() and i < len(lines):
-                due = int((time.perf_counter() - start) * rate)
-                if due > i:
-                    conn.pipeline([("XADD", key, "*", "json", line) for line in lines[i:min(due, len(lines))]])
-                    i = min(due, len(lines))
-                time.sleep(tick)
-            sent[0] = i
-        producer = threading.Thread(target=produce)
-        producer.start()
-        start = time.perf_counter()
-        rss_max = 0
-        while time.perf_counter() - start < min(args.duration, len(lines) / rate):
-            samples.append(st_behind(sampler_conn, key, group))
-            rss_max = max(rss_max, rss_of(consumer.pid))
-            time.sleep(0.1)
-        producing.clear()
-        producer.join()
-        stop = time.perf_counter()
-        while st_behind(sampler_conn, key, group) not in (0, None) and time.perf_counter() - stop < 120:
-            time.sleep(0.02)
-        drain = time.perf_counter() - stop
-        out, _ = consumer.communicate(timeout=120)
-        final = json.loads(out.strip().splitlines()[-1])
-        samples.sort()
-        pct = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
-        emit({"task": "ST", "system": "persona-consume-redis-sqlite-live", "metrics": {
-            "rate_per_s": rate, "seconds": round(stop - start, 1), "sent": sent[0], "entries": final["entries"],
-            "stored_events": stats(store)["events"], "rejected": final["rejected"],
-            "behind_p50": pct(0.5), "behind_p99": pct(0.99), "behind_max": samples[-1],
-            "behind_p99_ms": round(pct(0.99) / rate * 1000, 1), "drain_s_after_producer_stopped": round(drain, 3),
-            "consumer_rss_max_bytes": rss_max,
-            "what": "entries not yet stored (XINFO lag + pending), sampled every 100 ms"}})
-        sampler_conn.close()
+            def produce():
+                tick, start, i = 0.01, time.perf_counter(), 0
+                while producing.is_set() and i < len(lines):
+                    due = int((time.perf_counter() - start) * rate)
+                    if due > i:
+                        conn.pipeline([("XADD", key, "*", "json", line) for line in lines[i:min(due, len(lines))]])
+                        i = min(due, len(lines))
+                    time.sleep(tick)
+                sent[0] = i
+            producer = threading.Thread(target=produce)
+            producer.start()
+            start = time.perf_counter()
+            rss_max = 0
+            while time.perf_counter() - start < min(args.duration, len(lines) / rate):
+                samples.append(st_behind(sampler_conn, key, group))
+                rss_max = max(rss_max, rss_of(consumer.pid))
+                time.sleep(0.1)
+            producing.clear()
+            producer.join()
+            stop = time.perf_counter()
+            while st_behind(sampler_conn, key, group) not in (0, None) and time.perf_counter() - stop < 120:
+                time.sleep(0.02)
+            drain = time.perf_counter() - stop
+            out, _ = consumer.communicate(timeout=120)
+            final = json.loads(out.strip().splitlines()[-1])
+            samples.sort()
+            pct = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
+            emit({"task": "ST", "system": "persona-consume-redis-sqlite-live", "metrics": {
+                "rate_per_s": rate, "seconds": round(stop - start, 1), "sent": sent[0], "entries": final["entries"],
+                "stored_events": stats(store)["events"], "rejected": final["rejected"],
+                "behind_p50": pct(0.5), "behind_p99": pct(0.99), "behind_max": samples[-1],
+                "behind_p99_ms": round(pct(0.99) / rate * 1000, 1), "drain_s_after_producer_stopped": round(drain, 3),
+                "consumer_rss_max_bytes": rss_max,
+                "what": "entries not yet stored (XINFO lag + pending), sampled every 100 ms"}})
+            sampler_conn.close()
+
+        for run, rate in enumerate([10000, args.st_rate or int(rates["sqlite"] * 0.5 // 1000 * 1000) or 1000]):
+            live(rate, run)
         conn.close()
     finally:
         redis.stop()
