@@ -48,6 +48,28 @@ nlohmann::json stats_of(const std::string& config) {
   return nlohmann::json::parse(r.out, nullptr, false);
 }
 
+// `persona consume --config CONFIG --from FROM --group g MORE... --quiet` in a child process, its
+// output dropped; with die_after_commit, it kills itself after that batch's commit (the CLI's
+// crash-test hook).
+pid_t start_consume(const std::string& config, const std::string& from, const std::vector<std::string>& more,
+                    int die_after_commit = 0) {
+  std::vector<std::string> args = {PERSONA_BINARY, "consume", "--config", config, "--from", from, "--group", "g"};
+  args.insert(args.end(), more.begin(), more.end());
+  args.push_back("--quiet");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    if (die_after_commit > 0) setenv("PERSONA_TEST_DIE_AFTER_COMMIT", std::to_string(die_after_commit).c_str(), 1);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 TEST(KillNine, ConsumeStoresEveryEntryOnceThroughKills) {
   PERSONA_NEED_REDIS(redis);
   test::TempDir dir;
@@ -69,19 +91,10 @@ TEST(KillNine, ConsumeStoresEveryEntryOnceThroughKills) {
     }
     produced = true;
   });
-  const std::string binary = PERSONA_BINARY, config = dir.file("stream.toml");
+  const std::string config = dir.file("stream.toml");
   const std::string from = fmt::format("redis-stream://127.0.0.1:{}/shop:events", redis->port());
   auto start = [&](const char* idle, int die_after_commit = 0) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      freopen("/dev/null", "w", stdout);
-      freopen("/dev/null", "w", stderr);
-      if (die_after_commit > 0) setenv("PERSONA_TEST_DIE_AFTER_COMMIT", std::to_string(die_after_commit).c_str(), 1);
-      execl(binary.c_str(), binary.c_str(), "consume", "--config", config.c_str(), "--from", from.c_str(), "--group", "g",
-            "--consumer", "c1", "--batch", "50", "--until-idle", idle, "--quiet", nullptr);
-      _exit(127);
-    }
-    return pid;
+    return start_consume(config, from, {"--consumer", "c1", "--batch", "50", "--until-idle", idle}, die_after_commit);
   };
   auto killed_by_itself = [](pid_t pid) {
     int status = 0;
@@ -136,19 +149,9 @@ TEST(KillNine, ConsumeStopsOnSigtermAfterStoringTheBatchInHand) {
     for (int i = 0; i < kEvents; ++i) adds.push_back({"XADD", "shop:events", "*", "json", event_line(i)});
     c.pipeline(adds);
   }
-  const std::string binary = PERSONA_BINARY, config = dir.file("stream.toml"), store = dir.file("stream.db");
+  const std::string config = dir.file("stream.toml"), store = dir.file("stream.db");
   const std::string from = fmt::format("redis-stream://127.0.0.1:{}/shop:events", redis->port());
-  auto start = [&] {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      freopen("/dev/null", "w", stdout);
-      freopen("/dev/null", "w", stderr);
-      execl(binary.c_str(), binary.c_str(), "consume", "--config", config.c_str(), "--from", from.c_str(), "--group", "g",
-            "--batch", "200", "--until-idle", "1", "--quiet", nullptr);
-      _exit(127);
-    }
-    return pid;
-  };
+  auto start = [&] { return start_consume(config, from, {"--batch", "200", "--until-idle", "1"}); };
   const pid_t pid = start();
   for (int i = 0; i < 1200 && events_in(store) <= 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   kill(pid, SIGTERM);
@@ -191,20 +194,11 @@ TEST(KillNine, ConsumeFromKafkaStoresEveryMessageOnceThroughKills) {
     }
     kafka.flush();
   });
-  const std::string binary = PERSONA_BINARY, config = dir.file("stream.toml"), store = dir.file("stream.db");
+  const std::string config = dir.file("stream.toml"), store = dir.file("stream.db");
   // A killed member leaves the group when its session times out: 3 s here.
   const std::string from = kafka.url("events", "session.timeout.ms=3000&heartbeat.interval.ms=300");
   auto start = [&](const char* idle, int die_after_commit = 0) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      freopen("/dev/null", "w", stdout);
-      freopen("/dev/null", "w", stderr);
-      if (die_after_commit > 0) setenv("PERSONA_TEST_DIE_AFTER_COMMIT", std::to_string(die_after_commit).c_str(), 1);
-      execl(binary.c_str(), binary.c_str(), "consume", "--config", config.c_str(), "--from", from.c_str(), "--group", "g",
-            "--consumer", "c1", "--batch", "50", "--until-idle", idle, "--quiet", nullptr);
-      _exit(127);
-    }
-    return pid;
+    return start_consume(config, from, {"--consumer", "c1", "--batch", "50", "--until-idle", idle}, die_after_commit);
   };
   // Exactly between a batch's commit to the store and its offsets' commit to Kafka...
   {

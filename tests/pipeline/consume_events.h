@@ -1,7 +1,8 @@
 #pragma once
 // What the consume tests share (Redis and Kafka): a source's config, a known sequence of records
-// with duplicates, missing users and one that is not JSON, the stored events as a sorted list,
-// and a stream that never acknowledges (a consumer that dies after storing).
+// with duplicates, missing users and one that is not JSON, the same ingested from a file, the
+// stored events as a sorted list, a consumer on a thread of its own, and a stream that never
+// acknowledges (a consumer that dies after storing).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,8 +14,11 @@
 #include <vector>
 
 #include "persona/io/stream_source.h"
+#include "persona/pipeline/config.h"
 #include "persona/pipeline/consume.h"
+#include "persona/pipeline/run.h"
 #include "persona/store/store.h"
+#include "support/test_support.h"
 
 namespace persona::pipeline {
 
@@ -52,6 +56,18 @@ inline std::vector<std::string> event_lines(int n, int first = 0) {
                               i % 30, i % 4 ? "view" : "purchase", 1700000000 + i));
   }
   return out;
+}
+
+// The lines ingested from a file (the config's events.jsonl, in `dir`) into a store of their own:
+// what a stream of the same records must store.
+inline std::unique_ptr<store::Store> ingested_as_a_file(test::TempDir& dir, const Config& config,
+                                                        const std::vector<std::string>& lines) {
+  std::string file;
+  for (const auto& l : lines) file += l + "\n";
+  test::write_file(dir.file("events.jsonl"), file);
+  auto store = store::open_store("sqlite:" + dir.file("file.db"));
+  ingest(config, *store, {.progress = false});
+  return store;
 }
 
 // Records every rule keeps, each a different event.

@@ -52,11 +52,7 @@ TEST(Consume, AStreamIsStoredAsItsFileWouldBeAndOnlyOnce) {
   PERSONA_NEED_REDIS(redis);
   Fixture f(std::move(redis));
   const auto lines = event_lines(300);
-  std::string file;
-  for (const auto& l : lines) file += l + "\n";
-  test::write_file(f.dir.file("events.jsonl"), file);
-  auto from_file = store::open_store("sqlite:" + f.dir.file("file.db"));
-  ingest(f.config, *from_file, {.progress = false});
+  auto from_file = ingested_as_a_file(f.dir, f.config, lines);
 
   f.produce(lines);
   auto from_stream = store::open_store("sqlite:" + f.dir.file("stream.db"));
