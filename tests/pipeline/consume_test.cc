@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
 
 #include "persona/io/redis_client.h"
 #include "persona/io/redis_stream.h"
@@ -37,12 +40,12 @@ struct Fixture {
     o.claim_after = claim_after;
     return std::make_unique<io::RedisStream>(o);
   }
-  ConsumeReport consume(store::Store& store, io::StreamSource& s) {
+  ConsumeReport consume(store::Store& store, io::StreamSource& s, RejectLogWriter* rejects = nullptr) {
     ConsumeOptions options;
     options.batch = 64;
     options.wait = std::chrono::milliseconds(50);
     options.until_idle = std::chrono::milliseconds(300);
-    return pipeline::consume(store, config.sources[0], config.rules_for(config.sources[0]), s, nullptr, options);
+    return pipeline::consume(store, config.sources[0], config.rules_for(config.sources[0]), s, rejects, options);
   }
 };
 
@@ -57,11 +60,24 @@ TEST(Consume, AStreamIsStoredAsItsFileWouldBeAndOnlyOnce) {
   f.produce(lines);
   auto from_stream = store::open_store("sqlite:" + f.dir.file("stream.db"));
   auto stream = f.stream("a");
-  const auto report = f.consume(*from_stream, *stream);
+  const auto log = f.dir.file("rejects.jsonl");
+  RejectLogWriter rejects(log);
+  const auto report = f.consume(*from_stream, *stream, &rejects);
+  rejects.close();
   EXPECT_EQ(report.entries, 300);
   EXPECT_EQ(events_of(*from_stream), events_of(*from_file));
   EXPECT_EQ(from_stream->stats().rejects, from_file->stats().rejects);
   EXPECT_GT(from_stream->stats().rejects, 0);
+  // The entry that is not JSON is named by its entry id, as a file's row is by its file.
+  const auto xrange = redis::Connection(f.redis->url()).command({"XRANGE", "shop:events", "-", "+"});
+  const std::string id_101 = xrange.elements.at(101).elements.at(0).text;
+  std::ifstream in(log);
+  bool named = false;
+  for (std::string line; std::getline(in, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (row["file"] == stream->name() + " entry " + id_101) named = row["rule"] == "malformed";
+  }
+  EXPECT_TRUE(named) << "no reject row for entry " << id_101;
 
   const auto again = f.consume(*from_stream, *stream);
   EXPECT_EQ(again.entries, 0) << "entries acknowledged were delivered again";
