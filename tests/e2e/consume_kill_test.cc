@@ -173,6 +173,7 @@ TEST(KillNine, ConsumeStopsOnSigtermAfterStoringTheBatchInHand) {
 // lands while the consumer is storing (the store's events grew since it started), at a
 // different moment after a commit; afterwards the store equals the file ingest.
 TEST(KillNine, ConsumeFromKafkaStoresEveryMessageOnceThroughKills) {
+  PERSONA_SKIP_KAFKA_UNDER_TSAN();
   test::TempDir dir;
   test::KafkaMock kafka;
   kafka.create_topic("events", 3);

@@ -70,6 +70,7 @@ struct KafkaFixture {
 };
 
 TEST(ConsumeKafka, ATopicIsStoredAsItsFileWouldBeAndOnlyOnce) {
+  PERSONA_SKIP_KAFKA_UNDER_TSAN();
   KafkaFixture f;
   const auto lines = event_lines(300);
   auto from_file = ingested_as_a_file(f.dir, f.config, lines);
@@ -94,6 +95,7 @@ TEST(ConsumeKafka, ATopicIsStoredAsItsFileWouldBeAndOnlyOnce) {
 // Offsets never committed (a consumer that stored and died): the next consumer of the group gets
 // every message again and stores none twice; committed offsets then let stored keys be forgotten.
 TEST(ConsumeKafka, MessagesDeliveredAgainAreStoredOnce) {
+  PERSONA_SKIP_KAFKA_UNDER_TSAN();
   KafkaFixture f;
   f.produce(event_lines(200));
   auto store = store::open_store("sqlite:" + f.dir.file("s.db"));
@@ -121,6 +123,7 @@ TEST(ConsumeKafka, MessagesDeliveredAgainAreStoredOnce) {
 }
 
 TEST(ConsumeKafka, MalformedMessagesAreRejectedWithTheirPositionAndTheRestStored) {
+  PERSONA_SKIP_KAFKA_UNDER_TSAN();
   KafkaFixture f;
   f.kafka.create_topic("one", 1);
   const std::vector<std::string> values = {R"({"user": "u1", "item": "i1", "type": "view", "ts": 1700000000})", "not json", "",
@@ -157,6 +160,7 @@ TEST(ConsumeKafka, MalformedMessagesAreRejectedWithTheirPositionAndTheRestStored
 // The broker goes down while the consumer runs and comes back: the consumer says it is waiting,
 // then stores what was produced meanwhile; nothing is lost or stored twice.
 TEST(ConsumeKafka, ABrokerThatGoesDownAndComesBackLosesNothing) {
+  PERSONA_SKIP_KAFKA_UNDER_TSAN();
   KafkaFixture f;
   f.produce(clean_lines(0, 100));
   auto store = store::open_store("sqlite:" + f.dir.file("s.db"));
@@ -184,6 +188,7 @@ TEST(ConsumeKafka, ABrokerThatGoesDownAndComesBackLosesNothing) {
 
 // A topic that does not exist yet is waited for, and read once it does.
 TEST(ConsumeKafka, ATopicThatDoesNotExistYetIsWaitedFor) {
+  PERSONA_SKIP_KAFKA_UNDER_TSAN();
   KafkaFixture f;
   f.kafka.create_topic("later", 1);
   f.kafka.topic_error("later", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);

@@ -117,6 +117,22 @@ TEST(Consume, EntriesDeliveredAgainAreStoredOnce) {
   EXPECT_EQ(pending.elements[0].integer, 0) << "entries left unacknowledged";
 }
 
+// XAUTOCLAIM takes idle entries from any consumer, the claiming one too: what a consumer holds (a
+// batch being written, not yet acknowledged) does not come back to it, however short the idle
+// time to claim after.
+TEST(Consume, AConsumerDoesNotClaimBackWhatItHolds) {
+  PERSONA_NEED_REDIS(redis);
+  Fixture f(std::move(redis));
+  f.produce(clean_lines(0, 20));
+  auto stream = f.stream("a", std::chrono::milliseconds(0));
+  EXPECT_EQ(stream->poll(100, std::chrono::milliseconds(50)).size(), 20u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(stream->poll(100, std::chrono::milliseconds(50)).size(), 0u) << "its own entries came back to it";
+  // Another consumer's idle entries are claimed.
+  auto other = f.stream("b", std::chrono::milliseconds(0));
+  EXPECT_EQ(other->poll(100, std::chrono::milliseconds(50)).size(), 20u);
+}
+
 // The stream deleted under a running consumer (and written to again): its group is created again
 // and the new entries are stored; nothing fails.
 TEST(Consume, ADeletedStreamIsCreatedAgainAndReadingGoesOn) {

@@ -157,12 +157,17 @@ std::vector<StreamEntry> RedisStream::claim(size_t max) {
   std::vector<StreamEntry> out;
   if (reply.elements.size() < 2) return out;
   claim_from_ = reply.elements[0].text;  // "0-0" once the whole pending list was scanned
-  for (const auto& entry : reply.elements[1].elements) out.push_back(entry_of(entry));
+  for (const auto& entry : reply.elements[1].elements) {
+    auto e = entry_of(entry);
+    if (!in_hand_.contains(e.key)) out.push_back(std::move(e));
+  }
   return out;
 }
 
 std::vector<StreamEntry> RedisStream::poll(size_t max, std::chrono::milliseconds wait) {
-  return reachable(name_, [&] { return poll_reachable(max, wait); });
+  auto entries = reachable(name_, [&] { return poll_reachable(max, wait); });
+  for (const auto& e : entries) in_hand_.insert(e.key);
+  return entries;
 }
 
 std::vector<StreamEntry> RedisStream::poll_reachable(size_t max, std::chrono::milliseconds wait) {
@@ -187,7 +192,10 @@ std::vector<StreamEntry> RedisStream::poll_reachable(size_t max, std::chrono::mi
 void RedisStream::acknowledge(const std::vector<store::StreamEntryKey>& keys) {
   if (keys.empty()) return;
   std::vector<std::string> args = {"XACK", options_.key, options_.group};
-  for (const auto& k : keys) args.push_back(id_of(k));
+  for (const auto& k : keys) {
+    args.push_back(id_of(k));
+    in_hand_.erase(k);
+  }
   reachable(name_, [&] { return connection().command(args); });
 }
 

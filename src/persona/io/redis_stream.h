@@ -5,6 +5,7 @@
 // A deleted stream or group is created again and reading goes on.
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "persona/io/stream_source.h"
@@ -53,6 +54,9 @@ class RedisStream final : public StreamSource {
   std::string own_pending_after_ = "0";
   std::string claim_from_ = "0-0";
   std::chrono::steady_clock::time_point next_claim_{};
+  // Entries this consumer was given and has not acknowledged (a batch being written): XAUTOCLAIM
+  // takes idle entries from any consumer, this one too, and these are not to come back to it.
+  std::set<store::StreamEntryKey> in_hand_;
 };
 
 }  // namespace persona::io
