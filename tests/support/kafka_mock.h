@@ -10,11 +10,18 @@
 #include <string>
 
 // Under ThreadSanitizer the Kafka tests are skipped: librdkafka starts its threads with C11
-// thrd_create, which GCC 12's ThreadSanitizer does not intercept, so those threads crash in its
-// allocator (CI, 2026-12-05: SIGSEGV in getaddrinfo on an rdk:broker thread). The consumer's own
-// threading (pipeline/consume.cc) is the same for Redis, whose tests do run under it; the Kafka
-// tests run in the debug and ASan suites.
+// thrd_create, which the ThreadSanitizer here (clang 14's) does not intercept, so those threads
+// crash in its allocator (CI, 2026-12-05: SIGSEGV in getaddrinfo on an rdk:broker thread). The
+// consumer's own threading (pipeline/consume.cc) is the same for Redis, whose tests do run under
+// it; the Kafka tests run in the debug and ASan suites.
 #if defined(__SANITIZE_THREAD__)
+#define PERSONA_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PERSONA_UNDER_TSAN 1
+#endif
+#endif
+#ifdef PERSONA_UNDER_TSAN
 #define PERSONA_SKIP_KAFKA_UNDER_TSAN() \
   GTEST_SKIP() << "librdkafka's threads (C11 thrd_create) are not seen by this ThreadSanitizer"
 #else
