@@ -1,7 +1,6 @@
 #include "persona/io/kafka_stream.h"
 
 #include <librdkafka/rdkafka.h>
-#include <unistd.h>
 
 #include <algorithm>
 
@@ -9,12 +8,6 @@
 
 namespace persona::io {
 namespace {
-
-std::string default_consumer() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '?';
-  return host;
-}
 
 struct PartitionList {
   rd_kafka_topic_partition_list_t* list;
@@ -86,7 +79,7 @@ KafkaStreamOptions parse_kafka_url(const std::string& url) {
 }
 
 KafkaStream::KafkaStream(KafkaStreamOptions options) : options_(std::move(options)) {
-  if (options_.consumer.empty()) options_.consumer = default_consumer();
+  if (options_.consumer.empty()) options_.consumer = default_consumer_name();
   name_ = fmt::format("kafka://{}/{}#{}", options_.brokers, options_.topic, options_.group);
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   set(conf, "bootstrap.servers", options_.brokers, name_);

@@ -1,7 +1,5 @@
 #include "persona/io/redis_stream.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
 
@@ -15,14 +13,6 @@ namespace {
 
 // The longest a read blocks: the connection's timeout must exceed it.
 constexpr std::chrono::milliseconds kMaxBlock{2000};
-
-// The host's name: a consumer restarted on the same host is the same consumer, and reads its own
-// pending entries first (--consumer names several on one host).
-std::string default_consumer() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '?';
-  return host;
-}
 
 // "ms-seq" as a key; false when it is not one.
 bool parse_id(const std::string& id, store::StreamEntryKey& key) {
@@ -92,7 +82,7 @@ RedisStreamOptions parse_redis_stream_url(const std::string& url) {
 }
 
 RedisStream::RedisStream(RedisStreamOptions options) : options_(std::move(options)) {
-  if (options_.consumer.empty()) options_.consumer = default_consumer();
+  if (options_.consumer.empty()) options_.consumer = default_consumer_name();
   name_ = fmt::format("redis-stream://{}/{}#{}", redis::printable_url(options_.url).substr(8), options_.key, options_.group);
   try {
     ensure_group();

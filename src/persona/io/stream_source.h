@@ -26,6 +26,11 @@ struct StreamEntry {
   std::string problem;  // non-empty: not a record (its bytes in `json`); goes to the reject log
 };
 
+// A consumer's name when none is given: the host's, so that a consumer restarted on the same host
+// is the same consumer (Redis: it reads its own pending entries first); --consumer names several
+// on one host.
+std::string default_consumer_name();
+
 class StreamSource {
  public:
   virtual ~StreamSource() = default;
