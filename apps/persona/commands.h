@@ -63,6 +63,7 @@ Command add_redact(CLI::App& app, Common& common);
 Command add_erase(CLI::App& app, Common& common);
 Command add_export(CLI::App& app, Common& common);
 Command add_serve(CLI::App& app, Common& common);
+Command add_experiment(CLI::App& app, Common& common);
 Command add_help(CLI::App& app, Common& common);
 // `train recommend` and `eval recommend`, registered by train and eval.
 void add_train_recommend(CLI::App* train, std::vector<std::function<int()>>& runners, Common& common);

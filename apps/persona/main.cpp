@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
                                         add_eval(app, common),     add_train(app, common),     add_predict(app, common),
                                         add_forecast(app, common), add_profile(app, common),
                                         add_segments(app, common),  add_recommend(app, common),
-                                        add_similar(app, common),   add_faq(app, common),
+                                        add_similar(app, common),   add_experiment(app, common), add_faq(app, common),
                                         add_kg(app, common),        add_chat(app, common),
                                         add_test_dialogues(app, common), add_test_intents(app, common),
                                         add_anonymize(app, common), add_keys(app, common), add_pseudonym(app, common),

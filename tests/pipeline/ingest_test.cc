@@ -242,6 +242,10 @@ class DiskFullStore : public store::Store {
   store::Consent consent(const std::string& user) override { return inner_->consent(user); }
   std::vector<std::string> users_refusing(store::Use use) override { return inner_->users_refusing(use); }
   store::Erasure erase_user(const std::string& user) override { return inner_->erase_user(user); }
+  int64_t put_feedback(const std::vector<store::Feedback>& rows) override { return inner_->put_feedback(rows); }
+  void for_each_feedback_tally(const std::string& e, const std::function<void(const store::FeedbackTally&)>& fn) override {
+    inner_->for_each_feedback_tally(e, fn);
+  }
   int64_t reseal() override { return inner_->reseal(); }
   bool sealed() override { return inner_->sealed(); }
   std::vector<std::string> unavailable_items() override { return inner_->unavailable_items(); }

@@ -500,6 +500,52 @@ TEST_P(StoreTest, StreamEntriesAreStoredOnceWithTheirBatch) {
   EXPECT_EQ(store->stored_stream_entries({"kafka://b/t#g", {{"3", 41, 0}}}), std::vector<bool>{true}) << "pruned another stream";
 }
 
+// Feedback: once per request, item and kind; summed per variant, user and day for the report;
+// gone with the user on erasure (also someone the store has no other row of); copied with the store.
+TEST_P(StoreTest, FeedbackIsStoredOnceTalliedAndErased) {
+  auto store = open();
+  const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
+  store->write_batch(ingest.id, sample_batch(1, 3), 3);
+  const int64_t day = 20000 * 86400;
+  std::vector<Feedback> rows = {
+      {"r1", "u0", "i0", "impression", "x", "a", "v1", 0, 0, day + 10},
+      {"r1", "u0", "i0", "click", "x", "a", "v1", 0, 0, day + 20},
+      {"r1", "u0", "i0", "purchase", "x", "a", "v1", 0, 12.5, day + 30},
+      {"r1", "u0", "i1", "impression", "x", "a", "v1", 1, 0, day + 10},
+      {"r2", "u0", "i1", "impression", "x", "a", "v1", 0, 0, day + 86400},
+      {"r3", "stranger", "i2", "impression", "x", "b", "v2", 0, 0, day},
+      {"r4", "u1", "i2", "impression", "other", "a", "v1", -1, 0, day},
+  };
+  EXPECT_EQ(store->put_feedback(rows), 7);
+  EXPECT_EQ(store->put_feedback({rows[1], rows[2]}), 0) << "the same feedback sent again";
+  std::vector<FeedbackTally> tallies;
+  store->for_each_feedback_tally("x", [&](const FeedbackTally& t) { tallies.push_back(t); });
+  ASSERT_EQ(tallies.size(), 3u);
+  EXPECT_EQ(tallies[0].variant, "a");
+  EXPECT_EQ(tallies[0].user, "u0");
+  EXPECT_EQ(tallies[0].day, 20000);
+  EXPECT_EQ(tallies[0].impressions, 2);
+  EXPECT_EQ(tallies[0].clicks, 1);
+  EXPECT_EQ(tallies[0].purchases, 1);
+  EXPECT_DOUBLE_EQ(tallies[0].revenue, 12.5);
+  EXPECT_EQ(tallies[1].day, 20001);
+  EXPECT_EQ(tallies[2].variant, "b");
+  EXPECT_EQ(tallies[2].user, "stranger");
+
+  const auto erased = store->erase_user("u0");
+  EXPECT_EQ(erased.feedback, 5);
+  const auto stranger = store->erase_user("stranger");
+  EXPECT_TRUE(stranger.found);
+  EXPECT_EQ(stranger.feedback, 1);
+  tallies.clear();
+  store->for_each_feedback_tally("x", [&](const FeedbackTally& t) { tallies.push_back(t); });
+  EXPECT_TRUE(tallies.empty());
+  int64_t left = 0;
+  for (const auto& table : store_tables())
+    if (std::string_view(table.name) == "feedback") store->export_table(table, [&](const StoreRow&) { ++left; });
+  EXPECT_EQ(left, 1) << "only u1's row";
+}
+
 // A time window of the events: only those at or after it, in time order, ids as in the whole.
 TEST_P(StoreTest, EventsSinceReadOnlyTheWindow) {
   auto store = open();

@@ -160,7 +160,7 @@ nlohmann::json ErasureReport::to_json() const {
   return {{"found", found},
           {"complete", complete()},
           {"receipt", receipt},
-          {"deleted", {{"events", events}, {"texts", texts}, {"profiles", profiles}, {"rejects", rejects}, {"api_keys", api_keys}}},
+          {"deleted", {{"events", events}, {"texts", texts}, {"profiles", profiles}, {"rejects", rejects}, {"feedback", feedback}, {"api_keys", api_keys}}},
           {"files_rewritten", files_rewritten},
           {"models_retrained", models_retrained},
           {"models_removed", models_removed},
@@ -204,6 +204,7 @@ ErasureReport erase_user(store::Store& store, const std::string& user, const Era
   report.events = erased.events;
   report.texts = erased.texts;
   report.profiles = erased.profiles;
+  report.feedback = erased.feedback;
   report.rejects = erased.rejects;
   // What identifies the person outside the store: the store's traces (the id first: it is there
   // even when the store no longer knows them, after an earlier partial erasure) and the pseudonym.

@@ -40,7 +40,7 @@ struct ErasureOptions {
 struct ErasureReport {
   bool found = false;
   std::string receipt;  // "" without keys
-  int64_t events = 0, texts = 0, profiles = 0, rejects = 0, api_keys = 0;
+  int64_t events = 0, texts = 0, profiles = 0, rejects = 0, api_keys = 0, feedback = 0;
   std::vector<std::string> files_rewritten;  // reject logs and exports, without the person's lines
   std::vector<std::string> models_retrained, models_removed;
   std::vector<std::string> models_pending;  // to be retrained by the caller (defer_retrain)

@@ -38,9 +38,9 @@ std::optional<Role> parse_role(std::string_view name) {
 const std::vector<std::string>& role_scopes(Role r) {
   static const std::vector<std::string> admin = {"*"};
   static const std::vector<std::string> analyst = {"stats:read", "dp:query", "segments:read", "models:read",
-                                                   "profiles:pseudonymous"};
+                                                   "profiles:pseudonymous", "experiments:read"};
   static const std::vector<std::string> service = {"events:write", "items:write", "users:write", "texts:write",
-                                                   "recommend:read", "chat", "profiles:read", "analyze"};
+                                                   "recommend:read", "chat", "profiles:read", "analyze", "feedback:write"};
   static const std::vector<std::string> user = {"profile", "recommend", "chat"};  // on the key's own user
   switch (r) {
     case Role::Admin: return admin;

@@ -76,6 +76,7 @@ void RecommendModel::save(const std::string& path, const nlohmann::json& metrics
   header.schema = {{"method", recommender_->params()}, {"items", item_ids_.size()}, {"interactions", options_.to_json()}};
   header.metrics = metrics;
   ml::write_model_file(path, header, w.bytes());
+  version_ = store::model_checksum(w.bytes()).substr(0, 12);
 }
 
 RecommendModel RecommendModel::load(const std::string& path) {
@@ -102,6 +103,7 @@ RecommendModel RecommendModel::load(const std::string& path) {
       throw std::runtime_error("the item tables do not match");
     for (const auto& id : m.item_ids_) m.item_index_.intern(id);
     m.metrics_ = file.header.metrics;
+    m.version_ = store::model_checksum(file.payload).substr(0, 12);
     return m;
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: not a usable recommender model: {}", path, e.what()));

@@ -92,6 +92,9 @@ class RecommendModel {
   const InteractionOptions& interaction_options() const { return options_; }
   size_t items() const { return item_ids_.size(); }
   const nlohmann::json& metrics() const { return metrics_; }
+  // The model's version: the first 12 hex digits of its file's checksum (set by save and load;
+  // "" for a model never saved). What served lists and feedback name.
+  const std::string& version() const { return version_; }
   size_t segments() const { return segment_popularity_.segments(); }
 
  private:
@@ -111,6 +114,7 @@ class RecommendModel {
   RerankSpec rerank_;
   IdMap item_index_;
   nlohmann::json metrics_;
+  mutable std::string version_;
 };
 
 }  // namespace persona::recommend

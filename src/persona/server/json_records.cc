@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <optional>
+#include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -281,6 +283,66 @@ DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_reco
       out.batch.rejects.push_back({line, "api_validation", f->field, privacy::redact_pii(f->value), f->reason,
                                    bounded_redacted(record), false});
     }
+  });
+  return out;
+}
+
+namespace {
+// Ids sent back by clients: printable, bounded, no control characters.
+bool plain_id(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return false;
+  return true;
+}
+}  // namespace
+
+DecodedFeedback decode_feedback(std::string_view body, size_t max_records, const TimeWindow& window, int64_t now) {
+  static const std::set<std::string> kinds = {"impression", "click", "cart", "purchase", "not_interested"};
+  const TimestampParser iso("iso8601");
+  DecodedFeedback out;
+  for_each_record(body, max_records, [&](size_t index, const nlohmann::json& r) {
+    ++out.records;
+    auto bad = [&](const char* field, const std::string& value, const std::string& reason) {
+      out.errors.push_back({index, field, value.substr(0, 200), reason});
+    };
+    if (!r.is_object()) return bad("", r.dump().substr(0, 200), "a feedback record is a JSON object");
+    store::Feedback f;
+    for (const auto& [name, target, max] : {std::tuple{"request_id", &f.request_id, size_t{64}},
+                                           std::tuple{"user", &f.user, size_t{256}}, std::tuple{"item", &f.item, size_t{256}},
+                                           std::tuple{"kind", &f.kind, size_t{32}}, std::tuple{"model", &f.model, size_t{64}}}) {
+      const auto it = r.find(name);
+      if (it == r.end() || it->is_null()) {
+        if (std::string_view(name) == "model") continue;
+        return bad(name, "", std::string_view(name) == "request_id"
+                                 ? "missing: send back the request_id of the list the item was in"
+                                 : "missing");
+      }
+      if (!it->is_string()) return bad(name, it->dump(), "not a string");
+      *target = it->get<std::string>();
+      if (!plain_id(*target, max)) return bad(name, *target, fmt::format("1 to {} printable characters", max));
+    }
+    if (!kinds.count(f.kind)) return bad("kind", f.kind, "one of impression, click, cart, purchase, not_interested");
+    if (const auto it = r.find("position"); it != r.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 100000)
+        return bad("position", it->dump(), "a whole number from 0 (the list's first item)");
+      f.position = it->get<int64_t>();
+    }
+    if (const auto it = r.find("value"); it != r.end() && !it->is_null()) {
+      if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0 || it->get<double>() > 1e12)
+        return bad("value", it->dump(), "a number from 0 (a purchase's revenue)");
+      f.value = it->get<double>();
+    }
+    f.ts = now;
+    if (const auto it = r.find("time"); it != r.end() && !it->is_null()) {
+      std::optional<int64_t> t;
+      if (it->is_number()) t = static_cast<int64_t>(it->get<double>());
+      else if (it->is_string()) t = iso.parse(it->get<std::string>());
+      if (!t) return bad("time", it->dump(), "ISO 8601 (2026-12-05T10:00:00Z) or seconds since the epoch");
+      if (!window.contains(*t)) return bad("time", it->dump(), "outside the accepted times, " + window.describe());
+      f.ts = *t;
+    }
+    out.rows.push_back(std::move(f));
   });
   return out;
 }

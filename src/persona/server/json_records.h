@@ -55,4 +55,14 @@ void for_each_record(std::string_view body, size_t max_records,
 DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_records = 100000,
                            const TimeWindow& window = {});
 
+// Feedback on served lists (POST /v1/feedback), in the same shapes as ingest: each record has
+// request_id, user, item and kind (impression, click, cart, purchase, not_interested), and may
+// have position, value (a purchase's revenue), model and time (ISO 8601 or seconds; default now).
+struct DecodedFeedback {
+  size_t records = 0;
+  std::vector<store::Feedback> rows;
+  std::vector<RecordError> errors;
+};
+DecodedFeedback decode_feedback(std::string_view body, size_t max_records, const TimeWindow& window, int64_t now);
+
 }  // namespace persona::server

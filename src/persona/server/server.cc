@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <shared_mutex>
@@ -31,6 +33,8 @@
 #include "persona/core/json.h"
 #include "persona/core/time.h"
 #include "persona/demand/text_analysis.h"
+#include "persona/experiment/experiments.h"
+#include "persona/experiment/report.h"
 #include "persona/pipeline/config.h"
 #include "persona/pipeline/erasure.h"
 #include "persona/pipeline/profiles.h"
@@ -561,6 +565,21 @@ struct Server::Impl {
   std::unique_ptr<StorePool> stores;
   std::mutex write_mutex;  // one writer at a time (SQLite has one anyway); ingest, erase
   std::unique_ptr<recommend::RecommendService> recommender;
+  // The running experiment with each variant's model, as last read from the store (nullptr: none).
+  struct RunningExperiment {
+    experiment::Experiment definition;
+    std::vector<std::shared_ptr<const recommend::RecommendModel>> models;
+  };
+  std::mutex experiment_mutex;
+  std::shared_ptr<const RunningExperiment> running;
+  std::string experiments_seen = "?";  // the definitions last read, as stored: a change is noticed
+  std::set<std::string> promotions_seen;
+  std::mutex refresh_mutex;  // one refresh at a time (the watcher, an API call)
+  // Watches the store for experiments changed elsewhere (the CLI, another server).
+  std::thread experiment_watch;
+  std::mutex watch_mutex;
+  std::condition_variable watch_wake;
+  bool watching = false;
   AnswerCache cache;
   std::mutex unavailable_mutex;
   std::vector<std::string> unavailable;  // the catalogue's unavailable items
@@ -642,6 +661,20 @@ struct Server::Impl {
   Reply ingest(Entity entity, const httplib::Request& req, const Caller& caller);
   void refresh_profiles(const std::set<std::string>& users);
   Reply recommendations(const httplib::Request& req, const std::string& user);
+  // Experiments and feedback (docs/recommend.md, "Experiments").
+  std::shared_ptr<const RunningExperiment> running_experiment() {
+    std::lock_guard lock(experiment_mutex);
+    return running;
+  }
+  void refresh_experiments(store::Store& s);
+  void start_watching_experiments();
+  void stop_watching_experiments();
+  std::string experiment_model_file(const experiment::Experiment& e, const experiment::Variant& v);
+  Reply feedback(const httplib::Request& req, const Caller& caller);
+  Reply experiments();
+  Reply create_experiment(const httplib::Request& req, const Caller& caller);
+  Reply end_experiment(const httplib::Request& req, const std::string& name, bool promote, const Caller& caller);
+  Reply experiment_report(const httplib::Request& req, const std::string& name);
   Reply profile(const std::string& user);
   Reply similar(const httplib::Request& req, const std::string& item);
   Reply analyze(const httplib::Request& req);
@@ -799,6 +832,11 @@ void Server::Impl::load() {
       [this](const std::set<std::string>& ids) { retrain_after_erasures(ids); }, std::chrono::milliseconds(100));
   cache.set_ttl(options.cache_ttl_s);
   ledger = store::open_budget_ledger(options.store_path);
+  {
+    auto s = stores->acquire();
+    refresh_experiments(*s);
+  }
+  start_watching_experiments();
   if (shared_store) {
     following = true;
     follower = std::thread([this] { follow_changes(); });
@@ -1127,6 +1165,14 @@ void Server::Impl::refresh_profiles(const std::set<std::string>& users) {
   metrics.set_gauge("persona_profile_refresh_seconds", "", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
+// A request id: 16 hex digits, fresh for every answer (a cached one too), which feedback sends back.
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return fmt::format("{:016x}", rng());
+}
+// Every list begins {"request_id":"<16 hex digits>", so a cached answer gets its own id in place.
+constexpr size_t kRequestIdAt = 15;
+
 Reply Server::Impl::recommendations(const httplib::Request& req, const std::string& user) {
   if (!recommender) throw HttpError(503, "Service Unavailable", "no recommender is trained yet (persona train recommend)");
   recommend::RecommendRequest q;
@@ -1139,12 +1185,24 @@ Reply Server::Impl::recommendations(const httplib::Request& req, const std::stri
   q.max_price = number_param(req, "max_price");
   q.diversity = number_param(req, "diversity").value_or(0);
   if (q.diversity < 0 || q.diversity > 1) throw HttpError(400, "Bad Request", "diversity is from 0 to 1");
-  const std::string query = fmt::format("{}|{}|{}|{}|{}|{}", q.k, q.exclude_seen, q.category, q.min_price.value_or(-1),
-                                        q.max_price.value_or(-1), q.diversity);
+  // In an experiment, the user's variant's model (the variant is part of the cached answer).
+  const auto experiment = running_experiment();
+  const experiment::Variant* variant = nullptr;
+  std::shared_ptr<const recommend::RecommendModel> model;
+  if (experiment) {
+    const size_t v = experiment::assign(experiment->definition.salt, user, experiment->definition.variants);
+    variant = &experiment->definition.variants[v];
+    model = experiment->models[v];
+  }
+  const std::string query = fmt::format("{}|{}|{}|{}|{}|{}|{}", q.k, q.exclude_seen, q.category, q.min_price.value_or(-1),
+                                        q.max_price.value_or(-1), q.diversity, variant ? variant->name : "");
   if (options.cache)
-    if (auto hit = cache.get(user, query)) return {200, std::move(*hit), "application/json"};
+    if (auto hit = cache.get(user, query)) {
+      hit->replace(kRequestIdAt, 16, new_request_id());
+      return {200, std::move(*hit), "application/json"};
+    }
   const uint64_t generation = cache.generation();
-  const auto model = recommender->model();
+  if (!model) model = recommender->model();
   bool personal = true;
   recommend::Row history;
   {
@@ -1161,11 +1219,242 @@ Reply Server::Impl::recommendations(const httplib::Request& req, const std::stri
   for (const auto& r : model->recommend(history, q))
     items.push_back(item_json(r.item, {{"item", r.item}, {"category", r.category}, {"score", r.score}, {"reason", r.reason},
                                        {"because", r.because}}));
-  std::string body = nlohmann::json{{"user", user}, {"personalised", personal}, {"history_items", history.size()},
-                                    {"segment", q.segment}, {"recommendations", items}}
-                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json answer = {{"user", user}, {"personalised", personal}, {"history_items", history.size()},
+                           {"segment", q.segment}, {"model", model->version()}, {"recommendations", items}};
+  if (variant) {
+    answer["experiment"] = experiment->definition.name;
+    answer["variant"] = variant->name;
+  }
+  std::string body = "{\"request_id\":\"" + new_request_id() + "\"," +
+                     answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(1);
   if (options.cache) cache.put(user, query, body, generation);
   return {200, std::move(body), "application/json"};
+}
+
+// The file a variant is served from: the experiment's copy, or on a PostgreSQL store (where the
+// copy is on the machine that created the experiment) the bytes it published, kept here.
+std::string Server::Impl::experiment_model_file(const experiment::Experiment& e, const experiment::Variant& v) {
+  if (!shared_store && fs::exists(v.file)) return v.file;
+  const auto local = fs::path(models_dir) / "experiments" / e.name / (v.name + ".model");
+  if (shared_store) {
+    std::lock_guard lock(model_mutex);
+    const std::string have = fs::exists(local) ? file_checksum(local.string()) : "";
+    auto s = stores->acquire();
+    if (const auto bytes = s->published_model(fmt::format("experiment/{}/{}", e.name, v.name), have)) {
+      fs::create_directories(local.parent_path());
+      std::ofstream out(local.string() + ".partial", std::ios::binary | std::ios::trunc);
+      out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+      out.close();
+      fs::rename(local.string() + ".partial", local);
+    }
+  }
+  return local.string();
+}
+
+// Reads the experiments from the store; when they changed, loads the running one's models and
+// empties the answer cache (lists name their variant). A promotion elsewhere brings in the
+// recommender it wrote.
+void Server::Impl::refresh_experiments(store::Store& s) {
+  std::lock_guard refreshing(refresh_mutex);
+  const auto stored = s.get_meta("experiments");
+  const std::string seen = stored ? stored->dump() : "";
+  {
+    std::lock_guard lock(experiment_mutex);
+    if (seen == experiments_seen) return;
+  }
+  std::shared_ptr<RunningExperiment> next;
+  bool promoted = false;
+  std::set<std::string> promotions;
+  for (const auto& e : experiment::load_experiments(s)) {
+    if (!e.promoted.empty()) promotions.insert(e.name);
+    if (!e.promoted.empty() && !promotions_seen.count(e.name) && experiments_seen != "?") promoted = true;
+    if (!e.running()) continue;
+    try {
+      auto r = std::make_shared<RunningExperiment>();
+      r->definition = e;
+      for (const auto& v : e.variants)
+        r->models.push_back(std::make_shared<const recommend::RecommendModel>(recommend::RecommendModel::load(experiment_model_file(e, v))));
+      next = std::move(r);
+    } catch (const std::exception& error) {
+      // Served without the experiment (everyone gets the recommender), and said in the log and metrics.
+      metrics.add_counter("persona_experiment_load_errors_total", "", 1);
+      if (log) {
+        std::lock_guard lock(log_mutex);
+        fmt::print(log, "{}\n", dump_json({{"error", std::string(error.what()).substr(0, 1000)}, {"experiment", e.name}}));
+      }
+    }
+  }
+  {
+    std::lock_guard lock(experiment_mutex);
+    running = std::move(next);
+    experiments_seen = seen;
+    promotions_seen = std::move(promotions);
+  }
+  metrics.set_gauge("persona_experiment_running", "", running_experiment() ? 1 : 0);
+  cache.clear();
+  if (promoted && !shared_store && recommender && fs::exists(recommend_model_path())) swap_in_recommender();
+}
+
+void Server::Impl::start_watching_experiments() {
+  watching = true;
+  experiment_watch = std::thread([this] {
+    std::unique_lock lock(watch_mutex);
+    while (watching) {
+      watch_wake.wait_for(lock, std::chrono::seconds(2));
+      if (!watching) break;
+      lock.unlock();
+      try {
+        auto s = stores->acquire();
+        refresh_experiments(*s);
+      } catch (const std::exception&) {
+        // The store is away for a moment: the experiments are read again at the next turn.
+      }
+      lock.lock();
+    }
+  });
+}
+
+void Server::Impl::stop_watching_experiments() {
+  {
+    std::lock_guard lock(watch_mutex);
+    watching = false;
+  }
+  watch_wake.notify_all();
+  if (experiment_watch.joinable()) experiment_watch.join();
+}
+
+Reply Server::Impl::feedback(const httplib::Request& req, const Caller& caller) {
+  DecodedFeedback decoded;
+  try {
+    decoded = decode_feedback(req.body, kMaxRecordsPerRequest, config.time_window, static_cast<int64_t>(std::time(nullptr)));
+  } catch (const BodyRefused& e) {
+    throw HttpError(e.status, status_title(e.status), fmt::format("{} ({})", e.reason(), e.hint()));
+  }
+  nlohmann::json errors = nlohmann::json::array();
+  for (size_t i = 0; i < std::min<size_t>(decoded.errors.size(), 100); ++i) errors.push_back(decoded.errors[i].to_json());
+  if (decoded.rows.empty()) {
+    HttpError e(422, "Unprocessable Content", fmt::format("none of the {} feedback records could be used", decoded.records));
+    e.extra["errors"] = errors;
+    throw e;
+  }
+  // Stamped here, not taken from the client: the user's variant (assignment is a pure function of
+  // the id) and its model's version unless the client names the version it was shown.
+  const auto experiment = running_experiment();
+  const std::string current_version = recommender ? recommender->model()->version() : "";
+  std::vector<store::Feedback> rows;
+  rows.reserve(decoded.rows.size());
+  int64_t no_consent = 0;
+  int64_t stored = 0;
+  {
+    auto s = stores->acquire();
+    std::unordered_map<std::string, bool> analytics;  // consent, asked once per user
+    for (auto& f : decoded.rows) {
+      auto [it, fresh] = analytics.try_emplace(f.user, true);
+      if (fresh) it->second = s->consent(f.user).analytics;
+      if (!it->second) {
+        ++no_consent;
+        continue;
+      }
+      if (experiment) {
+        const auto& v = experiment->definition.variant_of(f.user);
+        f.experiment = experiment->definition.name;
+        f.variant = v.name;
+        if (f.model.empty()) f.model = v.version;
+      } else if (f.model.empty()) {
+        f.model = current_version;
+      }
+      rows.push_back(std::move(f));
+    }
+    if (shared_store) {
+      stored = s->put_feedback(rows);
+    } else {
+      std::lock_guard lock(write_mutex);
+      stored = s->put_feedback(rows);
+    }
+  }
+  metrics.add_counter("persona_feedback_records_total", "", static_cast<double>(stored));
+  (void)caller;
+  return json_reply({{"records", decoded.records},
+                     {"stored", stored},
+                     {"already_stored", static_cast<int64_t>(rows.size()) - stored},
+                     {"not_recorded_without_consent", no_consent},
+                     {"rejected", decoded.errors.size()},
+                     {"errors", errors},
+                     {"experiment", experiment ? nlohmann::json(experiment->definition.name) : nlohmann::json()}});
+}
+
+Reply Server::Impl::experiments() {
+  auto s = stores->acquire();
+  nlohmann::json list = nlohmann::json::array();
+  std::string running_name;
+  for (const auto& e : experiment::load_experiments(*s)) {
+    list.push_back(e.to_json());
+    if (e.running()) running_name = e.name;
+  }
+  return json_reply({{"experiments", list}, {"running", running_name.empty() ? nlohmann::json() : nlohmann::json(running_name)}});
+}
+
+Reply Server::Impl::create_experiment(const httplib::Request& req, const Caller& caller) {
+  const auto body = body_json(req);
+  const auto name = field<std::string>(body, "name", "");
+  if (name.empty()) throw HttpError(400, "Bad Request", "\"name\" is required");
+  const auto given = body.find("variants");
+  if (given == body.end() || !given->is_object() || given->size() < 2)
+    throw HttpError(400, "Bad Request", "\"variants\" is an object of at least two variants: {\"a\": \"current\", \"b\": \"als.model\"}");
+  // Over HTTP a model is "current" or a file of the server's model directory, by name: a caller
+  // never points the server at a path of its choosing.
+  std::string spec;
+  for (const auto& [variant, model] : given->items()) {
+    if (!model.is_string()) throw HttpError(400, "Bad Request", fmt::format("variant {}: the model is a string", variant));
+    const auto file = model.get<std::string>();
+    if (file != "current" && (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||
+                              file.find("..") != std::string::npos || file.find(',') != std::string::npos))
+      throw HttpError(400, "Bad Request",
+                      fmt::format("variant {}: the model is \"current\" or a file name in the server's model directory, not \"{}\"",
+                                  variant, file.substr(0, 200)));
+    spec += fmt::format("{}{}={}", spec.empty() ? "" : ",", variant, file == "current" ? file : (fs::path(models_dir) / file).string());
+  }
+  const auto split = field<std::string>(body, "split", "");
+  experiment::Experiment created;
+  {
+    std::lock_guard lock(write_mutex);
+    auto s = stores->acquire();
+    created = experiment::create_experiment(*s, name, experiment::parse_variants(spec, split), models_dir);
+    refresh_experiments(*s);
+  }
+  audit(caller, "experiments.create", {{"experiment", name}, {"variants", spec}, {"split", split}});
+  return json_reply(created.to_json(), 201);
+}
+
+Reply Server::Impl::end_experiment(const httplib::Request& req, const std::string& name, bool promote, const Caller& caller) {
+  experiment::Experiment ended;
+  std::string variant;
+  {
+    std::lock_guard lock(write_mutex);
+    auto s = stores->acquire();
+    if (!experiment::find_experiment(*s, name)) throw HttpError(404, "Not Found", fmt::format("no experiment \"{}\"", name));
+    if (promote) {
+      variant = field<std::string>(body_json(req), "variant", "");
+      if (variant.empty()) throw HttpError(400, "Bad Request", "\"variant\" is required: the one whose model becomes the recommender");
+      ended = experiment::promote_variant(*s, name, variant, models_dir);
+    } else {
+      ended = experiment::stop_experiment(*s, name);
+    }
+    refresh_experiments(*s);
+  }
+  if (promote && recommender) swap_in_recommender();
+  audit(caller, promote ? "experiments.promote" : "experiments.stop", {{"experiment", name}, {"variant", variant}});
+  return json_reply(ended.to_json());
+}
+
+Reply Server::Impl::experiment_report(const httplib::Request& req, const std::string& name) {
+  experiment::ReportOptions o;
+  o.alpha = number_param(req, "alpha").value_or(0.05);
+  if (!(o.alpha > 0 && o.alpha < 0.5)) throw HttpError(400, "Bad Request", "alpha is between 0 and 0.5");
+  auto s = stores->acquire();
+  const auto e = experiment::find_experiment(*s, name);
+  if (!e) throw HttpError(404, "Not Found", fmt::format("no experiment \"{}\"", name));
+  return json_reply(experiment::experiment_report(*e, *s, o));
 }
 
 Reply Server::Impl::profile(const std::string& user) {
@@ -1660,6 +1949,17 @@ void Server::Impl::add_routes() {
   add("GET", "/v1/models", {"models:read"}, false, [this](auto&, auto&) { return models(); });
   add("POST", "/v1/models/recommend/retrain", {"models:train"}, false,
       [this](auto&, const Caller& c) { return retrain(c); });
+  add("POST", "/v1/feedback", {"feedback:write"}, false,
+      [this](const httplib::Request& req, const Caller& c) { return feedback(req, c); });
+  add("GET", "/v1/experiments", {"experiments:read"}, false, [this](auto&, auto&) { return experiments(); });
+  add("POST", "/v1/experiments", {"experiments:write"}, false,
+      [this](const httplib::Request& req, const Caller& c) { return create_experiment(req, c); });
+  add("GET", "/v1/experiments/{name}/report", {"experiments:read"}, false,
+      [this, param](const httplib::Request& req, auto&) { return experiment_report(req, param(req)); });
+  add("POST", "/v1/experiments/{name}/stop", {"experiments:write"}, false,
+      [this, param](const httplib::Request& req, const Caller& c) { return end_experiment(req, param(req), false, c); });
+  add("POST", "/v1/experiments/{name}/promote", {"experiments:write"}, false,
+      [this, param](const httplib::Request& req, const Caller& c) { return end_experiment(req, param(req), true, c); });
   // On the event loop: answers from memory or one user's rows. The rest goes to the workers.
   const std::set<std::string> quick = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/users/{id}/profile",
                                        "/v1/users/{id}/recommendations", "/v1/items/{id}/similar", "/v1/users/{id}/events"};
@@ -1788,6 +2088,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
 
 Server::~Server() {
   stop();
+  impl_->stop_watching_experiments();
   impl_->stop_following();
   impl_->refresher->stop();
   impl_->warmer->stop(false);
@@ -1807,6 +2108,7 @@ void Server::run() {
   impl_->ready = true;
   impl_->http->run();  // returns once every request in flight is answered
   impl_->ready = false;
+  impl_->stop_watching_experiments();
   impl_->stop_following();
   impl_->refresher->stop();  // profiles still due are refreshed first
   impl_->warmer->stop(false);

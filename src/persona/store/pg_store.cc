@@ -128,8 +128,16 @@ CREATE TABLE stream_batches(stream integer NOT NULL, part text COLLATE "C" NOT N
   first_lo bigint NOT NULL, last_hi bigint NOT NULL, last_lo bigint NOT NULL, keys bytea NOT NULL);
 CREATE INDEX stream_batches_last ON stream_batches(stream, part, last_hi, last_lo);
 )sql"},
+    {11, R"sql(
+-- Feedback on served lists (POST /v1/feedback), which experiments are analysed from.
+CREATE TABLE feedback(request_id text COLLATE "C" NOT NULL, item text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
+  user_id text COLLATE "C" NOT NULL, experiment text COLLATE "C", variant text COLLATE "C", model text COLLATE "C",
+  position bigint, value double precision, ts bigint NOT NULL, PRIMARY KEY(request_id, item, kind));
+CREATE INDEX feedback_experiment ON feedback(experiment, variant, user_id, ts);
+CREATE INDEX feedback_user ON feedback(user_id);
+)sql"},
 };
-constexpr int kSchemaVersion = 10;
+constexpr int kSchemaVersion = 11;
 
 // The indexes of the big tables: a user's history in time order (the primary key, user first:
 // ready to distribute by user), new rows since a mark (incremental profiles), the time order of
@@ -477,6 +485,36 @@ class PgStore final : public Store {
   }
 
   Erasure erase_user(const std::string& user) override;
+  // No dense ids: the write lock is not needed, and writers of feedback do not wait on ingests.
+  int64_t put_feedback(const std::vector<Feedback>& rows) override {
+    if (rows.empty()) return 0;
+    int64_t added = 0;
+    conn_.exec("BEGIN");
+    try {
+      for (const auto& f : rows) {
+        auto opt = [](const std::string& v) { return v.empty() ? Param::null() : Param::text(v); };
+        added += conn_
+                     .exec("INSERT INTO feedback(request_id, item, kind, user_id, experiment, variant, model, position, value, ts) "
+                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                           {Param::text(f.request_id), Param::text(f.item), Param::text(f.kind), Param::text(f.user),
+                            opt(f.experiment), opt(f.variant), opt(f.model),
+                            f.position >= 0 ? Param::of(f.position) : Param::null(),
+                            f.value != 0 ? Param::of(f.value) : Param::null(), Param::of(f.ts)})
+                     .affected();
+      }
+      conn_.exec("COMMIT");
+    } catch (...) {
+      rollback();
+      throw;
+    }
+    return added;
+  }
+  void for_each_feedback_tally(const std::string& experiment, const std::function<void(const FeedbackTally&)>& fn) override {
+    const auto r = conn_.exec(rules::feedback_tally_sql("$1"), {Param::text(experiment)});
+    for (int i = 0; i < r.rows(); ++i)
+      fn({std::string(r.text(i, 0)), std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3), r.int64(i, 4), r.int64(i, 5),
+          r.int64(i, 6), r.int64(i, 7), r.real(i, 8)});
+  }
   int64_t reseal() override;
 
   bool sealed() override {
@@ -1276,7 +1314,13 @@ DatasetStats PgStore::stats(int top_n) {
 Erasure PgStore::erase_user(const std::string& user) {
   Erasure out;
   auto found = conn_.exec("SELECT id, attrs FROM users WHERE ext_id=$1", {Param::text(user)});
-  if (!found.rows()) return out;
+  if (!found.rows()) {
+    // Feedback may name someone the store has no other row of.
+    out.feedback = conn_.exec("DELETE FROM feedback WHERE user_id=$1", {Param::text(user)}).affected();
+    out.found = out.feedback > 0;
+    if (out.found) out.traces.push_back(user);
+    return out;
+  }
   const int64_t id = found.int64(0, 0);
   out.found = true;
   // The strings that identify the person: their id, identifying attributes, PII in their texts.
@@ -1295,6 +1339,7 @@ Erasure PgStore::erase_user(const std::string& user) {
     out.events = conn_.exec("DELETE FROM events WHERE user_id=$1", {Param::of(id)}).affected();
     out.texts = conn_.exec("DELETE FROM texts WHERE user_id=$1", {Param::of(id)}).affected();
     out.profiles = conn_.exec("DELETE FROM profiles WHERE user_id=$1", {Param::text(user)}).affected();
+    out.feedback = conn_.exec("DELETE FROM feedback WHERE user_id=$1", {Param::text(user)}).affected();
     std::vector<std::pair<int64_t, int64_t>> doomed;
     conn_.copy_out("COPY (SELECT ingest, line, coalesce(value, ''), raw FROM rejects ORDER BY ingest, line) TO STDOUT",
                    [&](std::string_view line) {
@@ -1324,7 +1369,7 @@ Erasure PgStore::erase_user(const std::string& user) {
   // Dead rows are pruned from the tables' pages now rather than at autovacuum's leisure. What
   // PostgreSQL does not promise (docs/privacy.md): that no byte of them stays in a page's free
   // space, the WAL, a replica or a backup until those are rewritten or rotate.
-  conn_.exec("VACUUM events, texts, profiles, rejects, users");
+  conn_.exec("VACUUM events, texts, profiles, rejects, users, feedback");
   return out;
 }
 

@@ -102,6 +102,14 @@ CREATE TABLE stream_batches(stream INTEGER NOT NULL, part TEXT NOT NULL, first_h
   first_lo INTEGER NOT NULL, last_hi INTEGER NOT NULL, last_lo INTEGER NOT NULL, keys BLOB NOT NULL);
 CREATE INDEX stream_batches_last ON stream_batches(stream, part, last_hi, last_lo);
 )sql",
+    // 11: feedback on served lists (POST /v1/feedback), which experiments are analysed from.
+    R"sql(
+CREATE TABLE feedback(request_id TEXT NOT NULL, item TEXT NOT NULL, kind TEXT NOT NULL, user_id TEXT NOT NULL,
+  experiment TEXT, variant TEXT, model TEXT, position INTEGER, value REAL, ts INTEGER NOT NULL,
+  PRIMARY KEY(request_id, item, kind)) WITHOUT ROWID;
+CREATE INDEX feedback_experiment ON feedback(experiment, variant, user_id, ts);
+CREATE INDEX feedback_user ON feedback(user_id);
+)sql",
 };
 
 using rules::consent_column;
@@ -309,6 +317,34 @@ class SqliteStore final : public Store {
   }
 
   Erasure erase_user(const std::string& user) override;
+  int64_t put_feedback(const std::vector<Feedback>& rows) override {
+    if (rows.empty()) return 0;
+    int64_t added = 0;
+    exec("BEGIN IMMEDIATE");
+    try {
+      Statement q(db_, "INSERT OR IGNORE INTO feedback(request_id, item, kind, user_id, experiment, variant, model, "
+                       "position, value, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      for (const auto& f : rows) {
+        q.bind(1, f.request_id).bind(2, f.item).bind(3, f.kind).bind(4, f.user);
+        q.bind_text_or_null(5, f.experiment).bind_text_or_null(6, f.variant).bind_text_or_null(7, f.model);
+        if (f.position >= 0) q.bind(8, f.position); else q.bind_null(8);
+        if (f.value != 0) q.bind(9, f.value); else q.bind_null(9);
+        q.bind(10, f.ts).run();
+        added += sqlite3_changes(db_);
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    return added;
+  }
+  void for_each_feedback_tally(const std::string& experiment, const std::function<void(const FeedbackTally&)>& fn) override {
+    Statement q(db_, rules::feedback_tally_sql("?").c_str());
+    q.bind(1, experiment);
+    while (q.step())
+      fn({q.text(0), q.text(1), q.integer(2), q.integer(3), q.integer(4), q.integer(5), q.integer(6), q.integer(7), q.real(8)});
+  }
   int64_t reseal() override;
   bool sealed() override {
     refresh_sealed();
@@ -996,7 +1032,17 @@ Erasure SqliteStore::erase_user(const std::string& user) {
     q.bind(1, user);
     if (q.step()) id = q.integer(0);
   }
-  if (id < 0) return out;
+  if (id < 0) {
+    // Feedback may name someone the store has no other row of.
+    exec("BEGIN IMMEDIATE");
+    Statement f(db_, "DELETE FROM feedback WHERE user_id=?");
+    f.bind(1, user).run();
+    out.feedback = sqlite3_changes(db_);
+    exec("COMMIT");
+    out.found = out.feedback > 0;
+    if (out.found) out.traces.push_back(user);
+    return out;
+  }
   out.found = true;
   // The strings that identify the person: their id, identifying attributes, PII in their texts.
   out.traces.push_back(user);
@@ -1025,6 +1071,9 @@ Erasure SqliteStore::erase_user(const std::string& user) {
     Statement p(db_, "DELETE FROM profiles WHERE user=?");
     p.bind(1, user).run();
     out.profiles = sqlite3_changes(db_);
+    Statement f(db_, "DELETE FROM feedback WHERE user_id=?");
+    f.bind(1, user).run();
+    out.feedback = sqlite3_changes(db_);
     std::vector<std::pair<int64_t, int64_t>> doomed;
     {
       Statement r(db_, "SELECT ingest, line, coalesce(value, ''), raw FROM rejects");

@@ -32,7 +32,7 @@ struct Consent {
 // values, PII found in their texts), so that files outside the store can be searched for them.
 struct Erasure {
   bool found = false;
-  int64_t events = 0, texts = 0, profiles = 0, rejects = 0;
+  int64_t events = 0, texts = 0, profiles = 0, rejects = 0, feedback = 0;
   std::vector<std::string> traces;
   // The words of their name attributes, in lower case: a model's vocabulary may hold one alone
   // (too loose for deleting lines of a log, right for finding models that learned from them).
@@ -180,6 +180,24 @@ const std::vector<StoreTable>& store_tables();
 // shortest exact form), NULL as nullopt.
 using StoreRow = std::vector<std::optional<std::string>>;
 
+// What a user did with a list Persona served (POST /v1/feedback): one row per request, item and
+// kind, so the same feedback sent again is stored once. The experiment and variant the user was
+// in, and the model that made the list, are stamped by the server ("" when none).
+struct Feedback {
+  std::string request_id, user, item, kind;  // kind: impression | click | cart | purchase | not_interested
+  std::string experiment, variant, model;
+  int64_t position = -1;  // the item's place in the list, from 0; -1 when not given
+  double value = 0;       // a purchase's revenue
+  int64_t ts = 0;         // seconds since the epoch
+};
+// One user's feedback in one variant on one day (UTC, days since the epoch): the unit the
+// experiment report sums (users are what the split randomises, so variances are per user).
+struct FeedbackTally {
+  std::string variant, user;
+  int64_t day = 0, impressions = 0, clicks = 0, carts = 0, purchases = 0, not_interested = 0;
+  double revenue = 0;
+};
+
 // See Store::share_answer.
 struct SharedAnswer {
   int64_t generation = -1, erasures = 0;
@@ -255,7 +273,12 @@ class Store {
   // External ids of the users who refuse `use`.
   virtual std::vector<std::string> users_refusing(Use use) = 0;
 
-  // The right to be forgotten: the user's events, texts, profile and the reject rows naming them
+  // Feedback rows; a row whose (request_id, item, kind) is stored already is skipped. Answers how
+  // many were new.
+  virtual int64_t put_feedback(const std::vector<Feedback>& rows) = 0;
+  // An experiment's feedback, summed per variant, user and day, in that order.
+  virtual void for_each_feedback_tally(const std::string& experiment, const std::function<void(const FeedbackTally&)>& fn) = 0;
+  // The right to be forgotten: the user's events, texts, profile, feedback and the reject rows naming them
   // are deleted (secure_delete, then VACUUM and a WAL checkpoint, so no copy stays in the file);
   // the users row keeps only a meaningless tombstone id so that dense ids stay dense.
   virtual Erasure erase_user(const std::string& user) = 0;

@@ -38,6 +38,10 @@ const std::vector<StoreTable>& store_tables() {
       {"profiles", {{"user", 'T'}, {"profile", 'T'}}, "user"},
       {"kg_entities", {{"id", 'I'}, {"name", 'T'}, {"type", 'T'}}, "id"},
       {"kg_triples", {{"position", 'I'}, {"subject", 'I'}, {"relation", 'T'}, {"object", 'I'}, {"literal", 'T'}}, "position"},
+      {"feedback",
+       {{"request_id", 'T'}, {"item", 'T'}, {"kind", 'T'}, {"user_id", 'T'}, {"experiment", 'T'}, {"variant", 'T'},
+        {"model", 'T'}, {"position", 'I'}, {"value", 'R'}, {"ts", 'I'}},
+       "request_id, item, kind"},
   };
   return tables;
 }

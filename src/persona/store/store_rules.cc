@@ -225,4 +225,16 @@ void mark_stored(const std::vector<StreamEntryKey>& keys, const std::string& par
       stored[i] = true;
 }
 
+std::string feedback_tally_sql(const char* placeholder) {
+  return fmt::format(
+      "SELECT variant, user_id, ts / 86400 AS day, "
+      "sum(CASE WHEN kind='impression' THEN 1 ELSE 0 END), sum(CASE WHEN kind='click' THEN 1 ELSE 0 END), "
+      "sum(CASE WHEN kind='cart' THEN 1 ELSE 0 END), sum(CASE WHEN kind='purchase' THEN 1 ELSE 0 END), "
+      "sum(CASE WHEN kind='not_interested' THEN 1 ELSE 0 END), "
+      "sum(CASE WHEN kind='purchase' THEN coalesce(value, 0) ELSE 0 END) "
+      "FROM feedback WHERE experiment={} AND variant IS NOT NULL GROUP BY variant, user_id, ts / 86400 "
+      "ORDER BY variant, user_id, day",
+      placeholder);
+}
+
 }  // namespace persona::store::rules

@@ -28,6 +28,11 @@ int64_t now_seconds();
 // the same SQL on every backend; a clear error for a field that is not one.
 const char* numeric_field_query(const std::string& field);
 
+// The query of Store::for_each_feedback_tally, the same SQL on every backend but for the
+// placeholder of the experiment's name ("?" or "$1"): variant, user, day, impressions, clicks,
+// carts, purchases, not interested, revenue.
+std::string feedback_tally_sql(const char* placeholder);
+
 // The columns whose missing values `stats` counts: its name there, the table and the canonical
 // column (StoreTable's names; a backend maps them to its own).
 struct MissingColumn {

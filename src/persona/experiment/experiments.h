@@ -1,0 +1,48 @@
+#pragma once
+// Experiments between recommenders (persona experiment, /v1/experiments): their definitions, kept
+// in the store (meta "experiments") so every server of a store serves the same split, and the
+// commands that change them. One experiment runs at a time: a user's list comes from one model.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "persona/experiment/assignment.h"
+#include "persona/store/store.h"
+
+namespace persona::experiment {
+
+struct Experiment {
+  std::string name, salt;
+  std::string status = "running";  // running | stopped
+  std::vector<Variant> variants;   // the first is the control the others are compared with
+  int64_t created = 0, stopped = 0;
+  std::string promoted;  // the variant whose model became the recommender, when one did
+
+  bool running() const { return status == "running"; }
+  const Variant& variant_of(const std::string& user) const { return variants[assign(salt, user, variants)]; }
+  nlohmann::json to_json() const;  // without the salt: it would let a caller steer users
+  static Experiment from_json(const nlohmann::json& j);
+  nlohmann::json stored_json() const;  // with the salt
+};
+
+std::vector<Experiment> load_experiments(store::Store& store);
+// The running experiment, if any.
+std::optional<Experiment> running_experiment(store::Store& store);
+std::optional<Experiment> find_experiment(store::Store& store, const std::string& name);
+
+// Starts an experiment. Each variant's model ("current": <models>/recommend.model) is copied into
+// <models>/experiments/NAME/, so retraining the recommender meanwhile does not change what a
+// variant serves. Clear errors for a taken name, a running experiment, a missing or bad model.
+Experiment create_experiment(store::Store& store, const std::string& name, std::vector<Variant> variants,
+                             const std::string& models_dir);
+// Stops it: every user gets the recommender again. Its feedback stays for the report.
+Experiment stop_experiment(store::Store& store, const std::string& name);
+// Stops it and makes the variant's model the recommender (<models>/recommend.model, published to
+// every server of a PostgreSQL store).
+Experiment promote_variant(store::Store& store, const std::string& name, const std::string& variant,
+                           const std::string& models_dir);
+
+}  // namespace persona::experiment
