@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::Values(Backend::Sqlite, B
 
 TEST_P(StoreTest, ItemAvailabilityIsKeptUntilTold) {
   auto store = open();
-  EXPECT_EQ(store->schema_version(), 10);
+  EXPECT_EQ(store->schema_version(), 11);
   const auto ingest = store->begin_ingest("items", "i.jsonl", "hash", "map");
   Batch b;
   for (const char* id : {"in", "out", "unknown"}) b.items.push_back({id, "t", "c", "", "", 1.0});
@@ -89,13 +89,13 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
                                  "ALTER TABLE items DROP COLUMN available; "
                                  "DROP TABLE profiles; DROP INDEX texts_user; "
                                  "ALTER TABLE users DROP COLUMN consent_personalisation; "
-                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_batches; DROP TABLE streams; PRAGMA user_version=1",
+                                 "ALTER TABLE users DROP COLUMN consent_analytics; DROP TABLE stream_batches; DROP TABLE streams; DROP TABLE feedback; PRAGMA user_version=1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
   auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), 10);
+  EXPECT_EQ(store->schema_version(), 11);
   EXPECT_EQ(store->stats(3).events, 30);
   store->put_profiles({{"u1", "{}"}, {"u2", "{\"a\":1}"}}, true);  // the tables it gained work
   EXPECT_EQ(store->profile("u2"), "{\"a\":1}");
@@ -105,7 +105,7 @@ TEST(SqliteStore, AVersionOneStoreGainsProfilesOnOpen) {
 TEST_P(StoreTest, FreshStoreHasTheCurrentSchemaAndReopens) {
   {
     auto store = open();
-    EXPECT_EQ(store->schema_version(), 10);
+    EXPECT_EQ(store->schema_version(), 11);
     const auto ingest = store->begin_ingest("events", "e.csv", "hash", "map");
     store->write_batch(ingest.id, sample_batch(2, 30), 32);
     store->finish_ingest(ingest.id, {{"rows_read", 31}});
