@@ -1037,6 +1037,110 @@ def s1(args):
             "large_bodies_peak_rss_mib": round(peak / 2**20, 1),
             "no_cache_rps_vs_nginx": round(fresh["rps"] / ref["rps"], 3)}})
 
+WRK_FEEDBACK = """
+local users, items = {}, {}
+for line in io.lines(os.getenv("S1_USERS")) do users[#users + 1] = line end
+for line in io.lines(os.getenv("S1_ITEMS")) do items[#items + 1] = line end
+local key = os.getenv("S1_KEY")
+local counter = 0
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+local thread_salt = math.random(1000000000)
+request = function()
+  counter = counter + 1
+  -- one served list of 10 per request: 10 impressions and a click, under a request id of its own
+  local user = users[math.random(#users)]
+  local rid = string.format("%x-%x", thread_salt, counter)
+  local parts = {}
+  for i = 1, 10 do
+    parts[i] = string.format('{"request_id":"%s","user":"%s","item":"%s","kind":"impression","position":%d}',
+      rid, user, items[math.random(#items)], i - 1)
+  end
+  parts[11] = string.format('{"request_id":"%s","user":"%s","item":"%s","kind":"click","position":0}', rid, user, items[1])
+  local body = "[" .. table.concat(parts, ",") .. "]"
+  return wrk.format("POST", "/v1/feedback", {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def ab(args):
+    """AB: serving with an experiment running (each request assigned by a keyed hash and served by
+    its variant's model) against the same server without one, in the same run (the target: at
+    least 0.9x); and the rate feedback is stored at (POST /v1/feedback, 11 records a request)."""
+    import shutil
+    import sqlite3
+    if not shutil.which("wrk"):
+        emit({"task": "AB", "skipped": "wrk is needed (scripts/install-deps --bench)"})
+        return
+    duration = args.duration
+    with tempfile.TemporaryDirectory() as tmp:
+        store, models = os.path.join(tmp, "store.db"), os.path.join(tmp, "models")
+        shop = os.path.join(tmp, "shop")
+        measure([args.persona, "generate", "--out", shop, "--quiet"])
+        measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", store, "--quiet"])
+        measure([args.persona, "train", "recommend", "--store", store, "--models", models, "--method", "auto", "--quiet"])
+        measure([args.persona, "train", "recommend", "--store", store, "--models", models, "--method", "popularity",
+                 "--out", os.path.join(models, "popularity.model"), "--quiet"])
+        db = sqlite3.connect(store)
+        users = [r[0] for r in db.execute("SELECT DISTINCT u.ext_id FROM events e JOIN users u ON u.id = e.user")]
+        items = [r[0] for r in db.execute("SELECT ext_id FROM items")]
+        db.close()
+        users_file, items_file = os.path.join(tmp, "users.txt"), os.path.join(tmp, "items.txt")
+        with open(users_file, "w") as f:
+            f.write("\n".join(users) + "\n")
+        with open(items_file, "w") as f:
+            f.write("\n".join(items) + "\n")
+        keys = os.path.join(tmp, "api-keys.json")
+        key = json.loads(measure([args.persona, "keys", "create", "--name", "ab", "--role", "service", "--api-keys", keys,
+                                  "--json"])[0])["secret"]
+        get_script, feedback_script = os.path.join(tmp, "get.lua"), os.path.join(tmp, "feedback.lua")
+        with open(get_script, "w") as f:
+            f.write(WRK_GET)
+        with open(feedback_script, "w") as f:
+            f.write(WRK_FEEDBACK)
+        env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([args.persona, "serve", "--store", store, "--models", models, "--api-keys", keys,
+                                 "--port", str(port), "--rate", "0", "--access-log", "", "--quiet"], stderr=subprocess.DEVNULL)
+        wait_for(f"{url}/healthz")
+        emit({"task": "AB", "dataset": "sample_shop_default", "users": len(users), "cpus": os.cpu_count(),
+              "duration_s": duration, "threads": 2, "connections": 64})
+        # Alternating runs, so drift in the machine's speed falls on both alike.
+        plain, with_experiment = [], []
+        for run in range(2):
+            subprocess.run([args.persona, "experiment", "stop", "ab", "--store", store, "--models", models, "--quiet"],
+                           capture_output=True)
+            time.sleep(3)  # the server reads experiments every 2 s
+            run_wrk(url + "/", get_script, env, 3)
+            plain.append(run_wrk(url + "/", get_script, env, duration))
+            emit({"task": "AB", "system": "persona-no-experiment", "run": run, "metrics": plain[-1]})
+            name = "ab" if run == 0 else f"ab{run}"
+            measure([args.persona, "experiment", "create", name, "--variants",
+                     f"a=current,b={os.path.join(models, 'popularity.model')}", "--split", "50/50",
+                     "--store", store, "--models", models, "--quiet"])
+            time.sleep(3)
+            run_wrk(url + "/", get_script, env, 3)
+            with_experiment.append(run_wrk(url + "/", get_script, env, duration))
+            emit({"task": "AB", "system": "persona-experiment", "run": run, "metrics": with_experiment[-1]})
+            subprocess.run([args.persona, "experiment", "stop", name, "--store", store, "--models", models, "--quiet"],
+                           capture_output=True, check=True)
+        feedback = run_wrk(url + "/", feedback_script, env, min(duration, 10), connections=8)
+        proc.terminate()
+        proc.wait(timeout=60)
+        db = sqlite3.connect(store)
+        stored = db.execute("SELECT count(*) FROM feedback").fetchone()[0]
+        db.close()
+        emit({"task": "AB", "system": "persona-feedback", "metrics": {
+            "records_per_s": round(feedback["rps"] * 11, 1), "requests_per_s": feedback["rps"], "p99_ms": feedback["p99_ms"],
+            "errors": feedback["errors"], "records_stored": stored, "connections": 8}})
+        best = lambda runs: max(r["rps"] for r in runs)
+        emit({"task": "AB", "ratio": {
+            "experiment_vs_plain_rps": round(best(with_experiment) / best(plain), 3),
+            "at_least_0_9": best(with_experiment) >= 0.9 * best(plain),
+            "experiment_rps": best(with_experiment), "plain_rps": best(plain),
+            "p99_ms_experiment": min(r["p99_ms"] for r in with_experiment), "p99_ms_plain": min(r["p99_ms"] for r in plain),
+            "feedback_records_per_s": round(feedback["rps"] * 11, 1)}})
+
 
 def dash(args):
     """DASH: every dashboard page's time to first full render in headless Chromium (bench/dash.cjs),
@@ -1816,7 +1920,7 @@ def main():
     parser.add_argument("--st-rate", type=int, default=0, help="ST: the live producer's entries/s (default: half the measured rate)")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data or os.path.join(args.root, "..", "shared", "data"))
-    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg, "S2": s2, "ST": st}
+    tasks = {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "T1": text_task, "T1A": t1a, "T2": text_task, "T3": text_task, "T4": t4, "T5": text_task, "KG": kg, "P1": p1, "PII": pii, "S1": s1, "DASH": dash, "PG": pg, "S2": s2, "ST": st, "AB": ab}
     if args.task not in tasks:
         raise SystemExit(f"unknown task {args.task} (known: {', '.join(tasks)})")
     tasks[args.task](args)
