@@ -162,6 +162,14 @@ function pageChecksFor(lang) {
       if (forecasts) await expectChart(page, await page.locator('[data-testid="forecasts"] .chart').first().getAttribute('data-testid'));
       await expectTable(page, 'table-keywords', 10);
     },
+    experiments: async (page) => {
+      await expectTable(page, 'table-experiments', 1);
+      await expectTable(page, 'table-variants', 2);
+      await expectTable(page, 'table-comparisons', 1);
+      await expectChart(page, 'chart-experiment-ctr');
+      const verdict = await page.locator('[data-testid="experiment-verdict"]').innerText().catch(() => '');
+      check(verdict.length > 10 && (lang !== 'zh' || /[\u4e00-\u9fff]/.test(verdict)), `experiments show a verdict in the reader's language (${verdict.slice(0, 100)})`);
+    },
     models: async (page) => {
       await expectTable(page, 'table-models', 3);
       // Each model's figure beside a trivial one's, in a table (not raw JSON).
@@ -239,6 +247,31 @@ async function expectReadable(page, lang, name) {
   check(english.length === 0, `${name} (zh) has no untranslated label${english.length ? ': ' + english.slice(0, 8).join(' | ') : ''}`);
 }
 
+// An A/A experiment on the demo's recommender, with two days of feedback from 150 users (each
+// clicks the first item of every other list), so the experiments page has a report to show.
+async function startExperiment(url) {
+  const base = url.replace(/#.*$/, '').replace(/\/$/, '');
+  const key = decodeURIComponent((url.match(/key=([^&]+)/) || [])[1] || '');
+  const headers = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+  const created = await fetch(`${base}/v1/experiments`, { method: 'POST', headers,
+    body: JSON.stringify({ name: 'demo-aa', variants: { a: 'current', b: 'current' } }) });
+  check(created.status === 201, `an experiment starts over the API (${created.status})`);
+  const feedback = [];
+  for (let u = 1; u <= 150; ++u) {
+    const user = `U${String(u).padStart(6, '0')}`;
+    const list = await (await fetch(`${base}/v1/users/${user}/recommendations?k=5`, { headers })).json();
+    for (const day of ['2026-11-02', '2026-11-03'])
+      list.recommendations.forEach((r, position) => {
+        const f = { request_id: `${list.request_id}-${day}`, user, item: r.item, position, time: `${day}T12:00:00Z` };
+        feedback.push({ ...f, kind: 'impression' });
+        if (position === 0 && (u + day.length) % 2 === 0) feedback.push({ ...f, kind: 'click' });
+        if (position === 1 && u % 3 === 0) feedback.push({ ...f, kind: 'click' });
+      });
+  }
+  const stored = await (await fetch(`${base}/v1/feedback`, { method: 'POST', headers, body: JSON.stringify(feedback) })).json();
+  check(stored.stored === feedback.length, `feedback is stored (${stored.stored} of ${feedback.length})`);
+}
+
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
   checkTranslations();
@@ -250,6 +283,7 @@ async function main() {
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('console', (m) => m.type() === 'error' && !m.text().includes('status of 4') && errors.push(m.text()));
+    await startExperiment(demo.url);
     await page.goto(demo.url);
     await page.waitForSelector('main[data-state="ready"]', { timeout: 60000 });
     check(!(await page.url()).includes('key='), 'the key is taken out of the address bar');

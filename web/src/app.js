@@ -9,10 +9,11 @@ import * as segments from './pages/segments.js';
 import * as user from './pages/user.js';
 import * as demand from './pages/demand.js';
 import * as models from './pages/models.js';
+import * as experiments from './pages/experiments.js';
 import * as assistant from './pages/assistant.js';
 import * as privacy from './pages/privacy.js';
 
-const pages = { overview, segments, user, demand, models, assistant, privacy };
+const pages = { overview, segments, user, demand, models, experiments, assistant, privacy };
 
 function nav(current) {
   document.getElementById('nav').replaceChildren(...Object.keys(pages).map((name) =>
