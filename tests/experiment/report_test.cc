@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "persona/core/error.h"
+#include "persona/privacy/dp.h"
+
 namespace persona::experiment {
 namespace {
 
@@ -75,6 +78,36 @@ TEST(ExperimentReport, NoFeedbackIsSaidPlainly) {
   EXPECT_EQ(r["days"], 0);
   EXPECT_EQ(r["comparisons"].size(), 0u);
   EXPECT_NE(r["verdict"].get<std::string>().find("No feedback yet"), std::string::npos);
+}
+
+// The DP release: noisy per-variant sums near the exact ones at a generous epsilon, far from them
+// at a tiny one, the noise scales stated, no comparisons, and bad parameters refused.
+TEST(ExperimentReport, ADifferentiallyPrivateReleaseIsNoisyAggregatesOnly) {
+  const auto e = two_variants();
+  const auto tallies = simulate(e, 0.05, 0.08, 2000, 7, 11);
+  const auto exact = experiment_report(e, tallies);
+  auto rng = privacy::seeded_random(5);
+  DpReportOptions o;
+  o.epsilon = 10;
+  const auto loose = experiment_report_dp(e, tallies, o, *rng);
+  EXPECT_TRUE(loose["comparisons"].empty());
+  EXPECT_EQ(loose["dp"]["epsilon"], 10.0);
+  for (size_t v = 0; v < 2; ++v) {
+    EXPECT_NEAR(loose["variants"][v]["users"].get<double>(), exact["variants"][v]["users"].get<double>(), 20);
+    EXPECT_NEAR(loose["variants"][v]["ctr"]["value"].get<double>(), exact["variants"][v]["ctr"]["value"].get<double>(), 0.005);
+    EXPECT_GT(loose["variants"][v]["noise_scale"]["clicks"].get<double>(), 0);
+  }
+  o.epsilon = 0.001;
+  double off = 0;
+  for (int i = 0; i < 5; ++i)
+    off += std::abs(experiment_report_dp(e, tallies, o, *rng)["variants"][0]["clicks"].get<double>() -
+                    exact["variants"][0]["clicks"].get<double>());
+  EXPECT_GT(off / 5, 1000) << "at epsilon 0.001 the clicks must be far from exact";
+  o.epsilon = -1;
+  EXPECT_THROW(experiment_report_dp(e, tallies, o, *rng), Error);
+  o.epsilon = 1;
+  o.max_impressions = 0;
+  EXPECT_THROW(experiment_report_dp(e, tallies, o, *rng), Error);
 }
 
 }  // namespace

@@ -205,7 +205,60 @@ TEST(Experiments, BadFeedbackIsNamedAndTheRestIsStored) {
   EXPECT_EQ(none["errors"].size(), 1u);
   post(c, "/v1/feedback", nlohmann::json("not an object"), 422);
   EXPECT_EQ(c.Get("/v1/experiments/none/report")->status, 404);
+  // A report through DP is charged to the caller's budget (1 by default): the second one is refused.
+  post(c, "/v1/experiments", {{"name", "dp"}, {"variants", {{"a", "current"}, {"b", "current"}}}}, 201);
+  EXPECT_EQ(c.Get("/v1/experiments/dp/report?epsilon=-2")->status, 400);
+  const auto released = c.Get("/v1/experiments/dp/report?epsilon=0.6");
+  ASSERT_TRUE(released);
+  EXPECT_EQ(released->status, 200) << released->body;
+  EXPECT_EQ(nlohmann::json::parse(released->body)["dp"]["epsilon"], 0.6);
+  EXPECT_EQ(c.Get("/v1/experiments/dp/report?epsilon=0.6")->status, 403);
+  post(c, "/v1/experiments/dp/stop", nlohmann::json::object(), 200);
+  post(c, "/v1/experiments/dp/stop", nlohmann::json::object(), 400);
   EXPECT_EQ(c.Get("/healthz")->status, 200);
+}
+
+// The assistant's settings as variants: each user's chats come from their variant (sticky), and
+// say so; bad settings are refused; promoting a variant makes its settings everyone's.
+TEST(Experiments, AssistantSettingsCanBeVariants) {
+  auto& shop = two_model_shop();
+  Served s(shop);
+  auto c = s.client();
+  post(c, "/v1/experiments",
+       {{"name", "bad"}, {"surface", "assistant"}, {"variants", {{"a", "current"}, {"b", {{"max_failures", "lots"}}}}}}, 400);
+  post(c, "/v1/experiments",
+       {{"name", "bad2"}, {"surface", "assistant"}, {"variants", {{"a", "current"}, {"b", "popularity.model"}}}}, 400);
+  const auto created = post(
+      c, "/v1/experiments",
+      {{"name", "patience"}, {"surface", "assistant"}, {"variants", {{"a", "current"}, {"b", {{"max_failures", 0}}}}}}, 201);
+  EXPECT_EQ(created["surface"], "assistant");
+  // A recommender experiment may run beside it (another surface).
+  post(c, "/v1/experiments", {{"name", "lists"}, {"variants", {{"a", "current"}, {"b", "popularity.model"}}}}, 201);
+  std::map<std::string, int> handoffs, chats;
+  for (int u = 1; u <= 40; ++u) {
+    const std::string user = fmt::format("U{:06d}", u);
+    const auto reply = post(c, "/v1/chat", {{"user", user}, {"message", "qwzx vbnm plk"}}, 200);
+    ASSERT_EQ(reply["experiment"], "patience") << reply.dump();
+    ASSERT_EQ(reply["request_id"].get<std::string>().size(), 16u);
+    const std::string variant = reply["variant"];
+    ++chats[variant];
+    handoffs[variant] += reply["handoff"].get<bool>();
+    const auto again = post(c, "/v1/chat", {{"user", user}, {"message", "hello"}}, 200);
+    EXPECT_EQ(again["variant"], variant) << "sticky";
+  }
+  ASSERT_GT(chats["a"], 0);
+  ASSERT_GT(chats["b"], 0);
+  // With no patience (b), the first misunderstanding goes to a person; with the default (a), not.
+  EXPECT_EQ(handoffs["b"], chats["b"]);
+  EXPECT_EQ(handoffs["a"], 0);
+  post(c, "/v1/experiments/patience/promote", {{"variant", "b"}}, 200);
+  for (int u = 1; u <= 10; ++u) {
+    const auto reply = post(c, "/v1/chat", {{"user", fmt::format("U{:06d}", u)}, {"message", "qwzx vbnm plk"}}, 200);
+    EXPECT_FALSE(reply.contains("variant"));
+    EXPECT_TRUE(reply["handoff"].get<bool>()) << "the promoted settings answer everyone: " << reply.dump();
+  }
+  // The recommender experiment still runs.
+  EXPECT_EQ(nlohmann::json::parse(c.Get("/v1/users/U000001/recommendations")->body)["experiment"], "lists");
 }
 
 // The A/A check over many seeded runs, on the shop's own users, model and tastes: the real

@@ -6,14 +6,19 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace persona::experiment {
 
 struct Variant {
   std::string name;   // a, b, control, ...
   std::string model;  // the model file as given (a path, or "current")
   double share = 0;   // of the users, summing to 1 over the variants
-  std::string file;     // the experiment's own copy of the model (what is served)
+  std::string file;     // recommend: the experiment's own copy of the model (what is served)
   std::string version;  // its checksum's first 12 hex digits: the model version feedback names
+  // assistant: the [assistant] settings this variant serves with, over the server's own (null:
+  // the server's own, "current")
+  nlohmann::json settings;
 };
 
 // 32 random bytes, in hex.

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "persona/core/error.h"
+#include "persona/assistant/assistant.h"
+#include "persona/assistant/settings.h"
 #include "persona/recommend/recommend_model.h"
 
 namespace persona::experiment {
@@ -43,14 +45,16 @@ void write_file(const std::string& path, const std::string& bytes) {
 }
 
 nlohmann::json variant_json(const Variant& v) {
-  return {{"name", v.name}, {"model", v.model}, {"share", v.share}, {"file", v.file}, {"version", v.version}};
+  nlohmann::json j = {{"name", v.name}, {"model", v.model}, {"share", v.share}, {"file", v.file}, {"version", v.version}};
+  if (!v.settings.is_null()) j["settings"] = v.settings;
+  return j;
 }
 }  // namespace
 
 nlohmann::json Experiment::to_json() const {
   nlohmann::json vs = nlohmann::json::array();
   for (const auto& v : variants) vs.push_back(variant_json(v));
-  nlohmann::json j = {{"name", name}, {"status", status}, {"variants", vs}, {"created", created}};
+  nlohmann::json j = {{"name", name}, {"status", status}, {"surface", surface}, {"variants", vs}, {"created", created}};
   if (stopped) j["stopped"] = stopped;
   if (!promoted.empty()) j["promoted"] = promoted;
   return j;
@@ -67,12 +71,13 @@ Experiment Experiment::from_json(const nlohmann::json& j) {
   e.name = j.value("name", "");
   e.salt = j.value("salt", "");
   e.status = j.value("status", "stopped");
+  e.surface = j.value("surface", "recommend");
   e.created = j.value("created", int64_t{0});
   e.stopped = j.value("stopped", int64_t{0});
   e.promoted = j.value("promoted", "");
   for (const auto& v : j.value("variants", nlohmann::json::array()))
     e.variants.push_back({v.value("name", ""), v.value("model", ""), v.value("share", 0.0), v.value("file", ""),
-                          v.value("version", "")});
+                          v.value("version", ""), v.value("settings", nlohmann::json())});
   return e;
 }
 
@@ -83,10 +88,20 @@ std::vector<Experiment> load_experiments(store::Store& store) {
   return out;
 }
 
-std::optional<Experiment> running_experiment(store::Store& store) {
+std::optional<Experiment> running_experiment(store::Store& store, const std::string& surface) {
   for (auto& e : load_experiments(store))
-    if (e.running()) return e;
+    if (e.running() && e.surface == surface) return e;
   return std::nullopt;
+}
+
+nlohmann::json promoted_assistant_settings(const std::vector<Experiment>& all) {
+  const Experiment* latest = nullptr;
+  for (const auto& e : all)
+    if (e.surface == "assistant" && !e.promoted.empty() && (!latest || e.stopped >= latest->stopped)) latest = &e;
+  if (!latest) return nullptr;
+  for (const auto& v : latest->variants)
+    if (v.name == latest->promoted) return v.settings;
+  return nullptr;
 }
 
 std::optional<Experiment> find_experiment(store::Store& store, const std::string& name) {
@@ -96,36 +111,53 @@ std::optional<Experiment> find_experiment(store::Store& store, const std::string
 }
 
 Experiment create_experiment(store::Store& store, const std::string& name, std::vector<Variant> variants,
-                             const std::string& models_dir) {
+                             const std::string& models_dir, const std::string& surface) {
   if (name.empty() || name.size() > 60 || name.find_first_of("/\\:. ") != std::string::npos)
     throw Error(fmt::format("experiment name \"{}\": at most 60 characters, without / \\ : . or spaces", name));
+  if (surface != "recommend" && surface != "assistant")
+    throw Error(fmt::format("surface \"{}\"", surface), {}, "recommend (models) or assistant (settings)");
   auto all = load_experiments(store);
   for (const auto& e : all) {
     if (e.name == name) throw Error(fmt::format("there is an experiment \"{}\" already", name), {}, "choose another name");
-    if (e.running())
-      throw Error(fmt::format("experiment \"{}\" is running", e.name), {},
-                  fmt::format("one runs at a time: stop it first (persona experiment stop {})", e.name));
+    if (e.running() && e.surface == surface)
+      throw Error(fmt::format("experiment \"{}\" is running on the {} surface", e.name, surface), {},
+                  fmt::format("one runs at a time there: stop it first (persona experiment stop {})", e.name));
   }
-  const fs::path dir = fs::path(models_dir) / "experiments" / name;
-  fs::create_directories(dir);
-  for (auto& v : variants) {
-    const std::string source = v.model == "current" ? (fs::path(models_dir) / "recommend.model").string() : v.model;
-    if (!fs::is_regular_file(source))
-      throw Error(fmt::format("variant {}: no model file", v.name), {source},
-                  v.model == "current" ? "train one first (persona train recommend)" : "give a file persona train recommend --out wrote");
-    const std::string bytes = read_file(source);
-    try {
-      v.version = recommend::RecommendModel::load(source).version();  // a recommender, and one this Persona reads
-    } catch (const std::exception& e) {
-      throw Error(fmt::format("variant {}: not a recommender model ({})", v.name, e.what()), {source});
+  if (surface == "assistant") {
+    for (auto& v : variants) {
+      if (v.settings.is_null() && v.model != "current")
+        throw Error(fmt::format("variant {}: no assistant settings read from \"{}\"", v.name, v.model));
+      try {
+        (void)assistant::apply_assistant_settings(v.settings.is_null() ? nlohmann::json::object() : v.settings, {});
+      } catch (const std::exception& e) {
+        throw Error(fmt::format("variant {}: its assistant settings: {}", v.name, e.what()), {v.model},
+                    "see docs/config.md, section [assistant]");
+      }
+      v.version = v.settings.is_null() ? "current" : store::model_checksum(v.settings.dump()).substr(0, 12);
     }
-    v.file = (dir / (v.name + ".model")).string();
-    write_file(v.file, bytes);
-    // Every server of a PostgreSQL store serves the variant from this copy (a no-op on SQLite).
-    store.publish_model(fmt::format("experiment/{}/{}", name, v.name), bytes);
+  } else {
+    const fs::path dir = fs::path(models_dir) / "experiments" / name;
+    fs::create_directories(dir);
+    for (auto& v : variants) {
+      const std::string source = v.model == "current" ? (fs::path(models_dir) / "recommend.model").string() : v.model;
+      if (!fs::is_regular_file(source))
+        throw Error(fmt::format("variant {}: no model file", v.name), {source},
+                    v.model == "current" ? "train one first (persona train recommend)" : "give a file persona train recommend --out wrote");
+      const std::string bytes = read_file(source);
+      try {
+        v.version = recommend::RecommendModel::load(source).version();  // a recommender, and one this Persona reads
+      } catch (const std::exception& e) {
+        throw Error(fmt::format("variant {}: not a recommender model ({})", v.name, e.what()), {source});
+      }
+      v.file = (dir / (v.name + ".model")).string();
+      write_file(v.file, bytes);
+      // Every server of a PostgreSQL store serves the variant from this copy (a no-op on SQLite).
+      store.publish_model(fmt::format("experiment/{}/{}", name, v.name), bytes);
+    }
   }
   Experiment e;
   e.name = name;
+  e.surface = surface;
   e.salt = new_salt();
   e.variants = std::move(variants);
   e.created = now();
@@ -154,10 +186,12 @@ Experiment promote_variant(store::Store& store, const std::string& name, const s
     if (e.name != name) continue;
     const auto v = std::find_if(e.variants.begin(), e.variants.end(), [&](const Variant& x) { return x.name == variant; });
     if (v == e.variants.end()) throw Error(fmt::format("experiment \"{}\" has no variant \"{}\"", name, variant));
-    const std::string bytes = read_file(v->file);
-    fs::create_directories(models_dir);
-    write_file((fs::path(models_dir) / "recommend.model").string(), bytes);
-    store.publish_model("recommend", bytes);
+    if (e.surface == "recommend") {
+      const std::string bytes = read_file(v->file);
+      fs::create_directories(models_dir);
+      write_file((fs::path(models_dir) / "recommend.model").string(), bytes);
+      store.publish_model("recommend", bytes);
+    }
     if (e.running()) {
       e.status = "stopped";
       e.stopped = now();

@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include "persona/core/error.h"
 #include "persona/experiment/stats.h"
+#include "persona/privacy/dp.h"
 
 namespace persona::experiment {
 namespace {
@@ -173,6 +175,72 @@ nlohmann::json experiment_report(const Experiment& experiment, store::Store& sto
   std::vector<store::FeedbackTally> tallies;
   store.for_each_feedback_tally(experiment.name, [&](const store::FeedbackTally& t) { tallies.push_back(t); });
   return experiment_report(experiment, std::move(tallies), options);
+}
+
+nlohmann::json experiment_report_dp(const Experiment& experiment, const std::vector<store::FeedbackTally>& tallies,
+                                    const DpReportOptions& options, privacy::RandomSource& rng) {
+  if (!(options.epsilon > 0) || options.epsilon > 100) throw Error(fmt::format("epsilon {} is not in (0, 100]", options.epsilon));
+  if (!(options.max_impressions >= 1) || !(options.max_revenue > 0))
+    throw Error("the per-user clamps are positive (impressions at least 1)");
+  const size_t nv = experiment.variants.size();
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < nv; ++i) index[experiment.variants[i].name] = i;
+  // Each user's totals over the whole experiment.
+  struct Totals {
+    double impressions = 0, clicks = 0, purchases = 0, revenue = 0;
+  };
+  std::vector<std::map<std::string, Totals>> users(nv);
+  for (const auto& t : tallies) {
+    const auto v = index.find(t.variant);
+    if (v == index.end()) continue;
+    auto& u = users[v->second][t.user];
+    u.impressions += static_cast<double>(t.impressions);
+    u.clicks += static_cast<double>(t.clicks);
+    u.purchases += static_cast<double>(t.purchases);
+    u.revenue += t.revenue;
+  }
+  const double share = options.epsilon / 5;
+  nlohmann::json variants = nlohmann::json::array();
+  std::vector<double> noisy_users(nv), shares(nv);
+  for (size_t v = 0; v < nv; ++v) {
+    std::vector<double> impressions, clicks, purchases, revenue;
+    for (const auto& [user, t] : users[v]) {
+      impressions.push_back(t.impressions);
+      clicks.push_back(t.clicks);
+      purchases.push_back(t.purchases);
+      revenue.push_back(t.revenue);
+    }
+    const auto n = privacy::dp_count(static_cast<int64_t>(users[v].size()), share, rng);
+    const auto i = privacy::dp_sum(impressions, options.max_impressions, 1, share, rng);
+    const auto c = privacy::dp_sum(clicks, options.max_impressions, 1, share, rng);
+    const auto p = privacy::dp_sum(purchases, options.max_impressions, 1, share, rng);
+    const auto r = privacy::dp_sum(revenue, options.max_revenue, 0.01, share, rng);
+    const double shown = std::max(1.0, i.value);
+    noisy_users[v] = std::max(0.0, n.value);
+    shares[v] = experiment.variants[v].share;
+    variants.push_back({{"name", experiment.variants[v].name}, {"version", experiment.variants[v].version},
+                        {"share", shares[v]}, {"users", noisy_users[v]}, {"impressions", std::max(0.0, i.value)},
+                        {"clicks", std::max(0.0, c.value)}, {"purchases", std::max(0.0, p.value)},
+                        {"revenue", std::max(0.0, r.value)},
+                        {"ctr", {{"value", std::clamp(c.value / shown, 0.0, 1.0)}}},
+                        {"conversion", {{"value", std::clamp(p.value / shown, 0.0, 1.0)}}},
+                        {"revenue_per_impression", {{"value", std::max(0.0, r.value) / shown}}},
+                        {"noise_scale", {{"users", n.noise_scale}, {"impressions", i.noise_scale}, {"clicks", c.noise_scale},
+                                         {"purchases", p.noise_scale}, {"revenue", r.noise_scale}}}});
+  }
+  const auto srm = sample_ratio_check(noisy_users, shares);
+  nlohmann::json report = experiment.to_json();
+  report["variants"] = variants;
+  report["sample_ratio"] = {{"users", noisy_users}, {"expected_shares", shares}, {"chi2", srm.chi2}, {"p", srm.p},
+                            {"mismatch", srm.mismatch}};
+  report["comparisons"] = nlohmann::json::array();
+  report["dp"] = {{"epsilon", options.epsilon},
+                  {"max_impressions_per_user", options.max_impressions},
+                  {"max_revenue_per_user", options.max_revenue},
+                  {"mechanism", "discrete Laplace on per-user clamped sums, epsilon/5 each; variants are disjoint"}};
+  report["verdict"] = "A differentially private release: per-variant figures with noise (noise_scale gives each one's "
+                      "Laplace scale). The sequential comparisons need per-user variances and are in the exact report only.";
+  return report;
 }
 
 }  // namespace persona::experiment

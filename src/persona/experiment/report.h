@@ -11,6 +11,10 @@
 #include "persona/experiment/experiments.h"
 #include "persona/store/store.h"
 
+namespace persona::privacy {
+class RandomSource;
+}
+
 namespace persona::experiment {
 
 struct ReportOptions {
@@ -24,5 +28,20 @@ struct ReportOptions {
 nlohmann::json experiment_report(const Experiment& experiment, std::vector<store::FeedbackTally> tallies,
                                  const ReportOptions& options = {});
 nlohmann::json experiment_report(const Experiment& experiment, store::Store& store, const ReportOptions& options = {});
+
+// The report released through differential privacy (docs/privacy.md, "Feedback and experiments"):
+// per variant, users, impressions, clicks, purchases and revenue as noisy sums of per-user totals,
+// each clamped (a user contributes at most `max_impressions` impressions, as many clicks and
+// purchases, and `max_revenue` of revenue), each sum with a fifth of epsilon. Every user is in one
+// variant, so the whole release costs epsilon (parallel composition); the rates are computed from
+// the noisy sums (post-processing). No per-user variances are released, so the sequential
+// comparisons are left to the exact report. The caller charges epsilon to a budget first.
+struct DpReportOptions {
+  double epsilon = 1;
+  double max_impressions = 100;  // per user (clicks and purchases too)
+  double max_revenue = 500;      // per user
+};
+nlohmann::json experiment_report_dp(const Experiment& experiment, const std::vector<store::FeedbackTally>& tallies,
+                                    const DpReportOptions& options, privacy::RandomSource& rng);
 
 }  // namespace persona::experiment

@@ -42,6 +42,7 @@
 #include "persona/privacy/access.h"
 #include "persona/privacy/audit.h"
 #include "persona/privacy/crypto.h"
+#include "persona/privacy/dp.h"
 #include "persona/privacy/keys.h"
 #include "persona/recommend/recommend_model.h"
 #include "persona/server/dashboard.h"
@@ -599,6 +600,16 @@ struct Server::Impl {
   std::optional<assistant::KnowledgeGraph> graph;
   std::optional<assistant::GraphAnswerer> answerer;
   std::unique_ptr<assistant::Assistant> bot;
+  // What the assistant is built from (again for an experiment's variants, or a promotion).
+  assistant::Knowledge knowledge;
+  assistant::AssistantOptions assistant_base;
+  // The running assistant experiment with one assistant per variant (under chat_mutex).
+  struct ChatExperiment {
+    experiment::Experiment definition;
+    std::vector<std::unique_ptr<assistant::Assistant>> bots;
+  };
+  std::unique_ptr<ChatExperiment> chat_experiment;
+  nlohmann::json assistant_promoted;  // the settings a promotion left in force (null: the config's)
   std::mutex chat_mutex;  // the assistant reads through one store connection
   Metrics metrics;
   RateLimiter limiter;
@@ -667,6 +678,8 @@ struct Server::Impl {
     return running;
   }
   void refresh_experiments(store::Store& s);
+  void refresh_assistants(const std::vector<experiment::Experiment>& all);
+  std::unique_ptr<assistant::Assistant> assistant_with(const nlohmann::json& settings);
   void start_watching_experiments();
   void stop_watching_experiments();
   std::string experiment_model_file(const experiment::Experiment& e, const experiment::Variant& v);
@@ -674,7 +687,7 @@ struct Server::Impl {
   Reply experiments();
   Reply create_experiment(const httplib::Request& req, const Caller& caller);
   Reply end_experiment(const httplib::Request& req, const std::string& name, bool promote, const Caller& caller);
-  Reply experiment_report(const httplib::Request& req, const std::string& name);
+  Reply experiment_report(const httplib::Request& req, const std::string& name, const Caller& caller);
   Reply profile(const std::string& user);
   Reply similar(const httplib::Request& req, const std::string& item);
   Reply analyze(const httplib::Request& req);
@@ -815,6 +828,8 @@ void Server::Impl::load() {
   assistant_options.responder =
       assistant::responder_from_environment(assistant_options.responder, assistant_options.responder_key_env);
   if (!options.redis_url.empty()) use_redis(assistant_options);
+  knowledge = k;
+  assistant_base = assistant_options;
   bot = std::make_unique<assistant::Assistant>(k, std::move(assistant_options));
   if (options.access_log == "-") log = stderr;
   else if (!options.access_log.empty() && !(log = std::fopen(options.access_log.c_str(), "a")))
@@ -1265,8 +1280,11 @@ void Server::Impl::refresh_experiments(store::Store& s) {
   std::shared_ptr<RunningExperiment> next;
   bool promoted = false;
   std::set<std::string> promotions;
-  for (const auto& e : experiment::load_experiments(s)) {
+  const auto all = experiment::load_experiments(s);
+  refresh_assistants(all);
+  for (const auto& e : all) {
     if (!e.promoted.empty()) promotions.insert(e.name);
+    if (e.surface != "recommend") continue;
     if (!e.promoted.empty() && !promotions_seen.count(e.name) && experiments_seen != "?") promoted = true;
     if (!e.running()) continue;
     try {
@@ -1293,6 +1311,42 @@ void Server::Impl::refresh_experiments(store::Store& s) {
   metrics.set_gauge("persona_experiment_running", "", running_experiment() ? 1 : 0);
   cache.clear();
   if (promoted && !shared_store && recommender && fs::exists(recommend_model_path())) swap_in_recommender();
+}
+
+// An assistant with `settings` over the server's own (the config's [assistant]); the responder's
+// key is read from the environment again, as at start.
+std::unique_ptr<assistant::Assistant> Server::Impl::assistant_with(const nlohmann::json& settings) {
+  auto o = settings.is_null() ? assistant_base : assistant::apply_assistant_settings(settings, assistant_base);
+  o.responder = assistant::responder_from_environment(o.responder, o.responder_key_env);
+  return std::make_unique<assistant::Assistant>(knowledge, std::move(o));
+}
+
+// The assistants the experiments call for: one per variant of a running assistant experiment, and
+// the main one with the latest promoted settings.
+void Server::Impl::refresh_assistants(const std::vector<experiment::Experiment>& all) {
+  std::unique_ptr<ChatExperiment> next;
+  for (const auto& e : all) {
+    if (e.surface != "assistant" || !e.running()) continue;
+    try {
+      next = std::make_unique<ChatExperiment>();
+      next->definition = e;
+      for (const auto& v : e.variants) next->bots.push_back(assistant_with(v.settings));
+    } catch (const std::exception& error) {
+      next.reset();
+      metrics.add_counter("persona_experiment_load_errors_total", "", 1);
+      if (log) {
+        std::lock_guard lock(log_mutex);
+        fmt::print(log, "{}\n", dump_json({{"error", std::string(error.what()).substr(0, 1000)}, {"experiment", e.name}}));
+      }
+    }
+  }
+  const auto promoted = experiment::promoted_assistant_settings(all);
+  std::lock_guard lock(chat_mutex);
+  chat_experiment = std::move(next);
+  if (promoted != assistant_promoted) {
+    bot = assistant_with(promoted);
+    assistant_promoted = promoted;
+  }
 }
 
 void Server::Impl::start_watching_experiments() {
@@ -1385,44 +1439,56 @@ Reply Server::Impl::feedback(const httplib::Request& req, const Caller& caller) 
 
 Reply Server::Impl::experiments() {
   auto s = stores->acquire();
-  nlohmann::json list = nlohmann::json::array();
-  std::string running_name;
+  nlohmann::json list = nlohmann::json::array(), running_names = nlohmann::json::array();
   for (const auto& e : experiment::load_experiments(*s)) {
     list.push_back(e.to_json());
-    if (e.running()) running_name = e.name;
+    if (e.running()) running_names.push_back(e.name);
   }
-  return json_reply({{"experiments", list}, {"running", running_name.empty() ? nlohmann::json() : nlohmann::json(running_name)}});
+  return json_reply({{"experiments", list}, {"running", running_names}});
 }
 
 Reply Server::Impl::create_experiment(const httplib::Request& req, const Caller& caller) {
   const auto body = body_json(req);
   const auto name = field<std::string>(body, "name", "");
   if (name.empty()) throw HttpError(400, "Bad Request", "\"name\" is required");
+  const auto surface = field<std::string>(body, "surface", "recommend");
   const auto given = body.find("variants");
   if (given == body.end() || !given->is_object() || given->size() < 2)
     throw HttpError(400, "Bad Request", "\"variants\" is an object of at least two variants: {\"a\": \"current\", \"b\": \"als.model\"}");
   // Over HTTP a model is "current" or a file of the server's model directory, by name: a caller
-  // never points the server at a path of its choosing.
+  // never points the server at a path of its choosing. Assistant variants are "current" or the
+  // settings themselves (an [assistant] table as a JSON object).
   std::string spec;
+  std::map<std::string, nlohmann::json> settings;
   for (const auto& [variant, model] : given->items()) {
-    if (!model.is_string()) throw HttpError(400, "Bad Request", fmt::format("variant {}: the model is a string", variant));
+    if (surface == "assistant" && model.is_object()) {
+      settings[variant] = model;
+      spec += fmt::format("{}{}=settings", spec.empty() ? "" : ",", variant);
+      continue;
+    }
+    if (!model.is_string())
+      throw HttpError(400, "Bad Request", fmt::format("variant {}: \"current\", a model file name, or (assistant) an object of settings", variant));
     const auto file = model.get<std::string>();
-    if (file != "current" && (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||
-                              file.find("..") != std::string::npos || file.find(',') != std::string::npos))
+    if (file != "current" && (surface == "assistant" || file.empty() || file.find('/') != std::string::npos ||
+                              file.find('\\') != std::string::npos || file.find("..") != std::string::npos ||
+                              file.find(',') != std::string::npos))
       throw HttpError(400, "Bad Request",
                       fmt::format("variant {}: the model is \"current\" or a file name in the server's model directory, not \"{}\"",
                                   variant, file.substr(0, 200)));
     spec += fmt::format("{}{}={}", spec.empty() ? "" : ",", variant, file == "current" ? file : (fs::path(models_dir) / file).string());
   }
   const auto split = field<std::string>(body, "split", "");
+  auto variants = experiment::parse_variants(spec, split);
+  for (auto& v : variants)
+    if (const auto it = settings.find(v.name); it != settings.end()) v.settings = it->second;
   experiment::Experiment created;
   {
     std::lock_guard lock(write_mutex);
     auto s = stores->acquire();
-    created = experiment::create_experiment(*s, name, experiment::parse_variants(spec, split), models_dir);
+    created = experiment::create_experiment(*s, name, std::move(variants), models_dir, surface);
     refresh_experiments(*s);
   }
-  audit(caller, "experiments.create", {{"experiment", name}, {"variants", spec}, {"split", split}});
+  audit(caller, "experiments.create", {{"experiment", name}, {"surface", surface}, {"variants", spec}, {"split", split}});
   return json_reply(created.to_json(), 201);
 }
 
@@ -1447,14 +1513,31 @@ Reply Server::Impl::end_experiment(const httplib::Request& req, const std::strin
   return json_reply(ended.to_json());
 }
 
-Reply Server::Impl::experiment_report(const httplib::Request& req, const std::string& name) {
+Reply Server::Impl::experiment_report(const httplib::Request& req, const std::string& name, const Caller& caller) {
   experiment::ReportOptions o;
   o.alpha = number_param(req, "alpha").value_or(0.05);
   if (!(o.alpha > 0 && o.alpha < 0.5)) throw HttpError(400, "Bad Request", "alpha is between 0 and 0.5");
   auto s = stores->acquire();
   const auto e = experiment::find_experiment(*s, name);
   if (!e) throw HttpError(404, "Not Found", fmt::format("no experiment \"{}\"", name));
-  return json_reply(experiment::experiment_report(*e, *s, o));
+  const auto epsilon = number_param(req, "epsilon");
+  if (!epsilon) return json_reply(experiment::experiment_report(*e, *s, o));
+  // Through differential privacy, charged to the caller's budget like POST /v1/stats/dp.
+  experiment::DpReportOptions dp;
+  dp.epsilon = *epsilon;
+  dp.max_impressions = number_param(req, "max_impressions").value_or(dp.max_impressions);
+  dp.max_revenue = number_param(req, "max_revenue").value_or(dp.max_revenue);
+  auto rng = privacy::secure_random();
+  (void)experiment::experiment_report_dp(*e, {}, dp, *rng);  // bad parameters cost nothing
+  std::vector<store::FeedbackTally> tallies;
+  s->for_each_feedback_tally(e->name, [&](const store::FeedbackTally& t) { tallies.push_back(t); });
+  const std::string dataset = store::store_identity(options.store_path);
+  {
+    std::lock_guard lock(ledger_mutex);
+    ledger->spend(dataset, caller.id(), dp.epsilon, "experiment report " + e->name);
+  }
+  audit(caller, "dp.experiment_report", {{"dataset", dataset}, {"experiment", e->name}, {"epsilon", dp.epsilon}});
+  return json_reply(experiment::experiment_report_dp(*e, tallies, dp, *rng));
 }
 
 Reply Server::Impl::profile(const std::string& user) {
@@ -1501,9 +1584,23 @@ Reply Server::Impl::chat(const httplib::Request& req, const Caller& caller) {
   if (session.empty()) session = "s" + privacy::random_hex(16);
   if (session.size() > 100) throw HttpError(400, "Bad Request", "\"session\" is at most 100 characters");
   std::lock_guard lock(chat_mutex);
-  auto reply = bot->reply(session, user, message);
+  // In an assistant experiment, the user's variant answers (sticky: their sessions stay with it).
+  assistant::Assistant* answering = bot.get();
+  const experiment::Variant* variant = nullptr;
+  if (chat_experiment) {
+    const size_t v = experiment::assign(chat_experiment->definition.salt, user, chat_experiment->definition.variants);
+    answering = chat_experiment->bots[v].get();
+    variant = &chat_experiment->definition.variants[v];
+  }
+  auto reply = answering->reply(session, user, message);
   nlohmann::json j = reply.to_json();
   j["session"] = session;
+  j["request_id"] = new_request_id();
+  if (variant) {
+    j["experiment"] = chat_experiment->definition.name;
+    j["variant"] = variant->name;
+    j["settings_version"] = variant->version;
+  }
   return json_reply(j);
 }
 
@@ -1721,6 +1818,8 @@ Reply Server::Impl::erase(const std::string& user, const Caller& caller) {
   try {
     std::lock_guard lock(chat_mutex);
     bot->forget_user(user);  // the person's conversations (in Redis: every server's)
+    if (chat_experiment)
+      for (auto& b : chat_experiment->bots) b->forget_user(user);
   } catch (const std::exception& e) {
     HttpError failed(503, "Service Unavailable",
                      fmt::format("the store's data of this user is erased, but not their conversations: {}; send the erasure "
@@ -1955,7 +2054,7 @@ void Server::Impl::add_routes() {
   add("POST", "/v1/experiments", {"experiments:write"}, false,
       [this](const httplib::Request& req, const Caller& c) { return create_experiment(req, c); });
   add("GET", "/v1/experiments/{name}/report", {"experiments:read"}, false,
-      [this, param](const httplib::Request& req, auto&) { return experiment_report(req, param(req)); });
+      [this, param](const httplib::Request& req, const Caller& c) { return experiment_report(req, param(req), c); });
   add("POST", "/v1/experiments/{name}/stop", {"experiments:write"}, false,
       [this, param](const httplib::Request& req, const Caller& c) { return end_experiment(req, param(req), false, c); });
   add("POST", "/v1/experiments/{name}/promote", {"experiments:write"}, false,

@@ -27,9 +27,10 @@ export async function render(root, params) {
     root.append(card(t('experiments'), el('p', { 'data-testid': 'no-experiments' }, t('x_none'))));
     return;
   }
-  const chosen = params[0] || running || experiments[experiments.length - 1].name;
+  const chosen = params[0] || running[0] || experiments[experiments.length - 1].name;
   root.append(card(t('experiments'), table('table-experiments', [
     { label: t('name'), value: (e) => el('a', { href: `#/experiments/${encodeURIComponent(e.name)}` }, e.name), verbatim: true },
+    { label: t('x_surface'), value: (e) => t('x_surface_' + e.surface) },
     { label: t('x_status'), value: (e) => t('x_' + e.status) + (e.promoted ? ` · ${format('x_promoted', e.promoted)}` : '') },
     { label: t('created'), value: (e) => new Date(e.created * 1000).toISOString().slice(0, 16).replace('T', ' ') },
     { label: t('x_variants'), value: (e) => e.variants.map((v) => `${v.name} ${percent(v.share)} (${v.version})`).join(' · '), verbatim: true },
