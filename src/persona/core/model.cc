@@ -17,8 +17,18 @@ std::vector<std::string> split_aliases(std::string_view aliases) {
 }
 
 const char* entity_name(Entity e) {
-  static const char* names[] = {"user", "item", "event", "text"};
+  static const char* names[] = {"user", "item", "event", "text", "feedback"};
   return names[static_cast<int>(e)];
+}
+
+const std::vector<std::string_view>& feedback_kinds() {
+  static const std::vector<std::string_view> kinds = {"impression", "click", "cart", "purchase", "not_interested"};
+  return kinds;
+}
+
+bool is_feedback_kind(std::string_view name) {
+  const auto& k = feedback_kinds();
+  return std::find(k.begin(), k.end(), name) != k.end();
 }
 
 std::optional<Entity> parse_entity(std::string_view name) {
@@ -26,6 +36,7 @@ std::optional<Entity> parse_entity(std::string_view name) {
   if (name == "item" || name == "items") return Entity::Item;
   if (name == "event" || name == "events") return Entity::Event;
   if (name == "text" || name == "texts") return Entity::Text;
+  if (name == "feedback" || name == "feedbacks") return Entity::Feedback;
   return std::nullopt;
 }
 
@@ -107,6 +118,15 @@ const std::vector<ModelField>& model_fields() {
       {E::Text, "category", T::Text, false, "a category, e.g. a product category or domain"},
       {E::Text, "sentiment", T::Number, false, "sentiment label or score (1 positive, 0 negative)"},
       {E::Text, "timestamp", T::Timestamp, false, "when it was written"},
+      {E::Feedback, "request_id", T::Text, true, "the request_id of the served list (or chat answer) the item was in"},
+      {E::Feedback, "user", T::Text, true, "external user id"},
+      {E::Feedback, "item", T::Text, true, "external item id (for a chat answer: what it was about)"},
+      {E::Feedback, "kind", T::FeedbackKind, true, "impression, click, cart, purchase or not_interested"},
+      {E::Feedback, "position", T::Integer, false, "the item's place in the list, from 0"},
+      {E::Feedback, "value", T::Number, false, "a purchase's revenue"},
+      {E::Feedback, "model", T::Text, false, "the model version the list named"},
+      {E::Feedback, "experiment", T::Text, false, "the experiment it belongs to (default: the one running on the recommend surface)"},
+      {E::Feedback, "timestamp", T::Timestamp, true, "when it happened"},
   };
   return fields;
 }

@@ -1,5 +1,5 @@
 #pragma once
-// Persona's one data model. Every source is mapped onto these four kinds of record; the store,
+// Persona's one data model. Every source is mapped onto these five kinds of record; the store,
 // the profiles and every later stage read only these.
 #include <cstdint>
 #include <optional>
@@ -10,9 +10,9 @@
 
 namespace persona {
 
-enum class Entity : uint8_t { User, Item, Event, Text };
-constexpr int kEntityCount = 4;
-const char* entity_name(Entity e);            // "user", "item", "event", "text"
+enum class Entity : uint8_t { User, Item, Event, Text, Feedback };
+constexpr int kEntityCount = 5;
+const char* entity_name(Entity e);            // "user", "item", "event", "text", "feedback"
 std::optional<Entity> parse_entity(std::string_view name);  // also accepts plurals
 
 enum class EventType : uint8_t { View, Click, Cart, Purchase, Return, Rate, Review, Search, Favourite };
@@ -25,7 +25,11 @@ enum class TextKind : uint8_t { Review, Query, Chat };
 const char* text_kind_name(TextKind k);
 std::optional<TextKind> parse_text_kind(std::string_view name);
 
-enum class FieldType : uint8_t { Text, Integer, Number, Timestamp, EventKind, TextKindField, Boolean };
+enum class FieldType : uint8_t { Text, Integer, Number, Timestamp, EventKind, TextKindField, Boolean, FeedbackKind };
+
+// What a user did with an item of a served list (or a chat answer): feedback.kind.
+const std::vector<std::string_view>& feedback_kinds();  // impression, click, cart, purchase, not_interested
+bool is_feedback_kind(std::string_view name);
 
 // One field of the model, e.g. event.quantity.
 struct ModelField {
@@ -77,6 +81,18 @@ struct Text {
   std::string language, body, label, category;
   std::optional<double> sentiment;
   std::optional<int64_t> timestamp;
+};
+
+// What a user did with a list Persona served (POST /v1/feedback, or a source mapped onto
+// feedback): one per request, item and kind, so the same feedback sent again is stored once. The
+// experiment and variant the user was in, and the model that made the list, are stamped when it
+// is stored ("" when none).
+struct Feedback {
+  std::string request_id, user, item, kind;  // kind: impression | click | cart | purchase | not_interested
+  std::string experiment, variant, model;
+  int64_t position = -1;  // the item's place in the list, from 0; -1 when not given
+  double value = 0;       // a purchase's revenue
+  int64_t ts = 0;         // seconds since the epoch
 };
 
 }  // namespace persona

@@ -94,6 +94,29 @@ std::optional<Experiment> running_experiment(store::Store& store, const std::str
   return std::nullopt;
 }
 
+size_t stamp_feedback(std::vector<Feedback>& rows, const std::vector<Experiment>& experiments,
+                      const std::function<bool(const std::string& user)>& may_record) {
+  const Experiment* running = nullptr;
+  for (const auto& e : experiments)
+    if (e.running() && e.surface == "recommend") running = &e;
+  const size_t before = rows.size();
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const Feedback& f) { return !may_record(f.user); }), rows.end());
+  for (auto& f : rows) {
+    const Experiment* e = running;
+    if (!f.experiment.empty()) {
+      e = nullptr;
+      for (const auto& x : experiments)
+        if (x.name == f.experiment) e = &x;
+    }
+    if (!e) continue;
+    const auto& v = e->variant_of(f.user);
+    f.experiment = e->name;
+    f.variant = v.name;
+    if (f.model.empty()) f.model = v.version;
+  }
+  return before - rows.size();
+}
+
 nlohmann::json promoted_assistant_settings(const std::vector<Experiment>& all) {
   const Experiment* latest = nullptr;
   for (const auto& e : all)

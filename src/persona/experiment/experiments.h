@@ -4,6 +4,7 @@
 // of a store serves the same split, and the commands that change them. One experiment runs at a
 // time on each surface: a user's list comes from one model, their chat from one set of settings.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,14 @@ Experiment stop_experiment(store::Store& store, const std::string& name);
 // assistant answers with from then on (the latest promotion wins over the config's [assistant]).
 Experiment promote_variant(store::Store& store, const std::string& name, const std::string& variant,
                            const std::string& models_dir);
+
+// Feedback as it is stored: rows of users who refused analytics (`may_record` false) dropped, the
+// rest stamped with their experiment (the one a row names, else the running recommend
+// experiment among `experiments`), the user's variant in it, and the variant's model version
+// when the row names none. A row naming an experiment not in `experiments` keeps the name and
+// gets no variant (reports leave it out). Answers how many rows were dropped.
+size_t stamp_feedback(std::vector<Feedback>& rows, const std::vector<Experiment>& experiments,
+                      const std::function<bool(const std::string& user)>& may_record);
 
 // The assistant settings the latest promoted assistant experiment left in force (null: none).
 nlohmann::json promoted_assistant_settings(const std::vector<Experiment>& all);

@@ -184,6 +184,9 @@ void Mapper::parse_typed(const Slot& slot, FieldValue& v) const {
       else v.error = "is not a known text kind (review, query, chat)";
       break;
     }
+    case FieldType::FeedbackKind:
+      if (!is_feedback_kind(v.text)) v.error = "is not a feedback kind (impression, click, cart, purchase, not_interested)";
+      break;
     case FieldType::Boolean: {
       const auto b = parse_bool(v.text);
       if (b) v.number = *b ? 1 : 0;
@@ -241,6 +244,7 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
   if (has(Entity::Item)) out.item.emplace();
   if (has(Entity::Event)) out.event.emplace();
   if (has(Entity::Text)) out.text.emplace();
+  if (has(Entity::Feedback)) out.feedback.emplace();
   for (size_t i = 0; i < slots_.size(); ++i) {
     const FieldValue& v = values[i];
     if (!v.present || v.error) continue;
@@ -294,6 +298,19 @@ MappedRecords Mapper::build(const std::vector<FieldValue>& values) const {
         else if (name == "category") t.category = text;
         else if (name == "sentiment") t.sentiment = v.number;
         else if (name == "timestamp") t.timestamp = v.time;
+        break;
+      }
+      case Entity::Feedback: {
+        Feedback& f = *out.feedback;
+        if (name == "request_id") f.request_id = text;
+        else if (name == "user") f.user = text;
+        else if (name == "item") f.item = text;
+        else if (name == "kind") f.kind = text;
+        else if (name == "position") f.position = static_cast<int64_t>(v.number);
+        else if (name == "value") f.value = v.number;
+        else if (name == "model") f.model = text;
+        else if (name == "experiment") f.experiment = text;
+        else if (name == "timestamp") f.ts = v.time;
         break;
       }
     }

@@ -62,6 +62,7 @@ struct MappedRecords {
   std::optional<Item> item;
   std::optional<Event> event;
   std::optional<Text> text;
+  std::optional<Feedback> feedback;
 };
 
 // A mapping bound to one reader's columns.

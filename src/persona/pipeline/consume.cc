@@ -1,4 +1,5 @@
 #include "persona/pipeline/consume.h"
+#include "persona/pipeline/feedback.h"
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -156,7 +157,8 @@ class JobWriter {
  public:
   JobWriter(store::Store& store, int64_t ingest, const std::string& source, const io::StreamSource& stream,
             RejectLogWriter* rejects, int64_t die_after_commit)
-      : store_(store), ingest_(ingest), source_(source), stream_(stream), rejects_(rejects), die_after_commit_(die_after_commit) {
+      : store_(store), ingest_(ingest), source_(source), stream_(stream), rejects_(rejects), die_after_commit_(die_after_commit),
+        feedback_(store) {
     worker_ = std::thread([this] { run(); });
   }
   ~JobWriter() {
@@ -215,6 +217,9 @@ class JobWriter {
   Written store_job(Job& job) {
     Written w;
     w.keys = job.batch.stream.keys;
+    // Feedback rows are stored once per request, item and kind whatever happens below: an entry
+    // written again stores none twice, so they need no dropping.
+    feedback_.stamp(job.batch.feedback);
     // The write checks, under the store's write lock, that none of the entries is stored; when some
     // are (a restart's own pending entries, a claim, a race), they are dropped and it goes again.
     for (int attempt = 1; !job.batch.stream.keys.empty(); ++attempt) {
@@ -247,6 +252,7 @@ class JobWriter {
   const io::StreamSource& stream_;  // its name and positions only: the caller's thread reads and acknowledges
   RejectLogWriter* rejects_;
   const int64_t die_after_commit_;
+  FeedbackStamper feedback_;
   int64_t batches_ = 0;
   Handoff<Job> jobs_{1};
   std::mutex mutex_;

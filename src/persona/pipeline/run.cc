@@ -23,6 +23,7 @@
 #include "persona/io/jsonl_reader.h"
 #include "persona/io/threaded_reader.h"
 #include "persona/pipeline/erasure.h"
+#include "persona/pipeline/feedback.h"
 #include "persona/prep/normaliser.h"
 #include "persona/privacy/pii.h"
 #include "persona/store/pg_client.h"
@@ -275,6 +276,7 @@ void add_row(store::Batch& batch, const io::Record& record, const std::vector<io
     r.text->body = privacy::redact_pii(r.text->body);  // texts are stored for analytics: no PII
     batch.texts.emplace_back(record.line, std::move(*r.text));
   }
+  if (r.feedback) batch.feedback.push_back(std::move(*r.feedback));
 }
 
 SourceReport clean_source(const SourceConfig& source, const std::vector<prep::RuleSpec>& rules,
@@ -328,7 +330,7 @@ namespace {
 // transaction with its checkpoint, exactly as they would be on the caller's thread.
 class BatchWriter {
  public:
-  BatchWriter(store::Store& store, int64_t ingest) : store_(store), ingest_(ingest) {
+  BatchWriter(store::Store& store, int64_t ingest) : store_(store), ingest_(ingest), feedback_(store) {
     worker_ = std::thread([this] { run(); });
   }
   ~BatchWriter() {  // on an error of the caller's: stop after the batch being written
@@ -352,7 +354,10 @@ class BatchWriter {
   };
   void run() {
     try {
-      while (auto pending = queue_.pop()) store_.write_batch(ingest_, pending->batch, pending->last_line);
+      while (auto pending = queue_.pop()) {
+        feedback_.stamp(pending->batch.feedback);
+        store_.write_batch(ingest_, pending->batch, pending->last_line);
+      }
     } catch (...) {
       error_ = std::current_exception();
       queue_.stop();  // the caller's next write() sees it
@@ -368,6 +373,7 @@ class BatchWriter {
 
   store::Store& store_;
   int64_t ingest_;
+  FeedbackStamper feedback_;
   Handoff<Pending> queue_{2};
   std::thread worker_;
   std::exception_ptr error_;

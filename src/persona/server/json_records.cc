@@ -264,6 +264,7 @@ static std::string bounded_redacted(const nlohmann::json& record) {
 }
 
 DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_records, const TimeWindow& window) {
+  if (entity == Entity::Feedback) throw Error("feedback is decoded by decode_feedback (POST /v1/feedback)");
   DecodedRecords out;
   for_each_record(body, max_records, [&](size_t i, const nlohmann::json& record) {
     const auto line = static_cast<int64_t>(i + 1);
@@ -277,6 +278,7 @@ DecodedRecords decode_body(Entity entity, std::string_view body, size_t max_reco
         case Entity::Item: decode_item(r, out); break;
         case Entity::Event: decode_event(r, out, line); break;
         case Entity::Text: decode_text(r, out, line); break;
+        case Entity::Feedback: break;  // refused above
       }
     }
     if (const auto& f = r.failure()) {

@@ -1395,30 +1395,21 @@ Reply Server::Impl::feedback(const httplib::Request& req, const Caller& caller) 
   // the id) and its model's version unless the client names the version it was shown.
   const auto experiment = running_experiment();
   const std::string current_version = recommender ? recommender->model()->version() : "";
-  std::vector<store::Feedback> rows;
-  rows.reserve(decoded.rows.size());
-  int64_t no_consent = 0;
+  std::vector<store::Feedback> rows = std::move(decoded.rows);
   int64_t stored = 0;
+  size_t no_consent = 0;
   {
     auto s = stores->acquire();
     std::unordered_map<std::string, bool> analytics;  // consent, asked once per user
-    for (auto& f : decoded.rows) {
-      auto [it, fresh] = analytics.try_emplace(f.user, true);
-      if (fresh) it->second = s->consent(f.user).analytics;
-      if (!it->second) {
-        ++no_consent;
-        continue;
-      }
-      if (experiment) {
-        const auto& v = experiment->definition.variant_of(f.user);
-        f.experiment = experiment->definition.name;
-        f.variant = v.name;
-        if (f.model.empty()) f.model = v.version;
-      } else if (f.model.empty()) {
-        f.model = current_version;
-      }
-      rows.push_back(std::move(f));
-    }
+    const std::vector<experiment::Experiment> in_force =
+        experiment ? std::vector<experiment::Experiment>{experiment->definition} : std::vector<experiment::Experiment>{};
+    no_consent = experiment::stamp_feedback(rows, in_force, [&](const std::string& user) {
+      auto [it, fresh] = analytics.try_emplace(user, true);
+      if (fresh) it->second = s->consent(user).analytics;
+      return it->second;
+    });
+    for (auto& f : rows)
+      if (f.model.empty()) f.model = current_version;
     if (shared_store) {
       stored = s->put_feedback(rows);
     } else {

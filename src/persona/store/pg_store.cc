@@ -247,6 +247,7 @@ class PgStore final : public Store {
         write_texts(ingest, batch.texts, ids);
         note_change("data", users_touched(batch, ids));
         write_rejects(ingest, batch.rejects);
+        insert_feedback(batch.feedback);
         write_stream_entries(batch.stream);
         conn_.exec("UPDATE ingests SET last_line=$1 WHERE id=$2", {Param::of(last_line), Param::of(ingest)});
         bump_generation();
@@ -486,22 +487,27 @@ class PgStore final : public Store {
 
   Erasure erase_user(const std::string& user) override;
   // No dense ids: the write lock is not needed, and writers of feedback do not wait on ingests.
+  // Inside the caller's transaction; answers how many rows were new.
+  int64_t insert_feedback(const std::vector<Feedback>& rows) {
+    int64_t added = 0;
+    auto opt = [](const std::string& v) { return v.empty() ? Param::null() : Param::text(v); };
+    for (const auto& f : rows)
+      added += conn_
+                   .exec("INSERT INTO feedback(request_id, item, kind, user_id, experiment, variant, model, position, value, ts) "
+                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                         {Param::text(f.request_id), Param::text(f.item), Param::text(f.kind), Param::text(f.user),
+                          opt(f.experiment), opt(f.variant), opt(f.model),
+                          f.position >= 0 ? Param::of(f.position) : Param::null(),
+                          f.value != 0 ? Param::of(f.value) : Param::null(), Param::of(f.ts)})
+                   .affected();
+    return added;
+  }
   int64_t put_feedback(const std::vector<Feedback>& rows) override {
     if (rows.empty()) return 0;
     int64_t added = 0;
     conn_.exec("BEGIN");
     try {
-      for (const auto& f : rows) {
-        auto opt = [](const std::string& v) { return v.empty() ? Param::null() : Param::text(v); };
-        added += conn_
-                     .exec("INSERT INTO feedback(request_id, item, kind, user_id, experiment, variant, model, position, value, ts) "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                           {Param::text(f.request_id), Param::text(f.item), Param::text(f.kind), Param::text(f.user),
-                            opt(f.experiment), opt(f.variant), opt(f.model),
-                            f.position >= 0 ? Param::of(f.position) : Param::null(),
-                            f.value != 0 ? Param::of(f.value) : Param::null(), Param::of(f.ts)})
-                     .affected();
-      }
+      added = insert_feedback(rows);
       conn_.exec("COMMIT");
     } catch (...) {
       rollback();

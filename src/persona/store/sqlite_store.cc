@@ -317,21 +317,28 @@ class SqliteStore final : public Store {
   }
 
   Erasure erase_user(const std::string& user) override;
+  // Inside the caller's transaction; answers how many rows were new.
+  int64_t insert_feedback(const std::vector<Feedback>& rows) {
+    if (rows.empty()) return 0;
+    int64_t added = 0;
+    Statement q(db_, "INSERT OR IGNORE INTO feedback(request_id, item, kind, user_id, experiment, variant, model, "
+                     "position, value, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& f : rows) {
+      q.bind(1, f.request_id).bind(2, f.item).bind(3, f.kind).bind(4, f.user);
+      q.bind_text_or_null(5, f.experiment).bind_text_or_null(6, f.variant).bind_text_or_null(7, f.model);
+      if (f.position >= 0) q.bind(8, f.position); else q.bind_null(8);
+      if (f.value != 0) q.bind(9, f.value); else q.bind_null(9);
+      q.bind(10, f.ts).run();
+      added += sqlite3_changes(db_);
+    }
+    return added;
+  }
   int64_t put_feedback(const std::vector<Feedback>& rows) override {
     if (rows.empty()) return 0;
     int64_t added = 0;
     exec("BEGIN IMMEDIATE");
     try {
-      Statement q(db_, "INSERT OR IGNORE INTO feedback(request_id, item, kind, user_id, experiment, variant, model, "
-                       "position, value, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      for (const auto& f : rows) {
-        q.bind(1, f.request_id).bind(2, f.item).bind(3, f.kind).bind(4, f.user);
-        q.bind_text_or_null(5, f.experiment).bind_text_or_null(6, f.variant).bind_text_or_null(7, f.model);
-        if (f.position >= 0) q.bind(8, f.position); else q.bind_null(8);
-        if (f.value != 0) q.bind(9, f.value); else q.bind_null(9);
-        q.bind(10, f.ts).run();
-        added += sqlite3_changes(db_);
-      }
+      added = insert_feedback(rows);
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -550,6 +557,7 @@ class SqliteStore final : public Store {
       write_events(ingest, batch.events);
       write_texts(ingest, batch.texts);
       write_rejects(ingest, batch.rejects);
+      insert_feedback(batch.feedback);
       write_stream_entries(batch.stream);
       Statement cp(db_, "UPDATE ingests SET last_line=? WHERE id=?");
       cp.bind(1, last_line).bind(2, ingest).run();

@@ -95,6 +95,9 @@ struct Batch {
   std::vector<std::pair<int64_t, Event>> events;  // (source line, event)
   std::vector<std::pair<int64_t, Text>> texts;
   std::vector<RejectRow> rejects;
+  // Feedback rows (a source mapped onto feedback), stamped with their experiment and variant by
+  // the caller; stored once per request, item and kind, like put_feedback.
+  std::vector<Feedback> feedback;
   StreamEntries stream;  // none for a file
 };
 
@@ -180,16 +183,7 @@ const std::vector<StoreTable>& store_tables();
 // shortest exact form), NULL as nullopt.
 using StoreRow = std::vector<std::optional<std::string>>;
 
-// What a user did with a list Persona served (POST /v1/feedback): one row per request, item and
-// kind, so the same feedback sent again is stored once. The experiment and variant the user was
-// in, and the model that made the list, are stamped by the server ("" when none).
-struct Feedback {
-  std::string request_id, user, item, kind;  // kind: impression | click | cart | purchase | not_interested
-  std::string experiment, variant, model;
-  int64_t position = -1;  // the item's place in the list, from 0; -1 when not given
-  double value = 0;       // a purchase's revenue
-  int64_t ts = 0;         // seconds since the epoch
-};
+using persona::Feedback;  // core/model.h
 // One user's feedback in one variant on one day (UTC, days since the epoch): the unit the
 // experiment report sums (users are what the split randomises, so variances are per user).
 struct FeedbackTally {
