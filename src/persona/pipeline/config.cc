@@ -197,7 +197,7 @@ class Reader {
   // Applies the keys of a [[sources]] table (or a preset) on top of `source`.
   void source(const toml::table& t, SourceConfig& source, bool is_preset) const {
     std::set<std::string> keys = {"format", "encoding", "delimiter", "quote", "header", "max_record_bytes", "na_values", "clean",
-                                  "user", "users", "item", "items", "event", "events", "text", "texts"};
+                                  "user", "users", "item", "items", "event", "events", "text", "texts", "feedback"};
     if (!is_preset) keys.insert({"name", "path", "preset"});
     only_keys(t, keys, is_preset ? "a preset" : "a [[sources]] table");
     auto& m = source.mapping;

@@ -639,6 +639,7 @@ struct Server::Impl {
 
   explicit Impl(ServerOptions o) : options(std::move(o)), limiter(options.rate_per_s, options.burst) {}
   ~Impl() {
+    stop_watching_experiments();  // a constructor that threw after load() leaves it running
     if (log && log != stderr) std::fclose(log);
   }
 

@@ -48,20 +48,19 @@ export async function render(root, params) {
     name: t('x_interval'), type: 'line', showSymbol: true, symbol: 'triangle', lineStyle: { opacity: 0 },
     data: r.variants.map((v) => +(100 * v.ctr.high).toFixed(3)),
   }];
-  root.append(el('div', { class: 'row' },
-    card(t('x_ctr_by_variant'), chart('chart-experiment-ctr', {
-      legend: {}, xAxis: { type: 'category', data: r.variants.map((v) => v.name) }, yAxis: { type: 'value', name: '%' }, series,
-    }, r.variants.some((v) => v.impressions > 0) ? r.variants.length : 0)),
-    card(t('x_variants'), table('table-variants', [
-      { label: t('x_variant'), value: (v) => v.name, verbatim: true },
-      { label: t('users'), value: (v) => num(v.users), numeric: true },
-      { label: t('x_impressions'), value: (v) => num(v.impressions), numeric: true },
-      { label: t('x_clicks'), value: (v) => num(v.clicks), numeric: true },
-      { label: t('purchases'), value: (v) => num(v.purchases), numeric: true },
-      { label: t('x_ctr'), value: (v) => `${percent(v.ctr.value)} (${percent(Math.max(0, v.ctr.low))}–${percent(v.ctr.high)})`, numeric: true },
-      { label: t('x_conversion'), value: (v) => percent(v.conversion.value), numeric: true },
-      { label: t('x_revenue_per_impression'), value: (v) => num(v.revenue_per_impression.value), numeric: true },
-    ], r.variants))));
+  root.append(card(t('x_variants'), el('div', { class: 'scroll' }, table('table-variants', [
+    { label: t('x_variant'), value: (v) => v.name, verbatim: true },
+    { label: t('users'), value: (v) => num(v.users), numeric: true },
+    { label: t('x_impressions'), value: (v) => num(v.impressions), numeric: true },
+    { label: t('x_clicks'), value: (v) => num(v.clicks), numeric: true },
+    { label: t('purchases'), value: (v) => num(v.purchases), numeric: true },
+    { label: t('x_ctr'), value: (v) => `${percent(v.ctr.value)} (${percent(Math.max(0, v.ctr.low))}–${percent(v.ctr.high)})`, numeric: true },
+    { label: t('x_conversion'), value: (v) => percent(v.conversion.value), numeric: true },
+    { label: t('x_revenue_per_impression'), value: (v) => num(v.revenue_per_impression.value), numeric: true },
+  ], r.variants))));
+  root.append(card(t('x_ctr_by_variant'), chart('chart-experiment-ctr', {
+    legend: {}, xAxis: { type: 'category', data: r.variants.map((v) => v.name) }, yAxis: { type: 'value', name: '%' }, series,
+  }, r.variants.some((v) => v.impressions > 0) ? r.variants.length : 0, 240)));
 
   root.append(card(t('x_comparisons'), el('p', { class: 'muted' }, t('x_sequential_note')), table('table-comparisons', [
     { label: t('x_variant'), value: (c) => `${c.variant} / ${c.against}`, verbatim: true },
