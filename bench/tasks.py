@@ -893,6 +893,32 @@ def nginx_static_run(task, tmp, sample, get_script, env, duration):
     return ref
 
 
+def serving_fixture(args, tmp, store, key_name, extra_script=None):
+    """What S1 and AB serve: the store's users and items in files for wrk's scripts, a service key,
+    and the GET script (and `extra_script`, a (name, text) pair). Returns (users, items, key, env,
+    script paths)."""
+    import sqlite3
+    db = sqlite3.connect(store)
+    users = [r[0] for r in db.execute("SELECT DISTINCT u.ext_id FROM events e JOIN users u ON u.id = e.user")]
+    items = [r[0] for r in db.execute("SELECT ext_id FROM items")]
+    db.close()
+    users_file, items_file = os.path.join(tmp, "users.txt"), os.path.join(tmp, "items.txt")
+    with open(users_file, "w") as f:
+        f.write("\n".join(users) + "\n")
+    with open(items_file, "w") as f:
+        f.write("\n".join(items) + "\n")
+    keys = os.path.join(tmp, "api-keys.json")
+    key = json.loads(measure([args.persona, "keys", "create", "--name", key_name, "--role", "service", "--api-keys", keys,
+                              "--json"])[0])["secret"]
+    scripts = {}
+    for name, text in [("get", WRK_GET)] + ([extra_script] if extra_script else []):
+        scripts[name] = os.path.join(tmp, name + ".lua")
+        with open(scripts[name], "w") as f:
+            f.write(text)
+    env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
+    return users, items, keys, env, scripts
+
+
 def s1(args):
     """Serving under load: wrk against recommendations for random known users (keep-alive, 2
     threads, 64 connections), nginx serving a static file of the same size in the same run; then
@@ -918,24 +944,8 @@ def s1(args):
             measure([args.persona, "ingest", "--config", os.path.join(shop, "shop.toml"), "--store", store, "--quiet"])
         # R3's model: the method chosen on validation.
         measure([args.persona, "train", "recommend", "--store", store, "--models", models, "--method", "auto", "--quiet"])
-        db = sqlite3.connect(store)
-        users = [r[0] for r in db.execute("SELECT DISTINCT u.ext_id FROM events e JOIN users u ON u.id = e.user")]
-        items = [r[0] for r in db.execute("SELECT ext_id FROM items")]
-        db.close()
-        users_file, items_file = os.path.join(tmp, "users.txt"), os.path.join(tmp, "items.txt")
-        with open(users_file, "w") as f:
-            f.write("\n".join(users) + "\n")
-        with open(items_file, "w") as f:
-            f.write("\n".join(items) + "\n")
-        keys = os.path.join(tmp, "api-keys.json")
-        key = json.loads(measure([args.persona, "keys", "create", "--name", "s1", "--role", "service", "--api-keys", keys,
-                                  "--json"])[0])["secret"]
-        get_script, ingest_script = os.path.join(tmp, "get.lua"), os.path.join(tmp, "ingest.lua")
-        with open(get_script, "w") as f:
-            f.write(WRK_GET)
-        with open(ingest_script, "w") as f:
-            f.write(WRK_INGEST)
-        env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
+        users, items, keys, env, scripts = serving_fixture(args, tmp, store, "s1", ("ingest", WRK_INGEST))
+        key, get_script, ingest_script = env["S1_KEY"], scripts["get"], scripts["ingest"]
 
         def persona_server(extra):
             port = free_port()
@@ -1080,24 +1090,8 @@ def ab(args):
         measure([args.persona, "train", "recommend", "--store", store, "--models", models, "--method", "auto", "--quiet"])
         measure([args.persona, "train", "recommend", "--store", store, "--models", models, "--method", "popularity",
                  "--out", os.path.join(models, "popularity.model"), "--quiet"])
-        db = sqlite3.connect(store)
-        users = [r[0] for r in db.execute("SELECT DISTINCT u.ext_id FROM events e JOIN users u ON u.id = e.user")]
-        items = [r[0] for r in db.execute("SELECT ext_id FROM items")]
-        db.close()
-        users_file, items_file = os.path.join(tmp, "users.txt"), os.path.join(tmp, "items.txt")
-        with open(users_file, "w") as f:
-            f.write("\n".join(users) + "\n")
-        with open(items_file, "w") as f:
-            f.write("\n".join(items) + "\n")
-        keys = os.path.join(tmp, "api-keys.json")
-        key = json.loads(measure([args.persona, "keys", "create", "--name", "ab", "--role", "service", "--api-keys", keys,
-                                  "--json"])[0])["secret"]
-        get_script, feedback_script = os.path.join(tmp, "get.lua"), os.path.join(tmp, "feedback.lua")
-        with open(get_script, "w") as f:
-            f.write(WRK_GET)
-        with open(feedback_script, "w") as f:
-            f.write(WRK_FEEDBACK)
-        env = {"S1_USERS": users_file, "S1_ITEMS": items_file, "S1_KEY": key}
+        users, items, keys, env, scripts = serving_fixture(args, tmp, store, "ab", ("feedback", WRK_FEEDBACK))
+        get_script, feedback_script = scripts["get"], scripts["feedback"]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen([args.persona, "serve", "--store", store, "--models", models, "--api-keys", keys,
