@@ -127,7 +127,10 @@ Command add_experiment(CLI::App& app, Common& common) {
   auto* promote = sub->add_subcommand("promote", "Stop it and make a variant's model the recommender");
   promote->add_option("name", a->name, "The experiment")->required();
   promote->add_option("variant", a->variant, "The variant whose model wins")->required();
-  for (auto* s : {create, list, report, stop, promote}) add_common_options(s, *a);
+  for (auto* s : {create, list, report, stop, promote}) {
+    s->fallthrough();  // --json and --quiet belong to `experiment`
+    add_common_options(s, *a);
+  }
   return {sub, [=, &common]() -> int {
             auto store = open_existing_store(store_path_from(a->store, a->config));
             const std::string models = demand::models_dir_from(a->models);

@@ -19,6 +19,7 @@
 #include "persona/recommend/recommend_model.h"
 #include "persona/server/server.h"
 #include "persona/store/store.h"
+#include "support/pg_server.h"
 #include "support/test_support.h"
 
 #include <httplib.h>  // after the persona headers (its <resolv.h> defines _res, which Eigen uses)
@@ -65,12 +66,12 @@ TwoModelShop& two_model_shop() {
 }
 
 struct Served {
-  explicit Served(const TwoModelShop& shop) {
+  explicit Served(const TwoModelShop& shop, const std::string& store = "", const std::string& models = "") {
     ServerOptions o;
     o.port = 0;
-    o.store_path = shop.store;
+    o.store_path = store.empty() ? shop.store : store;
     o.config_path = shop.config;
-    o.models_dir = shop.models;
+    o.models_dir = models.empty() ? shop.models : models;
     o.require_keys = false;
     o.rate_per_s = 1e6;  // the simulation is one caller sending thousands of requests
     o.burst = 1e6;
@@ -259,6 +260,44 @@ TEST(Experiments, AssistantSettingsCanBeVariants) {
   }
   // The recommender experiment still runs.
   EXPECT_EQ(nlohmann::json::parse(c.Get("/v1/users/U000001/recommendations")->body)["experiment"], "lists");
+}
+
+// Two servers of one PostgreSQL store, each with a model directory of its own: an experiment
+// started on one is served by the other within seconds (the variants' models through the store),
+// with the same user in the same variant; feedback sent to either is in the report of both.
+TEST(Experiments, EveryServerOfAPostgresStoreServesTheSameSplit) {
+  PERSONA_NEED_PG(pg);
+  auto& shop = two_model_shop();
+  const std::string url = pg->url(pg->create_database());
+  test::TempDir dir;
+  const std::string models_a = dir.file("models-a"), models_b = dir.file("models-b");
+  ASSERT_EQ(run_persona({"ingest", "--config", shop.config, "--store", url, "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"train", "recommend", "--store", url, "--models", models_a, "--method", "item-knn", "-q"}).exit_code, 0);
+  ASSERT_EQ(run_persona({"train", "recommend", "--store", url, "--models", models_a, "--method", "popularity", "--out",
+                         models_a + "/popularity.model", "-q"})
+                .exit_code,
+            0);
+  Served a(shop, url, models_a), b(shop, url, models_b);
+  auto ca = a.client(), cb = b.client();
+  post(ca, "/v1/experiments", {{"name", "shared"}, {"variants", {{"a", "popularity.model"}, {"b", "current"}}}}, 201);
+  nlohmann::json from_b;
+  for (int i = 0; i < 100; ++i) {
+    from_b = nlohmann::json::parse(cb.Get("/v1/users/U000003/recommendations")->body);
+    if (from_b.contains("experiment")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(from_b["experiment"], "shared") << "the other server did not pick the experiment up in 10 s";
+  for (int u = 1; u <= 20; ++u) {
+    const std::string path = fmt::format("/v1/users/U{:06d}/recommendations", u);
+    const auto ja = nlohmann::json::parse(ca.Get(path)->body), jb = nlohmann::json::parse(cb.Get(path)->body);
+    EXPECT_EQ(ja["variant"], jb["variant"]);
+    EXPECT_EQ(ja["model"], jb["model"]) << "the same variant's model on both servers";
+    EXPECT_EQ(ja["recommendations"], jb["recommendations"]);
+  }
+  post(cb, "/v1/feedback", nlohmann::json::array({{{"request_id", "x1"}, {"user", "U000003"}, {"item", "P00001"}, {"kind", "impression"}}}),
+       200);
+  const auto report = nlohmann::json::parse(ca.Get("/v1/experiments/shared/report")->body);
+  EXPECT_EQ(report["variants"][0]["impressions"].get<double>() + report["variants"][1]["impressions"].get<double>(), 1);
 }
 
 // The A/A check over many seeded runs, on the shop's own users, model and tastes: the real
