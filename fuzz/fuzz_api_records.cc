@@ -1,4 +1,5 @@
-// Any bytes as the body of an ingest request (/v1/events, /v1/users, /v1/items, /v1/texts):
+// Any bytes as the body of an ingest request (/v1/events, /v1/users, /v1/items, /v1/texts) and
+// of feedback (/v1/feedback):
 // streamed as a JSON array, one object or JSON Lines, then decoded per entity. A body that is
 // none of these, nests deeper than 64 levels or holds too many records is refused (400/413);
 // otherwise every record is either accepted or rejected with its index and a bounded reason,
@@ -51,5 +52,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& r : d.batch.rejects)
       if (r.raw.size() > 4096 + 3) std::abort();  // an excerpt, bounded after redaction too
   }
+  // Feedback: every record stored or named, the names bounded, what is kept valid as stored.
+  const auto f = persona::server::decode_feedback(body, 1000, {}, 1764590400);
+  if (f.records != records || f.rows.size() + f.errors.size() != records) std::abort();
+  for (const auto& e : f.errors)
+    if (e.index >= records || e.reason.empty() || e.value.size() > 200) std::abort();
+  for (const auto& row : f.rows)
+    if (row.request_id.empty() || row.request_id.size() > 64 || row.user.empty() || row.item.empty() ||
+        !persona::is_feedback_kind(row.kind) || row.position < -1 || !(row.value >= 0))
+      std::abort();
   return 0;
 }
