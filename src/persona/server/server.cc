@@ -1498,9 +1498,8 @@ Reply Server::Impl::end_experiment(const httplib::Request& req, const std::strin
     } else {
       ended = experiment::stop_experiment(*s, name);
     }
-    refresh_experiments(*s);
+    refresh_experiments(*s);  // a promoted model is swapped in there
   }
-  if (promote && recommender) swap_in_recommender();
   audit(caller, promote ? "experiments.promote" : "experiments.stop", {{"experiment", name}, {"variant", variant}});
   return json_reply(ended.to_json());
 }
