@@ -1,6 +1,7 @@
 #include "persona/experiment/stats.h"
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -43,6 +44,7 @@ TEST(SequentialTest, AnAaTestLookedAtDailyKeepsItsFalsePositiveRate) {
     naive += naive_hit;
   }
   const double fp = static_cast<double>(sequential) / runs, naive_fp = static_cast<double>(naive) / runs;
+  std::printf("A/A over %d runs of 30 daily looks: sequential %.3f, naive z-test %.3f\n", runs, fp, naive_fp);
   // The nominal level with room for chance (300 runs: one standard error is 1.3 points).
   EXPECT_LE(fp, 0.05 + 3 * std::sqrt(0.05 * 0.95 / runs)) << fp;
   EXPECT_GT(naive_fp, 0.12) << "a naive daily test should overshoot: " << naive_fp;
