@@ -71,7 +71,8 @@ ApiKeyStore::ApiKeyStore(std::string path, Argon2Cost cost) : ApiKeyStore(std::m
 
 ApiKeyStore::ApiKeyStore(std::unique_ptr<KeyStorage> storage, Argon2Cost cost) : storage_(std::move(storage)), cost_(cost) {
   sodium_ready();
-  crypto_generichash_keygen(cache_key_);
+  static_assert(sizeof cache_key_ == crypto_shorthash_siphashx24_KEYBYTES);
+  randombytes_buf(cache_key_, sizeof cache_key_);
 }
 
 // The key file's identity now: every save renames a new file over the old one, so the inode
@@ -218,25 +219,37 @@ std::string api_key_id(std::string_view presented) {
   return std::string(presented.substr(3, sep - 3));
 }
 
-std::string ApiKeyStore::cache_tag(std::string_view presented) const {
-  unsigned char tag[32];
-  crypto_generichash(tag, sizeof tag, reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), cache_key_,
-                     sizeof cache_key_);
-  return std::string(reinterpret_cast<const char*>(tag), sizeof tag);
+ApiKeyStore::Tag ApiKeyStore::cache_tag(std::string_view presented) const {
+  Tag tag;
+  static_assert(sizeof tag == crypto_shorthash_siphashx24_BYTES);
+  crypto_shorthash_siphashx24(tag.data(), reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), cache_key_);
+  return tag;
 }
 
 std::optional<ApiKey> ApiKeyStore::authenticate_cached(std::string_view presented) const {
+  return from_memory(presented, true);
+}
+
+std::optional<ApiKey> ApiKeyStore::from_memory(std::string_view presented, bool may_reuse_check) const {
   const std::string id = api_key_id(presented);
   if (id.empty()) return std::nullopt;
-  const std::string tag = cache_tag(presented);
+  const Tag tag = cache_tag(presented);
   // The hot path, on every request of a busy server: a key verified before, the file unchanged
-  // (checked by stat outside any lock). Only a shared lock: no convoy of request threads.
-  const auto version = storage_->version();
+  // (checked by stat outside any lock). Only a shared lock: no convoy of request threads. The
+  // stat was a twentieth of a cached answer's CPU time: a check that found the file unchanged
+  // less than kRecheckAfter ago stands for the requests that follow it.
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const bool recent = may_reuse_check && now - unchanged_at_.load(std::memory_order_relaxed) <
+                                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(kRecheckAfter).count();
+  const auto version = recent ? std::array<int64_t, 4>{} : storage_->version();
   std::shared_lock read(mutex_);
-  if (version == cached_version_ && version != std::array<int64_t, 4>{})
-    if (const auto v = verified_.find(tag); v != verified_.end() && v->second == id)
-      for (const auto& k : cached_)
-        if (k.id == id && !k.revoked) return k;
+  if (!recent) {
+    if (version != cached_version_ || version == std::array<int64_t, 4>{}) return std::nullopt;
+    unchanged_at_.store(now, std::memory_order_relaxed);
+  }
+  if (const auto v = verified_.find(tag); v != verified_.end() && v->second == id)
+    for (const auto& k : cached_)
+      if (k.id == id && !k.revoked) return k;
   return std::nullopt;
 }
 
@@ -244,8 +257,8 @@ std::optional<ApiKey> ApiKeyStore::authenticate(std::string_view presented) cons
   // pk_<id>_<secret>: the id finds the record; the whole string is checked against its hash.
   const std::string id = api_key_id(presented);
   if (id.empty()) return std::nullopt;
-  if (auto known = authenticate_cached(presented)) return known;
-  const std::string tag = cache_tag(presented);
+  if (auto known = from_memory(presented, false)) return known;
+  const Tag tag = cache_tag(presented);
   const auto now = std::chrono::steady_clock::now();
   std::optional<ApiKey> record;
   {

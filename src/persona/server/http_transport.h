@@ -1,5 +1,5 @@
 #pragma once
-// The server's HTTP/1.1 transport on Boost.Beast and Asio (Debian's libboost-dev): a few event
+// The server's HTTP/1.1 transport on Asio and Beast's parser (Debian's libboost-dev): a few event
 // loops (one per core) read and write every connection, with keep-alive, HTTPS (OpenSSL) when a
 // certificate is given, body and header limits, read and write timeouts, and `Expect:
 // 100-continue`. Quick answers (a cached recommendation) are computed on the loop; the others
@@ -8,6 +8,14 @@
 // Why not cpp-httplib, which the server used first: it gives every keep-alive connection a thread
 // of its own, so 64 busy connections were 64 runnable threads on 2 cores and a request's latency
 // tail was the scheduler's (S1: p99 1.97x nginx's). Event loops are how nginx serves the same load.
+//
+// Why each loop has an io_context of its own, and answers are written by hand: the first version
+// shared one io_context between the loops, with a strand per connection, a timer set and
+// cancelled around every read and write, and Beast's message serializer. Profiled on S1, that
+// machinery cost about 19 us of CPU per request, four times nginx's whole answer
+// (docs/benchmarks.md, S1). A loop now owns its connections outright (as nginx's workers do), a
+// sweep twice a second enforces the timeouts, and an answer's head is a few appends to a buffer
+// the connection keeps.
 //
 // Requests and answers are cpp-httplib's plain structs (httplib::Request / Response), so the
 // server's handlers do not depend on the transport.
