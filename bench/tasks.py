@@ -753,8 +753,9 @@ def cpu_model():
 
 
 def median_run(runs):
-    """The run with the median requests/s of several (the lower middle one of an even number)."""
-    return sorted(runs, key=lambda m: m["rps"])[(len(runs) - 1) // 2]
+    """Each metric's median over several runs (for an even number, the mean of the middle two)."""
+    import statistics
+    return {k: statistics.median(m[k] for m in runs) for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}
 
 
 def rss_of(pid, field="VmRSS"):
@@ -1095,6 +1096,7 @@ def s1(args):
             "rps_vs_nginx_beside_cpu_bound_job": round(persona_busy["rps"] / ref_busy["rps"], 3),
             "beside_cpu_bound_job_at_least_0_5": persona_busy["rps"] >= 0.5 * ref_busy["rps"],
             "p99_vs_nginx_beside_cpu_bound_job": round(persona_busy["p99_ms"] / ref_busy["p99_ms"], 3),
+            "medians_of_rounds": args.rounds, "rps": persona["rps"], "nginx_rps": ref["rps"], "p99_ms": persona["p99_ms"], "nginx_p99_ms": ref["p99_ms"],
             "cpu_us_per_request": persona["cpu_us_per_request"], "nginx_cpu_us_per_request": ref["cpu_us_per_request"],
             "cpu_per_request_vs_nginx": round(persona["cpu_us_per_request"] / ref["cpu_us_per_request"], 3),
             "errors": sum(m["errors"] for runs in (quiet, busy) for m in runs["persona"]),
@@ -1959,7 +1961,7 @@ def main():
     parser.add_argument("--data", default=None)
     parser.add_argument("--repeats", type=int, default=3, help="runs per system; the median wall time is reported")
     parser.add_argument("--duration", type=int, default=30, help="S1: seconds of each wrk run")
-    parser.add_argument("--rounds", type=int, default=2, help="S1: alternating runs of Persona and nginx, quiet and beside a CPU-bound job")
+    parser.add_argument("--rounds", type=int, default=3, help="S1: alternating runs of Persona and nginx, quiet and beside a CPU-bound job")
     parser.add_argument("--soak", type=int, default=0, help="S1: seconds of Persona's main run, memory sampled (300: the 5-minute soak)")
     parser.add_argument("--text-budget", type=int, default=60,
                         help="seconds of hyperparameter search for Persona and for fastText's autotune (text tasks)")
