@@ -175,8 +175,8 @@ class Connection {
   virtual void start() = 0;
   // Closes it when its deadline has passed.
   virtual void sweep(Clock::time_point now) = 0;
-  // Closes it unless a request is being answered (force: even then).
-  virtual void close_unless_busy(bool force) = 0;
+  // Closes it unless a request is being answered (for stop()).
+  virtual void close_unless_busy() = 0;
   virtual void close_socket() = 0;
 };
 
@@ -296,8 +296,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
   void sweep(Clock::time_point now) override {
     if (phase_ != Phase::computing && phase_ != Phase::closed && now > deadline_) close_socket();
   }
-  void close_unless_busy(bool force) override {
-    if (force || phase_ == Phase::reading || phase_ == Phase::closing) close_socket();
+  void close_unless_busy() override {
+    if (phase_ == Phase::reading || phase_ == Phase::closing) close_socket();
   }
 
  private:
@@ -592,7 +592,7 @@ void HttpTransport::Impl::sweep(EventLoop& loop) {
   const auto now = Clock::now();
   for (auto& c : loop.connections()) {
     c->sweep(now);
-    if (stopping) c->close_unless_busy(false);
+    if (stopping) c->close_unless_busy();
   }
   if (stopping && loop.empty()) return;
   loop.sweep_timer.expires_after(stopping ? kSweepWhileStopping : kSweepEvery);
@@ -653,7 +653,7 @@ void HttpTransport::stop() {
   // 20 ms, ends each loop once its last connection has gone.
   for (auto& loop : impl_->loops)
     net::post(loop->ioc, [l = loop.get()] {
-      for (auto& c : l->connections()) c->close_unless_busy(false);
+      for (auto& c : l->connections()) c->close_unless_busy();
       l->sweep_timer.cancel();  // the next sweep now
     });
 }

@@ -587,6 +587,7 @@ struct Route {
 // Whether `path` has the route's segments; the first parameter's segment goes to `param`. (Was
 // a std::regex per route, tried in turn: a tenth of a cached answer's CPU time.)
 bool route_matches(const std::vector<std::string>& segments, std::string_view path, std::string& param) {
+  param.clear();  // not a parameter of a route tried before
   if (path.empty() || path[0] != '/') return false;
   path.remove_prefix(1);
   bool first_param = true;
